@@ -1,0 +1,53 @@
+/**
+ * Operator-tunable defaults. Every default lies inside its limit; the relationships are
+ * asserted below at module load, each with its reason.
+ */
+import { assert } from '../common/assert.js';
+import { GiB, KiB, MiB } from '../common/units.js';
+import { limits } from './limits.js';
+
+export const defaults = {
+  /** Roll the active segment once it would exceed this (Kafka: segment.bytes). */
+  segmentBytes: 1 * GiB,
+  /** Roll the active segment when its first batch is older than this (Kafka: segment.ms, 7 days). */
+  segmentMs: 7 * 24 * 3_600_000,
+  /** Delete whole segments whose newest record is older than this (Kafka: retention.ms, 7 days). */
+  retentionMs: 7 * 24 * 3_600_000,
+  /** Delete oldest segments while the partition exceeds this; -1 = no size limit (Kafka's default). */
+  retentionBytes: -1,
+  /** Bytes of log between two sparse index entries (Kafka: index.interval.bytes). */
+  indexIntervalBytes: 4 * KiB,
+  /** Largest batch a producer may send (Kafka: max.message.bytes). */
+  maxMessageBytes: 4 * MiB,
+  /**
+   * When appended bytes are fdatasync'ed. `interval:1000` bounds what a power loss can take to
+   * about one second of acknowledged records on a single node with no replicas; a process crash
+   * loses nothing (the bytes are in the page cache). See storage/flush-policy.ts.
+   */
+  flush: 'interval:1000',
+  /** Segment log files kept open at once across all partitions of a broker. */
+  openSegmentFilesMax: 1024,
+  /** Memory for loaded indexes of sealed segments, across all partitions. */
+  indexCacheBytesMax: 64 * MiB,
+  /** Partition logs kept open at once; the least recently used idle ones are closed. */
+  openPartitionsMax: 2048,
+  /** A partition with no append or read for this long is closed (cleanly) to free its memory. */
+  partitionIdleMs: 10 * 60_000,
+  /** How often retention runs over open partitions. */
+  retentionCheckIntervalMs: 5 * 60_000,
+} as const;
+
+assert(defaults.segmentBytes <= limits.segmentBytesMax, 'segment.bytes default must fit 32-bit index positions');
+assert(defaults.segmentBytes >= limits.segmentBytesMin, 'segment.bytes default must be above its floor');
+assert(
+  limits.segmentBytesMax + limits.batchBytesMax <= limits.segmentPositionMax,
+  'a full segment plus one largest batch must still have u32 positions, so rolling on size suffices',
+);
+assert(defaults.indexIntervalBytes < defaults.segmentBytes, 'the index interval must be smaller than a segment');
+assert(defaults.indexIntervalBytes >= limits.indexIntervalBytesMin, 'the index interval must be above its floor');
+assert(defaults.maxMessageBytes <= limits.batchBytesMax, 'max.message.bytes default must be within the batch limit');
+assert(limits.readBytesMax >= limits.batchBytesMax, 'a read must be able to return the largest batch whole');
+assert(
+  limits.pendingAppendBytesPerPartitionMax >= limits.batchBytesMax,
+  'one largest batch must fit in the append queue, or it could never be appended',
+);

@@ -1,0 +1,48 @@
+/**
+ * Hard ceilings the code relies on for correctness and bounded memory. Operators cannot raise
+ * them. Each says why it exists and what happens when it is hit. Relationships between them
+ * and the defaults are checked once, at module load, at the bottom of defaults.ts.
+ */
+import { GiB, KiB, MiB } from '../common/units.js';
+
+export const limits = {
+  /**
+   * Largest `segment.bytes`. Index entries store a u32 file position; keeping segments below
+   * 2^31 leaves room for one oversize batch at the end. Hit: the topic config is rejected.
+   */
+  segmentBytesMax: 2 * GiB - 1,
+  /** Smallest `segment.bytes`: below this a segment holds too few batches to be worth a file. */
+  segmentBytesMin: 1 * KiB,
+  /**
+   * Largest file position an index entry can hold (u32). Hit: the segment rolls before the
+   * batch that would start beyond it.
+   */
+  segmentPositionMax: 0xffff_ffff,
+  /**
+   * Largest offset − baseOffset inside one segment (u32 in the offset index). Hit: the segment
+   * rolls before the batch whose last offset would exceed it.
+   */
+  relativeOffsetMax: 0xffff_ffff,
+  /**
+   * Largest record batch accepted (`max.message.bytes` cannot be set above it). Bounds the
+   * memory one append or one read of a single batch may take. Hit: BATCH_TOO_LARGE.
+   */
+  batchBytesMax: 64 * MiB,
+  /** Largest read of one partition in one call. Hit: the read is cut at a batch boundary. */
+  readBytesMax: 64 * MiB,
+  /**
+   * Appends queued on one partition waiting for the writer. Bounds memory held by batches
+   * not yet written. Hit: LIMIT_REACHED (retriable), nothing written.
+   */
+  pendingAppendsPerPartitionMax: 10_000,
+  /** Bytes queued on one partition waiting for the writer. Hit: LIMIT_REACHED. */
+  pendingAppendBytesPerPartitionMax: 256 * MiB,
+  /** Longest topic name (Kafka's limit; leaves room for `-<partition>` in a 255-byte file name). */
+  topicNameLengthMax: 249,
+  /** Partitions in one topic. Hit: the create or alter is rejected. */
+  partitionsPerTopicMax: 10_000,
+  /** Smallest index interval: an entry per batch at most every 64 bytes keeps indexes small. */
+  indexIntervalBytesMin: 64,
+  /** Largest offset a partition may reach: offsets are JS numbers, checked to stay safe. */
+  offsetMax: Number.MAX_SAFE_INTEGER,
+} as const;

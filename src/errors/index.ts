@@ -1,0 +1,59 @@
+/**
+ * The error catalog shared by broker code and the client: the `BrokerError` base class, every
+ * reason string, and whether a reason is retriable. It imports nothing else.
+ *
+ * Reasons are added and retired, never renamed or reused. A `BrokerError` never carries a
+ * numeric `code` property: grpc-js would put that number on the wire as the status code.
+ */
+
+/** Every reason, with whether a client may retry the same request unchanged. */
+export const REASONS = {
+  INVALID_REQUEST: { retriable: false },
+  INVALID_TOPIC_NAME: { retriable: false },
+  CORRUPT_MESSAGE: { retriable: false },
+  UNSUPPORTED_COMPRESSION: { retriable: false },
+  RECORD_TOO_LARGE: { retriable: false },
+  BATCH_TOO_LARGE: { retriable: false },
+  TOPIC_NOT_FOUND: { retriable: false },
+  PARTITION_NOT_FOUND: { retriable: false },
+  OFFSET_OUT_OF_RANGE: { retriable: false },
+  PARTITION_OFFLINE: { retriable: true },
+  SHUTTING_DOWN: { retriable: true },
+  DISK_FULL: { retriable: true },
+  STORAGE_ERROR: { retriable: true },
+  LIMIT_REACHED: { retriable: true },
+  CORRUPT_DATA: { retriable: false },
+} as const satisfies Record<string, { retriable: boolean }>;
+
+export type Reason = keyof typeof REASONS;
+
+export interface BrokerErrorFields {
+  topic?: string;
+  partition?: number;
+  /** Further structured detail a caller may act on (offsets, limits, file positions). */
+  details?: Record<string, string | number | boolean>;
+  cause?: unknown;
+}
+
+/** The one base class of every expected domain failure. */
+export class BrokerError extends Error {
+  readonly reason: Reason;
+  readonly retriable: boolean;
+  readonly topic: string | undefined;
+  readonly partition: number | undefined;
+  readonly details: Readonly<Record<string, string | number | boolean>>;
+
+  constructor(reason: Reason, message: string, fields: BrokerErrorFields = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = 'BrokerError';
+    this.reason = reason;
+    this.retriable = REASONS[reason].retriable;
+    this.topic = fields.topic;
+    this.partition = fields.partition;
+    this.details = Object.freeze({ ...(fields.details ?? {}) });
+  }
+}
+
+export function isBrokerError(error: unknown, reason?: Reason): error is BrokerError {
+  return error instanceof BrokerError && (reason === undefined || error.reason === reason);
+}

@@ -1,0 +1,16 @@
+/**
+ * The wire contract shared by server and client: record batch v2 codec, CRC-32C, varints,
+ * murmur2. No I/O.
+ *
+ * Nothing here holds mutable state: every export is a pure function of its arguments, except
+ * the in-place writers (`setBatchBaseOffset`, `setBatchLeaderEpoch`, `writeVarint`, …), which
+ * change only the buffer they are given. The client imports this folder, so it must stay free
+ * of broker code.
+ */
+export * from './batch-header.js';
+export * from './crc32c.js';
+export * from './int64.js';
+export * from './varint.js';
+export * from './compression.js';
+export * from './record-batch.js';
+export * from './murmur2.js';

@@ -1,0 +1,141 @@
+/**
+ * Random record lists through encode → decode, compared with the input as the model: every
+ * record must come back with the same key, value, headers and timestamp, in order, at offset
+ * baseOffset + index, and every encoded batch must pass the broker's produce validation.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { tryReadBatchHeader, validateBatchOrThrow } from './batch-header.js';
+import { decodeBatch, decodeBatches, encodeBatch, type LogRecord } from './record-batch.js';
+
+const bytesOrNull = fc.option(
+  fc.oneof(
+    fc.constant(Buffer.alloc(0)),
+    fc.uint8Array({ maxLength: 300 }).map((array) => Buffer.from(array)),
+  ),
+  { nil: null, freq: 4 },
+);
+
+const headerArbitrary = fc.record({
+  key: fc.oneof(fc.string({ unit: 'binary', maxLength: 20 }), fc.string({ unit: 'grapheme', maxLength: 10 })),
+  value: bytesOrNull,
+});
+
+/** Timestamps near now with small jitter either way, plus far-apart values that need long varlongs. */
+const timestampArbitrary = fc.oneof(
+  fc.integer({ min: 1_700_000_000_000 - 10_000, max: 1_700_000_000_000 + 10_000 }),
+  fc.integer({ min: -(2 ** 50), max: 2 ** 50 }),
+  fc.constant(-1),
+);
+
+const recordArbitrary: fc.Arbitrary<LogRecord> = fc.record({
+  key: bytesOrNull,
+  value: bytesOrNull,
+  headers: fc.array(headerArbitrary, { maxLength: 4 }),
+  timestamp: timestampArbitrary,
+});
+
+const recordsArbitrary = fc.array(recordArbitrary, { minLength: 1, maxLength: 40 });
+const compressionArbitrary = fc.constantFrom('none' as const, 'gzip' as const);
+
+function plain(records: readonly LogRecord[]): unknown[] {
+  return records.map((record) => ({
+    key: record.key?.toString('hex') ?? null,
+    value: record.value?.toString('hex') ?? null,
+    headers: record.headers.map((header) => ({ key: header.key, value: header.value?.toString('hex') ?? null })),
+    timestamp: record.timestamp,
+  }));
+}
+
+describe('record batch round trip (property)', () => {
+  it('decodes exactly the records it encoded, with or without gzip', () => {
+    fc.assert(
+      fc.property(
+        recordsArbitrary,
+        compressionArbitrary,
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        (records, compression, baseOffset) => {
+          const bytes = encodeBatch({ records, compression, baseOffset });
+          const header = validateBatchOrThrow(bytes, { batchBytesMax: bytes.length });
+          expect(header.recordCount).toBe(records.length);
+          expect(header.baseTimestamp).toBe(records[0]!.timestamp);
+          expect(header.maxTimestamp).toBe(Math.max(...records.map((record) => record.timestamp)));
+
+          const decoded = decodeBatch(bytes);
+          expect(plain(decoded.records)).toEqual(plain(records));
+          expect(decoded.records.map((record) => record.offset)).toEqual(records.map((_, index) => baseOffset + index));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('decodes back-to-back batches in order and ignores a partial last one', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(recordsArbitrary, compressionArbitrary), { minLength: 1, maxLength: 4 }),
+        fc.nat(),
+        (batches, cutSeed) => {
+          let baseOffset = 0;
+          const encoded = batches.map(([records, compression]) => {
+            const bytes = encodeBatch({ records, compression, baseOffset });
+            baseOffset += records.length;
+            return bytes;
+          });
+          const last = encoded[encoded.length - 1]!;
+          const cut = cutSeed % last.length; // strictly shorter than the last batch
+          const bytes = Buffer.concat([...encoded.slice(0, -1), last.subarray(0, cut)]);
+
+          const expected = batches.slice(0, -1).flatMap(([records]) => records);
+          const decoded = decodeBatches(bytes);
+          expect(plain(decoded)).toEqual(plain(expected));
+          expect(decoded.map((record) => record.offset)).toEqual(expected.map((_, index) => index));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+/** Deterministic filler so 1 MiB values cost no generator time (xorshift32). */
+function pseudoRandomBytes(seed: number, sizeBytes: number): Buffer {
+  const bytes = Buffer.allocUnsafe(sizeBytes);
+  let state = seed | 1;
+  for (let index = 0; index < sizeBytes; index++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    bytes[index] = state & 0xff;
+  }
+  return bytes;
+}
+
+describe('record batch round trip with 1 MiB values (property)', () => {
+  it('keeps every byte of large values, with or without gzip', () => {
+    fc.assert(
+      fc.property(
+        fc.integer(),
+        fc.integer({ min: 1, max: 3 }),
+        compressionArbitrary,
+        fc.boolean(),
+        (seed, recordCount, compression, isCompressible) => {
+          const records: LogRecord[] = Array.from({ length: recordCount }, (_, index) => ({
+            key: Buffer.from(`large-${index}`),
+            value: isCompressible ? Buffer.alloc(1024 * 1024, index) : pseudoRandomBytes(seed + index, 1024 * 1024),
+            headers: [{ key: 'index', value: Buffer.from(String(index)) }],
+            timestamp: 1_700_000_000_000 + index,
+          }));
+          const bytes = encodeBatch({ records, compression });
+          expect(tryReadBatchHeader(bytes)?.sizeBytes).toBe(bytes.length);
+          const decoded = decodeBatch(bytes, 0, { decompressedBytesMax: 4 * 1024 * 1024 });
+          expect(decoded.records).toHaveLength(recordCount);
+          decoded.records.forEach((record, index) => {
+            expect(record.value?.equals(records[index]!.value!)).toBe(true);
+            expect(record.key?.toString()).toBe(`large-${index}`);
+          });
+        },
+      ),
+      { numRuns: 5 },
+    );
+  });
+});

@@ -1,0 +1,493 @@
+/**
+ * Encoding and decoding whole record batches, magic 2 (Kafka's layout, unchanged; see
+ * batch-header.ts for the 61-byte header table and ../shared/RECORD_BATCH.md). Producers encode,
+ * consumers decode; the broker only reads headers and never calls this on its hot path.
+ *
+ * One record, inside the records section (compressed as one stream when attribute bits 0–2
+ * are set):
+ *
+ * | field          | encoding                                                 |
+ * |----------------|----------------------------------------------------------|
+ * | length         | varint: bytes of the rest of this record                 |
+ * | attributes     | int8, unused (0)                                         |
+ * | timestampDelta | varlong, relative to baseTimestamp (may be negative)     |
+ * | offsetDelta    | varint, relative to baseOffset                           |
+ * | keyLength, key | varint (−1 = null), bytes                                |
+ * | valueLength, value | varint (−1 = null, a tombstone), bytes               |
+ * | headerCount    | varint                                                   |
+ * | each header    | keyLength varint, key UTF-8, valueLength varint (−1 = null), value bytes |
+ *
+ * Invariants kept here:
+ * - An encoded batch holds at least one record, offsetDelta i for the i-th record,
+ *   lastOffsetDelta = count − 1, baseTimestamp = the first record's timestamp (as Kafka's
+ *   MemoryRecordsBuilder does), maxTimestamp = the largest timestamp, and a CRC-32C over bytes
+ *   21 … end, so `validateBatchOrThrow` accepts it (record-batch.test.ts).
+ * - Decoding trusts nothing: magic, CRC, each record's length field, every varint, the record
+ *   count and the decompressed size are checked, and any mismatch is CORRUPT_MESSAGE (or
+ *   RECORD_TOO_LARGE for a section that inflates past its limit).
+ *
+ * Not done here: no I/O, no batching policy (which records go together is the producer's
+ * choice), no per-record size limit beyond what the format can express.
+ */
+import { assert } from '../common/index.js';
+import { BrokerError } from '../errors/index.js';
+import {
+  BATCH_CRC_START,
+  BATCH_HEADER_BYTES,
+  BATCH_LOG_OVERHEAD_BYTES,
+  BATCH_MAGIC,
+  BatchField,
+  COMPRESSION_MASK,
+  CONTROL_BIT,
+  TIMESTAMP_TYPE_BIT,
+  TRANSACTIONAL_BIT,
+  isBatchCrcValid,
+  tryReadBatchHeader,
+  type BatchHeader,
+} from './batch-header.js';
+import {
+  CompressionCodec,
+  compressRecords,
+  compressionNameOf,
+  decompressRecords,
+  ensureCompressionSupportedOrThrow,
+  type CompressionName,
+} from './compression.js';
+import { crc32c } from './crc32c.js';
+import { writeInt64 } from './int64.js';
+import {
+  readVarint,
+  readVarlong,
+  varintSizeBytes,
+  varlongSizeBytes,
+  writeVarint,
+  writeVarlong,
+  type ReadCursor,
+} from './varint.js';
+
+export interface RecordHeader {
+  key: string;
+  value: Buffer | null;
+}
+
+/** One record as a producer hands it over. Named to stay clear of TypeScript's `Record`. */
+export interface LogRecord {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: RecordHeader[];
+  /** Milliseconds since the Unix epoch (create time or log-append time, per the batch). */
+  timestamp: number;
+}
+
+/** A record read back from a batch, with its offset in the partition. */
+export interface DecodedRecord extends LogRecord {
+  offset: number;
+}
+
+export type TimestampType = 'create' | 'log-append';
+
+export interface EncodeBatchOptions {
+  records: readonly LogRecord[];
+  compression?: CompressionName;
+  /** The producer sends 0; the partition leader writes the real value in place. */
+  baseOffset?: number;
+  partitionLeaderEpoch?: number;
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+  timestampType?: TimestampType;
+  isTransactional?: boolean;
+}
+
+/** Attribute bits of a batch, spelled out. */
+export interface BatchAttributes {
+  compression: CompressionName;
+  timestampType: TimestampType;
+  isTransactional: boolean;
+  isControl: boolean;
+}
+
+export interface DecodeBatchOptions {
+  /**
+   * Largest records section accepted after decompression, in bytes; bounds the memory a gzip
+   * bomb can take. Defaults to `DECOMPRESSED_BYTES_MAX_DEFAULT`.
+   */
+  decompressedBytesMax?: number;
+}
+
+export interface DecodedBatch {
+  header: BatchHeader;
+  records: DecodedRecord[];
+}
+
+/**
+ * Default bound on one decompressed records section when the caller passes none: 64 MiB, far
+ * above Kafka's default 1 MiB batch and a bounded cost per decoded batch. Callers that know
+ * their batch limit should pass it instead.
+ */
+export const DECOMPRESSED_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+/** The largest records section whose batch still fits the int32 `batchLength` field. */
+const RECORDS_BYTES_MAX = 0x7fff_ffff - (BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES);
+/** attributes, timestampDelta, offsetDelta, keyLength, valueLength, headerCount: 1 byte each at least. */
+const RECORD_BODY_BYTES_MIN = 6;
+/** The body plus its own 1-byte length. */
+const RECORD_BYTES_MIN = RECORD_BODY_BYTES_MIN + 1;
+const INT16_MIN = -0x8000;
+const INT16_MAX = 0x7fff;
+const INT32_MIN = -0x8000_0000;
+const INT32_MAX = 0x7fff_ffff;
+
+/** Attribute bits spelled out. Throws CORRUPT_MESSAGE for compression ids 5–7. */
+export function readBatchAttributes(attributes: number): BatchAttributes {
+  return {
+    compression: compressionNameOf(attributes & COMPRESSION_MASK),
+    timestampType: (attributes & TIMESTAMP_TYPE_BIT) === 0 ? 'create' : 'log-append',
+    isTransactional: (attributes & TRANSACTIONAL_BIT) !== 0,
+    isControl: (attributes & CONTROL_BIT) !== 0,
+  };
+}
+
+/**
+ * Encodes `records` as exactly one batch in the v2 layout, CRC filled in.
+ *
+ * Sizes are computed first and the records written into one preallocated buffer, so encoding
+ * costs one allocation per batch (two when compressed) rather than one per field.
+ *
+ * Throws `BrokerError`: INVALID_REQUEST for an empty record list, a timestamp that is not a safe
+ * integer, or a header field out of its range; UNSUPPORTED_COMPRESSION for snappy, lz4 and zstd;
+ * RECORD_TOO_LARGE when the batch would not fit the int32 length field.
+ */
+export function encodeBatch(options: EncodeBatchOptions): Buffer {
+  const { records } = options;
+  const firstRecord = records[0];
+  if (firstRecord === undefined) {
+    throw new BrokerError('INVALID_REQUEST', 'a record batch needs at least one record');
+  }
+  const compression = options.compression ?? 'none';
+  ensureCompressionSupportedOrThrow(compression);
+  encodeBatchCheckFields(options);
+
+  const baseTimestamp = firstRecord.timestamp;
+  const layout = encodeBatchMeasure(records, baseTimestamp);
+  const uncompressed = Buffer.allocUnsafe(BATCH_HEADER_BYTES + layout.recordsSizeBytes);
+  let position = BATCH_HEADER_BYTES;
+  let headerKeyIndex = 0;
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index]!;
+    position = writeVarint(uncompressed, layout.bodySizes[index]!, position);
+    uncompressed[position++] = 0; // record attributes, unused
+    position = writeVarlong(uncompressed, record.timestamp - baseTimestamp, position);
+    position = writeVarint(uncompressed, index, position);
+    position = encodeBatchBytesField(uncompressed, record.key, position);
+    position = encodeBatchBytesField(uncompressed, record.value, position);
+    position = writeVarint(uncompressed, record.headers.length, position);
+    for (const header of record.headers) {
+      const keySizeBytes = layout.headerKeySizes[headerKeyIndex++]!;
+      position = writeVarint(uncompressed, keySizeBytes, position);
+      position += uncompressed.write(header.key, position, keySizeBytes, 'utf8');
+      position = encodeBatchBytesField(uncompressed, header.value, position);
+    }
+  }
+  // allocUnsafe is only safe because every byte is written; a mismatch is a bug here.
+  assert(position === uncompressed.length, `encoded ${position} record bytes, measured ${uncompressed.length}`);
+
+  const bytes = encodeBatchCompress(uncompressed, compression);
+  encodeBatchHeader(bytes, options, {
+    compression,
+    recordCount: records.length,
+    baseTimestamp,
+    maxTimestamp: layout.maxTimestamp,
+  });
+  return bytes;
+}
+
+interface EncodeBatchLayout {
+  /** Body size (bytes after the length varint) of each record. */
+  bodySizes: Int32Array;
+  /** UTF-8 size of every header key, all records' headers in order. */
+  headerKeySizes: number[];
+  recordsSizeBytes: number;
+  maxTimestamp: number;
+}
+
+function encodeBatchMeasure(records: readonly LogRecord[], baseTimestamp: number): EncodeBatchLayout {
+  const bodySizes = new Int32Array(records.length);
+  const headerKeySizes: number[] = [];
+  let recordsSizeBytes = 0;
+  let maxTimestamp = baseTimestamp;
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index]!;
+    const timestampDelta = encodeBatchTimestampDelta(record.timestamp, baseTimestamp, index);
+    if (record.timestamp > maxTimestamp) maxTimestamp = record.timestamp;
+    let bodySize =
+      1 +
+      varlongSizeBytes(timestampDelta) +
+      varintSizeBytes(index) +
+      encodeBatchBytesFieldSize(record.key) +
+      encodeBatchBytesFieldSize(record.value) +
+      varintSizeBytes(record.headers.length);
+    for (const header of record.headers) {
+      const keySizeBytes = Buffer.byteLength(header.key, 'utf8');
+      headerKeySizes.push(keySizeBytes);
+      bodySize += encodeBatchBytesFieldSize(keySizeBytes) + encodeBatchBytesFieldSize(header.value);
+    }
+    if (bodySize > RECORDS_BYTES_MAX) throw encodeBatchTooLarge(bodySize);
+    bodySizes[index] = bodySize;
+    recordsSizeBytes += varintSizeBytes(bodySize) + bodySize;
+    if (recordsSizeBytes > RECORDS_BYTES_MAX) throw encodeBatchTooLarge(recordsSizeBytes);
+  }
+  return { bodySizes, headerKeySizes, recordsSizeBytes, maxTimestamp };
+}
+
+function encodeBatchTimestampDelta(timestamp: number, baseTimestamp: number, index: number): number {
+  const timestampDelta = timestamp - baseTimestamp;
+  if (!Number.isSafeInteger(timestamp) || !Number.isSafeInteger(timestampDelta)) {
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `record ${index} timestamp ${timestamp} is not a safe integer within 2^53 of the first (${baseTimestamp})`,
+    );
+  }
+  return timestampDelta;
+}
+
+/** Size of a length-prefixed field: bytes, `null` (length −1), or a known byte count. */
+function encodeBatchBytesFieldSize(field: Uint8Array | number | null): number {
+  if (field === null) return 1;
+  const sizeBytes = typeof field === 'number' ? field : field.length;
+  if (sizeBytes > RECORDS_BYTES_MAX) throw encodeBatchTooLarge(sizeBytes);
+  return varintSizeBytes(sizeBytes) + sizeBytes;
+}
+
+function encodeBatchBytesField(bytes: Buffer, field: Uint8Array | null, position: number): number {
+  if (field === null) return writeVarint(bytes, -1, position);
+  position = writeVarint(bytes, field.length, position);
+  bytes.set(field, position);
+  return position + field.length;
+}
+
+function encodeBatchTooLarge(sizeBytes: number): BrokerError {
+  return new BrokerError(
+    'RECORD_TOO_LARGE',
+    `records take at least ${sizeBytes} bytes; a batch holds at most ${RECORDS_BYTES_MAX} bytes of records`,
+    { details: { sizeBytes, recordsBytesMax: RECORDS_BYTES_MAX } },
+  );
+}
+
+function encodeBatchCheckFields(options: EncodeBatchOptions): void {
+  encodeBatchCheckField('baseOffset', options.baseOffset ?? 0, 0, Number.MAX_SAFE_INTEGER);
+  encodeBatchCheckField('partitionLeaderEpoch', options.partitionLeaderEpoch ?? -1, INT32_MIN, INT32_MAX);
+  encodeBatchCheckField('producerId', options.producerId ?? -1, -1, Number.MAX_SAFE_INTEGER);
+  encodeBatchCheckField('producerEpoch', options.producerEpoch ?? -1, INT16_MIN, INT16_MAX);
+  encodeBatchCheckField('baseSequence', options.baseSequence ?? -1, INT32_MIN, INT32_MAX);
+}
+
+function encodeBatchCheckField(name: string, value: number, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new BrokerError('INVALID_REQUEST', `${name} ${value} is not an integer in [${min}, ${max}]`);
+  }
+}
+
+/** Returns the whole batch buffer: `uncompressed` itself, or a new one holding the compressed section. */
+function encodeBatchCompress(uncompressed: Buffer, compression: CompressionName): Buffer {
+  if (compression === 'none') return uncompressed;
+  const section = compressRecords(compression, uncompressed.subarray(BATCH_HEADER_BYTES));
+  if (section.length > RECORDS_BYTES_MAX) throw encodeBatchTooLarge(section.length);
+  const bytes = Buffer.allocUnsafe(BATCH_HEADER_BYTES + section.length);
+  bytes.set(section, BATCH_HEADER_BYTES);
+  return bytes;
+}
+
+interface EncodeBatchSummary {
+  compression: CompressionName;
+  recordCount: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+}
+
+/** Fills all 61 header bytes (CRC last, over bytes 21 … end). */
+function encodeBatchHeader(bytes: Buffer, options: EncodeBatchOptions, summary: EncodeBatchSummary): void {
+  let attributes = CompressionCodec[summary.compression];
+  if (options.timestampType === 'log-append') attributes |= TIMESTAMP_TYPE_BIT;
+  if (options.isTransactional === true) attributes |= TRANSACTIONAL_BIT;
+
+  writeInt64(bytes, options.baseOffset ?? 0, BatchField.baseOffset);
+  bytes.writeInt32BE(bytes.length - BATCH_LOG_OVERHEAD_BYTES, BatchField.batchLength);
+  bytes.writeInt32BE(options.partitionLeaderEpoch ?? -1, BatchField.partitionLeaderEpoch);
+  bytes.writeInt8(BATCH_MAGIC, BatchField.magic);
+  bytes.writeInt16BE(attributes, BatchField.attributes);
+  bytes.writeInt32BE(summary.recordCount - 1, BatchField.lastOffsetDelta);
+  writeInt64(bytes, summary.baseTimestamp, BatchField.baseTimestamp);
+  writeInt64(bytes, summary.maxTimestamp, BatchField.maxTimestamp);
+  writeInt64(bytes, options.producerId ?? -1, BatchField.producerId);
+  bytes.writeInt16BE(options.producerEpoch ?? -1, BatchField.producerEpoch);
+  bytes.writeInt32BE(options.baseSequence ?? -1, BatchField.baseSequence);
+  bytes.writeInt32BE(summary.recordCount, BatchField.recordCount);
+  bytes.writeUInt32BE(crc32c(bytes.subarray(BATCH_CRC_START)), BatchField.crc);
+}
+
+/**
+ * Decodes the one batch that starts at `position`, checking magic, CRC, every record's length
+ * field and varints, and that the records section holds exactly `recordCount` records.
+ *
+ * Record keys and values are views into `bytes` (or into the decompressed section), not copies:
+ * a caller that reuses `bytes` must copy what it keeps.
+ *
+ * With log-append time (attribute bit 3), every record's timestamp is the batch's maxTimestamp,
+ * as Kafka's DefaultRecordBatch reports it.
+ *
+ * Throws `BrokerError`: CORRUPT_MESSAGE for any damage or truncation, UNSUPPORTED_COMPRESSION for
+ * snappy, lz4 and zstd, RECORD_TOO_LARGE when the section inflates past `decompressedBytesMax`.
+ */
+export function decodeBatch(bytes: Buffer, position = 0, options: DecodeBatchOptions = {}): DecodedBatch {
+  const decompressedBytesMax = options.decompressedBytesMax ?? DECOMPRESSED_BYTES_MAX_DEFAULT;
+  assert(Number.isSafeInteger(decompressedBytesMax) && decompressedBytesMax > 0, 'decompressedBytesMax must be positive');
+  const header = decodeBatchHeaderOrThrow(bytes, position);
+  const attributes = readBatchAttributes(header.attributes);
+  const storedSection = bytes.subarray(position + BATCH_HEADER_BYTES, position + header.sizeBytes);
+  const section = decompressRecords(attributes.compression, storedSection, { decompressedBytesMax });
+  const records = decodeBatchRecords(section, header, attributes.timestampType);
+  return { header, records };
+}
+
+function decodeBatchHeaderOrThrow(bytes: Buffer, position: number): BatchHeader {
+  const remainingBytes = bytes.length - position;
+  if (remainingBytes < BATCH_HEADER_BYTES) {
+    throw new BrokerError('CORRUPT_MESSAGE', `${remainingBytes} bytes cannot hold a ${BATCH_HEADER_BYTES}-byte batch header`);
+  }
+  const header = tryReadBatchHeader(bytes, position);
+  if (header === undefined) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch header at byte ${position} is malformed`);
+  }
+  if (header.sizeBytes > remainingBytes) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch says ${header.sizeBytes} bytes but only ${remainingBytes} remain`);
+  }
+  if (header.magic !== BATCH_MAGIC) {
+    throw new BrokerError('CORRUPT_MESSAGE', `unsupported batch magic ${header.magic}; only magic 2 is read`);
+  }
+  if (!isBatchCrcValid(bytes, header, position)) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch CRC-32C at byte ${position} does not match its contents`);
+  }
+  if (header.recordCount < 0) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch declares a negative record count ${header.recordCount}`);
+  }
+  return header;
+}
+
+function decodeBatchRecords(section: Buffer, header: BatchHeader, timestampType: TimestampType): DecodedRecord[] {
+  // Bounds the loop (and the array) by the bytes present before trusting recordCount.
+  if (header.recordCount * RECORD_BYTES_MIN > section.length) {
+    throw decodeBatchCountMismatch(header, `its ${section.length}-byte records section cannot hold that many`);
+  }
+  const isLogAppendTime = timestampType === 'log-append';
+  const cursor: ReadCursor = { position: 0, end: section.length };
+  const records: DecodedRecord[] = [];
+  for (let index = 0; index < header.recordCount; index++) {
+    if (cursor.position >= section.length) {
+      throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
+    }
+    records.push(decodeBatchRecord(section, cursor, header, isLogAppendTime));
+  }
+  if (cursor.position !== section.length) {
+    throw decodeBatchCountMismatch(header, `${section.length - cursor.position} bytes follow the last one`);
+  }
+  return records;
+}
+
+function decodeBatchCountMismatch(header: BatchHeader, what: string): BrokerError {
+  return new BrokerError('CORRUPT_MESSAGE', `batch declares ${header.recordCount} records but ${what}`, {
+    details: { recordCount: header.recordCount },
+  });
+}
+
+/** Reads one record at `cursor`, never past its own length field. */
+function decodeBatchRecord(
+  section: Buffer,
+  cursor: ReadCursor,
+  header: BatchHeader,
+  isLogAppendTime: boolean,
+): DecodedRecord {
+  const bodySize = readVarint(section, cursor);
+  const recordEnd = cursor.position + bodySize;
+  if (bodySize < RECORD_BODY_BYTES_MIN || recordEnd > cursor.end) {
+    throw new BrokerError(
+      'CORRUPT_MESSAGE',
+      `record length ${bodySize} at byte ${cursor.position} does not fit the records section`,
+    );
+  }
+  const sectionEnd = cursor.end;
+  cursor.end = recordEnd;
+  cursor.position += 1; // record attributes, unused
+  const timestampDelta = readVarlong(section, cursor);
+  const offsetDelta = readVarint(section, cursor);
+  const key = decodeBatchBytesField(section, cursor, 'key');
+  const value = decodeBatchBytesField(section, cursor, 'value');
+  const headerCount = readVarint(section, cursor);
+  if (headerCount < 0) {
+    throw new BrokerError('CORRUPT_MESSAGE', `record declares a negative header count ${headerCount}`);
+  }
+  const headers: RecordHeader[] = [];
+  for (let index = 0; index < headerCount; index++) {
+    const keySizeBytes = readVarint(section, cursor);
+    if (keySizeBytes < 0 || cursor.position + keySizeBytes > cursor.end) {
+      throw new BrokerError('CORRUPT_MESSAGE', `record header key length ${keySizeBytes} does not fit the record`);
+    }
+    const headerKey = section.toString('utf8', cursor.position, cursor.position + keySizeBytes);
+    cursor.position += keySizeBytes;
+    headers.push({ key: headerKey, value: decodeBatchBytesField(section, cursor, 'header value') });
+  }
+  if (cursor.position !== recordEnd) {
+    throw new BrokerError(
+      'CORRUPT_MESSAGE',
+      `record length says ${bodySize} bytes but its fields take ${bodySize - (recordEnd - cursor.position)}`,
+    );
+  }
+  cursor.end = sectionEnd;
+
+  const timestamp = isLogAppendTime ? header.maxTimestamp : header.baseTimestamp + timestampDelta;
+  const offset = header.baseOffset + offsetDelta;
+  if (!Number.isSafeInteger(timestamp) || !Number.isSafeInteger(offset)) {
+    throw new BrokerError('CORRUPT_MESSAGE', `record timestamp ${timestamp} or offset ${offset} is out of range`);
+  }
+  return { offset, timestamp, key, value, headers };
+}
+
+function decodeBatchBytesField(section: Buffer, cursor: ReadCursor, what: string): Buffer | null {
+  const sizeBytes = readVarint(section, cursor);
+  if (sizeBytes === -1) return null;
+  if (sizeBytes < -1 || cursor.position + sizeBytes > cursor.end) {
+    throw new BrokerError('CORRUPT_MESSAGE', `record ${what} length ${sizeBytes} does not fit the record`);
+  }
+  const field = section.subarray(cursor.position, cursor.position + sizeBytes);
+  cursor.position += sizeBytes;
+  return field;
+}
+
+/**
+ * Decodes batches laid back to back (a fetch response, a slice of a segment), in order. A
+ * partial batch at the end, shorter than its own length field says, is ignored as Kafka's
+ * clients do: a fetch may cut the last batch at its byte limit. Damage anywhere else throws as
+ * `decodeBatch` does; a length field too small to hold a header is damage, not a partial batch.
+ */
+export function* iterateBatches(bytes: Buffer, options: DecodeBatchOptions = {}): Generator<DecodedBatch> {
+  let position = 0;
+  while (bytes.length - position >= BATCH_LOG_OVERHEAD_BYTES) {
+    const batchLength = bytes.readInt32BE(position + BatchField.batchLength);
+    if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) {
+      throw new BrokerError('CORRUPT_MESSAGE', `batch at byte ${position} has an impossible length ${batchLength}`);
+    }
+    const sizeBytes = batchLength + BATCH_LOG_OVERHEAD_BYTES;
+    if (sizeBytes > bytes.length - position) return;
+    yield decodeBatch(bytes, position, options);
+    position += sizeBytes;
+  }
+}
+
+/** The records of every whole batch in `bytes`, in order; see `iterateBatches`. */
+export function decodeBatches(bytes: Buffer, options: DecodeBatchOptions = {}): DecodedRecord[] {
+  const records: DecodedRecord[] = [];
+  for (const batch of iterateBatches(bytes, options)) {
+    for (const record of batch.records) records.push(record);
+  }
+  return records;
+}

@@ -1,0 +1,206 @@
+/**
+ * The file-system seam. Storage does all I/O through `FileSystem`; production uses
+ * `nodeFileSystem` (node:fs with raw descriptors and callbacks, ~2× cheaper per call than
+ * `fs/promises` FileHandle), tests wrap it to inject EIO, ENOSPC, short writes and failing
+ * fsync (test/support/faulty-file-system.ts).
+ *
+ * Errors come out as the raw Node `ErrnoException`; storage wraps them once, at its boundary,
+ * with `storageError` (errors.ts in this folder).
+ */
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+
+export type OpenMode =
+  /** Existing file, read only. */
+  | 'read'
+  /** Existing file, read and positional write. */
+  | 'read-write'
+  /** Create or truncate to empty, read and write. */
+  | 'create';
+
+export interface FileHandle {
+  readonly path: string;
+  /** Reads up to `length` bytes at `position` into `buffer[offset…]`; returns bytes read (0 at EOF). */
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /** Writes `buffers` back to back at `position`; returns bytes written, which may be short. */
+  writev(buffers: readonly Buffer[], position: number): Promise<number>;
+  /** fdatasync: the file's data (and size) are on stable storage when this resolves. */
+  datasync(): Promise<void>;
+  truncate(sizeBytes: number): Promise<void>;
+  sizeBytes(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface FileSystem {
+  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  /** Whole file, or `undefined` when it does not exist. */
+  tryReadFile(path: string): Promise<Buffer | undefined>;
+  /** Size in bytes, or `undefined` when the file does not exist. */
+  trySizeBytes(path: string): Promise<number | undefined>;
+  readdir(path: string): Promise<string[]>;
+  mkdir(path: string): Promise<void>;
+  rename(fromPath: string, toPath: string): Promise<void>;
+  /** Removes a file; a missing file is not an error. */
+  unlink(path: string): Promise<void>;
+  /** Removes a directory and everything in it. */
+  removeTree(path: string): Promise<void>;
+  /** fsync on a directory, so a create, rename or unlink inside it survives a crash. */
+  syncDirectory(path: string): Promise<void>;
+}
+
+const OPEN_FLAGS: Record<OpenMode, string> = { read: 'r', 'read-write': 'r+', create: 'w+' };
+
+function call<T>(start: (done: (error: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    start((error, value) => (error ? reject(error) : resolve(value)));
+  });
+}
+
+class NodeFileHandle implements FileHandle {
+  constructor(
+    readonly path: string,
+    private readonly fd: number,
+  ) {}
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return call((done) => fs.read(this.fd, buffer, offset, length, position, done));
+  }
+
+  writev(buffers: readonly Buffer[], position: number): Promise<number> {
+    // libuv splits more than IOV_MAX buffers into several writev calls itself.
+    return call((done) => fs.writev(this.fd, buffers as Buffer[], position, done));
+  }
+
+  datasync(): Promise<void> {
+    return call<void>((done) => fs.fdatasync(this.fd, (error) => done(error, undefined)));
+  }
+
+  truncate(sizeBytes: number): Promise<void> {
+    return call<void>((done) => fs.ftruncate(this.fd, sizeBytes, (error) => done(error, undefined)));
+  }
+
+  async sizeBytes(): Promise<number> {
+    const stats = await call<fs.Stats>((done) => fs.fstat(this.fd, done));
+    return stats.size;
+  }
+
+  close(): Promise<void> {
+    return call<void>((done) => fs.close(this.fd, (error) => done(error, undefined)));
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+export const nodeFileSystem: FileSystem = {
+  async open(path, mode) {
+    const fd = await call<number>((done) => fs.open(path, OPEN_FLAGS[mode], 0o644, done));
+    return new NodeFileHandle(path, fd);
+  },
+  async tryReadFile(path) {
+    try {
+      return await fs.promises.readFile(path);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  },
+  async trySizeBytes(path) {
+    try {
+      return (await fs.promises.stat(path)).size;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  },
+  readdir: (path) => fs.promises.readdir(path),
+  async mkdir(path) {
+    await fs.promises.mkdir(path, { recursive: true });
+  },
+  rename: (fromPath, toPath) => fs.promises.rename(fromPath, toPath),
+  async unlink(path) {
+    try {
+      await fs.promises.unlink(path);
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+    }
+  },
+  removeTree: (path) => fs.promises.rm(path, { recursive: true, force: true }),
+  async syncDirectory(path) {
+    const fd = await call<number>((done) => fs.open(path, 'r', done));
+    try {
+      await call<void>((done) => fs.fsync(fd, (error) => done(error, undefined)));
+    } finally {
+      await call<void>((done) => fs.close(fd, (error) => done(error, undefined)));
+    }
+  },
+};
+
+/**
+ * Replaces `path` with `data` so that a crash at any moment leaves either the old file whole
+ * or the new file whole, never a mix: write a temporary file, fdatasync it, rename it over the
+ * old one, fsync the directory.
+ */
+export async function writeFileAtomically(fileSystem: FileSystem, path: string, data: Buffer): Promise<void> {
+  const tmpPath = `${path}.tmp`;
+  const handle = await fileSystem.open(tmpPath, 'create');
+  try {
+    await writeAll(handle, [data], 0);
+    // Crash before this fdatasync: the .tmp may be torn; it is never read, only removed.
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  // Crash before the rename: the old file is intact. After it but before the directory
+  // fsync: either name may survive, and each holds a complete file.
+  await fileSystem.rename(tmpPath, path);
+  await fileSystem.syncDirectory(dirname(path));
+}
+
+/** Writes every byte of `buffers` at `position`, continuing after short writes. */
+export async function writeAll(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
+  let remaining = buffers.filter((buffer) => buffer.length > 0);
+  let at = position;
+  while (remaining.length > 0) {
+    const written = await handle.writev(remaining, at);
+    if (written <= 0) {
+      const error = new Error(`write of ${totalBytes(remaining)} bytes at ${at} made no progress`) as NodeJS.ErrnoException;
+      error.code = 'EIO';
+      throw error;
+    }
+    at += written;
+    remaining = dropBytes(remaining, written);
+  }
+}
+
+/** Fills `length` bytes at `position` unless EOF comes first; returns the bytes read. */
+export async function readFully(handle: FileHandle, buffer: Buffer, length: number, position: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const read = await handle.read(buffer, done, length - done, position + done);
+    if (read === 0) break;
+    done += read;
+  }
+  return done;
+}
+
+function totalBytes(buffers: readonly Buffer[]): number {
+  let sum = 0;
+  for (const buffer of buffers) sum += buffer.length;
+  return sum;
+}
+
+function dropBytes(buffers: readonly Buffer[], count: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let toDrop = count;
+  for (const buffer of buffers) {
+    if (toDrop >= buffer.length) {
+      toDrop -= buffer.length;
+      continue;
+    }
+    rest.push(toDrop > 0 ? buffer.subarray(toDrop) : buffer);
+    toDrop = 0;
+  }
+  return rest;
+}

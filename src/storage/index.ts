@@ -1,0 +1,27 @@
+/**
+ * The durable local log of partitions: segments, sparse offset and time indexes, recovery,
+ * retention, and the file-system seam. Knows nothing of gRPC, lmdb or pino; receives a
+ * `Logger` and a `FileSystem`.
+ *
+ * Who owns what mutable state:
+ * - `PartitionLog`: its segment list, append queue, flush timer and status; its single writer
+ *   (runWriter) is the only code that changes its files.
+ * - `LogManager`: the map of known and open partitions, the idle and retention timers.
+ * - `FileHandleCache` / `IndexCache`: shared, broker-wide, bounded pools.
+ */
+export { FileHandleCache } from './file-handle-cache.js';
+export { IndexCache } from './index-cache.js';
+export { nodeFileSystem, writeFileAtomically, type FileHandle, type FileSystem, type OpenMode } from './file-system.js';
+export { partitionDirName, segmentFileName, tryParsePartitionDirName } from './file-names.js';
+export { formatFlushPolicy, parseFlushPolicy, type FlushPolicy } from './flush-policy.js';
+export {
+  PartitionLog,
+  type AppendOptions,
+  type AppendResult,
+  type PartitionLogConfig,
+  type PartitionLogOptions,
+  type PartitionLogStats,
+  type ReadOptions,
+  type ReadResult,
+} from './partition-log.js';
+export { countSegmentsToDelete, type RetentionPolicy } from './retention.js';

@@ -1,0 +1,825 @@
+/**
+ * The durable log of one partition: the object every other folder uses.
+ *
+ * Owns: the segment list (copy-on-write: replaced, never mutated, so a reader's snapshot stays
+ * valid), the append queue and its single writer, the flush timer, the online/offline status.
+ *
+ * Concurrency (H6): appends go through one serial queue drained by `runWriter`; roll,
+ * retention, flush and close run in the same queue, so only the writer changes files or the
+ * segment list. Reads never take the queue: they capture the segment list and the active
+ * segment's visible size synchronously, then read below it. Visible size and log end offset
+ * move only after the policy's acknowledgement point (flush-policy.ts), in one synchronous step.
+ *
+ * Failure policy:
+ * - A batch that fails validation is rejected before it is queued: nothing is written.
+ * - A write or fdatasync error on append: the file is cut back to the last acknowledged byte,
+ *   the appends in that write fail with DISK_FULL or STORAGE_ERROR, and the log stays online
+ *   and readable; appends succeed again once the cause is gone (space freed). If even the cut
+ *   fails, the partition goes offline (STORAGE_ERROR).
+ * - A failed background fdatasync (flush=interval) means acknowledged bytes may not be on disk:
+ *   the partition goes offline (STORAGE_ERROR) rather than pretend.
+ * - Damage found anywhere (recovery, read, index rebuild): offline with CORRUPT_DATA,
+ *   persisted in partition.state, until an operator repairs it (repair.ts).
+ */
+import { assert } from '../common/assert.js';
+import type { Clock } from '../common/clock.js';
+import { MiB } from '../common/units.js';
+import { limits } from '../config/limits.js';
+import { BrokerError, isBrokerError } from '../errors/index.js';
+import type { Logger } from '../observability/index.js';
+import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, type BatchHeader } from '../protocol/index.js';
+import { storageError } from './errors.js';
+import type { FileHandleCache } from './file-handle-cache.js';
+import { writeAll, type FileSystem } from './file-system.js';
+import type { FlushPolicy } from './flush-policy.js';
+import type { IndexCache } from './index-cache.js';
+import { writePartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
+import { openPartitionDirectory } from './recovery.js';
+import { countSegmentsToDelete } from './retention.js';
+import { CorruptionFound, Segment, SegmentIndexBuilder, type SegmentContext } from './segment.js';
+
+export interface PartitionLogConfig {
+  segmentBytes: number;
+  segmentMs: number;
+  retentionMs: number;
+  retentionBytes: number;
+  indexIntervalBytes: number;
+  maxMessageBytes: number;
+  flush: FlushPolicy;
+}
+
+export interface PartitionLogOptions {
+  dir: string;
+  topic: string;
+  partition: number;
+  config: PartitionLogConfig;
+  fileSystem: FileSystem;
+  handles: FileHandleCache;
+  indexCache: IndexCache;
+  clock: Clock;
+  logger: Logger;
+  /** Test seam: lower roll ceilings so 32-bit overflow rolls can be exercised. */
+  rollLimits?: { relativeOffsetMax?: number; segmentPositionMax?: number };
+}
+
+export interface AppendOptions {
+  /** Stamped into the batch header (partitionLeaderEpoch); left as sent when absent. */
+  leaderEpoch?: number;
+}
+
+export interface AppendResult {
+  baseOffset: number;
+  lastOffset: number;
+}
+
+export interface ReadOptions {
+  offset: number;
+  /** Byte budget; at least one whole batch is returned even when it is larger. */
+  bytesMax: number;
+}
+
+export interface ReadResult {
+  /** Whole record batches, back to back, exactly as stored (possibly empty). */
+  bytes: Buffer;
+  /** Offset after the last batch returned (= `offset` rounded up to a batch end, or `offset` when empty). */
+  nextOffset: number;
+  logStartOffset: number;
+  logEndOffset: number;
+}
+
+export interface PartitionLogStats {
+  logStartOffset: number;
+  logEndOffset: number;
+  flushedOffset: number;
+  segmentCount: number;
+  sizeBytes: number;
+  pendingAppends: number;
+  status: 'online' | 'offline' | 'closed';
+}
+
+type Status = { kind: 'online' } | { kind: 'offline'; error: BrokerError } | { kind: 'closing' } | { kind: 'closed' };
+
+interface PendingAppend {
+  kind: 'append';
+  batch: Buffer;
+  header: BatchHeader;
+  leaderEpoch: number | undefined;
+  resolve(result: AppendResult): void;
+  reject(error: unknown): void;
+}
+
+interface ControlTask {
+  kind: 'roll' | 'flush' | 'retention' | 'close';
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+type WriterTask = PendingAppend | ControlTask;
+
+/** One write gathers at most this much (FINDINGS: ~1 MiB writes reach disk speed). */
+const WRITE_GROUP_BYTES_MAX = 16 * MiB;
+const WRITE_GROUP_COUNT_MAX = 1024;
+
+export class PartitionLog {
+  readonly topic: string;
+  readonly partition: number;
+  readonly dir: string;
+  private config: PartitionLogConfig;
+  private readonly context: SegmentContext;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly relativeOffsetMax: number;
+  private readonly segmentPositionMax: number;
+
+  private segments: readonly Segment[];
+  private state: PartitionState;
+  private isMarkedClean: boolean;
+  private status: Status;
+  private flushed: number;
+  private cancelFlushTimer: (() => void) | undefined;
+  private readonly queue: WriterTask[] = [];
+  private queuedBytes = 0;
+  private isWriting = false;
+  private readonly appendListeners = new Set<(logEndOffset: number) => void>();
+
+  private constructor(options: PartitionLogOptions, context: SegmentContext, opened: Awaited<ReturnType<typeof openPartitionDirectory>>) {
+    this.topic = options.topic;
+    this.partition = options.partition;
+    this.dir = options.dir;
+    this.config = options.config;
+    this.context = context;
+    this.clock = options.clock;
+    this.logger = options.logger;
+    this.relativeOffsetMax = options.rollLimits?.relativeOffsetMax ?? limits.relativeOffsetMax;
+    this.segmentPositionMax = options.rollLimits?.segmentPositionMax ?? limits.segmentPositionMax;
+    this.segments = opened.segments;
+    this.state = opened.state;
+    this.isMarkedClean = opened.isMarkedClean;
+    this.status = opened.offline === undefined ? { kind: 'online' } : { kind: 'offline', error: this.corruptDataError(opened.offline) };
+    this.flushed = this.logEndOffset;
+  }
+
+  /**
+   * Opens (and if needed recovers) the log in `options.dir`, creating the directory for a new
+   * partition. See recovery.ts for what start-up checks.
+   */
+  static async open(options: PartitionLogOptions): Promise<PartitionLog> {
+    const context: SegmentContext = {
+      dir: options.dir,
+      fileSystem: options.fileSystem,
+      handles: options.handles,
+      indexCache: options.indexCache,
+      indexIntervalBytes: options.config.indexIntervalBytes,
+    };
+    try {
+      await options.fileSystem.mkdir(options.dir);
+    } catch (error) {
+      throw storageError('create', options.dir, error);
+    }
+    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger });
+    const log = new PartitionLog(options, context, opened);
+    if (opened.offline !== undefined) {
+      options.logger.error({ ...opened.offline }, 'partition is offline: damaged log; repair it before use');
+      if (opened.recovery.kind !== 'offline') await log.persistOffline(opened.offline);
+    } else if (opened.recovery.kind === 'scanned') {
+      // Every scanned segment is now fsynced and indexed: the checkpoint moves to the active one.
+      await writePartitionState(options.fileSystem, options.dir, opened.state);
+      options.logger.info({ ...opened.recovery, logEndOffset: log.logEndOffset }, 'recovered partition after unclean shutdown');
+    } else if (opened.recovery.kind === 'new') {
+      await writePartitionState(options.fileSystem, options.dir, opened.state);
+    }
+    return log;
+  }
+
+  // ---- Offsets and status ------------------------------------------------------------------
+
+  get logStartOffset(): number {
+    return (this.segments[0] as Segment).baseOffset;
+  }
+
+  get logEndOffset(): number {
+    return this.activeSegment.nextOffset;
+  }
+
+  /** Offsets below this are on stable storage (fdatasync'ed). */
+  get flushedOffset(): number {
+    return this.flushed;
+  }
+
+  get isOnline(): boolean {
+    return this.status.kind === 'online';
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Whether appends are queued or being written (an idle log may be closed). */
+  get isBusy(): boolean {
+    return this.queue.length > 0 || this.isWriting;
+  }
+
+  /** Calls `listener` with the new log end offset after every append becomes visible. */
+  onAppend(listener: (logEndOffset: number) => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
+  async stats(): Promise<PartitionLogStats> {
+    let sizeBytes = 0;
+    if (this.status.kind === 'online') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
+    return {
+      logStartOffset: this.logStartOffset,
+      logEndOffset: this.logEndOffset,
+      flushedOffset: this.flushed,
+      segmentCount: this.segments.length,
+      sizeBytes,
+      pendingAppends: this.queue.length,
+      status: this.status.kind === 'online' ? 'online' : this.status.kind === 'offline' ? 'offline' : 'closed',
+    };
+  }
+
+  /**
+   * Replaces per-topic settings (segment and retention sizes, flush policy, limits). They
+   * apply from the next append or retention run; the index interval applies to new segments.
+   */
+  updateConfig(config: PartitionLogConfig): void {
+    this.config = config;
+  }
+
+  private get activeSegment(): Segment {
+    return this.segments[this.segments.length - 1] as Segment;
+  }
+
+  // ---- Append ------------------------------------------------------------------------------
+
+  /**
+   * Appends one record batch (v2) and resolves with its assigned offsets once the flush
+   * policy's acknowledgement point is reached (flush-policy.ts). Takes ownership of `batch`:
+   * its baseOffset (and leader epoch) are written in place.
+   *
+   * Rejects with CORRUPT_MESSAGE / BATCH_TOO_LARGE / INVALID_REQUEST (nothing written),
+   * LIMIT_REACHED (queue full, nothing written), DISK_FULL / STORAGE_ERROR (this append
+   * failed, the log is unchanged), PARTITION_OFFLINE / CORRUPT_DATA, SHUTTING_DOWN.
+   */
+  append(batch: Buffer, options: AppendOptions = {}): Promise<AppendResult> {
+    try {
+      this.throwIfNotWritable();
+      const header = validateBatchOrThrow(batch, { batchBytesMax: Math.min(this.config.maxMessageBytes, limits.batchBytesMax) });
+      if (this.queue.length >= limits.pendingAppendsPerPartitionMax || this.queuedBytes + batch.length > limits.pendingAppendBytesPerPartitionMax) {
+        throw new BrokerError('LIMIT_REACHED', `too many appends waiting on ${this.topic}-${this.partition}; retry after a backoff`, {
+          topic: this.topic,
+          partition: this.partition,
+          details: { pendingAppends: this.queue.length, pendingAppendBytes: this.queuedBytes },
+        });
+      }
+      return new Promise<AppendResult>((resolve, reject) => {
+        this.queue.push({ kind: 'append', batch, header, leaderEpoch: options.leaderEpoch, resolve, reject });
+        this.queuedBytes += batch.length;
+        void this.runWriter();
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Seals the active segment now (if it holds anything) and starts a new one. */
+  roll(): Promise<void> {
+    return this.enqueueControl('roll');
+  }
+
+  /** fdatasync everything written so far. */
+  flush(): Promise<void> {
+    return this.enqueueControl('flush');
+  }
+
+  /** Deletes old segments as the retention settings say; resolves when done. */
+  applyRetention(): Promise<void> {
+    return this.enqueueControl('retention');
+  }
+
+  private enqueueControl(kind: ControlTask['kind']): Promise<void> {
+    try {
+      if (kind !== 'close') this.throwIfNotWritable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ kind, resolve, reject });
+      void this.runWriter();
+    });
+  }
+
+  private async runWriter(): Promise<void> {
+    if (this.isWriting) return;
+    this.isWriting = true;
+    try {
+      for (let task = this.queue[0]; task !== undefined; task = this.queue[0]) {
+        if (task.kind === 'append') {
+          await this.writeGroup(this.takeAppendGroup());
+        } else {
+          this.queue.shift();
+          await this.runControlTask(task);
+        }
+      }
+    } finally {
+      this.isWriting = false;
+    }
+  }
+
+  private takeAppendGroup(): PendingAppend[] {
+    const group: PendingAppend[] = [];
+    let bytes = 0;
+    for (let task = this.queue[0]; task !== undefined && task.kind === 'append'; task = this.queue[0]) {
+      if (group.length > 0 && (group.length >= WRITE_GROUP_COUNT_MAX || bytes + task.batch.length > WRITE_GROUP_BYTES_MAX)) break;
+      this.queue.shift();
+      this.queuedBytes -= task.batch.length;
+      bytes += task.batch.length;
+      group.push(task);
+    }
+    return group;
+  }
+
+  /** Writes a group of appends: split into runs at roll points, each run one writev. */
+  private async writeGroup(group: PendingAppend[]): Promise<void> {
+    let start = 0;
+    while (start < group.length) {
+      if (this.status.kind !== 'online') {
+        this.rejectAll(group.slice(start), this.unavailableError());
+        return;
+      }
+      try {
+        await this.maybeMarkDirty();
+        if (this.shouldRoll(group[start] as PendingAppend, this.activeSegment.sizeBytes ?? 0, this.logEndOffset)) await this.rollActive();
+      } catch (error) {
+        this.rejectAll(group.slice(start), error);
+        return;
+      }
+      let end = start + 1;
+      let sizeBytes = (this.activeSegment.sizeBytes ?? 0) + (group[start] as PendingAppend).batch.length;
+      let nextOffset = this.logEndOffset + (group[start] as PendingAppend).header.lastOffsetDelta + 1;
+      while (end < group.length && !this.shouldRoll(group[end] as PendingAppend, sizeBytes, nextOffset)) {
+        sizeBytes += (group[end] as PendingAppend).batch.length;
+        nextOffset += (group[end] as PendingAppend).header.lastOffsetDelta + 1;
+        end++;
+      }
+      await this.writeRun(group.slice(start, end));
+      start = end;
+    }
+  }
+
+  /** Whether `task` must go to a new segment, given the active segment's would-be size and end. */
+  private shouldRoll(task: PendingAppend, sizeBytes: number, nextOffset: number): boolean {
+    const active = this.activeSegment;
+    if (nextOffset === active.baseOffset) return false; // an empty segment takes any batch
+    const lastOffset = nextOffset + task.header.lastOffsetDelta;
+    const firstBatchMaxTimestamp = active.firstBatchMaxTimestamp ?? task.header.maxTimestamp;
+    return (
+      sizeBytes + task.batch.length > this.config.segmentBytes ||
+      sizeBytes + task.batch.length > this.segmentPositionMax ||
+      lastOffset - active.baseOffset > this.relativeOffsetMax ||
+      task.header.maxTimestamp - firstBatchMaxTimestamp > this.config.segmentMs
+    );
+  }
+
+  /** One writev (+ fdatasync under flush=always) of batches that all fit the active segment. */
+  private async writeRun(run: PendingAppend[]): Promise<void> {
+    const active = this.activeSegment;
+    const startPosition = active.sizeBytes ?? 0;
+    let position = startPosition;
+    let offset = active.nextOffset;
+    const placed: { header: BatchHeader; position: number }[] = [];
+    for (const task of run) {
+      if (offset + task.header.lastOffsetDelta > limits.offsetMax) {
+        this.rejectAll(run, new BrokerError('INVALID_REQUEST', 'partition offsets are exhausted', { topic: this.topic, partition: this.partition }));
+        return;
+      }
+      setBatchBaseOffset(task.batch, offset);
+      if (task.leaderEpoch !== undefined) setBatchLeaderEpoch(task.batch, task.leaderEpoch);
+      placed.push({ header: { ...task.header, baseOffset: offset, partitionLeaderEpoch: task.leaderEpoch ?? task.header.partitionLeaderEpoch }, position });
+      position += task.batch.length;
+      offset += task.header.lastOffsetDelta + 1;
+    }
+
+    let lease;
+    try {
+      lease = await active.lease();
+    } catch (error) {
+      this.rejectAll(run, error);
+      return;
+    }
+    try {
+      await writeAll(lease.handle, run.map((task) => task.batch), startPosition);
+      // The bytes are in the page cache: a process crash keeps them, a power loss may tear
+      // them (recovery truncates a torn tail). Nothing is acknowledged yet.
+      if (this.config.flush.kind === 'always') {
+        await lease.handle.datasync();
+        // On stable storage: the appends below are acknowledged durable (flush=always).
+      }
+    } catch (error) {
+      const failure = storageError('append to', active.logPath, error);
+      await this.undoWrite(lease.handle, startPosition, failure);
+      this.rejectAll(run, failure);
+      return;
+    } finally {
+      lease.release();
+    }
+
+    active.recordAppended(placed);
+    if (this.config.flush.kind === 'always') this.flushed = active.nextOffset;
+    else this.maybeScheduleFlush();
+    // Acknowledgement point: durable under flush=always, in the page cache otherwise.
+    for (let i = 0; i < run.length; i++) {
+      const header = (placed[i] as { header: BatchHeader }).header;
+      (run[i] as PendingAppend).resolve({ baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta });
+    }
+    for (const listener of this.appendListeners) listener(active.nextOffset);
+  }
+
+  /**
+   * After a failed write or fdatasync: cut the file back to `position`, the end of the last
+   * acknowledged batch, so no unacknowledged byte stays (a later append would otherwise land
+   * after it). If the cut fails the log's tail is unknown: the partition goes offline.
+   * Crash during this: recovery treats the unacknowledged bytes as a torn tail.
+   */
+  private async undoWrite(handle: { truncate(sizeBytes: number): Promise<void> }, position: number, cause: BrokerError): Promise<void> {
+    try {
+      await handle.truncate(position);
+      this.logger.warn({ reason: cause.reason, position, err: cause.message }, 'append failed; log cut back to the last acknowledged batch');
+    } catch (truncateError) {
+      this.goOffline(storageError('truncate after a failed append', this.activeSegment.logPath, truncateError));
+    }
+  }
+
+  /**
+   * Before the first byte after a clean open, partition.state must stop saying "clean", or a
+   * crash would make the next start-up trust a log it should scan.
+   */
+  private async maybeMarkDirty(): Promise<void> {
+    if (!this.isMarkedClean) return;
+    const { clean: _clean, ...dirty } = this.state;
+    try {
+      await writePartitionState(this.context.fileSystem, this.dir, dirty);
+    } catch (error) {
+      throw storageError('update', `${this.dir}/partition.state`, error);
+    }
+    // Durable: a crash from here on makes start-up scan from the checkpoint.
+    this.state = dirty;
+    this.isMarkedClean = false;
+  }
+
+  /**
+   * Seals the active segment and starts a new one. Order matters for crash safety:
+   * 1. fdatasync the old log: its batches are durable. A crash after: the checkpoint still
+   *    names the old segment, so recovery re-scans it (complete, valid).
+   * 2. write its index files (atomic replace each). A crash after: as 1.
+   * 3. create the new, empty segment file and fsync the directory. A crash after: recovery
+   *    scans the old segment (complete) and the empty new one.
+   * 4. move the recovery checkpoint to the new segment. A crash after: only the new segment
+   *    is scanned at start-up.
+   * If any step fails, the old segment stays active (a new file from step 3 is removed, or
+   * recovery would see an old segment that kept growing before its successor) and the
+   * append that needed the roll fails.
+   */
+  private async rollActive(): Promise<void> {
+    const old = this.activeSegment;
+    if (old.isEmpty) return;
+    const newBase = old.nextOffset;
+    const fresh = Segment.active(this.context, {
+      baseOffset: newBase,
+      nextOffset: newBase,
+      sizeBytes: 0,
+      builder: new SegmentIndexBuilder(newBase, this.config.indexIntervalBytes),
+    });
+    let isCreated = false;
+    try {
+      const lease = await old.lease();
+      try {
+        await lease.handle.datasync();
+      } finally {
+        lease.release();
+      }
+      await old.writeIndexFiles({ seal: false });
+      const handle = await this.context.fileSystem.open(fresh.logPath, 'create');
+      isCreated = true;
+      await handle.close();
+      await this.context.fileSystem.syncDirectory(this.dir);
+      await writePartitionState(this.context.fileSystem, this.dir, { ...this.state, recoveryCheckpoint: newBase });
+    } catch (error) {
+      if (isCreated) {
+        try {
+          await this.context.fileSystem.unlink(fresh.logPath);
+          await this.context.fileSystem.syncDirectory(this.dir);
+        } catch (unlinkError) {
+          this.goOffline(storageError('remove a half-made segment', fresh.logPath, unlinkError));
+        }
+      }
+      throw storageError('roll', old.logPath, error);
+    }
+    await old.writeIndexFiles({ seal: true }).catch(() => undefined);
+    this.state = { ...this.state, recoveryCheckpoint: newBase };
+    this.flushed = Math.max(this.flushed, newBase);
+    this.segments = [...this.segments, fresh];
+    this.logger.debug({ baseOffset: newBase, sealed: old.baseOffset }, 'rolled segment');
+  }
+
+  private async runControlTask(task: ControlTask): Promise<void> {
+    try {
+      switch (task.kind) {
+        case 'roll':
+          this.throwIfNotWritable();
+          await this.maybeMarkDirty();
+          await this.rollActive();
+          break;
+        case 'flush':
+          await this.flushActive();
+          break;
+        case 'retention':
+          await this.deleteExpiredSegments();
+          break;
+        case 'close':
+          await this.closeNow();
+          break;
+      }
+      task.resolve();
+    } catch (error) {
+      task.reject(error);
+    }
+  }
+
+  // ---- Flush ---------------------------------------------------------------------------------
+
+  private maybeScheduleFlush(): void {
+    const policy = this.config.flush;
+    if (policy.kind !== 'interval' || this.cancelFlushTimer !== undefined) return;
+    this.cancelFlushTimer = this.clock.setTimer(policy.intervalMs, () => {
+      this.cancelFlushTimer = undefined;
+      if (this.status.kind !== 'online') return;
+      this.flush().catch(() => undefined); // failures take the partition offline (flushActive)
+    });
+  }
+
+  private async flushActive(): Promise<void> {
+    if (this.status.kind !== 'online') return;
+    const active = this.activeSegment;
+    const target = active.nextOffset;
+    if (target <= this.flushed) return;
+    const lease = await active.lease();
+    try {
+      await lease.handle.datasync();
+      // Everything below `target` is on stable storage now.
+      this.flushed = Math.max(this.flushed, target);
+    } catch (error) {
+      // Acknowledged bytes may never reach the disk (the kernel may drop dirty pages after a
+      // failed fsync): stop serving this log rather than pretend.
+      const failure = storageError('fdatasync', active.logPath, error);
+      this.goOffline(failure);
+      throw failure;
+    } finally {
+      lease.release();
+    }
+  }
+
+  // ---- Retention -----------------------------------------------------------------------------
+
+  private async deleteExpiredSegments(): Promise<void> {
+    if (this.status.kind !== 'online') return;
+    const segments = this.segments;
+    const candidates = [];
+    for (const segment of segments) {
+      candidates.push({ sizeBytes: await segment.knownSizeBytes(), maxTimestamp: await this.guard(() => segment.maxTimestamp()) });
+    }
+    const count = countSegmentsToDelete(candidates, {
+      retentionMs: this.config.retentionMs,
+      retentionBytes: this.config.retentionBytes,
+      nowMs: this.clock.nowMs(),
+    });
+    if (count === 0) return;
+    // Only this writer changes the list; it is still `segments` after the awaits above.
+    assert(this.segments === segments, 'segment list changed outside the writer');
+    const doomed = segments.slice(0, count);
+    this.segments = segments.slice(count);
+    for (const segment of doomed) {
+      segment.forget();
+      // The .log goes first: once it is gone the segment is gone for start-up too; leftover
+      // index files are removed as orphans at the next open.
+      try {
+        await this.context.fileSystem.unlink(segment.logPath);
+        await this.context.fileSystem.unlink(segment.indexPath);
+        await this.context.fileSystem.unlink(segment.timeIndexPath);
+      } catch (error) {
+        this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment file');
+      }
+    }
+    await this.context.fileSystem.syncDirectory(this.dir).catch(() => undefined);
+    this.logger.info({ deletedSegments: count, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
+  }
+
+  // ---- Read ----------------------------------------------------------------------------------
+
+  /**
+   * Whole batches starting with the one that holds `offset`, up to `bytesMax` (at least one
+   * whole batch). `offset` may equal the log end offset (empty result). Every returned batch
+   * has passed its CRC check. Never waits for appends.
+   *
+   * Rejects with OFFSET_OUT_OF_RANGE (below the log start or above the log end),
+   * CORRUPT_DATA (damage found; the partition goes offline), PARTITION_OFFLINE, STORAGE_ERROR.
+   */
+  async read(options: ReadOptions): Promise<ReadResult> {
+    this.throwIfUnreadable();
+    // Snapshot: the list is replaced, never mutated; the active segment's visible size and
+    // end offset change together, synchronously, in recordAppended.
+    const segments = this.segments;
+    const active = segments[segments.length - 1] as Segment;
+    const activeVisibleBytes = active.sizeBytes ?? 0;
+    const logEndOffset = active.nextOffset;
+    const logStartOffset = (segments[0] as Segment).baseOffset;
+    const result = (bytes: Buffer, nextOffset: number): ReadResult => ({ bytes, nextOffset, logStartOffset, logEndOffset });
+    if (!Number.isSafeInteger(options.offset) || options.offset < logStartOffset || options.offset > logEndOffset) {
+      throw this.offsetOutOfRange(options.offset, logStartOffset, logEndOffset);
+    }
+    if (options.offset === logEndOffset) return result(Buffer.alloc(0), logEndOffset);
+    const bytesMax = Math.max(1, Math.min(options.bytesMax, limits.readBytesMax));
+    for (let i = findSegmentIndex(segments, options.offset); i < segments.length; i++) {
+      const segment = segments[i] as Segment;
+      const visibleBytes = segment === active ? activeVisibleBytes : await this.guard(() => segment.knownSizeBytes());
+      let read;
+      try {
+        read = await this.guard(() => segment.read({ offset: Math.max(options.offset, segment.baseOffset), bytesMax, visibleBytes }));
+      } catch (error) {
+        // Retention may have deleted the segment since the snapshot.
+        if (!this.segments.includes(segment) && this.status.kind === 'online') {
+          throw this.offsetOutOfRange(options.offset, this.logStartOffset, this.logEndOffset);
+        }
+        throw error;
+      }
+      if (read !== undefined) return result(read.bytes, read.nextOffset);
+    }
+    return result(Buffer.alloc(0), logEndOffset);
+  }
+
+  /**
+   * The base offset of the first batch whose maxTimestamp ≥ `timestamp` (Kafka's ListOffsets
+   * by time, at batch granularity), or `undefined` when every batch is older.
+   */
+  async offsetForTimestamp(timestamp: number): Promise<number | undefined> {
+    this.throwIfUnreadable();
+    const segments = this.segments;
+    const active = segments[segments.length - 1] as Segment;
+    const activeVisibleBytes = active.sizeBytes ?? 0;
+    for (const segment of segments) {
+      if ((await this.guard(() => segment.maxTimestamp())) < timestamp) continue;
+      const visibleBytes = segment === active ? activeVisibleBytes : await segment.knownSizeBytes();
+      const offset = await this.guard(() => segment.firstOffsetAtOrAfterTimestamp(timestamp, visibleBytes));
+      if (offset !== undefined) return offset;
+    }
+    return undefined;
+  }
+
+  // ---- Close ---------------------------------------------------------------------------------
+
+  /**
+   * Finishes queued appends, makes everything durable, writes the active indexes and marks
+   * the log clean so the next open skips the scan. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.status.kind === 'closed' || this.status.kind === 'closing') return this.closing;
+    const wasOnline = this.status.kind === 'online';
+    this.status = { kind: 'closing' };
+    this.closingWasOnline = wasOnline;
+    this.closing = new Promise<void>((resolve, reject) => {
+      this.queue.push({ kind: 'close', resolve, reject });
+      void this.runWriter();
+    });
+    return this.closing;
+  }
+
+  private closing: Promise<void> = Promise.resolve();
+  private closingWasOnline = false;
+
+  private async closeNow(): Promise<void> {
+    this.cancelFlushTimer?.();
+    this.cancelFlushTimer = undefined;
+    try {
+      if (this.closingWasOnline) {
+        const active = this.activeSegment;
+        const lease = await active.lease();
+        try {
+          await lease.handle.datasync();
+        } finally {
+          lease.release();
+        }
+        await active.writeIndexFiles({ seal: false });
+        // Crash before this: the state is "dirty" and start-up scans the active segment.
+        await writePartitionState(this.context.fileSystem, this.dir, {
+          ...this.state,
+          clean: { logEndOffset: active.nextOffset, activeBaseOffset: active.baseOffset, activeSizeBytes: active.sizeBytes ?? 0 },
+        });
+        this.flushed = active.nextOffset;
+      }
+    } finally {
+      this.status = { kind: 'closed' };
+      for (const segment of this.segments) segment.forget();
+      this.appendListeners.clear();
+    }
+  }
+
+  // ---- Status helpers ------------------------------------------------------------------------
+
+  /** Runs `work`, turning damage it finds into the offline state (persisted) and CORRUPT_DATA. */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof CorruptionFound)) throw error;
+      const mark: OfflineMark = {
+        reason: 'CORRUPT_DATA',
+        segmentBaseOffset: error.segmentBaseOffset,
+        position: error.position,
+        detail: error.detail,
+        detectedAtMs: this.clock.nowMs(),
+      };
+      const failure = this.corruptDataError(mark);
+      if (this.status.kind === 'online') {
+        this.logger.error({ ...mark }, 'damaged log found; partition going offline until repaired');
+        this.goOffline(failure);
+        await this.persistOffline(mark);
+      }
+      throw failure;
+    }
+  }
+
+  private async persistOffline(mark: OfflineMark): Promise<void> {
+    const { clean: _clean, ...rest } = this.state;
+    this.state = { ...rest, offline: mark };
+    this.isMarkedClean = false;
+    await writePartitionState(this.context.fileSystem, this.dir, this.state).catch((error: unknown) => {
+      this.logger.error({ err: String(error) }, 'could not persist the offline mark; the damage will be found again');
+    });
+  }
+
+  private goOffline(error: BrokerError): void {
+    if (this.status.kind !== 'online') return;
+    this.status = { kind: 'offline', error };
+    this.cancelFlushTimer?.();
+    this.cancelFlushTimer = undefined;
+    if (error.reason !== 'CORRUPT_DATA') this.logger.error({ reason: error.reason, err: error.message }, 'partition going offline');
+    const pending = this.queue.splice(0).filter((task) => task.kind !== 'close');
+    this.queuedBytes = 0;
+    this.rejectAll(pending, error);
+  }
+
+  private corruptDataError(mark: OfflineMark): BrokerError {
+    return new BrokerError(
+      'CORRUPT_DATA',
+      `partition ${this.topic}-${this.partition} is offline: damaged log in segment ${mark.segmentBaseOffset} at position ${mark.position} (${mark.detail}); run \`runnel log repair\` on ${this.dir} after saving a copy`,
+      { topic: this.topic, partition: this.partition, details: { segmentBaseOffset: mark.segmentBaseOffset, position: mark.position } },
+    );
+  }
+
+  private unavailableError(): BrokerError {
+    switch (this.status.kind) {
+      case 'offline':
+        return this.status.error;
+      case 'closing':
+      case 'closed':
+        return new BrokerError('SHUTTING_DOWN', `partition ${this.topic}-${this.partition} is closed`, { topic: this.topic, partition: this.partition });
+      case 'online':
+        return new BrokerError('PARTITION_OFFLINE', 'unexpected', { topic: this.topic, partition: this.partition });
+    }
+  }
+
+  private throwIfNotWritable(): void {
+    if (this.status.kind !== 'online') throw this.unavailableError();
+  }
+
+  private throwIfUnreadable(): void {
+    // A closing log still serves reads of what it holds; a closed or offline one does not.
+    if (this.status.kind === 'offline' || this.status.kind === 'closed') throw this.unavailableError();
+  }
+
+  private offsetOutOfRange(offset: number, logStartOffset: number, logEndOffset: number): BrokerError {
+    return new BrokerError(
+      'OFFSET_OUT_OF_RANGE',
+      `offset ${offset} is outside ${this.topic}-${this.partition}'s range [${logStartOffset}, ${logEndOffset}]`,
+      { topic: this.topic, partition: this.partition, details: { offset: String(offset), logStartOffset, logEndOffset } },
+    );
+  }
+
+  private rejectAll(tasks: readonly WriterTask[], error: unknown): void {
+    const failure = isBrokerError(error) ? error : storageError('write', this.dir, error);
+    for (const task of tasks) task.reject(failure);
+  }
+}
+
+/** Index of the segment holding `offset`: the last one whose base offset is ≤ it. */
+function findSegmentIndex(segments: readonly Segment[], offset: number): number {
+  let low = 0;
+  let high = segments.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >>> 1;
+    if ((segments[middle] as Segment).baseOffset <= offset) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}

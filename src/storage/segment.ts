@@ -1,0 +1,534 @@
+/**
+ * One segment of a partition log: a .log file of record batches plus its sparse offset and
+ * time indexes. Every batch in the file has base offsets ≥ `baseOffset`, densely following one
+ * another, and the next segment starts where this one ends.
+ *
+ * Two lives:
+ * - **Active** (the last segment): the partition's single writer appends to it; its indexes
+ *   live in memory and its visible size only grows (or shrinks back after a failed write that
+ *   was never visible).
+ * - **Sealed**: immutable. Its file handle and indexes are loaded on first use through the
+ *   broker-wide `FileHandleCache` and `IndexCache` and dropped when cold, so a broker can hold
+ *   100,000 segments with a bounded number of descriptors and bounded index memory.
+ *
+ * Reads never take the writer's path: they capture a visible size first and read below it.
+ * Every batch a read returns has its structure and CRC checked; damage raises
+ * `CorruptionFound`, which the partition turns into DATA_LOSS (partition-log.ts).
+ */
+import { assert } from '../common/assert.js';
+import { KiB } from '../common/units.js';
+import { BATCH_HEADER_BYTES, BATCH_MAGIC, isBatchCrcValid, tryReadBatchHeader, type BatchHeader } from '../protocol/index.js';
+import { readRange, scanBatches, type ScanResult } from './batch-scan.js';
+import { storageError } from './errors.js';
+import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
+import { segmentFilePath } from './file-names.js';
+import { writeFileAtomically, type FileSystem } from './file-system.js';
+import type { IndexCache, SegmentIndexes } from './index-cache.js';
+import { OffsetIndex } from './offset-index.js';
+import { TimeIndex } from './time-index.js';
+
+/** What the segments of one partition share. */
+export interface SegmentContext {
+  readonly dir: string;
+  readonly fileSystem: FileSystem;
+  readonly handles: FileHandleCache;
+  readonly indexCache: IndexCache;
+  readonly indexIntervalBytes: number;
+}
+
+/** Damage found in a log file: never skipped, always surfaced (partition-log.ts). */
+export class CorruptionFound extends Error {
+  constructor(
+    readonly segmentBaseOffset: number,
+    readonly position: number,
+    readonly detail: string,
+  ) {
+    super(`damaged log at segment ${segmentBaseOffset}, position ${position}: ${detail}`);
+    this.name = 'CorruptionFound';
+  }
+}
+
+/** An index entry pointed at a position that does not start the expected batch. */
+class IndexMismatch extends Error {}
+
+export interface SegmentReadResult {
+  /** Whole batches, back to back, exactly as stored. */
+  bytes: Buffer;
+  /** Offset after the last batch returned. */
+  nextOffset: number;
+}
+
+/** Smallest window a read asks the file for, so tiny budgets still read efficiently. */
+const READ_WINDOW_BYTES_MIN = 64 * KiB;
+
+export class Segment {
+  readonly baseOffset: number;
+  readonly logPath: string;
+  /** Offset after the last visible batch; for a sealed segment, the next segment's base. */
+  nextOffset: number;
+  /** Visible bytes; `undefined` for a sealed segment not yet looked at. */
+  sizeBytes: number | undefined;
+  private isActive: boolean;
+  /** Active only: the in-memory indexes and the writer's bookkeeping. */
+  private active: SegmentIndexBuilder | undefined;
+
+  private constructor(
+    private readonly context: SegmentContext,
+    baseOffset: number,
+    nextOffset: number,
+    sizeBytes: number | undefined,
+  ) {
+    this.baseOffset = baseOffset;
+    this.nextOffset = nextOffset;
+    this.sizeBytes = sizeBytes;
+    this.logPath = segmentFilePath(context.dir, baseOffset, 'log');
+    this.isActive = false;
+  }
+
+  /** A sealed segment known only by name; files are opened on first use. */
+  static sealed(context: SegmentContext, baseOffset: number, nextOffset: number): Segment {
+    return new Segment(context, baseOffset, nextOffset, undefined);
+  }
+
+  /**
+   * An active segment from its verified state: a builder filled by a recovery scan, by index
+   * files trusted after a clean shutdown, or empty for a new segment.
+   */
+  static active(context: SegmentContext, state: { baseOffset: number; nextOffset: number; sizeBytes: number; builder: SegmentIndexBuilder }): Segment {
+    const segment = new Segment(context, state.baseOffset, state.nextOffset, state.sizeBytes);
+    segment.isActive = true;
+    segment.active = state.builder;
+    return segment;
+  }
+
+  get indexPath(): string {
+    return segmentFilePath(this.context.dir, this.baseOffset, 'index');
+  }
+
+  get timeIndexPath(): string {
+    return segmentFilePath(this.context.dir, this.baseOffset, 'timeindex');
+  }
+
+  get isEmpty(): boolean {
+    return this.nextOffset === this.baseOffset;
+  }
+
+  /** Active only: the maxTimestamp of its first batch (segment.ms rolls count from it). */
+  get firstBatchMaxTimestamp(): number | undefined {
+    return this.active?.firstBatchMaxTimestamp;
+  }
+
+  get isSealed(): boolean {
+    return !this.isActive;
+  }
+
+  /** The cache key of this segment's indexes. */
+  private get indexKey(): string {
+    return this.logPath;
+  }
+
+  // ---- Writer side (the partition's single writer only) -------------------------------------
+
+  /**
+   * Records batches just written at `position` (and made durable per the flush policy):
+   * adds index entries and makes them visible to readers.
+   */
+  recordAppended(batches: readonly { header: BatchHeader; position: number }[]): void {
+    const builder = this.active;
+    assert(builder !== undefined && this.isActive, 'only the active segment takes appends');
+    for (const { header, position } of batches) {
+      assert(header.baseOffset === this.nextOffset, `append at ${header.baseOffset} must follow ${this.nextOffset}`);
+      assert(position === this.sizeBytes, `append position ${position} must be the segment end ${String(this.sizeBytes)}`);
+      builder.add(header, position);
+      this.sizeBytes = position + header.sizeBytes;
+      this.nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
+    }
+  }
+
+  /**
+   * Writes this segment's index files atomically, ending the time index with the segment's
+   * largest timestamp. With `seal`, the segment then turns sealed: its indexes move to the
+   * shared cache and it takes no more appends.
+   *
+   * Crash behaviour: index files are replaced whole (tmp + rename) or not at all; a missing or
+   * stale index file is rebuilt from the log (recovery.ts), so no crash point here loses data.
+   */
+  async writeIndexFiles(options: { seal: boolean }): Promise<void> {
+    const builder = this.active;
+    assert(builder !== undefined, 'only an active segment has unwritten indexes');
+    const indexes = builder.finish();
+    await this.writeIndexBytes(indexes);
+    if (options.seal) {
+      this.isActive = false;
+      this.context.indexCache.set(this.indexKey, indexes);
+      this.active = undefined;
+    }
+  }
+
+  // ---- Reader side ---------------------------------------------------------------------------
+
+  /** Leases this segment's log file (read-write for the active one, so the writer shares it). */
+  async lease(): Promise<HandleLease> {
+    try {
+      const lease = await this.context.handles.acquire(this.logPath, this.isActive ? 'read-write' : 'read');
+      if (this.sizeBytes === undefined) {
+        try {
+          this.sizeBytes = await lease.handle.sizeBytes();
+        } catch (error) {
+          lease.release();
+          throw error;
+        }
+      }
+      return lease;
+    } catch (error) {
+      throw storageError('open', this.logPath, error);
+    }
+  }
+
+  /** Visible size, looking at the file once if it was never opened. */
+  async knownSizeBytes(): Promise<number> {
+    if (this.sizeBytes !== undefined) return this.sizeBytes;
+    const size = await this.context.fileSystem.trySizeBytes(this.logPath).catch((error: unknown) => {
+      throw storageError('stat', this.logPath, error);
+    });
+    if (size === undefined) throw storageError('stat', this.logPath, Object.assign(new Error('segment file is missing'), { code: 'ENOENT' }));
+    this.sizeBytes = size;
+    return size;
+  }
+
+  /** Largest batch maxTimestamp in the segment, or −1 when it holds no timestamped batch. */
+  async maxTimestamp(): Promise<number> {
+    if (this.active !== undefined) return this.active.maxTimestamp;
+    const last = (await this.indexes()).timeIndex.lastEntry();
+    return last === undefined ? -1 : last.timestamp;
+  }
+
+  /**
+   * Whole batches from the batch that holds `offset`, up to `bytesMax` (at least one whole
+   * batch, even a larger one), reading no further than `visibleBytes`. `undefined` when the
+   * segment holds no batch at or after `offset` below that size.
+   */
+  async read(options: { offset: number; bytesMax: number; visibleBytes: number }): Promise<SegmentReadResult | undefined> {
+    const lease = await this.lease();
+    try {
+      try {
+        return await this.readWith(lease, options, await this.indexes());
+      } catch (error) {
+        if (!(error instanceof IndexMismatch)) throw error;
+        // The index pointed somewhere wrong: rebuild it from the log and try once more.
+        return await this.readWith(lease, options, await this.rebuildIndexes());
+      }
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async readWith(
+    lease: HandleLease,
+    options: { offset: number; bytesMax: number; visibleBytes: number },
+    indexes: SegmentIndexes,
+  ): Promise<SegmentReadResult | undefined> {
+    const entry = indexes.offsetIndex.floor(options.offset - this.baseOffset);
+    let position = entry?.position ?? 0;
+    let expectedBaseOffset = this.baseOffset + (entry?.relativeOffset ?? 0);
+    let isFromIndex = entry !== undefined;
+    const windowBytes = Math.max(options.bytesMax, READ_WINDOW_BYTES_MIN) + this.context.indexIntervalBytes;
+    let window: Buffer = Buffer.alloc(0);
+    let windowStart = position;
+
+    // Walk batch headers from the index entry to the batch that holds `offset`.
+    for (;;) {
+      if (position >= options.visibleBytes) {
+        if (!this.isActive && this.nextOffset > expectedBaseOffset && options.visibleBytes === this.sizeBytes) {
+          throw new CorruptionFound(this.baseOffset, position, `segment ends at offset ${expectedBaseOffset} but the next segment starts at ${this.nextOffset}`);
+        }
+        return undefined;
+      }
+      if (position + BATCH_HEADER_BYTES > windowStart + window.length) {
+        window = await readRange(lease.handle, position, Math.min(windowBytes, options.visibleBytes - position));
+        windowStart = position;
+      }
+      const header = this.checkedHeader(window, position - windowStart, position, options.visibleBytes, expectedBaseOffset, isFromIndex);
+      isFromIndex = false;
+      const lastOffset = header.baseOffset + header.lastOffsetDelta;
+      if (lastOffset >= options.offset) break;
+      position += header.sizeBytes;
+      expectedBaseOffset = lastOffset + 1;
+    }
+
+    // Collect whole batches from `position` within the budget (always at least one).
+    const start = position;
+    let nextOffset = expectedBaseOffset;
+    for (;;) {
+      if (position >= options.visibleBytes) break;
+      if (position + BATCH_HEADER_BYTES > windowStart + window.length) break;
+      const header = this.checkedHeader(window, position - windowStart, position, options.visibleBytes, nextOffset, false);
+      const isFirst = position === start;
+      if (!isFirst && position + header.sizeBytes - start > options.bytesMax) break;
+      if (position + header.sizeBytes > windowStart + window.length) {
+        if (!isFirst) break;
+        // The first batch is larger than the window: read exactly it.
+        window = await readRange(lease.handle, position, header.sizeBytes);
+        windowStart = position;
+      }
+      if (!isBatchCrcValid(window, header, position - windowStart)) {
+        throw new CorruptionFound(this.baseOffset, position, 'CRC-32C mismatch');
+      }
+      position += header.sizeBytes;
+      nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
+    }
+    return { bytes: window.subarray(start - windowStart, position - windowStart), nextOffset };
+  }
+
+  /** Reads and checks a header; a header at an index entry that does not match means a bad index. */
+  private checkedHeader(
+    window: Buffer,
+    at: number,
+    position: number,
+    visibleBytes: number,
+    expectedBaseOffset: number,
+    isFromIndex: boolean,
+  ): BatchHeader {
+    const header = tryReadBatchHeader(window, at);
+    const problem =
+      header === undefined
+        ? 'unreadable batch header'
+        : header.magic !== BATCH_MAGIC
+          ? `batch magic ${header.magic}`
+          : header.baseOffset !== expectedBaseOffset
+            ? `batch base offset ${header.baseOffset}, expected ${expectedBaseOffset}`
+            : position + header.sizeBytes > visibleBytes
+              ? `batch of ${header.sizeBytes} bytes runs past the segment end ${visibleBytes}`
+              : undefined;
+    if (problem === undefined && header !== undefined) return header;
+    if (isFromIndex) throw new IndexMismatch(problem);
+    throw new CorruptionFound(this.baseOffset, position, problem ?? 'unreadable batch header');
+  }
+
+  /**
+   * The base offset of the first batch whose maxTimestamp ≥ `timestamp`, looking no further
+   * than `visibleBytes`; `undefined` when there is none in this segment.
+   */
+  async firstOffsetAtOrAfterTimestamp(timestamp: number, visibleBytes: number): Promise<number | undefined> {
+    const lease = await this.lease();
+    try {
+      const indexes = await this.indexes();
+      const scanFrom = indexes.offsetIndex.floor(indexes.timeIndex.scanStartFor(timestamp));
+      let found: number | undefined;
+      const scan = await this.scanFrom(lease, scanFrom?.position ?? 0, this.baseOffset + (scanFrom?.relativeOffset ?? 0), visibleBytes, (header) => {
+        if (found === undefined && header.maxTimestamp >= timestamp) found = header.baseOffset;
+        return found === undefined;
+      });
+      if (found === undefined && scan.problem !== undefined) {
+        throw new CorruptionFound(this.baseOffset, scan.problem.position, scan.problem.detail);
+      }
+      return found;
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Header-only walk (no CRC) from a trusted position; `visit` returns false to stop. */
+  private async scanFrom(
+    lease: HandleLease,
+    fromPosition: number,
+    expectedBaseOffset: number,
+    toPosition: number,
+    visit: (header: BatchHeader) => boolean,
+  ): Promise<{ problem?: { position: number; detail: string } }> {
+    let position = fromPosition;
+    let nextOffset = expectedBaseOffset;
+    let window: Buffer = Buffer.alloc(0);
+    let windowStart = position;
+    while (position < toPosition) {
+      if (position + BATCH_HEADER_BYTES > windowStart + window.length) {
+        window = await readRange(lease.handle, position, Math.min(64 * KiB, toPosition - position));
+        windowStart = position;
+        if (window.length < BATCH_HEADER_BYTES) return { problem: { position, detail: 'truncated batch header' } };
+      }
+      const header = tryReadBatchHeader(window, position - windowStart);
+      if (header === undefined || header.magic !== BATCH_MAGIC || header.baseOffset !== nextOffset || position + header.sizeBytes > toPosition) {
+        return { problem: { position, detail: 'unexpected batch header' } };
+      }
+      if (!visit(header)) return {};
+      position += header.sizeBytes;
+      nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
+    }
+    return {};
+  }
+
+  // ---- Indexes -------------------------------------------------------------------------------
+
+  /** This segment's indexes: in memory when active, else cached, loaded or rebuilt. */
+  async indexes(): Promise<SegmentIndexes> {
+    if (this.active !== undefined) return this.active.indexes;
+    const cached = this.context.indexCache.get(this.indexKey);
+    if (cached !== undefined) return cached;
+    const loaded = await this.tryLoadIndexes();
+    if (loaded !== undefined) {
+      this.context.indexCache.set(this.indexKey, loaded);
+      return loaded;
+    }
+    return this.rebuildIndexes();
+  }
+
+  private async tryLoadIndexes(): Promise<SegmentIndexes | undefined> {
+    const logSizeBytes = await this.knownSizeBytes();
+    const relativeOffsetEnd = this.nextOffset - this.baseOffset;
+    let offsetBytes: Buffer | undefined;
+    let timeBytes: Buffer | undefined;
+    try {
+      offsetBytes = await this.context.fileSystem.tryReadFile(this.indexPath);
+      timeBytes = await this.context.fileSystem.tryReadFile(this.timeIndexPath);
+    } catch (error) {
+      throw storageError('read the indexes of', this.logPath, error);
+    }
+    if (offsetBytes === undefined || timeBytes === undefined) return undefined;
+    const offsetIndex = OffsetIndex.tryFromBytes(offsetBytes, { logSizeBytes, relativeOffsetEnd });
+    const timeIndex = TimeIndex.tryFromBytes(timeBytes, { relativeOffsetEnd });
+    // A non-empty segment always has an entry for its first batch in both indexes.
+    if (offsetIndex === undefined || timeIndex === undefined) return undefined;
+    if (logSizeBytes > 0 && (offsetIndex.entryCount === 0 || offsetIndex.floor(0)?.position !== 0)) return undefined;
+    return { offsetIndex, timeIndex };
+  }
+
+  /**
+   * Rebuilds a sealed segment's indexes by scanning its whole log with CRC checks (damage
+   * raises `CorruptionFound`), then rewrites the index files. Writing them is best effort: the
+   * indexes are correct in memory either way and a later open rebuilds again if needed.
+   */
+  async rebuildIndexes(): Promise<SegmentIndexes> {
+    assert(this.active === undefined, 'the active segment keeps its indexes in memory');
+    const lease = await this.lease();
+    let indexes: SegmentIndexes;
+    try {
+      const built = await buildIndexes(lease, {
+        fromPosition: 0,
+        toPosition: await this.knownSizeBytes(),
+        baseOffset: this.baseOffset,
+        indexIntervalBytes: this.context.indexIntervalBytes,
+      });
+      if (built.scan.problem !== undefined) {
+        throw new CorruptionFound(this.baseOffset, built.scan.problem.position, built.scan.problem.detail);
+      }
+      if (built.scan.nextOffset !== this.nextOffset) {
+        throw new CorruptionFound(this.baseOffset, built.scan.validEndPosition, `segment ends at offset ${built.scan.nextOffset} but the next segment starts at ${this.nextOffset}`);
+      }
+      indexes = built.builder.finish();
+    } finally {
+      lease.release();
+    }
+    await this.persistIndexes(indexes, { isBestEffort: true });
+    return indexes;
+  }
+
+  /**
+   * Writes rebuilt indexes of a sealed segment to its index files and caches them. Best effort
+   * for read-time rebuilds (the in-memory copy is correct either way); required by recovery
+   * before the checkpoint moves past the segment.
+   */
+  async persistIndexes(indexes: SegmentIndexes, options: { isBestEffort: boolean }): Promise<void> {
+    try {
+      await this.writeIndexBytes(indexes);
+    } catch (error) {
+      if (!options.isBestEffort) throw error;
+    }
+    this.context.indexCache.set(this.indexKey, indexes);
+  }
+
+  private async writeIndexBytes(indexes: SegmentIndexes): Promise<void> {
+    try {
+      await writeFileAtomically(this.context.fileSystem, this.indexPath, indexes.offsetIndex.toBytes());
+      await writeFileAtomically(this.context.fileSystem, this.timeIndexPath, indexes.timeIndex.toBytes());
+    } catch (error) {
+      throw storageError('write the index files of', this.logPath, error);
+    }
+  }
+
+  /** Drops cached state before the files go (retention, deletion). */
+  forget(): void {
+    this.context.indexCache.delete(this.indexKey);
+    this.context.handles.discard(this.logPath);
+  }
+}
+
+/**
+ * Builds a segment's two sparse indexes batch by batch, the same way for appends, recovery
+ * scans and rebuilds, so an index rebuilt from the log equals the one appends made.
+ */
+export class SegmentIndexBuilder {
+  readonly indexes: SegmentIndexes;
+  private bytesSinceOffsetEntry = 0;
+  private bytesSinceTimeEntry = 0;
+  /** Largest batch maxTimestamp so far, −1 when none. */
+  maxTimestamp = -1;
+  private offsetOfMaxTimestamp = 0;
+  firstBatchMaxTimestamp: number | undefined;
+
+  constructor(
+    private readonly baseOffset: number,
+    private readonly indexIntervalBytes: number,
+    indexes: SegmentIndexes = { offsetIndex: OffsetIndex.empty(), timeIndex: TimeIndex.empty() },
+  ) {
+    this.indexes = indexes;
+    const first = indexes.timeIndex.firstEntry();
+    const last = indexes.timeIndex.lastEntry();
+    if (first !== undefined && last !== undefined) {
+      // Index files written at seal or clean close: the first time entry is the first batch's
+      // timestamp and the last one the segment's largest (writeIndexFiles). The next batch
+      // starts a fresh interval and gets entries of its own.
+      this.firstBatchMaxTimestamp = first.timestamp;
+      this.maxTimestamp = last.timestamp;
+      this.offsetOfMaxTimestamp = last.relativeOffset;
+      this.bytesSinceOffsetEntry = indexIntervalBytes;
+      this.bytesSinceTimeEntry = indexIntervalBytes;
+    }
+  }
+
+  add(header: BatchHeader, position: number): void {
+    const relativeOffset = header.baseOffset - this.baseOffset;
+    if (this.bytesSinceOffsetEntry >= this.indexIntervalBytes || this.indexes.offsetIndex.entryCount === 0) {
+      this.indexes.offsetIndex.append(relativeOffset, position);
+      this.bytesSinceOffsetEntry = 0;
+    }
+    if (this.firstBatchMaxTimestamp === undefined) this.firstBatchMaxTimestamp = header.maxTimestamp;
+    if (header.maxTimestamp > this.maxTimestamp) {
+      this.maxTimestamp = header.maxTimestamp;
+      this.offsetOfMaxTimestamp = relativeOffset;
+    }
+    if (this.bytesSinceTimeEntry >= this.indexIntervalBytes || this.indexes.timeIndex.entryCount === 0) {
+      if (this.indexes.timeIndex.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp)) this.bytesSinceTimeEntry = 0;
+    }
+    this.bytesSinceOffsetEntry += header.sizeBytes;
+    this.bytesSinceTimeEntry += header.sizeBytes;
+  }
+
+  /** Adds the final time entry (the largest timestamp) and returns the indexes. */
+  finish(): SegmentIndexes {
+    if (this.maxTimestamp >= 0) this.indexes.timeIndex.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp);
+    return this.indexes;
+  }
+}
+
+export interface BuiltIndexes {
+  builder: SegmentIndexBuilder;
+  scan: ScanResult;
+}
+
+/**
+ * Scans a log range with full checks (structure, CRC, dense offsets) and feeds each valid
+ * batch to a builder. Stops at the first invalid batch; the caller decides what that means.
+ */
+export async function buildIndexes(
+  lease: HandleLease,
+  options: { fromPosition: number; toPosition: number; baseOffset: number; indexIntervalBytes: number },
+): Promise<BuiltIndexes> {
+  const builder = new SegmentIndexBuilder(options.baseOffset, options.indexIntervalBytes);
+  const scan = await scanBatches(lease.handle, {
+    fromPosition: options.fromPosition,
+    toPosition: options.toPosition,
+    expectedBaseOffset: options.baseOffset,
+    onBatch: (header, position) => builder.add(header, position),
+  });
+  return { builder, scan };
+}
