@@ -1,0 +1,181 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
+import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
+import { isBrokerError } from '../errors/index.js';
+import { ManualClock } from '../common/clock.js';
+import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
+import type { PartitionLog } from './partition-log.js';
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function freshLog(config: Parameters<typeof openTestLog>[0]['config'] = {}, extra: Partial<Parameters<typeof openTestLog>[0]> = {}) {
+  const temp = makeTempDir();
+  cleanups.push(temp.remove);
+  const log = await openTestLog({ dir: temp.dir, config, ...extra });
+  cleanups.push(() => log.close());
+  return { log, dir: temp.dir };
+}
+
+async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ offset: number; value: string }[]> {
+  const out: { offset: number; value: string }[] = [];
+  let offset = from;
+  while (offset < log.logEndOffset) {
+    const read = await log.read({ offset, bytesMax: 8192 });
+    for (const record of decodeBatches(read.bytes)) {
+      if (record.offset >= offset) out.push({ offset: record.offset, value: record.value?.toString() ?? '' });
+    }
+    expect(read.nextOffset).toBeGreaterThan(offset);
+    offset = read.nextOffset;
+  }
+  return out;
+}
+
+describe('PartitionLog', () => {
+  it('assigns dense offsets to appended batches and reads them back', async () => {
+    const { log } = await freshLog();
+    const first = await log.append(makeBatch({ count: 3, tag: 'a' }));
+    const second = await log.append(makeBatch({ count: 2, tag: 'b' }));
+    expect(first).toEqual({ baseOffset: 0, lastOffset: 2 });
+    expect(second).toEqual({ baseOffset: 3, lastOffset: 4 });
+    expect(log.logEndOffset).toBe(5);
+    const records = await readAll(log);
+    expect(records.map((r) => r.offset)).toEqual([0, 1, 2, 3, 4]);
+    expect(records[3]?.value.startsWith('b-0:')).toBe(true);
+  });
+
+  it('returns the whole batch holding an offset inside it', async () => {
+    const { log } = await freshLog();
+    await log.append(makeBatch({ count: 5 }));
+    const read = await log.read({ offset: 3, bytesMax: 1 });
+    expect(tryReadBatchHeader(read.bytes)?.baseOffset).toBe(0);
+    expect(read.nextOffset).toBe(5);
+  });
+
+  it('returns at least one whole batch even when it exceeds the byte budget', async () => {
+    const { log } = await freshLog();
+    await log.append(makeBatch({ count: 1, valueBytes: 10_000 }));
+    await log.append(makeBatch({ count: 1, valueBytes: 10_000 }));
+    const read = await log.read({ offset: 0, bytesMax: 100 });
+    expect(decodeBatches(read.bytes)).toHaveLength(1);
+    expect(read.nextOffset).toBe(1);
+  });
+
+  it('rejects offsets outside the log with OFFSET_OUT_OF_RANGE and answers empty at the end', async () => {
+    const { log } = await freshLog();
+    await log.append(makeBatch({ count: 2 }));
+    await expect(log.read({ offset: 3, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'OFFSET_OUT_OF_RANGE'));
+    await expect(log.read({ offset: -1, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'OFFSET_OUT_OF_RANGE'));
+    const atEnd = await log.read({ offset: 2, bytesMax: 100 });
+    expect(atEnd.bytes.length).toBe(0);
+    expect(atEnd.nextOffset).toBe(2);
+  });
+
+  it('rejects a corrupt batch before writing anything', async () => {
+    const { log, dir } = await freshLog();
+    await log.append(makeBatch());
+    const bad = makeBatch();
+    bad[bad.length - 1] ^= 0xff;
+    await expect(log.append(bad)).rejects.toSatisfy((e) => isBrokerError(e, 'CORRUPT_MESSAGE'));
+    expect(log.logEndOffset).toBe(1);
+    await log.close();
+    const reopened = await openTestLog({ dir });
+    cleanups.push(() => reopened.close());
+    expect(reopened.logEndOffset).toBe(1);
+  });
+
+  it('rolls segments by size and reads across them', async () => {
+    const { log, dir } = await freshLog({ segmentBytes: 4096 });
+    for (let i = 0; i < 40; i++) await log.append(makeBatch({ count: 2, valueBytes: 200, tag: `s${i}` }));
+    expect(log.segmentCount).toBeGreaterThan(4);
+    const records = await readAll(log);
+    expect(records.map((r) => r.offset)).toEqual([...Array(80).keys()]);
+    const logs = readdirSync(dir).filter((name) => name.endsWith('.log'));
+    expect(logs.length).toBe(log.segmentCount);
+  });
+
+  it('rolls before a relative offset would overflow the index', async () => {
+    const { log } = await freshLog({}, { rollLimits: { relativeOffsetMax: 10 } });
+    for (let i = 0; i < 6; i++) await log.append(makeBatch({ count: 4 }));
+    // A segment spans at most 11 offsets (relative 0..10): two batches of 4 fit, a third does not.
+    expect(log.segmentCount).toBe(3);
+    expect((await readAll(log)).length).toBe(24);
+  });
+
+  it('rolls before a file position would overflow the index', async () => {
+    const { log } = await freshLog({}, { rollLimits: { segmentPositionMax: 1000 } });
+    for (let i = 0; i < 5; i++) await log.append(makeBatch({ count: 1, valueBytes: 300 }));
+    expect(log.segmentCount).toBeGreaterThanOrEqual(3);
+    expect((await readAll(log)).length).toBe(5);
+  });
+
+  it('rolls by segment.ms measured on batch timestamps', async () => {
+    const { log } = await freshLog({ segmentMs: 1000 });
+    await log.append(makeBatch({ timestamp: 10_000 }));
+    await log.append(makeBatch({ timestamp: 10_500 }));
+    expect(log.segmentCount).toBe(1);
+    await log.append(makeBatch({ timestamp: 11_001 }));
+    expect(log.segmentCount).toBe(2);
+  });
+
+  it('finds the first batch at or after a timestamp', async () => {
+    const { log } = await freshLog({ segmentBytes: 2048 });
+    for (let i = 0; i < 50; i++) await log.append(makeBatch({ count: 2, valueBytes: 100, timestamp: 1000 * i }));
+    expect(log.segmentCount).toBeGreaterThan(2);
+    expect(await log.offsetForTimestamp(0)).toBe(0);
+    expect(await log.offsetForTimestamp(25_000)).toBe(50);
+    expect(await log.offsetForTimestamp(25_001)).toBe(52);
+    expect(await log.offsetForTimestamp(49_000)).toBe(98);
+    expect(await log.offsetForTimestamp(49_001)).toBeUndefined();
+  });
+
+  it('deletes whole old segments by retention.bytes and never the active one', async () => {
+    const { log } = await freshLog({ segmentBytes: 2048, retentionBytes: 4096 });
+    for (let i = 0; i < 40; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
+    const before = log.segmentCount;
+    await log.applyRetention();
+    expect(log.segmentCount).toBeLessThan(before);
+    expect(log.logStartOffset).toBeGreaterThan(0);
+    const stats = await log.stats();
+    expect(stats.sizeBytes).toBeGreaterThanOrEqual(4096 - 2048);
+    await expect(log.read({ offset: 0, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'OFFSET_OUT_OF_RANGE'));
+    expect((await readAll(log)).length).toBe(40 - log.logStartOffset);
+  });
+
+  it('deletes segments older than retention.ms by their largest timestamp', async () => {
+    const clock = new ManualClock(100_000);
+    const { log } = await freshLog({ segmentBytes: 2048, retentionMs: 10_000 }, { clock });
+    for (let i = 0; i < 60; i++) await log.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 50_000 + i * 1000 }));
+    const before = log.segmentCount;
+    // Segments whose newest record is older than 90,000 go; offset 40 (t = 90,000) must stay.
+    await log.applyRetention();
+    const start = log.logStartOffset;
+    expect(log.segmentCount).toBeLessThan(before);
+    // The first kept segment holds offset 40; a segment holds 7 of these ~270-byte batches.
+    expect(start).toBeLessThanOrEqual(40);
+    expect(start).toBeGreaterThan(40 - 8);
+  });
+
+  it('reopens after a clean close without losing or rescanning anything', async () => {
+    const { log, dir } = await freshLog({ segmentBytes: 4096 });
+    for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 3, valueBytes: 100 }));
+    const expected = await readAll(log);
+    await log.close();
+    const reopened = await openTestLog({ dir, config: { segmentBytes: 4096 } });
+    cleanups.push(() => reopened.close());
+    expect(reopened.logEndOffset).toBe(90);
+    expect(await readAll(reopened)).toEqual(expected);
+    await reopened.append(makeBatch({ count: 1 }));
+    expect(reopened.logEndOffset).toBe(91);
+  });
+
+  it('groups concurrent appends under flush=always and acknowledges each once durable', async () => {
+    const { log } = await freshLog({ flush: { kind: 'always' } });
+    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => log.append(makeBatch({ count: 2, tag: `c${i}` }))));
+    const offsets = results.map((r) => r.baseOffset).sort((a, b) => a - b);
+    expect(offsets).toEqual(Array.from({ length: 64 }, (_, i) => i * 2));
+    expect(log.flushedOffset).toBe(128);
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * Shared set-up for storage tests (unit, property, fault): a partition log in a fresh temp
+ * directory with small, test-friendly settings. Not part of the storage surface.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../common/clock.js';
+import { silentLogger, type Logger } from '../observability/index.js';
+import { encodeBatch, type LogRecord } from '../protocol/index.js';
+import { FileHandleCache } from './file-handle-cache.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { IndexCache } from './index-cache.js';
+import { PartitionLog, type PartitionLogConfig, type PartitionLogOptions } from './partition-log.js';
+
+export const testConfig: PartitionLogConfig = {
+  segmentBytes: 64 * 1024,
+  segmentMs: 7 * 24 * 3_600_000,
+  retentionMs: -1,
+  retentionBytes: -1,
+  indexIntervalBytes: 512,
+  maxMessageBytes: 1024 * 1024,
+  flush: { kind: 'never' },
+};
+
+export function makeTempDir(prefix = 'runnel-test-'): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestLogOptions {
+  dir: string;
+  config?: Partial<PartitionLogConfig>;
+  fileSystem?: FileSystem;
+  clock?: Clock;
+  logger?: Logger;
+  openFilesMax?: number;
+  indexCacheBytesMax?: number;
+  rollLimits?: PartitionLogOptions['rollLimits'];
+}
+
+export function openTestLog(options: TestLogOptions): Promise<PartitionLog> {
+  const fileSystem = options.fileSystem ?? nodeFileSystem;
+  return PartitionLog.open({
+    dir: options.dir,
+    topic: 'test',
+    partition: 0,
+    config: { ...testConfig, ...options.config },
+    fileSystem,
+    handles: new FileHandleCache(fileSystem, options.openFilesMax ?? 64),
+    indexCache: new IndexCache(options.indexCacheBytesMax ?? 1024 * 1024),
+    clock: options.clock ?? systemClock,
+    logger: options.logger ?? silentLogger,
+    ...(options.rollLimits === undefined ? {} : { rollLimits: options.rollLimits }),
+  });
+}
+
+/** A batch of `count` records whose values say where they came from. */
+export function makeBatch(options: { count?: number; valueBytes?: number; tag?: string; timestamp?: number } = {}): Buffer {
+  const count = options.count ?? 1;
+  const records: LogRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const label = Buffer.from(`${options.tag ?? 'r'}-${i}:`);
+    const value = Buffer.alloc(Math.max(label.length, options.valueBytes ?? 16), 0x61);
+    label.copy(value);
+    records.push({ key: null, value, headers: [], timestamp: options.timestamp ?? 1_700_000_000_000 + i });
+  }
+  return encodeBatch({ records });
+}
