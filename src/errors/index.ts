@@ -16,6 +16,7 @@ export const REASONS = {
   BATCH_TOO_LARGE: { retriable: false },
   TOPIC_NOT_FOUND: { retriable: false },
   PARTITION_NOT_FOUND: { retriable: false },
+  TOPIC_ALREADY_EXISTS: { retriable: false },
   OFFSET_OUT_OF_RANGE: { retriable: false },
   PARTITION_OFFLINE: { retriable: true },
   SHUTTING_DOWN: { retriable: true },

@@ -35,8 +35,11 @@ export interface ScanOptions {
   toPosition: number;
   /** Base offset the first batch must have; each next batch must follow its predecessor. */
   expectedBaseOffset: number;
-  /** Called for each valid batch, in order. */
-  onBatch?: (header: BatchHeader, position: number) => void;
+  /**
+   * Called for each valid batch, in order; `bytes` is the batch (valid only during the call).
+   * Returning `false` ends the scan after this batch.
+   */
+  onBatch?: (header: BatchHeader, position: number, bytes: Buffer) => boolean | void;
   chunkBytes?: number;
 }
 
@@ -79,10 +82,11 @@ export async function scanBatches(handle: FileHandle, options: ScanOptions): Pro
     if (header.baseOffset !== nextOffset || header.lastOffsetDelta < 0) {
       return result({ kind: 'offset-gap', position, detail: `base offset ${header.baseOffset}, expected ${nextOffset}` });
     }
-    options.onBatch?.(header, position);
+    const shouldContinue = options.onBatch?.(header, position, chunk.subarray(position - chunkStart, position - chunkStart + header.sizeBytes));
     position += header.sizeBytes;
     nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
     batchCount++;
+    if (shouldContinue === false) break;
   }
   return result();
 }

@@ -14,7 +14,9 @@ export function storageError(operation: string, path: string, error: unknown): B
     isFull ? 'DISK_FULL' : 'STORAGE_ERROR',
     isFull
       ? `disk full while trying to ${operation} ${path}; free space in the data directory and retry`
-      : `I/O error while trying to ${operation} ${path}: ${what}`,
+      : code === 'ENOENT'
+        ? `${path} does not exist (while trying to ${operation} it); check the path`
+        : `I/O error while trying to ${operation} ${path}: ${what}`,
     { cause: error, details: { operation, path, code } },
   );
 }

@@ -95,15 +95,21 @@ export class FileHandleCache {
 
   /** Closes every handle not in use; in-use ones close on release. */
   async closeAll(): Promise<void> {
-    const all = [...this.entries.values()];
-    for (const entry of all) this.drop(entry);
-    await Promise.all(all.map((entry) => entry.handle.then((handle) => handle.close()).catch(() => undefined)));
+    // drop() closes each idle handle once; closing them here again would close a descriptor
+    // number the OS may already have reused, and closing leased ones would pull them from
+    // under their users.
+    const closing: Promise<void>[] = [];
+    for (const entry of [...this.entries.values()]) {
+      const closed = this.drop(entry);
+      if (closed !== undefined) closing.push(closed);
+    }
+    await Promise.all(closing);
   }
 
-  private drop(entry: Entry): void {
+  private drop(entry: Entry): Promise<void> | undefined {
     this.entries.delete(entry.path);
     entry.isDiscarded = true;
-    if (entry.users === 0) this.closeQuietly(entry);
+    return entry.users === 0 ? this.closeQuietly(entry) : undefined;
   }
 
   private evictIdle(): void {
@@ -114,9 +120,9 @@ export class FileHandleCache {
     }
   }
 
-  private closeQuietly(entry: Entry): void {
+  private closeQuietly(entry: Entry): Promise<void> {
     // A close error on a descriptor we no longer use cannot lose data: every durable write
     // was fdatasync'ed through it before its acknowledgement.
-    entry.handle.then((handle) => handle.close()).catch(() => undefined);
+    return entry.handle.then((handle) => handle.close()).catch(() => undefined);
   }
 }

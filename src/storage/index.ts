@@ -25,3 +25,5 @@ export {
   type ReadResult,
 } from './partition-log.js';
 export { countSegmentsToDelete, type RetentionPolicy } from './retention.js';
+export { LogManager, type LogManagerOptions, type TopicPartition } from './log-manager.js';
+export { forEachStoredBatch, repairPartitionDirectory, verifyPartitionDirectory, type RepairPlan, type SegmentReport, type VerifyReport } from './inspect.js';

@@ -73,7 +73,8 @@ export class OffsetIndex {
       throw new RangeError(`offset index entries must increase: (${relativeOffset}, ${position}) after (${last.relativeOffset}, ${last.position})`);
     }
     if ((this.count + 1) * OFFSET_INDEX_ENTRY_BYTES > this.entries.length) {
-      const grown = Buffer.alloc(this.entries.length * 2);
+      // At least 64 entries: an index adopted from an empty file has a zero-length buffer.
+      const grown = Buffer.alloc(Math.max(64 * OFFSET_INDEX_ENTRY_BYTES, this.entries.length * 2));
       this.entries.copy(grown, 0, 0, this.sizeBytes);
       this.entries = grown;
     }

@@ -77,7 +77,7 @@ describe('PartitionLog', () => {
     const { log, dir } = await freshLog();
     await log.append(makeBatch());
     const bad = makeBatch();
-    bad[bad.length - 1] ^= 0xff;
+    bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 0xff, bad.length - 1);
     await expect(log.append(bad)).rejects.toSatisfy((e) => isBrokerError(e, 'CORRUPT_MESSAGE'));
     expect(log.logEndOffset).toBe(1);
     await log.close();

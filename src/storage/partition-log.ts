@@ -701,7 +701,8 @@ export class PartitionLog {
     this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
     try {
-      if (this.closingWasOnline) {
+      // Untouched since a clean open: partition.state still describes the files exactly.
+      if (this.closingWasOnline && !this.isMarkedClean) {
         const active = this.activeSegment;
         const lease = await active.lease();
         try {

@@ -78,7 +78,8 @@ export class TimeIndex {
       throw new RangeError(`time index offsets must not decrease: ${relativeOffset} after ${last.relativeOffset}`);
     }
     if ((this.count + 1) * TIME_INDEX_ENTRY_BYTES > this.entries.length) {
-      const grown = Buffer.alloc(this.entries.length * 2);
+      // At least 64 entries: an index adopted from an empty file has a zero-length buffer.
+      const grown = Buffer.alloc(Math.max(64 * TIME_INDEX_ENTRY_BYTES, this.entries.length * 2));
       this.entries.copy(grown, 0, 0, this.sizeBytes);
       this.entries = grown;
     }

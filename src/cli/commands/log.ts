@@ -1,0 +1,248 @@
+/**
+ * `runnel log …`: offline tools over one partition directory (`<data-dir>/<topic>-<n>`). They
+ * read and write the files directly: stop the broker (or use a copy) before running them on
+ * a live data directory.
+ */
+import { createInterface } from 'node:readline';
+import { basename, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { systemClock } from '../../common/clock.js';
+import { defaults } from '../../config/defaults.js';
+import { createRootLogger } from '../../observability/index.js';
+import { decodeBatch, encodeBatch, type LogRecord } from '../../protocol/index.js';
+import {
+  FileHandleCache,
+  IndexCache,
+  PartitionLog,
+  forEachStoredBatch,
+  nodeFileSystem,
+  parseFlushPolicy,
+  repairPartitionDirectory,
+  tryParsePartitionDirName,
+  verifyPartitionDirectory,
+} from '../../storage/index.js';
+
+type SetExitCode = (code: number) => void;
+
+function parseCount(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  return value;
+}
+
+function identityOf(dir: string): { topic: string; partition: number } {
+  return tryParsePartitionDirName(basename(resolve(dir))) ?? { topic: basename(resolve(dir)), partition: 0 };
+}
+
+export function registerLogCommands(program: Command, setExitCode: SetExitCode): void {
+  const log = program
+    .command('log')
+    .description('offline tools over one partition directory (stop the broker first)')
+    .addHelpText('after', '\nA partition directory is <data-dir>/<topic>-<partition>, e.g. ./data/app-logs-0.');
+
+  log
+    .command('append')
+    .description('append stdin, one record per line, to a partition directory (created if missing)')
+    .argument('<dir>', 'partition directory, e.g. ./data/demo-0')
+    .option('--key-separator <s>', 'split each line into key and value at the first <s>')
+    .option('--batch-records <n>', 'records per batch', parseCount, 500)
+    .option('--flush <policy>', 'always | never | interval:<ms>', 'always')
+    .addHelpText('after', '\nExample: tail -n 1000 app.log | runnel log append ./data/app-logs-0')
+    .action(async (dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) => {
+      const summary = await appendLines(dir, options);
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    });
+
+  log
+    .command('dump')
+    .description('print the batches (or records) stored in a partition directory')
+    .argument('<dir>', 'partition directory')
+    .option('--from <offset>', 'start at the batch holding this offset', parseCount, 0)
+    .option('--max <n>', 'stop after this many batches (records with --records)', parseCount)
+    .option('--records', 'print records as JSON lines {topic,partition,offset,timestamp,key,value,headers}')
+    .option('--json', 'print batch headers as JSON lines')
+    .action(async (dir: string, options: { from: number; max?: number; records?: boolean; json?: boolean }) => {
+      setExitCode(await dump(dir, options));
+    });
+
+  log
+    .command('verify')
+    .description('check every batch of every segment (length, magic, CRC-32C, dense offsets); exit 1 when damaged')
+    .argument('<dir>', 'partition directory')
+    .option('--json', 'print the report as JSON')
+    .action(async (dir: string, options: { json?: boolean }) => {
+      const showProgress = process.stderr.isTTY === true && options.json !== true;
+      const startedMs = performance.now();
+      const report = await verifyPartitionDirectory(nodeFileSystem, dir, (checked, total) => {
+        if (!showProgress) return;
+        const seconds = (performance.now() - startedMs) / 1000;
+        process.stderr.write(`\rchecked ${mebibytes(checked)} of ${mebibytes(total)} MiB (${(checked / 1048576 / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)`);
+      });
+      if (showProgress) process.stderr.write('\n');
+      if (options.json === true) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+      } else {
+        printVerifyReport(report);
+      }
+      setExitCode(report.isHealthy ? 0 : 1);
+    });
+
+  log
+    .command('repair')
+    .description('cut a damaged partition back to its last valid batch (loses every later record)')
+    .argument('<dir>', 'partition directory')
+    .option('--yes', 'really do it (without --yes, only print what would be lost)')
+    .option('--json', 'print the plan as JSON')
+    .addHelpText(
+      'after',
+      '\nKeeps every batch before the first damage, cuts the damaged segment there, deletes later\n' +
+        'segments and clears the offline mark. Copy the directory first; with replicas, prefer\n' +
+        'restoring the partition from another broker.',
+    )
+    .action(async (dir: string, options: { yes?: boolean; json?: boolean }) => {
+      const plan = await repairPartitionDirectory(nodeFileSystem, dir, { apply: options.yes === true });
+      if (options.json === true) {
+        process.stdout.write(`${JSON.stringify({ applied: options.yes === true, ...plan })}\n`);
+        return;
+      }
+      if (plan.cutSegmentBaseOffset === undefined) {
+        process.stdout.write(`no damage found in ${dir}; log end offset ${plan.newLogEndOffset}${options.yes === true ? '; offline mark cleared' : ''}\n`);
+        return;
+      }
+      const verb = options.yes === true ? 'cut' : 'would cut';
+      process.stdout.write(
+        `${verb} segment ${plan.cutSegmentBaseOffset} at position ${String(plan.cutPosition)}, ` +
+          `delete ${plan.deletedSegmentBaseOffsets.length} later segment(s), losing ${plan.lostBytes} bytes; ` +
+          `new log end offset ${plan.newLogEndOffset}\n`,
+      );
+      if (options.yes !== true) process.stdout.write('copy the directory, then run again with --yes to apply\n');
+    });
+}
+
+async function appendLines(dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) {
+  const flush = parseFlushPolicy(options.flush);
+  const logger = createRootLogger({ level: 'warn', destinationFd: 2 });
+  const { topic, partition } = identityOf(dir);
+  const partitionLog = await PartitionLog.open({
+    dir,
+    topic,
+    partition,
+    config: {
+      segmentBytes: defaults.segmentBytes,
+      segmentMs: defaults.segmentMs,
+      retentionMs: -1,
+      retentionBytes: -1,
+      indexIntervalBytes: defaults.indexIntervalBytes,
+      maxMessageBytes: defaults.maxMessageBytes,
+      flush,
+    },
+    fileSystem: nodeFileSystem,
+    handles: new FileHandleCache(nodeFileSystem, 64),
+    indexCache: new IndexCache(16 * 1024 * 1024),
+    clock: systemClock,
+    logger,
+  });
+  let firstOffset: number | undefined;
+  let lastOffset: number | undefined;
+  let records = 0;
+  let pending: LogRecord[] = [];
+  let pendingBytes = 0;
+  const appendPending = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const result = await partitionLog.append(encodeBatch({ records: pending }));
+    firstOffset ??= result.baseOffset;
+    lastOffset = result.lastOffset;
+    records += pending.length;
+    pending = [];
+    pendingBytes = 0;
+  };
+  try {
+    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+      const separatorAt = options.keySeparator === undefined ? -1 : line.indexOf(options.keySeparator);
+      const key = separatorAt < 0 ? null : Buffer.from(line.slice(0, separatorAt));
+      const value = Buffer.from(separatorAt < 0 ? line : line.slice(separatorAt + (options.keySeparator?.length ?? 0)));
+      pending.push({ key, value, headers: [], timestamp: systemClock.nowMs() });
+      pendingBytes += value.length + (key?.length ?? 0);
+      if (pending.length >= options.batchRecords || pendingBytes >= 256 * 1024) await appendPending();
+    }
+    await appendPending();
+  } finally {
+    await partitionLog.close();
+  }
+  return { dir, records, firstOffset: firstOffset ?? null, lastOffset: lastOffset ?? null, logEndOffset: partitionLog.logEndOffset };
+}
+
+async function dump(dir: string, options: { from: number; max?: number; records?: boolean; json?: boolean }): Promise<number> {
+  const { topic, partition } = identityOf(dir);
+  let printed = 0;
+  const lines: string[] = [];
+  const flushLines = (): void => {
+    if (lines.length > 0) process.stdout.write(`${lines.splice(0).join('\n')}\n`);
+  };
+  const result = await forEachStoredBatch(nodeFileSystem, dir, {
+    fromOffset: options.from,
+    onBatch: (header, bytes) => {
+      if (options.records === true) {
+        for (const record of decodeBatch(bytes).records) {
+          if (record.offset < options.from) continue;
+          if (options.max !== undefined && printed >= options.max) return false;
+          lines.push(JSON.stringify({ topic, partition, offset: record.offset, timestamp: record.timestamp, ...textOrBase64(record.key, record.value), headers: Object.fromEntries(record.headers.map((h) => [h.key, h.value?.toString('utf8') ?? null])) }));
+          printed++;
+        }
+      } else {
+        if (options.max !== undefined && printed >= options.max) return false;
+        const fields = {
+          baseOffset: header.baseOffset,
+          lastOffset: header.baseOffset + header.lastOffsetDelta,
+          records: header.recordCount,
+          bytes: header.sizeBytes,
+          maxTimestamp: header.maxTimestamp,
+          leaderEpoch: header.partitionLeaderEpoch,
+          compression: header.attributes & 0x07,
+          producerId: header.producerId,
+          crc: header.crc.toString(16).padStart(8, '0'),
+        };
+        lines.push(
+          options.json === true
+            ? JSON.stringify(fields)
+            : `offsets ${fields.baseOffset}..${fields.lastOffset}  records ${fields.records}  bytes ${fields.bytes}  maxTimestamp ${new Date(fields.maxTimestamp).toISOString()}  crc ${fields.crc}`,
+        );
+        printed++;
+      }
+      if (lines.length >= 512) flushLines();
+      return true;
+    },
+  });
+  flushLines();
+  if (result.problem !== undefined) {
+    process.stderr.write(
+      `runnel: damaged batch in segment ${result.problem.segmentBaseOffset} at position ${result.problem.position} (${result.problem.detail}); run \`runnel log verify ${dir}\`\n`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
+function textOrBase64(key: Buffer | null, value: Buffer | null): Record<string, string | null> {
+  const isText = (bytes: Buffer | null): boolean => bytes === null || Buffer.from(bytes.toString('utf8'), 'utf8').equals(bytes);
+  if (isText(key) && isText(value)) return { key: key?.toString('utf8') ?? null, value: value?.toString('utf8') ?? null };
+  return { key: key?.toString('base64') ?? null, value: value?.toString('base64') ?? null, encoding: 'base64' };
+}
+
+function mebibytes(bytes: number): string {
+  return (bytes / 1048576).toFixed(1);
+}
+
+function printVerifyReport(report: Awaited<ReturnType<typeof verifyPartitionDirectory>>): void {
+  for (const segment of report.segments) {
+    const status = segment.problem === undefined ? 'ok' : `DAMAGED at position ${segment.problem.position}: ${segment.problem.detail}`;
+    process.stdout.write(`segment ${segment.baseOffset}  batches ${segment.batchCount}  bytes ${segment.sizeBytes}  ${status}\n`);
+  }
+  if (report.offline !== undefined) {
+    process.stdout.write(`partition is marked offline: ${report.offline.detail} (segment ${report.offline.segmentBaseOffset}, position ${report.offline.position})\n`);
+  }
+  process.stdout.write(
+    `${report.isHealthy ? 'healthy' : 'DAMAGED'}: offsets ${report.logStartOffset}..${report.logEndOffset}, ${report.segments.length} segment(s), ${report.sizeBytes} bytes\n`,
+  );
+  if (!report.isHealthy) process.stdout.write(`to cut the log back to its last valid batch: runnel log repair ${report.dir}\n`);
+}

@@ -1,0 +1,205 @@
+/**
+ * Offline tools over one partition directory, for operators (`runnel log …`): verify every
+ * batch of every segment, and repair a partition that went offline with CORRUPT_DATA. They
+ * open files directly and must not run while a broker has the partition open.
+ *
+ * Repair is the operator's explicit decision to lose data: it keeps every batch before the
+ * first damage, cuts the damaged segment there and deletes every later segment. Take a copy
+ * of the directory first (the CLI says so), or restore the partition from a replica instead.
+ */
+
+import { storageError } from './errors.js';
+import { tryParseSegmentFileName } from './file-names.js';
+import type { FileSystem } from './file-system.js';
+import type { BatchHeader } from '../protocol/index.js';
+import { scanBatches, type ScanProblem } from './batch-scan.js';
+import { readPartitionState, writePartitionState } from './partition-state.js';
+import { segmentFilePath } from './file-names.js';
+
+export interface SegmentReport {
+  baseOffset: number;
+  sizeBytes: number;
+  batchCount: number;
+  /** Offset after the last valid batch. */
+  nextOffset: number;
+  problem?: { kind: ScanProblem | 'segment-gap'; position: number; detail: string };
+}
+
+export interface VerifyReport {
+  dir: string;
+  segments: SegmentReport[];
+  logStartOffset: number;
+  logEndOffset: number;
+  sizeBytes: number;
+  isHealthy: boolean;
+  offline?: { segmentBaseOffset: number; position: number; detail: string };
+}
+
+async function listSegmentBases(fileSystem: FileSystem, dir: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await fileSystem.readdir(dir);
+  } catch (error) {
+    throw storageError('list', dir, error);
+  }
+  return names
+    .map((name) => tryParseSegmentFileName(name))
+    .filter((parsed) => parsed?.kind === 'log')
+    .map((parsed) => (parsed as { baseOffset: number }).baseOffset)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * Reads every batch of every segment (length, magic, CRC, dense offsets, no gaps between
+ * segments). `onProgress` is called after each segment with the bytes checked so far.
+ */
+export async function verifyPartitionDirectory(
+  fileSystem: FileSystem,
+  dir: string,
+  onProgress?: (checkedBytes: number, totalBytes: number) => void,
+): Promise<VerifyReport> {
+  const bases = await listSegmentBases(fileSystem, dir);
+  const sizes: number[] = [];
+  for (const base of bases) sizes.push((await fileSystem.trySizeBytes(segmentFilePath(dir, base, 'log'))) ?? 0);
+  const totalBytes = sizes.reduce((sum, size) => sum + size, 0);
+  const segments: SegmentReport[] = [];
+  let checkedBytes = 0;
+  for (let i = 0; i < bases.length; i++) {
+    const base = bases[i] as number;
+    const sizeBytes = sizes[i] as number;
+    const handle = await fileSystem.open(segmentFilePath(dir, base, 'log'), 'read').catch((error: unknown) => {
+      throw storageError('open', segmentFilePath(dir, base, 'log'), error);
+    });
+    try {
+      const scan = await scanBatches(handle, { fromPosition: 0, toPosition: sizeBytes, expectedBaseOffset: base });
+      const report: SegmentReport = { baseOffset: base, sizeBytes, batchCount: scan.batchCount, nextOffset: scan.nextOffset };
+      if (scan.problem !== undefined) report.problem = scan.problem;
+      const nextBase = bases[i + 1];
+      if (report.problem === undefined && nextBase !== undefined && scan.nextOffset !== nextBase) {
+        report.problem = { kind: 'segment-gap', position: sizeBytes, detail: `segment ends at offset ${scan.nextOffset} but the next starts at ${nextBase}` };
+      }
+      segments.push(report);
+    } finally {
+      await handle.close();
+    }
+    checkedBytes += sizeBytes;
+    onProgress?.(checkedBytes, totalBytes);
+  }
+  const state = await readPartitionState(fileSystem, dir);
+  const report: VerifyReport = {
+    dir,
+    segments,
+    logStartOffset: bases[0] ?? 0,
+    logEndOffset: segments[segments.length - 1]?.nextOffset ?? 0,
+    sizeBytes: totalBytes,
+    isHealthy: segments.every((segment) => segment.problem === undefined) && state?.offline === undefined,
+  };
+  if (state?.offline !== undefined) {
+    report.offline = { segmentBaseOffset: state.offline.segmentBaseOffset, position: state.offline.position, detail: state.offline.detail };
+  }
+  return report;
+}
+
+export interface RepairPlan {
+  /** The segment cut at its last valid batch, or undefined when nothing is damaged. */
+  cutSegmentBaseOffset?: number;
+  cutPosition?: number;
+  /** Segments deleted whole because they come after the damage. */
+  deletedSegmentBaseOffsets: number[];
+  /** Offsets from here on are lost (the new log end offset). */
+  newLogEndOffset: number;
+  lostBytes: number;
+}
+
+/**
+ * Plans (and with `apply`, performs) the repair of a damaged partition: keep every valid
+ * batch before the first problem, cut there, delete every later segment, clear the offline
+ * mark. Crash behaviour: segments are deleted newest first and the file is cut before the
+ * offline mark is cleared, so an interrupted repair leaves a partition that is still offline
+ * or already consistent, and running repair again finishes it.
+ */
+export async function repairPartitionDirectory(fileSystem: FileSystem, dir: string, options: { apply: boolean }): Promise<RepairPlan> {
+  const report = await verifyPartitionDirectory(fileSystem, dir);
+  const damagedIndex = report.segments.findIndex((segment) => segment.problem !== undefined);
+  const state = await readPartitionState(fileSystem, dir);
+  if (damagedIndex < 0) {
+    if (options.apply && state?.offline !== undefined) {
+      const { offline: _offline, clean: _clean, ...rest } = state;
+      await writePartitionState(fileSystem, dir, { ...rest, recoveryCheckpoint: report.segments[0]?.baseOffset ?? 0 });
+    }
+    return { deletedSegmentBaseOffsets: [], newLogEndOffset: report.logEndOffset, lostBytes: 0 };
+  }
+  const damaged = report.segments[damagedIndex] as SegmentReport;
+  const cutPosition = damaged.problem?.kind === 'segment-gap' ? damaged.sizeBytes : (damaged.problem?.position ?? damaged.sizeBytes);
+  const later = report.segments.slice(damagedIndex + 1);
+  const plan: RepairPlan = {
+    cutSegmentBaseOffset: damaged.baseOffset,
+    cutPosition,
+    deletedSegmentBaseOffsets: later.map((segment) => segment.baseOffset),
+    newLogEndOffset: damaged.nextOffset,
+    lostBytes: damaged.sizeBytes - cutPosition + later.reduce((sum, segment) => sum + segment.sizeBytes, 0),
+  };
+  if (!options.apply) return plan;
+
+  for (const segment of [...later].reverse()) {
+    await fileSystem.unlink(segmentFilePath(dir, segment.baseOffset, 'log'));
+    await fileSystem.unlink(segmentFilePath(dir, segment.baseOffset, 'index'));
+    await fileSystem.unlink(segmentFilePath(dir, segment.baseOffset, 'timeindex'));
+  }
+  const handle = await fileSystem.open(segmentFilePath(dir, damaged.baseOffset, 'log'), 'read-write');
+  try {
+    await handle.truncate(cutPosition);
+    // The cut is durable before the offline mark goes.
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await fileSystem.unlink(segmentFilePath(dir, damaged.baseOffset, 'index'));
+  await fileSystem.unlink(segmentFilePath(dir, damaged.baseOffset, 'timeindex'));
+  await fileSystem.syncDirectory(dir);
+  // The checkpoint points at the cut segment: the next open scans it (and it is now last).
+  await writePartitionState(fileSystem, dir, { recoveryCheckpoint: damaged.baseOffset });
+  return plan;
+}
+
+
+/**
+ * Calls `onBatch` for every valid batch from the one holding `fromOffset` on, segment by
+ * segment, until it returns false. Stops at the first damaged batch and returns its problem.
+ */
+export async function forEachStoredBatch(
+  fileSystem: FileSystem,
+  dir: string,
+  options: { fromOffset: number; onBatch: (header: BatchHeader, bytes: Buffer) => boolean },
+): Promise<{ problem?: { segmentBaseOffset: number; position: number; detail: string } }> {
+  const bases = await listSegmentBases(fileSystem, dir);
+  for (let i = 0; i < bases.length; i++) {
+    const base = bases[i] as number;
+    const nextBase = bases[i + 1];
+    if (nextBase !== undefined && nextBase <= options.fromOffset) continue;
+    const path = segmentFilePath(dir, base, 'log');
+    const handle = await fileSystem.open(path, 'read').catch((error: unknown) => {
+      throw storageError('open', path, error);
+    });
+    let isStopped = false;
+    try {
+      const scan = await scanBatches(handle, {
+        fromPosition: 0,
+        toPosition: await handle.sizeBytes(),
+        expectedBaseOffset: base,
+        onBatch: (header, _position, bytes) => {
+          if (header.baseOffset + header.lastOffsetDelta < options.fromOffset) return true;
+          isStopped = !options.onBatch(header, bytes);
+          return !isStopped;
+        },
+      });
+      if (scan.problem !== undefined && !isStopped) {
+        return { problem: { segmentBaseOffset: base, position: scan.problem.position, detail: scan.problem.detail } };
+      }
+    } finally {
+      await handle.close();
+    }
+    if (isStopped) break;
+  }
+  return {};
+}

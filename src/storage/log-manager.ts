@@ -1,0 +1,359 @@
+/**
+ * All partition logs of one data directory: which exist, which are open, and the background
+ * work over them (retention, closing idle logs).
+ *
+ * Many partitions (10,000 partitions, 100,000 segments) stay cheap because nothing is opened
+ * before it is used: `start` only lists the data directory; a partition's log opens on first
+ * use (a clean open reads one small state file and the active segment's indexes); the least
+ * recently used idle logs close (cleanly: they reopen without a scan) past `openPartitionsMax`
+ * or after `partitionIdleMs`. Segment descriptors and sealed indexes live in the shared,
+ * bounded `FileHandleCache` and `IndexCache`.
+ *
+ * Owner of mutable state: this object — the entry map, each entry's open/opening/closing
+ * promise and pin count, the timers. A log is never closed while pinned (`withPartition`).
+ */
+import { join } from 'node:path';
+import type { Clock } from '../common/clock.js';
+import { limits } from '../config/limits.js';
+import { validateTopicName, isValidTopicName } from '../config/topic-name.js';
+import { BrokerError } from '../errors/index.js';
+import type { Logger } from '../observability/index.js';
+import { storageError } from './errors.js';
+import { FileHandleCache } from './file-handle-cache.js';
+import { partitionDirName, tryParsePartitionDirName } from './file-names.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { IndexCache } from './index-cache.js';
+import { PartitionLog, type PartitionLogConfig } from './partition-log.js';
+
+export interface LogManagerOptions {
+  dataDir: string;
+  fileSystem?: FileSystem;
+  clock: Clock;
+  logger: Logger;
+  /** The effective config of a topic (broker defaults merged with its overrides). */
+  configForTopic(topic: string): PartitionLogConfig;
+  openFilesMax: number;
+  indexCacheBytesMax: number;
+  openPartitionsMax: number;
+  partitionIdleMs: number;
+  retentionCheckIntervalMs: number;
+}
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+interface Entry extends TopicPartition {
+  readonly key: string;
+  readonly dir: string;
+  log: PartitionLog | undefined;
+  opening: Promise<PartitionLog> | undefined;
+  closing: Promise<void> | undefined;
+  pins: number;
+  lastUsedMs: number;
+  isDeleted: boolean;
+}
+
+/** Renamed partition directories waiting for removal end with this (never a valid partition name). */
+const DELETED_SUFFIX = '.deleted';
+
+export class LogManager {
+  readonly handles: FileHandleCache;
+  readonly indexCache: IndexCache;
+  private readonly fileSystem: FileSystem;
+  private readonly entries = new Map<string, Entry>();
+  /** Open entries, least recently used first (Map keeps insertion order). */
+  private readonly openEntries = new Map<string, Entry>();
+  private cancelTimers: (() => void)[] = [];
+  private isClosed = false;
+  private backgroundWork: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly options: LogManagerOptions) {
+    this.fileSystem = options.fileSystem ?? nodeFileSystem;
+    this.handles = new FileHandleCache(this.fileSystem, options.openFilesMax);
+    this.indexCache = new IndexCache(options.indexCacheBytesMax);
+  }
+
+  /** Lists the data directory (creating it if needed) and starts the background timers. */
+  static async start(options: LogManagerOptions): Promise<LogManager> {
+    const manager = new LogManager(options);
+    await manager.discover();
+    manager.scheduleRetention();
+    manager.scheduleIdleSweep();
+    return manager;
+  }
+
+  private async discover(): Promise<void> {
+    const { dataDir } = this.options;
+    let names: string[];
+    try {
+      await this.fileSystem.mkdir(dataDir);
+      names = await this.fileSystem.readdir(dataDir);
+    } catch (error) {
+      throw storageError('list', dataDir, error);
+    }
+    for (const name of names) {
+      if (name.endsWith(DELETED_SUFFIX)) {
+        // A deletion that a crash interrupted: finish it.
+        this.removeInBackground(join(dataDir, name));
+        continue;
+      }
+      const parsed = tryParsePartitionDirName(name);
+      if (parsed === undefined || !isValidTopicName(parsed.topic)) continue;
+      this.register(parsed.topic, parsed.partition);
+    }
+    this.options.logger.info({ dataDir, partitions: this.entries.size }, 'storage started');
+  }
+
+  private register(topic: string, partition: number): Entry {
+    const key = partitionDirName(topic, partition);
+    const entry: Entry = {
+      key,
+      topic,
+      partition,
+      dir: join(this.options.dataDir, key),
+      log: undefined,
+      opening: undefined,
+      closing: undefined,
+      pins: 0,
+      lastUsedMs: 0,
+      isDeleted: false,
+    };
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  // ---- Catalogue -----------------------------------------------------------------------------
+
+  /** Every partition in the data directory, sorted by topic then partition. */
+  listPartitions(): TopicPartition[] {
+    return [...this.entries.values()]
+      .map(({ topic, partition }) => ({ topic, partition }))
+      .sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  }
+
+  hasPartition(topic: string, partition: number): boolean {
+    return this.entries.has(partitionDirName(topic, partition));
+  }
+
+  get openPartitionCount(): number {
+    return this.openEntries.size;
+  }
+
+  /**
+   * Creates an empty partition log. Rejects INVALID_TOPIC_NAME, INVALID_REQUEST (partition
+   * number out of range) or TOPIC_ALREADY_EXISTS; on rejection nothing is created.
+   */
+  async createPartition(topic: string, partition: number): Promise<void> {
+    this.throwIfClosed();
+    validateTopicName(topic);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= limits.partitionsPerTopicMax) {
+      throw new BrokerError('INVALID_REQUEST', `partition must be an integer in [0, ${limits.partitionsPerTopicMax})`, { topic });
+    }
+    if (this.hasPartition(topic, partition)) {
+      throw new BrokerError('TOPIC_ALREADY_EXISTS', `partition ${topic}-${partition} already exists`, { topic, partition });
+    }
+    const entry = this.register(topic, partition);
+    try {
+      await this.withEntry(entry, async () => undefined);
+      // The partition directory now holds its first segment and state; make its name durable.
+      await this.fileSystem.syncDirectory(this.options.dataDir);
+    } catch (error) {
+      this.entries.delete(entry.key);
+      throw error;
+    }
+  }
+
+  /**
+   * Closes and deletes a partition's files. The directory is first renamed out of the way
+   * (atomic: after a crash it is either still there whole, or renamed and removed at the
+   * next start), then removed.
+   */
+  async deletePartition(topic: string, partition: number): Promise<void> {
+    this.throwIfClosed();
+    const entry = this.entryOrThrow(topic, partition);
+    entry.isDeleted = true;
+    this.entries.delete(entry.key);
+    await this.closeEntry(entry);
+    const doomed = `${entry.dir}.${this.options.clock.nowMs()}${DELETED_SUFFIX}`;
+    try {
+      await this.fileSystem.rename(entry.dir, doomed);
+      await this.fileSystem.syncDirectory(this.options.dataDir);
+    } catch (error) {
+      throw storageError('delete', entry.dir, error);
+    }
+    this.removeInBackground(doomed);
+  }
+
+  // ---- Use -----------------------------------------------------------------------------------
+
+  /**
+   * Runs `work` with the partition's log open, and keeps it open until `work` settles.
+   * Rejects PARTITION_NOT_FOUND for an unknown partition, SHUTTING_DOWN after close.
+   */
+  async withPartition<T>(topic: string, partition: number, work: (log: PartitionLog) => Promise<T>): Promise<T> {
+    this.throwIfClosed();
+    return this.withEntry(this.entryOrThrow(topic, partition), work);
+  }
+
+  private async withEntry<T>(entry: Entry, work: (log: PartitionLog) => Promise<T>): Promise<T> {
+    entry.pins++;
+    try {
+      const log = await this.ensureOpen(entry);
+      entry.lastUsedMs = this.options.clock.nowMs();
+      this.openEntries.delete(entry.key);
+      this.openEntries.set(entry.key, entry);
+      return await work(log);
+    } finally {
+      entry.pins--;
+      this.closeLeastRecentlyUsed();
+    }
+  }
+
+  private async ensureOpen(entry: Entry): Promise<PartitionLog> {
+    // A close in progress finishes first; the log then reopens cleanly (no scan).
+    while (entry.closing !== undefined) await entry.closing;
+    if (entry.isDeleted) throw this.notFound(entry.topic, entry.partition);
+    if (entry.log !== undefined) return entry.log;
+    if (entry.opening === undefined) {
+      entry.opening = PartitionLog.open({
+        dir: entry.dir,
+        topic: entry.topic,
+        partition: entry.partition,
+        config: this.options.configForTopic(entry.topic),
+        fileSystem: this.fileSystem,
+        handles: this.handles,
+        indexCache: this.indexCache,
+        clock: this.options.clock,
+        logger: this.options.logger.child({ component: 'log', topic: entry.topic, partition: entry.partition }),
+      }).then(
+        (log) => {
+          entry.log = log;
+          entry.opening = undefined;
+          this.openEntries.set(entry.key, entry);
+          return log;
+        },
+        (error: unknown) => {
+          entry.opening = undefined;
+          throw error;
+        },
+      );
+    }
+    return entry.opening;
+  }
+
+  /** Closes the least recently used idle logs while more than `openPartitionsMax` are open. */
+  private closeLeastRecentlyUsed(): void {
+    if (this.openEntries.size <= this.options.openPartitionsMax) return;
+    for (const entry of this.openEntries.values()) {
+      if (this.openEntries.size <= this.options.openPartitionsMax) break;
+      if (this.isIdle(entry)) void this.closeEntry(entry).catch((error: unknown) => this.logCloseFailure(entry, error));
+    }
+  }
+
+  private isIdle(entry: Entry): boolean {
+    return entry.pins === 0 && entry.log !== undefined && !entry.log.isBusy && entry.closing === undefined;
+  }
+
+  private async closeEntry(entry: Entry): Promise<void> {
+    if (entry.closing !== undefined) return entry.closing;
+    const opening = entry.opening;
+    if (opening !== undefined) await opening.catch(() => undefined);
+    const log = entry.log;
+    if (log === undefined) return;
+    this.openEntries.delete(entry.key);
+    entry.closing = log.close().finally(() => {
+      entry.log = undefined;
+      entry.closing = undefined;
+    });
+    return entry.closing;
+  }
+
+  private logCloseFailure(entry: Entry, error: unknown): void {
+    this.options.logger.error({ topic: entry.topic, partition: entry.partition, err: String(error) }, 'closing an idle partition failed');
+  }
+
+  // ---- Background work -----------------------------------------------------------------------
+
+  private scheduleRetention(): void {
+    const tick = (): void => {
+      if (this.isClosed) return;
+      this.backgroundWork = this.runRetention().finally(() => {
+        if (!this.isClosed) this.cancelTimers.push(this.options.clock.setTimer(this.options.retentionCheckIntervalMs, tick));
+      });
+    };
+    this.cancelTimers.push(this.options.clock.setTimer(this.options.retentionCheckIntervalMs, tick));
+  }
+
+  /**
+   * Applies retention to every partition, one at a time (idle ones are opened, then closed
+   * again by the LRU bound). Errors are logged per partition; one bad log does not stop the rest.
+   */
+  async runRetention(): Promise<void> {
+    for (const entry of [...this.entries.values()]) {
+      if (this.isClosed) return;
+      try {
+        await this.withEntry(entry, async (log) => {
+          if (log.isOnline) await log.applyRetention();
+        });
+      } catch (error) {
+        this.options.logger.error({ topic: entry.topic, partition: entry.partition, err: String(error) }, 'retention failed');
+      }
+    }
+  }
+
+  private scheduleIdleSweep(): void {
+    const periodMs = Math.max(1_000, Math.floor(this.options.partitionIdleMs / 4));
+    const tick = (): void => {
+      if (this.isClosed) return;
+      this.closeIdle();
+      this.cancelTimers.push(this.options.clock.setTimer(periodMs, tick));
+    };
+    this.cancelTimers.push(this.options.clock.setTimer(periodMs, tick));
+  }
+
+  /** Closes every open log unused for `partitionIdleMs`. */
+  closeIdle(): void {
+    const nowMs = this.options.clock.nowMs();
+    for (const entry of [...this.openEntries.values()]) {
+      if (nowMs - entry.lastUsedMs >= this.options.partitionIdleMs && this.isIdle(entry)) {
+        void this.closeEntry(entry).catch((error: unknown) => this.logCloseFailure(entry, error));
+      }
+    }
+  }
+
+  private removeInBackground(path: string): void {
+    this.fileSystem.removeTree(path).catch((error: unknown) => {
+      this.options.logger.error({ path, err: String(error) }, 'could not remove a deleted partition directory; it is removed at next start');
+    });
+  }
+
+  /** Stops background work and closes every log cleanly. */
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const cancel of this.cancelTimers.splice(0)) cancel();
+    await this.backgroundWork.catch(() => undefined);
+    const results = await Promise.allSettled([...this.entries.values()].map((entry) => this.closeEntry(entry)));
+    await this.handles.closeAll();
+    const failures = results.filter((result) => result.status === 'rejected');
+    if (failures.length > 0) {
+      this.options.logger.error({ failures: failures.length }, 'some partitions did not close cleanly; they are recovered at next start');
+    }
+  }
+
+  private entryOrThrow(topic: string, partition: number): Entry {
+    const entry = this.entries.get(partitionDirName(topic, partition));
+    if (entry === undefined) throw this.notFound(topic, partition);
+    return entry;
+  }
+
+  private notFound(topic: string, partition: number): BrokerError {
+    return new BrokerError('PARTITION_NOT_FOUND', `partition ${topic}-${partition} does not exist on this broker`, { topic, partition });
+  }
+
+  private throwIfClosed(): void {
+    if (this.isClosed) throw new BrokerError('SHUTTING_DOWN', 'the log manager is closed');
+  }
+}

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { countSegmentsToDelete, type RetentionCandidate, type RetentionPolicy } from './retention.js';
+
+const NOW = 1_700_000_000_000;
+const HOUR = 3_600_000;
+
+/** A segment whose newest record is `ageMs` old (or has no timestamp at all when `ageMs` is null). */
+function segment(sizeBytes: number, ageMs: number | null): RetentionCandidate {
+  return { sizeBytes, maxTimestamp: ageMs === null ? -1 : NOW - ageMs };
+}
+
+function policy(retention: { ms?: number; bytes?: number }): RetentionPolicy {
+  return { retentionMs: retention.ms ?? -1, retentionBytes: retention.bytes ?? -1, nowMs: NOW };
+}
+
+describe('countSegmentsToDelete', () => {
+  describe('by time', () => {
+    it('deletes leading segments whose newest record is older than retention.ms', () => {
+      const segments = [segment(100, 5 * HOUR), segment(100, 3 * HOUR), segment(100, HOUR / 2), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(2);
+    });
+
+    it('keeps a segment exactly retention.ms old and deletes one a millisecond older', () => {
+      expect(countSegmentsToDelete([segment(100, HOUR), segment(100, 0)], policy({ ms: HOUR }))).toBe(0);
+      expect(countSegmentsToDelete([segment(100, HOUR + 1), segment(100, 0)], policy({ ms: HOUR }))).toBe(1);
+    });
+
+    it('never expires a segment without timestamps (−1), and stops there', () => {
+      const segments = [segment(100, null), segment(100, 5 * HOUR), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(0);
+      expect(countSegmentsToDelete([segment(100, null), segment(100, 0)], policy({ ms: 0 }))).toBe(0);
+    });
+
+    it('expires every segment older than now when retention.ms is 0, except the active one', () => {
+      const segments = [segment(100, 2), segment(100, 1), segment(100, 1)];
+      expect(countSegmentsToDelete(segments, policy({ ms: 0 }))).toBe(2);
+      // A record stamped exactly now is not older than 0 ms.
+      expect(countSegmentsToDelete([segment(100, 0), segment(100, 0)], policy({ ms: 0 }))).toBe(0);
+    });
+
+    it('keeps everything by time when retention.ms is −1', () => {
+      const segments = [segment(100, 1000 * HOUR), segment(100, 1000 * HOUR), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ ms: -1 }))).toBe(0);
+    });
+
+    it('treats a segment with timestamps from the future as fresh', () => {
+      expect(countSegmentsToDelete([segment(100, -HOUR), segment(100, 0)], policy({ ms: 0 }))).toBe(0);
+    });
+  });
+
+  describe('by size', () => {
+    it('deletes oldest segments while the rest would still hold at least retention.bytes', () => {
+      const segments = [segment(100, 0), segment(100, 0), segment(100, 0), segment(100, 0)];
+      // 400 → 300 (≥ 200) → 200 (≥ 200) → 100 would be below: stop.
+      expect(countSegmentsToDelete(segments, policy({ bytes: 200 }))).toBe(2);
+    });
+
+    it('deletes one segment fewer when retention.bytes is one byte higher', () => {
+      const segments = [segment(100, 0), segment(100, 0), segment(100, 0), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ bytes: 201 }))).toBe(1);
+      expect(countSegmentsToDelete(segments, policy({ bytes: 301 }))).toBe(0);
+      expect(countSegmentsToDelete(segments, policy({ bytes: 300 }))).toBe(1);
+    });
+
+    it('keeps a large old segment whose removal would take the partition below retention.bytes', () => {
+      const segments = [segment(1000, 0), segment(10, 0), segment(10, 0)];
+      expect(countSegmentsToDelete(segments, policy({ bytes: 500 }))).toBe(0);
+    });
+
+    it('deletes every sealed segment when retention.bytes is 0', () => {
+      const segments = [segment(100, 0), segment(5, 0), segment(0, 0), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ bytes: 0 }))).toBe(3);
+    });
+
+    it('deletes segments without timestamps when size alone requires it', () => {
+      const segments = [segment(100, null), segment(100, null), segment(100, null)];
+      expect(countSegmentsToDelete(segments, policy({ bytes: 100, ms: HOUR }))).toBe(2);
+    });
+
+    it('keeps everything by size when retention.bytes is −1', () => {
+      const segments = [segment(1e9, 0), segment(1e9, 0), segment(1e9, 0)];
+      expect(countSegmentsToDelete(segments, policy({ bytes: -1 }))).toBe(0);
+    });
+  });
+
+  describe('by time and size together', () => {
+    it('deletes a segment that qualifies under either rule', () => {
+      // The first is fresh but over the size limit; the second is needed for size but expired.
+      const segments = [segment(100, 0), segment(300, 2 * HOUR), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 300 }))).toBe(2);
+      expect(countSegmentsToDelete(segments, policy({ ms: 2 * HOUR, bytes: 300 }))).toBe(1);
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 401 }))).toBe(0);
+    });
+
+    it('stops at the first segment that qualifies under neither rule, even when later ones do', () => {
+      const segments = [segment(100, 2 * HOUR), segment(100, 0), segment(100, 3 * HOUR), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 1000 }))).toBe(1);
+    });
+
+    it('stops at a fresh segment without timestamps that size does not require deleting', () => {
+      const segments = [segment(100, 2 * HOUR), segment(100, null), segment(100, 2 * HOUR), segment(100, 0)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 1000 }))).toBe(1);
+    });
+  });
+
+  describe('the active segment', () => {
+    it('is never deleted, even when expired and over the size limit', () => {
+      const segments = [segment(100, 5 * HOUR), segment(100, 5 * HOUR), segment(10_000, 5 * HOUR)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 0 }))).toBe(2);
+    });
+
+    it('is kept when it is the only segment', () => {
+      expect(countSegmentsToDelete([segment(10_000, 5 * HOUR)], policy({ ms: 0, bytes: 0 }))).toBe(0);
+    });
+
+    it('is kept when empty (no timestamp, no bytes) and every sealed segment goes', () => {
+      const segments = [segment(100, 5 * HOUR), segment(100, 5 * HOUR), segment(0, null)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(2);
+    });
+
+    it('leaves nothing to delete in an empty list', () => {
+      expect(countSegmentsToDelete([], policy({ ms: 0, bytes: 0 }))).toBe(0);
+    });
+  });
+
+  /**
+   * Invariants derived from the documented rule, checked over random segment lists:
+   * - the last (active) segment is never deleted;
+   * - every deleted segment qualified when its turn came: expired by time, or the rest (after
+   *   the earlier deletions) still held ≥ retention.bytes without it;
+   * - deletion stops at the first segment that qualifies under neither;
+   * - with time retention off, the partition never drops below min(its size, retention.bytes):
+   *   only time retention may take it further down.
+   */
+  it('keeps the documented rule over random segment lists', () => {
+    const candidate = fc.record({
+      sizeBytes: fc.integer({ min: 0, max: 5000 }),
+      maxTimestamp: fc.oneof(
+        fc.constant(-1),
+        fc.integer({ min: -1000, max: 1_000_000 }).map((ageMs) => NOW - ageMs),
+      ),
+    });
+    const policyArbitrary = fc.record({
+      retentionMs: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 1_000_000 })),
+      retentionBytes: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 50_000 })),
+      nowMs: fc.constant(NOW),
+    });
+    fc.assert(
+      fc.property(fc.array(candidate, { maxLength: 20 }), policyArbitrary, (segments, rule) => {
+        const count = countSegmentsToDelete(segments, rule);
+        expect(count).toBeGreaterThanOrEqual(0);
+        expect(count).toBeLessThanOrEqual(Math.max(0, segments.length - 1));
+
+        const isExpired = (s: RetentionCandidate): boolean => rule.retentionMs >= 0 && s.maxTimestamp >= 0 && rule.nowMs - s.maxTimestamp > rule.retentionMs;
+        const totalOf = (list: readonly RetentionCandidate[]): number => list.reduce((sum, s) => sum + s.sizeBytes, 0);
+        const isOverSize = (at: number): boolean => rule.retentionBytes >= 0 && totalOf(segments.slice(at + 1)) >= rule.retentionBytes;
+
+        for (let i = 0; i < count; i++) expect(isExpired(segments[i] as RetentionCandidate) || isOverSize(i)).toBe(true);
+        if (count < segments.length - 1) {
+          const stopper = segments[count] as RetentionCandidate;
+          expect(isExpired(stopper) || isOverSize(count)).toBe(false);
+        }
+        const total = totalOf(segments);
+        const remaining = totalOf(segments.slice(count));
+        if (rule.retentionMs < 0 && rule.retentionBytes >= 0) expect(remaining).toBeGreaterThanOrEqual(Math.min(total, rule.retentionBytes));
+        if (rule.retentionMs < 0 && rule.retentionBytes < 0) expect(count).toBe(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
