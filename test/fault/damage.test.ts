@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isBrokerError, type Reason } from '../../src/errors/index.js';
 import type { Logger } from '../../src/observability/index.js';
-import { BatchField, tryReadBatchHeader } from '../../src/protocol/index.js';
+import { BatchField, decodeBatches, tryReadBatchHeader } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 
@@ -258,7 +258,6 @@ describe('a torn or extended tail of the active segment', () => {
     await expectBatchesReadBack(reopened, batches);
     expect(logger.calls.some((call) => call.level === 'warn' && call.fields.truncatedBytes === 8192)).toBe(true);
     const next = await reopened.append(makeBatch({ tag: 'after' }));
-    expect(next.baseOffset).toBe(reopened.logEndOffset - 1);
     expect(next.baseOffset).toBe((batches.at(-1) as StoredBatch).lastOffset + 1);
   });
 
@@ -460,10 +459,5 @@ describe('a missing or unreadable partition.state', () => {
 });
 
 function decodeValue(read: { bytes: Buffer }): string {
-  const header = tryReadBatchHeader(read.bytes);
-  if (header === undefined) return '';
-  // The first record's value starts with its tag; find it as text.
-  const text = read.bytes.subarray(0, header.sizeBytes).toString('latin1');
-  const match = /after-\d+:/.exec(text);
-  return match === null ? '' : text.slice(match.index);
+  return decodeBatches(read.bytes)[0]?.value?.toString() ?? '';
 }
