@@ -180,13 +180,16 @@ export class PartitionLog {
     const log = new PartitionLog(options, context, opened);
     if (opened.offline !== undefined) {
       options.logger.error({ ...opened.offline }, 'partition is offline: damaged log; repair it before use');
-      if (opened.recovery.kind !== 'offline') await log.persistOffline(opened.offline);
-    } else if (opened.recovery.kind === 'scanned') {
-      // Every scanned segment is now fsynced and indexed: the checkpoint moves to the active one.
+      if (opened.isStateStale) await log.persistOffline(opened.offline);
+      return log;
+    }
+    if (opened.isStateStale) {
+      // After a scan, every scanned segment is fsynced and indexed: the checkpoint moves to
+      // the active one. Crash before this write: the next start-up scans them again.
       await writePartitionState(options.fileSystem, options.dir, opened.state);
+    }
+    if (opened.recovery.kind === 'scanned') {
       options.logger.info({ ...opened.recovery, logEndOffset: log.logEndOffset }, 'recovered partition after unclean shutdown');
-    } else if (opened.recovery.kind === 'new') {
-      await writePartitionState(options.fileSystem, options.dir, opened.state);
     }
     return log;
   }

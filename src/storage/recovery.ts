@@ -37,6 +37,8 @@ export interface OpenedPartition {
   offline?: OfflineMark;
   /** What recovery did, for logs and tests. */
   recovery: { kind: 'clean' | 'new' | 'scanned' | 'offline'; scannedSegments: number; truncatedBytes: number };
+  /** Whether `state` differs from partition.state on disk and must be written before use. */
+  isStateStale: boolean;
 }
 
 /** Reads a partition directory (which must exist) and recovers it as described above. */
@@ -118,6 +120,7 @@ async function createFirstSegment(context: SegmentContext, state: PartitionState
     state: { recoveryCheckpoint: baseOffset },
     isMarkedClean: false,
     recovery: { kind: 'new', scannedSegments: 0, truncatedBytes: 0 },
+    isStateStale: true,
   };
 }
 
@@ -126,7 +129,14 @@ function openOffline(context: SegmentContext, logBases: readonly number[], state
   const lastBase = logBases[logBases.length - 1] as number;
   // Offline: nothing is read or written until repair; the last segment's end is unknown.
   segments.push(Segment.sealed(context, lastBase, lastBase));
-  return { segments, state, isMarkedClean: false, offline, recovery: { kind: 'offline', scannedSegments: 0, truncatedBytes: 0 } };
+  return {
+    segments,
+    state,
+    isMarkedClean: false,
+    offline,
+    recovery: { kind: 'offline', scannedSegments: 0, truncatedBytes: 0 },
+    isStateStale: state.offline !== offline,
+  };
 }
 
 async function tryOpenClean(context: SegmentContext, logBases: readonly number[], state: PartitionState | undefined): Promise<OpenedPartition | undefined> {
@@ -156,7 +166,7 @@ async function tryOpenClean(context: SegmentContext, logBases: readonly number[]
       builder: new SegmentIndexBuilder(activeBase, context.indexIntervalBytes, { offsetIndex, timeIndex }),
     }),
   );
-  return { segments, state, isMarkedClean: true, recovery: { kind: 'clean', scannedSegments: 0, truncatedBytes: 0 } };
+  return { segments, state, isMarkedClean: true, recovery: { kind: 'clean', scannedSegments: 0, truncatedBytes: 0 }, isStateStale: false };
 }
 
 async function recoverFromCheckpoint(
@@ -243,5 +253,8 @@ async function recoverFromCheckpoint(
     state: { recoveryCheckpoint: activeBase },
     isMarkedClean: false,
     recovery: { kind: 'scanned', scannedSegments: logBases.length - firstScanned, truncatedBytes },
+    // Usually the file already says exactly this (dirty, checkpoint at the active segment),
+    // and rewriting it would cost two fsyncs per partition at every start after a crash.
+    isStateStale: state === undefined || state.recoveryCheckpoint !== activeBase || state.clean !== undefined,
   };
 }
