@@ -45,6 +45,8 @@ interface ChildRun {
   readyLogEndOffset: number | undefined;
   isDone: boolean;
   stderr: string;
+  /** stdout lines that fit no known shape (checked after the child is gone). */
+  readonly unexpectedLines: string[];
   /** Resolves once the process exited and its output pipes are drained. */
   readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -71,6 +73,7 @@ function startChild(options: { dir: string; flush: string; round: number }): Chi
     readyLogEndOffset: undefined,
     isDone: false,
     stderr: '',
+    unexpectedLines: [],
     closed: new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal }))),
   };
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -97,7 +100,7 @@ function parseChildLine(run: ChildRun, line: string): void {
   } else if (kind === 'done') {
     run.isDone = true;
   } else if (line.length > 0) {
-    throw new Error(`unexpected line from the append child: ${line}`);
+    run.unexpectedLines.push(line);
   }
 }
 
@@ -209,6 +212,7 @@ async function runCrashRounds(options: { flush: 'always' | 'never'; rounds: numb
       const run = startChild({ dir: temp.dir, flush: options.flush, round });
       await waitForAcks(run, ackTarget);
       await killChild(run);
+      expect(run.unexpectedLines, 'append child output').toEqual([]);
       expect(run.isDone).toBe(false);
       expect(run.readyLogEndOffset, 'the child reopened at the log end the last check saw').toBe(logEndOffset);
       if (run.acks.length > 0) {
@@ -260,7 +264,7 @@ describe('crash recovery after SIGKILL', () => {
     expect(next.baseOffset).toBe(written.lastOffset + 1);
     const stored = await readDenseBatches(reopened);
     expect([...stored.keys()]).toEqual([written.baseOffset, next.baseOffset]);
-  });
+  }, 10_000); // the bug left the append pending forever: fail fast instead
 
   it('loses no batch acknowledged under flush=never when only the process dies', async () => {
     const acknowledgedCount = await runCrashRounds({ flush: 'never', rounds: 4, seed: SEED + 1, ackCountMax: 1500 });

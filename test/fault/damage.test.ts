@@ -210,7 +210,10 @@ describe('a torn or extended tail of the active segment', () => {
       const random = seededRandom(seed);
       let dir = tempDir();
       const log = await openTestLog({ dir, config: DAMAGE_CONFIG });
-      const batches = await appendBatches(log, { count: 40 + random.int(0, 20), tag: 'before', seed });
+      // Sealed segments first, then a roll and a few batches, so the active segment holds several.
+      const batches = await appendBatches(log, { count: 30 + random.int(0, 20), tag: 'before', seed });
+      await log.roll();
+      batches.push(...(await appendBatches(log, { count: 3 + random.int(0, 5), tag: 'tail', seed: seed + 100 })));
       if (isClean) await log.close();
       else dir = copyUncleanly(dir);
       locateBatches(dir, batches);

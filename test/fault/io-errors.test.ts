@@ -1,0 +1,356 @@
+/**
+ * I/O errors under a running partition log.
+ *
+ * Goal: a failed write or fdatasync fails the appends it carried (STORAGE_ERROR, or DISK_FULL
+ * for ENOSPC) and leaves the log exactly as it was before them: no partial bytes, nothing
+ * unacknowledged readable, appends working again once the fault clears. Where the log can no
+ * longer vouch for its own tail (the cut-back after a failed write failed, or a background
+ * fdatasync of acknowledged bytes failed), the partition goes offline with STORAGE_ERROR
+ * instead. Nothing here may crash the process.
+ *
+ * Method: the log runs on the faulty file system (test/support/faulty-file-system.ts) with
+ * faults scoped to the .log files, so partition.state and index writes are spared unless a
+ * test says otherwise. After each fault the test checks the visible log, the bytes on disk,
+ * and, by reopening with the plain node file system, what a restart would find.
+ */
+import { cpSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
+import { isBrokerError, type Reason } from '../../src/errors/index.js';
+import type { Logger } from '../../src/observability/index.js';
+import { decodeBatches, tryReadBatchHeader } from '../../src/protocol/index.js';
+import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
+import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
+import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
+import { waitFor } from '../support/wait-for.js';
+
+const LOG_FILES = /\.log$/;
+
+const cleanups: (() => void | Promise<void>)[] = [];
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+
+beforeEach(() => {
+  process.on('unhandledRejection', onUnhandled);
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled.splice(0), 'no promise rejection went unhandled').toEqual([]);
+});
+
+// ---- Harness -------------------------------------------------------------------------------
+
+interface LoggedCall {
+  level: 'error' | 'warn' | 'info' | 'debug';
+  fields: Record<string, unknown>;
+  message: string;
+}
+
+function recordingLogger(): Logger & { calls: LoggedCall[] } {
+  const calls: LoggedCall[] = [];
+  const record =
+    (level: LoggedCall['level']) =>
+    (fields: object, message: string): void => {
+      calls.push({ level, fields: fields as Record<string, unknown>, message });
+    };
+  const logger: Logger & { calls: LoggedCall[] } = {
+    calls,
+    error: record('error'),
+    warn: record('warn'),
+    info: record('info'),
+    debug: record('debug'),
+    child: () => logger,
+  };
+  return logger;
+}
+
+interface Acked {
+  baseOffset: number;
+  lastOffset: number;
+  bytes: Buffer;
+}
+
+interface FaultyLog extends FaultyFileSystem {
+  log: PartitionLog;
+  dir: string;
+  logger: ReturnType<typeof recordingLogger>;
+}
+
+async function openFaultyLog(config: Partial<PartitionLogConfig> = {}, clock?: ManualClock): Promise<FaultyLog> {
+  const temp = makeTempDir('runnel-io-');
+  cleanups.push(temp.remove);
+  const faulty = createFaultyFileSystem();
+  const logger = recordingLogger();
+  const log = await openTestLog({ dir: temp.dir, config, fileSystem: faulty.fileSystem, logger, ...(clock === undefined ? {} : { clock }) });
+  cleanups.push(() => log.close());
+  return { ...faulty, log, dir: temp.dir, logger };
+}
+
+async function openPlain(dir: string, config: Partial<PartitionLogConfig> = {}, logger?: Logger): Promise<PartitionLog> {
+  const log = await openTestLog({ dir, config, ...(logger === undefined ? {} : { logger }) });
+  cleanups.push(() => log.close());
+  return log;
+}
+
+async function appendAcked(log: PartitionLog, acked: Acked[], tag: string, count = 1): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const batch = makeBatch({ count: 2, valueBytes: 300 + i * 37, tag: `${tag}-${i}` });
+    const { baseOffset, lastOffset } = await log.append(batch);
+    acked.push({ baseOffset, lastOffset, bytes: Buffer.from(batch) });
+  }
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection, but it resolved');
+    },
+    (error: unknown) => error,
+  );
+}
+
+function expectReason(error: unknown, reason: Reason, causeCode?: string): void {
+  expect(isBrokerError(error), `expected a BrokerError ${reason}, got ${String(error)}`).toBe(true);
+  expect((error as { reason: Reason }).reason).toBe(reason);
+  if (causeCode !== undefined) expect(((error as Error).cause as NodeJS.ErrnoException | undefined)?.code).toBe(causeCode);
+}
+
+/** The log holds exactly `acked`, densely and byte for byte, and nothing else. */
+async function expectExactlyAcked(log: PartitionLog, acked: readonly Acked[]): Promise<void> {
+  const byBase = new Map(acked.map((batch) => [batch.baseOffset, batch]));
+  let offset = log.logStartOffset;
+  let seen = 0;
+  while (offset < log.logEndOffset) {
+    const read = await log.read({ offset, bytesMax: 1024 * 1024 });
+    let position = 0;
+    while (position < read.bytes.length) {
+      const header = tryReadBatchHeader(read.bytes, position);
+      expect(header?.baseOffset, 'offsets are dense').toBe(offset);
+      const size = header?.sizeBytes ?? 0;
+      const expected = byBase.get(offset);
+      expect(expected, `batch at ${offset} was never acknowledged`).toBeDefined();
+      expect(read.bytes.subarray(position, position + size).equals(expected?.bytes ?? Buffer.alloc(0)), `bytes at ${offset}`).toBe(true);
+      seen++;
+      position += size;
+      offset = (expected?.lastOffset ?? offset) + 1;
+    }
+  }
+  expect(seen).toBe(acked.length);
+}
+
+function logBytesOnDisk(dir: string): number {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.log'))
+    .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+}
+
+function ackedBytes(acked: readonly Acked[]): number {
+  return acked.reduce((sum, batch) => sum + batch.bytes.length, 0);
+}
+
+/** What a crash right now would leave: the files copied while the log is open. */
+function copyUncleanly(fromDir: string): string {
+  const temp = makeTempDir('runnel-io-copy-');
+  cleanups.push(temp.remove);
+  cpSync(fromDir, temp.dir, { recursive: true });
+  return temp.dir;
+}
+
+// ---- Tests ---------------------------------------------------------------------------------
+
+describe('a failed write', () => {
+  it('fails the appends it carried with STORAGE_ERROR on EIO; the log stays readable and appends work once the fault clears', async () => {
+    const { log, faults, dir } = await openFaultyLog();
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 5);
+    const endBefore = log.logEndOffset;
+
+    faults.failWritesWith('EIO', { path: LOG_FILES });
+    const failures = await Promise.all([1, 2, 3].map((i) => rejectionOf(log.append(makeBatch({ tag: `lost-${i}` })))));
+    for (const failure of failures) expectReason(failure, 'STORAGE_ERROR', 'EIO');
+    expect(faults.counts.failedWrites).toBeGreaterThan(0);
+    expect(log.isOnline).toBe(true);
+    expect(log.logEndOffset).toBe(endBefore);
+    await expectExactlyAcked(log, acked);
+
+    faults.clear();
+    await appendAcked(log, acked, 'after', 3);
+    expect((acked[5] as Acked).baseOffset).toBe(endBefore);
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  });
+
+  it('leaves no partial bytes after a short write followed by ENOSPC, and a restart finds only acknowledged batches', async () => {
+    const { log, faults, dir, logger } = await openFaultyLog();
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 5);
+
+    faults.failWritesWith('ENOSPC', { path: LOG_FILES, afterBytes: 100 });
+    const failure = await rejectionOf(log.append(makeBatch({ count: 3, valueBytes: 700, tag: 'lost' })));
+    expectReason(failure, 'DISK_FULL', 'ENOSPC');
+    expect(faults.counts.shortWrites).toBe(1);
+    expect(logBytesOnDisk(dir), 'the 100 bytes of the short write were cut back').toBe(ackedBytes(acked));
+    expect(log.isOnline).toBe(true);
+    expect(logger.calls.some((call) => call.level === 'warn' && /cut back/.test(call.message))).toBe(true);
+    await expectExactlyAcked(log, acked);
+
+    const crashCopy = copyUncleanly(dir);
+    const restartLogger = recordingLogger();
+    const restarted = await openPlain(crashCopy, {}, restartLogger);
+    await expectExactlyAcked(restarted, acked);
+    expect(restartLogger.calls.some((call) => call.level === 'warn'), 'no torn tail to cut at restart').toBe(false);
+
+    faults.clear();
+    await appendAcked(log, acked, 'after', 2);
+    await expectExactlyAcked(log, acked);
+  });
+
+  it('takes the partition offline with STORAGE_ERROR when cutting back after a failed write fails too', async () => {
+    const { log, faults, dir } = await openFaultyLog();
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 4);
+
+    faults.failWritesWith('EIO', { path: LOG_FILES, afterBytes: 100 });
+    faults.failTruncatesWith('EIO', { path: LOG_FILES });
+    expectReason(await rejectionOf(log.append(makeBatch({ count: 3, valueBytes: 700, tag: 'lost' }))), 'STORAGE_ERROR', 'EIO');
+    expect(faults.counts.failedTruncates).toBe(1);
+    expect(log.isOnline).toBe(false);
+    expect((await log.stats()).status).toBe('offline');
+    expectReason(await rejectionOf(log.append(makeBatch({ tag: 'refused' }))), 'STORAGE_ERROR');
+    expectReason(await rejectionOf(log.read({ offset: 0, bytesMax: 1 })), 'STORAGE_ERROR');
+    expect(logBytesOnDisk(dir), 'the partial bytes are still there').toBe(ackedBytes(acked) + 100);
+    await log.close();
+
+    // A restart treats the partial bytes as a torn tail and comes back online.
+    const restartLogger = recordingLogger();
+    const restarted = await openPlain(dir, {}, restartLogger);
+    expect(restarted.isOnline).toBe(true);
+    expect(restartLogger.calls.some((call) => call.level === 'warn' && call.fields.truncatedBytes === 100)).toBe(true);
+    await expectExactlyAcked(restarted, acked);
+    await appendAcked(restarted, acked, 'after', 2);
+    await expectExactlyAcked(restarted, acked);
+  });
+
+  it('fails appends with STORAGE_ERROR while partition.state cannot be marked dirty after a clean open, and continues once it can', async () => {
+    const first = await openFaultyLog();
+    const acked: Acked[] = [];
+    await appendAcked(first.log, acked, 'before', 3);
+    await first.log.close();
+    const faulty = createFaultyFileSystem();
+    const log = await openTestLog({ dir: first.dir, fileSystem: faulty.fileSystem });
+    cleanups.push(() => log.close());
+
+    faulty.faults.failWritesWith('EIO', { path: /partition\.state/ });
+    expectReason(await rejectionOf(log.append(makeBatch({ tag: 'lost' }))), 'STORAGE_ERROR', 'EIO');
+    expect(log.isOnline).toBe(true);
+    await expectExactlyAcked(log, acked);
+    faulty.faults.clear();
+    await appendAcked(log, acked, 'after', 2);
+    await expectExactlyAcked(log, acked);
+  });
+});
+
+describe('a failed segment roll', () => {
+  for (const { what, path } of [
+    { what: 'the sealed index files', path: /\.index/ },
+    { what: 'partition.state (after the new segment file exists)', path: /partition\.state/ },
+  ]) {
+    it(`fails the append that needed it when ${what} cannot be written, keeps the old segment active, and rolls once the fault clears`, async () => {
+      const { log, faults, dir } = await openFaultyLog({ segmentBytes: 8192 });
+      const acked: Acked[] = [];
+      await appendAcked(log, acked, 'before', 3);
+      expect(log.segmentCount).toBe(1);
+
+      faults.failWritesWith('EIO', { path });
+      let failure: unknown;
+      while (failure === undefined && log.segmentCount === 1) {
+        const batch = makeBatch({ count: 2, valueBytes: 500, tag: `next-${acked.length}` });
+        await log.append(batch).then(
+          ({ baseOffset, lastOffset }) => acked.push({ baseOffset, lastOffset, bytes: Buffer.from(batch) }),
+          (error: unknown) => (failure = error),
+        );
+      }
+      expectReason(failure, 'STORAGE_ERROR', 'EIO');
+      expect(log.segmentCount).toBe(1);
+      expect(log.isOnline).toBe(true);
+      expect(readdirSync(dir).filter((name) => name.endsWith('.log')), 'a half-made segment file is removed').toHaveLength(1);
+      await expectExactlyAcked(log, acked);
+
+      faults.clear();
+      await appendAcked(log, acked, 'after', 3);
+      expect(log.segmentCount).toBe(2);
+      await expectExactlyAcked(log, acked);
+      await expectExactlyAcked(await openPlain(copyUncleanly(dir)), acked);
+    });
+  }
+});
+
+describe('a failed fdatasync', () => {
+  it('under flush=always fails the append; the batch never becomes readable and later appends take its offset', async () => {
+    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 5);
+    const endBefore = log.logEndOffset;
+
+    faults.failNextDatasync({ path: LOG_FILES });
+    expectReason(await rejectionOf(log.append(makeBatch({ count: 2, tag: 'lost' }))), 'STORAGE_ERROR', 'EIO');
+    expect(faults.counts.failedDatasyncs).toBe(1);
+    expect(log.isOnline).toBe(true);
+    expect(log.logEndOffset).toBe(endBefore);
+    expect((await log.read({ offset: endBefore, bytesMax: 1 << 20 })).bytes.length).toBe(0);
+    expect(logBytesOnDisk(dir)).toBe(ackedBytes(acked));
+
+    await appendAcked(log, acked, 'after', 3);
+    expect((acked[5] as Acked).baseOffset).toBe(endBefore);
+    const taken = await log.read({ offset: endBefore, bytesMax: 1 });
+    expect(decodeBatches(taken.bytes)[0]?.value?.toString()).toMatch(/^after-0-0:/);
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  });
+
+  it('under flush=interval takes the partition offline with STORAGE_ERROR, since acknowledged bytes may not be on disk', async () => {
+    const clock = new ManualClock();
+    const intervalMs = 50;
+    const { log, faults, dir, logger } = await openFaultyLog({ flush: { kind: 'interval', intervalMs } }, clock);
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 5);
+    expect(log.flushedOffset).toBe(0);
+
+    faults.failNextDatasync({ path: LOG_FILES });
+    clock.advance(intervalMs);
+    await waitFor(() => !log.isOnline, { timeoutMs: 5_000, describe: () => `partition still ${log.isOnline ? 'online' : 'offline'} after the failed background flush` });
+    expect(faults.counts.failedDatasyncs).toBe(1);
+    expect(logger.calls.some((call) => call.level === 'error' && call.fields.reason === 'STORAGE_ERROR')).toBe(true);
+    expectReason(await rejectionOf(log.append(makeBatch({ tag: 'refused' }))), 'STORAGE_ERROR');
+    expectReason(await rejectionOf(log.read({ offset: 0, bytesMax: 1 })), 'STORAGE_ERROR');
+    expectReason(await rejectionOf(log.flush()), 'STORAGE_ERROR');
+    clock.advance(intervalMs * 10); // no timer left to fire into an offline log
+    await log.close();
+
+    // The bytes were in the page cache all along (only the fdatasync was made to fail), so a
+    // restart finds every acknowledged batch.
+    const restarted = await openPlain(dir);
+    expect(restarted.isOnline).toBe(true);
+    await expectExactlyAcked(restarted, acked);
+  });
+
+  it('under flush=interval makes acknowledged bytes durable when it succeeds', async () => {
+    const clock = new ManualClock();
+    const { log } = await openFaultyLog({ flush: { kind: 'interval', intervalMs: 50 } }, clock);
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 3);
+    clock.advance(50);
+    await waitFor(() => log.flushedOffset === log.logEndOffset, {
+      timeoutMs: 5_000,
+      describe: () => `flushed offset ${log.flushedOffset}, log end ${log.logEndOffset}`,
+    });
+    expect(log.isOnline).toBe(true);
+  });
+});
