@@ -453,8 +453,10 @@ export class Segment {
 }
 
 /**
- * Builds a segment's two sparse indexes batch by batch, the same way for appends, recovery
- * scans and rebuilds, so an index rebuilt from the log equals the one appends made.
+ * Builds a segment's two sparse indexes batch by batch, with the same rule for appends,
+ * recovery scans and rebuilds. A rebuilt index can differ from the one appends made where a
+ * segment stayed active across a clean restart (the first batch after reopening always gets
+ * an entry); both satisfy every lookup invariant, which is all readers rely on.
  */
 export class SegmentIndexBuilder {
   readonly indexes: SegmentIndexes;
