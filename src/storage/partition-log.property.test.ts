@@ -51,15 +51,24 @@ interface RecordSpec {
   timestampDeltaMs: number;
 }
 
+/**
+ * Puts a retention run on the edge of a rule: `time` moves the clock to where segment n's
+ * newest batch is exactly retention.ms old (± 1 ms); `size` sets retention.bytes to what the
+ * segments from n on hold (± 1 byte). Each applies only when that rule is on for the run.
+ */
+type RetentionBoundary = { by: 'time' | 'size'; n: number; delta: number };
+
 type OffsetTarget = { at: 'inside' | 'start' | 'end' | 'belowStart' | 'aboveEnd' | 'batchLast'; n: number };
 type TimeTarget = { from: 'now' | 'batch'; n: number; deltaMs: number };
+/** A read issued while the appends are in flight, after `hops` turns of the event loop. */
+type ConcurrentRead = { target: OffsetTarget; bytesMax: number; hops: number };
 
 type Operation =
-  | { kind: 'append'; batches: RecordSpec[][] }
+  | { kind: 'append'; batches: RecordSpec[][]; concurrentRead: ConcurrentRead | null }
   | { kind: 'read'; target: OffsetTarget; bytesMax: number }
   | { kind: 'offsetForTimestamp'; target: TimeTarget }
   | { kind: 'roll' }
-  | { kind: 'retention' }
+  | { kind: 'retention'; boundary: RetentionBoundary | null }
   | { kind: 'advanceClock'; ms: number }
   | { kind: 'reopen'; isSharingCaches: boolean }
   | { kind: 'crashReopen' };
@@ -82,6 +91,13 @@ const recordArbitrary: fc.Arbitrary<RecordSpec> = fc.record({
   timestampDeltaMs: fc.integer({ min: -60_000, max: 60_000 }),
 });
 
+const offsetTargetArbitrary: fc.Arbitrary<OffsetTarget> = fc.record({
+  at: fc.constantFrom('inside' as const, 'inside' as const, 'start' as const, 'end' as const, 'belowStart' as const, 'aboveEnd' as const, 'batchLast' as const),
+  n: fc.integer({ min: 0, max: 1_000_000 }),
+});
+
+const bytesMaxArbitrary = fc.oneof(fc.constantFrom(-1, 0, 1, 61), fc.integer({ min: 0, max: 30_000 }));
+
 const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
   {
     weight: 8,
@@ -96,17 +112,15 @@ const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
         ),
         { minLength: 1, maxLength: 3 },
       ),
+      concurrentRead: fc.option(fc.record({ target: offsetTargetArbitrary, bytesMax: bytesMaxArbitrary, hops: fc.integer({ min: 0, max: 4 }) }), { freq: 3 }),
     }),
   },
   {
     weight: 5,
     arbitrary: fc.record({
       kind: fc.constant('read' as const),
-      target: fc.record({
-        at: fc.constantFrom('inside' as const, 'inside' as const, 'start' as const, 'end' as const, 'belowStart' as const, 'aboveEnd' as const, 'batchLast' as const),
-        n: fc.integer({ min: 0, max: 1_000_000 }),
-      }),
-      bytesMax: fc.oneof(fc.constantFrom(-1, 0, 1, 61), fc.integer({ min: 0, max: 30_000 })),
+      target: offsetTargetArbitrary,
+      bytesMax: bytesMaxArbitrary,
     }),
   },
   {
@@ -121,7 +135,15 @@ const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'roll' as const }) },
-  { weight: 2, arbitrary: fc.constant({ kind: 'retention' as const }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('retention' as const),
+      boundary: fc.option(
+        fc.record({ by: fc.constantFrom('time' as const, 'size' as const), n: fc.integer({ min: 0, max: 1_000_000 }), delta: fc.integer({ min: -1, max: 1 }) }),
+      ),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('advanceClock' as const), ms: fc.integer({ min: 0, max: 60_000 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const), isSharingCaches: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'crashReopen' as const }) },
@@ -160,6 +182,15 @@ class Model {
     return low;
   }
 
+  /** The log as it looked when it ended at `logEndOffset` (an earlier end). */
+  viewEndingAt(logEndOffset: number): Model {
+    const view = new Model();
+    view.batches = this.batches.filter((batch) => batch.lastOffset < logEndOffset);
+    view.logStartOffset = this.logStartOffset;
+    view.logEndOffset = logEndOffset;
+    return view;
+  }
+
   /** Kafka's ListOffsets by time at batch granularity: first retained batch with maxTimestamp ≥ t. */
   offsetForTimestamp(timestamp: number): number | undefined {
     return this.batches.find((batch) => batch.maxTimestamp >= timestamp)?.baseOffset;
@@ -195,7 +226,11 @@ async function listSegmentFiles(dir: string): Promise<SegmentFile[]> {
  * retention.ts): oldest first, never the last; a segment goes when its newest timestamp is more
  * than retention.ms old (never when it has none) or when the rest still holds ≥ retention.bytes.
  */
-function expectedDeletions(segments: readonly { sizeBytes: number; maxTimestamp: number }[], settings: RunSettings, nowMs: number): number {
+function expectedDeletions(
+  segments: readonly { sizeBytes: number; maxTimestamp: number }[],
+  settings: { retentionMs: number; retentionBytes: number },
+  nowMs: number,
+): number {
   let remaining = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
   let count = 0;
   for (const segment of segments.slice(0, -1)) {
@@ -295,14 +330,14 @@ async function withDeadline<T>(what: string, deadlineMs: number, work: Promise<T
   }
 }
 
-const STEP_DEADLINE_MS = 10_000;
+const STEP_DEADLINE_MS = 5_000;
 
 // ---- The property --------------------------------------------------------------------------
 
 class Harness {
   readonly clock = new ManualClock(1_700_000_000_000);
   readonly model = new Model();
-  readonly config: PartitionLogConfig;
+  config: PartitionLogConfig;
   handles: FileHandleCache;
   indexCache: IndexCache;
   log: PartitionLog | undefined;
@@ -371,6 +406,15 @@ class Harness {
           const modelRecords = records.map((record) => ({ value: Buffer.from(record.value as Buffer), timestamp: record.timestamp }));
           return { bytes, sizeBytes: bytes.length, modelRecords, acked: this.current.append(bytes) };
         });
+        const oldEnd = model.logEndOffset;
+        let concurrent: { offset: number; bytesMax: number; outcome: Promise<ReadResult | Error> } | undefined;
+        if (op.concurrentRead !== null) {
+          const { target, bytesMax, hops } = op.concurrentRead;
+          for (let hop = 0; hop < hops; hop++) await new Promise<void>((resolve) => setImmediate(resolve));
+          const offset = offsetFor(target, model);
+          const outcome = this.current.read({ offset, bytesMax }).catch((error: unknown) => error as Error);
+          concurrent = { offset, bytesMax, outcome };
+        }
         const results = await Promise.all(pending.map((p) => p.acked));
         let offset = model.logEndOffset;
         results.forEach((result, i) => {
@@ -386,6 +430,19 @@ class Harness {
           offset += modelRecords.length;
         });
         model.logEndOffset = offset;
+        if (concurrent !== undefined) {
+          // The read saw the log before, between or after these appends, never half of one.
+          const outcome = await concurrent.outcome;
+          const readWhere = `${where}: read at ${concurrent.offset} during the appends`;
+          if (outcome instanceof Error) {
+            const isOutside = concurrent.offset < model.logStartOffset || concurrent.offset > oldEnd;
+            if (!isOutside || !isBrokerError(outcome, 'OFFSET_OUT_OF_RANGE')) throw outcome;
+          } else {
+            const ends = [oldEnd, ...model.batches.filter((batch) => batch.baseOffset >= oldEnd).map((batch) => batch.lastOffset + 1)];
+            expect(ends, `${readWhere}: the end it saw is a batch end`).toContain(outcome.logEndOffset);
+            checkRead(readWhere, outcome, concurrent.offset, concurrent.bytesMax, model.viewEndingAt(outcome.logEndOffset));
+          }
+        }
         break;
       }
       case 'read': {
@@ -411,8 +468,8 @@ class Harness {
       case 'roll': {
         const before = this.current.segmentCount;
         await this.current.roll();
-        const isActiveEmpty = (await listSegmentFiles(this.dir)).at(-1)?.baseOffset === model.logEndOffset;
-        expect(isActiveEmpty, `${where}: after a roll the active segment starts at the log end`).toBe(true);
+        const activeBase = (await listSegmentFiles(this.dir)).at(-1)?.baseOffset;
+        expect(activeBase, `${where}: after a roll the active segment starts at the log end`).toBe(model.logEndOffset);
         expect(this.current.segmentCount, `${where}: a roll adds at most one segment`).toBeLessThanOrEqual(before + 1);
         await this.checkEverything(where);
         break;
@@ -424,7 +481,8 @@ class Harness {
           const held = model.batches.filter((batch) => batch.baseOffset >= file.baseOffset && batch.baseOffset < nextBase);
           return { ...file, maxTimestamp: held.length === 0 ? -1 : Math.max(...held.map((batch) => batch.maxTimestamp)) };
         });
-        const count = expectedDeletions(segments, this.settings, this.clock.nowMs());
+        this.moveToBoundary(op.boundary, segments);
+        const count = expectedDeletions(segments, this.config, this.clock.nowMs());
         const oldStart = model.logStartOffset;
         await this.current.applyRetention();
         const newStart = this.current.logStartOffset;
@@ -477,6 +535,22 @@ class Harness {
     expect(this.current.isOnline, `${where}: the log stays online`).toBe(true);
   }
 
+  private moveToBoundary(boundary: RetentionBoundary | null, segments: readonly (SegmentFile & { maxTimestamp: number })[]): void {
+    if (boundary === null) return;
+    const at = boundary.n % segments.length;
+    if (boundary.by === 'time') {
+      const segment = segments[at] as { maxTimestamp: number };
+      if (this.config.retentionMs < 0 || segment.maxTimestamp < 0) return;
+      const targetMs = segment.maxTimestamp + this.config.retentionMs + boundary.delta;
+      if (targetMs > this.clock.nowMs()) this.clock.advance(targetMs - this.clock.nowMs());
+    } else {
+      if (this.config.retentionBytes < 0) return;
+      const keptBytes = segments.slice(at).reduce((sum, segment) => sum + segment.sizeBytes, 0);
+      this.config = { ...this.config, retentionBytes: Math.max(0, keptBytes + boundary.delta) };
+      this.current.updateConfig(this.config);
+    }
+  }
+
   /** Offsets, files and every retained batch read back in order. */
   async checkEverything(where: string): Promise<void> {
     const { model } = this;
@@ -501,6 +575,9 @@ class Harness {
 }
 
 const runs = Number(process.env.RUNNEL_PROPERTY_RUNS ?? 30);
+/** About 0.2 s per run on a local disk; leave plenty of room, and stop before vitest does. */
+const testTimeoutMs = Math.max(60_000, runs * 1000);
+const interruptAfterMs = testTimeoutMs - 10_000;
 const replay = process.env.RUNNEL_PROPERTY_SEED === undefined
   ? {}
   : { seed: Number(process.env.RUNNEL_PROPERTY_SEED), ...(process.env.RUNNEL_PROPERTY_PATH === undefined ? {} : { path: process.env.RUNNEL_PROPERTY_PATH }) };
@@ -520,14 +597,14 @@ describe('PartitionLog (model-based)', () => {
             }
             await withDeadline('end of run', STEP_DEADLINE_MS, harness.checkEverything('end of run'));
           } finally {
-            await harness.dispose();
+            await withDeadline('closing the log', STEP_DEADLINE_MS, harness.dispose()).catch(() => undefined);
             temp.remove();
           }
         }),
         // Stop (and report the seed) before vitest's timeout would cut the report off.
-        { numRuns: runs, plugins: [fc.interruptAfterTimeLimit(50_000, { failOnInterrupt: true })], ...replay },
+        { numRuns: runs, plugins: [fc.interruptAfterTimeLimit(interruptAfterMs, { failOnInterrupt: true })], ...replay },
       );
     },
-    60_000,
+    testTimeoutMs,
   );
 });
