@@ -43,6 +43,25 @@ export const limits = {
   partitionsPerTopicMax: 10_000,
   /** Smallest index interval: an entry per batch at most every 64 bytes keeps indexes small. */
   indexIntervalBytesMin: 64,
+  /**
+   * Largest gRPC message either way, set on both ends of every channel: one largest batch
+   * plus request framing. Hit: RESOURCE_EXHAUSTED from gRPC before any handler runs.
+   */
+  grpcMessageBytesMax: 64 * MiB + 1 * MiB,
+  /** Produce requests a ProduceStream may have in flight before the broker stops reading it. */
+  produceStreamInFlightMax: 64,
+  /** Partitions named in one Produce request. Hit: INVALID_REQUEST. */
+  partitionsPerRequestMax: 10_000,
+  /** Plain records in one partition of a Produce request. Hit: INVALID_REQUEST. */
+  recordsPerPartitionRequestMax: 1_000_000,
+  /** Headers on one record. Hit: INVALID_REQUEST. */
+  headersPerRecordMax: 1_000,
+  /** Longest a Fetch may park waiting for data. Longer requests are cut to this. */
+  fetchWaitMsMax: 60_000,
+  /** Parked fetches and subscriptions per partition. Hit: LIMIT_REACHED. */
+  waitersPerPartitionMax: 10_000,
+  /** Producer ids remembered per partition for idempotence (least recently used go first). */
+  producersPerPartitionMax: 10_000,
   /** Largest offset a partition may reach: offsets are JS numbers, checked to stay safe. */
   offsetMax: Number.MAX_SAFE_INTEGER,
 } as const;

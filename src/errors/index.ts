@@ -24,6 +24,10 @@ export const REASONS = {
   STORAGE_ERROR: { retriable: true },
   LIMIT_REACHED: { retriable: true },
   CORRUPT_DATA: { retriable: false },
+  PRODUCER_FENCED: { retriable: false },
+  OUT_OF_ORDER_SEQUENCE: { retriable: false },
+  ACK_TIMEOUT: { retriable: true },
+  UNAUTHENTICATED: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type Reason = keyof typeof REASONS;

@@ -1,0 +1,8 @@
+// Original file: proto/runnel/v1/admin.proto
+
+
+export interface DeleteTopicResponse {
+}
+
+export interface DeleteTopicResponse__Output {
+}

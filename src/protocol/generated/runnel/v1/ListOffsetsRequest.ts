@@ -1,0 +1,24 @@
+// Original file: proto/runnel/v1/log.proto
+
+import type { OffsetSpec as _runnel_v1_OffsetSpec, OffsetSpec__Output as _runnel_v1_OffsetSpec__Output } from '../../runnel/v1/OffsetSpec.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface ListOffsetsRequest {
+  'topic'?: (string);
+  /**
+   * Empty: every partition of the topic.
+   */
+  'partitions'?: (number)[];
+  'spec'?: (_runnel_v1_OffsetSpec);
+  'timestampMs'?: (number | string | Long);
+}
+
+export interface ListOffsetsRequest__Output {
+  'topic': (string);
+  /**
+   * Empty: every partition of the topic.
+   */
+  'partitions': (number)[];
+  'spec': (_runnel_v1_OffsetSpec__Output);
+  'timestampMs': (string);
+}

@@ -1,0 +1,162 @@
+// Original file: proto/runnel/v1/log.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { FetchRequest as _runnel_v1_FetchRequest, FetchRequest__Output as _runnel_v1_FetchRequest__Output } from '../../runnel/v1/FetchRequest.js';
+import type { FetchResponse as _runnel_v1_FetchResponse, FetchResponse__Output as _runnel_v1_FetchResponse__Output } from '../../runnel/v1/FetchResponse.js';
+import type { InitProducerIdRequest as _runnel_v1_InitProducerIdRequest, InitProducerIdRequest__Output as _runnel_v1_InitProducerIdRequest__Output } from '../../runnel/v1/InitProducerIdRequest.js';
+import type { InitProducerIdResponse as _runnel_v1_InitProducerIdResponse, InitProducerIdResponse__Output as _runnel_v1_InitProducerIdResponse__Output } from '../../runnel/v1/InitProducerIdResponse.js';
+import type { ListOffsetsRequest as _runnel_v1_ListOffsetsRequest, ListOffsetsRequest__Output as _runnel_v1_ListOffsetsRequest__Output } from '../../runnel/v1/ListOffsetsRequest.js';
+import type { ListOffsetsResponse as _runnel_v1_ListOffsetsResponse, ListOffsetsResponse__Output as _runnel_v1_ListOffsetsResponse__Output } from '../../runnel/v1/ListOffsetsResponse.js';
+import type { ProduceRequest as _runnel_v1_ProduceRequest, ProduceRequest__Output as _runnel_v1_ProduceRequest__Output } from '../../runnel/v1/ProduceRequest.js';
+import type { ProduceResponse as _runnel_v1_ProduceResponse, ProduceResponse__Output as _runnel_v1_ProduceResponse__Output } from '../../runnel/v1/ProduceResponse.js';
+import type { SubscribeRequest as _runnel_v1_SubscribeRequest, SubscribeRequest__Output as _runnel_v1_SubscribeRequest__Output } from '../../runnel/v1/SubscribeRequest.js';
+import type { SubscribeResponse as _runnel_v1_SubscribeResponse, SubscribeResponse__Output as _runnel_v1_SubscribeResponse__Output } from '../../runnel/v1/SubscribeResponse.js';
+
+export interface LogServiceClient extends grpc.Client {
+  /**
+   * Reads one partition from an offset. Long-poll: when fewer than `min_bytes` are
+   * available the call waits (up to `max_wait_ms`) until an append arrives.
+   */
+  Fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  Fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  Fetch(argument: _runnel_v1_FetchRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  Fetch(argument: _runnel_v1_FetchRequest, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Reads one partition from an offset. Long-poll: when fewer than `min_bytes` are
+   * available the call waits (up to `max_wait_ms`) until an append arrives.
+   */
+  fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  fetch(argument: _runnel_v1_FetchRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  fetch(argument: _runnel_v1_FetchRequest, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Hands out a producer id and epoch for idempotent producing. Send an existing
+   * producer_id and its epoch to bump the epoch (fencing the older one).
+   */
+  InitProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  InitProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  InitProducerId(argument: _runnel_v1_InitProducerIdRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  InitProducerId(argument: _runnel_v1_InitProducerIdRequest, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Hands out a producer id and epoch for idempotent producing. Send an existing
+   * producer_id and its epoch to bump the epoch (fencing the older one).
+   */
+  initProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  initProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  initProducerId(argument: _runnel_v1_InitProducerIdRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  initProducerId(argument: _runnel_v1_InitProducerIdRequest, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Earliest, latest, or first offset at or after a timestamp, per partition.
+   */
+  ListOffsets(argument: _runnel_v1_ListOffsetsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  ListOffsets(argument: _runnel_v1_ListOffsetsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  ListOffsets(argument: _runnel_v1_ListOffsetsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  ListOffsets(argument: _runnel_v1_ListOffsetsRequest, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Earliest, latest, or first offset at or after a timestamp, per partition.
+   */
+  listOffsets(argument: _runnel_v1_ListOffsetsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  listOffsets(argument: _runnel_v1_ListOffsetsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  listOffsets(argument: _runnel_v1_ListOffsetsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  listOffsets(argument: _runnel_v1_ListOffsetsRequest, callback: grpc.requestCallback<_runnel_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Appends to one or more partitions. Each partition's data is either one prebuilt record
+   * batch (v2 bytes) or plain records the broker encodes into one batch.
+   */
+  Produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  Produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  Produce(argument: _runnel_v1_ProduceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  Produce(argument: _runnel_v1_ProduceRequest, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Appends to one or more partitions. Each partition's data is either one prebuilt record
+   * batch (v2 bytes) or plain records the broker encodes into one batch.
+   */
+  produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  produce(argument: _runnel_v1_ProduceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  produce(argument: _runnel_v1_ProduceRequest, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The same, as a long-lived bidirectional stream for log shippers: each request carries a
+   * `sequence` the reply echoes; replies come back in request order. The broker stops
+   * reading while too many requests are in flight, so HTTP/2 flow control pushes back.
+   */
+  ProduceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
+  ProduceStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
+  /**
+   * The same, as a long-lived bidirectional stream for log shippers: each request carries a
+   * `sequence` the reply echoes; replies come back in request order. The broker stops
+   * reading while too many requests are in flight, so HTTP/2 flow control pushes back.
+   */
+  produceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
+  produceStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
+  
+  /**
+   * Tails one partition. The first request message starts the subscription; later ones
+   * only grant more credit. The broker sends data while the client has credit (bytes), so a
+   * slow reader never makes the broker buffer without bound.
+   */
+  Subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
+  Subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
+  /**
+   * Tails one partition. The first request message starts the subscription; later ones
+   * only grant more credit. The broker sends data while the client has credit (bytes), so a
+   * slow reader never makes the broker buffer without bound.
+   */
+  subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
+  subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
+  
+}
+
+export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Reads one partition from an offset. Long-poll: when fewer than `min_bytes` are
+   * available the call waits (up to `max_wait_ms`) until an append arrives.
+   */
+  Fetch: grpc.handleUnaryCall<_runnel_v1_FetchRequest__Output, _runnel_v1_FetchResponse>;
+  
+  /**
+   * Hands out a producer id and epoch for idempotent producing. Send an existing
+   * producer_id and its epoch to bump the epoch (fencing the older one).
+   */
+  InitProducerId: grpc.handleUnaryCall<_runnel_v1_InitProducerIdRequest__Output, _runnel_v1_InitProducerIdResponse>;
+  
+  /**
+   * Earliest, latest, or first offset at or after a timestamp, per partition.
+   */
+  ListOffsets: grpc.handleUnaryCall<_runnel_v1_ListOffsetsRequest__Output, _runnel_v1_ListOffsetsResponse>;
+  
+  /**
+   * Appends to one or more partitions. Each partition's data is either one prebuilt record
+   * batch (v2 bytes) or plain records the broker encodes into one batch.
+   */
+  Produce: grpc.handleUnaryCall<_runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse>;
+  
+  /**
+   * The same, as a long-lived bidirectional stream for log shippers: each request carries a
+   * `sequence` the reply echoes; replies come back in request order. The broker stops
+   * reading while too many requests are in flight, so HTTP/2 flow control pushes back.
+   */
+  ProduceStream: grpc.handleBidiStreamingCall<_runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse>;
+  
+  /**
+   * Tails one partition. The first request message starts the subscription; later ones
+   * only grant more credit. The broker sends data while the client has credit (bytes), so a
+   * slow reader never makes the broker buffer without bound.
+   */
+  Subscribe: grpc.handleBidiStreamingCall<_runnel_v1_SubscribeRequest__Output, _runnel_v1_SubscribeResponse>;
+  
+}
+
+export interface LogServiceDefinition extends grpc.ServiceDefinition {
+  Fetch: MethodDefinition<_runnel_v1_FetchRequest, _runnel_v1_FetchResponse, _runnel_v1_FetchRequest__Output, _runnel_v1_FetchResponse__Output>
+  InitProducerId: MethodDefinition<_runnel_v1_InitProducerIdRequest, _runnel_v1_InitProducerIdResponse, _runnel_v1_InitProducerIdRequest__Output, _runnel_v1_InitProducerIdResponse__Output>
+  ListOffsets: MethodDefinition<_runnel_v1_ListOffsetsRequest, _runnel_v1_ListOffsetsResponse, _runnel_v1_ListOffsetsRequest__Output, _runnel_v1_ListOffsetsResponse__Output>
+  Produce: MethodDefinition<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse, _runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse__Output>
+  ProduceStream: MethodDefinition<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse, _runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse__Output>
+  Subscribe: MethodDefinition<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse, _runnel_v1_SubscribeRequest__Output, _runnel_v1_SubscribeResponse__Output>
+}

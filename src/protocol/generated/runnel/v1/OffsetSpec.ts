@@ -1,0 +1,26 @@
+// Original file: proto/runnel/v1/log.proto
+
+export const OffsetSpec = {
+  OFFSET_SPEC_UNSPECIFIED: 'OFFSET_SPEC_UNSPECIFIED',
+  OFFSET_SPEC_EARLIEST: 'OFFSET_SPEC_EARLIEST',
+  OFFSET_SPEC_LATEST: 'OFFSET_SPEC_LATEST',
+  /**
+   * The first offset whose batch max timestamp is at or after `timestamp_ms`.
+   */
+  OFFSET_SPEC_TIMESTAMP: 'OFFSET_SPEC_TIMESTAMP',
+} as const;
+
+export type OffsetSpec =
+  | 'OFFSET_SPEC_UNSPECIFIED'
+  | 0
+  | 'OFFSET_SPEC_EARLIEST'
+  | 1
+  | 'OFFSET_SPEC_LATEST'
+  | 2
+  /**
+   * The first offset whose batch max timestamp is at or after `timestamp_ms`.
+   */
+  | 'OFFSET_SPEC_TIMESTAMP'
+  | 3
+
+export type OffsetSpec__Output = typeof OffsetSpec[keyof typeof OffsetSpec]

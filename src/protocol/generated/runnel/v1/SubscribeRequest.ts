@@ -1,0 +1,21 @@
+// Original file: proto/runnel/v1/log.proto
+
+import type { SubscribeStart as _runnel_v1_SubscribeStart, SubscribeStart__Output as _runnel_v1_SubscribeStart__Output } from '../../runnel/v1/SubscribeStart.js';
+
+export interface SubscribeRequest {
+  'start'?: (_runnel_v1_SubscribeStart | null);
+  /**
+   * More bytes of credit, typically after the client processed what it got.
+   */
+  'creditBytes'?: (number);
+  'kind'?: "start"|"creditBytes";
+}
+
+export interface SubscribeRequest__Output {
+  'start'?: (_runnel_v1_SubscribeStart__Output | null);
+  /**
+   * More bytes of credit, typically after the client processed what it got.
+   */
+  'creditBytes'?: (number);
+  'kind'?: "start"|"creditBytes";
+}
