@@ -28,6 +28,9 @@ export const REASONS = {
   OUT_OF_ORDER_SEQUENCE: { retriable: false },
   ACK_TIMEOUT: { retriable: true },
   UNAUTHENTICATED: { retriable: false },
+  BROKER_UNAVAILABLE: { retriable: true },
+  REQUEST_TIMED_OUT: { retriable: true },
+  INTERNAL_ERROR: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type Reason = keyof typeof REASONS;
