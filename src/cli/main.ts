@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isBrokerError } from '../errors/index.js';
+import { registerBrokerCommand } from './commands/broker.js';
 import { registerLogCommands } from './commands/log.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -25,6 +26,7 @@ Today runnel ships its storage engine and the offline tools over it:
 Run \`runnel log --help\` for details. The broker and its gRPC API come next.`,
     );
   let exitCode = 0;
+  registerBrokerCommand(program);
   registerLogCommands(program, (code) => {
     exitCode = code;
   });

@@ -166,3 +166,16 @@ export function setBatchBaseOffset(bytes: Buffer, baseOffset: number, position =
 export function setBatchLeaderEpoch(bytes: Buffer, leaderEpoch: number, position = 0): void {
   bytes.writeInt32BE(leaderEpoch, position + BatchField.partitionLeaderEpoch);
 }
+
+/**
+ * Turns a batch into a log-append-time batch (topic config message.timestamp.type =
+ * LogAppendTime): sets the timestamp-type attribute bit and maxTimestamp to `nowMs`, then
+ * recomputes the CRC, which covers both. Readers then use maxTimestamp for every record.
+ */
+export function stampLogAppendTime(bytes: Buffer, nowMs: number, position = 0): void {
+  const attributes = bytes.readInt16BE(position + BatchField.attributes);
+  bytes.writeInt16BE(attributes | TIMESTAMP_TYPE_BIT, position + BatchField.attributes);
+  writeInt64(bytes, nowMs, position + BatchField.maxTimestamp);
+  const end = position + bytes.readInt32BE(position + BatchField.batchLength) + BATCH_LOG_OVERHEAD_BYTES;
+  bytes.writeUInt32BE(crc32c(bytes.subarray(position + BATCH_CRC_START, end)), position + BatchField.crc);
+}

@@ -1,0 +1,446 @@
+/**
+ * The broker's core, without any network: topics (metadata in lmdb via meta/, logs via
+ * storage/), produce, fetch with long-poll, list offsets, producer ids. The gRPC adapters in
+ * server/ call it; `runnel broker` (cli/) wires config → Broker → gRPC server.
+ *
+ * Owns: the MetaStore and the LogManager, the parked-fetch bookkeeping. Single node today:
+ * this broker leads every partition, and the high watermark is the log end offset (under
+ * flush=always that is also the fsynced end: storage exposes a batch only once acknowledged).
+ *
+ * Ordering that keeps topics consistent across crashes:
+ * - create: topic record first (durable), then partition directories; start-up creates any
+ *   partition a crash left out (`reconcileTopics`).
+ * - delete: partition directories first (each an atomic rename), then the record; a crash in
+ *   between leaves the topic with empty partitions, which a second delete removes.
+ * A partition directory with no topic record is never deleted automatically: it is reported
+ * and left for the operator (losing meta/ must never cost data).
+ */
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { systemClock, type Clock } from '../common/clock.js';
+import type { BrokerConfig } from '../config/broker-config.js';
+import { limits } from '../config/limits.js';
+import { validateTopicName } from '../config/topic-name.js';
+import { BrokerError } from '../errors/index.js';
+import { MetaStore, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
+import type { Logger } from '../observability/index.js';
+import { stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
+import { LogManager, parseFlushPolicy, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
+
+export type Acks = 'none' | 'leader' | 'all';
+
+export interface ProduceResult {
+  baseOffset: number;
+  logStartOffset: number;
+  /** −1 unless the topic stamps log-append time. */
+  logAppendTimeMs: number;
+  isDuplicate: boolean;
+}
+
+export interface FetchOptions {
+  topic: string;
+  partition: number;
+  offset: number;
+  maxBytes: number;
+  minBytes: number;
+  maxWaitMs: number;
+  signal?: AbortSignal;
+}
+
+export interface FetchResult {
+  /** Whole batches as stored (the first may start before `offset`). */
+  bytes: Buffer;
+  nextOffset: number;
+  highWatermark: number;
+  logStartOffset: number;
+}
+
+export type OffsetQuery = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'timestamp'; timestampMs: number };
+
+export interface PartitionInfo {
+  partition: number;
+  leader: number;
+  replicas: number[];
+  isr: number[];
+  logStartOffset: number;
+  logEndOffset: number;
+  highWatermark: number;
+  sizeBytes: number;
+  status: 'online' | 'offline';
+  offlineReason: string;
+}
+
+export interface TopicInfo {
+  name: string;
+  replicationFactor: number;
+  partitions: PartitionInfo[];
+  configs: Record<string, string>;
+  overrides: Record<string, string>;
+}
+
+export interface BrokerOpenOptions {
+  config: BrokerConfig;
+  logger: Logger;
+  clock?: Clock;
+}
+
+export class Broker {
+  readonly brokerId: number;
+  readonly clusterId: string;
+  private readonly waitersByPartition = new Map<string, number>();
+  private isClosed = false;
+
+  private constructor(
+    private readonly config: BrokerConfig,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+    private readonly meta: MetaStore,
+    private readonly logs: LogManager,
+  ) {
+    this.brokerId = config.brokerId;
+    this.clusterId = meta.clusterId();
+  }
+
+  static async open(options: BrokerOpenOptions): Promise<Broker> {
+    const { config, logger } = options;
+    const clock = options.clock ?? systemClock;
+    mkdirSync(config.dataDir, { recursive: true });
+    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger: logger.child({ component: 'meta' }) });
+    let broker: Broker | undefined;
+    const logs = await LogManager.start({
+      dataDir: config.dataDir,
+      clock,
+      logger: logger.child({ component: 'storage' }),
+      configForTopic: (topic) => (broker as Broker).partitionLogConfig(topic),
+      openFilesMax: config.openSegmentFilesMax,
+      indexCacheBytesMax: config.indexCacheBytesMax,
+      openPartitionsMax: config.openPartitionsMax,
+      partitionIdleMs: config.partitionIdleMs,
+      retentionCheckIntervalMs: config.retentionCheckIntervalMs,
+    }).catch(async (error: unknown) => {
+      await meta.close();
+      throw error;
+    });
+    broker = new Broker(config, logger, clock, meta, logs);
+    await broker.reconcileTopics();
+    return broker;
+  }
+
+  /** Creates partitions a crash left out; reports directories without a topic record. */
+  private async reconcileTopics(): Promise<void> {
+    const known = new Set<string>();
+    for (const topic of this.meta.listTopics()) {
+      for (let partition = 0; partition < topic.partitionCount; partition++) {
+        known.add(`${topic.name}\u0000${partition}`);
+        if (!this.logs.hasPartition(topic.name, partition)) {
+          this.logger.warn({ topic: topic.name, partition }, 'creating a partition missing after an interrupted create');
+          await this.logs.createPartition(topic.name, partition);
+        }
+      }
+    }
+    for (const { topic, partition } of this.logs.listPartitions()) {
+      if (!known.has(`${topic}\u0000${partition}`)) {
+        this.logger.warn({ topic, partition }, 'partition directory has no topic record; left untouched and not served');
+      }
+    }
+  }
+
+  /** The storage settings of a topic: its overrides over the broker defaults. */
+  private partitionLogConfig(topic: string): PartitionLogConfig {
+    const record = this.meta.getTopic(topic);
+    const effective = effectiveTopicConfig(record?.overrides ?? {}, { flush: this.config.flush });
+    return {
+      segmentBytes: effective.segmentBytes,
+      segmentMs: effective.segmentMs,
+      retentionMs: effective.retentionMs,
+      retentionBytes: effective.retentionBytes,
+      indexIntervalBytes: effective.indexIntervalBytes,
+      maxMessageBytes: effective.maxMessageBytes,
+      flush: parseFlushPolicy(effective.flush),
+    };
+  }
+
+  // ---- Topics --------------------------------------------------------------------------------
+
+  /**
+   * Creates a topic. Rejects INVALID_TOPIC_NAME, INVALID_REQUEST (partition count, replication
+   * factor, configs) or TOPIC_ALREADY_EXISTS; a rejected create leaves nothing behind.
+   */
+  async createTopic(request: { name: string; partitions: number; replicationFactor: number; configs: Record<string, string> }): Promise<TopicInfo> {
+    this.throwIfClosed();
+    validateTopicName(request.name);
+    const partitionCount = request.partitions === 0 ? this.config.defaultPartitions : request.partitions;
+    if (!Number.isInteger(partitionCount) || partitionCount < 1 || partitionCount > limits.partitionsPerTopicMax) {
+      throw new BrokerError('INVALID_REQUEST', `partitions must be from 1 to ${limits.partitionsPerTopicMax}`, { topic: request.name });
+    }
+    const replicationFactor = request.replicationFactor === 0 ? 1 : request.replicationFactor;
+    if (replicationFactor !== 1) {
+      throw new BrokerError('INVALID_REQUEST', `replication factor ${replicationFactor} needs ${replicationFactor} brokers; this is a single broker, use 1`, { topic: request.name });
+    }
+    const overrides = validateTopicOverrides(request.configs);
+    if (this.meta.getTopic(request.name) !== undefined) {
+      throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${request.name} already exists`, { topic: request.name });
+    }
+    for (let partition = 0; partition < partitionCount; partition++) {
+      if (this.logs.hasPartition(request.name, partition)) {
+        throw new BrokerError(
+          'TOPIC_ALREADY_EXISTS',
+          `a directory for ${request.name}-${partition} exists without a topic record; move it out of the data directory first`,
+          { topic: request.name },
+        );
+      }
+    }
+    await this.meta.createTopic({
+      name: request.name,
+      topicId: crypto.randomUUID(),
+      partitionCount,
+      replicationFactor,
+      overrides,
+      createdAtMs: this.clock.nowMs(),
+    });
+    for (let partition = 0; partition < partitionCount; partition++) await this.logs.createPartition(request.name, partition);
+    this.logger.info({ topic: request.name, partitions: partitionCount, overrides }, 'created topic');
+    return this.describeTopic(request.name);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.throwIfClosed();
+    const topic = this.topicOrThrow(name);
+    for (let partition = 0; partition < topic.partitionCount; partition++) {
+      if (this.logs.hasPartition(name, partition)) await this.logs.deletePartition(name, partition);
+    }
+    await this.meta.deleteTopic(name);
+    this.logger.info({ topic: name }, 'deleted topic');
+  }
+
+  listTopics(): { name: string; partitions: number; replicationFactor: number }[] {
+    return this.meta.listTopics().map((topic) => ({ name: topic.name, partitions: topic.partitionCount, replicationFactor: topic.replicationFactor }));
+  }
+
+  async describeTopic(name: string): Promise<TopicInfo> {
+    const topic = this.topicOrThrow(name);
+    const partitions: PartitionInfo[] = [];
+    for (let partition = 0; partition < topic.partitionCount; partition++) {
+      partitions.push(
+        await this.logs.withPartition(name, partition, async (log) => {
+          const stats = await log.stats();
+          return {
+            partition,
+            leader: this.brokerId,
+            replicas: [this.brokerId],
+            isr: stats.status === 'online' ? [this.brokerId] : [],
+            logStartOffset: stats.logStartOffset,
+            logEndOffset: stats.logEndOffset,
+            highWatermark: stats.logEndOffset,
+            sizeBytes: stats.sizeBytes,
+            status: stats.status === 'online' ? 'online' : 'offline',
+            offlineReason: stats.status === 'online' ? '' : 'PARTITION_OFFLINE',
+          };
+        }),
+      );
+    }
+    return {
+      name,
+      replicationFactor: topic.replicationFactor,
+      partitions,
+      configs: describeEffectiveConfig(topic.overrides, { flush: this.config.flush }),
+      overrides: { ...topic.overrides },
+    };
+  }
+
+  /** Sets and removes overrides; open logs pick the new settings up at once. */
+  async alterTopicConfigs(name: string, change: { set: Record<string, string>; remove: string[] }): Promise<TopicInfo> {
+    this.throwIfClosed();
+    this.topicOrThrow(name);
+    await this.meta.updateTopic(name, (old) => {
+      const merged: Record<string, string> = { ...old.overrides };
+      for (const key of change.remove) delete merged[key];
+      Object.assign(merged, change.set);
+      return { ...old, overrides: validateTopicOverrides(merged) };
+    });
+    const topic = this.topicOrThrow(name);
+    const config = this.partitionLogConfig(name);
+    for (let partition = 0; partition < topic.partitionCount; partition++) {
+      await this.logs.withPartition(name, partition, async (log) => log.updateConfig(config));
+    }
+    this.logger.info({ topic: name, overrides: topic.overrides }, 'altered topic configs');
+    return this.describeTopic(name);
+  }
+
+  /** Grows a topic to `partitionCount` partitions; never shrinks. */
+  async addPartitions(name: string, partitionCount: number): Promise<TopicInfo> {
+    this.throwIfClosed();
+    const topic = this.topicOrThrow(name);
+    if (!Number.isInteger(partitionCount) || partitionCount <= topic.partitionCount || partitionCount > limits.partitionsPerTopicMax) {
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `topic ${name} has ${topic.partitionCount} partitions; the new count must be larger and at most ${limits.partitionsPerTopicMax}`,
+        { topic: name },
+      );
+    }
+    await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));
+    for (let partition = topic.partitionCount; partition < partitionCount; partition++) {
+      if (!this.logs.hasPartition(name, partition)) await this.logs.createPartition(name, partition);
+    }
+    this.logger.info({ topic: name, partitions: partitionCount }, 'added partitions');
+    return this.describeTopic(name);
+  }
+
+  metadata(topics: readonly string[]): { topics: { name: string; partitions: number[] }[] } {
+    const records = topics.length === 0 ? this.meta.listTopics() : topics.map((name) => this.topicOrThrow(name));
+    return { topics: records.map((topic) => ({ name: topic.name, partitions: Array.from({ length: topic.partitionCount }, (_, i) => i) })) };
+  }
+
+  // ---- Data ----------------------------------------------------------------------------------
+
+  /**
+   * Appends one validated-by-storage batch. Resolves per `acks`: with 'none' the append is
+   * started and the promise resolves at once (failures are logged); otherwise when storage
+   * acknowledged it (flush-policy.ts says what that means on disk) or rejects with ACK_TIMEOUT.
+   */
+  async produce(request: { topic: string; partition: number; batch: Buffer; acks: Acks; timeoutMs: number }): Promise<ProduceResult> {
+    this.throwIfClosed();
+    const topic = this.partitionOrThrow(request.topic, request.partition);
+    let logAppendTimeMs = -1;
+    if (topic.overrides['message.timestamp.type'] === 'LogAppendTime') {
+      logAppendTimeMs = this.clock.nowMs();
+      if (tryReadBatchHeader(request.batch) !== undefined) stampLogAppendTime(request.batch, logAppendTimeMs);
+    }
+    const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
+      const result = await log.append(request.batch);
+      return { ...result, logStartOffset: log.logStartOffset };
+    });
+    if (request.acks === 'none') {
+      appended.catch((error: unknown) => this.logger.debug({ topic: request.topic, partition: request.partition, err: String(error) }, 'acks=none produce failed'));
+      return { baseOffset: -1, logStartOffset: -1, logAppendTimeMs, isDuplicate: false };
+    }
+    const result = await this.withTimeout(appended, request.timeoutMs, () => new BrokerError('ACK_TIMEOUT', `no acknowledgement from ${request.topic}-${request.partition} within ${request.timeoutMs} ms; the records may still be appended`, { topic: request.topic, partition: request.partition }));
+    return { baseOffset: result.baseOffset, logStartOffset: result.logStartOffset, logAppendTimeMs, isDuplicate: (result as { isDuplicate?: boolean }).isDuplicate === true };
+  }
+
+  /**
+   * Reads whole batches from `offset`. When fewer than `minBytes` are there, parks until an
+   * append arrives (woken by the append itself, no polling), `maxWaitMs` passes, or `signal`
+   * aborts. Rejects OFFSET_OUT_OF_RANGE, TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, LIMIT_REACHED
+   * (too many parked readers on one partition).
+   */
+  async fetch(options: FetchOptions): Promise<FetchResult> {
+    this.throwIfClosed();
+    this.partitionOrThrow(options.topic, options.partition);
+    const deadlineMs = this.clock.nowMs() + Math.min(Math.max(options.maxWaitMs, 0), limits.fetchWaitMsMax);
+    return this.logs.withPartition(options.topic, options.partition, async (log) => {
+      for (;;) {
+        const read = await log.read({ offset: options.offset, bytesMax: options.maxBytes });
+        const result = { bytes: read.bytes, nextOffset: read.nextOffset, highWatermark: read.logEndOffset, logStartOffset: read.logStartOffset };
+        const remainingMs = deadlineMs - this.clock.nowMs();
+        if (read.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
+        await this.waitForAppend(log, `${options.topic}-${options.partition}`, read.logEndOffset, remainingMs, options.signal);
+      }
+    });
+  }
+
+  /** Resolves on the next append past `logEndOffset`, after `timeoutMs`, or on abort. */
+  private waitForAppend(log: PartitionLog, key: string, logEndOffset: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const waiting = this.waitersByPartition.get(key) ?? 0;
+    if (waiting >= limits.waitersPerPartitionMax) {
+      return Promise.reject(new BrokerError('LIMIT_REACHED', `too many readers waiting on ${key}; retry later`));
+    }
+    this.waitersByPartition.set(key, waiting + 1);
+    return new Promise<void>((resolve) => {
+      let unsubscribe: () => void = () => undefined;
+      let cancelTimer: () => void = () => undefined;
+      const finish = (): void => {
+        unsubscribe();
+        cancelTimer();
+        signal?.removeEventListener('abort', finish);
+        const left = (this.waitersByPartition.get(key) ?? 1) - 1;
+        if (left <= 0) this.waitersByPartition.delete(key);
+        else this.waitersByPartition.set(key, left);
+        resolve();
+      };
+      unsubscribe = log.onAppend(finish);
+      cancelTimer = this.clock.setTimer(timeoutMs, finish);
+      signal?.addEventListener('abort', finish, { once: true });
+      // An append may have landed between the read and subscribing.
+      if (log.logEndOffset > logEndOffset) finish();
+    });
+  }
+
+  async listOffset(topic: string, partition: number, query: OffsetQuery): Promise<{ offset: number; timestampMs: number }> {
+    this.throwIfClosed();
+    this.partitionOrThrow(topic, partition);
+    return this.logs.withPartition(topic, partition, async (log) => {
+      switch (query.kind) {
+        case 'earliest':
+          return { offset: log.logStartOffset, timestampMs: -1 };
+        case 'latest':
+          return { offset: log.logEndOffset, timestampMs: -1 };
+        case 'timestamp': {
+          const offset = await log.offsetForTimestamp(query.timestampMs);
+          if (offset === undefined) return { offset: log.logEndOffset, timestampMs: -1 };
+          const read = await log.read({ offset, bytesMax: 1 });
+          return { offset, timestampMs: tryReadBatchHeader(read.bytes)?.maxTimestamp ?? -1 };
+        }
+      }
+    });
+  }
+
+  /** A new producer id (epoch 0), or the same id with the next epoch (fencing the old one). */
+  async initProducerId(request: { producerId: number; producerEpoch: number }): Promise<{ producerId: number; producerEpoch: number }> {
+    this.throwIfClosed();
+    if (request.producerId > 0 && request.producerEpoch >= 0 && request.producerEpoch < 32_766) {
+      return { producerId: request.producerId, producerEpoch: request.producerEpoch + 1 };
+    }
+    return { producerId: await this.meta.allocateProducerId(), producerEpoch: 0 };
+  }
+
+  // ---- Lifecycle -----------------------------------------------------------------------------
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    await this.logs.close();
+    await this.meta.close();
+  }
+
+  private topicOrThrow(name: string): TopicRecord {
+    const topic = this.meta.getTopic(name);
+    if (topic === undefined) {
+      throw new BrokerError('TOPIC_NOT_FOUND', `topic ${JSON.stringify(name.slice(0, limits.topicNameLengthMax))} does not exist; create it with \`runnel topic create\``, {
+        topic: name.slice(0, limits.topicNameLengthMax),
+      });
+    }
+    return topic;
+  }
+
+  private partitionOrThrow(topicName: string, partition: number): TopicRecord {
+    const topic = this.topicOrThrow(topicName);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitionCount) {
+      throw new BrokerError('PARTITION_NOT_FOUND', `topic ${topicName} has partitions 0–${topic.partitionCount - 1}; there is no partition ${partition}`, {
+        topic: topicName,
+        partition,
+      });
+    }
+    return topic;
+  }
+
+  private withTimeout<T>(work: Promise<T>, timeoutMs: number, onTimeout: () => BrokerError): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const cancel = this.clock.setTimer(timeoutMs, () => reject(onTimeout()));
+      work.then(
+        (value) => {
+          cancel();
+          resolve(value);
+        },
+        (error: unknown) => {
+          cancel();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private throwIfClosed(): void {
+    if (this.isClosed) throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; retry against it once it is back');
+  }
+}

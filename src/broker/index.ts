@@ -1,0 +1,6 @@
+/**
+ * Composition root and lifecycle of a broker's core: builds meta/ and storage/ and serves
+ * topics, produce, fetch and offsets to the adapters above. It holds no network code: the
+ * gRPC server lives in server/ (`startServer(broker)`), and `runnel broker` wires both.
+ */
+export { Broker, type Acks, type BrokerOpenOptions, type FetchOptions, type FetchResult, type OffsetQuery, type PartitionInfo, type ProduceResult, type TopicInfo } from './broker.js';

@@ -1,0 +1,71 @@
+/**
+ * The gRPC server of one broker: binds LogService and AdminService (and server reflection, so
+ * grpcurl works without the .proto files) on host:port with the declared message limits.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import type { Clock } from '../common/clock.js';
+import type { Broker } from '../broker/index.js';
+import type { Logger } from '../observability/index.js';
+import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
+import { createAdminService } from './services/admin-service.js';
+import { createLogService } from './services/log-service.js';
+
+export interface ServerOptions {
+  broker: Broker;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** host:port to advertise in metadata; defaults to the bound address. */
+  advertise?: string | undefined;
+  logger: Logger;
+  clock: Clock;
+  produceTimeoutMs: number;
+  inFlightRequestsPerConnectionMax: number;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly address: string;
+  /** Stops taking calls, lets in-flight ones finish (up to `graceMs`), then cuts the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { definition, proto } = loadRunnelProto();
+  const server = new grpc.Server({
+    ...CHANNEL_OPTIONS,
+    'grpc.max_concurrent_streams': options.inFlightRequestsPerConnectionMax,
+  });
+  server.addService(proto.runnel.v1.LogService.service, createLogService(options) as unknown as grpc.UntypedServiceImplementation);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+  });
+  const [advertisedHost, advertisedPortText] = (options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`).split(':');
+  server.addService(
+    proto.runnel.v1.AdminService.service,
+    createAdminService({
+      broker: options.broker,
+      logger: options.logger,
+      advertised: { host: advertisedHost ?? '127.0.0.1', port: Number(advertisedPortText ?? port) },
+    }) as unknown as grpc.UntypedServiceImplementation,
+  );
+  new ReflectionService(definition).addToServer(server);
+  const address = `${options.host}:${port}`;
+  options.logger.info({ address, port }, 'gRPC server listening');
+  return {
+    port,
+    address,
+    close: (graceMs = 5_000) =>
+      new Promise<void>((resolve) => {
+        const cancel = options.clock.setTimer(graceMs, () => {
+          server.forceShutdown();
+          resolve();
+        });
+        server.tryShutdown(() => {
+          cancel();
+          resolve();
+        });
+      }),
+  };
+}

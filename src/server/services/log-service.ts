@@ -1,0 +1,269 @@
+/**
+ * gRPC adapter of LogService (proto/runnel/v1/log.proto): Produce, ProduceStream, Fetch,
+ * Subscribe, ListOffsets, InitProducerId. Validates input (validate.ts), calls the Broker,
+ * and maps errors once (status.ts). No storage logic here.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { KiB, MiB } from '../../common/units.js';
+import type { Clock } from '../../common/clock.js';
+import { limits } from '../../config/limits.js';
+import { BrokerError } from '../../errors/index.js';
+import type { Logger } from '../../observability/index.js';
+import { decodeBatches, int64ToNumber, numberToInt64 } from '../../protocol/index.js';
+import type { Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
+import type { LogServiceHandlers } from '../../protocol/generated/runnel/v1/LogService.js';
+import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRecord.js';
+import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/ProduceRequest.js';
+import type { ProduceResponse } from '../../protocol/generated/runnel/v1/ProduceResponse.js';
+import type { RecordFormat } from '../../protocol/generated/runnel/v1/RecordFormat.js';
+import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
+import type { SubscribeResponse } from '../../protocol/generated/runnel/v1/SubscribeResponse.js';
+import { toErrorMessage, toServiceError } from '../status.js';
+import { acksFromWire, batchFromPartitionData, checkMaxBytes, checkOffset, checkPartition, checkTopic, invalid } from '../validate.js';
+
+const FETCH_BYTES_DEFAULT = 1 * MiB;
+const SUBSCRIBE_MESSAGE_BYTES_DEFAULT = 1 * MiB;
+const SUBSCRIBE_WAIT_MS = 30_000;
+
+export interface LogServiceDeps {
+  broker: Broker;
+  logger: Logger;
+  clock: Clock;
+  produceTimeoutMs: number;
+}
+
+export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
+  const { broker, logger } = deps;
+
+  /** One Produce request: every partition in parallel, each with its own result or error. */
+  async function produce(request: ProduceRequest__Output): Promise<ProduceResponse> {
+    const acks = acksFromWire(request.acks);
+    const timeoutMs = request.timeoutMs === 0 ? deps.produceTimeoutMs : Math.min(request.timeoutMs, deps.produceTimeoutMs * 10);
+    let partitionCount = 0;
+    for (const topic of request.topics) partitionCount += topic.partitions.length;
+    if (partitionCount > limits.partitionsPerRequestMax) throw invalid(`a produce request names ${partitionCount} partitions; at most ${limits.partitionsPerRequestMax}`);
+    const nowMs = deps.clock.nowMs();
+    const topics = await Promise.all(
+      request.topics.map(async (topicData) => ({
+        topic: topicData.topic,
+        partitions: await Promise.all(
+          topicData.partitions.map(async (data) => {
+            try {
+              const topic = checkTopic(topicData.topic);
+              const partition = checkPartition(data.partition);
+              const batch = batchFromPartitionData(data, nowMs);
+              const result = await broker.produce({ topic, partition, batch, acks, timeoutMs });
+              return {
+                partition: data.partition,
+                baseOffset: numberToInt64(result.baseOffset),
+                logAppendTimeMs: numberToInt64(result.logAppendTimeMs),
+                logStartOffset: numberToInt64(result.logStartOffset),
+                error: null,
+              };
+            } catch (error) {
+              return { partition: data.partition, baseOffset: '-1', logAppendTimeMs: '-1', logStartOffset: '-1', error: toErrorMessage(error) };
+            }
+          }),
+        ),
+      })),
+    );
+    return { sequence: request.sequence, topics };
+  }
+
+  function toFetchedRecords(result: FetchResult, fromOffset: number): FetchedRecord[] {
+    const records: FetchedRecord[] = [];
+    for (const record of decodeBatches(result.bytes)) {
+      if (record.offset < fromOffset) continue;
+      const fetched: FetchedRecord = {
+        offset: numberToInt64(record.offset),
+        headers: record.headers.map((header) => (header.value === null ? { key: header.key } : { key: header.key, value: header.value })),
+        timestampMs: numberToInt64(record.timestamp),
+      };
+      if (record.key !== null) fetched.key = record.key;
+      if (record.value !== null) fetched.value = record.value;
+      records.push(fetched);
+    }
+    return records;
+  }
+
+  function fetchReply(result: FetchResult, format: RecordFormat | string, fromOffset: number) {
+    const asBatches = format === 'RECORD_FORMAT_BATCHES';
+    return {
+      recordBatches: asBatches ? result.bytes : Buffer.alloc(0),
+      records: asBatches ? [] : toFetchedRecords(result, fromOffset),
+      highWatermark: numberToInt64(result.highWatermark),
+      logStartOffset: numberToInt64(result.logStartOffset),
+      nextOffset: numberToInt64(result.nextOffset),
+    };
+  }
+
+  return {
+    Produce(call, callback) {
+      produce(call.request).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error, logger, 'Produce')),
+      );
+    },
+
+    ProduceStream(call) {
+      // Replies go back in request order. Reading pauses while too many requests are in
+      // flight, so HTTP/2 flow control holds the client back instead of broker memory.
+      const inFlight: Promise<ProduceResponse>[] = [];
+      let isWriting = false;
+      let isEnded = false;
+      const pump = async (): Promise<void> => {
+        if (isWriting) return;
+        isWriting = true;
+        try {
+          while (inFlight.length > 0) {
+            const response = await (inFlight[0] as Promise<ProduceResponse>);
+            inFlight.shift();
+            if (call.cancelled) return;
+            if (!call.write(response)) await new Promise<void>((resolve) => call.once('drain', resolve));
+            if (inFlight.length < limits.produceStreamInFlightMax && call.isPaused()) call.resume();
+          }
+          if (isEnded) call.end();
+        } catch (error) {
+          call.destroy(Object.assign(new Error('produce stream failed'), toServiceError(error, logger, 'ProduceStream')));
+        } finally {
+          isWriting = false;
+        }
+      };
+      call.on('data', (request: ProduceRequest__Output) => {
+        inFlight.push(produce(request));
+        if (inFlight.length >= limits.produceStreamInFlightMax) call.pause();
+        void pump();
+      });
+      call.on('end', () => {
+        isEnded = true;
+        void pump();
+      });
+      call.on('error', () => undefined);
+    },
+
+    Fetch(call, callback) {
+      const request = call.request;
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
+      (async () => {
+        const offset = checkOffset(request.offset);
+        const result = await broker.fetch({
+          topic: checkTopic(request.topic),
+          partition: checkPartition(request.partition),
+          offset,
+          maxBytes: checkMaxBytes(request.maxBytes, FETCH_BYTES_DEFAULT),
+          minBytes: request.minBytes,
+          maxWaitMs: request.maxWaitMs,
+          signal: controller.signal,
+        });
+        return fetchReply(result, request.format, offset);
+      })().then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error, logger, 'Fetch')),
+      );
+    },
+
+    Subscribe(call) {
+      // Credit-based: the broker sends while the client has credit (bytes) left; further
+      // request messages add credit. With none left, nothing is read from disk.
+      const controller = new AbortController();
+      let credit = 0;
+      let wakeCredit: (() => void) | undefined;
+      let isStarted = false;
+      const fail = (error: unknown): void => {
+        if (call.cancelled || call.destroyed) return;
+        call.destroy(Object.assign(new Error('subscribe failed'), toServiceError(error, logger, 'Subscribe')));
+      };
+      call.on('cancelled', () => controller.abort());
+      call.on('error', () => controller.abort());
+      call.on('end', () => controller.abort());
+      call.on('data', (message: SubscribeRequest__Output) => {
+        if (message.kind === 'creditBytes') {
+          credit = Math.min(credit + (message.creditBytes ?? 0), limits.readBytesMax * 4);
+          wakeCredit?.();
+          return;
+        }
+        if (message.kind !== 'start' || message.start === null || message.start === undefined || isStarted) {
+          fail(invalid('the first Subscribe message must be `start`, and only the first'));
+          return;
+        }
+        isStarted = true;
+        const start = message.start;
+        credit = start.creditBytes;
+        (async () => {
+          const topic = checkTopic(start.topic);
+          const partition = checkPartition(start.partition);
+          let offset = checkOffset(start.offset);
+          const messageBytesMax = checkMaxBytes(start.maxMessageBytes, SUBSCRIBE_MESSAGE_BYTES_DEFAULT);
+          while (!controller.signal.aborted) {
+            if (credit <= 0) {
+              await new Promise<void>((resolve) => {
+                wakeCredit = resolve;
+                controller.signal.addEventListener('abort', () => resolve(), { once: true });
+              });
+              wakeCredit = undefined;
+              continue;
+            }
+            const result = await broker.fetch({
+              topic,
+              partition,
+              offset,
+              maxBytes: Math.max(Math.min(credit, messageBytesMax), 1 * KiB),
+              minBytes: 1,
+              maxWaitMs: SUBSCRIBE_WAIT_MS,
+              signal: controller.signal,
+            });
+            if (result.bytes.length === 0 || controller.signal.aborted) continue;
+            const reply: SubscribeResponse = fetchReply(result, start.format, offset);
+            credit -= result.bytes.length;
+            offset = result.nextOffset;
+            if (!call.write(reply)) await new Promise<void>((resolve) => call.once('drain', resolve));
+          }
+        })().catch(fail);
+      });
+    },
+
+    ListOffsets(call, callback) {
+      const request = call.request;
+      (async () => {
+        const topic = checkTopic(request.topic);
+        const query: OffsetQuery =
+          request.spec === 'OFFSET_SPEC_EARLIEST'
+            ? { kind: 'earliest' }
+            : request.spec === 'OFFSET_SPEC_TIMESTAMP'
+              ? { kind: 'timestamp', timestampMs: int64ToNumber(request.timestampMs, 'timestamp_ms') }
+              : request.spec === 'OFFSET_SPEC_LATEST'
+                ? { kind: 'latest' }
+                : (() => {
+                    throw invalid('spec must be OFFSET_SPEC_EARLIEST, OFFSET_SPEC_LATEST or OFFSET_SPEC_TIMESTAMP');
+                  })();
+        const partitions =
+          request.partitions.length > 0 ? request.partitions.map(checkPartition) : (broker.metadata([topic]).topics[0]?.partitions ?? []);
+        const results = await Promise.all(
+          partitions.map(async (partition) => {
+            try {
+              const found = await broker.listOffset(topic, partition, query);
+              return { partition, offset: numberToInt64(found.offset), timestampMs: numberToInt64(found.timestampMs), error: null };
+            } catch (error) {
+              if (error instanceof BrokerError && error.reason === 'TOPIC_NOT_FOUND') throw error;
+              return { partition, offset: '-1', timestampMs: '-1', error: toErrorMessage(error) };
+            }
+          }),
+        );
+        return { partitions: results };
+      })().then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error, logger, 'ListOffsets')),
+      );
+    },
+
+    InitProducerId(call, callback) {
+      broker
+        .initProducerId({ producerId: int64ToNumber(call.request.producerId, 'producer_id'), producerEpoch: call.request.producerEpoch })
+        .then(
+          (result) => callback(null, { producerId: numberToInt64(result.producerId), producerEpoch: result.producerEpoch }),
+          (error: unknown) => callback(toServiceError(error, logger, 'InitProducerId')),
+        );
+    },
+  } satisfies LogServiceHandlers as LogServiceHandlers & grpc.UntypedServiceImplementation;
+}

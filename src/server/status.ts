@@ -1,0 +1,67 @@
+/**
+ * The one table from error reason to gRPC status code (STYLE H7), and the conversion of any
+ * thrown value into what grpc-js sends: status, message, and trailing metadata with the
+ * precise reason (`runnel-reason`), whether to retry (`runnel-retriable`) and structured
+ * details (`runnel-details`, JSON), so a client in any language can act on it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { BrokerError, type Reason } from '../errors/index.js';
+import type { Logger } from '../observability/index.js';
+import { ErrorMetadata } from '../protocol/index.js';
+
+const STATUS_BY_REASON: Record<Reason, grpc.status> = {
+  INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
+  INVALID_TOPIC_NAME: grpc.status.INVALID_ARGUMENT,
+  CORRUPT_MESSAGE: grpc.status.INVALID_ARGUMENT,
+  UNSUPPORTED_COMPRESSION: grpc.status.INVALID_ARGUMENT,
+  RECORD_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  BATCH_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  TOPIC_NOT_FOUND: grpc.status.NOT_FOUND,
+  PARTITION_NOT_FOUND: grpc.status.NOT_FOUND,
+  TOPIC_ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
+  OFFSET_OUT_OF_RANGE: grpc.status.OUT_OF_RANGE,
+  PARTITION_OFFLINE: grpc.status.UNAVAILABLE,
+  SHUTTING_DOWN: grpc.status.UNAVAILABLE,
+  BROKER_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  STORAGE_ERROR: grpc.status.UNAVAILABLE,
+  DISK_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  LIMIT_REACHED: grpc.status.RESOURCE_EXHAUSTED,
+  CORRUPT_DATA: grpc.status.DATA_LOSS,
+  PRODUCER_FENCED: grpc.status.FAILED_PRECONDITION,
+  OUT_OF_ORDER_SEQUENCE: grpc.status.FAILED_PRECONDITION,
+  ACK_TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
+  REQUEST_TIMED_OUT: grpc.status.DEADLINE_EXCEEDED,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  INTERNAL_ERROR: grpc.status.INTERNAL,
+};
+
+export function statusForReason(reason: Reason): grpc.status {
+  return STATUS_BY_REASON[reason];
+}
+
+/**
+ * What to send for `error`. A BrokerError keeps its reason and message; anything else is a
+ * bug or an unexpected failure: INTERNAL, logged once here with its stack.
+ */
+export function toServiceError(error: unknown, logger: Logger, method: string): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (error instanceof BrokerError) {
+    metadata.set(ErrorMetadata.reason, error.reason);
+    metadata.set(ErrorMetadata.retriable, String(error.retriable));
+    const details: Record<string, unknown> = { ...error.details };
+    if (error.topic !== undefined) details.topic = error.topic;
+    if (error.partition !== undefined) details.partition = error.partition;
+    metadata.set(ErrorMetadata.details, JSON.stringify(details));
+    return { code: statusForReason(error.reason), details: error.message, metadata };
+  }
+  logger.error({ method, err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, 'unexpected error in a request');
+  metadata.set(ErrorMetadata.reason, 'INTERNAL_ERROR');
+  metadata.set(ErrorMetadata.retriable, 'false');
+  return { code: grpc.status.INTERNAL, details: 'internal broker error; see the broker log', metadata };
+}
+
+/** The per-partition `Error` message of a Produce or ListOffsets result. */
+export function toErrorMessage(error: unknown): { reason: string; message: string; retriable: boolean } {
+  if (error instanceof BrokerError) return { reason: error.reason, message: error.message, retriable: error.retriable };
+  return { reason: 'INTERNAL_ERROR', message: 'internal broker error; see the broker log', retriable: false };
+}

@@ -1,0 +1,87 @@
+/**
+ * Request validation shared by the gRPC handlers: every field a client sends is checked
+ * against its declared limit here, before any work, so a bad request changes nothing.
+ */
+import { limits } from '../config/limits.js';
+import { validateTopicName } from '../config/topic-name.js';
+import { BrokerError } from '../errors/index.js';
+import { encodeBatch, int64ToNumber, type LogRecord } from '../protocol/index.js';
+import type { Acks } from '../broker/index.js';
+import type { Acks as WireAcks } from '../protocol/generated/runnel/v1/Acks.js';
+import type { PartitionData__Output } from '../protocol/generated/runnel/v1/PartitionData.js';
+import type { Record__Output } from '../protocol/generated/runnel/v1/Record.js';
+
+export function invalid(message: string): BrokerError {
+  return new BrokerError('INVALID_REQUEST', message);
+}
+
+export function checkTopic(name: string): string {
+  validateTopicName(name);
+  return name;
+}
+
+export function checkPartition(partition: number): number {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= limits.partitionsPerTopicMax) {
+    throw invalid(`partition must be from 0 to ${limits.partitionsPerTopicMax - 1}, got ${partition}`);
+  }
+  return partition;
+}
+
+export function checkOffset(value: string | number, what = 'offset'): number {
+  const offset = int64ToNumber(value, what);
+  if (offset < 0) throw invalid(`${what} must be ≥ 0, got ${offset}`);
+  return offset;
+}
+
+export function acksFromWire(acks: WireAcks | string | undefined): Acks {
+  switch (acks) {
+    case 'ACKS_NONE':
+      return 'none';
+    case 'ACKS_LEADER':
+      return 'leader';
+    default:
+      return 'all';
+  }
+}
+
+/** Bytes of the response budget: 0 means the default; never above the read limit. */
+export function checkMaxBytes(maxBytes: number, fallback: number): number {
+  if (maxBytes === 0) return fallback;
+  return Math.min(maxBytes, limits.readBytesMax);
+}
+
+/**
+ * The batch to append for one partition of a Produce request: the client's prebuilt batch
+ * as sent (storage validates it), or plain records encoded here into one batch.
+ */
+export function batchFromPartitionData(data: PartitionData__Output, nowMs: number): Buffer {
+  if (data.data === 'recordBatch' && data.recordBatch !== undefined) return data.recordBatch;
+  if (data.data !== 'records' || data.records === undefined || data.records === null) {
+    throw invalid(`partition ${data.partition}: send either record_batch or records`);
+  }
+  const records = data.records.records;
+  if (records.length === 0) throw invalid(`partition ${data.partition}: records is empty`);
+  if (records.length > limits.recordsPerPartitionRequestMax) {
+    throw invalid(`partition ${data.partition}: ${records.length} records; at most ${limits.recordsPerPartitionRequestMax} per partition per request`);
+  }
+  if (data.compression !== 0 && data.compression !== 1) throw new BrokerError('UNSUPPORTED_COMPRESSION', `compression ${data.compression} is not supported; use 0 (none) or 1 (gzip)`);
+  const producer = data.producer;
+  return encodeBatch({
+    records: records.map((record) => toLogRecord(record, nowMs)),
+    compression: data.compression === 1 ? 'gzip' : 'none',
+    ...(producer === null
+      ? {}
+      : { producerId: int64ToNumber(producer.producerId, 'producer_id'), producerEpoch: producer.producerEpoch, baseSequence: producer.baseSequence }),
+  });
+}
+
+function toLogRecord(record: Record__Output, nowMs: number): LogRecord {
+  if (record.headers.length > limits.headersPerRecordMax) throw invalid(`a record has ${record.headers.length} headers; at most ${limits.headersPerRecordMax}`);
+  const timestamp = int64ToNumber(record.timestampMs, 'timestamp_ms');
+  return {
+    key: record._key === 'key' ? (record.key ?? Buffer.alloc(0)) : null,
+    value: record._value === 'value' ? (record.value ?? Buffer.alloc(0)) : null,
+    headers: record.headers.map((header) => ({ key: header.key, value: header._value === 'value' ? (header.value ?? Buffer.alloc(0)) : null })),
+    timestamp: timestamp === 0 ? nowMs : timestamp,
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * The gRPC contract against a real broker process: topics, produce (batch bytes and plain
+ * records), fetch (raw batches and decoded records), list offsets by time, long-poll, credit
+ * flow control, and every bad input answered with its status and reason while nothing is
+ * written. Method: one `runnel broker` child process on 127.0.0.1:0 with a fresh data dir,
+ * driven by plain grpc-js clients built from proto/ (no Runnel client library).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeBatches, encodeBatch } from '../../src/protocol/index.js';
+import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { rawClients, reasonOf, unary, type RawClients } from '../support/raw-grpc.js';
+import { waitFor } from '../support/wait-for.js';
+
+type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let dataDir: string;
+let broker: BrokerProcess;
+let clients: RawClients;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'runnel-api-'));
+  broker = await startBrokerProcess({ dataDir, args: ['--flush', 'always'] });
+  clients = rawClients(broker.address);
+}, 60_000);
+
+afterAll(async () => {
+  clients?.close();
+  await broker?.stop();
+  await stopAllBrokerProcesses();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function createTopic(name: string, partitions = 1, configs: Record<string, string> = {}): Promise<Any> {
+  return unary(clients.admin, 'CreateTopic', { name, partitions, configs });
+}
+
+async function produce(topic: string, partitions: Any[]): Promise<Any> {
+  return unary(clients.log, 'Produce', { acks: 'ACKS_ALL', topics: [{ topic, partitions }] });
+}
+
+async function logEndOffset(topic: string, partition = 0): Promise<number> {
+  const response = await unary<Any, Any>(clients.log, 'ListOffsets', { topic, partitions: [partition], spec: 'OFFSET_SPEC_LATEST' });
+  return Number(response.partitions[0].offset);
+}
+
+function batch(values: string[], timestamp = 1_700_000_000_000): Buffer {
+  return encodeBatch({ records: values.map((value, i) => ({ key: null, value: Buffer.from(value), headers: [], timestamp: timestamp + i })) });
+}
+
+describe('broker gRPC API', () => {
+  it('creates, lists and describes a topic with effective configs', async () => {
+    const created = await createTopic('api-topics', 3, { 'retention.ms': '60000' });
+    expect(created.topic.partitions).toHaveLength(3);
+    const listed = await unary<Any, Any>(clients.admin, 'ListTopics', {});
+    expect(listed.topics.map((t: Any) => t.name)).toContain('api-topics');
+    const described = await unary<Any, Any>(clients.admin, 'DescribeTopic', { name: 'api-topics' });
+    expect(described.configs['retention.ms']).toBe('60000');
+    expect(described.overrides).toEqual({ 'retention.ms': '60000' });
+    expect(described.partitions[2]).toMatchObject({ partition: 2, leader: 0, status: 'online', logEndOffset: '0' });
+  });
+
+  it('appends a prebuilt batch and plain records, and reads both back as batches and as records', async () => {
+    await createTopic('api-rw');
+    const first = await produce('api-rw', [{ partition: 0, recordBatch: batch(['a', 'b', 'c']) }]);
+    expect(first.topics[0].partitions[0]).toMatchObject({ baseOffset: '0', error: null });
+    const second = await produce('api-rw', [
+      { partition: 0, records: { records: [{ key: Buffer.from('k'), value: Buffer.from('d'), headers: [{ key: 'h', value: Buffer.from('v') }], timestampMs: '1700000000100' }, { value: Buffer.alloc(0) }, {}] } },
+    ]);
+    expect(second.topics[0].partitions[0].baseOffset).toBe('3');
+    const asBatches = await unary<Any, Any>(clients.log, 'Fetch', { topic: 'api-rw', partition: 0, offset: '0', format: 'RECORD_FORMAT_BATCHES' });
+    const decoded = decodeBatches(asBatches.recordBatches);
+    expect(decoded.map((r) => r.value?.toString() ?? null)).toEqual(['a', 'b', 'c', 'd', '', null]);
+    expect(asBatches.highWatermark).toBe('6');
+    const asRecords = await unary<Any, Any>(clients.log, 'Fetch', { topic: 'api-rw', partition: 0, offset: '4', format: 'RECORD_FORMAT_RECORDS' });
+    expect(asRecords.records.map((r: Any) => r.offset)).toEqual(['4', '5']);
+    expect(asRecords.records[0].value).toEqual(Buffer.alloc(0));
+    expect(asRecords.records[1]._value).toBeUndefined();
+    const keyed = await unary<Any, Any>(clients.log, 'Fetch', { topic: 'api-rw', partition: 0, offset: '3' });
+    expect(keyed.records[0]).toMatchObject({ offset: '3', key: Buffer.from('k'), timestampMs: '1700000000100' });
+    expect(keyed.records[0].headers).toEqual([{ key: 'h', value: Buffer.from('v'), _value: 'value' }]);
+  });
+
+  it('finds offsets by timestamp, earliest and latest', async () => {
+    await createTopic('api-time');
+    for (let i = 0; i < 5; i++) await produce('api-time', [{ partition: 0, recordBatch: batch([`t${i}`], 1_000_000 + i * 1000) }]);
+    const at = async (spec: string, timestampMs = '0') =>
+      (await unary<Any, Any>(clients.log, 'ListOffsets', { topic: 'api-time', spec, timestampMs })).partitions[0];
+    expect((await at('OFFSET_SPEC_TIMESTAMP', '1002000')).offset).toBe('2');
+    expect((await at('OFFSET_SPEC_TIMESTAMP', '1002001')).offset).toBe('3');
+    expect(await at('OFFSET_SPEC_TIMESTAMP', '9999999')).toMatchObject({ offset: '5', timestampMs: '-1' });
+    expect((await at('OFFSET_SPEC_EARLIEST')).offset).toBe('0');
+    expect((await at('OFFSET_SPEC_LATEST')).offset).toBe('5');
+  });
+
+  it('answers a parked long-poll fetch as soon as data arrives', async () => {
+    await createTopic('api-poll');
+    const startedMs = Date.now();
+    const parked = unary<Any, Any>(clients.log, 'Fetch', { topic: 'api-poll', partition: 0, offset: '0', minBytes: 1, maxWaitMs: 20_000 });
+    // The fetch is parked: nothing has been appended yet. Append, and it must answer at once.
+    await produce('api-poll', [{ partition: 0, recordBatch: batch(['wake']) }]);
+    const response = await parked;
+    expect(response.records.map((r: Any) => r.value.toString())).toEqual(['wake']);
+    expect(Date.now() - startedMs).toBeLessThan(10_000);
+  });
+
+  it('sends a subscriber no more than its credit until it grants more', async () => {
+    await createTopic('api-credit');
+    const payload = 'x'.repeat(1000);
+    for (let i = 0; i < 50; i++) await produce('api-credit', [{ partition: 0, recordBatch: batch([payload, payload, payload, payload]) }]);
+    const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+    let receivedBytes = 0;
+    let receivedMessages = 0;
+    call.on('data', (message: Any) => {
+      receivedBytes += message.recordBatches.length;
+      receivedMessages++;
+    });
+    call.on('error', () => undefined);
+    call.write({ start: { topic: 'api-credit', partition: 0, offset: '0', creditBytes: 8_000, format: 'RECORD_FORMAT_BATCHES' } });
+    await waitFor(() => receivedMessages > 0, { timeoutMs: 10_000, describe: () => 'no subscribe data' });
+    // One reply may overshoot the credit by less than one message; then the broker stops.
+    await produce('api-credit', [{ partition: 0, recordBatch: batch(['late']) }]);
+    const capped = receivedBytes;
+    expect(capped).toBeLessThan(8_000 + 16_000);
+    call.write({ creditBytes: 1_000_000 });
+    await waitFor(() => receivedBytes > 200_000, { timeoutMs: 10_000, describe: () => `only ${receivedBytes} bytes after more credit` });
+    call.cancel();
+  });
+
+  describe('bad input gets its status and reason and writes nothing', () => {
+    beforeAll(async () => {
+      await createTopic('api-bad');
+      await produce('api-bad', [{ partition: 0, recordBatch: batch(['keep']) }]);
+    });
+
+    const badNames = ['', '.', '..', '/', '../x', 'a/b', 'x'.repeat(250), 'sp ace', 'ünï'];
+    it.each(badNames.map((name) => [name]))('rejects the topic name %j on create, with nothing on disk', async (name) => {
+      const before = readdirSync(dataDir).sort();
+      await expect(createTopic(name)).rejects.toSatisfy((e) => {
+        const { code, reason } = reasonOf(e);
+        return code === grpc.status.INVALID_ARGUMENT && reason === 'INVALID_TOPIC_NAME';
+      });
+      expect(readdirSync(dataDir).sort()).toEqual(before);
+      expect(existsSync(join(dataDir, '..', 'x-0'))).toBe(false);
+    });
+
+    it('rejects a duplicate topic with ALREADY_EXISTS', async () => {
+      await expect(createTopic('api-bad')).rejects.toSatisfy((e) => reasonOf(e).code === grpc.status.ALREADY_EXISTS && reasonOf(e).reason === 'TOPIC_ALREADY_EXISTS');
+    });
+
+    it('rejects an unknown topic on fetch with NOT_FOUND and on produce per partition', async () => {
+      await expect(unary(clients.log, 'Fetch', { topic: 'api-missing', partition: 0, offset: '0' })).rejects.toSatisfy(
+        (e) => reasonOf(e).code === grpc.status.NOT_FOUND && reasonOf(e).reason === 'TOPIC_NOT_FOUND',
+      );
+      const response = await produce('api-missing', [{ partition: 0, recordBatch: batch(['x']) }]);
+      expect(response.topics[0].partitions[0].error.reason).toBe('TOPIC_NOT_FOUND');
+      expect(existsSync(join(dataDir, 'api-missing-0'))).toBe(false);
+    });
+
+    const cases: [string, () => Buffer, string][] = [
+      ['a CRC mismatch', () => { const b = batch(['x']); b.writeUInt8(b.readUInt8(b.length - 1) ^ 1, b.length - 1); return b; }, 'CORRUPT_MESSAGE'],
+      ['a wrong magic byte', () => { const b = batch(['x']); b.writeInt8(1, 16); return b; }, 'CORRUPT_MESSAGE'],
+      ['a batch length that does not match', () => batch(['x']).subarray(0, 70), 'CORRUPT_MESSAGE'],
+      ['bytes shorter than a header', () => Buffer.from('hello'), 'CORRUPT_MESSAGE'],
+      ['a batch over max.message.bytes', () => batch(['y'.repeat(5 * 1024 * 1024)]), 'BATCH_TOO_LARGE'],
+    ];
+    it.each(cases)('rejects %s and leaves the log unchanged', async (_label, make, reason) => {
+      const before = await logEndOffset('api-bad');
+      const response = await produce('api-bad', [{ partition: 0, recordBatch: make() }]);
+      expect(response.topics[0].partitions[0].error.reason).toBe(reason);
+      expect(await logEndOffset('api-bad')).toBe(before);
+    });
+
+    it('rejects a partition that does not exist', async () => {
+      const response = await produce('api-bad', [{ partition: 7, recordBatch: batch(['x']) }]);
+      expect(response.topics[0].partitions[0].error.reason).toBe('PARTITION_NOT_FOUND');
+    });
+
+    it('rejects offsets out of range with OUT_OF_RANGE', async () => {
+      await expect(unary(clients.log, 'Fetch', { topic: 'api-bad', partition: 0, offset: '99' })).rejects.toSatisfy(
+        (e) => reasonOf(e).code === grpc.status.OUT_OF_RANGE && reasonOf(e).reason === 'OFFSET_OUT_OF_RANGE',
+      );
+    });
+
+    it('rejects a message over the declared gRPC limit with RESOURCE_EXHAUSTED', async () => {
+      const before = await logEndOffset('api-bad');
+      const huge = Buffer.alloc(66 * 1024 * 1024, 1);
+      await expect(produce('api-bad', [{ partition: 0, recordBatch: huge }])).rejects.toSatisfy((e) => reasonOf(e).code === grpc.status.RESOURCE_EXHAUSTED);
+      expect(await logEndOffset('api-bad')).toBe(before);
+    });
+
+    it('rejects bad configs and replication factors on create', async () => {
+      await expect(createTopic('api-cfg', 1, { 'segment.bytes': '12' })).rejects.toSatisfy((e) => reasonOf(e).reason === 'INVALID_REQUEST');
+      await expect(createTopic('api-cfg', 1, { 'no.such.key': '1' })).rejects.toSatisfy((e) => reasonOf(e).reason === 'INVALID_REQUEST');
+      await expect(unary(clients.admin, 'CreateTopic', { name: 'api-cfg', partitions: 1, replicationFactor: 3 })).rejects.toSatisfy(
+        (e) => reasonOf(e).reason === 'INVALID_REQUEST',
+      );
+      expect(existsSync(join(dataDir, 'api-cfg-0'))).toBe(false);
+    });
+  });
+});

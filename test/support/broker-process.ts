@@ -1,0 +1,102 @@
+/**
+ * Real broker processes for tests: `runnel broker` from sources in a child process, on
+ * 127.0.0.1 with port 0 and the given data dir. Resolves once the broker logs "broker
+ * started" with its port. Every process started here is tracked; `stopAllBrokerProcesses`
+ * (call it in afterEach) kills any still running, by PID.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface BrokerProcess {
+  readonly address: string;
+  readonly port: number;
+  readonly pid: number;
+  /** Log lines (JSON) the broker printed so far. */
+  readonly logs: string[];
+  /** SIGTERM, then wait for a clean exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** Sends `signal` (default SIGKILL) and waits for the process to end. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+
+export interface BrokerProcessOptions {
+  dataDir: string;
+  /** Extra flags, e.g. ['--flush', 'always']. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Fixed port (for restarts on the same address); 0 by default. */
+  port?: number;
+  startTimeoutMs?: number;
+}
+
+export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'src/cli/run.ts'), 'broker', '--data-dir', options.dataDir, '--host', '127.0.0.1', '--port', String(options.port ?? 0), ...(options.args ?? [])],
+    { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  running.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    running.delete(child);
+    resolve(code);
+  }));
+  const logs: string[] = [];
+  const stderr: string[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker did not start within ${options.startTimeoutMs ?? 30_000} ms; stderr: ${stderr.join('')}`)), options.startTimeoutMs ?? 30_000);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      logs.push(line);
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === 'broker started' && typeof entry.port === 'number') {
+          clearTimeout(timer);
+          resolve(entry.port);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`broker exited with ${String(code)} before starting; stderr: ${stderr.join('')}`));
+    });
+  });
+  const pid = child.pid as number;
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    pid,
+    logs,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      process.kill(pid, 'SIGTERM');
+      return exited;
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      process.kill(pid, signal);
+      await exited;
+    },
+  };
+}
+
+/** Kills (SIGKILL, by PID) every broker process still running; for afterEach. */
+export async function stopAllBrokerProcesses(): Promise<void> {
+  await Promise.all(
+    [...running].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return resolve();
+          child.once('exit', () => resolve());
+          process.kill(child.pid, 'SIGKILL');
+        }),
+    ),
+  );
+}

@@ -1,0 +1,44 @@
+/**
+ * Plain grpc-js clients of the Runnel services, with no Runnel client library in between:
+ * what any gRPC user gets from proto/. For tests of the wire contract itself.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CHANNEL_OPTIONS, ErrorMetadata, loadRunnelProto } from '../../src/protocol/index.js';
+import type { AdminServiceClient } from '../../src/protocol/generated/runnel/v1/AdminService.js';
+import type { LogServiceClient } from '../../src/protocol/generated/runnel/v1/LogService.js';
+
+export interface RawClients {
+  log: LogServiceClient;
+  admin: AdminServiceClient;
+  close(): void;
+}
+
+export function rawClients(address: string): RawClients {
+  const { proto } = loadRunnelProto();
+  const log = new proto.runnel.v1.LogService(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const admin = new proto.runnel.v1.AdminService(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  return {
+    log,
+    admin,
+    close() {
+      log.close();
+      admin.close();
+    },
+  };
+}
+
+/** Calls a unary method and resolves with its response (rejects with the ServiceError). */
+export function unary<Req, Res>(client: object, method: string, request: Req): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    (client as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, v?: Res) => void) => void>)[method]?.call(client, request, (error, value) =>
+      error ? reject(error) : resolve(value as Res),
+    );
+  });
+}
+
+/** The gRPC status and Runnel reason of a failed call. */
+export function reasonOf(error: unknown): { code: grpc.status; reason: string | undefined } {
+  const serviceError = error as grpc.ServiceError;
+  const reason = serviceError.metadata?.get(ErrorMetadata.reason)[0];
+  return { code: serviceError.code, reason: reason === undefined ? undefined : String(reason) };
+}
