@@ -51,7 +51,7 @@ export function toServiceError(error: unknown, logger: Logger, method: string): 
     const details: Record<string, unknown> = { ...error.details };
     if (error.topic !== undefined) details.topic = error.topic;
     if (error.partition !== undefined) details.partition = error.partition;
-    metadata.set(ErrorMetadata.details, JSON.stringify(details));
+    metadata.set(ErrorMetadata.details, asciiJson(details));
     return { code: statusForReason(error.reason), details: error.message, metadata };
   }
   logger.error({ method, err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, 'unexpected error in a request');
@@ -64,4 +64,12 @@ export function toServiceError(error: unknown, logger: Logger, method: string): 
 export function toErrorMessage(error: unknown): { reason: string; message: string; retriable: boolean } {
   if (error instanceof BrokerError) return { reason: error.reason, message: error.message, retriable: error.retriable };
   return { reason: 'INTERNAL_ERROR', message: 'internal broker error; see the broker log', retriable: false };
+}
+
+/**
+ * JSON with every non-ASCII character escaped: gRPC metadata values must be printable ASCII,
+ * and details carry client input (a topic name like "ünï") that must not break the reply.
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[^\x20-\x7e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
