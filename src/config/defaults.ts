@@ -35,6 +35,24 @@ export const defaults = {
   partitionIdleMs: 10 * 60_000,
   /** How often retention runs over open partitions. */
   retentionCheckIntervalMs: 5 * 60_000,
+  /**
+   * An idempotent producer's state (epoch, last sequences) is dropped from a partition's
+   * producer snapshot once its newest batch timestamp is older than this; its next batch is
+   * then accepted with any sequence (Kafka: producer.id.expiration.ms, 1 day).
+   */
+  producerIdExpirationMs: 24 * 3_600_000,
+  /**
+   * Replicas that must hold a batch before an acks=all produce is acknowledged (Kafka:
+   * min.insync.replicas, default 1).
+   */
+  minInsyncReplicas: 1,
+  /** What happens to old segments (Kafka: cleanup.policy). Only `delete` exists so far. */
+  cleanupPolicy: 'delete',
+  /**
+   * Which timestamp a record keeps: the producer's (`CreateTime`) or the broker's at append
+   * (`LogAppendTime`) (Kafka: message.timestamp.type, default CreateTime).
+   */
+  messageTimestampType: 'CreateTime',
 } as const;
 
 assert(defaults.segmentBytes <= limits.segmentBytesMax, 'segment.bytes default must fit 32-bit index positions');
@@ -50,4 +68,13 @@ assert(limits.readBytesMax >= limits.batchBytesMax, 'a read must be able to retu
 assert(
   limits.pendingAppendBytesPerPartitionMax >= limits.batchBytesMax,
   'one largest batch must fit in the append queue, or it could never be appended',
+);
+assert(defaults.producerIdExpirationMs > 0, 'producer state must live a positive time, or every retry would look new');
+assert(
+  defaults.minInsyncReplicas >= 1 && defaults.minInsyncReplicas <= limits.replicationFactorMax,
+  'the min.insync.replicas default must be a replica count a topic can have',
+);
+assert(
+  !defaults.flush.startsWith('interval:') || Number(defaults.flush.slice('interval:'.length)) <= limits.flushIntervalMsMax,
+  'the flush interval default must be within its ceiling',
 );

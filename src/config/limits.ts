@@ -64,4 +64,22 @@ export const limits = {
   producersPerPartitionMax: 10_000,
   /** Largest offset a partition may reach: offsets are JS numbers, checked to stay safe. */
   offsetMax: Number.MAX_SAFE_INTEGER,
+  /**
+   * Topics one broker's metadata store holds. `listTopics` and topic metadata responses carry
+   * every topic record at once (~1 KiB each with overrides), so 10,000 keeps a full listing near
+   * 10 MiB, well inside `grpcMessageBytesMax`. Hit: topic create fails with LIMIT_REACHED.
+   */
+  topicsPerBrokerMax: 10_000,
+  /**
+   * Largest replication factor, and so the largest `min.insync.replicas`. Every replica costs
+   * the leader a follower fetch loop and every metadata response a line; Kafka deployments use
+   * 3, rarely 5. Hit: the topic create or config change is rejected with INVALID_REQUEST.
+   */
+  replicationFactorMax: 16,
+  /**
+   * Longest `flush=interval:<ms>`: an hour. Beyond it "interval" means "never" in practice, and
+   * a power loss could take more than an hour of acknowledged records. Hit: the topic config is
+   * rejected with INVALID_REQUEST.
+   */
+  flushIntervalMsMax: 3_600_000,
 } as const;
