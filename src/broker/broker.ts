@@ -315,7 +315,7 @@ export class Broker {
       return { baseOffset: -1, logStartOffset: -1, logAppendTimeMs, isDuplicate: false };
     }
     const result = await this.withTimeout(appended, request.timeoutMs, () => new BrokerError('ACK_TIMEOUT', `no acknowledgement from ${request.topic}-${request.partition} within ${request.timeoutMs} ms; the records may still be appended`, { topic: request.topic, partition: request.partition }));
-    return { baseOffset: result.baseOffset, logStartOffset: result.logStartOffset, logAppendTimeMs, isDuplicate: (result as { isDuplicate?: boolean }).isDuplicate === true };
+    return { baseOffset: result.baseOffset, logStartOffset: result.logStartOffset, logAppendTimeMs, isDuplicate: result.isDuplicate };
   }
 
   /**

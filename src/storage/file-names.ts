@@ -6,6 +6,7 @@
  *     00000000000000000000.index       sparse offset index (offset-index.ts)
  *     00000000000000000000.timeindex   sparse time index (time-index.ts)
  *     partition.state                  recovery checkpoint, clean-shutdown and offline marks
+ *     producer.snapshot                idempotent producers' state as of an offset (producer-snapshot.ts)
  *
  * The 20-digit zero-padded base offset makes names sort in offset order.
  */
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 export type SegmentFileKind = 'log' | 'index' | 'timeindex';
 
 export const STATE_FILE_NAME = 'partition.state';
+export const PRODUCER_SNAPSHOT_FILE_NAME = 'producer.snapshot';
 export const TMP_SUFFIX = '.tmp';
 
 const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)$/;

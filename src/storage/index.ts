@@ -4,15 +4,16 @@
  * `Logger` and a `FileSystem`.
  *
  * Who owns what mutable state:
- * - `PartitionLog`: its segment list, append queue, flush timer and status; its single writer
- *   (runWriter) is the only code that changes its files.
+ * - `PartitionLog`: its segment list, append queue, flush timer, status and idempotent
+ *   producer state (`ProducerState`); its single writer (runWriter) is the only code that
+ *   changes its files or its producer state.
  * - `LogManager`: the map of known and open partitions, the idle and retention timers.
  * - `FileHandleCache` / `IndexCache`: shared, broker-wide, bounded pools.
  */
 export { FileHandleCache } from './file-handle-cache.js';
 export { IndexCache } from './index-cache.js';
 export { nodeFileSystem, writeFileAtomically, type FileHandle, type FileSystem, type OpenMode } from './file-system.js';
-export { partitionDirName, segmentFileName, tryParsePartitionDirName } from './file-names.js';
+export { PRODUCER_SNAPSHOT_FILE_NAME, partitionDirName, segmentFileName, tryParsePartitionDirName } from './file-names.js';
 export { formatFlushPolicy, parseFlushPolicy, type FlushPolicy } from './flush-policy.js';
 export {
   PartitionLog,
@@ -25,5 +26,6 @@ export {
   type ReadResult,
 } from './partition-log.js';
 export { countSegmentsToDelete, type RetentionPolicy } from './retention.js';
+export { encodeProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
 export { LogManager, type LogManagerOptions, type TopicPartition } from './log-manager.js';
 export { forEachStoredBatch, repairPartitionDirectory, verifyPartitionDirectory, type RepairPlan, type SegmentReport, type VerifyReport } from './inspect.js';

@@ -116,7 +116,9 @@ export interface RepairPlan {
  * batch before the first problem, cut there, delete every later segment, clear the offline
  * mark. Crash behaviour: segments are deleted newest first and the file is cut before the
  * offline mark is cleared, so an interrupted repair leaves a partition that is still offline
- * or already consistent, and running repair again finishes it.
+ * or already consistent, and running repair again finishes it. producer.snapshot is left as
+ * it is: when the cut falls below its offset, the next open finds it past the log end and
+ * rebuilds the producer state from the log (recovery.ts).
  */
 export async function repairPartitionDirectory(fileSystem: FileSystem, dir: string, options: { apply: boolean }): Promise<RepairPlan> {
   const report = await verifyPartitionDirectory(fileSystem, dir);

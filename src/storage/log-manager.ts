@@ -37,6 +37,8 @@ export interface LogManagerOptions {
   openPartitionsMax: number;
   partitionIdleMs: number;
   retentionCheckIntervalMs: number;
+  /** Idempotent producer state expiry; `defaults.producerIdExpirationMs` when absent. */
+  producerIdExpirationMs?: number;
 }
 
 export interface TopicPartition {
@@ -227,6 +229,7 @@ export class LogManager {
         indexCache: this.indexCache,
         clock: this.options.clock,
         logger: this.options.logger.child({ component: 'log', topic: entry.topic, partition: entry.partition }),
+        ...(this.options.producerIdExpirationMs === undefined ? {} : { producerIdExpirationMs: this.options.producerIdExpirationMs }),
       }).then(
         (log) => {
           entry.log = log;

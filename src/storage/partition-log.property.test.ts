@@ -419,7 +419,7 @@ class Harness {
         let offset = model.logEndOffset;
         results.forEach((result, i) => {
           const { modelRecords, sizeBytes } = pending[i] as (typeof pending)[number];
-          expect(result, `${where}: offsets of concurrent append ${i}`).toEqual({ baseOffset: offset, lastOffset: offset + modelRecords.length - 1 });
+          expect(result, `${where}: offsets of concurrent append ${i}`).toEqual({ baseOffset: offset, lastOffset: offset + modelRecords.length - 1, isDuplicate: false });
           model.batches.push({
             baseOffset: offset,
             lastOffset: offset + modelRecords.length - 1,

@@ -38,8 +38,8 @@ describe('PartitionLog', () => {
     const { log } = await freshLog();
     const first = await log.append(makeBatch({ count: 3, tag: 'a' }));
     const second = await log.append(makeBatch({ count: 2, tag: 'b' }));
-    expect(first).toEqual({ baseOffset: 0, lastOffset: 2 });
-    expect(second).toEqual({ baseOffset: 3, lastOffset: 4 });
+    expect(first).toEqual({ baseOffset: 0, lastOffset: 2, isDuplicate: false });
+    expect(second).toEqual({ baseOffset: 3, lastOffset: 4, isDuplicate: false });
     expect(log.logEndOffset).toBe(5);
     const records = await readAll(log);
     expect(records.map((r) => r.offset)).toEqual([0, 1, 2, 3, 4]);

@@ -2,13 +2,22 @@
  * The durable log of one partition: the object every other folder uses.
  *
  * Owns: the segment list (copy-on-write: replaced, never mutated, so a reader's snapshot stays
- * valid), the append queue and its single writer, the flush timer, the online/offline status.
+ * valid), the append queue and its single writer, the flush timer, the online/offline status,
+ * and the partition's idempotent producer state.
  *
  * Concurrency (H6): appends go through one serial queue drained by `runWriter`; roll,
  * retention, flush and close run in the same queue, so only the writer changes files or the
  * segment list. Reads never take the queue: they capture the segment list and the active
  * segment's visible size synchronously, then read below it. Visible size and log end offset
  * move only after the policy's acknowledgement point (flush-policy.ts), in one synchronous step.
+ *
+ * Idempotent producers (producer-state.ts): the writer checks each batch with producerId ≥ 0
+ * against the producer state while it places the batches of a run, never before queuing (the
+ * state moves with every write). A duplicate resolves with its original offsets and writes
+ * nothing; a fenced or out-of-order batch fails alone. The run's changes to the producer state
+ * are committed only when its bytes reach the acknowledgement point, and dropped when the
+ * write fails. The state is made durable in producer.snapshot at every roll and clean close
+ * (producer-snapshot.ts) and rebuilt at open (recovery.ts).
  *
  * Failure policy:
  * - A batch that fails validation is rejected before it is queued: nothing is written.
@@ -24,6 +33,7 @@
 import { assert } from '../common/assert.js';
 import type { Clock } from '../common/clock.js';
 import { MiB } from '../common/units.js';
+import { defaults } from '../config/defaults.js';
 import { limits } from '../config/limits.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
@@ -34,7 +44,9 @@ import { writeAll, type FileSystem } from './file-system.js';
 import type { FlushPolicy } from './flush-policy.js';
 import type { IndexCache } from './index-cache.js';
 import { writePartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
-import { openPartitionDirectory } from './recovery.js';
+import { writeProducerSnapshot } from './producer-snapshot.js';
+import { ProducerState, validateProducerFieldsOrThrow, type ProducerStateChanges, type ProducerVerdict } from './producer-state.js';
+import { openPartitionDirectory, type OpenedPartition } from './recovery.js';
 import { countSegmentsToDelete } from './retention.js';
 import { CorruptionFound, Segment, SegmentIndexBuilder, type SegmentContext } from './segment.js';
 
@@ -60,6 +72,8 @@ export interface PartitionLogOptions {
   logger: Logger;
   /** Test seam: lower roll ceilings so 32-bit overflow rolls can be exercised. */
   rollLimits?: { relativeOffsetMax?: number; segmentPositionMax?: number };
+  /** Broker setting; `defaults.producerIdExpirationMs` when absent. */
+  producerIdExpirationMs?: number;
 }
 
 export interface AppendOptions {
@@ -70,6 +84,11 @@ export interface AppendOptions {
 export interface AppendResult {
   baseOffset: number;
   lastOffset: number;
+  /**
+   * The batch repeats one of its idempotent producer's last five (same producer id, epoch and
+   * sequences): nothing was written and the offsets are those of the original append.
+   */
+  isDuplicate: boolean;
 }
 
 export interface ReadOptions {
@@ -94,6 +113,8 @@ export interface PartitionLogStats {
   segmentCount: number;
   sizeBytes: number;
   pendingAppends: number;
+  /** Idempotent producers remembered (bounded by limits.producersPerPartitionMax). */
+  producerCount: number;
   status: 'online' | 'offline' | 'closed';
 }
 
@@ -115,6 +136,13 @@ interface ControlTask {
 }
 
 type WriterTask = PendingAppend | ControlTask;
+
+/** An append given its offset and file position in a write run. */
+interface PlacedAppend {
+  task: PendingAppend;
+  header: BatchHeader;
+  position: number;
+}
 
 /** One write gathers at most this much (FINDINGS: ~1 MiB writes reach disk speed). */
 const WRITE_GROUP_BYTES_MAX = 16 * MiB;
@@ -141,8 +169,15 @@ export class PartitionLog {
   private queuedBytes = 0;
   private isWriting = false;
   private readonly appendListeners = new Set<(logEndOffset: number) => void>();
+  /** Committed producer state as of the log end; changed only by the writer (writeRun). */
+  private readonly producers: ProducerState;
+  /**
+   * Offset of the producer.snapshot on disk, or `undefined` when there is none or it is not
+   * known which version a failed replace left. Decides whether close and retention write one.
+   */
+  private producerSnapshotOffset: number | undefined;
 
-  private constructor(options: PartitionLogOptions, context: SegmentContext, opened: Awaited<ReturnType<typeof openPartitionDirectory>>) {
+  private constructor(options: PartitionLogOptions, context: SegmentContext, opened: OpenedPartition, producers: ProducerState) {
     this.topic = options.topic;
     this.partition = options.partition;
     this.dir = options.dir;
@@ -157,6 +192,8 @@ export class PartitionLog {
     this.isMarkedClean = opened.isMarkedClean;
     this.status = opened.offline === undefined ? { kind: 'online' } : { kind: 'offline', error: this.corruptDataError(opened.offline) };
     this.flushed = this.logEndOffset;
+    this.producers = producers;
+    this.producerSnapshotOffset = opened.producerRecovery.snapshotOffset;
   }
 
   /**
@@ -176,8 +213,14 @@ export class PartitionLog {
     } catch (error) {
       throw storageError('create', options.dir, error);
     }
-    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger });
-    const log = new PartitionLog(options, context, opened);
+    const producers = new ProducerState({
+      topic: options.topic,
+      partition: options.partition,
+      producersMax: limits.producersPerPartitionMax,
+      expirationMs: options.producerIdExpirationMs ?? defaults.producerIdExpirationMs,
+    });
+    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger, producers });
+    const log = new PartitionLog(options, context, opened, producers);
     if (opened.offline !== undefined) {
       options.logger.error({ ...opened.offline }, 'partition is offline: damaged log; repair it before use');
       if (opened.isStateStale) await log.persistOffline(opened.offline);
@@ -189,7 +232,10 @@ export class PartitionLog {
       await writePartitionState(options.fileSystem, options.dir, opened.state);
     }
     if (opened.recovery.kind === 'scanned') {
-      options.logger.info({ ...opened.recovery, logEndOffset: log.logEndOffset }, 'recovered partition after unclean shutdown');
+      options.logger.info(
+        { ...opened.recovery, ...opened.producerRecovery, producerCount: producers.producerCount, logEndOffset: log.logEndOffset },
+        'recovered partition after unclean shutdown',
+      );
     }
     return log;
   }
@@ -238,6 +284,7 @@ export class PartitionLog {
       segmentCount: this.segments.length,
       sizeBytes,
       pendingAppends: this.queue.length,
+      producerCount: this.producers.producerCount,
       status: this.status.kind === 'online' ? 'online' : this.status.kind === 'offline' ? 'offline' : 'closed',
     };
   }
@@ -261,7 +308,14 @@ export class PartitionLog {
    * policy's acknowledgement point is reached (flush-policy.ts). Takes ownership of `batch`:
    * its baseOffset (and leader epoch) are written in place.
    *
+   * An idempotent batch (producerId ≥ 0) that repeats one of its producer's last five
+   * batches resolves with the original offsets and `isDuplicate` (nothing written), never
+   * before the original itself was acknowledged (flush-policy.ts): a retry queued in the same
+   * write as its original resolves with it, and fails with it. Retries are checked in the
+   * writer, so a retry queued behind its original is caught too (idempotence.test.ts).
+   *
    * Rejects with CORRUPT_MESSAGE / BATCH_TOO_LARGE / INVALID_REQUEST (nothing written),
+   * PRODUCER_FENCED / OUT_OF_ORDER_SEQUENCE (this batch only, nothing written),
    * LIMIT_REACHED (queue full, nothing written), DISK_FULL / STORAGE_ERROR (this append
    * failed, the log is unchanged), PARTITION_OFFLINE / CORRUPT_DATA, SHUTTING_DOWN.
    */
@@ -269,6 +323,7 @@ export class PartitionLog {
     try {
       this.throwIfNotWritable();
       const header = validateBatchOrThrow(batch, { batchBytesMax: Math.min(this.config.maxMessageBytes, limits.batchBytesMax) });
+      validateProducerFieldsOrThrow(header);
       if (this.queue.length >= limits.pendingAppendsPerPartitionMax || this.queuedBytes + batch.length > limits.pendingAppendBytesPerPartitionMax) {
         throw new BrokerError('LIMIT_REACHED', `too many appends waiting on ${this.topic}-${this.partition}; retry after a backoff`, {
           topic: this.topic,
@@ -351,6 +406,17 @@ export class PartitionLog {
         this.rejectAll(group.slice(start), this.unavailableError());
         return;
       }
+      const first = group[start] as PendingAppend;
+      if (first.header.producerId >= 0) {
+        // A run starts on committed producer state, so this verdict is final: a duplicate or a
+        // rejected batch is settled now and cannot trigger a roll (or fail with one).
+        const verdict = this.producers.verdictFor(first.header);
+        if (verdict.kind !== 'append') {
+          settleUnwritten(first, verdict);
+          start++;
+          continue;
+        }
+      }
       try {
         await this.maybeMarkDirty();
         if (this.shouldRoll(group[start] as PendingAppend, this.activeSegment.sizeBytes ?? 0, this.logEndOffset)) await this.rollActive();
@@ -385,58 +451,89 @@ export class PartitionLog {
     );
   }
 
-  /** One writev (+ fdatasync under flush=always) of batches that all fit the active segment. */
+  /**
+   * One writev (+ fdatasync under flush=always) of batches that all fit the active segment.
+   * Idempotent batches are checked here, in queue order, against the producer state plus the
+   * run's earlier batches (a retry queued behind its original is caught as its duplicate).
+   * Verdicts are provisional until the write succeeds: if it fails, every append of the run
+   * fails with the storage error and the producer state stays as it was.
+   */
   private async writeRun(run: PendingAppend[]): Promise<void> {
     const active = this.activeSegment;
     const startPosition = active.sizeBytes ?? 0;
     let position = startPosition;
     let offset = active.nextOffset;
-    const placed: { header: BatchHeader; position: number }[] = [];
+    const placed: PlacedAppend[] = [];
+    // Both allocated only once the run holds an idempotent batch: plain appends pay nothing.
+    let producerChanges: ProducerStateChanges | undefined;
+    let unwritten: { task: PendingAppend; verdict: ProducerVerdict }[] | undefined;
     for (const task of run) {
       if (offset + task.header.lastOffsetDelta > limits.offsetMax) {
         this.rejectAll(run, new BrokerError('INVALID_REQUEST', 'partition offsets are exhausted', { topic: this.topic, partition: this.partition }));
         return;
       }
+      if (task.header.producerId >= 0) {
+        producerChanges ??= this.producers.beginChanges();
+        const verdict = producerChanges.check(task.header, offset);
+        if (verdict.kind !== 'append') {
+          (unwritten ??= []).push({ task, verdict });
+          continue;
+        }
+      }
       setBatchBaseOffset(task.batch, offset);
       if (task.leaderEpoch !== undefined) setBatchLeaderEpoch(task.batch, task.leaderEpoch);
-      placed.push({ header: { ...task.header, baseOffset: offset, partitionLeaderEpoch: task.leaderEpoch ?? task.header.partitionLeaderEpoch }, position });
+      placed.push({ task, header: { ...task.header, baseOffset: offset, partitionLeaderEpoch: task.leaderEpoch ?? task.header.partitionLeaderEpoch }, position });
       position += task.batch.length;
       offset += task.header.lastOffsetDelta + 1;
     }
 
+    if (placed.length > 0) {
+      // Across this await only this writer changes the producer state (and it is here), so
+      // `producerChanges` still extends the committed state it was checked against.
+      const failure = await this.writeRunBytes(active, placed, startPosition);
+      if (failure !== undefined) {
+        this.rejectAll(run, failure); // `producerChanges` is dropped: the rollback
+        return;
+      }
+      // Acknowledgement point: durable under flush=always, in the page cache otherwise. The
+      // producer state moves in the same synchronous step as the visible log end.
+      producerChanges?.commit();
+      active.recordAppended(placed);
+      if (this.config.flush.kind === 'always') this.flushed = active.nextOffset;
+      else this.maybeScheduleFlush();
+      for (const { task, header } of placed) {
+        task.resolve({ baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false });
+      }
+      for (const listener of this.appendListeners) listener(active.nextOffset);
+    }
+    // Duplicates resolve with offsets already acknowledged (earlier, or by the write above).
+    if (unwritten !== undefined) for (const { task, verdict } of unwritten) settleUnwritten(task, verdict);
+  }
+
+  /** Writes the placed batches at `startPosition`; returns the failure (after undoing the write) or `undefined`. */
+  private async writeRunBytes(active: Segment, placed: readonly PlacedAppend[], startPosition: number): Promise<BrokerError | undefined> {
     let lease;
     try {
       lease = await active.lease();
     } catch (error) {
-      this.rejectAll(run, error);
-      return;
+      return isBrokerError(error) ? error : storageError('open', active.logPath, error);
     }
     try {
-      await writeAll(lease.handle, run.map((task) => task.batch), startPosition);
+      await writeAll(lease.handle, placed.map(({ task }) => task.batch), startPosition);
       // The bytes are in the page cache: a process crash keeps them, a power loss may tear
       // them (recovery truncates a torn tail). Nothing is acknowledged yet.
       if (this.config.flush.kind === 'always') {
         await lease.handle.datasync();
-        // On stable storage: the appends below are acknowledged durable (flush=always).
+        // On stable storage: the appends are acknowledged durable (flush=always).
       }
+      return undefined;
     } catch (error) {
       const failure = storageError('append to', active.logPath, error);
       await this.undoWrite(lease.handle, startPosition, failure);
-      this.rejectAll(run, failure);
-      return;
+      return failure;
     } finally {
       lease.release();
     }
-
-    active.recordAppended(placed);
-    if (this.config.flush.kind === 'always') this.flushed = active.nextOffset;
-    else this.maybeScheduleFlush();
-    // Acknowledgement point: durable under flush=always, in the page cache otherwise.
-    for (let i = 0; i < run.length; i++) {
-      const header = (placed[i] as { header: BatchHeader }).header;
-      (run[i] as PendingAppend).resolve({ baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta });
-    }
-    for (const listener of this.appendListeners) listener(active.nextOffset);
   }
 
   /**
@@ -478,11 +575,17 @@ export class PartitionLog {
    * 2. write its index files (atomic replace each). A crash after: as 1.
    * 3. create the new, empty segment file and fsync the directory. A crash after: recovery
    *    scans the old segment (complete) and the empty new one.
-   * 4. move the recovery checkpoint to the new segment. A crash after: only the new segment
-   *    is scanned at start-up.
+   * 4. write producer.snapshot as of the new base (atomic replace). Every batch below it is
+   *    durable since step 1, so the snapshot never describes bytes a crash can take. A crash
+   *    after: as 3, and the scan replays nothing into the producer state (all of it is below
+   *    the snapshot). A crash before: the older snapshot plus the scan of the old segment.
+   * 5. move the recovery checkpoint to the new segment. A crash after: only the new segment
+   *    is scanned at start-up, and the snapshot of step 4 covers everything before it, so
+   *    the producer state never needs the sealed segments (which retention may delete).
    * If any step fails, the old segment stays active (a new file from step 3 is removed, or
    * recovery would see an old segment that kept growing before its successor) and the
-   * append that needed the roll fails.
+   * append that needed the roll fails. A snapshot from step 4 may stay behind: it is still
+   * true of the log's first `newBase` offsets, which are durable.
    */
   private async rollActive(): Promise<void> {
     const old = this.activeSegment;
@@ -507,6 +610,7 @@ export class PartitionLog {
       isCreated = true;
       await handle.close();
       await this.context.fileSystem.syncDirectory(this.dir);
+      await this.writeProducerSnapshotAt(newBase);
       await writePartitionState(this.context.fileSystem, this.dir, { ...this.state, recoveryCheckpoint: newBase });
     } catch (error) {
       if (isCreated) {
@@ -524,6 +628,20 @@ export class PartitionLog {
     this.flushed = Math.max(this.flushed, newBase);
     this.segments = [...this.segments, fresh];
     this.logger.debug({ baseOffset: newBase, sealed: old.baseOffset }, 'rolled segment');
+  }
+
+  /**
+   * Replaces producer.snapshot with the committed producer state, which is the state as of
+   * `offset` = the log end (only the writer calls this, between runs). The caller makes sure
+   * every batch below `offset` is durable first. Expired producers are dropped here.
+   */
+  private async writeProducerSnapshotAt(offset: number): Promise<void> {
+    assert(offset === this.logEndOffset, `a producer snapshot is taken at the log end ${this.logEndOffset}, not ${offset}`);
+    this.producers.removeExpired(this.clock.nowMs());
+    // Unknown until the replace finishes: a failure may leave the old file or the new one.
+    this.producerSnapshotOffset = undefined;
+    await writeProducerSnapshot(this.context.fileSystem, this.dir, { offset, producers: this.producers.allEntries() });
+    this.producerSnapshotOffset = offset;
   }
 
   private async runControlTask(task: ControlTask): Promise<void> {
@@ -598,6 +716,14 @@ export class PartitionLog {
       nowMs: this.clock.nowMs(),
     });
     if (count === 0) return;
+    const firstKeptBaseOffset = (segments[count] as Segment).baseOffset;
+    if (this.producerSnapshotOffset === undefined || this.producerSnapshotOffset < firstKeptBaseOffset) {
+      // The snapshot on disk is missing or older than the segments about to go, which may hold
+      // the only trace of some producers: snapshot first, once everything is durable (so the
+      // snapshot describes only durable batches). A failure here keeps every segment.
+      await this.flushActive();
+      await this.writeProducerSnapshotAt(this.logEndOffset);
+    }
     // Only this writer changes the list; it is still `segments` after the awaits above.
     assert(this.segments === segments, 'segment list changed outside the writer');
     const doomed = segments.slice(0, count);
@@ -714,18 +840,36 @@ export class PartitionLog {
           lease.release();
         }
         await active.writeIndexFiles({ seal: false });
+        // Everything is durable: the snapshot at the log end goes before the clean mark, so a
+        // clean open never replays. Crash between the two: start-up scans the active segment
+        // and replays nothing into the producer state (the snapshot is at the log end).
+        await this.maybeWriteProducerSnapshotAtLogEnd();
         // Crash before this: the state is "dirty" and start-up scans the active segment.
         await writePartitionState(this.context.fileSystem, this.dir, {
           ...this.state,
           clean: { logEndOffset: active.nextOffset, activeBaseOffset: active.baseOffset, activeSizeBytes: active.sizeBytes ?? 0 },
         });
         this.flushed = active.nextOffset;
+      } else if (this.closingWasOnline) {
+        // Clean open, nothing appended, so every batch is durable (the last close synced it).
+        // The open may still have rebuilt the producer state because the snapshot was missing
+        // or behind: write it so the next open need not. Only a saving, so a failure is not one.
+        await this.maybeWriteProducerSnapshotAtLogEnd().catch((error: unknown) => {
+          this.logger.warn({ err: String(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
+        });
       }
     } finally {
       this.status = { kind: 'closed' };
       for (const segment of this.segments) segment.forget();
       this.appendListeners.clear();
     }
+  }
+
+  /** Writes producer.snapshot at the log end unless the one on disk is already there; returns whether it wrote. */
+  private async maybeWriteProducerSnapshotAtLogEnd(): Promise<boolean> {
+    if (this.producerSnapshotOffset === this.logEndOffset) return false;
+    await this.writeProducerSnapshotAt(this.logEndOffset);
+    return true;
   }
 
   // ---- Status helpers ------------------------------------------------------------------------
@@ -813,6 +957,20 @@ export class PartitionLog {
   private rejectAll(tasks: readonly WriterTask[], error: unknown): void {
     const failure = isBrokerError(error) ? error : storageError('write', this.dir, error);
     for (const task of tasks) task.reject(failure);
+  }
+}
+
+/** Resolves a duplicate with its original offsets, or rejects a fenced or out-of-order batch. */
+function settleUnwritten(task: PendingAppend, verdict: ProducerVerdict): void {
+  switch (verdict.kind) {
+    case 'duplicate':
+      task.resolve({ baseOffset: verdict.batch.baseOffset, lastOffset: verdict.batch.lastOffset, isDuplicate: true });
+      break;
+    case 'rejected':
+      task.reject(verdict.error);
+      break;
+    case 'append':
+      assert(false, 'an accepted batch is written, not settled');
   }
 }
 

@@ -17,16 +17,32 @@
  *   CORRUPT_DATA (gRPC DATA_LOSS), the mark is persisted, and nothing is truncated or skipped.
  *   An operator acts with `repairPartition` (repair.ts).
  * - Index files are always rebuildable: missing or garbled ones only cost a rebuild.
+ *
+ * Producer state (producer-state.ts) is rebuilt here too: the snapshot (producer-snapshot.ts)
+ * is loaded, then the producer fields of every batch at or after its offset are replayed.
+ * - Clean open with a snapshot at the log end (the usual case): nothing is replayed.
+ * - Crash recovery: the scan above already visits every batch from the checkpoint on and
+ *   feeds the replay; it stops at a torn tail (which is then cut), so only kept batches are
+ *   replayed. The snapshot is never older than the checkpoint unless it was lost, because
+ *   every roll writes one before it moves the checkpoint.
+ * - A missing or unreadable snapshot, or one whose offset lies outside the log, means a
+ *   rebuild from the first segment: correct, but it reads (and CRC-checks) the whole log, so
+ *   start-up takes time proportional to the partition's size once. Damage found while doing
+ *   so is damage like any other: the partition goes offline.
  */
 import { join } from 'node:path';
+import { assert } from '../common/assert.js';
+import type { Logger } from '../observability/index.js';
+import type { BatchHeader } from '../protocol/index.js';
 import { storageError } from './errors.js';
-import { STATE_FILE_NAME, TMP_SUFFIX, tryParseSegmentFileName } from './file-names.js';
-import { findValidBatchAfter } from './batch-scan.js';
+import { PRODUCER_SNAPSHOT_FILE_NAME, STATE_FILE_NAME, TMP_SUFFIX, tryParseSegmentFileName } from './file-names.js';
+import { findValidBatchAfter, scanBatches } from './batch-scan.js';
 import { readPartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
 import { OffsetIndex } from './offset-index.js';
+import { tryReadProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
+import type { ProducerState } from './producer-state.js';
 import { TimeIndex } from './time-index.js';
 import { Segment, SegmentIndexBuilder, buildIndexes, type SegmentContext } from './segment.js';
-import type { Logger } from '../observability/index.js';
 
 export interface OpenedPartition {
   segments: Segment[];
@@ -39,13 +55,26 @@ export interface OpenedPartition {
   recovery: { kind: 'clean' | 'new' | 'scanned' | 'offline'; scannedSegments: number; truncatedBytes: number };
   /** Whether `state` differs from partition.state on disk and must be written before use. */
   isStateStale: boolean;
+  /** How the producer state (loaded into `options.producers`) was obtained. */
+  producerRecovery: ProducerRecovery;
+}
+
+export interface ProducerRecovery {
+  /** Offset of the snapshot on disk that was loaded; `undefined` when none was usable. */
+  snapshotOffset: number | undefined;
+  /** First offset whose batches were replayed; `undefined` when nothing needed replaying. */
+  replayedFromOffset: number | undefined;
+}
+
+export interface OpenPartitionOptions {
+  nowMs: number;
+  logger: Logger;
+  /** Empty; filled with the producer state as of the log end (left empty when offline). */
+  producers: ProducerState;
 }
 
 /** Reads a partition directory (which must exist) and recovers it as described above. */
-export async function openPartitionDirectory(
-  context: SegmentContext,
-  options: { nowMs: number; logger: Logger },
-): Promise<OpenedPartition> {
+export async function openPartitionDirectory(context: SegmentContext, options: OpenPartitionOptions): Promise<OpenedPartition> {
   const { dir, fileSystem } = context;
   let names: string[];
   try {
@@ -69,12 +98,96 @@ export async function openPartitionDirectory(
   logBases.sort((a, b) => a - b);
   await removeOrphanIndexes(context, logBases, otherBases);
   const state = names.includes(STATE_FILE_NAME) ? await readPartitionState(fileSystem, dir) : undefined;
+  const snapshot = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context) : undefined;
 
-  if (logBases.length === 0) return createFirstSegment(context, state);
+  if (logBases.length === 0) return loadProducers(context, logBases, await createFirstSegment(context, state), snapshot, options);
   if (state?.offline !== undefined) return openOffline(context, logBases, state, state.offline);
   const clean = await tryOpenClean(context, logBases, state);
-  if (clean !== undefined) return clean;
-  return recoverFromCheckpoint(context, logBases, state, options);
+  if (clean !== undefined) return loadProducers(context, logBases, clean, snapshot, options);
+  return recoverFromCheckpoint(context, logBases, state, snapshot, options);
+}
+
+async function readProducerSnapshot(context: SegmentContext): Promise<ProducerSnapshot | undefined> {
+  try {
+    return await tryReadProducerSnapshot(context.fileSystem, context.dir);
+  } catch (error) {
+    throw storageError('read', join(context.dir, PRODUCER_SNAPSHOT_FILE_NAME), error);
+  }
+}
+
+/** Damage found while replaying producer state: the partition goes offline with it. */
+interface ReplayDamage {
+  segmentBaseOffset: number;
+  position: number;
+  detail: string;
+}
+
+const NO_PRODUCER_RECOVERY: ProducerRecovery = Object.freeze({ snapshotOffset: undefined, replayedFromOffset: undefined });
+
+/** Whether `snapshot` describes a prefix of the log [logStartOffset, logEndOffset). */
+function isSnapshotUsable(snapshot: ProducerSnapshot | undefined, logStartOffset: number, logEndOffset: number): snapshot is ProducerSnapshot {
+  return snapshot !== undefined && snapshot.offset >= logStartOffset && snapshot.offset <= logEndOffset;
+}
+
+/**
+ * After an open that scanned nothing (clean, or a new partition): loads the snapshot, then
+ * replays the batches after it, which is nothing when the snapshot is at the log end.
+ */
+async function loadProducers(
+  context: SegmentContext,
+  logBases: readonly number[],
+  opened: OpenedPartition,
+  snapshot: ProducerSnapshot | undefined,
+  options: OpenPartitionOptions,
+): Promise<OpenedPartition> {
+  const segments = opened.segments;
+  const logStartOffset = (segments[0] as Segment).baseOffset;
+  const logEndOffset = (segments[segments.length - 1] as Segment).nextOffset;
+  let replayedFromOffset = logStartOffset;
+  let snapshotOffset: number | undefined;
+  if (isSnapshotUsable(snapshot, logStartOffset, logEndOffset)) {
+    options.producers.load(snapshot.producers, options.nowMs);
+    snapshotOffset = replayedFromOffset = snapshot.offset;
+  }
+  if (replayedFromOffset === logEndOffset) return { ...opened, producerRecovery: { snapshotOffset, replayedFromOffset: undefined } };
+  assert(logBases.length > 0, 'a new partition has nothing to replay');
+  options.logger.warn({ snapshotOffset, replayedFromOffset, logEndOffset }, 'producer snapshot missing or behind the log end; replaying batches into producer state');
+  const damage = await replayProducerBatches(segments, options.producers, replayedFromOffset);
+  if (damage !== undefined) {
+    options.producers.clear();
+    const offline: OfflineMark = { reason: 'CORRUPT_DATA', ...damage, detectedAtMs: options.nowMs };
+    return openOffline(context, logBases, opened.state, offline);
+  }
+  return { ...opened, producerRecovery: { snapshotOffset, replayedFromOffset } };
+}
+
+/**
+ * Replays the producer fields of every batch at or after `fromOffset` in `segments`: each
+ * segment that holds such batches is read from its start with full checks (structure, CRC,
+ * dense offsets). Returns the first damage found, with the producer state then incomplete.
+ */
+async function replayProducerBatches(segments: readonly Segment[], producers: ProducerState, fromOffset: number): Promise<ReplayDamage | undefined> {
+  const onBatch = (header: BatchHeader): void => {
+    if (header.baseOffset >= fromOffset) producers.replay(header);
+  };
+  for (const segment of segments) {
+    if (segment.nextOffset <= fromOffset) continue;
+    const lease = await segment.lease();
+    try {
+      const toPosition = await segment.knownSizeBytes();
+      const scan = await scanBatches(lease.handle, { fromPosition: 0, toPosition, expectedBaseOffset: segment.baseOffset, onBatch });
+      if (scan.problem !== undefined) return { segmentBaseOffset: segment.baseOffset, position: scan.problem.position, detail: scan.problem.detail };
+      if (scan.nextOffset !== segment.nextOffset) {
+        const detail = `segment ends at offset ${scan.nextOffset} but the next segment starts at ${segment.nextOffset}`;
+        return { segmentBaseOffset: segment.baseOffset, position: scan.validEndPosition, detail };
+      }
+    } catch (error) {
+      throw storageError('replay producer state from', segment.logPath, error);
+    } finally {
+      lease.release();
+    }
+  }
+  return undefined;
 }
 
 async function removeOrphanIndexes(context: SegmentContext, logBases: readonly number[], otherBases: ReadonlySet<number>): Promise<void> {
@@ -121,6 +234,7 @@ async function createFirstSegment(context: SegmentContext, state: PartitionState
     isMarkedClean: false,
     recovery: { kind: 'new', scannedSegments: 0, truncatedBytes: 0 },
     isStateStale: true,
+    producerRecovery: NO_PRODUCER_RECOVERY,
   };
 }
 
@@ -136,6 +250,7 @@ function openOffline(context: SegmentContext, logBases: readonly number[], state
     offline,
     recovery: { kind: 'offline', scannedSegments: 0, truncatedBytes: 0 },
     isStateStale: state.offline !== offline,
+    producerRecovery: NO_PRODUCER_RECOVERY,
   };
 }
 
@@ -166,14 +281,22 @@ async function tryOpenClean(context: SegmentContext, logBases: readonly number[]
       builder: new SegmentIndexBuilder(activeBase, context.indexIntervalBytes, { offsetIndex, timeIndex }),
     }),
   );
-  return { segments, state, isMarkedClean: true, recovery: { kind: 'clean', scannedSegments: 0, truncatedBytes: 0 }, isStateStale: false };
+  return {
+    segments,
+    state,
+    isMarkedClean: true,
+    recovery: { kind: 'clean', scannedSegments: 0, truncatedBytes: 0 },
+    isStateStale: false,
+    producerRecovery: NO_PRODUCER_RECOVERY,
+  };
 }
 
 async function recoverFromCheckpoint(
   context: SegmentContext,
   logBases: readonly number[],
   state: PartitionState | undefined,
-  options: { nowMs: number; logger: Logger },
+  snapshot: ProducerSnapshot | undefined,
+  options: OpenPartitionOptions,
 ): Promise<OpenedPartition> {
   const checkpoint = state?.recoveryCheckpoint ?? (logBases[0] as number);
   // Scan from the last segment that starts at or before the checkpoint.
@@ -181,9 +304,14 @@ async function recoverFromCheckpoint(
   for (let i = 0; i < logBases.length; i++) if ((logBases[i] as number) <= checkpoint) firstScanned = i;
   const segments = sealedSegments(context, logBases, firstScanned);
   const offlineAt = (segmentBaseOffset: number, position: number, detail: string): OpenedPartition => {
+    options.producers.clear();
     const offline: OfflineMark = { reason: 'CORRUPT_DATA', segmentBaseOffset, position, detail, detectedAtMs: options.nowMs };
     return openOffline(context, logBases, state ?? { recoveryCheckpoint: checkpoint }, offline);
   };
+
+  const producers = await recoverFromCheckpointStartProducers(segments, logBases[firstScanned] as number, snapshot, options);
+  if ('damage' in producers) return offlineAt(producers.damage.segmentBaseOffset, producers.damage.position, producers.damage.detail);
+  const { onBatch } = producers;
 
   // Segments after the checkpoint that are not last were complete before their successor was
   // created (roll order, partition-log.ts): any damage in them is real damage.
@@ -193,7 +321,8 @@ async function recoverFromCheckpoint(
     const segment = Segment.sealed(context, base, nextBase);
     const lease = await segment.lease();
     try {
-      const built = await buildIndexes(lease, { fromPosition: 0, toPosition: await segment.knownSizeBytes(), baseOffset: base, indexIntervalBytes: context.indexIntervalBytes });
+      const toPosition = await segment.knownSizeBytes();
+      const built = await buildIndexes(lease, { fromPosition: 0, toPosition, baseOffset: base, indexIntervalBytes: context.indexIntervalBytes, onBatch });
       if (built.scan.problem !== undefined) return offlineAt(base, built.scan.problem.position, built.scan.problem.detail);
       if (built.scan.nextOffset !== nextBase) {
         return offlineAt(base, built.scan.validEndPosition, `segment ends at offset ${built.scan.nextOffset} but the next segment starts at ${nextBase}`);
@@ -219,7 +348,8 @@ async function recoverFromCheckpoint(
   });
   try {
     const sizeBytes = await lease.handle.sizeBytes();
-    const built = await buildIndexes(lease, { fromPosition: 0, toPosition: sizeBytes, baseOffset: activeBase, indexIntervalBytes: context.indexIntervalBytes });
+    // Replay sees only batches the scan accepts: all of them lie before a torn tail cut below.
+    const built = await buildIndexes(lease, { fromPosition: 0, toPosition: sizeBytes, baseOffset: activeBase, indexIntervalBytes: context.indexIntervalBytes, onBatch });
     const problem = built.scan.problem;
     if (problem !== undefined) {
       const validAfter = await findValidBatchAfter(lease.handle, { fromPosition: problem.position, toPosition: sizeBytes, offsetAtLeast: built.scan.nextOffset });
@@ -248,13 +378,75 @@ async function recoverFromCheckpoint(
   } finally {
     lease.release();
   }
+  const producerRecovery = await recoverFromCheckpointFinishProducers(segments, producers, options);
+  if ('damage' in producerRecovery) return offlineAt(producerRecovery.damage.segmentBaseOffset, producerRecovery.damage.position, producerRecovery.damage.detail);
   return {
     segments,
     state: { recoveryCheckpoint: activeBase },
     isMarkedClean: false,
     recovery: { kind: 'scanned', scannedSegments: logBases.length - firstScanned, truncatedBytes },
+    producerRecovery,
     // Usually the file already says exactly this (dirty, checkpoint at the active segment),
     // and rewriting it would cost two fsyncs per partition at every start after a crash.
     isStateStale: state === undefined || state.recoveryCheckpoint !== activeBase || state.clean !== undefined,
   };
+}
+
+/** Where producer replay stands before the recovery scan. */
+interface ProducersBeforeScan {
+  /** The snapshot loaded, if any was usable as far as can be told before the scan. */
+  loaded: ProducerSnapshot | undefined;
+  /** Batches from here on are replayed. */
+  replayFrom: number;
+  /** Feeds the scan's batches into the replay. */
+  onBatch(header: BatchHeader): void;
+}
+
+/**
+ * Producer state before the recovery scan: the snapshot, unless it is older than the log start
+ * (whether it lies past the log end is known only after the scan). Batches from `replayFrom`
+ * on are replayed: those in the sealed segments before the scan here, which happens only when
+ * the snapshot is older than them (it was lost); the scanned ones through `onBatch`.
+ */
+async function recoverFromCheckpointStartProducers(
+  segmentsBeforeScan: readonly Segment[],
+  firstScannedBaseOffset: number,
+  snapshot: ProducerSnapshot | undefined,
+  options: OpenPartitionOptions,
+): Promise<ProducersBeforeScan | { damage: ReplayDamage }> {
+  const logStartOffset = (segmentsBeforeScan[0] as Segment | undefined)?.baseOffset ?? firstScannedBaseOffset;
+  const loaded = snapshot !== undefined && snapshot.offset >= logStartOffset ? snapshot : undefined;
+  if (loaded !== undefined) options.producers.load(loaded.producers, options.nowMs);
+  const replayFrom = loaded?.offset ?? logStartOffset;
+  if (replayFrom < firstScannedBaseOffset) {
+    options.logger.warn({ snapshotOffset: loaded?.offset, replayFrom, firstScannedBaseOffset }, 'rebuilding producer state from segments before the recovery checkpoint');
+    const damage = await replayProducerBatches(segmentsBeforeScan, options.producers, replayFrom);
+    if (damage !== undefined) return { damage };
+  }
+  const onBatch = (header: BatchHeader): void => {
+    if (header.baseOffset >= replayFrom) options.producers.replay(header);
+  };
+  return { loaded, replayFrom, onBatch };
+}
+
+/**
+ * Producer state after the recovery scan. A loaded snapshot past the recovered log end
+ * describes batches that are gone (a repair cut them): the state is rebuilt from the log start.
+ */
+async function recoverFromCheckpointFinishProducers(
+  segments: readonly Segment[],
+  before: ProducersBeforeScan,
+  options: OpenPartitionOptions,
+): Promise<ProducerRecovery | { damage: ReplayDamage }> {
+  const logStartOffset = (segments[0] as Segment).baseOffset;
+  const logEndOffset = (segments[segments.length - 1] as Segment).nextOffset;
+  const { loaded, replayFrom } = before;
+  if (loaded === undefined || loaded.offset <= logEndOffset) {
+    return { snapshotOffset: loaded?.offset, replayedFromOffset: replayFrom < logEndOffset ? replayFrom : undefined };
+  }
+  options.logger.warn({ snapshotOffset: loaded.offset, logEndOffset }, 'producer snapshot is past the log end; rebuilding producer state from the log');
+  options.producers.clear();
+  const damage = await replayProducerBatches(segments, options.producers, logStartOffset);
+  if (damage !== undefined) return { damage };
+  return { snapshotOffset: undefined, replayedFromOffset: logStartOffset };
 }

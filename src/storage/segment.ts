@@ -519,18 +519,23 @@ export interface BuiltIndexes {
 
 /**
  * Scans a log range with full checks (structure, CRC, dense offsets) and feeds each valid
- * batch to a builder. Stops at the first invalid batch; the caller decides what that means.
+ * batch to a builder (and to `onBatch`, in log order). Stops at the first invalid batch; the
+ * caller decides what that means, so `onBatch` may have seen batches before a problem.
  */
 export async function buildIndexes(
   lease: HandleLease,
-  options: { fromPosition: number; toPosition: number; baseOffset: number; indexIntervalBytes: number },
+  options: { fromPosition: number; toPosition: number; baseOffset: number; indexIntervalBytes: number; onBatch?: (header: BatchHeader) => void },
 ): Promise<BuiltIndexes> {
   const builder = new SegmentIndexBuilder(options.baseOffset, options.indexIntervalBytes);
+  const onBatch = options.onBatch;
   const scan = await scanBatches(lease.handle, {
     fromPosition: options.fromPosition,
     toPosition: options.toPosition,
     expectedBaseOffset: options.baseOffset,
-    onBatch: (header, position) => builder.add(header, position),
+    onBatch: (header, position) => {
+      builder.add(header, position);
+      onBatch?.(header);
+    },
   });
   return { builder, scan };
 }

@@ -55,8 +55,15 @@ export function openTestLog(options: TestLogOptions): Promise<PartitionLog> {
   });
 }
 
+/** An idempotent producer's fields for `makeBatch` (encodeBatch's producerId, producerEpoch, baseSequence). */
+export interface TestProducer {
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+}
+
 /** A batch of `count` records whose values say where they came from. */
-export function makeBatch(options: { count?: number; valueBytes?: number; tag?: string; timestamp?: number } = {}): Buffer {
+export function makeBatch(options: { count?: number; valueBytes?: number; tag?: string; timestamp?: number; producer?: TestProducer } = {}): Buffer {
   const count = options.count ?? 1;
   const records: LogRecord[] = [];
   for (let i = 0; i < count; i++) {
@@ -65,5 +72,5 @@ export function makeBatch(options: { count?: number; valueBytes?: number; tag?: 
     label.copy(value);
     records.push({ key: null, value, headers: [], timestamp: options.timestamp ?? 1_700_000_000_000 + i });
   }
-  return encodeBatch({ records });
+  return encodeBatch({ records, ...options.producer });
 }

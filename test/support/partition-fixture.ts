@@ -2,12 +2,13 @@
  * Writes partition directories straight to disk in Runnel's on-disk format, much faster than
  * appending through a log (no fsync, no rolls): for tests and benches that need 10,000
  * partitions and 100,000 segments. Every segment holds one batch of one record; sealed
- * segments have their index files; partition.state says the log closed cleanly.
+ * segments have their index files; partition.state says the log closed cleanly, and an
+ * empty producer snapshot sits at the log end.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeBatch, setBatchBaseOffset } from '../../src/protocol/index.js';
-import { partitionDirName, segmentFileName } from '../../src/storage/index.js';
+import { PRODUCER_SNAPSHOT_FILE_NAME, encodeProducerSnapshot, partitionDirName, segmentFileName } from '../../src/storage/index.js';
 
 export interface FixtureOptions {
   dataDir: string;
@@ -45,5 +46,6 @@ export function writePartitionFixture(options: FixtureOptions): void {
       clean: { logEndOffset: options.segmentsPerPartition, activeBaseOffset: last, activeSizeBytes: (batches[last] as Buffer).length },
     };
     writeFileSync(join(dir, 'partition.state'), `${JSON.stringify(state)}\n`);
+    writeFileSync(join(dir, PRODUCER_SNAPSHOT_FILE_NAME), encodeProducerSnapshot({ offset: options.segmentsPerPartition, producers: [] }));
   }
 }

@@ -1,0 +1,388 @@
+/**
+ * The idempotent producer through PartitionLog: a retried batch is never appended twice, across
+ * write groups, clean reopens, crashes, rolls, retention and a lost snapshot.
+ *
+ * Method: batches carry producer id, epoch and base sequence (makeBatch's `producer`); a retry
+ * is the same batch encoded again (append takes ownership of its buffer). A crash abandons the
+ * log without closing it (flush=never: the page cache keeps every acknowledged byte) and
+ * reopens the directory with fresh caches, as a restarted process would.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ManualClock } from '../common/clock.js';
+import { isBrokerError, type Reason } from '../errors/index.js';
+import { silentLogger } from '../observability/index.js';
+import { decodeBatches } from '../protocol/index.js';
+import { FileHandleCache } from './file-handle-cache.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { IndexCache } from './index-cache.js';
+import { PartitionLog, type AppendResult, type PartitionLogConfig } from './partition-log.js';
+import { tryReadProducerSnapshot, writeProducerSnapshot } from './producer-snapshot.js';
+import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+// ---- Harness -------------------------------------------------------------------------------
+
+/** One "process" holding a log: its own caches, so a crash can drop them all. */
+interface Opened {
+  log: PartitionLog;
+  handles: FileHandleCache;
+}
+
+interface Partition {
+  dir: string;
+  clock: ManualClock;
+  config: PartitionLogConfig;
+  fileSystem: FileSystem;
+  producerIdExpirationMs?: number;
+  current: Opened;
+}
+
+async function openIn(partition: Omit<Partition, 'current'>): Promise<Opened> {
+  const handles = new FileHandleCache(partition.fileSystem, 64);
+  const log = await PartitionLog.open({
+    dir: partition.dir,
+    topic: 'idem',
+    partition: 0,
+    config: partition.config,
+    fileSystem: partition.fileSystem,
+    handles,
+    indexCache: new IndexCache(1024 * 1024),
+    clock: partition.clock,
+    logger: silentLogger,
+    ...(partition.producerIdExpirationMs === undefined ? {} : { producerIdExpirationMs: partition.producerIdExpirationMs }),
+  });
+  return { log, handles };
+}
+
+async function freshPartition(options: { config?: Partial<PartitionLogConfig>; fileSystem?: FileSystem; producerIdExpirationMs?: number } = {}): Promise<Partition> {
+  const temp = makeTempDir('runnel-idem-');
+  const base = {
+    dir: temp.dir,
+    clock: new ManualClock(),
+    config: { ...testConfig, ...options.config },
+    fileSystem: options.fileSystem ?? nodeFileSystem,
+    ...(options.producerIdExpirationMs === undefined ? {} : { producerIdExpirationMs: options.producerIdExpirationMs }),
+  };
+  const partition: Partition = { ...base, current: await openIn(base) };
+  cleanups.push(temp.remove);
+  cleanups.push(async () => {
+    await partition.current.log.close().catch(() => undefined);
+    await partition.current.handles.closeAll();
+  });
+  return partition;
+}
+
+async function reopenCleanly(partition: Partition): Promise<PartitionLog> {
+  await partition.current.log.close();
+  await partition.current.handles.closeAll();
+  partition.current = await openIn(partition);
+  return partition.current.log;
+}
+
+/** The process dies: no close, its descriptors and memory are gone. */
+async function crashAndReopen(partition: Partition): Promise<PartitionLog> {
+  await partition.current.handles.closeAll();
+  partition.current = await openIn(partition);
+  return partition.current.log;
+}
+
+const PRODUCER = 4242;
+
+/** A batch from an idempotent producer; encoding it again gives the retry of the same batch. */
+function produced(baseSequence: number, options: { count?: number; epoch?: number; producerId?: number; tag?: string } = {}): Buffer {
+  return makeBatch({
+    count: options.count ?? 1,
+    valueBytes: 200,
+    tag: options.tag ?? `p${options.producerId ?? PRODUCER}-e${options.epoch ?? 0}-s${baseSequence}`,
+    producer: { producerId: options.producerId ?? PRODUCER, producerEpoch: options.epoch ?? 0, baseSequence },
+  });
+}
+
+function plain(tag = 'plain'): Buffer {
+  return makeBatch({ valueBytes: 200, tag });
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error,
+  );
+}
+
+async function expectRejected(promise: Promise<unknown>, reason: Reason, message?: RegExp): Promise<void> {
+  const error = await rejectionOf(promise);
+  expect(isBrokerError(error, reason), `expected ${reason}, got ${String(error)}`).toBe(true);
+  if (message !== undefined) expect((error as Error).message).toMatch(message);
+}
+
+async function readValues(log: PartitionLog): Promise<string[]> {
+  const values: string[] = [];
+  let offset = log.logStartOffset;
+  while (offset < log.logEndOffset) {
+    const read = await log.read({ offset, bytesMax: 64 * 1024 });
+    for (const record of decodeBatches(read.bytes)) if (record.offset >= offset) values.push((record.value?.toString() ?? '').split(':')[0] as string);
+    offset = read.nextOffset;
+  }
+  return values;
+}
+
+function appended(baseOffset: number, lastOffset: number): AppendResult {
+  return { baseOffset, lastOffset, isDuplicate: false };
+}
+
+function duplicateOf(baseOffset: number, lastOffset: number): AppendResult {
+  return { baseOffset, lastOffset, isDuplicate: true };
+}
+
+/** Appends sequences [0, count) of PRODUCER, one record each, and returns their results. */
+async function appendSequence(log: PartitionLog, options: { from?: number; count: number; producerId?: number }): Promise<AppendResult[]> {
+  const results: AppendResult[] = [];
+  for (let i = options.from ?? 0; i < (options.from ?? 0) + options.count; i++) {
+    results.push(await log.append(produced(i, options.producerId === undefined ? {} : { producerId: options.producerId })));
+  }
+  return results;
+}
+
+/** Retrying the last five batches gives their original offsets; the sixth-newest is out of order. */
+async function expectStateOf(log: PartitionLog, results: readonly AppendResult[], producerId = PRODUCER): Promise<void> {
+  const endBefore = log.logEndOffset;
+  const count = results.length;
+  for (let i = Math.max(0, count - 5); i < count; i++) {
+    const original = results[i] as AppendResult;
+    expect(await log.append(produced(i, { producerId })), `retry of sequence ${i}`).toEqual(duplicateOf(original.baseOffset, original.lastOffset));
+  }
+  if (count > 5) await expectRejected(log.append(produced(count - 6, { producerId })), 'OUT_OF_ORDER_SEQUENCE', new RegExp(`expected sequence ${count}, got ${count - 6}`));
+  expect(log.logEndOffset, 'retries write nothing').toBe(endBefore);
+}
+
+// ---- Rules through the writer ----------------------------------------------------------------
+
+describe('idempotent appends', () => {
+  it('resolve a retried batch with its original offsets and do not grow the log', async () => {
+    const { current } = await freshPartition();
+    const { log } = current;
+    expect(await log.append(produced(0, { count: 3 }))).toEqual(appended(0, 2));
+    expect(await log.append(plain())).toEqual(appended(3, 3));
+    const sizeBefore = (await log.stats()).sizeBytes;
+    expect(await log.append(produced(0, { count: 3 }))).toEqual(duplicateOf(0, 2));
+    expect(log.logEndOffset).toBe(4);
+    expect((await log.stats()).sizeBytes).toBe(sizeBefore);
+    expect(await readValues(log)).toEqual([`p${PRODUCER}-e0-s0-0`, `p${PRODUCER}-e0-s0-1`, `p${PRODUCER}-e0-s0-2`, 'plain-0']);
+    expect(await log.append(produced(3))).toEqual(appended(4, 4));
+  });
+
+  it('catch a retry queued in the same write group as its original', async () => {
+    const { current } = await freshPartition({ config: { flush: { kind: 'always' } } });
+    const { log } = current;
+    // The first append occupies the writer; everything after it queues and is written as one group.
+    const results = await Promise.all([
+      log.append(plain('first')),
+      log.append(produced(0, { count: 2 })),
+      log.append(produced(0, { count: 2 })),
+      log.append(produced(2)),
+      log.append(produced(0, { count: 2 })),
+      log.append(produced(2)),
+      log.append(produced(3)),
+    ]);
+    expect(results).toEqual([appended(0, 0), appended(1, 2), duplicateOf(1, 2), appended(3, 3), duplicateOf(1, 2), duplicateOf(3, 3), appended(4, 4)]);
+    expect(log.logEndOffset).toBe(5);
+    expect(log.flushedOffset).toBe(5);
+    expect((await readValues(log)).filter((value) => value.endsWith('-0'))).toHaveLength(4);
+  });
+
+  it('reject an out-of-order batch alone, say what they expected, and write nothing for it', async () => {
+    const { current } = await freshPartition();
+    const { log } = current;
+    const settled = await Promise.allSettled([log.append(plain('first')), log.append(produced(0)), log.append(produced(5)), log.append(produced(1))]);
+    expect(settled.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    const rejected = settled[2] as PromiseRejectedResult;
+    expect(isBrokerError(rejected.reason, 'OUT_OF_ORDER_SEQUENCE')).toBe(true);
+    expect((rejected.reason as Error).message).toMatch(/expected sequence 1, got 5/);
+    expect((settled[3] as PromiseFulfilledResult<AppendResult>).value).toEqual(appended(2, 2));
+    const sizeBefore = (await log.stats()).sizeBytes;
+    await expectRejected(log.append(produced(3)), 'OUT_OF_ORDER_SEQUENCE', /expected sequence 2, got 3/);
+    expect(log.logEndOffset).toBe(3);
+    expect((await log.stats()).sizeBytes).toBe(sizeBefore);
+    expect(await readValues(log)).toEqual(['first-0', `p${PRODUCER}-e0-s0-0`, `p${PRODUCER}-e0-s1-0`]);
+  });
+
+  it('fence a batch from an epoch one behind, and require a new epoch to start at sequence 0', async () => {
+    const { current } = await freshPartition();
+    const { log } = current;
+    expect(await log.append(produced(0, { epoch: 1 }))).toEqual(appended(0, 0));
+    await expectRejected(log.append(produced(1, { epoch: 0 })), 'PRODUCER_FENCED', /newer producer with the same id/);
+    await expectRejected(log.append(produced(1, { epoch: 2 })), 'OUT_OF_ORDER_SEQUENCE', /must start at sequence 0/);
+    expect(log.logEndOffset).toBe(1);
+    expect(await log.append(produced(0, { epoch: 2 }))).toEqual(appended(1, 1));
+    await expectRejected(log.append(produced(1, { epoch: 1 })), 'PRODUCER_FENCED');
+  });
+
+  it('keep producers apart and accept an unknown producer at any sequence', async () => {
+    const { current } = await freshPartition();
+    const { log } = current;
+    expect(await log.append(produced(17, { producerId: 1 }))).toEqual(appended(0, 0));
+    expect(await log.append(produced(0, { producerId: 2 }))).toEqual(appended(1, 1));
+    expect(await log.append(produced(18, { producerId: 1 }))).toEqual(appended(2, 2));
+    expect(await log.append(produced(0, { producerId: 2 }))).toEqual(duplicateOf(1, 1));
+    expect((await log.stats()).producerCount).toBe(2);
+  });
+
+  it('append a repeated batch every time when it carries no producer id', async () => {
+    const { current } = await freshPartition();
+    const { log } = current;
+    expect(await log.append(plain('same'))).toEqual(appended(0, 0));
+    expect(await log.append(plain('same'))).toEqual(appended(1, 1));
+    expect((await log.stats()).producerCount).toBe(0);
+  });
+
+  it('reject an idempotent batch with a negative sequence before queuing it', async () => {
+    const { current } = await freshPartition();
+    await expectRejected(current.log.append(makeBatch({ producer: { producerId: 1, producerEpoch: 0, baseSequence: -1 } })), 'INVALID_REQUEST', /baseSequence/);
+    expect(current.log.logEndOffset).toBe(0);
+  });
+});
+
+// ---- Durability and rebuild ------------------------------------------------------------------
+
+describe('producer state after a restart', () => {
+  it('survives a clean close and reopen through a snapshot at the log end, replaying nothing', async () => {
+    const partition = await freshPartition();
+    const results = await appendSequence(partition.current.log, { count: 7 });
+    await partition.current.log.append(plain());
+    const log = await reopenCleanly(partition);
+    expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset).toBe(8);
+    await expectStateOf(log, results);
+    expect(await log.append(produced(7))).toEqual(appended(8, 8));
+  });
+
+  it('survives a crash without close (flush=never), rebuilt by the recovery scan', async () => {
+    const partition = await freshPartition();
+    const results = await appendSequence(partition.current.log, { count: 8 });
+    expect(existsSync(join(partition.dir, 'producer.snapshot'))).toBe(false);
+    const log = await crashAndReopen(partition);
+    await expectStateOf(log, results);
+    expect(await log.append(produced(8))).toEqual(appended(8, 8));
+    // And once more: the first reopen's state is the one that survives the next crash.
+    await expectStateOf(await crashAndReopen(partition), [...results, appended(8, 8)]);
+  });
+
+  it('survives segment rolls and a crash: the roll snapshot covers the sealed segments, the scan the active one', async () => {
+    const opened: string[] = [];
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      open: (path, mode) => {
+        opened.push(path);
+        return nodeFileSystem.open(path, mode);
+      },
+    };
+    const partition = await freshPartition({ config: { segmentBytes: 1024 }, fileSystem });
+    // Producer 7 writes only at the start: its state lives in sealed segments and the snapshot.
+    const early = await appendSequence(partition.current.log, { count: 6, producerId: 7 });
+    const results = await appendSequence(partition.current.log, { count: 20 });
+    const log = partition.current.log;
+    expect(log.segmentCount).toBeGreaterThan(5);
+    const activeBase = Number(readdirSync(partition.dir).filter((name) => name.endsWith('.log')).sort().at(-1)?.slice(0, 20));
+    expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset, 'the last roll wrote a snapshot at the new base').toBe(activeBase);
+    expect(log.logEndOffset).toBeGreaterThan(activeBase);
+
+    opened.length = 0;
+    const recovered = await crashAndReopen(partition);
+    const logsOpened = opened.filter((path) => path.endsWith('.log'));
+    expect(logsOpened, 'only the active segment is read at start-up').toEqual([join(partition.dir, `${String(activeBase).padStart(20, '0')}.log`)]);
+    await expectStateOf(recovered, results);
+    await expectStateOf(recovered, early, 7);
+  });
+
+  for (const { name, edit } of [
+    { name: 'deleted', edit: (path: string) => unlinkSync(path) },
+    { name: 'garbled', edit: (path: string) => writeFileSync(path, Buffer.alloc(64, 0x5a)) },
+  ]) {
+    it(`is rebuilt from the whole log when producer.snapshot is ${name}`, async () => {
+      const partition = await freshPartition({ config: { segmentBytes: 1024 } });
+      const early = await appendSequence(partition.current.log, { count: 6, producerId: 7 });
+      const results = await appendSequence(partition.current.log, { count: 12 });
+      await partition.current.log.close();
+      edit(join(partition.dir, 'producer.snapshot'));
+      const log = await reopenCleanly(partition);
+      await expectStateOf(log, results);
+      await expectStateOf(log, early, 7);
+      // The clean close of a rebuilt log writes the snapshot again.
+      await reopenCleanly(partition);
+      expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset).toBe(partition.current.log.logEndOffset);
+    });
+  }
+
+  it('takes the partition offline with CORRUPT_DATA when the rebuild finds damage in a sealed segment', async () => {
+    const partition = await freshPartition({ config: { segmentBytes: 1024 } });
+    await appendSequence(partition.current.log, { count: 12 });
+    await partition.current.log.close();
+    unlinkSync(join(partition.dir, 'producer.snapshot'));
+    const firstSegment = join(partition.dir, `${'0'.repeat(20)}.log`);
+    const bytes = readFileSync(firstSegment);
+    bytes[100] = (bytes[100] as number) ^ 0xff; // inside the first batch's records: its CRC fails
+    writeFileSync(firstSegment, bytes);
+    const log = await reopenCleanly(partition);
+    expect(log.isOnline).toBe(false);
+    await expectRejected(log.read({ offset: 0, bytesMax: 1024 }), 'CORRUPT_DATA');
+    await expectRejected(log.append(produced(12)), 'CORRUPT_DATA');
+  });
+
+  it('ignores a snapshot past the log end and rebuilds from the log', async () => {
+    const partition = await freshPartition();
+    const results = await appendSequence(partition.current.log, { count: 6 });
+    await partition.current.log.close();
+    // What a repair that cut the log below the snapshot would leave: a snapshot of batches that are gone.
+    const bogus = { producerId: PRODUCER, epoch: 9, lastTimestamp: partition.clock.nowMs(), batches: [{ firstSequence: 0, lastSequence: 0, baseOffset: 50, lastOffset: 50 }] };
+    await writeProducerSnapshot(nodeFileSystem, partition.dir, { offset: 100, producers: [bogus] });
+    const log = await reopenCleanly(partition);
+    await expectStateOf(log, results);
+    // The same after a crash (no clean mark: the recovery scan path).
+    unlinkSync(join(partition.dir, 'partition.state'));
+    await writeProducerSnapshot(nodeFileSystem, partition.dir, { offset: 100, producers: [bogus] });
+    await expectStateOf(await crashAndReopen(partition), results);
+  });
+
+  it('survives retention deleting the segments that held it', async () => {
+    const partition = await freshPartition({ config: { segmentBytes: 1024, retentionBytes: 2048 } });
+    const early = await appendSequence(partition.current.log, { count: 5, producerId: 7 });
+    for (let i = 0; i < 20; i++) await partition.current.log.append(plain(`filler${i}`));
+    await partition.current.log.applyRetention();
+    expect(partition.current.log.logStartOffset, 'producer 7 is gone from the log').toBeGreaterThan(5);
+    await expectStateOf(await crashAndReopen(partition), early, 7);
+  });
+
+  it('writes a snapshot before retention deletes segments when the snapshot was lost', async () => {
+    const partition = await freshPartition({ config: { segmentBytes: 1024, retentionBytes: 2048 } });
+    const early = await appendSequence(partition.current.log, { count: 5, producerId: 7 });
+    for (let i = 0; i < 20; i++) await partition.current.log.append(plain(`filler${i}`));
+    await partition.current.log.close();
+    unlinkSync(join(partition.dir, 'producer.snapshot'));
+    const log = await reopenCleanly(partition); // rebuilt from the whole log, nothing on disk yet
+    expect(existsSync(join(partition.dir, 'producer.snapshot'))).toBe(false);
+    await log.applyRetention();
+    expect(log.logStartOffset).toBeGreaterThan(5);
+    expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset).toBe(log.logEndOffset);
+    await expectStateOf(await crashAndReopen(partition), early, 7);
+  });
+
+  it('drops producers older than the expiry when a snapshot is taken; their next batch is accepted at any sequence', async () => {
+    const partition = await freshPartition({ producerIdExpirationMs: 60_000 });
+    const log = partition.current.log;
+    await appendSequence(log, { count: 3, producerId: 1 });
+    await log.append(makeBatch({ timestamp: partition.clock.nowMs() + 120_000, producer: { producerId: 2, producerEpoch: 0, baseSequence: 0 } }));
+    partition.clock.advance(90_000);
+    await log.roll();
+    expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.producers.map((entry) => entry.producerId)).toEqual([2]);
+    expect((await log.stats()).producerCount).toBe(1);
+    expect(await log.append(produced(40, { producerId: 1 }))).toEqual(appended(4, 4));
+    await expectRejected(log.append(makeBatch({ producer: { producerId: 2, producerEpoch: 0, baseSequence: 5 } })), 'OUT_OF_ORDER_SEQUENCE');
+  });
+});
