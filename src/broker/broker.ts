@@ -391,7 +391,10 @@ export class Broker {
     if (request.producerId > 0 && request.producerEpoch >= 0 && request.producerEpoch < 32_766) {
       return { producerId: request.producerId, producerEpoch: request.producerEpoch + 1 };
     }
-    return { producerId: await this.meta.allocateProducerId(), producerEpoch: 0 };
+    // Id 0 means "give me a new id" on the wire, so it is never handed out.
+    let producerId = await this.meta.allocateProducerId();
+    if (producerId === 0) producerId = await this.meta.allocateProducerId();
+    return { producerId, producerEpoch: 0 };
   }
 
   // ---- Lifecycle -----------------------------------------------------------------------------

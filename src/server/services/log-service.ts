@@ -165,22 +165,32 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
 
     Subscribe(call) {
       // Credit-based: the broker sends while the client has credit (bytes) left; further
-      // request messages add credit. With none left, nothing is read from disk.
+      // request messages add credit. With none left, nothing is read from disk. The next read
+      // is started while the previous reply drains, so disk and network overlap; at most one
+      // reply is buffered beyond what HTTP/2 flow control lets out.
       const controller = new AbortController();
       let credit = 0;
-      let wakeCredit: (() => void) | undefined;
+      let wake: (() => void) | undefined;
       let isStarted = false;
       const fail = (error: unknown): void => {
+        controller.abort();
         if (call.cancelled || call.destroyed) return;
         call.destroy(Object.assign(new Error('subscribe failed'), toServiceError(error, logger, 'Subscribe')));
       };
+      // One abort listener for the whole call (not one per wait): it wakes whatever waits.
+      controller.signal.addEventListener('abort', () => wake?.(), { once: true });
+      const waitUntilWoken = (): Promise<void> =>
+        new Promise<void>((resolve) => {
+          wake = resolve;
+          if (controller.signal.aborted) resolve();
+        });
       call.on('cancelled', () => controller.abort());
       call.on('error', () => controller.abort());
       call.on('end', () => controller.abort());
       call.on('data', (message: SubscribeRequest__Output) => {
         if (message.kind === 'creditBytes') {
           credit = Math.min(credit + (message.creditBytes ?? 0), limits.readBytesMax * 4);
-          wakeCredit?.();
+          wake?.();
           return;
         }
         if (message.kind !== 'start' || message.start === null || message.start === undefined || isStarted) {
@@ -195,29 +205,43 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           const partition = checkPartition(start.partition);
           let offset = checkOffset(start.offset);
           const messageBytesMax = checkMaxBytes(start.maxMessageBytes, SUBSCRIBE_MESSAGE_BYTES_DEFAULT);
-          while (!controller.signal.aborted) {
-            if (credit <= 0) {
-              await new Promise<void>((resolve) => {
-                wakeCredit = resolve;
-                controller.signal.addEventListener('abort', () => resolve(), { once: true });
-              });
-              wakeCredit = undefined;
-              continue;
-            }
-            const result = await broker.fetch({
+          const read = (from: number): Promise<FetchResult> =>
+            broker.fetch({
               topic,
               partition,
-              offset,
+              offset: from,
               maxBytes: Math.max(Math.min(credit, messageBytesMax), 1 * KiB),
               minBytes: 1,
               maxWaitMs: SUBSCRIBE_WAIT_MS,
               signal: controller.signal,
             });
-            if (result.bytes.length === 0 || controller.signal.aborted) continue;
-            const reply: SubscribeResponse = fetchReply(result, start.format, offset);
-            credit -= result.bytes.length;
-            offset = result.nextOffset;
-            if (!call.write(reply)) await new Promise<void>((resolve) => call.once('drain', resolve));
+          let readAhead: Promise<FetchResult> | undefined;
+          try {
+            while (!controller.signal.aborted) {
+              if (credit <= 0 && readAhead === undefined) {
+                await waitUntilWoken();
+                continue;
+              }
+              const result = await (readAhead ?? read(offset));
+              readAhead = undefined;
+              if (result.bytes.length === 0 || controller.signal.aborted) continue;
+              const reply: SubscribeResponse = fetchReply(result, start.format, offset);
+              credit -= result.bytes.length;
+              offset = result.nextOffset;
+              if (credit > 0) readAhead = read(offset);
+              if (!call.write(reply)) {
+                // Credit grants also wake us: keep waiting until the reply really drained.
+                let isDrained = false;
+                call.once('drain', () => {
+                  isDrained = true;
+                  wake?.();
+                });
+                while (!isDrained && !controller.signal.aborted) await waitUntilWoken();
+              }
+            }
+          } finally {
+            // A read still in flight when the call ends: its result (or abort) is not needed.
+            readAhead?.catch(() => undefined);
           }
         })().catch(fail);
       });

@@ -1,0 +1,171 @@
+/**
+ * One gRPC channel per broker address, shared by that broker's LogService and AdminService
+ * stubs, plus the unary-call helper every client part uses (deadline, error mapping, retry).
+ *
+ * Owns: the channels. Nothing else in the client creates one, so `close()` here is what lets
+ * the process exit. grpc-js reconnects a channel by itself after a broker restart; the
+ * reconnect backoff is capped lower than grpc-js's default (1 s doubling to 120 s) so a
+ * broker that is back after a few seconds is found within about a second, not minutes.
+ *
+ * Does not: pick partition leaders (metadata-cache.ts) or retry streams (producer and
+ * consumer own their streams' lifecycles).
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../common/index.js';
+import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
+import type { AdminServiceClient } from '../protocol/generated/runnel/v1/AdminService.js';
+import type { LogServiceClient } from '../protocol/generated/runnel/v1/LogService.js';
+import { BrokerError } from '../errors/index.js';
+import { errorFromGrpc } from './errors.js';
+import { withRetry, type RandomSource, type RetryOptions } from './retry.js';
+
+export interface ConnectionsOptions {
+  /** Bootstrap brokers, `host:port` each. */
+  brokers: string[];
+  /** Sent as the gRPC user agent so broker logs can tell clients apart. */
+  clientId?: string;
+  clock: Clock;
+  random: RandomSource;
+  retry: RetryOptions;
+  /** Deadline of one unary call attempt. */
+  requestTimeoutMs: number;
+}
+
+interface BrokerStubs {
+  log: LogServiceClient;
+  admin: AdminServiceClient;
+}
+
+/** grpc-js reconnect backoff: 100 ms doubling to 1 s (defaults 1 s to 120 s). */
+const RECONNECT_BACKOFF_MS_MIN = 100;
+const RECONNECT_BACKOFF_MS_MAX = 1_000;
+
+/** A unary stub method, bound: request, call options, callback. */
+export type UnaryInvoker<Response> = (
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: Response) => void,
+) => grpc.ClientUnaryCall;
+
+export class Connections {
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  readonly retry: RetryOptions;
+  readonly requestTimeoutMs: number;
+  private readonly bootstrap: readonly string[];
+  private readonly stubs = new Map<string, BrokerStubs>();
+  private readonly channelOptions: grpc.ChannelOptions;
+  /** Aborted by close(): ends every retry wait so pending calls settle promptly. */
+  private readonly closing = new AbortController();
+  private bootstrapIndex = 0;
+
+  constructor(options: ConnectionsOptions) {
+    if (options.brokers.length === 0) {
+      throw new BrokerError('INVALID_REQUEST', 'at least one bootstrap broker (host:port) is required');
+    }
+    for (const address of options.brokers) {
+      if (!/^[^\s:]+:\d+$/.test(address) && !/^\[[0-9a-fA-F:]+\]:\d+$/.test(address)) {
+        throw new BrokerError('INVALID_REQUEST', `broker address ${JSON.stringify(address)} is not host:port`);
+      }
+    }
+    this.bootstrap = [...options.brokers];
+    this.clock = options.clock;
+    this.random = options.random;
+    this.retry = options.retry;
+    this.requestTimeoutMs = options.requestTimeoutMs;
+    this.bootstrapIndex = Math.floor(options.random() * this.bootstrap.length);
+    this.channelOptions = {
+      ...CHANNEL_OPTIONS,
+      'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF_MS_MIN,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MS_MAX,
+      ...(options.clientId === undefined ? {} : { 'grpc.primary_user_agent': `runnel-client/${options.clientId}` }),
+    };
+  }
+
+  get signal(): AbortSignal {
+    return this.closing.signal;
+  }
+
+  get isClosed(): boolean {
+    return this.closing.signal.aborted;
+  }
+
+  /** A bootstrap address; successive calls rotate through the list. */
+  nextBootstrapAddress(): string {
+    const address = this.bootstrap[this.bootstrapIndex % this.bootstrap.length]!;
+    this.bootstrapIndex = (this.bootstrapIndex + 1) % this.bootstrap.length;
+    return address;
+  }
+
+  /** The address a call that may go to any broker should use now. */
+  anyAddress(): string {
+    return this.bootstrap[this.bootstrapIndex % this.bootstrap.length]!;
+  }
+
+  log(address: string): LogServiceClient {
+    return this.stubsFor(address).log;
+  }
+
+  admin(address: string): AdminServiceClient {
+    return this.stubsFor(address).admin;
+  }
+
+  /**
+   * One unary call with a deadline, retried on retriable failures until the retry deadline
+   * (rotating bootstrap brokers when the call may go anywhere). `invoke` receives the
+   * address to call. Throws the mapped `BrokerError`.
+   */
+  callWithRetry<Response>(
+    invoke: (address: string) => UnaryInvoker<Response>,
+    address?: () => string,
+  ): Promise<Response> {
+    return withRetry({ clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal }, (attempt) => {
+      this.ensureOpen();
+      const target = address !== undefined ? address() : attempt === 0 ? this.anyAddress() : this.nextBootstrapAddress();
+      return this.call(invoke(target));
+    });
+  }
+
+  /** One attempt of a unary call with the request deadline; rejects with the mapped error. */
+  call<Response>(invoke: UnaryInvoker<Response>): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      invoke({ deadline: Date.now() + this.requestTimeoutMs }, (error, response) => {
+        if (error !== null) reject(errorFromGrpc(error));
+        else if (response === undefined) reject(new BrokerError('INTERNAL_ERROR', 'the broker sent an empty reply'));
+        else resolve(response);
+      });
+    });
+  }
+
+  /** Throws INVALID_REQUEST once closed: using a closed client is a caller bug, not a retriable state. */
+  ensureOpen(): void {
+    if (this.isClosed) throw new BrokerError('INVALID_REQUEST', 'the client is closed');
+  }
+
+  /** Closes every channel; calls and streams still open fail with CANCELLED. Idempotent. */
+  close(): void {
+    this.closing.abort();
+    for (const stubs of this.stubs.values()) {
+      stubs.log.close();
+      stubs.admin.close();
+    }
+    this.stubs.clear();
+  }
+
+  private stubsFor(address: string): BrokerStubs {
+    this.ensureOpen();
+    let stubs = this.stubs.get(address);
+    if (stubs === undefined) {
+      const { proto } = loadRunnelProto();
+      const credentials = grpc.credentials.createInsecure();
+      const log = new proto.runnel.v1.LogService(address, credentials, this.channelOptions);
+      // The admin stub rides the same channel: one TCP connection per broker.
+      const admin = new proto.runnel.v1.AdminService(address, credentials, {
+        ...this.channelOptions,
+        channelOverride: log.getChannel(),
+      });
+      stubs = { log, admin };
+      this.stubs.set(address, stubs);
+    }
+    return stubs;
+  }
+}

@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../common/index.js';
+import { BrokerError } from '../errors/index.js';
+import { encodeBatch, setBatchBaseOffset, type LogRecord } from '../protocol/index.js';
+import * as grpc from '@grpc/grpc-js';
+import { Consumer, type ConsumerOptions } from './consumer.js';
+import { FakeConsumerTransport, settle } from './test-helpers.js';
+import type { ConsumerRecord } from './types.js';
+
+/** One stored batch holding `count` records from `baseOffset`, as the broker sends it. */
+function storedBatch(baseOffset: number, count: number, timestampMs = 1_000): Buffer {
+  const records: LogRecord[] = Array.from({ length: count }, (_, index) => ({
+    key: Buffer.from(`k${baseOffset + index}`),
+    value: Buffer.from(`v${baseOffset + index}`),
+    headers: [],
+    timestamp: timestampMs + index,
+  }));
+  const bytes = encodeBatch({ records });
+  setBatchBaseOffset(bytes, baseOffset);
+  return bytes;
+}
+
+function makeConsumer(options: ConsumerOptions = {}) {
+  const clock = new ManualClock();
+  const transport = new FakeConsumerTransport();
+  const consumer = new Consumer(transport, { clock, random: () => 0.5, partitionBufferBytes: 256 * 1024, ...options });
+  return { clock, transport, consumer };
+}
+
+async function take(consumer: Consumer, count: number): Promise<ConsumerRecord[]> {
+  const taken: ConsumerRecord[] = [];
+  if (count === 0) return taken;
+  for await (const record of consumer) {
+    taken.push(record);
+    if (taken.length === count) break;
+  }
+  return taken;
+}
+
+const tp = { topic: 't', partition: 0 };
+
+describe('Consumer', () => {
+  it('starts a Subscribe stream at the sought offset, asking for raw batches', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 5);
+    const start = transport.latest.writes.at(-1)!.start!;
+    expect(start).toMatchObject({ topic: 't', partition: 0, offset: '5', format: 'RECORD_FORMAT_BATCHES' });
+    expect(start.creditBytes).toBe(256 * 1024);
+  });
+
+  it('yields records in offset order and drops those below the requested offset', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 3);
+    transport.latest.reply(Buffer.concat([storedBatch(0, 5), storedBatch(5, 2)]), 7);
+    const records = await take(consumer, 4);
+    expect(records.map((record) => record.offset)).toEqual([3, 4, 5, 6]);
+    expect(records[0]).toMatchObject({ topic: 't', partition: 0, key: Buffer.from('k3'), value: Buffer.from('v3'), timestamp: 1_003 });
+    expect(consumer.position(tp)).toBe(7);
+  });
+
+  it('resolves earliest, latest and timestamp seeks through ListOffsets', async () => {
+    const { consumer, transport } = makeConsumer();
+    transport.offsets = (_topic, _partition, spec) => (spec === 'earliest' ? 0 : spec === 'latest' ? 100 : 42);
+    consumer.assign([tp]);
+    await consumer.seek(tp, { timestamp: 1_234 });
+    expect(transport.latest.writes[0]!.start!.offset).toBe('42');
+    await consumer.seek(tp, 'earliest');
+    expect(transport.latest.writes[0]!.start!.offset).toBe('0');
+    expect(transport.listOffsetCalls.map((call) => call.spec)).toEqual(['latest', { timestamp: 1_234 }, 'earliest']);
+  });
+
+  it('hands out records left in a chunk when a loop over the consumer ended early', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 5), 5);
+    expect((await take(consumer, 2)).map((record) => record.offset)).toEqual([0, 1]);
+    expect(consumer.position(tp)).toBe(2);
+    expect((await take(consumer, 3)).map((record) => record.offset)).toEqual([2, 3, 4]);
+    expect(consumer.position(tp)).toBe(5);
+  });
+
+  it('starts a seek by time at the first record that late, inside the batch the broker points to', async () => {
+    const { consumer, transport } = makeConsumer();
+    transport.offsets = () => 10; // the base offset of the batch holding the time
+    consumer.assign([tp]);
+    await consumer.seek(tp, { timestamp: 5_003 });
+    // Timestamps 5000…5004 at offsets 10…14; later records may be older again (not filtered).
+    transport.latest.reply(Buffer.concat([storedBatch(10, 5, 5_000), storedBatch(15, 2, 4_000)]), 17);
+    const records = await take(consumer, 4);
+    expect(records.map((record) => [record.offset, record.timestamp])).toEqual([
+      [13, 5_003],
+      [14, 5_004],
+      [15, 4_000],
+      [16, 4_001],
+    ]);
+  });
+
+  it('grants credit back as records are taken, a quarter window at a time', async () => {
+    const { consumer, transport } = makeConsumer({ partitionBufferBytes: 64 * 1024 });
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const stream = transport.latest;
+    let offset = 0;
+    let bytesSent = 0;
+    while (bytesSent < 16 * 1024) {
+      const batch = storedBatch(offset, 50);
+      stream.reply(batch, offset + 50);
+      offset += 50;
+      bytesSent += batch.length;
+    }
+    await take(consumer, offset);
+    const grants = stream.writes.filter((write) => write.creditBytes !== undefined).map((write) => write.creditBytes!);
+    expect(grants.length).toBeGreaterThan(0);
+    expect(grants.every((grant) => grant >= 16 * 1024)).toBe(true);
+  });
+
+  it('reopens the stream from the next offset after the connection drops', async () => {
+    const { clock, consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const first = transport.latest;
+    first.reply(storedBatch(0, 3), 3);
+    const before = await take(consumer, 3);
+    const dropped = Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: grpc.status.UNAVAILABLE, details: 'Connection dropped', metadata: new grpc.Metadata() });
+    first.emit('error', dropped);
+    expect(transport.subscriptions).toHaveLength(1);
+    clock.advance(2_000);
+    expect(transport.subscriptions).toHaveLength(2);
+    expect(transport.latest.writes[0]!.start!.offset).toBe('3');
+    transport.latest.reply(Buffer.concat([storedBatch(2, 3)]), 5); // overlaps: starts before 3
+    const after = await take(consumer, 2);
+    expect([...before, ...after].map((record) => record.offset)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('throws a non-retriable stream failure once from the iterator', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const metadata = new grpc.Metadata();
+    metadata.set('runnel-reason', 'CORRUPT_DATA');
+    transport.latest.emit('error', Object.assign(new Error('15 DATA_LOSS'), { code: grpc.status.DATA_LOSS, details: 'segment damaged', metadata }));
+    await expect(take(consumer, 1)).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+  });
+
+  it('fails a partition whose batch does not pass its CRC check', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const damaged = storedBatch(0, 3);
+    damaged[damaged.length - 1]! ^= 0xff;
+    transport.latest.reply(damaged, 3);
+    await expect(take(consumer, 1)).rejects.toMatchObject({ reason: 'CORRUPT_MESSAGE' });
+  });
+
+  it('moves to autoOffsetReset after OFFSET_OUT_OF_RANGE', async () => {
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+    transport.offsets = () => 10;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const metadata = new grpc.Metadata();
+    metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+    transport.latest.emit('error', Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'gone', metadata }));
+    await settle();
+    expect(transport.latest.writes[0]!.start!.offset).toBe('10');
+  });
+
+  it('holds back a paused partition and yields it again after resume', async () => {
+    const { consumer, transport } = makeConsumer();
+    const other = { topic: 't', partition: 1 };
+    consumer.assign([tp, other]);
+    await consumer.seek(tp, 0);
+    await consumer.seek(other, 0);
+    const latestOf = (partition: number) => transport.subscriptions.filter((entry) => entry.partition === partition).at(-1)!.stream;
+    consumer.pause([tp]);
+    latestOf(0).reply(storedBatch(0, 2), 2);
+    latestOf(1).reply(storedBatch(0, 2), 2);
+    const whilePaused = await take(consumer, 2);
+    expect(whilePaused.every((record) => record.partition === 1)).toBe(true);
+    consumer.resume([tp]);
+    const afterResume = await take(consumer, 2);
+    expect(afterResume.every((record) => record.partition === 0)).toBe(true);
+  });
+
+  it('ends its iterators and cancels every stream on close', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const reading = take(consumer, 1);
+    await settle();
+    await consumer.close();
+    expect(await reading).toEqual([]);
+    expect(transport.latest.isCancelled).toBe(true);
+    expect(() => consumer.assign([tp])).toThrow(BrokerError);
+  });
+
+  it('reports through the iterator a failure to position a newly assigned partition', async () => {
+    const { consumer, transport } = makeConsumer();
+    transport.offsets = () => {
+      throw new BrokerError('TOPIC_NOT_FOUND', 'no such topic');
+    };
+    consumer.assign([tp]);
+    await expect(take(consumer, 1)).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+  });
+
+  it('rejects a seek of a partition that is not assigned', async () => {
+    const { consumer } = makeConsumer();
+    await expect(consumer.seek(tp, 0)).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+  });
+});

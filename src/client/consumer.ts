@@ -1,0 +1,632 @@
+/**
+ * A consumer with manual assignment: the application names the partitions (`assign`),
+ * positions them (`seek`), and reads records with `for await (const record of consumer)`
+ * (or whole chunks with `batches()`), in offset order per partition.
+ *
+ * Transport: one `Subscribe` stream per assigned partition, not long-poll `Fetch`. The
+ * broker pushes record batches as they exist (replay at disk speed, tailing without a poll
+ * loop) while the client holds credit; the client grants credit back as the application
+ * takes records, so at most `partitionBufferBytes` per partition are buffered here and the
+ * broker never buffers for a slow reader. A Fetch loop would pay one request round trip per
+ * chunk and ~120 µs of client CPU per call (FINDINGS.md) for the same bytes. Batches come in
+ * RECORD_FORMAT_BATCHES, exactly as stored, and are decoded here with `iterateBatches`,
+ * which checks every batch's CRC-32C; records below the requested offset are dropped (a
+ * fetched batch may start earlier), and control batches are skipped.
+ *
+ * Failures: a stream that breaks without a Runnel reason (broker restarted or killed) or with
+ * a retriable one is reopened from the next offset after capped exponential backoff, until
+ * `retry.timeoutMs` passes without data. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
+ * metadata once and then fail. OFFSET_OUT_OF_RANGE moves to `autoOffsetReset`. A failure
+ * that is not retried is thrown by the iterator once, and the partition stops until the next
+ * `seek`.
+ *
+ * Owns (single writer: this class, on the event loop): per partition the position, the fetch
+ * offset, the buffered chunks and the stream. Callbacks of a stream or ListOffsets that
+ * resolve after a seek, an unassign or close carry an older `generation` and are ignored.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../common/index.js';
+import { MiB, KiB } from '../common/index.js';
+import { BrokerError } from '../errors/index.js';
+import { CONTROL_BIT, int64ToNumber, iterateBatches, numberToInt64 } from '../protocol/index.js';
+import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
+import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
+import { clientClock } from './client-clock.js';
+import { errorFromGrpc, isTransportFailure } from './errors.js';
+import { backoffDelayMs, RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
+import type { ConsumerRecord, OffsetSpec, TopicPartition } from './types.js';
+
+export interface ConsumerOptions {
+  /**
+   * Where an assigned partition starts before any `seek`, and where it moves after
+   * OFFSET_OUT_OF_RANGE: 'latest' (default, as Kafka), 'earliest', or 'none' (fail instead).
+   */
+  autoOffsetReset?: 'earliest' | 'latest' | 'none';
+  /** Bytes buffered per partition at most (the Subscribe credit window). Default 8 MiB. */
+  partitionBufferBytes?: number;
+  /** Largest single Subscribe reply. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Reconnect backoff; `timeoutMs` is how long a partition may fail before it gives up. */
+  retry?: Partial<RetryOptions>;
+  clock?: Clock;
+  random?: RandomSource;
+}
+
+/** The part of a gRPC duplex call the consumer uses (a fake implements it in tests). */
+export interface SubscriptionStream {
+  write(message: SubscribeRequest): boolean;
+  cancel(): void;
+  on(event: 'data', listener: (response: SubscribeResponse__Output) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+}
+
+/** What the consumer needs from outside; `RunnelClient` wires the gRPC versions. */
+export interface ConsumerTransport {
+  /** Opens a Subscribe stream to the leader of `topic`/`partition`. */
+  openSubscription(topic: string, partition: number): SubscriptionStream;
+  /** Resolves `spec` to an offset via ListOffsets (retried). */
+  listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<number>;
+  /** Reloads the topic's metadata; resolves with its partition count or rejects TOPIC_NOT_FOUND. */
+  refreshMetadata(topic: string): Promise<number>;
+}
+
+type FetchState =
+  | { kind: 'idle' }
+  | { kind: 'resolving' }
+  | { kind: 'streaming'; stream: SubscriptionStream }
+  | { kind: 'backoff'; cancel: () => void }
+  | { kind: 'failed'; error: BrokerError; isReported: boolean };
+
+class AssignedPartition {
+  readonly topic: string;
+  readonly partition: number;
+  state: FetchState = { kind: 'idle' };
+  /** Bumped by seek, unassign and close; stale callbacks compare against it. */
+  generation = 0;
+  /** Next offset to hand out; records below it are dropped. -1 until positioned. */
+  position = -1;
+  /** Where the stream continues: the `next_offset` of the newest reply. */
+  fetchOffset = -1;
+  highWatermark = -1;
+  /** Replies not yet decoded, oldest first. Bounded by the credit window. */
+  chunks: Buffer[] = [];
+  bufferedBytes = 0;
+  /** Bytes handed to the application but not yet granted back to the broker. */
+  ungrantedBytes = 0;
+  isPaused = false;
+  /**
+   * After a seek by time: records older than this are skipped until the first one at or
+   * after it. The broker answers such a seek with the base offset of the first *batch*
+   * whose max timestamp is late enough (log.proto); Kafka consumers start at the first
+   * *record* that is, and so does this one. -1 when not filtering.
+   */
+  skipBeforeTimestampMs = -1;
+  /** Consecutive failed stream attempts, and when the first of them failed. */
+  failedAttempts = 0;
+  firstFailureMs = 0;
+  hasRefreshedMetadata = false;
+
+  constructor(topic: string, partition: number) {
+    this.topic = topic;
+    this.partition = partition;
+  }
+}
+
+/** Credit below which a reopened stream still starts (the broker sends a batch at least). */
+const CREDIT_BYTES_MIN = 64 * KiB;
+
+export class Consumer implements AsyncIterable<ConsumerRecord> {
+  private readonly transport: ConsumerTransport;
+  private readonly clock: Clock;
+  private readonly random: RandomSource;
+  private readonly retry: RetryOptions;
+  private readonly autoOffsetReset: 'earliest' | 'latest' | 'none';
+  private readonly windowBytes: number;
+  private readonly maxMessageBytes: number;
+  /** Assigned partitions in assignment order; bounded by what the application assigns. */
+  private partitions: AssignedPartition[] = [];
+  private readonly byKey = new Map<string, AssignedPartition>();
+  private nextPartitionIndex = 0;
+  /**
+   * Records an iterator had decoded but not handed out when the loop over it ended (a
+   * `break`); the next read hands them out first, so leaving a loop loses nothing.
+   */
+  private leftovers: { assigned: AssignedPartition; generation: number; records: ConsumerRecord[]; positionAfter: number }[] = [];
+  /** Shared by every waiting `nextChunk` call; resolved (and dropped) by `wake`. */
+  private wakeup: { promise: Promise<void>; resolve: () => void } | undefined;
+  private isClosed = false;
+
+  constructor(transport: ConsumerTransport, options: ConsumerOptions = {}) {
+    this.transport = transport;
+    this.clock = options.clock ?? clientClock;
+    this.random = options.random ?? Math.random;
+    this.retry = { ...RETRY_DEFAULTS, ...options.retry };
+    this.autoOffsetReset = options.autoOffsetReset ?? 'latest';
+    this.windowBytes = options.partitionBufferBytes ?? 8 * MiB;
+    this.maxMessageBytes = options.maxMessageBytes ?? 1 * MiB;
+    if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) {
+      throw new BrokerError('INVALID_REQUEST', `autoOffsetReset must be 'earliest', 'latest' or 'none'`);
+    }
+    if (!Number.isSafeInteger(this.windowBytes) || this.windowBytes < CREDIT_BYTES_MIN) {
+      throw new BrokerError('INVALID_REQUEST', `partitionBufferBytes must be an integer ≥ ${CREDIT_BYTES_MIN}`);
+    }
+  }
+
+  /**
+   * Replaces the assignment. Partitions no longer assigned stop at once (buffered records
+   * are dropped); newly assigned ones start at `autoOffsetReset` unless sought. Does not
+   * check that the partitions exist: a missing one fails on the iterator after one metadata
+   * refresh (TOPIC_NOT_FOUND or PARTITION_NOT_FOUND). Throws INVALID_REQUEST when closed.
+   */
+  assign(partitions: TopicPartition[]): void {
+    this.ensureOpen();
+    const wanted = new Map<string, TopicPartition>();
+    for (const tp of partitions) {
+      if (typeof tp.topic !== 'string' || tp.topic.length === 0 || !Number.isInteger(tp.partition) || tp.partition < 0) {
+        throw new BrokerError('INVALID_REQUEST', `not a topic partition: ${JSON.stringify(tp)}`);
+      }
+      wanted.set(keyOf(tp.topic, tp.partition), tp);
+    }
+    for (const assigned of this.partitions) {
+      if (!wanted.has(keyOf(assigned.topic, assigned.partition))) this.stop(assigned);
+    }
+    const next: AssignedPartition[] = [];
+    for (const [key, tp] of wanted) {
+      let assigned = this.byKey.get(key);
+      if (assigned === undefined) {
+        assigned = new AssignedPartition(tp.topic, tp.partition);
+        this.byKey.set(key, assigned);
+        if (this.autoOffsetReset === 'none') {
+          assigned.state = { kind: 'idle' }; // waits for a seek
+        } else {
+          this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
+        }
+      }
+      next.push(assigned);
+    }
+    for (const key of [...this.byKey.keys()]) if (!wanted.has(key)) this.byKey.delete(key);
+    this.partitions = next;
+    this.nextPartitionIndex = 0;
+    this.wake();
+  }
+
+  /** The current assignment. */
+  assignment(): TopicPartition[] {
+    return this.partitions.map(({ topic, partition }) => ({ topic, partition }));
+  }
+
+  /**
+   * Moves an assigned partition: to the earliest or latest offset, an exact offset, or the
+   * first record whose timestamp is at or after `{ timestamp }` (the log end offset when no
+   * record is that late). Buffered records are dropped; the next record the
+   * iterator yields for the partition is at the new position. Resolves once the position is
+   * known (ListOffsets, retried). Reasons: INVALID_REQUEST (not assigned, closed, bad
+   * spec), TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, or the last retriable error.
+   */
+  async seek(tp: TopicPartition, spec: OffsetSpec): Promise<void> {
+    this.ensureOpen();
+    const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
+    if (assigned === undefined) {
+      throw new BrokerError('INVALID_REQUEST', `${tp.topic}-${tp.partition} is not assigned`, { topic: tp.topic, partition: tp.partition });
+    }
+    if (typeof spec === 'number' && (!Number.isSafeInteger(spec) || spec < 0)) {
+      throw new BrokerError('INVALID_REQUEST', `seek offset must be a non-negative integer, got ${spec}`);
+    }
+    await this.resolveAndStart(assigned, spec, true);
+  }
+
+  /** The next offset the iterator yields for `tp` (after what it already handed out); undefined if unknown. */
+  position(tp: TopicPartition): number | undefined {
+    const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
+    return assigned === undefined || assigned.position < 0 ? undefined : assigned.position;
+  }
+
+  /** The partition's high watermark as of the newest reply (lag = it − position); undefined if none yet. */
+  highWatermark(tp: TopicPartition): number | undefined {
+    const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
+    return assigned === undefined || assigned.highWatermark < 0 ? undefined : assigned.highWatermark;
+  }
+
+  /** Stops yielding records of these partitions; the stream stops when its credit runs out. */
+  pause(partitions: TopicPartition[]): void {
+    for (const tp of partitions) {
+      const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
+      if (assigned !== undefined) assigned.isPaused = true;
+    }
+  }
+
+  /** Yields records of these partitions again. */
+  resume(partitions: TopicPartition[]): void {
+    for (const tp of partitions) {
+      const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
+      if (assigned !== undefined) assigned.isPaused = false;
+    }
+    this.wake();
+  }
+
+  /**
+   * Records in offset order per partition, partitions interleaved chunk by chunk. Waits for
+   * data; ends when the consumer closes; throws a partition's non-retried failure once.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<ConsumerRecord> {
+    return new RecordIterator(this);
+  }
+
+  /**
+   * The same records as arrays (one decoded Subscribe reply of one partition each): the
+   * faster way to read when records are handled in bulk.
+   */
+  async *batches(): AsyncGenerator<ConsumerRecord[]> {
+    for (;;) {
+      const chunk = await this.nextChunk();
+      if (chunk === undefined) return;
+      yield chunk;
+    }
+  }
+
+  /** Ends every stream; iterators finish. Idempotent. */
+  close(): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    this.isClosed = true;
+    for (const assigned of this.partitions) this.stop(assigned);
+    this.partitions = [];
+    this.byKey.clear();
+    this.wake();
+    return Promise.resolve();
+  }
+
+  /** The next non-empty chunk of records, or undefined once closed. */
+  async nextChunk(): Promise<ConsumerRecord[] | undefined> {
+    for (;;) {
+      if (this.isClosed) return undefined;
+      const leftover = this.takeLeftover();
+      if (leftover !== undefined) return leftover;
+      const failed = this.takeUnreportedFailure();
+      if (failed !== undefined) throw failed;
+      const assigned = this.pickReadyPartition();
+      if (assigned !== undefined) {
+        const records = this.decodeNextChunk(assigned);
+        if (records.length > 0) return records;
+        continue;
+      }
+      if (this.wakeup === undefined) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((settle) => {
+          resolve = settle;
+        });
+        this.wakeup = { promise, resolve };
+      }
+      await this.wakeup.promise;
+    }
+  }
+
+  /**
+   * Gives back records an iterator decoded but did not hand out (its loop ended early); they
+   * come first on the next read, unless their partition is sought or unassigned meanwhile.
+   */
+  unread(records: ConsumerRecord[]): void {
+    const first = records[0];
+    if (first === undefined || this.isClosed) return;
+    const assigned = this.byKey.get(keyOf(first.topic, first.partition));
+    if (assigned === undefined) return;
+    this.leftovers.push({ assigned, generation: assigned.generation, records, positionAfter: assigned.position });
+    assigned.position = first.offset;
+  }
+
+  private takeLeftover(): ConsumerRecord[] | undefined {
+    for (let index = 0; index < this.leftovers.length; index++) {
+      const leftover = this.leftovers[index]!;
+      if (leftover.assigned.generation !== leftover.generation || this.byKey.get(keyOf(leftover.assigned.topic, leftover.assigned.partition)) !== leftover.assigned) {
+        this.leftovers.splice(index--, 1);
+        continue;
+      }
+      if (leftover.assigned.isPaused) continue;
+      this.leftovers.splice(index, 1);
+      leftover.assigned.position = leftover.positionAfter;
+      return leftover.records;
+    }
+    return undefined;
+  }
+
+  // ---- Positioning and streams --------------------------------------------------------------
+
+  /**
+   * Positions the partition at `spec` and starts its stream. A failure to resolve the
+   * position rejects; with `isCallerWaiting` false (assign, offset reset) nobody awaits that
+   * promise, so the iterator reports the failure instead.
+   */
+  private async resolveAndStart(assigned: AssignedPartition, spec: OffsetSpec, isCallerWaiting: boolean): Promise<void> {
+    this.stopStream(assigned);
+    const generation = ++assigned.generation;
+    assigned.chunks = [];
+    assigned.bufferedBytes = 0;
+    assigned.position = -1;
+    assigned.skipBeforeTimestampMs = typeof spec === 'object' ? spec.timestamp : -1;
+    assigned.state = { kind: 'resolving' };
+    let offset: number;
+    try {
+      offset = typeof spec === 'number' ? spec : await this.transport.listOffset(assigned.topic, assigned.partition, spec);
+    } catch (error) {
+      const brokerError = errorFromGrpc(error);
+      if (assigned.generation === generation) {
+        assigned.state = { kind: 'failed', error: brokerError, isReported: isCallerWaiting };
+        this.wake();
+      }
+      throw brokerError;
+    }
+    if (assigned.generation !== generation || this.isClosed) return;
+    assigned.position = offset;
+    assigned.fetchOffset = offset;
+    assigned.failedAttempts = 0;
+    this.startStream(assigned);
+    this.wake();
+  }
+
+  private startStream(assigned: AssignedPartition): void {
+    const generation = assigned.generation;
+    let stream: SubscriptionStream;
+    try {
+      stream = this.transport.openSubscription(assigned.topic, assigned.partition);
+    } catch (error) {
+      this.onStreamFailure(assigned, generation, undefined, errorFromGrpc(error), false);
+      return;
+    }
+    assigned.state = { kind: 'streaming', stream };
+    assigned.ungrantedBytes = 0;
+    stream.on('data', (response) => this.onData(assigned, stream, response));
+    stream.on('error', (error) => this.onStreamFailure(assigned, generation, stream, errorFromGrpc(error), isTransportFailure(error)));
+    stream.on('end', () =>
+      this.onStreamFailure(assigned, generation, stream, new BrokerError('BROKER_UNAVAILABLE', 'the broker ended the subscription'), true),
+    );
+    stream.write({
+      start: {
+        topic: assigned.topic,
+        partition: assigned.partition,
+        offset: numberToInt64(assigned.fetchOffset),
+        creditBytes: Math.max(this.windowBytes - assigned.bufferedBytes, CREDIT_BYTES_MIN),
+        format: 'RECORD_FORMAT_BATCHES',
+        maxMessageBytes: this.maxMessageBytes,
+      },
+    });
+  }
+
+  private onData(assigned: AssignedPartition, stream: SubscriptionStream, response: SubscribeResponse__Output): void {
+    if (assigned.state.kind !== 'streaming' || assigned.state.stream !== stream) return;
+    let nextOffset: number;
+    try {
+      nextOffset = int64ToNumber(response.nextOffset, 'next_offset');
+      assigned.highWatermark = int64ToNumber(response.highWatermark, 'high_watermark');
+    } catch (error) {
+      this.failPartition(assigned, errorFromGrpc(error));
+      return;
+    }
+    if (response.recordBatches.length > 0) {
+      assigned.chunks.push(response.recordBatches);
+      assigned.bufferedBytes += response.recordBatches.length;
+    }
+    if (nextOffset > assigned.fetchOffset) assigned.fetchOffset = nextOffset;
+    assigned.failedAttempts = 0;
+    assigned.hasRefreshedMetadata = false;
+    this.wake();
+  }
+
+  /**
+   * A stream broke (or could not open). Retriable and transport failures reopen from the
+   * fetch offset after backoff; the rest follow the class comment.
+   */
+  private onStreamFailure(
+    assigned: AssignedPartition,
+    generation: number,
+    stream: SubscriptionStream | undefined,
+    error: BrokerError,
+    isTransport: boolean,
+  ): void {
+    if (assigned.generation !== generation || this.isClosed) return;
+    if (stream !== undefined && (assigned.state.kind !== 'streaming' || assigned.state.stream !== stream)) return;
+    stream?.cancel();
+    assigned.state = { kind: 'idle' };
+    if (error.reason === 'OFFSET_OUT_OF_RANGE' && this.autoOffsetReset !== 'none') {
+      this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
+      return;
+    }
+    if ((error.reason === 'TOPIC_NOT_FOUND' || error.reason === 'PARTITION_NOT_FOUND') && !assigned.hasRefreshedMetadata) {
+      assigned.hasRefreshedMetadata = true;
+      this.transport.refreshMetadata(assigned.topic).then(
+        (partitionCount) => {
+          if (assigned.generation !== generation) return;
+          if (assigned.partition < partitionCount) this.restartLater(assigned, generation, error);
+          else this.failPartition(assigned, error);
+        },
+        (refreshError: unknown) => {
+          if (assigned.generation === generation) this.failPartition(assigned, errorFromGrpc(refreshError));
+        },
+      );
+      return;
+    }
+    if (isTransport || error.retriable) {
+      this.restartLater(assigned, generation, error);
+      return;
+    }
+    this.failPartition(assigned, error);
+  }
+
+  private restartLater(assigned: AssignedPartition, generation: number, error: BrokerError): void {
+    const nowMs = this.clock.nowMs();
+    if (assigned.failedAttempts === 0) assigned.firstFailureMs = nowMs;
+    const delayMs = backoffDelayMs(assigned.failedAttempts, this.retry, this.random);
+    assigned.failedAttempts++;
+    if (nowMs + delayMs - assigned.firstFailureMs > this.retry.timeoutMs) {
+      this.failPartition(assigned, error);
+      return;
+    }
+    const cancel = this.clock.setTimer(delayMs, () => {
+      if (assigned.generation !== generation || this.isClosed) return;
+      this.startStream(assigned);
+    });
+    assigned.state = { kind: 'backoff', cancel };
+  }
+
+  private failPartition(assigned: AssignedPartition, error: BrokerError): void {
+    this.stopStream(assigned);
+    assigned.state = { kind: 'failed', error, isReported: false };
+    this.wake();
+  }
+
+  /** Ends the partition's stream or backoff, keeping its position. */
+  private stopStream(assigned: AssignedPartition): void {
+    const state = assigned.state;
+    if (state.kind === 'streaming') {
+      assigned.state = { kind: 'idle' };
+      state.stream.cancel();
+    } else if (state.kind === 'backoff') {
+      assigned.state = { kind: 'idle' };
+      state.cancel();
+    }
+  }
+
+  private stop(assigned: AssignedPartition): void {
+    assigned.generation++;
+    this.stopStream(assigned);
+    assigned.chunks = [];
+    assigned.bufferedBytes = 0;
+  }
+
+  // ---- Handing out records ------------------------------------------------------------------
+
+  private pickReadyPartition(): AssignedPartition | undefined {
+    const count = this.partitions.length;
+    for (let step = 0; step < count; step++) {
+      const index = (this.nextPartitionIndex + step) % count;
+      const assigned = this.partitions[index]!;
+      if (assigned.chunks.length > 0 && !assigned.isPaused && assigned.state.kind !== 'failed') {
+        this.nextPartitionIndex = (index + 1) % count;
+        return assigned;
+      }
+    }
+    return undefined;
+  }
+
+  private takeUnreportedFailure(): BrokerError | undefined {
+    for (const assigned of this.partitions) {
+      if (assigned.state.kind === 'failed' && !assigned.state.isReported && !assigned.isPaused) {
+        assigned.state.isReported = true;
+        return assigned.state.error;
+      }
+    }
+    return undefined;
+  }
+
+  /** Decodes the partition's oldest chunk (CRC-checked) into records at or after its position. */
+  private decodeNextChunk(assigned: AssignedPartition): ConsumerRecord[] {
+    const bytes = assigned.chunks.shift()!;
+    assigned.bufferedBytes -= bytes.length;
+    this.grantCredit(assigned, bytes.length);
+    const { topic, partition } = assigned;
+    const records: ConsumerRecord[] = [];
+    let position = assigned.position;
+    try {
+      for (const batch of iterateBatches(bytes, { decompressedBytesMax: this.maxMessageBytes * 64 })) {
+        const header = batch.header;
+        const lastOffset = header.baseOffset + header.lastOffsetDelta;
+        if (lastOffset < position) continue;
+        if ((header.attributes & CONTROL_BIT) === 0) {
+          for (const record of batch.records) {
+            if (record.offset < position) continue;
+            if (assigned.skipBeforeTimestampMs >= 0) {
+              if (record.timestamp < assigned.skipBeforeTimestampMs) continue;
+              assigned.skipBeforeTimestampMs = -1;
+            }
+            records.push({
+              topic,
+              partition,
+              offset: record.offset,
+              key: record.key,
+              value: record.value,
+              headers: record.headers,
+              timestamp: record.timestamp,
+            });
+          }
+        }
+        position = lastOffset + 1;
+      }
+    } catch (error) {
+      this.failPartition(assigned, errorFromGrpc(error));
+      return records;
+    }
+    assigned.position = position;
+    return records;
+  }
+
+  private grantCredit(assigned: AssignedPartition, bytes: number): void {
+    assigned.ungrantedBytes += bytes;
+    const state = assigned.state;
+    if (state.kind !== 'streaming' || assigned.ungrantedBytes < this.windowBytes / 4) return;
+    state.stream.write({ creditBytes: assigned.ungrantedBytes });
+    assigned.ungrantedBytes = 0;
+  }
+
+  private wake(): void {
+    const wakeup = this.wakeup;
+    this.wakeup = undefined;
+    wakeup?.resolve();
+  }
+
+  private ensureOpen(): void {
+    if (this.isClosed) throw new BrokerError('INVALID_REQUEST', 'the consumer is closed');
+  }
+}
+
+/**
+ * Hand-rolled rather than an async generator: a generator's `yield` inside `for await` costs
+ * several promise hops per record; this returns an already-resolved promise for every record
+ * of a decoded chunk.
+ */
+class RecordIterator implements AsyncIterator<ConsumerRecord> {
+  private readonly consumer: Consumer;
+  private chunk: ConsumerRecord[] = [];
+  private index = 0;
+  private isDone = false;
+
+  constructor(consumer: Consumer) {
+    this.consumer = consumer;
+  }
+
+  next(): Promise<IteratorResult<ConsumerRecord>> {
+    if (this.index < this.chunk.length) return Promise.resolve({ value: this.chunk[this.index++]!, done: false });
+    if (this.isDone) return Promise.resolve({ value: undefined, done: true });
+    return this.consumer.nextChunk().then(
+      (chunk) => {
+        if (chunk === undefined) {
+          this.isDone = true;
+          return { value: undefined, done: true };
+        }
+        this.chunk = chunk;
+        this.index = 1;
+        return { value: chunk[0]!, done: false };
+      },
+      (error: unknown) => {
+        this.chunk = [];
+        this.index = 0;
+        throw error;
+      },
+    );
+  }
+
+  /** Ends this iteration (a `break` or a throw in the loop); undelivered records go back. */
+  return(): Promise<IteratorResult<ConsumerRecord>> {
+    this.isDone = true;
+    if (this.index < this.chunk.length) this.consumer.unread(this.chunk.slice(this.index));
+    this.chunk = [];
+    return Promise.resolve({ value: undefined, done: true });
+  }
+}
+
+function keyOf(topic: string, partition: number): string {
+  return `${partition}:${topic}`;
+}
+
+/** A gRPC Subscribe call as a `SubscriptionStream`. */
+export function asSubscriptionStream(call: grpc.ClientDuplexStream<SubscribeRequest, SubscribeResponse__Output>): SubscriptionStream {
+  return call as unknown as SubscriptionStream;
+}

@@ -1,0 +1,56 @@
+/**
+ * The producer's transport over gRPC: InitProducerId through `Connections` (retried), the
+ * partition counts from the shared `MetadataCache`, and one `GrpcProduceChannel`
+ * (ProduceStream) per broker address, owned by one producer.
+ */
+import { int64ToNumber, numberToInt64 } from '../protocol/index.js';
+import type { InitProducerIdResponse__Output } from '../protocol/generated/runnel/v1/InitProducerIdResponse.js';
+import type { Connections } from './connections.js';
+import type { MetadataCache } from './metadata-cache.js';
+import { GrpcProduceChannel, type ProduceChannel } from './produce-channel.js';
+import type { ProducerTransport } from './producer.js';
+
+export class GrpcProducerTransport implements ProducerTransport {
+  private readonly connections: Connections;
+  private readonly metadata: MetadataCache;
+  /** One stream per broker address; bounded by the cluster's brokers. */
+  private readonly channels = new Map<string, GrpcProduceChannel>();
+  private isClosed = false;
+
+  constructor(connections: Connections, metadata: MetadataCache) {
+    this.connections = connections;
+    this.metadata = metadata;
+  }
+
+  async initProducerId(current: { producerId: number; producerEpoch: number } | undefined): Promise<{ producerId: number; producerEpoch: number }> {
+    const request = current === undefined ? { producerId: '0', producerEpoch: 0 } : { producerId: numberToInt64(current.producerId), producerEpoch: current.producerEpoch };
+    const response = await this.connections.callWithRetry<InitProducerIdResponse__Output>((address) => (callOptions, callback) =>
+      this.connections.log(address).initProducerId(request, callOptions, callback),
+    );
+    return { producerId: int64ToNumber(response.producerId, 'producer_id'), producerEpoch: response.producerEpoch };
+  }
+
+  partitionCount(topic: string): number | undefined {
+    return this.metadata.partitionCount(topic);
+  }
+
+  loadPartitionCount(topic: string): Promise<number> {
+    return this.metadata.load(topic);
+  }
+
+  channelFor(topic: string, partition: number): ProduceChannel {
+    const address = this.metadata.leaderAddress(topic, partition) ?? this.connections.anyAddress();
+    let channel = this.channels.get(address);
+    if (channel === undefined) {
+      channel = new GrpcProduceChannel(this.connections.log(address));
+      if (this.isClosed) channel.close();
+      this.channels.set(address, channel);
+    }
+    return channel;
+  }
+
+  close(): void {
+    this.isClosed = true;
+    for (const channel of this.channels.values()) channel.close();
+  }
+}

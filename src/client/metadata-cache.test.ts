@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../common/index.js';
+import { BrokerError } from '../errors/index.js';
+import type { ClusterMetadata } from './admin.js';
+import { MetadataCache } from './metadata-cache.js';
+
+function metadata(partitions: number, brokers = 1): ClusterMetadata {
+  return {
+    clusterId: 'c',
+    controllerId: 1,
+    brokers: Array.from({ length: brokers }, (_, index) => ({ id: index + 1, host: `h${index + 1}`, port: 9000 + index })),
+    topics: [{ name: 't', partitions: Array.from({ length: partitions }, (_, partition) => ({ partition, leader: (partition % brokers) + 1, leaderEpoch: 0 })) }],
+  };
+}
+
+describe('MetadataCache', () => {
+  it('loads a topic once for concurrent callers and answers from the cache afterwards', async () => {
+    let calls = 0;
+    const cache = new MetadataCache(async () => {
+      calls++;
+      return metadata(3);
+    }, new ManualClock());
+    expect(cache.partitionCount('t')).toBeUndefined();
+    await expect(Promise.all([cache.load('t'), cache.load('t')])).resolves.toEqual([3, 3]);
+    expect(cache.partitionCount('t')).toBe(3);
+    expect(calls).toBe(1);
+  });
+
+  it('rejects TOPIC_NOT_FOUND when the broker does not list the topic, and forgets it', async () => {
+    let exists = true;
+    const cache = new MetadataCache(async () => (exists ? metadata(2) : { ...metadata(2), topics: [] }), new ManualClock());
+    await cache.load('t');
+    exists = false;
+    await expect(cache.load('t')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    expect(cache.partitionCount('t')).toBeUndefined();
+  });
+
+  it('passes on a TOPIC_NOT_FOUND error from the broker', async () => {
+    const cache = new MetadataCache(async () => {
+      throw new BrokerError('TOPIC_NOT_FOUND', 'no');
+    }, new ManualClock());
+    await expect(cache.load('t')).rejects.toBeInstanceOf(BrokerError);
+  });
+
+  it('refreshes a stale entry in the background while still answering', async () => {
+    const clock = new ManualClock();
+    let partitions = 2;
+    const cache = new MetadataCache(async () => metadata(partitions), clock, 1_000);
+    await cache.load('t');
+    partitions = 4;
+    clock.advance(1_001);
+    expect(cache.partitionCount('t')).toBe(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(cache.partitionCount('t')).toBe(4);
+  });
+
+  it('routes to partition leaders only when there are several brokers', async () => {
+    const single = new MetadataCache(async () => metadata(2, 1), new ManualClock());
+    await single.load('t');
+    expect(single.leaderAddress('t', 0)).toBeUndefined();
+    const several = new MetadataCache(async () => metadata(2, 2), new ManualClock());
+    await several.load('t');
+    expect([several.leaderAddress('t', 0), several.leaderAddress('t', 1)]).toEqual(['h1:9000', 'h2:9001']);
+  });
+});

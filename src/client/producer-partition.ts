@@ -1,0 +1,180 @@
+/**
+ * The producer's bookkeeping for one partition: the batch being filled, the closed batches
+ * waiting to go, the sent-but-unacknowledged ones, and the idempotence sequence numbers.
+ *
+ * Owner: the producer (single writer, event-loop code; nothing here is async).
+ *
+ * Invariants:
+ * - `unacked` holds batches in creation order (`ordinal`); at most `inFlightMax` of them, so
+ *   every unacknowledged batch is within the broker's five-batch duplicate window.
+ * - Batches are sent in creation order. After any failure the partition *recovers*: it sends
+ *   nothing until every in-flight batch has answered and the backoff has passed, then resends
+ *   the unacknowledged batches in order before anything new. A batch that answered
+ *   OUT_OF_ORDER_SEQUENCE while an earlier one was failing is simply resent
+ *   (producer.test.ts: "resends later in-flight batches in order after a retriable failure").
+ * - A retried batch keeps its sequence, so the broker answers a duplicate with the original
+ *   offsets. Sequences change only when the recovery step finds a gap left by a batch that
+ *   failed for good and was certainly not appended; a batch that *may* have been appended is
+ *   never renumbered: the recovery asks for an epoch bump instead (`prepareResend`).
+ *
+ * Not here: encoding, timers, transport (producer.ts).
+ */
+import { incrementSequence, type ProducerBatch } from './producer-batch.js';
+
+export type PrepareResendResult = 'ok' | 'needs-epoch-bump';
+
+export class ProducerPartition {
+  readonly topic: string;
+  readonly partition: number;
+  /** The batch records are being appended to; closed by size, linger or flush. */
+  open: ProducerBatch | undefined;
+  cancelLinger: (() => void) | undefined;
+  /** Closed, never sent, in order. */
+  readonly ready: ProducerBatch[] = [];
+  /** Sent at least once and not yet complete, in order. */
+  unacked: ProducerBatch[] = [];
+  /** Batches of `unacked` with a request on the wire. */
+  inFlight = 0;
+  /** Sequence the next never-sent batch gets. */
+  nextSequence = 0;
+  /** Failures seen (any batch); an OUT_OF_ORDER reply is expected when this grew since its send. */
+  failureCount = 0;
+  /** Waiting for in-flight replies and the backoff before resending. */
+  isRecovering = false;
+  retryAtMs = 0;
+  cancelRetryTimer: (() => void) | undefined;
+  /** Ordinal and last sequence of the newest acknowledged batch in this epoch; -1 for none. */
+  private lastAckedOrdinal = -1;
+  private lastAckedSequence = -1;
+  private nextOrdinal = 0;
+
+  constructor(topic: string, partition: number) {
+    this.topic = topic;
+    this.partition = partition;
+  }
+
+  takeOrdinal(): number {
+    return this.nextOrdinal++;
+  }
+
+  /** Whether any batch of this partition is open, waiting, or unacknowledged. */
+  get hasWork(): boolean {
+    return this.open !== undefined || this.ready.length > 0 || this.unacked.length > 0;
+  }
+
+  /**
+   * The batch to send next, or undefined when the partition must wait (recovering with
+   * replies outstanding or backoff pending, or `inFlightMax` reached). Does not mark it sent.
+   * A recovery step may report that sequences cannot be repaired without an epoch bump.
+   */
+  nextToSend(nowMs: number, inFlightMax: number, isIdempotent: boolean): ProducerBatch | 'needs-epoch-bump' | undefined {
+    if (this.isRecovering) {
+      if (this.inFlight > 0 || nowMs < this.retryAtMs) return undefined;
+      if (isIdempotent && this.prepareResend() === 'needs-epoch-bump') return 'needs-epoch-bump';
+      this.isRecovering = false;
+    }
+    for (const batch of this.unacked) {
+      if (!batch.isInFlight) return batch;
+    }
+    if (this.unacked.length >= inFlightMax) return undefined;
+    return this.ready[0];
+  }
+
+  /**
+   * Records that `batch` (from `nextToSend`) goes on the wire now; assigns its sequence on
+   * its first send when idempotent.
+   */
+  markSent(batch: ProducerBatch, isIdempotent: boolean): void {
+    if (this.ready[0] === batch) {
+      this.ready.shift();
+      this.unacked.push(batch);
+    }
+    if (isIdempotent && batch.baseSequence < 0) {
+      batch.baseSequence = this.nextSequence;
+      this.nextSequence = incrementSequence(this.nextSequence, batch.recordCount);
+    }
+    batch.isInFlight = true;
+    batch.attempts++;
+    batch.failureCountAtSend = this.failureCount;
+    this.inFlight++;
+  }
+
+  /** A reply (or failure) for an in-flight batch came back. */
+  markAnswered(batch: ProducerBatch): void {
+    if (!batch.isInFlight) return;
+    batch.isInFlight = false;
+    this.inFlight--;
+  }
+
+  onAcked(batch: ProducerBatch): void {
+    this.remove(batch);
+    if (batch.ordinal > this.lastAckedOrdinal && batch.baseSequence >= 0) {
+      this.lastAckedOrdinal = batch.ordinal;
+      this.lastAckedSequence = batch.lastSequence;
+    }
+  }
+
+  /** `batch` will be resent after `backoffMs`, after every reply still outstanding. */
+  onRetry(nowMs: number, backoffMs: number): void {
+    this.failureCount++;
+    this.isRecovering = true;
+    this.retryAtMs = Math.max(this.retryAtMs, nowMs + backoffMs);
+  }
+
+  /** `batch` failed for good; it leaves the partition, and the rest recovers around the gap. */
+  onFailed(batch: ProducerBatch): void {
+    this.remove(batch);
+    this.failureCount++;
+    this.isRecovering = true;
+  }
+
+  /** A new producer epoch: sequences restart at 0, in order, for every unacknowledged batch. */
+  resetForNewEpoch(): void {
+    this.lastAckedOrdinal = -1;
+    this.lastAckedSequence = -1;
+    this.nextSequence = 0;
+    for (const batch of this.unacked) {
+      batch.baseSequence = -1;
+      batch.mayBeAppended = false;
+    }
+    // Sequences are reassigned by markSent in send order, which is creation order.
+    this.isRecovering = this.unacked.length > 0;
+    this.retryAtMs = 0;
+  }
+
+  /** Removes `batch` from whichever queue holds it. */
+  remove(batch: ProducerBatch): void {
+    const unackedIndex = this.unacked.indexOf(batch);
+    if (unackedIndex >= 0) {
+      this.unacked.splice(unackedIndex, 1);
+      return;
+    }
+    const readyIndex = this.ready.indexOf(batch);
+    if (readyIndex >= 0) this.ready.splice(readyIndex, 1);
+  }
+
+  /**
+   * The recovery step, with nothing in flight: makes the unacknowledged batches' sequences
+   * continue from the newest acknowledged one. Batches older than it are resent as they are
+   * (the broker resolves them as duplicates); a batch already in place keeps its sequence; a
+   * batch after a gap is renumbered only if it cannot have been appended. Batches that got a
+   * sequence under a reset epoch (-1) are left for markSent.
+   */
+  prepareResend(): PrepareResendResult {
+    // With nothing acknowledged yet in this epoch, the first batch must carry sequence 0.
+    let expected = this.lastAckedOrdinal >= 0 ? incrementSequence(this.lastAckedSequence, 1) : 0;
+    for (const batch of this.unacked) {
+      if (batch.baseSequence < 0) return 'ok';
+      if (batch.ordinal < this.lastAckedOrdinal) continue;
+      if (batch.baseSequence !== expected) {
+        if (batch.mayBeAppended) return 'needs-epoch-bump';
+        batch.baseSequence = expected;
+      }
+      expected = incrementSequence(batch.lastSequence, 1);
+    }
+    this.nextSequence = expected;
+    return 'ok';
+  }
+
+}
+

@@ -1,0 +1,452 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../common/index.js';
+import { BrokerError, isBrokerError } from '../errors/index.js';
+import { decodeBatch, partitionForKey } from '../protocol/index.js';
+import { Producer, type ProducerOptions } from './producer.js';
+import { FakePartitionLog, FakeProducerTransport, settle, type PartitionAnswer, type SentPartition } from './test-helpers.js';
+import type { RecordMetadata } from './types.js';
+
+/** A deterministic random source: a fixed cycle of values. */
+function cyclingRandom(values: number[]): () => number {
+  let index = 0;
+  return () => values[index++ % values.length]!;
+}
+
+function makeProducer(topics: Record<string, number>, options: ProducerOptions = {}) {
+  const clock = new ManualClock();
+  const transport = new FakeProducerTransport(topics);
+  const producer = new Producer(transport, { clock, random: cyclingRandom([0.1, 0.6, 0.3, 0.9]), ...options });
+  return { clock, transport, producer, channel: transport.channel };
+}
+
+/** Answers every pending request from per-partition fake logs, in order. */
+function answerAll(channel: FakeProducerTransport['channel'], logs: Map<string, FakePartitionLog>): void {
+  while (channel.pending.length > 0) {
+    channel.replyNext((sent) => logFor(logs, sent).append(sent.bytes));
+  }
+}
+
+function logFor(logs: Map<string, FakePartitionLog>, sent: SentPartition): FakePartitionLog {
+  const key = `${sent.topic}-${sent.partition}`;
+  let log = logs.get(key);
+  if (log === undefined) {
+    log = new FakePartitionLog();
+    logs.set(key, log);
+  }
+  return log;
+}
+
+const value = (index: number) => Buffer.from(`value-${index}`);
+
+describe('Producer batching', () => {
+  it('keeps records sent within the linger time in one batch and sends it when the linger passes', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 5 });
+    const handles = [0, 1, 2].map((index) => producer.send({ topic: 't', value: value(index) }));
+    await settle();
+    expect(channel.sent).toHaveLength(0);
+    clock.advance(4);
+    await settle();
+    expect(channel.sent).toHaveLength(0);
+    clock.advance(1);
+    await settle();
+    expect(channel.sent).toHaveLength(1);
+    expect(channel.sent[0]!.partitions[0]!.header.recordCount).toBe(3);
+    channel.replyNext(() => ({ baseOffset: 40 }));
+    const results = await Promise.all(handles);
+    expect(results.map((result) => result.offset)).toEqual([40, 41, 42]);
+  });
+
+  it('sends a batch as soon as it reaches batchBytes, without waiting for the linger', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 1_000, batchBytes: 200 });
+    for (let index = 0; index < 6; index++) void producer.send({ topic: 't', partition: 0, value: Buffer.alloc(50) });
+    await settle();
+    // 50 + 24 bytes of overhead each: a batch holds two records before reaching 200 bytes.
+    expect(channel.sent.length).toBeGreaterThanOrEqual(1);
+    expect(channel.sent[0]!.partitions[0]!.header.recordCount).toBe(2);
+  });
+
+  it('encodes each batch once and gives every record of it its own offset and timestamp', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const first = producer.send({ topic: 't', value: 'a', timestamp: 1_000 });
+    const second = producer.send({ topic: 't', value: 'b', key: 'k', headers: { h: 'v' } });
+    await settle();
+    expect(channel.sent).toHaveLength(1);
+    const decoded = decodeBatch(channel.sent[0]!.partitions[0]!.bytes);
+    expect(decoded.records.map((record) => record.value?.toString())).toEqual(['a', 'b']);
+    expect(decoded.records[1]!.headers).toEqual([{ key: 'h', value: Buffer.from('v') }]);
+    channel.replyNext(() => ({ baseOffset: 7 }));
+    const metadata: RecordMetadata[] = [await first, await second];
+    expect(metadata).toEqual([
+      { topic: 't', partition: 0, offset: 7, timestamp: 1_000 },
+      { topic: 't', partition: 0, offset: 8, timestamp: clock.nowMs() },
+    ]);
+  });
+
+  it('resolves with the log-append time when the broker stamps one', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a', timestamp: 5 });
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0, logAppendTimeMs: 99 }));
+    expect((await handle).timestamp).toBe(99);
+  });
+
+  it('puts no more than one batch of a partition in one request and groups partitions of a channel', async () => {
+    const { producer, channel } = makeProducer({ t: 3 }, { lingerMs: 0, batchBytes: 100 });
+    for (let index = 0; index < 3; index++) {
+      void producer.send({ topic: 't', partition: 0, value: Buffer.alloc(80) });
+      void producer.send({ topic: 't', partition: 1, value: Buffer.alloc(80) });
+    }
+    await settle();
+    for (const sent of channel.sent) {
+      const partitions = sent.partitions.map((partition) => partition.partition);
+      expect(new Set(partitions).size).toBe(partitions.length);
+    }
+    expect(channel.sent[0]!.partitions.map((partition) => partition.partition).sort()).toEqual([0, 1]);
+  });
+});
+
+describe('Producer partitioning', () => {
+  it('puts a keyed record on the partition Kafka would (murmur2 of the key)', async () => {
+    const { producer, channel } = makeProducer({ t: 7 }, { lingerMs: 0 });
+    const keys = ['a', 'b', 'customer-42', 'ключ', ''];
+    const handles = keys.map((key) => producer.send({ topic: 't', key, value: 'v' }));
+    await settle();
+    answerAll(channel, new Map());
+    const partitions = (await Promise.all(handles)).map((metadata) => metadata.partition);
+    expect(partitions).toEqual(keys.map((key) => partitionForKey(Buffer.from(key, 'utf8'), 7)));
+  });
+
+  it('keeps null-key records on one partition until its batch closes, then moves to another', async () => {
+    const { producer, channel } = makeProducer({ t: 4 }, { lingerMs: 1_000, batchBytes: 3 * 30 });
+    // Each record is 6 + 24 bytes: three fill a batch.
+    const handles = Array.from({ length: 9 }, (_, index) => producer.send({ topic: 't', value: `v${index}0000` }));
+    await settle();
+    answerAll(channel, new Map());
+    const partitions = (await Promise.all(handles)).map((metadata) => metadata.partition);
+    expect(partitions.slice(0, 3).every((partition) => partition === partitions[0])).toBe(true);
+    expect(partitions.slice(3, 6).every((partition) => partition === partitions[3])).toBe(true);
+    expect(partitions.slice(6, 9).every((partition) => partition === partitions[6])).toBe(true);
+    expect(partitions[3]).not.toBe(partitions[0]);
+    expect(partitions[6]).not.toBe(partitions[3]);
+  });
+
+  it('uses an explicit partition as given and fails one outside the topic after one metadata refresh', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });
+    const inside = producer.send({ topic: 't', partition: 1, key: 'x', value: 'v' });
+    const outside = producer.send({ topic: 't', partition: 2, value: 'v' });
+    await settle();
+    answerAll(channel, new Map());
+    expect((await inside).partition).toBe(1);
+    await expect(outside).rejects.toMatchObject({ reason: 'PARTITION_NOT_FOUND' });
+    expect(transport.loadCalls).toBe(1);
+  });
+
+  it('finds a partition added since the metadata was cached by refreshing once', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });
+    transport.brokerPartitionCounts.set('t', 3);
+    const handle = producer.send({ topic: 't', partition: 2, value: 'v' });
+    await settle();
+    answerAll(channel, new Map());
+    expect((await handle).partition).toBe(2);
+  });
+
+  it('loads an unknown topic once and fails its records with TOPIC_NOT_FOUND when it does not exist', async () => {
+    const { producer, transport } = makeProducer({}, { lingerMs: 0 });
+    const handles = [producer.send({ topic: 'missing', value: 'a' }), producer.send({ topic: 'missing', value: 'b' })];
+    await settle();
+    expect(transport.loadCalls).toBe(1);
+    for (const handle of handles) await expect(handle).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+  });
+});
+
+describe('Producer idempotence and retries', () => {
+  it('asks for a producer id once and numbers each partition’s batches from sequence 0', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });
+    for (let round = 0; round < 3; round++) {
+      void producer.send({ topic: 't', partition: 0, value: 'a' });
+      void producer.send({ topic: 't', partition: 0, value: 'b' });
+      void producer.send({ topic: 't', partition: 1, value: 'c' });
+      await settle();
+    }
+    expect(transport.initCalls).toEqual([undefined]);
+    const headers = channel.sent.flatMap((sent) => sent.partitions);
+    const sequences = (partition: number) => headers.filter((sent) => sent.partition === partition).map((sent) => sent.header.baseSequence);
+    expect(sequences(0)).toEqual([0, 2, 4]);
+    expect(sequences(1)).toEqual([0, 1, 2]);
+    expect(new Set(headers.map((sent) => sent.header.producerId))).toEqual(new Set([1000]));
+  });
+
+  it('keeps at most five batches of a partition unacknowledged', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    for (let index = 0; index < 8; index++) {
+      void producer.send({ topic: 't', value: value(index) });
+      await settle();
+    }
+    expect(channel.pending).toHaveLength(5);
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await settle();
+    expect(channel.pending).toHaveLength(5);
+    expect(channel.sent).toHaveLength(6);
+  });
+
+  it('resends a batch after a broken stream with the same sequence, and the duplicate resolves with the original offsets', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const handle = producer.send({ topic: 't', value: 'once' });
+    await settle();
+    const firstSend = channel.sent[0]!.partitions[0]!;
+    log.append(firstSend.bytes); // the broker appended it, but the reply is lost
+    channel.failAll();
+    clock.advance(2_000);
+    await settle();
+    expect(channel.sent).toHaveLength(2);
+    const resent = channel.sent[1]!.partitions[0]!;
+    expect(resent.header.baseSequence).toBe(firstSend.header.baseSequence);
+    expect(resent.bytes.equals(firstSend.bytes)).toBe(true);
+    channel.replyNext((sent) => log.append(sent.bytes));
+    expect((await handle).offset).toBe(0);
+    expect(log.records).toHaveLength(1);
+  });
+
+  it('resends after a backoff whose timer fires a millisecond before the clock says it is due', async () => {
+    // Node's timers run on a monotonic clock and may fire ~1 ms before Date.now() reaches
+    // the due time; the partition must not go back to sleep with no timer armed.
+    class EarlyClock extends ManualClock {
+      override setTimer(delayMs: number, callback: () => void): () => void {
+        return super.setTimer(Math.max(0, delayMs - 1), callback);
+      }
+    }
+    const clock = new EarlyClock();
+    const transport = new FakeProducerTransport({ t: 1 });
+    const producer = new Producer(transport, { clock, random: () => 0.5, lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    transport.channel.failAll();
+    await settle();
+    clock.advance(10_000);
+    await settle();
+    expect(transport.channel.sent).toHaveLength(2);
+    transport.channel.replyNext(() => ({ baseOffset: 0 }));
+    expect((await handle).offset).toBe(0);
+  });
+
+  it('resends later in-flight batches in order after a retriable failure, without duplicates', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const handles = [producer.send({ topic: 't', value: value(0) })];
+    await settle();
+    answerAll(channel, logs); // the log now knows this producer: sequence 0 done
+    for (let index = 1; index < 4; index++) {
+      handles.push(producer.send({ topic: 't', value: value(index) }));
+      await settle();
+    }
+    expect(channel.pending).toHaveLength(3);
+    // Batch 1 is refused before the write; 2 and 3 then break the sequence (OUT_OF_ORDER).
+    channel.replyNext(() => ({ error: 'LIMIT_REACHED' }));
+    channel.replyNext((sent) => log.append(sent.bytes));
+    channel.replyNext((sent) => log.append(sent.bytes));
+    await settle();
+    expect(channel.sent).toHaveLength(4); // backoff pending
+    clock.advance(2_000);
+    await settle();
+    expect(channel.sent.slice(4).map((sent) => sent.partitions[0]!.header.baseSequence)).toEqual([1, 2, 3]);
+    answerAll(channel, logs);
+    const offsets = (await Promise.all(handles)).map((metadata) => metadata.offset);
+    expect(offsets).toEqual([0, 1, 2, 3]);
+    expect(log.records.map((record) => record.value?.toString())).toEqual(['value-0', 'value-1', 'value-2', 'value-3']);
+    expect(transport.initCalls).toHaveLength(1); // the OUT_OF_ORDER replies were expected: no epoch bump
+  });
+
+  it('fails only the records of a batch with a non-retriable error and renumbers the batches after it', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const first = producer.send({ topic: 't', value: 'first' });
+    await settle();
+    answerAll(channel, logs);
+    const tooBig = producer.send({ topic: 't', value: 'too-big' });
+    await settle();
+    const after = producer.send({ topic: 't', value: 'after' });
+    await settle();
+    channel.replyNext(() => ({ error: 'RECORD_TOO_LARGE' }));
+    channel.replyNext((sent) => log.append(sent.bytes)); // OUT_OF_ORDER: sequence 2 after 0
+    await settle();
+    answerAll(channel, logs);
+    expect((await first).offset).toBe(0);
+    await expect(tooBig).rejects.toMatchObject({ reason: 'RECORD_TOO_LARGE' });
+    expect((await after).offset).toBe(1);
+    const lastSend = channel.sent.at(-1)!.partitions[0]!;
+    expect(lastSend.header.baseSequence).toBe(1);
+    expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'after']);
+  });
+
+  it('bumps the epoch and restarts sequences at 0 when a batch whose outcome is unknown times out', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
+    const lost = producer.send({ topic: 't', value: 'lost' });
+    await settle();
+    channel.failAll();
+    clock.advance(1_000);
+    await settle();
+    channel.failAll(); // past the delivery timeout now: fails for good, maybe appended
+    await expect(lost).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE' });
+    const next = producer.send({ topic: 't', value: 'next' });
+    await settle();
+    expect(transport.initCalls).toEqual([undefined, { producerId: 1000, producerEpoch: 0 }]);
+    const header = channel.sent.at(-1)!.partitions[0]!.header;
+    expect(header.producerEpoch).toBe(1);
+    expect(header.baseSequence).toBe(0);
+    channel.replyNext(() => ({ baseOffset: 5 }));
+    expect((await next).offset).toBe(5);
+  });
+
+  it('bumps the epoch when the broker reports an unexplained sequence gap, then delivers the batch', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    channel.replyNext(() => ({ error: 'OUT_OF_ORDER_SEQUENCE' }));
+    await settle();
+    expect(transport.initCalls).toHaveLength(2);
+    const header = channel.sent.at(-1)!.partitions[0]!.header;
+    expect([header.producerEpoch, header.baseSequence]).toEqual([1, 0]);
+    channel.replyNext(() => ({ baseOffset: 3 }));
+    expect((await handle).offset).toBe(3);
+  });
+
+  it('refreshes metadata once on TOPIC_NOT_FOUND and then fails the batch', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    channel.replyNext(() => ({ error: 'TOPIC_NOT_FOUND' }));
+    clock.advance(2_000);
+    await settle();
+    expect(transport.loadCalls).toBe(1);
+    channel.replyNext(() => ({ error: 'TOPIC_NOT_FOUND' }));
+    await expect(handle).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+  });
+
+  it('fails every record with PRODUCER_FENCED and refuses new ones', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    channel.replyNext(() => ({ error: 'PRODUCER_FENCED' }));
+    await expect(handle).rejects.toMatchObject({ reason: 'PRODUCER_FENCED' });
+    await expect(producer.send({ topic: 't', value: 'b' })).rejects.toMatchObject({ reason: 'PRODUCER_FENCED' });
+    await expect(producer.flush()).rejects.toMatchObject({ reason: 'PRODUCER_FENCED' });
+  });
+
+  it('does not number batches without idempotence (acks leader)', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, acks: 'leader' });
+    void producer.send({ topic: 't', value: 'a' });
+    await settle();
+    expect(transport.initCalls).toHaveLength(0);
+    expect(channel.sent[0]!.partitions[0]!.header.producerId).toBe(-1);
+    expect(channel.sent[0]!.request.acks).toBe('ACKS_LEADER');
+  });
+
+  it('rejects idempotence with acks other than all, and more than five batches in flight with it', () => {
+    const transport = new FakeProducerTransport();
+    expect(() => new Producer(transport, { acks: 'none', idempotent: true })).toThrow(BrokerError);
+    expect(() => new Producer(transport, { inFlightBatchesPerPartitionMax: 6 })).toThrow(/at most 5/);
+  });
+});
+
+describe('Producer buffer, flush and close', () => {
+  it('holds records beyond bufferBytes until acknowledged batches free space, in order', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 100, bufferBytes: 100 });
+    const handles = Array.from({ length: 4 }, (_, index) => producer.send({ topic: 't', value: Buffer.alloc(60, index) }));
+    await settle();
+    expect(producer.metrics().waitingRecords).toBe(3);
+    const log = new FakePartitionLog();
+    for (let round = 0; round < 4; round++) {
+      answerAll(channel, new Map([['t-0', log]]));
+      await settle();
+    }
+    expect((await Promise.all(handles)).map((metadata) => metadata.offset)).toEqual([0, 1, 2, 3]);
+    expect(producer.metrics().bufferUsedBytes).toBe(0);
+  });
+
+  it('counts records waiting for their topic’s metadata against the buffer', async () => {
+    const { producer, transport } = makeProducer({}, { lingerMs: 0, batchBytes: 100, bufferBytes: 200 });
+    transport.brokerPartitionCounts.set('t', 1);
+    void producer.send({ topic: 't', value: Buffer.alloc(60) });
+    expect(producer.hasBufferSpace).toBe(true);
+    void producer.send({ topic: 't', value: Buffer.alloc(60) });
+    void producer.send({ topic: 't', value: Buffer.alloc(60) });
+    expect(producer.hasBufferSpace).toBe(false);
+    const space = producer.waitForBufferSpace();
+    await settle();
+    // Placed now: two fit the buffer, the third waits for an acknowledgement.
+    expect(producer.metrics()).toMatchObject({ waitingRecords: 1 });
+    transport.channel.replyNext(() => ({ baseOffset: 0 }));
+    await settle();
+    transport.channel.replyNext(() => ({ baseOffset: 1 }));
+    await space;
+  });
+
+  it('fails a record with LIMIT_REACHED when no buffer space frees within bufferWaitMsMax', async () => {
+    const { clock, producer } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 100, bufferBytes: 100, bufferWaitMsMax: 50 });
+    void producer.send({ topic: 't', value: Buffer.alloc(60) });
+    const waiting = producer.send({ topic: 't', value: Buffer.alloc(60) });
+    await settle();
+    clock.advance(50);
+    await expect(waiting).rejects.toMatchObject({ reason: 'LIMIT_REACHED' });
+  });
+
+  it('flush sends lingering batches at once and rejects with a failure nobody awaited', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 60_000 });
+    void producer.send({ topic: 't', value: 'a' });
+    const flushed = producer.flush();
+    await settle();
+    expect(channel.sent).toHaveLength(1);
+    channel.replyNext(() => ({ error: 'CORRUPT_MESSAGE' }));
+    const error = await flushed.catch((caught: unknown) => caught);
+    expect(isBrokerError(error, 'CORRUPT_MESSAGE')).toBe(true);
+    await expect(producer.flush()).resolves.toBeUndefined();
+  });
+
+  it('close delivers what is held, closes the transport and refuses new records', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 60_000 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    const closed = producer.close();
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 1 }));
+    await closed;
+    expect((await handle).offset).toBe(1);
+    expect(transport.isClosed).toBe(true);
+    await expect(producer.send({ topic: 't', value: 'b' })).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+  });
+
+  it('close with a timeout fails what is still unacknowledged', async () => {
+    const { clock, producer } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    const closed = producer.close({ timeoutMs: 100 });
+    clock.advance(100);
+    await expect(handle).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT' });
+    await closed.catch(() => undefined);
+  });
+
+  it('rejects a bad record without affecting the others in its batch', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const bad = producer.send({ topic: 't', value: 'a', timestamp: 1.5 });
+    const good = producer.send({ topic: 't', value: 'b' });
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await expect(bad).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+    expect((await good).offset).toBe(0);
+  });
+
+  it('returns a handle that works with await, then, catch and Promise.all', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    expect(handle).not.toBeInstanceOf(Promise);
+    const viaThen = handle.then((metadata) => metadata.offset);
+    await settle();
+    const answer: PartitionAnswer = { baseOffset: 12 };
+    channel.replyNext(() => answer);
+    expect(await viaThen).toBe(12);
+    expect((await Promise.all([handle]))[0]!.offset).toBe(12);
+    await expect(handle.finally(() => undefined)).resolves.toMatchObject({ offset: 12 });
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../common/index.js';
+import { BrokerError } from '../errors/index.js';
+import { backoffDelayMs, withRetry, type RetryOptions } from './retry.js';
+
+const options: RetryOptions = { backoffMsMin: 100, backoffMsMax: 1_000, timeoutMs: 5_000 };
+
+describe('backoffDelayMs', () => {
+  it('doubles from the minimum up to the cap, with jitter between half and all of it', () => {
+    expect([0, 1, 2, 3, 4, 10].map((attempt) => backoffDelayMs(attempt, options, () => 0.999999))).toEqual([99, 199, 399, 799, 999, 999]);
+    expect([0, 1, 2, 3, 4, 10].map((attempt) => backoffDelayMs(attempt, options, () => 0))).toEqual([50, 100, 200, 400, 500, 500]);
+  });
+
+  it('stays finite for huge attempt numbers', () => {
+    expect(backoffDelayMs(10_000, options, () => 0.5)).toBe(750);
+  });
+});
+
+describe('withRetry', () => {
+  it('retries retriable failures with backoff until one succeeds', async () => {
+    const clock = new ManualClock();
+    let attempts = 0;
+    const result = withRetry({ clock, random: () => 0, retry: options }, async () => {
+      attempts++;
+      if (attempts < 3) throw new BrokerError('BROKER_UNAVAILABLE', 'down');
+      return 'ok';
+    });
+    await Promise.resolve();
+    clock.advance(50);
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(100);
+    await expect(result).resolves.toBe('ok');
+    expect(attempts).toBe(3);
+  });
+
+  it('throws a non-retriable failure at once', async () => {
+    let attempts = 0;
+    const result = withRetry({ clock: new ManualClock(), random: () => 0, retry: options }, async () => {
+      attempts++;
+      throw new BrokerError('TOPIC_NOT_FOUND', 'gone');
+    });
+    await expect(result).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    expect(attempts).toBe(1);
+  });
+
+  it('gives up with the last error when the next attempt would pass the deadline', async () => {
+    const clock = new ManualClock();
+    let attempts = 0;
+    const result = withRetry({ clock, random: () => 0.999, retry: { ...options, timeoutMs: 250 } }, async () => {
+      attempts++;
+      throw new BrokerError('BROKER_UNAVAILABLE', `down ${attempts}`);
+    });
+    const outcome = result.catch((error: unknown) => error);
+    for (let step = 0; step < 5; step++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      clock.advance(1_000);
+    }
+    // Delays ~100 then ~200 ms: the third attempt would start past 250 ms.
+    expect(await outcome).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: 'down 2' });
+  });
+
+  it('stops waiting when its signal aborts', async () => {
+    const controller = new AbortController();
+    const result = withRetry({ clock: new ManualClock(), random: () => 0, retry: options, signal: controller.signal }, async () => {
+      throw new BrokerError('BROKER_UNAVAILABLE', 'down');
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    controller.abort();
+    await expect(result).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE' });
+  });
+});

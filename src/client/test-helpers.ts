@@ -1,0 +1,251 @@
+/**
+ * Fakes for the client's unit tests: a produce channel whose replies the test controls, a
+ * producer transport around it, and a tiny in-memory partition log that answers produce
+ * requests the way the broker's idempotence rules do (duplicates get their original
+ * offsets, sequence gaps get OUT_OF_ORDER_SEQUENCE). Not part of the client's surface.
+ */
+import { EventEmitter } from 'node:events';
+import { BrokerError, type Reason } from '../errors/index.js';
+import { decodeBatch, tryReadBatchHeader, type BatchHeader, type DecodedRecord } from '../protocol/index.js';
+import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequest.js';
+import type { PartitionResult__Output } from '../protocol/generated/runnel/v1/PartitionResult.js';
+import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
+import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
+import type { ConsumerTransport, SubscriptionStream } from './consumer.js';
+import type { ProduceChannel, ProduceReplyCallback } from './produce-channel.js';
+import type { ProducerTransport } from './producer.js';
+import type { OffsetSpec } from './types.js';
+
+export interface SentPartition {
+  topic: string;
+  partition: number;
+  bytes: Buffer;
+  header: BatchHeader;
+}
+
+export interface SentRequest {
+  request: ProduceRequest;
+  partitions: SentPartition[];
+  onReply: ProduceReplyCallback;
+}
+
+/** What the test answers for one partition of a request. */
+export type PartitionAnswer = { baseOffset: number; logAppendTimeMs?: number } | { error: Reason; message?: string };
+
+export class FakeProduceChannel implements ProduceChannel {
+  /** Every request ever sent, in order. */
+  readonly sent: SentRequest[] = [];
+  /** Sent and not yet answered, oldest first. */
+  pending: SentRequest[] = [];
+  isClosed = false;
+
+  get inFlightCount(): number {
+    return this.pending.length;
+  }
+
+  send(request: ProduceRequest, onReply: ProduceReplyCallback): void {
+    const partitions: SentPartition[] = [];
+    for (const topic of request.topics ?? []) {
+      for (const data of topic.partitions ?? []) {
+        // Copied: the producer may restamp its buffer for a later retry, as after a real send.
+        const bytes = Buffer.from(data.recordBatch as Buffer);
+        partitions.push({ topic: topic.topic!, partition: data.partition!, bytes, header: tryReadBatchHeader(bytes)! });
+      }
+    }
+    const sent = { request, partitions, onReply };
+    this.sent.push(sent);
+    this.pending.push(sent);
+  }
+
+  close(): void {
+    this.isClosed = true;
+  }
+
+  /** Answers the oldest pending request, partition by partition. */
+  replyNext(answer: (partition: SentPartition) => PartitionAnswer): void {
+    const sent = this.pending.shift();
+    if (sent === undefined) throw new Error('no pending request to reply to');
+    const byTopic = new Map<string, PartitionResult__Output[]>();
+    for (const partition of sent.partitions) {
+      const result = answer(partition);
+      const list = byTopic.get(partition.topic) ?? [];
+      byTopic.set(partition.topic, list);
+      list.push(
+        'error' in result
+          ? {
+              partition: partition.partition,
+              baseOffset: '-1',
+              logAppendTimeMs: '-1',
+              logStartOffset: '-1',
+              error: { reason: result.error, message: result.message ?? result.error, retriable: new BrokerError(result.error, '').retriable },
+            }
+          : {
+              partition: partition.partition,
+              baseOffset: String(result.baseOffset),
+              logAppendTimeMs: String(result.logAppendTimeMs ?? -1),
+              logStartOffset: '0',
+              error: null,
+            },
+      );
+    }
+    sent.onReply(undefined, {
+      sequence: String(sent.request.sequence),
+      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    });
+  }
+
+  /** Fails every pending request as a broken stream does. */
+  failAll(error: BrokerError = new BrokerError('BROKER_UNAVAILABLE', 'stream broke')): void {
+    const pending = this.pending;
+    this.pending = [];
+    for (const sent of pending) sent.onReply(error, undefined);
+  }
+}
+
+/**
+ * One partition log with the broker's idempotence rules (storage/producer-state.ts), small
+ * enough to read: per producer the epoch and the last five batches' sequences and offsets.
+ */
+export class FakePartitionLog {
+  readonly records: DecodedRecord[] = [];
+  private readonly producers = new Map<number, { epoch: number; batches: { first: number; last: number; baseOffset: number }[] }>();
+
+  append(bytes: Buffer): PartitionAnswer {
+    const header = tryReadBatchHeader(bytes)!;
+    const count = header.recordCount;
+    if (header.producerId >= 0) {
+      const state = this.producers.get(header.producerId);
+      const last = header.baseSequence + count - 1;
+      if (state !== undefined && header.producerEpoch < state.epoch) return { error: 'PRODUCER_FENCED' };
+      if (state !== undefined && header.producerEpoch === state.epoch) {
+        const duplicate = state.batches.find((batch) => batch.first === header.baseSequence && batch.last === last);
+        if (duplicate !== undefined) return { baseOffset: duplicate.baseOffset };
+        const newest = state.batches.at(-1);
+        if (newest !== undefined && header.baseSequence !== newest.last + 1) return { error: 'OUT_OF_ORDER_SEQUENCE' };
+      }
+      if (state !== undefined && header.producerEpoch > state.epoch && header.baseSequence !== 0) return { error: 'OUT_OF_ORDER_SEQUENCE' };
+      const entry = state !== undefined && state.epoch === header.producerEpoch ? state : { epoch: header.producerEpoch, batches: [] };
+      entry.batches.push({ first: header.baseSequence, last, baseOffset: this.records.length });
+      if (entry.batches.length > 5) entry.batches.shift();
+      this.producers.set(header.producerId, entry);
+    }
+    const baseOffset = this.records.length;
+    const decoded = decodeBatch(bytes);
+    for (const record of decoded.records) this.records.push({ ...record, offset: baseOffset + (record.offset - decoded.header.baseOffset) });
+    return { baseOffset };
+  }
+}
+
+export class FakeProducerTransport implements ProducerTransport {
+  readonly channel = new FakeProduceChannel();
+  readonly partitionCounts = new Map<string, number>();
+  /** Topics that exist on the "broker"; loading others fails with TOPIC_NOT_FOUND. */
+  readonly brokerPartitionCounts = new Map<string, number>();
+  readonly initCalls: ({ producerId: number; producerEpoch: number } | undefined)[] = [];
+  loadCalls = 0;
+  isClosed = false;
+  private nextProducerId = 1000;
+  /** When set, InitProducerId fails with it. */
+  initError: BrokerError | undefined;
+
+  constructor(topics: Record<string, number> = {}) {
+    for (const [topic, count] of Object.entries(topics)) {
+      this.partitionCounts.set(topic, count);
+      this.brokerPartitionCounts.set(topic, count);
+    }
+  }
+
+  initProducerId(current: { producerId: number; producerEpoch: number } | undefined): Promise<{ producerId: number; producerEpoch: number }> {
+    this.initCalls.push(current);
+    if (this.initError !== undefined) return Promise.reject(this.initError);
+    if (current === undefined) return Promise.resolve({ producerId: this.nextProducerId++, producerEpoch: 0 });
+    return Promise.resolve({ producerId: current.producerId, producerEpoch: current.producerEpoch + 1 });
+  }
+
+  partitionCount(topic: string): number | undefined {
+    return this.partitionCounts.get(topic);
+  }
+
+  loadPartitionCount(topic: string): Promise<number> {
+    this.loadCalls++;
+    const count = this.brokerPartitionCounts.get(topic);
+    if (count === undefined) {
+      this.partitionCounts.delete(topic);
+      return Promise.reject(new BrokerError('TOPIC_NOT_FOUND', `topic ${topic} does not exist`, { topic }));
+    }
+    this.partitionCounts.set(topic, count);
+    return Promise.resolve(count);
+  }
+
+  channelFor(): ProduceChannel {
+    return this.channel;
+  }
+
+  close(): void {
+    this.isClosed = true;
+    this.channel.close();
+  }
+}
+
+/** Lets queued microtasks and promise callbacks run (no wall-clock time passes). */
+export async function settle(rounds = 5): Promise<void> {
+  for (let round = 0; round < rounds; round++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** A Subscribe stream the test drives: it records what the consumer wrote and emits replies. */
+export class FakeSubscription extends EventEmitter implements SubscriptionStream {
+  readonly writes: SubscribeRequest[] = [];
+  isCancelled = false;
+
+  override on(event: string, listener: (...args: never[]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  write(message: SubscribeRequest): boolean {
+    this.writes.push(message);
+    return true;
+  }
+
+  cancel(): void {
+    this.isCancelled = true;
+  }
+
+  reply(bytes: Buffer, nextOffset: number, highWatermark = nextOffset): void {
+    const response: SubscribeResponse__Output = {
+      recordBatches: bytes,
+      records: [],
+      highWatermark: String(highWatermark),
+      logStartOffset: '0',
+      nextOffset: String(nextOffset),
+    };
+    this.emit('data', response);
+  }
+}
+
+export class FakeConsumerTransport implements ConsumerTransport {
+  readonly subscriptions: { topic: string; partition: number; stream: FakeSubscription }[] = [];
+  readonly listOffsetCalls: { topic: string; partition: number; spec: Exclude<OffsetSpec, number> }[] = [];
+  offsets: (topic: string, partition: number, spec: Exclude<OffsetSpec, number>) => number = () => 0;
+  partitionCount = 1;
+
+  openSubscription(topic: string, partition: number): SubscriptionStream {
+    const stream = new FakeSubscription();
+    this.subscriptions.push({ topic, partition, stream });
+    return stream;
+  }
+
+  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<number> {
+    this.listOffsetCalls.push({ topic, partition, spec });
+    return this.offsets(topic, partition, spec);
+  }
+
+  refreshMetadata(): Promise<number> {
+    return Promise.resolve(this.partitionCount);
+  }
+
+  get latest(): FakeSubscription {
+    const last = this.subscriptions.at(-1);
+    if (last === undefined) throw new Error('no subscription opened');
+    return last.stream;
+  }
+}
