@@ -3,13 +3,21 @@
  * returns an exit code; failures print one line that says what to do, never a stack trace
  * (unless RUNNEL_DEBUG=1).
  *
- * Commands now: `runnel log …` — offline tools over a partition directory (append lines,
- * dump, verify, repair). The broker, topics, produce and consume arrive with the gRPC API.
+ * Commands: `runnel broker` runs a broker; `topic`, `produce`, `consume`, `offsets` and `perf`
+ * talk to one over gRPC through the client library (`--broker`, client-command.ts); `log …`
+ * are offline tools over a partition directory (append lines, dump, verify, repair). The
+ * contract users and scripts rely on is CLI.md: commands and flags grow, never change meaning.
  */
 import { Command, CommanderError } from 'commander';
 import { isBrokerError } from '../errors/index.js';
+import { CliError } from './cli-error.js';
 import { registerBrokerCommand } from './commands/broker.js';
+import { registerConsumeCommand } from './commands/consume.js';
 import { registerLogCommands } from './commands/log.js';
+import { registerOffsetsCommand } from './commands/offsets.js';
+import { registerPerfCommands } from './commands/perf.js';
+import { registerProduceCommand } from './commands/produce.js';
+import { registerTopicCommands } from './commands/topic.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('runnel')
@@ -19,17 +27,31 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addHelpText(
       'after',
       `
-Today runnel ships its storage engine and the offline tools over it:
-  runnel log append ./data/demo-0 < app.log      store lines as records
-  runnel log dump ./data/demo-0 --records        print them back (JSON lines)
-  runnel log verify ./data/demo-0                check every batch's CRC
-Run \`runnel log --help\` for details. The broker and its gRPC API come next.`,
+A first session:
+  runnel broker --data-dir ./data                      start a broker (gRPC on 7070)
+  runnel topic create app-logs --partitions 3          make a topic
+  tail -F app.log | runnel produce app-logs            stream lines into it
+  runnel consume app-logs --from beginning             read them back, then keep tailing
+  runnel offsets app-logs                              first and next offset per partition
+  runnel perf produce app-logs --records 100000 --size 100
+
+Client commands take --broker HOST:PORT[,HOST:PORT…] (default 127.0.0.1:7070, or
+RUNNEL_BROKER) and exit non-zero with one line saying what to do when something fails.
+Offline tools over a partition directory (stop the broker first): runnel log --help.
+Run \`runnel <command> --help\` for each command's options and examples.`,
     );
+  ignoreClosedStdout();
   let exitCode = 0;
-  registerBrokerCommand(program);
-  registerLogCommands(program, (code) => {
+  const setExitCode = (code: number): void => {
     exitCode = code;
-  });
+  };
+  registerBrokerCommand(program);
+  registerTopicCommands(program);
+  registerProduceCommand(program, setExitCode);
+  registerConsumeCommand(program, setExitCode);
+  registerOffsetsCommand(program);
+  registerPerfCommands(program);
+  registerLogCommands(program, setExitCode);
   if (argv.length <= 2) {
     program.outputHelp();
     return 0;
@@ -40,13 +62,37 @@ Run \`runnel log --help\` for details. The broker and its gRPC API come next.`,
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     process.stderr.write(`runnel: ${describeError(error)}\n`);
-    if (process.env.RUNNEL_DEBUG === '1' && error instanceof Error) process.stderr.write(`${error.stack ?? ''}\n`);
-    return 1;
+    if (process.env.RUNNEL_DEBUG === '1' && error instanceof Error) process.stderr.write(`${debugStack(error)}\n`);
+    return error instanceof CliError ? error.exitCode : 1;
   }
 }
 
 function describeError(error: unknown): string {
+  if (error instanceof CliError) return error.message;
   if (isBrokerError(error)) return `${error.message} [${error.reason}]`;
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** The stack, and the cause's (a `CliError` usually wraps the client's `BrokerError`). */
+function debugStack(error: Error): string {
+  const cause = error.cause instanceof Error ? `\ncaused by ${error.cause.stack ?? error.cause.message}` : '';
+  return `${error.stack ?? ''}${cause}`;
+}
+
+/**
+ * `runnel … | head` closes stdout early; the next write fails with EPIPE, which node raises as
+ * an unhandled 'error' event (a crash with a stack). Here a closed reader simply means nobody
+ * wants more output; `consume` also stops reading on it (its own listener).
+ */
+let isIgnoringClosedStdout = false;
+
+function ignoreClosedStdout(): void {
+  if (isIgnoringClosedStdout) return; // main() ran before in this process
+  isIgnoringClosedStdout = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') return;
+    process.stderr.write(`runnel: cannot write to stdout: ${error.message}\n`);
+    process.exitCode = 1;
+  });
 }

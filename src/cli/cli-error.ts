@@ -1,0 +1,64 @@
+/**
+ * `CliError`: a failure whose message is already the one line the user should read — what
+ * went wrong and what to do about it. `main()` prints it after `runnel: ` and exits with its
+ * `exitCode`; no stack, no reason tag.
+ *
+ * `toCliError` turns what the client library throws (`BrokerError`s) into such lines, naming
+ * the broker addresses and topic involved, so every client command words the common
+ * failures (no broker, no topic) the same way.
+ */
+import { isBrokerError } from '../client/index.js';
+
+export class CliError extends Error {
+  readonly exitCode: number;
+
+  constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CliError';
+    this.exitCode = options.exitCode ?? 1;
+  }
+}
+
+export interface CliErrorContext {
+  /** The bootstrap brokers the command used. */
+  brokers: readonly string[];
+  /** The topic the command is about, when there is one. */
+  topic?: string;
+}
+
+/** The one-line, what-to-do version of `error`; a `CliError` passes through unchanged. */
+export function toCliError(error: unknown, context: CliErrorContext): CliError {
+  if (error instanceof CliError) return error;
+  if (!isBrokerError(error)) return new CliError(error instanceof Error ? error.message : String(error), { cause: error });
+  const topic = error.topic ?? context.topic ?? '?';
+  const brokers = context.brokers.join(',');
+  switch (error.reason) {
+    case 'BROKER_UNAVAILABLE':
+      return new CliError(
+        `cannot reach broker ${brokers} (${shortTransportDetail(error.message)}): is \`runnel broker\` running? ` +
+          'Point at another with --broker HOST:PORT or RUNNEL_BROKER',
+        { cause: error },
+      );
+    case 'REQUEST_TIMED_OUT':
+      return new CliError(`broker ${brokers} did not answer in time (${error.message}): check that it is healthy, then try again`, { cause: error });
+    case 'SHUTTING_DOWN':
+      return new CliError(`broker ${brokers} is shutting down: try again once it is back`, { cause: error });
+    case 'TOPIC_NOT_FOUND':
+      return new CliError(`topic ${topic} does not exist: create it with \`runnel topic create ${topic}\``, { cause: error });
+    case 'TOPIC_ALREADY_EXISTS':
+      return new CliError(`topic ${topic} already exists: see it with \`runnel topic describe ${topic}\``, { cause: error });
+    case 'PARTITION_NOT_FOUND':
+      return new CliError(`${error.message}: list the partitions with \`runnel topic describe ${topic}\``, { cause: error });
+    default:
+      return new CliError(`${error.message} [${error.reason}]`, { cause: error });
+  }
+}
+
+/** grpc-js says "No connection established. Last error: Error: connect ECONNREFUSED …"; keep the gist. */
+function shortTransportDetail(message: string): string {
+  if (message.includes('ECONNREFUSED')) return 'connection refused';
+  if (message.includes('ENOTFOUND') || message.includes('EAI_AGAIN')) return 'unknown host';
+  if (message.includes('ETIMEDOUT') || message.includes('EHOSTUNREACH')) return 'no route or no answer';
+  const firstSentence = message.split('. ')[0] ?? message;
+  return firstSentence.length > 120 ? `${firstSentence.slice(0, 117)}...` : firstSentence;
+}

@@ -1,0 +1,289 @@
+/**
+ * `runnel consume TOPIC`: prints a topic's records on stdout, one per line, in offset order
+ * per partition (partitions interleave chunk by chunk).
+ *
+ * Where it starts: every partition's start offset is resolved once, up front, with one
+ * ListOffsets call for all partitions (beginning, end, or a point in time), and the consumer
+ * is sought to those numbers; so a record appended between that call and the subscription is
+ * still printed. Default: `end` when following (like `tail -f` and Kafka's console consumer),
+ * `beginning` with `--no-follow` (which would print nothing from the end).
+ *
+ * Where it stops: `--no-follow` takes every partition's log end offset at start and stops each
+ * partition there; `--max N` after N records; otherwise it tails until Ctrl-C (exit 130) or a
+ * closed stdout (`| head`, exit 0).
+ *
+ * `--from @TIME` asks the broker for the first batch whose newest record is at or after TIME
+ * (the broker answers at batch granularity) and then skips that batch's leading records older
+ * than TIME, so the first record printed per partition is the first one at or after TIME.
+ *
+ * The consumer never skips records silently: it is created with autoOffsetReset 'none', so
+ * if retention deletes records before they were read the command stops with an error.
+ */
+import { once } from 'node:events';
+import type { Command } from 'commander';
+import { isBrokerError, type Consumer, type ConsumerRecord, type PartitionOffset, type RunnelClient, type TopicPartition } from '../../client/index.js';
+import { CliError } from '../cli-error.js';
+import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
+import { parseChoice, parseCount, parseFromSpec, parsePositiveCount, type FromSpec } from '../option-parsers.js';
+import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
+import { consumerRecordToJson } from '../record-json.js';
+
+type SetExitCode = (code: number) => void;
+
+interface ConsumeFlags extends ClientFlags {
+  from?: FromSpec;
+  partition?: number;
+  group?: string;
+  max?: number;
+  format: 'value' | 'json';
+  follow?: boolean;
+}
+
+/** What the read loop needs per partition. */
+interface PartitionPlan {
+  partition: number;
+  startOffset: number;
+  /** With --no-follow: stop before this offset (the log end offset at start). */
+  endOffset: number | undefined;
+  /** With --from @TIME: skip leading records older than this. */
+  skipBeforeMs: number | undefined;
+}
+
+const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+const NEWLINE = Buffer.from('\n');
+
+export function registerConsumeCommand(program: Command, setExitCode: SetExitCode): void {
+  addClientOptions(
+    program
+      .command('consume')
+      .description('print records of a topic on stdout, one per line')
+      .argument('<topic>', 'topic to read')
+      .option('--from <position>', 'beginning | end | OFFSET | @TIME | -DURATION (default: end when following, beginning with --no-follow)', parseFromSpec)
+      .option('--partition <n>', 'read only this partition (default: all)', parseCount)
+      .option('--max <n>', 'stop after n records', parsePositiveCount)
+      .option('--format <format>', 'value: the value as is; json: {"topic","partition","offset","timestamp","key","value","headers"}', parseChoice(['value', 'json'] as const), 'value')
+      .option('--follow', 'keep waiting for new records (the default)')
+      .option('--no-follow', 'stop at the end offsets current when the command started')
+      .option('--group <group>', 'consumer groups are not supported yet'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runnel consume app-logs                                   # new records from now on, until Ctrl-C
+  runnel consume app-logs --from beginning --no-follow > dump.txt
+  runnel consume app-logs --from -1h --format json | jq .value
+  runnel consume app-logs --from @2026-11-20T10:00:00Z --max 100
+  runnel consume app-logs --partition 2 --from 1500 --max 1
+
+--from: beginning (oldest record kept), end (only new records), OFFSET (needs --partition
+when the topic has several: offsets are per partition), @TIME as ISO 8601 or ms since the
+epoch, or -DURATION back from now (30s, 15m, 1h, 2d; 1h30m). Default: end when following,
+beginning with --no-follow.
+
+--format json prints one object per line; key, value and header values are UTF-8 strings,
+or base64 for all of them when one is not valid UTF-8 (the object then has
+"encoding":"base64"); null stays null. --format value prints each value followed by a
+newline (a null value prints an empty line).
+
+Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130).`,
+    )
+    .action(async (topic: string, flags: ConsumeFlags) => {
+      if (flags.group !== undefined) {
+        throw new CliError('consumer groups are not supported yet: drop --group to read the partitions directly (use --from to choose where to start)');
+      }
+      const exitCode = await withClient(flags, topic, ({ client }) => consumeTopic(client, topic, flags));
+      setExitCode(exitCode);
+    });
+}
+
+async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeFlags): Promise<number> {
+  const isFollowing = flags.follow ?? true;
+  const from = flags.from ?? (isFollowing ? { kind: 'end' } : { kind: 'beginning' });
+  const partitions = await selectPartitions(client, topic, flags.partition);
+  const plans = await planPartitions(client, topic, partitions, from, isFollowing);
+  const active = plans.filter((plan) => plan.endOffset === undefined || plan.startOffset < plan.endOffset);
+  if (active.length === 0) return 0;
+  const consumer = client.consumer({ autoOffsetReset: 'none' });
+  const state = { printed: 0, exitCode: 0, isStopping: false };
+  const stop = (exitCode: number): void => {
+    if (state.isStopping) return;
+    state.isStopping = true;
+    state.exitCode = exitCode;
+    void consumer.close(); // ends the read loop, also while it waits for records
+  };
+  const onSignal = (signal: NodeJS.Signals): void => stop(EXIT_CODE_BY_SIGNAL[signal] ?? 1);
+  const onStdoutError = (error: NodeJS.ErrnoException): void => stop(error.code === 'EPIPE' ? 0 : 1); // `| head` closed the pipe: done
+  const startedMs = Date.now();
+  const progress = new ProgressLine({
+    mode: 'rewrite',
+    intervalMs: 1_000,
+    render: () => `consume ${topic}: ${formatCount(state.printed)} records, ${formatCount(ratePerSec(state.printed, Date.now() - startedMs))} records/s`,
+  });
+  // Records going to the terminal and a status line on the same screen would garble both.
+  if (process.stdout.isTTY !== true) progress.start();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.stdout.on('error', onStdoutError);
+  try {
+    consumer.assign(active.map((plan) => ({ topic, partition: plan.partition })));
+    for (const plan of active) await consumer.seek({ topic, partition: plan.partition }, plan.startOffset);
+    await printRecords(consumer, topic, active, flags, state, stop);
+  } catch (error) {
+    // Once stopping, the consumer is closed under assign/seek/the loop: their failure is expected.
+    if (!state.isStopping) throw translateConsumeError(error, topic);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onStdoutError);
+    progress.stop();
+    await consumer.close();
+  }
+  if (process.stderr.isTTY === true && process.stdout.isTTY !== true) process.stderr.write(`consumed ${formatCount(state.printed)} records from ${topic}\n`);
+  return state.exitCode;
+}
+
+async function selectPartitions(client: RunnelClient, topic: string, partition: number | undefined): Promise<number[]> {
+  const metadata = await client.admin.getMetadata([topic]);
+  const all = (metadata.topics.find((candidate) => candidate.name === topic)?.partitions ?? []).map((entry) => entry.partition).sort((a, b) => a - b);
+  if (partition === undefined) return all;
+  if (!all.includes(partition)) {
+    throw new CliError(`topic ${topic} has ${all.length} partition(s), so no partition ${partition}: pick 0..${all.length - 1} with --partition`);
+  }
+  return [partition];
+}
+
+/** Resolves where each partition starts (and, without following, ends) with one call per spec. */
+async function planPartitions(client: RunnelClient, topic: string, partitions: number[], from: FromSpec, isFollowing: boolean): Promise<PartitionPlan[]> {
+  const offsetsOf = async (spec: 'earliest' | 'latest' | { timestamp: number }): Promise<Map<number, number>> => {
+    const offsets: PartitionOffset[] = await client.admin.listOffsets({ topic, partitions, spec });
+    return new Map(offsets.map((entry) => [entry.partition, entry.offset]));
+  };
+  const ends = isFollowing ? undefined : await offsetsOf('latest');
+  let starts: Map<number, number>;
+  switch (from.kind) {
+    case 'beginning':
+      starts = await offsetsOf('earliest');
+      break;
+    case 'end':
+      starts = ends ?? (await offsetsOf('latest'));
+      break;
+    case 'timestamp':
+      starts = await offsetsOf({ timestamp: from.timestampMs });
+      break;
+    case 'offset':
+      starts = await checkExplicitOffset(topic, partitions, from.offset, offsetsOf);
+      break;
+  }
+  return partitions.map((partition) => ({
+    partition,
+    startOffset: starts.get(partition) ?? 0,
+    endOffset: ends?.get(partition),
+    skipBeforeMs: from.kind === 'timestamp' ? from.timestampMs : undefined,
+  }));
+}
+
+/** An explicit offset must name one partition and lie between its first kept and next offset. */
+async function checkExplicitOffset(
+  topic: string,
+  partitions: number[],
+  offset: number,
+  offsetsOf: (spec: 'earliest' | 'latest') => Promise<Map<number, number>>,
+): Promise<Map<number, number>> {
+  const partition = partitions[0];
+  if (partitions.length !== 1 || partition === undefined) {
+    throw new CliError(`topic ${topic} has ${partitions.length} partitions and offsets are per partition: add --partition N to --from ${offset}`);
+  }
+  const earliest = (await offsetsOf('earliest')).get(partition) ?? 0;
+  const latest = (await offsetsOf('latest')).get(partition) ?? 0;
+  if (offset < earliest || offset > latest) {
+    throw new CliError(
+      `offset ${offset} is outside ${topic}-${partition}, which holds offsets ${earliest}..${latest - 1}` +
+        `${offset < earliest ? ' (older ones were deleted by retention)' : ''}: pick one in range, or use --from beginning|end`,
+    );
+  }
+  return new Map([[partition, offset]]);
+}
+
+interface ConsumeState {
+  printed: number;
+  isStopping: boolean;
+}
+
+async function printRecords(
+  consumer: Consumer,
+  topic: string,
+  plans: PartitionPlan[],
+  flags: ConsumeFlags,
+  state: ConsumeState,
+  stop: (exitCode: number) => void,
+): Promise<void> {
+  const byPartition = new Map(plans.map((plan) => [plan.partition, { ...plan }]));
+  let unfinishedCount = plans.length;
+  for await (const chunk of consumer.batches()) {
+    const first = chunk[0];
+    if (state.isStopping || first === undefined) continue;
+    const plan = byPartition.get(first.partition);
+    if (plan === undefined) continue;
+    const selected = selectRecords(chunk, plan, flags.max === undefined ? Infinity : flags.max - state.printed);
+    if (selected.length > 0) {
+      state.printed += selected.length;
+      await writeOut(formatRecords(selected, flags.format));
+    }
+    const tp: TopicPartition = { topic, partition: plan.partition };
+    if (plan.endOffset !== undefined && (consumer.position(tp) ?? 0) >= plan.endOffset) {
+      consumer.pause([tp]);
+      plan.endOffset = -1; // finished; counted once
+      unfinishedCount--;
+    }
+    if ((flags.max !== undefined && state.printed >= flags.max) || unfinishedCount === 0) stop(0);
+  }
+}
+
+/** The records of `chunk` to print: not before --from @TIME, not at or past the end, at most `remainingCount`. */
+function selectRecords(chunk: ConsumerRecord[], plan: PartitionPlan, remainingCount: number): ConsumerRecord[] {
+  let startIndex = 0;
+  if (plan.skipBeforeMs !== undefined) {
+    const skipBeforeMs = plan.skipBeforeMs;
+    while (startIndex < chunk.length && chunk[startIndex]!.timestamp < skipBeforeMs) startIndex++;
+    if (startIndex < chunk.length) plan.skipBeforeMs = undefined; // found the first record at or after TIME
+  }
+  let endIndex = chunk.length;
+  if (plan.endOffset !== undefined && plan.endOffset >= 0) {
+    while (endIndex > startIndex && chunk[endIndex - 1]!.offset >= plan.endOffset) endIndex--;
+  }
+  endIndex = Math.min(endIndex, startIndex + remainingCount);
+  return startIndex === 0 && endIndex === chunk.length ? chunk : chunk.slice(startIndex, endIndex);
+}
+
+function formatRecords(records: ConsumerRecord[], format: 'value' | 'json'): string | Buffer {
+  if (format === 'json') {
+    let text = '';
+    for (const record of records) text += `${consumerRecordToJson(record)}\n`;
+    return text;
+  }
+  const pieces: Buffer[] = [];
+  for (const record of records) {
+    if (record.value !== null) pieces.push(record.value);
+    pieces.push(NEWLINE);
+  }
+  return Buffer.concat(pieces);
+}
+
+/** Writes to stdout, waiting while its buffer is full (a slow reader slows the consumer, which stops granting credit). */
+async function writeOut(data: string | Buffer): Promise<void> {
+  if (process.stdout.write(data)) return;
+  try {
+    await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]);
+  } catch {
+    // A write error (EPIPE) reached the command's 'error' listener, which stops the loop.
+  }
+}
+
+function translateConsumeError(error: unknown, topic: string): unknown {
+  if (isBrokerError(error, 'OFFSET_OUT_OF_RANGE')) {
+    const where = error.partition === undefined ? topic : `${topic}-${error.partition}`;
+    return new CliError(`records of ${where} were deleted by retention before they were read (${error.message}): start again with --from beginning`);
+  }
+  return error;
+}

@@ -1,0 +1,221 @@
+/**
+ * `runnel topic create|list|describe|alter|delete`: topic administration over the broker's
+ * AdminService, through the client library's `Admin`. Each subcommand is one or two unary
+ * calls; failures come out as one line saying what to do (cli-error.ts).
+ */
+import type { Command } from 'commander';
+import { isBrokerError, type Admin, type TopicDescription } from '../../client/index.js';
+import { CliError } from '../cli-error.js';
+import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
+import { collectConfig, collectString, parsePositiveCount } from '../option-parsers.js';
+import { formatTable } from '../table.js';
+
+interface CreateFlags extends ClientFlags {
+  partitions?: number;
+  replicationFactor?: number;
+  config?: Record<string, string>;
+  ifNotExists?: boolean;
+}
+
+interface AlterFlags extends ClientFlags {
+  partitions?: number;
+  config?: Record<string, string>;
+  deleteConfig?: string[];
+}
+
+const CONFIG_HELP = `
+Topic configs use Kafka's names: retention.ms, retention.bytes, segment.bytes, segment.ms,
+max.message.bytes, min.insync.replicas, cleanup.policy, message.timestamp.type,
+index.interval.bytes, plus flush = always | interval:<ms> | never.`;
+
+export function registerTopicCommands(program: Command): void {
+  const topic = program
+    .command('topic')
+    .description('create, list, describe, alter and delete topics')
+    .addHelpText('after', `\nRun \`runnel topic <command> --help\` for each command's options.${CONFIG_HELP}`);
+
+  addClientOptions(
+    topic
+      .command('create')
+      .description('create a topic')
+      .argument('<name>', 'topic name: letters, digits, ".", "_" and "-"')
+      .option('--partitions <n>', 'number of partitions (default: the broker\'s, 1)', parsePositiveCount)
+      .option('--replication-factor <n>', 'copies of each partition (default: the broker\'s, 1 on a single node)', parsePositiveCount)
+      .option('--config <key=value>', 'a config override; repeat for several', collectConfig)
+      .option('--if-not-exists', 'succeed (and change nothing) when the topic already exists'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runnel topic create app-logs --partitions 6
+  runnel topic create audit --config retention.ms=604800000 --config flush=always
+${CONFIG_HELP}`,
+    )
+    .action(async (name: string, flags: CreateFlags) => {
+      await withClient(flags, name, async ({ client }) => {
+        let created: TopicDescription;
+        try {
+          created = await client.admin.createTopic({
+            name,
+            ...(flags.partitions === undefined ? {} : { partitions: flags.partitions }),
+            ...(flags.replicationFactor === undefined ? {} : { replicationFactor: flags.replicationFactor }),
+            ...(flags.config === undefined ? {} : { configs: flags.config }),
+          });
+        } catch (error) {
+          if (flags.ifNotExists === true && isBrokerError(error, 'TOPIC_ALREADY_EXISTS')) {
+            process.stdout.write(`topic ${name} already exists; nothing changed\n`);
+            return;
+          }
+          throw error;
+        }
+        const overrides = Object.entries(created.overrides).map(([key, value]) => `${key}=${value}`);
+        process.stdout.write(
+          `created topic ${name}: ${created.partitions.length} partition(s), replication factor ${created.replicationFactor}` +
+            `${overrides.length === 0 ? '' : `, configs ${overrides.join(' ')}`}\n`,
+        );
+      });
+    });
+
+  addClientOptions(
+    topic
+      .command('list')
+      .description('list topics with their partition counts')
+      .option('--json', 'print {"topics":[{"name","partitions","replicationFactor"}]}'),
+  ).action(async (flags: ClientFlags & { json?: boolean }) => {
+    await withClient(flags, undefined, async ({ client }) => {
+      const topics = (await client.admin.listTopics()).sort((a, b) => a.name.localeCompare(b.name));
+      if (flags.json === true) {
+        process.stdout.write(`${JSON.stringify({ topics })}\n`);
+      } else if (topics.length === 0) {
+        process.stderr.write('no topics yet: create one with `runnel topic create NAME`\n');
+      } else {
+        process.stdout.write(
+          formatTable(
+            ['NAME', 'PARTITIONS', 'REPLICATION-FACTOR'],
+            topics.map((summary) => [summary.name, String(summary.partitions), String(summary.replicationFactor)]),
+          ),
+        );
+      }
+    });
+  });
+
+  addClientOptions(
+    topic
+      .command('describe')
+      .description('partitions (leader, replicas, ISR, start/end offsets, bytes, status) and configs of a topic')
+      .argument('<name>', 'topic name')
+      .option('--json', 'print the description as one JSON object'),
+  )
+    .addHelpText(
+      'after',
+      `
+START is the log start offset (first offset still readable), END the log end offset (next
+offset to be written), HWM the high watermark (consumers read below it). Configs marked *
+are set on this topic; the others are the broker's defaults.
+
+--json prints {"name","replicationFactor","partitions":[{"partition","leader","replicas","isr",
+"logStartOffset","logEndOffset","highWatermark","sizeBytes","status","offlineReason"}],
+"configs":{…effective…},"overrides":{…set on this topic…}}.`,
+    )
+    .action(async (name: string, flags: ClientFlags & { json?: boolean }) => {
+      await withClient(flags, name, async ({ client }) => {
+        const description = await client.admin.describeTopic(name);
+        process.stdout.write(flags.json === true ? `${JSON.stringify(description)}\n` : formatDescription(description));
+      });
+    });
+
+  addClientOptions(
+    topic
+      .command('alter')
+      .description('change config overrides of a topic, or add partitions')
+      .argument('<name>', 'topic name')
+      .option('--config <key=value>', 'set a config override; repeat for several', collectConfig)
+      .option('--delete-config <key>', 'remove an override (back to the broker default); repeatable', collectString)
+      .option('--partitions <n>', 'grow the topic to this many partitions (never shrinks)', parsePositiveCount),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runnel topic alter app-logs --config retention.ms=86400000
+  runnel topic alter app-logs --delete-config retention.ms
+  runnel topic alter app-logs --partitions 12
+
+Adding partitions changes which partition a key maps to: records with one key written before
+and after land in different partitions.
+${CONFIG_HELP}`,
+    )
+    .action(async (name: string, flags: AlterFlags) => {
+      const set = flags.config ?? {};
+      const remove = flags.deleteConfig ?? [];
+      if (Object.keys(set).length === 0 && remove.length === 0 && flags.partitions === undefined) {
+        throw new CliError('nothing to alter: pass --config key=value, --delete-config key or --partitions N');
+      }
+      const both = remove.filter((key) => key in set);
+      if (both.length > 0) throw new CliError(`${both.join(', ')} is both set and deleted: pass it to --config or --delete-config, not both`);
+      await withClient(flags, name, async ({ client }) => {
+        const changes: string[] = [];
+        if (Object.keys(set).length > 0 || remove.length > 0) {
+          await client.admin.alterTopicConfigs({ name, set, remove });
+          changes.push(...Object.entries(set).map(([key, value]) => `set ${key}=${value}`), ...remove.map((key) => `removed ${key}`));
+        }
+        if (flags.partitions !== undefined) changes.push(await alterPartitions(client.admin, name, flags.partitions));
+        process.stdout.write(`altered topic ${name}: ${changes.join('; ')}\n`);
+      });
+    });
+
+  addClientOptions(
+    topic
+      .command('delete')
+      .description('delete a topic and all its records')
+      .argument('<name>', 'topic name')
+      .option('--if-exists', 'succeed when there is no such topic'),
+  ).action(async (name: string, flags: ClientFlags & { ifExists?: boolean }) => {
+    await withClient(flags, name, async ({ client }) => {
+      try {
+        await client.admin.deleteTopic(name);
+      } catch (error) {
+        if (flags.ifExists === true && isBrokerError(error, 'TOPIC_NOT_FOUND')) {
+          process.stdout.write(`topic ${name} does not exist; nothing deleted\n`);
+          return;
+        }
+        throw error;
+      }
+      process.stdout.write(`deleted topic ${name}\n`);
+    });
+  });
+}
+
+/** Grows the topic; the same count is a no-op, a smaller one a clear refusal. */
+async function alterPartitions(admin: Admin, name: string, partitionCount: number): Promise<string> {
+  const current = (await admin.describeTopic(name)).partitions.length;
+  if (partitionCount === current) return `already has ${current} partition(s)`;
+  if (partitionCount < current) {
+    throw new CliError(`topic ${name} has ${current} partitions and cannot shrink: pass --partitions larger than ${current}`);
+  }
+  await admin.addPartitions({ name, partitionCount });
+  return `partitions ${current} → ${partitionCount}`;
+}
+
+function formatDescription(description: TopicDescription): string {
+  const header = `topic ${description.name}  partitions ${description.partitions.length}  replication factor ${description.replicationFactor}\n`;
+  const partitions = formatTable(
+    ['PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'START', 'END', 'HWM', 'BYTES', 'STATUS'],
+    description.partitions.map((partition) => [
+      String(partition.partition),
+      String(partition.leader),
+      partition.replicas.join(','),
+      partition.isr.join(','),
+      String(partition.logStartOffset),
+      String(partition.logEndOffset),
+      String(partition.highWatermark),
+      String(partition.sizeBytes),
+      partition.status === 'offline' && partition.offlineReason !== '' ? `offline (${partition.offlineReason})` : partition.status,
+    ]),
+  );
+  const configRows = Object.keys(description.configs)
+    .sort()
+    .map((key) => [key in description.overrides ? `* ${key}` : `  ${key}`, description.configs[key] ?? '']);
+  return `${header}${partitions}configs (* = set on this topic):\n${formatTable(['  KEY', 'VALUE'], configRows)}`;
+}

@@ -1,0 +1,401 @@
+/**
+ * The `runnel` command as users and scripts run it, against a real broker: every command is a
+ * child process (`node --import tsx src/cli/run.ts …`) with a deadline after which it is
+ * killed by PID; the broker is one `runnel broker` child process on 127.0.0.1:0 with a fresh
+ * data dir. Each scenario uses its own topics. Checked: topic administration in text and
+ * JSON, a keyed file piped through `produce` and back through `consume` (each line exactly
+ * once, in order per partition), starting at a point in time, `--max`, tailing and Ctrl-C,
+ * `offsets`, the one-line errors for an unknown topic and an unreachable broker, the exit
+ * status of `produce` when a record is refused, and the figures `perf` reports.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { waitFor } from '../support/wait-for.js';
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI_TIMEOUT_MS_DEFAULT = 30_000;
+
+type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunningCli {
+  readonly pid: number;
+  stdout(): string;
+  stderr(): string;
+  write(text: string): void;
+  endInput(): void;
+  signal(signal: NodeJS.Signals): void;
+  /** Settles when the process exits; rejects (after SIGKILL) when it outlives its deadline. */
+  readonly result: Promise<CliResult>;
+}
+
+const running = new Set<ChildProcess>();
+let dataDir: string;
+let broker: BrokerProcess;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-'));
+  broker = await startBrokerProcess({ dataDir });
+}, 60_000);
+
+afterEach(() => {
+  for (const child of running) killByPid(child);
+  running.clear();
+});
+
+afterAll(async () => {
+  await broker?.stop();
+  await stopAllBrokerProcesses();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function killByPid(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+}
+
+/** Starts `runnel …` against the test broker (RUNNEL_BROKER), killed by PID after `timeoutMs`. */
+function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningCli {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/run.ts'), ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, RUNNEL_BROKER: broker.address, RUNNEL_DEBUG: '', ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  const pid = child.pid as number;
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  child.stdin.on('error', () => undefined); // the CLI may exit before reading all its input
+  const timeoutMs = options.timeoutMs ?? CLI_TIMEOUT_MS_DEFAULT;
+  const result = new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      killByPid(child);
+      reject(new Error(`runnel ${args.join(' ')} did not finish within ${timeoutMs} ms; stdout: ${stdout.slice(-500)}; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return {
+    pid,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    write: (text) => child.stdin.write(text),
+    endInput: () => child.stdin.end(),
+    signal: (signal) => process.kill(pid, signal),
+    result,
+  };
+}
+
+/** Runs `runnel …` to completion with `input` on stdin. */
+async function runCli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  const cli = startCli(args, options);
+  if (options.input !== undefined) cli.write(options.input);
+  cli.endInput();
+  return cli.result;
+}
+
+/** Runs `runnel …` and expects exit 0 with nothing on stderr; returns stdout. */
+async function runOk(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const result = await runCli(args, options);
+  expect(result.stderr, `stderr of runnel ${args.join(' ')}`).toBe('');
+  expect(result.code, `exit code of runnel ${args.join(' ')}`).toBe(0);
+  return result.stdout;
+}
+
+/** Expects exit 1 and exactly one line on stderr, which is returned. */
+function expectOneLineFailure(result: CliResult): string {
+  expect(result.code, `stdout: ${result.stdout}; stderr: ${result.stderr}`).toBe(1);
+  const lines = result.stderr.trimEnd().split('\n');
+  expect(lines, result.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^runnel: /);
+  return lines[0]!;
+}
+
+function jsonLines(text: string): Any[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Any);
+}
+
+async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function logEndOffsets(topic: string): Promise<number[]> {
+  const report = JSON.parse(await runOk(['offsets', topic, '--json'])) as Any;
+  return (report.partitions as Any[]).map((partition) => partition.logEndOffset as number);
+}
+
+describe('runnel topic', () => {
+  it('creates, lists, describes (text and JSON), alters and deletes a topic', async () => {
+    expect(await runOk(['topic', 'create', 'cli-admin', '--partitions', '2', '--config', 'retention.ms=60000'])).toMatch(/created topic cli-admin: 2 partition/);
+    const again = expectOneLineFailure(await runCli(['topic', 'create', 'cli-admin']));
+    expect(again).toContain('topic cli-admin already exists: see it with `runnel topic describe cli-admin`');
+    expect(await runOk(['topic', 'create', 'cli-admin', '--if-not-exists'])).toContain('already exists');
+
+    const listed = JSON.parse(await runOk(['topic', 'list', '--json'])) as Any;
+    expect(listed.topics).toContainEqual({ name: 'cli-admin', partitions: 2, replicationFactor: 1 });
+    expect(await runOk(['topic', 'list'])).toMatch(/cli-admin\s+2\s+1/);
+
+    const described = JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any;
+    expect(described).toMatchObject({ name: 'cli-admin', replicationFactor: 1, overrides: { 'retention.ms': '60000' } });
+    expect(described.configs).toMatchObject({ 'retention.ms': '60000', 'cleanup.policy': 'delete' });
+    expect(described.partitions).toHaveLength(2);
+    expect(described.partitions[1]).toMatchObject({ partition: 1, leader: 0, replicas: [0], isr: [0], logStartOffset: 0, logEndOffset: 0, sizeBytes: 0, status: 'online' });
+    const text = await runOk(['topic', 'describe', 'cli-admin']);
+    expect(text).toMatch(/PARTITION\s+LEADER\s+REPLICAS\s+ISR\s+START\s+END/);
+    expect(text).toMatch(/\* retention\.ms\s+60000/);
+
+    expect(await runOk(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=120000', '--config', 'flush=always'])).toContain('set retention.ms=120000');
+    expect((JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any).overrides).toEqual({ 'retention.ms': '120000', flush: 'always' });
+    expect(await runOk(['topic', 'alter', 'cli-admin', '--delete-config', 'retention.ms'])).toContain('removed retention.ms');
+    expect((JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any).overrides).toEqual({ flush: 'always' });
+    expect(await runOk(['topic', 'alter', 'cli-admin', '--partitions', '4'])).toContain('partitions 2 → 4');
+    expect((JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any).partitions).toHaveLength(4);
+    expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--partitions', '3']))).toContain('cannot shrink');
+    expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin']))).toContain('nothing to alter');
+    expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=-5']))).toContain('retention.ms');
+
+    expect(await runOk(['topic', 'delete', 'cli-admin'])).toContain('deleted topic cli-admin');
+    expect(expectOneLineFailure(await runCli(['topic', 'describe', 'cli-admin']))).toContain('topic cli-admin does not exist: create it with `runnel topic create cli-admin`');
+    expect((JSON.parse(await runOk(['topic', 'list', '--json'])) as Any).topics.map((topic: Any) => topic.name)).not.toContain('cli-admin');
+  });
+});
+
+describe('runnel produce and consume', () => {
+  it('pipes thousands of keyed lines through produce and back through consume, each exactly once and in order per partition', async () => {
+    // Keys repeat (so each key's lines share a partition); some lines have no separator (null
+    // key), some an empty value, some non-ASCII text.
+    const lines = Array.from({ length: 6000 }, (_, index) => {
+      if (index % 97 === 0) return `no separator in line ${index}`;
+      if (index % 89 === 0) return `key-${index % 40}|`.replace('|', `-${index}|`);
+      return `key-${index % 40}|value ${index} ${index % 7 === 0 ? 'grüße, 東京' : 'plain'}`;
+    });
+    await runOk(['topic', 'create', 'cli-pipe', '--partitions', '3']);
+    await runOk(['produce', 'cli-pipe', '--key-separator', '|'], { input: `${lines.join('\n')}\n`, timeoutMs: 60_000 });
+
+    const records = jsonLines(await runOk(['consume', 'cli-pipe', '--from', 'beginning', '--no-follow', '--format', 'json'], { timeoutMs: 60_000 }));
+    expect(records).toHaveLength(lines.length);
+    for (const record of records.slice(0, 50)) {
+      expect(Object.keys(record)).toEqual(['topic', 'partition', 'offset', 'timestamp', 'key', 'value', 'headers']);
+      expect(record.topic).toBe('cli-pipe');
+    }
+    const indexByLine = new Map(lines.map((line, index) => [line, index]));
+    const seen = new Set<number>();
+    const partitionByKey = new Map<string, number>();
+    const lastByPartition = new Map<number, { offset: number; index: number }>();
+    for (const record of records) {
+      const line = record.key === null ? record.value : `${record.key}|${record.value}`;
+      const index = indexByLine.get(line);
+      expect(index, `a line that was never produced: ${line}`).toBeDefined();
+      expect(seen.has(index!), `line ${index} came back twice`).toBe(false);
+      seen.add(index!);
+      const last = lastByPartition.get(record.partition) ?? { offset: -1, index: -1 };
+      expect(record.offset).toBe(last.offset + 1);
+      expect(index!, `partition ${record.partition} out of order at offset ${record.offset}`).toBeGreaterThan(last.index);
+      lastByPartition.set(record.partition, { offset: record.offset, index: index! });
+      if (record.key !== null) {
+        expect(partitionByKey.get(record.key) ?? record.partition).toBe(record.partition);
+        partitionByKey.set(record.key, record.partition);
+      }
+    }
+    expect(seen.size).toBe(lines.length);
+    expect(lastByPartition.size).toBe(3);
+
+    // --format value prints the values as they are; --max stops after that many.
+    const values = await runOk(['consume', 'cli-pipe', '--from', 'beginning', '--partition', '1', '--max', '7']);
+    expect(values.split('\n')).toHaveLength(8);
+    expect(values.endsWith('\n')).toBe(true);
+  });
+
+  it('starts at a point in time with --from @TIME and reaches back with --from -DURATION', async () => {
+    await runOk(['topic', 'create', 'cli-time']);
+    const before = Array.from({ length: 100 }, (_, index) => `before ${index}`);
+    const after = Array.from({ length: 50 }, (_, index) => `after ${index}`);
+    await runOk(['produce', 'cli-time'], { input: `${before.join('\n')}\n` });
+    // Every "before" record was stamped before its producer exited, so before boundaryMs;
+    // every "after" record is stamped after it.
+    const boundaryMs = Date.now() + 1;
+    await waitFor(() => Date.now() > boundaryMs, { timeoutMs: 1_000, describe: () => 'the clock to pass the boundary' });
+    await runOk(['produce', 'cli-time'], { input: `${after.join('\n')}\n` });
+
+    const iso = new Date(boundaryMs).toISOString();
+    const fromIso = jsonLines(await runOk(['consume', 'cli-time', '--from', `@${iso}`, '--no-follow', '--format', 'json']));
+    expect(fromIso.map((record) => record.value)).toEqual(after);
+    expect(fromIso[0]!.offset).toBe(100);
+    expect(await runOk(['consume', 'cli-time', '--from', `@${boundaryMs}`, '--no-follow'])).toBe(`${after.join('\n')}\n`);
+    expect(await runOk(['consume', 'cli-time', '--from', '-1h', '--no-follow'])).toBe(`${[...before, ...after].join('\n')}\n`);
+    expect(await runOk(['consume', 'cli-time', '--from', '98', '--no-follow', '--max', '3'])).toBe('before 98\nbefore 99\nafter 0\n');
+
+    const offsets = JSON.parse(await runOk(['offsets', 'cli-time', '--json'])) as Any;
+    expect(offsets).toEqual({ topic: 'cli-time', partitions: [{ partition: 0, logStartOffset: 0, logEndOffset: 150 }] });
+    const atTime = JSON.parse(await runOk(['offsets', 'cli-time', '--time', iso, '--json'])) as Any;
+    expect(atTime).toMatchObject({ topic: 'cli-time', time: boundaryMs, partitions: [{ partition: 0, offset: 100 }] });
+    expect(atTime.partitions[0].timestamp).toBeGreaterThanOrEqual(boundaryMs);
+    const future = JSON.parse(await runOk(['offsets', 'cli-time', '--time', String(Date.now() + 3_600_000), '--json'])) as Any;
+    expect(future.partitions).toEqual([{ partition: 0, offset: 150, timestamp: null }]);
+    expect(await runOk(['offsets', 'cli-time'])).toMatch(/PARTITION\s+START\s+END\n0\s+0\s+150\n/);
+  });
+
+  it('round-trips JSON records (timestamps, headers, base64) and starts --from @TIME inside a batch', async () => {
+    await runOk(['topic', 'create', 'cli-json']);
+    const input = [
+      { key: 'a', value: 'at 1000', timestamp: 1000 },
+      { key: 'b', value: 'at 1500', timestamp: '1970-01-01T00:00:01.500Z', headers: [{ key: 'h', value: 'x' }] },
+      { key: null, value: '//4=', encoding: 'base64', timestamp: 3000 },
+      { value: null, timestamp: 4000 },
+    ];
+    // The first record travels alone (produce awaits it); --linger-ms 100 puts the other three
+    // in one batch, so --from @2000 lands on a batch whose first record is older than 2000.
+    await runOk(['produce', 'cli-json', '--format', 'json', '--linger-ms', '100'], { input: `${input.map((record) => JSON.stringify(record)).join('\n')}\n` });
+    const all = jsonLines(await runOk(['consume', 'cli-json', '--from', 'beginning', '--no-follow', '--format', 'json']));
+    expect(all.map(({ offset, timestamp, key, value, headers, encoding }) => ({ offset, timestamp, key, value, headers, encoding }))).toEqual([
+      { offset: 0, timestamp: 1000, key: 'a', value: 'at 1000', headers: {}, encoding: undefined },
+      { offset: 1, timestamp: 1500, key: 'b', value: 'at 1500', headers: { h: 'x' }, encoding: undefined },
+      { offset: 2, timestamp: 3000, key: null, value: '//4=', headers: {}, encoding: 'base64' },
+      { offset: 3, timestamp: 4000, key: null, value: null, headers: {}, encoding: undefined },
+    ]);
+    const fromTime = jsonLines(await runOk(['consume', 'cli-json', '--from', '@2000', '--no-follow', '--format', 'json']));
+    expect(fromTime.map((record) => record.offset)).toEqual([2, 3]);
+    // The broker answers per batch: an offset before the first record at or after 2000.
+    expect((JSON.parse(await runOk(['offsets', 'cli-json', '--time', '2000', '--json'])) as Any).partitions[0].offset).toBeLessThan(2);
+    // Fed back in, consume's own output reproduces the records.
+    await runOk(['topic', 'create', 'cli-json-copy']);
+    await runOk(['produce', 'cli-json-copy', '--format', 'json'], { input: `${all.map((record) => JSON.stringify(record)).join('\n')}\n` });
+    const copied = jsonLines(await runOk(['consume', 'cli-json-copy', '--from', 'beginning', '--no-follow', '--format', 'json']));
+    expect(copied.map(({ topic: _topic, ...rest }) => rest)).toEqual(all.map(({ topic: _topic, ...rest }) => rest));
+  });
+
+  it('streams: produce sends lines before EOF, a following consume prints them, and Ctrl-C ends both cleanly', async () => {
+    await runOk(['topic', 'create', 'cli-stream']);
+    const consumer = startCli(['consume', 'cli-stream', '--from', 'beginning']);
+    const producer = startCli(['produce', 'cli-stream']);
+    producer.write('first\n');
+    await waitFor(() => consumer.stdout().includes('first\n'), { timeoutMs: 20_000, describe: () => `consume printed ${JSON.stringify(consumer.stdout())}; produce stderr ${producer.stderr()}` });
+    producer.write('second\n');
+    await waitFor(() => consumer.stdout() === 'first\nsecond\n', { timeoutMs: 20_000, describe: () => `consume printed ${JSON.stringify(consumer.stdout())}` });
+    producer.signal('SIGINT');
+    consumer.signal('SIGINT');
+    expect(await producer.result).toMatchObject({ code: 130, stderr: '' });
+    expect(await consumer.result).toMatchObject({ code: 130, stderr: '' });
+    expect(await logEndOffsets('cli-stream')).toEqual([2]);
+  });
+
+  it('tails from the end by default and stops after --max records', async () => {
+    await runOk(['topic', 'create', 'cli-tail']);
+    await runOk(['produce', 'cli-tail'], { input: 'old\n' });
+    const consumer = startCli(['consume', 'cli-tail', '--max', '3']);
+    // The consumer starts at the end once it is up; keep producing until it has seen three.
+    for (let round = 0; round < 100 && consumer.stdout().split('\n').length < 4; round++) {
+      await runOk(['produce', 'cli-tail'], { input: `new ${round}\n` });
+      const exited = await Promise.race([consumer.result.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
+      if (exited === true) break;
+    }
+    const result = await consumer.result;
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const printed = result.stdout.trimEnd().split('\n');
+    expect(printed).toHaveLength(3);
+    expect(printed).not.toContain('old');
+    const rounds = printed.map((line) => Number(/^new (\d+)$/.exec(line)?.[1]));
+    expect(rounds).toEqual([rounds[0]!, rounds[0]! + 1, rounds[0]! + 2]);
+  });
+
+  it('exits 0 from produce only when every line was acknowledged: a refused record exits 1 naming its line', async () => {
+    await runOk(['topic', 'create', 'cli-refuse', '--config', 'max.message.bytes=1024']);
+    const refused = expectOneLineFailure(await runCli(['produce', 'cli-refuse'], { input: `fits\n${'x'.repeat(5_000)}\nafter\n` }));
+    expect(refused).toMatch(/^runnel: line [23] was not acknowledged: .*(BATCH_TOO_LARGE|RECORD_TOO_LARGE).*reading stopped there$/);
+    expect(await logEndOffsets('cli-refuse')).toEqual([1]);
+
+    const badJson = expectOneLineFailure(await runCli(['produce', 'cli-refuse', '--format', 'json'], { input: '{"key":"k","value":"v","headers":{"h":"1"}}\n{"value": oops}\n{"value":"never"}\n' }));
+    expect(badJson).toContain('line 2 is not JSON');
+    const records = jsonLines(await runOk(['consume', 'cli-refuse', '--from', 'beginning', '--no-follow', '--format', 'json']));
+    expect(records.map((record) => [record.key, record.value, record.headers])).toEqual([
+      [null, 'fits', {}],
+      ['k', 'v', { h: '1' }],
+    ]);
+
+    expect(await runOk(['produce', 'cli-refuse', '--acks', '1', '--linger-ms', '0'], { input: 'one\ntwo' })).toBe('');
+    expect(await logEndOffsets('cli-refuse')).toEqual([4]);
+  });
+});
+
+describe('runnel errors', () => {
+  it('says how to create a topic that does not exist, with exit 1', async () => {
+    const hint = 'topic cli-missing does not exist: create it with `runnel topic create cli-missing`';
+    const results = await Promise.all([
+      runCli(['produce', 'cli-missing'], { input: 'x\n' }),
+      runCli(['consume', 'cli-missing', '--no-follow']),
+      runCli(['consume', 'cli-missing']),
+      runCli(['offsets', 'cli-missing', '--json']),
+      runCli(['perf', 'produce', 'cli-missing', '--records', '5', '--size', '10']),
+    ]);
+    for (const result of results) expect(expectOneLineFailure(result)).toBe(`runnel: ${hint}`);
+  });
+
+  it('says which broker it cannot reach and what to do, with exit 1', async () => {
+    const port = await unusedPort();
+    const address = `127.0.0.1:${port}`;
+    const [viaFlag, viaEnv, producing] = await Promise.all([
+      runCli(['topic', 'list', '--broker', address]),
+      runCli(['consume', 'anything', '--no-follow'], { env: { RUNNEL_BROKER: address } }),
+      runCli(['produce', 'anything', '--broker', address], { input: 'x\n' }),
+    ]);
+    expect(expectOneLineFailure(viaFlag)).toContain(`cannot reach broker ${address}`);
+    expect(expectOneLineFailure(viaFlag)).toContain('`runnel broker`');
+    expect(expectOneLineFailure(viaEnv)).toContain(`cannot reach broker ${address}`);
+    expect(expectOneLineFailure(producing)).toContain(`cannot reach broker ${address}`);
+  });
+
+  it('refuses flags it cannot honour with a clear line', async () => {
+    expect(expectOneLineFailure(await runCli(['consume', 'cli-any', '--group', 'g']))).toContain('consumer groups are not supported yet');
+    expect(expectOneLineFailure(await runCli(['topic', 'list', '--broker', 'no-port']))).toContain('is not HOST:PORT');
+    const badFrom = await runCli(['consume', 'cli-any', '--from', 'yesterday']);
+    expect(badFrom.code).toBe(1);
+    expect(badFrom.stderr).toContain("option '--from <position>' argument 'yesterday' is invalid");
+  });
+});
+
+describe('runnel perf', () => {
+  it('reports produce throughput and latency, and consume throughput, as JSON', async () => {
+    await runOk(['topic', 'create', 'cli-perf', '--partitions', '2']);
+    const produced = JSON.parse(await runOk(['perf', 'produce', 'cli-perf', '--records', '3000', '--size', '64', '--json'], { timeoutMs: 60_000 })) as Any;
+    expect(produced).toMatchObject({ topic: 'cli-perf', records: 3000, recordBytes: 64, bytes: 192_000 });
+    for (const field of ['elapsedMs', 'recordsPerSec', 'mbPerSec', 'latencyMsAvg', 'latencyMsP50', 'latencyMsP95', 'latencyMsP99', 'latencyMsP999', 'latencyMsMax']) {
+      expect(typeof produced[field], field).toBe('number');
+    }
+    expect(produced.recordsPerSec).toBeGreaterThan(0);
+    expect(produced.latencyMsP50).toBeLessThanOrEqual(produced.latencyMsP99);
+    expect(produced.latencyMsP99).toBeLessThanOrEqual(produced.latencyMsMax);
+    expect((await logEndOffsets('cli-perf')).reduce((sum, offset) => sum + offset, 0)).toBe(3000);
+
+    const consumed = JSON.parse(await runOk(['perf', 'consume', 'cli-perf', '--records', '3000', '--json'], { timeoutMs: 60_000 })) as Any;
+    expect(consumed).toMatchObject({ topic: 'cli-perf', records: 3000, bytes: 192_000 });
+    expect(consumed.recordsPerSec).toBeGreaterThan(0);
+    expect(consumed.mbPerSec).toBeGreaterThan(0);
+
+    expect(await runOk(['perf', 'produce', 'cli-perf', '--records', '500', '--size', '10'])).toMatch(/records\/s[\s\S]*latency ms\s+avg/);
+    const short = expectOneLineFailure(await runCli(['perf', 'consume', 'cli-perf', '--records', '5000', '--timeout-ms', '500']));
+    expect(short).toContain('only 3,500 of 5,000 records arrived');
+  });
+});
