@@ -23,8 +23,8 @@ export const testConfig: PartitionLogConfig = {
   flush: { kind: 'never' },
 };
 
-export function makeTempDir(prefix = 'runnel-test-'): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+export function makeTempDir(prefix = 'runnel-test-', parentDir: string = tmpdir()): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(parentDir, prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
