@@ -83,15 +83,26 @@ export interface ListOffsetsOptions {
   topic: string;
   /** Default: every partition of the topic. */
   partitions?: number[];
-  /** 'earliest', 'latest', or the first offset whose batch max timestamp is at or after `timestamp`. */
+  /**
+   * 'earliest', 'latest', or `{ timestamp }`: the first batch whose newest record timestamp is
+   * at or after `timestamp` (batch granularity, as Kafka's ListOffsets by time).
+   */
   spec: Exclude<OffsetSpec, number>;
 }
 
 export interface PartitionOffset {
   partition: number;
-  /** For a timestamp with no record that late: the log end offset. */
+  /**
+   * 'earliest': the log start offset; 'latest': the log end offset. By timestamp: the first
+   * offset of the first batch whose newest timestamp is at or after the one asked for (that
+   * batch may also hold older records); with no batch that late, the log end offset.
+   */
   offset: number;
-  /** The found record's timestamp; -1 for earliest, latest and not found. */
+  /**
+   * By timestamp: the newest (largest) timestamp of that batch, not necessarily the timestamp
+   * of the record at `offset`. -1 for 'earliest', 'latest', and a timestamp with no batch
+   * that late.
+   */
   timestamp: number;
 }
 
@@ -177,7 +188,8 @@ export class Admin {
   }
 
   /**
-   * Earliest, latest, or by-timestamp offsets per partition, from the partitions' leader.
+   * Earliest, latest, or by-timestamp offsets per partition, from the partitions' leader (see
+   * `PartitionOffset`: by timestamp the answer is a batch's first offset and newest timestamp).
    * Throws the first partition's error (TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, …); retriable
    * ones are retried first. Idempotent.
    */

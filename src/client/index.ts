@@ -10,8 +10,8 @@
  * - `Producer` (producer.ts): the accumulator (open and ready batches), buffer budget, wait
  *   queues, producer id and epoch; per partition, `ProducerPartition` (producer-partition.ts)
  *   keeps sequences and the unacknowledged batches; each `ProducerBatch` (producer-batch.ts)
- *   its records, bytes and outcome. Its ProduceStreams (produce-channel.ts) belong to its
- *   transport (grpc-producer-transport.ts).
+ *   its records until encoded, then its bytes, its outcome and its share of the buffer. Its
+ *   ProduceStreams (produce-channel.ts) belong to its transport (grpc-producer-transport.ts).
  * - `Consumer` (consumer.ts): per assigned partition the position, fetch offset, buffered
  *   chunks and the Subscribe stream.
  * - `Admin` (admin.ts): nothing mutable.
@@ -34,7 +34,7 @@ export type {
 export { Consumer, type ConsumerOptions } from './consumer.js';
 export { errorFromGrpc, errorFromPartitionError, reasonForStatus } from './errors.js';
 export { PendingSend } from './producer-batch.js';
-export { Producer, type Acks, type ProducerMetrics, type ProducerOptions } from './producer.js';
+export { Producer, type Acks, type FailedRecords, type ProducerMetrics, type ProducerOptions } from './producer.js';
 export { RETRY_DEFAULTS, type RetryOptions } from './retry.js';
 export { RunnelClient, createClient, type ClientOptions, type CloseOptions } from './runnel-client.js';
 export type {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/index.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { decodeBatch, partitionForKey } from '../protocol/index.js';
-import { Producer, type ProducerOptions } from './producer.js';
+import { Producer, type FailedRecords, type ProducerOptions } from './producer.js';
+import { BATCH_HEAP_BYTES, OBSERVED_RECORD_HEAP_BYTES, PendingSend, RECORD_HEAP_BYTES } from './producer-batch.js';
 import { FakePartitionLog, FakeProducerTransport, settle, type PartitionAnswer, type SentPartition } from './test-helpers.js';
 import type { RecordMetadata } from './types.js';
 
@@ -156,6 +157,7 @@ describe('Producer partitioning', () => {
     await settle();
     expect(transport.loadCalls).toBe(1);
     for (const handle of handles) await expect(handle).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 2 });
   });
 });
 
@@ -256,6 +258,7 @@ describe('Producer idempotence and retries', () => {
     expect(offsets).toEqual([0, 1, 2, 3]);
     expect(log.records.map((record) => record.value?.toString())).toEqual(['value-0', 'value-1', 'value-2', 'value-3']);
     expect(transport.initCalls).toHaveLength(1); // the OUT_OF_ORDER replies were expected: no epoch bump
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 4, failedRecords: 0 });
   });
 
   it('fails only the records of a batch with a non-retriable error and renumbers the batches after it', async () => {
@@ -298,6 +301,7 @@ describe('Producer idempotence and retries', () => {
     expect(header.baseSequence).toBe(0);
     channel.replyNext(() => ({ baseOffset: 5 }));
     expect((await next).offset).toBe(5);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 1, failedRecords: 1 });
   });
 
   it('bumps the epoch when the broker reports an unexplained sequence gap, then delivers the batch', async () => {
@@ -333,6 +337,7 @@ describe('Producer idempotence and retries', () => {
     await expect(handle).rejects.toMatchObject({ reason: 'PRODUCER_FENCED' });
     await expect(producer.send({ topic: 't', value: 'b' })).rejects.toMatchObject({ reason: 'PRODUCER_FENCED' });
     await expect(producer.flush()).rejects.toMatchObject({ reason: 'PRODUCER_FENCED' });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 2 });
   });
 
   it('does not number batches without idempotence (acks leader)', async () => {
@@ -366,22 +371,85 @@ describe('Producer buffer, flush and close', () => {
     expect(producer.metrics().bufferUsedBytes).toBe(0);
   });
 
-  it('counts records waiting for their topic’s metadata against the buffer', async () => {
-    const { producer, transport } = makeProducer({}, { lingerMs: 0, batchBytes: 100, bufferBytes: 200 });
+  it('counts records waiting for their topic’s metadata against the buffer, also for records of other topics', async () => {
+    // Each 1000-byte record holds 1000 + RECORD_HEAP_BYTES; eight of them pass 10,000 bytes.
+    const { producer, transport } = makeProducer({ known: 1 }, { lingerMs: 0, batchBytes: 1_000, bufferBytes: 10_000 });
     transport.brokerPartitionCounts.set('t', 1);
-    void producer.send({ topic: 't', value: Buffer.alloc(60) });
+    const heldBytes = 1_000 + RECORD_HEAP_BYTES;
+    const handles: Promise<RecordMetadata>[] = [];
+    for (let index = 0; index < 7; index++) handles.push(producer.send({ topic: 't', value: Buffer.alloc(1_000) }));
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 7 * heldBytes, waitingRecords: 7 });
     expect(producer.hasBufferSpace).toBe(true);
-    void producer.send({ topic: 't', value: Buffer.alloc(60) });
-    void producer.send({ topic: 't', value: Buffer.alloc(60) });
+    handles.push(producer.send({ topic: 't', value: Buffer.alloc(1_000) }));
     expect(producer.hasBufferSpace).toBe(false);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 8 * heldBytes, waitingRecords: 8 });
+    // A record of a topic with known metadata does not take the space the waiting ones hold.
+    handles.push(producer.send({ topic: 'known', value: Buffer.alloc(1_000) }));
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 8 * heldBytes, waitingRecords: 9 });
     const space = producer.waitForBufferSpace();
     await settle();
-    // Placed now: two fit the buffer, the third waits for an acknowledgement.
-    expect(producer.metrics()).toMatchObject({ waitingRecords: 1 });
-    transport.channel.replyNext(() => ({ baseOffset: 0 }));
-    await settle();
-    transport.channel.replyNext(() => ({ baseOffset: 1 }));
+    // Metadata loaded: records were placed in send order as far as the buffer allows.
+    expect(producer.metrics().waitingRecords).toBeGreaterThan(0);
+    for (let round = 0; round < 10 && transport.channel.sent.length < handles.length; round++) {
+      answerAll(transport.channel, new Map());
+      await settle();
+    }
     await space;
+    expect((await Promise.all(handles)).map((metadata) => metadata.topic)).toEqual([...Array<string>(8).fill('t'), 'known']);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0 });
+  });
+
+  it('charges the buffer with a record’s heap until its batch is encoded, then only with the encoded bytes', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 10 });
+    const handles = Array.from({ length: 10 }, (_, index) => producer.send({ topic: 't', value: Buffer.alloc(100, index) }));
+    expect(producer.metrics().bufferUsedBytes).toBe(BATCH_HEAP_BYTES + 10 * (100 + RECORD_HEAP_BYTES));
+    clock.advance(10);
+    await settle();
+    const sent = channel.sent[0]!.partitions[0]!;
+    // The records are dropped once encoded: the bytes and a timestamp per record remain.
+    expect((handles[0] as PendingSend).batch!.records).toHaveLength(0);
+    expect(producer.metrics().bufferUsedBytes).toBe(BATCH_HEAP_BYTES + sent.bytes.length + 10 * 8);
+    channel.replyNext(() => ({ baseOffset: 20 }));
+    const metadata = await Promise.all(handles);
+    expect(metadata.map((result) => result.offset)).toEqual(Array.from({ length: 10 }, (_, index) => 20 + index));
+    expect(metadata.every((result) => result.timestamp === clock.nowMs() - 10)).toBe(true);
+    expect(producer.metrics().bufferUsedBytes).toBe(0);
+  });
+
+  it('charges an observed record’s promise until its batch completes', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const observed = producer.send({ topic: 't', value: 'a' });
+    void producer.send({ topic: 't', value: 'b' });
+    const unobservedBytes = producer.metrics().bufferUsedBytes;
+    const result = observed.then((metadata) => metadata.offset);
+    expect(producer.metrics().bufferUsedBytes).toBe(unobservedBytes + OBSERVED_RECORD_HEAP_BYTES);
+    await settle();
+    expect(producer.metrics().bufferUsedBytes).toBe(BATCH_HEAP_BYTES + channel.sent[0]!.partitions[0]!.bytes.length + 2 * 8 + OBSERVED_RECORD_HEAP_BYTES);
+    channel.replyNext(() => ({ baseOffset: 3 }));
+    expect(await result).toBe(3);
+    expect(producer.metrics().bufferUsedBytes).toBe(0);
+  });
+
+  it('admits waiting records as soon as encoding frees buffer space, before any acknowledgement', async () => {
+    // 40-byte records hold ~300 bytes until encoded and ~50 after: a sender blocked on a full
+    // buffer continues once the batches are encoded and sent, not only after their acks.
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 4_096, bufferBytes: 16_384 });
+    const handles: Promise<RecordMetadata>[] = [];
+    while (producer.hasBufferSpace) handles.push(producer.send({ topic: 't', value: Buffer.alloc(40) }));
+    handles.push(producer.send({ topic: 't', value: Buffer.alloc(40) }));
+    expect(producer.metrics().waitingRecords).toBeGreaterThan(0);
+    const space = producer.waitForBufferSpace();
+    await settle();
+    expect(channel.sent.length).toBeGreaterThan(0);
+    expect(channel.pending).toHaveLength(channel.sent.length); // nothing acknowledged yet
+    await space;
+    expect(producer.metrics().waitingRecords).toBe(0);
+    expect(producer.hasBufferSpace).toBe(true);
+    for (let round = 0; round < 10 && channel.pending.length > 0; round++) {
+      answerAll(channel, new Map());
+      await settle();
+    }
+    expect(new Set((await Promise.all(handles)).map((metadata) => metadata.offset)).size).toBe(handles.length);
   });
 
   it('fails a record with LIMIT_REACHED when no buffer space frees within bufferWaitMsMax', async () => {
@@ -425,6 +493,7 @@ describe('Producer buffer, flush and close', () => {
     clock.advance(100);
     await expect(handle).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT' });
     await closed.catch(() => undefined);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
   });
 
   it('rejects a bad record without affecting the others in its batch', async () => {
@@ -435,6 +504,34 @@ describe('Producer buffer, flush and close', () => {
     channel.replyNext(() => ({ baseOffset: 0 }));
     await expect(bad).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
     expect((await good).offset).toBe(0);
+  });
+
+  it('counts acknowledged and failed records and calls onError once per failed batch, from a microtask', async () => {
+    const reports: { reason: string; failed: FailedRecords }[] = [];
+    const { producer, channel, transport } = makeProducer(
+      { t: 2 },
+      { lingerMs: 0, onError: (error, failed) => reports.push({ reason: error.reason, failed }) },
+    );
+    transport.brokerPartitionCounts.delete('missing');
+    for (let index = 0; index < 3; index++) void producer.send({ topic: 't', partition: 0, value: value(index) });
+    for (let index = 0; index < 2; index++) void producer.send({ topic: 't', partition: 1, value: value(index) });
+    void producer.send({ topic: 'missing', value: 'a' });
+    void producer.send({ topic: 'missing', value: 'b' });
+    await settle();
+    channel.replyNext((sent) => (sent.partition === 0 ? { error: 'CORRUPT_MESSAGE' } : { baseOffset: 0 }));
+    expect(reports).toHaveLength(1); // only the metadata failure so far: the batch's report is queued
+    expect(producer.metrics()).toMatchObject({ ackedRecords: 2, failedRecords: 5 });
+    await settle();
+    expect(reports).toEqual([
+      { reason: 'TOPIC_NOT_FOUND', failed: { topic: 'missing', partition: undefined, recordCount: 2 } },
+      { reason: 'CORRUPT_MESSAGE', failed: { topic: 't', partition: 0, recordCount: 3 } },
+    ]);
+    await expect(producer.close()).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    void producer.send({ topic: 't', value: 'late' });
+    expect(reports).toHaveLength(2); // never from inside send()
+    await settle();
+    expect(reports[2]).toEqual({ reason: 'INVALID_REQUEST', failed: { topic: 't', partition: undefined, recordCount: 1 } });
+    expect(producer.metrics()).toMatchObject({ ackedRecords: 2, failedRecords: 6 });
   });
 
   it('returns a handle that works with await, then, catch and Promise.all', async () => {

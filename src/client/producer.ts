@@ -24,7 +24,15 @@
  * Errors: a non-retriable error fails the records of that batch only. Retriable errors
  * (BROKER_UNAVAILABLE, ACK_TIMEOUT, LIMIT_REACHED, …) retry with capped exponential backoff
  * until `deliveryTimeoutMs` after the batch was created. PRODUCER_FENCED is fatal: every
- * pending and later record fails with it.
+ * pending and later record fails with it. Besides each record's handle, failures reach the
+ * `onError` option once per failed batch and the `ackedRecords`/`failedRecords` counters of
+ * `metrics()`, so a sender need not observe every record to notice one.
+ *
+ * Memory: `bufferBytes` bounds an estimate of the memory held, not only record bytes: records
+ * waiting for metadata or in batches not yet encoded count their bytes plus
+ * RECORD_HEAP_BYTES each (objects and views cost ~230 B a record), encoded batches (sent,
+ * waiting for their ack) their encoded bytes, observed records OBSERVED_RECORD_HEAP_BYTES
+ * more (producer-batch.ts). Records beyond it wait, uncounted, in `bufferWaiters`.
  *
  * Owns (single writer: this class, on the event loop): the accumulator (open and ready
  * batches), the buffer budget, the records waiting for metadata or buffer space, the producer
@@ -41,7 +49,7 @@ import type { PartitionResult__Output } from '../protocol/generated/runnel/v1/Pa
 import { clientClock } from './client-clock.js';
 import { errorFromPartitionError } from './errors.js';
 import type { ProduceChannel } from './produce-channel.js';
-import { PendingSend, ProducerBatch, stampBatchSequence, type BatchOutcome } from './producer-batch.js';
+import { BufferAccount, PendingSend, ProducerBatch, RECORD_HEAP_BYTES, stampBatchSequence, type BatchOutcome } from './producer-batch.js';
 import { ProducerPartition } from './producer-partition.js';
 import { Partitioner } from './partitioner.js';
 import { backoffDelayMs, RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
@@ -58,7 +66,13 @@ export interface ProducerOptions {
   lingerMs?: number;
   /** A batch closes at this many (estimated) bytes of records. Default 256 KiB. */
   batchBytes?: number;
-  /** Records held (waiting to send or for their ack) at most; `send` waits beyond. Default 32 MiB. */
+  /**
+   * Memory the producer may hold for records waiting to be sent or acknowledged; records sent
+   * beyond it wait (`hasBufferSpace` turns false). Counted as the memory they take, not only
+   * their bytes: a record not yet encoded costs its key, value and header bytes plus ~256 B,
+   * a sent batch its encoded size, an observed record (awaited, `then`) ~512 B more until its
+   * batch completes. Default 32 MiB.
+   */
   bufferBytes?: number;
   /** How long a record may wait for buffer space before it fails with LIMIT_REACHED. Default 60 s. */
   bufferWaitMsMax?: number;
@@ -71,9 +85,32 @@ export interface ProducerOptions {
   ackTimeoutMs?: number;
   /** Backoff between retries of a failed batch. */
   retry?: Partial<Pick<RetryOptions, 'backoffMsMin' | 'backoffMsMax'>>;
+  /**
+   * Called once for every group of records that failed together: a batch that failed for
+   * good, or records that failed before reaching a batch (one call per record, or per topic
+   * when a topic's metadata load failed them all, or a fatal error failed what was waiting).
+   * Every failed record is reported this way exactly once, whether or not its handle is
+   * observed, so a high-rate sender can notice failures without a promise per record; the
+   * failed records are also counted in `metrics().failedRecords`.
+   *
+   * Always called from a microtask, never from inside `send()` or another producer call, so
+   * it may call the producer (e.g. `close()`). An exception it throws is not caught (it
+   * becomes an uncaught exception, as from an event listener).
+   */
+  onError?: (error: BrokerError, failed: FailedRecords) => void;
   /** Test seams. */
   clock?: Clock;
   random?: RandomSource;
+}
+
+/** Which records an `onError` call reports. */
+export interface FailedRecords {
+  /** The records' topic ('' for a record sent without a valid topic). */
+  topic: string;
+  /** The batch's partition; undefined for records that failed before a partition was chosen. */
+  partition: number | undefined;
+  /** How many records failed with this error. */
+  recordCount: number;
 }
 
 /** What the producer needs from outside; `RunnelClient` wires the gRPC versions. */
@@ -92,6 +129,7 @@ export interface ProducerTransport {
 
 /** Counters an operator (or a test) can watch against their limits. */
 export interface ProducerMetrics {
+  /** Memory held against `bufferBytes` (see there): waiting for metadata, batched, in flight. */
   bufferUsedBytes: number;
   bufferBytes: number;
   /** Records waiting for metadata or for buffer space. */
@@ -101,6 +139,10 @@ export interface ProducerMetrics {
   batchRetries: number;
   /** Epoch bumps after an unrepairable sequence state, since creation. */
   epochBumps: number;
+  /** Records acknowledged by the broker (per `acks`), since creation. */
+  ackedRecords: number;
+  /** Records that failed (each also reported to `onError`), since creation. */
+  failedRecords: number;
   producerId: number;
   producerEpoch: number;
 }
@@ -117,6 +159,7 @@ interface ResolvedOptions {
   deliveryTimeoutMs: number;
   ackTimeoutMs: number;
   retry: RetryOptions;
+  onError: ((error: BrokerError, failed: FailedRecords) => void) | undefined;
 }
 
 /** A record that could not be appended yet (metadata unknown, buffer full). */
@@ -125,6 +168,7 @@ interface WaitingRecord {
   topic: string;
   explicitPartition: number | undefined;
   record: LogRecord;
+  /** Estimated encoded size (see estimateRecordBytes). */
   sizeBytes: number;
   /** Whether metadata was already refreshed once for this record. */
   hasRefreshed: boolean;
@@ -133,6 +177,8 @@ interface WaitingRecord {
 
 /** Per-record bytes beyond key, value and headers: length, attributes, deltas, lengths (varints). */
 const RECORD_OVERHEAD_BYTES = 24;
+/** What a record of estimated size `sizeBytes` holds in memory until encoded, beyond that size. */
+const RECORD_HELD_EXTRA_BYTES = RECORD_HEAP_BYTES - RECORD_OVERHEAD_BYTES;
 /** Largest record accepted: one batch must still fit a gRPC message with room for framing. */
 const RECORD_BYTES_MAX = (CHANNEL_OPTIONS['grpc.max_send_message_length'] as number) - 64 * KiB;
 /** A request closes at this many bytes; more requests keep the broker's appends pipelined. */
@@ -189,13 +235,16 @@ export class Producer {
   private bufferWaiters: WaitingRecord[] = [];
   private bufferWaitersHead = 0;
   private cancelBufferTimer: (() => void) | undefined;
-  private bufferUsedBytes = 0;
+  /** Memory held against `bufferBytes`: `metadataWaitingBytes` plus every batch's `heldBytes`. */
+  private readonly buffer = new BufferAccount();
   /**
-   * Bytes of records waiting for their topic's metadata. They count against `bufferBytes`
-   * for `hasBufferSpace`, so a sender that applies back-pressure cannot pile up records
-   * while the first metadata load of a topic is in flight.
+   * Held by records waiting for their topic's metadata (part of `buffer`), so a sender that
+   * applies back-pressure cannot pile up records while a topic's first metadata load is in
+   * flight, and records of other topics cannot take their share.
    */
   private metadataWaitingBytes = 0;
+  /** Whether encoding released buffer space during the current drain (waiters to admit). */
+  private isBufferReleased = false;
   /** Callers of waitForBufferSpace(); bounded by the callers awaiting it. */
   private bufferSpaceWaiters: (() => void)[] = [];
   private idState: IdState = 'none';
@@ -205,6 +254,8 @@ export class Producer {
   private inFlightBatchCount = 0;
   private batchRetryCount = 0;
   private epochBumpCount = 0;
+  private ackedRecordCount = 0;
+  private failedRecordCount = 0;
   private requestSequence = 1;
   private flushing = 0;
   private isDrainScheduled = false;
@@ -244,14 +295,16 @@ export class Producer {
    *
    * High-rate callers need not await each record: send many, apply back-pressure with
    * `hasBufferSpace` / `waitForBufferSpace()`, and `flush()` at the end (it reports the first
-   * failure nobody awaited). A loop that never yields to the event loop queues every record
-   * in memory: nothing is sent until it yields.
+   * failure nobody awaited); the `onError` option and `metrics().failedRecords` tell of
+   * failures as they happen. An awaited (observed) record holds ~512 B more buffer until its
+   * batch completes. A loop that never yields to the event loop queues every record in
+   * memory: nothing is sent until it yields.
    */
   send(record: ProducerRecord): Promise<RecordMetadata> {
     const handle = new PendingSend();
     const refusal = this.fatalError ?? (this.isClosed ? new BrokerError('INVALID_REQUEST', 'the producer is closed') : undefined);
     if (refusal !== undefined) {
-      this.failWaiting(handle, refusal);
+      this.failWaiting(handle, refusal, topicOf(record), partitionOf(record));
       return handle;
     }
     let logRecord: LogRecord;
@@ -261,7 +314,7 @@ export class Producer {
       logRecord = this.toLogRecord(record);
       sizeBytes = estimateRecordBytes(logRecord);
     } catch (error) {
-      this.failWaiting(handle, isBrokerError(error) ? error : new BrokerError('INVALID_REQUEST', String(error)));
+      this.failWaiting(handle, isBrokerError(error) ? error : new BrokerError('INVALID_REQUEST', String(error)), topicOf(record), partitionOf(record));
       return handle;
     }
     const topic = record.topic;
@@ -308,7 +361,7 @@ export class Producer {
 
   /** Whether a record sent now would be appended at once rather than wait for buffer space. */
   get hasBufferSpace(): boolean {
-    return this.bufferWaitersHead === this.bufferWaiters.length && this.bufferUsedBytes + this.metadataWaitingBytes < this.options.bufferBytes;
+    return this.bufferWaitersHead === this.bufferWaiters.length && this.buffer.usedBytes < this.options.bufferBytes;
   }
 
   /**
@@ -332,17 +385,19 @@ export class Producer {
     return this.closePromise;
   }
 
-  /** Counters and gauges of this producer (buffer use against its bound, retries, identity). */
+  /** Counters and gauges of this producer (buffer use against its bound, outcomes, retries, identity). */
   metrics(): ProducerMetrics {
     let waitingRecords = this.bufferWaiters.length - this.bufferWaitersHead;
     for (const list of this.metadataWaiters.values()) waitingRecords += list.length;
     return {
-      bufferUsedBytes: this.bufferUsedBytes,
+      bufferUsedBytes: this.buffer.usedBytes,
       bufferBytes: this.options.bufferBytes,
       waitingRecords,
       inFlightBatches: this.inFlightBatchCount,
       batchRetries: this.batchRetryCount,
       epochBumps: this.epochBumpCount,
+      ackedRecords: this.ackedRecordCount,
+      failedRecords: this.failedRecordCount,
       producerId: this.producerId,
       producerEpoch: this.producerEpoch,
     };
@@ -408,19 +463,20 @@ export class Producer {
         // Partitions may have been added since the metadata was cached: refresh once.
         this.waitForMetadata({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed: true, enqueuedMs: 0 });
       } else {
-        this.failWaiting(handle, brokerError);
+        this.failWaiting(handle, brokerError, topic, explicitPartition);
       }
       return;
     }
     if (sizeBytes > RECORD_BYTES_MAX) {
-      this.failWaiting(handle, new BrokerError('RECORD_TOO_LARGE', `record of about ${sizeBytes} bytes exceeds the client's ${RECORD_BYTES_MAX}-byte limit`, { topic }));
+      this.failWaiting(handle, new BrokerError('RECORD_TOO_LARGE', `record of about ${sizeBytes} bytes exceeds the client's ${RECORD_BYTES_MAX}-byte limit`, { topic }), topic, partitionNumber);
       return;
     }
-    if (this.bufferUsedBytes > 0 && this.bufferUsedBytes + sizeBytes > this.options.bufferBytes) {
+    const heldBytes = sizeBytes + RECORD_HELD_EXTRA_BYTES;
+    const usedBytes = this.buffer.usedBytes;
+    if (usedBytes > 0 && usedBytes + heldBytes > this.options.bufferBytes) {
       this.waitForBuffer({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed, enqueuedMs: 0 });
       return;
     }
-    this.bufferUsedBytes += sizeBytes;
     const partition = this.partitionState(topic, partitionNumber);
     let batch = partition.open;
     if (batch !== undefined && batch.estimatedBytes + sizeBytes > this.options.batchBytes) {
@@ -428,7 +484,7 @@ export class Producer {
       batch = undefined;
     }
     batch ??= this.openBatch(partition);
-    handle.place(batch, batch.append(record, sizeBytes));
+    handle.place(batch, batch.append(record, sizeBytes, heldBytes));
     if (batch.estimatedBytes >= this.options.batchBytes) {
       this.closeOpenBatch(partition);
     }
@@ -449,7 +505,7 @@ export class Producer {
   }
 
   private openBatch(partition: ProducerPartition): ProducerBatch {
-    const batch = new ProducerBatch(partition.topic, partition.partition, partition.takeOrdinal(), this.clock.nowMs());
+    const batch = new ProducerBatch(partition.topic, partition.partition, partition.takeOrdinal(), this.clock.nowMs(), this.buffer);
     partition.open = batch;
     if (this.options.lingerMs > 0 && this.flushing === 0) {
       partition.cancelLinger = this.clock.setTimer(this.options.lingerMs, () => {
@@ -480,7 +536,9 @@ export class Producer {
   // ---- Waiting for metadata and buffer space -----------------------------------------------
 
   private waitForMetadata(waiting: WaitingRecord): void {
-    this.metadataWaitingBytes += waiting.sizeBytes;
+    const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
+    this.metadataWaitingBytes += heldBytes;
+    this.buffer.usedBytes += heldBytes;
     const list = this.metadataWaiters.get(waiting.topic);
     if (list !== undefined) {
       list.push(waiting);
@@ -496,19 +554,28 @@ export class Producer {
   private releaseMetadataWaiters(topic: string, partitionCount: number | undefined, error: BrokerError | undefined): void {
     const list = this.metadataWaiters.get(topic) ?? [];
     this.metadataWaiters.delete(topic);
-    for (const waiting of list) this.metadataWaitingBytes -= waiting.sizeBytes;
+    for (const waiting of list) {
+      const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
+      this.metadataWaitingBytes -= heldBytes;
+      this.buffer.usedBytes -= heldBytes;
+    }
+    const failure = error ?? (partitionCount === undefined ? new BrokerError('TOPIC_NOT_FOUND', `topic ${topic} not found`, { topic }) : this.fatalError);
+    if (failure !== undefined) {
+      this.failWaitingGroup(list, failure);
+      this.admitBufferWaiters();
+      this.notifyBufferSpace();
+      return;
+    }
     for (const waiting of list) {
       if (waiting.handle.batch !== undefined) continue;
-      if (error !== undefined || partitionCount === undefined) {
-        this.failWaiting(waiting.handle, error ?? new BrokerError('TOPIC_NOT_FOUND', `topic ${topic} not found`, { topic }));
-      } else if (this.fatalError !== undefined) {
-        this.failWaiting(waiting.handle, this.fatalError);
-      } else if (this.bufferWaitersHead < this.bufferWaiters.length) {
+      if (this.bufferWaitersHead < this.bufferWaiters.length) {
         this.waitForBuffer(waiting);
       } else {
-        this.place(waiting.handle, topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount);
+        this.place(waiting.handle, topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount!);
       }
     }
+    // The space these records held may let records of other topics in, which waited for it.
+    this.admitBufferWaiters();
     this.notifyBufferSpace();
   }
 
@@ -522,7 +589,8 @@ export class Producer {
   private admitBufferWaiters(): void {
     while (this.bufferWaitersHead < this.bufferWaiters.length) {
       const waiting = this.bufferWaiters[this.bufferWaitersHead]!;
-      const fits = this.bufferUsedBytes === 0 || this.bufferUsedBytes + waiting.sizeBytes <= this.options.bufferBytes;
+      const usedBytes = this.buffer.usedBytes;
+      const fits = usedBytes === 0 || usedBytes + waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES <= this.options.bufferBytes;
       if (!fits) break;
       this.bufferWaiters[this.bufferWaitersHead++] = undefined as unknown as WaitingRecord;
       const partitionCount = this.transport.partitionCount(waiting.topic);
@@ -565,6 +633,8 @@ export class Producer {
           new BrokerError('LIMIT_REACHED', `no buffer space within ${this.options.bufferWaitMsMax} ms (bufferBytes ${this.options.bufferBytes})`, {
             topic: waiting.topic,
           }),
+          waiting.topic,
+          waiting.explicitPartition,
         );
       }
       this.compactBufferWaiters();
@@ -591,8 +661,28 @@ export class Producer {
     for (let index = this.bufferWaitersHead; index < this.bufferWaiters.length; index++) yield this.bufferWaiters[index]!;
   }
 
-  private failWaiting(handle: PendingSend, error: BrokerError): void {
+  /** Fails one record that never reached a batch, and reports it. */
+  private failWaiting(handle: PendingSend, error: BrokerError, topic: string, partition: number | undefined): void {
     if (!handle.failUnplaced(error)) this.unobservedFailure ??= error;
+    this.reportFailure(error, topic, partition, 1);
+  }
+
+  /** Fails waiting records that never reached a batch, reported once per topic. */
+  private failWaitingGroup(list: Iterable<WaitingRecord>, error: BrokerError): void {
+    const countByTopic = new Map<string, number>();
+    for (const waiting of list) {
+      if (waiting.handle.batch !== undefined) continue;
+      if (!waiting.handle.failUnplaced(error)) this.unobservedFailure ??= error;
+      countByTopic.set(waiting.topic, (countByTopic.get(waiting.topic) ?? 0) + 1);
+    }
+    for (const [topic, count] of countByTopic) this.reportFailure(error, topic, undefined, count);
+  }
+
+  /** Counts failed records and tells `onError`, from a microtask (never re-entrant). */
+  private reportFailure(error: BrokerError, topic: string, partition: number | undefined, recordCount: number): void {
+    this.failedRecordCount += recordCount;
+    const onError = this.options.onError;
+    if (onError !== undefined) queueMicrotask(() => onError(error, { topic, partition, recordCount }));
   }
 
   // ---- Sending ------------------------------------------------------------------------------
@@ -625,6 +715,12 @@ export class Producer {
       } while (this.shouldDrainAgain);
     } finally {
       this.isDraining = false;
+    }
+    if (this.isBufferReleased) {
+      // Encoded batches hold less than their records did: room for waiting records.
+      this.isBufferReleased = false;
+      this.admitBufferWaiters();
+      this.notifyBufferSpace();
     }
   }
 
@@ -704,17 +800,21 @@ export class Producer {
     return true;
   }
 
-  /** Encodes the batch on its first send; restamps it when its epoch or sequence changed. */
+  /**
+   * Encodes the batch on its first send, which drops its records (only the encoded bytes are
+   * held from then on); restamps it when its epoch or sequence changed.
+   */
   private stampBytes(batch: ProducerBatch): void {
     const isIdempotent = this.options.isIdempotent;
     if (batch.bytes === undefined) {
-      batch.bytes = encodeBatch({
+      const bytes = encodeBatch({
         records: batch.records,
         compression: this.options.compression,
         producerId: isIdempotent ? this.producerId : -1,
         producerEpoch: isIdempotent ? this.producerEpoch : -1,
         baseSequence: isIdempotent ? batch.baseSequence : -1,
       });
+      if (batch.setEncoded(bytes) > 0) this.isBufferReleased = true;
     } else if (
       isIdempotent &&
       (batch.stampedSequence !== batch.baseSequence || batch.stampedEpoch !== this.producerEpoch || batch.stampedProducerId !== this.producerId)
@@ -849,10 +949,15 @@ export class Producer {
     this.completeBatch(batch, { kind: 'failed', error });
   }
 
+  /** Settles `batch` (which releases its buffer charge), counts and reports the outcome. */
   private completeBatch(batch: ProducerBatch, outcome: BatchOutcome): void {
     const hasUnobserved = batch.complete(outcome);
-    if (outcome.kind === 'failed' && hasUnobserved) this.unobservedFailure ??= outcome.error;
-    this.bufferUsedBytes -= batch.estimatedBytes;
+    if (outcome.kind === 'acked') {
+      this.ackedRecordCount += batch.recordCount;
+    } else {
+      if (hasUnobserved) this.unobservedFailure ??= outcome.error;
+      this.reportFailure(outcome.error, batch.topic, batch.partition, batch.recordCount);
+    }
     this.admitBufferWaiters();
     this.notifyBufferSpace();
   }
@@ -924,13 +1029,15 @@ export class Producer {
   }
 
   private failAllPending(error: BrokerError): void {
-    for (const waiting of [...this.allWaiting()]) this.failWaiting(waiting.handle, error);
+    const waiting = [...this.allWaiting()];
     this.metadataWaiters.clear();
+    this.buffer.usedBytes -= this.metadataWaitingBytes;
     this.metadataWaitingBytes = 0;
     this.bufferWaiters = [];
     this.bufferWaitersHead = 0;
     this.cancelBufferTimer?.();
     this.cancelBufferTimer = undefined;
+    this.failWaitingGroup(waiting, error);
     this.forEachPartition((partition) => {
       partition.cancelLinger?.();
       partition.cancelLinger = undefined;
@@ -1032,6 +1139,16 @@ function toBrokerError(error: unknown): BrokerError {
   return new BrokerError('INTERNAL_ERROR', error instanceof Error ? error.message : String(error), { cause: error });
 }
 
+/** The topic of a record as sent, for failure reports ('' when it has none). */
+function topicOf(record: ProducerRecord | undefined): string {
+  return typeof record?.topic === 'string' ? record.topic : '';
+}
+
+/** The explicit partition of a record as sent, for failure reports. */
+function partitionOf(record: ProducerRecord | undefined): number | undefined {
+  return typeof record?.partition === 'number' ? record.partition : undefined;
+}
+
 function checkTopicField(record: ProducerRecord): void {
   if (typeof record !== 'object' || record === null || typeof record.topic !== 'string' || record.topic.length === 0) {
     throw new BrokerError('INVALID_REQUEST', 'a record needs a topic (non-empty string)');
@@ -1084,6 +1201,7 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
     deliveryTimeoutMs: options.deliveryTimeoutMs ?? 120_000,
     ackTimeoutMs: options.ackTimeoutMs ?? 30_000,
     retry: { ...RETRY_DEFAULTS, ...options.retry },
+    onError: options.onError,
   };
   for (const [name, value, min] of [
     ['lingerMs', resolved.lingerMs, 0],
@@ -1097,6 +1215,7 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
     if (!Number.isSafeInteger(value) || value < min) throw invalidOption(`${name} must be an integer ≥ ${min}, got ${value}`);
   }
   if (resolved.bufferBytes < resolved.batchBytes) throw invalidOption('bufferBytes must be at least batchBytes');
+  if (resolved.onError !== undefined && typeof resolved.onError !== 'function') throw invalidOption('onError must be a function');
   return resolved;
 }
 
