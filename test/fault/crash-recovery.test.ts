@@ -26,6 +26,7 @@ import { parseFlushPolicy, type PartitionLog } from '../../src/storage/index.js'
 import { makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { childBatch, childLogConfig, sha256Hex } from '../support/append-child.js';
 import { waitFor } from '../support/wait-for.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('../support/append-child.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -131,18 +132,6 @@ async function waitForAcks(run: ChildRun, ackCount: number): Promise<void> {
   );
 }
 
-/** mulberry32: a tiny seeded generator, so a failing run can be replayed from its seed. */
-function seededRandom(seed: number): { int(minInclusive: number, maxInclusive: number): number } {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return { int: (min, max) => min + Math.floor(next() * (max - min + 1)) };
-}
 
 interface StoredBatch {
   lastOffset: number;

@@ -20,6 +20,7 @@ import type { Logger } from '../../src/observability/index.js';
 import { BatchField, decodeBatches, tryReadBatchHeader } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
+import { recordingLogger } from '../support/recording-logger.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,30 +29,7 @@ afterEach(async () => {
 
 // ---- Harness -------------------------------------------------------------------------------
 
-interface LoggedCall {
-  level: 'error' | 'warn' | 'info' | 'debug';
-  fields: Record<string, unknown>;
-  message: string;
-}
 
-/** A logger that keeps every call, so tests can check what storage reported. */
-function recordingLogger(): Logger & { calls: LoggedCall[] } {
-  const calls: LoggedCall[] = [];
-  const record =
-    (level: LoggedCall['level']) =>
-    (fields: object, message: string): void => {
-      calls.push({ level, fields: fields as Record<string, unknown>, message });
-    };
-  const logger: Logger & { calls: LoggedCall[] } = {
-    calls,
-    error: record('error'),
-    warn: record('warn'),
-    info: record('info'),
-    debug: record('debug'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 /** mulberry32: a tiny seeded generator. */
 function seededRandom(seed: number): { int(minInclusive: number, maxInclusive: number): number; bytes(count: number): Buffer } {

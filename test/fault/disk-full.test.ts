@@ -23,6 +23,7 @@ import { tryReadBatchHeader } from '../../src/protocol/index.js';
 import { nodeFileSystem, writeFileAtomically, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultController } from '../support/faulty-file-system.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const DISK_BYTES = 2 * 1024 * 1024;
 const FILLER_BYTES = 384 * 1024;
@@ -78,18 +79,6 @@ function unmount(mountPoint: string): void {
   mountPoints.splice(index, 1);
 }
 
-/** mulberry32: a tiny seeded generator. */
-function seededRandom(seed: number): { int(minInclusive: number, maxInclusive: number): number } {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return { int: (min, max) => min + Math.floor(next() * (max - min + 1)) };
-}
 
 interface Acked {
   baseOffset: number;

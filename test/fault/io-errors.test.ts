@@ -24,6 +24,7 @@ import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.j
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
 import { waitFor } from '../support/wait-for.js';
+import { recordingLogger } from '../support/recording-logger.js';
 
 const LOG_FILES = /\.log$/;
 
@@ -45,29 +46,7 @@ afterEach(async () => {
 
 // ---- Harness -------------------------------------------------------------------------------
 
-interface LoggedCall {
-  level: 'error' | 'warn' | 'info' | 'debug';
-  fields: Record<string, unknown>;
-  message: string;
-}
 
-function recordingLogger(): Logger & { calls: LoggedCall[] } {
-  const calls: LoggedCall[] = [];
-  const record =
-    (level: LoggedCall['level']) =>
-    (fields: object, message: string): void => {
-      calls.push({ level, fields: fields as Record<string, unknown>, message });
-    };
-  const logger: Logger & { calls: LoggedCall[] } = {
-    calls,
-    error: record('error'),
-    warn: record('warn'),
-    info: record('info'),
-    debug: record('debug'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 interface Acked {
   baseOffset: number;
