@@ -174,6 +174,27 @@ describe('broker gRPC API', () => {
       expect(await logEndOffset('api-bad')).toBe(before);
     });
 
+    it('answers a retried idempotent batch with its original offset and rejects gaps and fenced epochs', async () => {
+      const first = await unary<Any, Any>(clients.log, 'InitProducerId', {});
+      const producerId = Number(first.producerId);
+      expect(producerId).toBeGreaterThan(0);
+      const idempotent = (epoch: number, sequence: number, value: string) =>
+        encodeBatch({ records: [{ key: null, value: Buffer.from(value), headers: [], timestamp: Date.now() }], producerId, producerEpoch: epoch, baseSequence: sequence });
+      const original = await produce('api-bad', [{ partition: 0, recordBatch: idempotent(0, 0, 'once') }]);
+      const end = await logEndOffset('api-bad');
+      const retried = await produce('api-bad', [{ partition: 0, recordBatch: idempotent(0, 0, 'once') }]);
+      expect(retried.topics[0].partitions[0].baseOffset).toBe(original.topics[0].partitions[0].baseOffset);
+      expect(await logEndOffset('api-bad')).toBe(end);
+      const gap = await produce('api-bad', [{ partition: 0, recordBatch: idempotent(0, 5, 'gap') }]);
+      expect(gap.topics[0].partitions[0].error.reason).toBe('OUT_OF_ORDER_SEQUENCE');
+      const bumped = await unary<Any, Any>(clients.log, 'InitProducerId', { producerId: String(producerId), producerEpoch: 0 });
+      expect(bumped).toMatchObject({ producerId: String(producerId), producerEpoch: 1 });
+      await produce('api-bad', [{ partition: 0, recordBatch: idempotent(1, 0, 'new epoch') }]);
+      const fenced = await produce('api-bad', [{ partition: 0, recordBatch: idempotent(0, 1, 'stale') }]);
+      expect(fenced.topics[0].partitions[0].error.reason).toBe('PRODUCER_FENCED');
+      expect(await logEndOffset('api-bad')).toBe(end + 1);
+    });
+
     it('rejects a partition that does not exist', async () => {
       const response = await produce('api-bad', [{ partition: 7, recordBatch: batch(['x']) }]);
       expect(response.topics[0].partitions[0].error.reason).toBe('PARTITION_NOT_FOUND');
