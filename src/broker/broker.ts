@@ -234,7 +234,7 @@ export class Broker {
             highWatermark: stats.logEndOffset,
             sizeBytes: stats.sizeBytes,
             status: stats.status === 'online' ? 'online' : 'offline',
-            offlineReason: stats.status === 'online' ? '' : 'PARTITION_OFFLINE',
+            offlineReason: stats.status === 'online' ? '' : (stats.offlineReason ?? 'PARTITION_OFFLINE'),
           };
         }),
       );

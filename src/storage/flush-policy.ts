@@ -10,11 +10,11 @@
  * A process crash (SIGKILL, OOM) loses nothing under any policy: written bytes are in the
  * page cache. Readers see bytes only once the policy's acknowledgement point is reached.
  */
+import { limits } from '../config/limits.js';
 import { BrokerError } from '../errors/index.js';
 
 export type FlushPolicy = { kind: 'always' } | { kind: 'interval'; intervalMs: number } | { kind: 'never' };
 
-const INTERVAL_MS_MAX = 3_600_000;
 
 export function parseFlushPolicy(text: string): FlushPolicy {
   if (text === 'always') return { kind: 'always' };
@@ -22,11 +22,11 @@ export function parseFlushPolicy(text: string): FlushPolicy {
   const match = /^interval:(\d+)$/.exec(text);
   if (match !== null) {
     const intervalMs = Number(match[1]);
-    if (intervalMs >= 1 && intervalMs <= INTERVAL_MS_MAX) return { kind: 'interval', intervalMs };
+    if (intervalMs >= 1 && intervalMs <= limits.flushIntervalMsMax) return { kind: 'interval', intervalMs };
   }
   throw new BrokerError(
     'INVALID_REQUEST',
-    `invalid flush policy ${JSON.stringify(text)}: use "always", "never" or "interval:<ms>" with 1 ≤ ms ≤ ${INTERVAL_MS_MAX}`,
+    `invalid flush policy ${JSON.stringify(text)}: use "always", "never" or "interval:<ms>" with 1 ≤ ms ≤ ${limits.flushIntervalMsMax}`,
   );
 }
 

@@ -116,6 +116,8 @@ export interface PartitionLogStats {
   /** Idempotent producers remembered (bounded by limits.producersPerPartitionMax). */
   producerCount: number;
   status: 'online' | 'offline' | 'closed';
+  /** Why the log is offline (CORRUPT_DATA, STORAGE_ERROR, …); undefined while online. */
+  offlineReason: string | undefined;
 }
 
 type Status = { kind: 'online' } | { kind: 'offline'; error: BrokerError } | { kind: 'closing' } | { kind: 'closed' };
@@ -286,6 +288,7 @@ export class PartitionLog {
       pendingAppends: this.queue.length,
       producerCount: this.producers.producerCount,
       status: this.status.kind === 'online' ? 'online' : this.status.kind === 'offline' ? 'offline' : 'closed',
+      offlineReason: this.status.kind === 'offline' ? this.status.error.reason : undefined,
     };
   }
 
