@@ -151,19 +151,30 @@ function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
   return new Promise((resolvePromise, reject) => fs.read(fd, buffer, 0, buffer.length, position, (error, read) => (error ? reject(error) : resolvePromise(read))));
 }
 
+function fdatasyncOf(fd: number): Promise<void> {
+  return new Promise((resolvePromise, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolvePromise())));
+}
+
 /**
  * The append baseline: one `fs.write` of `chunkBytes` at a time at increasing positions, no
- * fsync (as flush=never). Returns the seconds spent writing (open and close excluded).
+ * fsync (as flush=never) unless `syncEveryBytes` > 0 (then fdatasync after each such group and
+ * at the end). Returns the seconds spent writing (open and close excluded).
  */
-export async function rawSequentialWrite(path: string, totalBytes: number, chunkBytes = MiB): Promise<number> {
+export async function rawSequentialWrite(path: string, totalBytes: number, chunkBytes = MiB, syncEveryBytes = 0): Promise<number> {
   const chunk = Buffer.alloc(chunkBytes, 0x61);
   const fd = fs.openSync(path, 'w');
   try {
     const start = process.hrtime.bigint();
+    let unsynced = 0;
     for (let position = 0; position < totalBytes; ) {
       const length = Math.min(chunkBytes, totalBytes - position);
       const written = await writeAt(fd, length === chunkBytes ? chunk : chunk.subarray(0, length), position);
       position += written;
+      unsynced += written;
+      if (syncEveryBytes > 0 && (unsynced >= syncEveryBytes || position >= totalBytes)) {
+        await fdatasyncOf(fd);
+        unsynced = 0;
+      }
     }
     return seconds(start);
   } finally {
@@ -290,6 +301,8 @@ export async function readToEnd(log: PartitionLog, bytesMax: number, fromOffset 
 export interface IoCounts {
   writevCalls: number;
   writevBytes: number;
+  /** Wall time inside writev calls, summed (the log has at most one in flight). */
+  writevSeconds: number;
   datasyncCalls: number;
   datasyncSeconds: number;
   readCalls: number;
@@ -301,7 +314,7 @@ export interface IoCounts {
 }
 
 export function emptyIoCounts(): IoCounts {
-  return { writevCalls: 0, writevBytes: 0, datasyncCalls: 0, datasyncSeconds: 0, readCalls: 0, readBytes: 0, readSeconds: 0, readFileBytes: 0 };
+  return { writevCalls: 0, writevBytes: 0, writevSeconds: 0, datasyncCalls: 0, datasyncSeconds: 0, readCalls: 0, readBytes: 0, readSeconds: 0, readFileBytes: 0 };
 }
 
 /**
@@ -324,7 +337,9 @@ export function countingFileSystem(counts: IoCounts, inner: FileSystem = nodeFil
           return read;
         },
         async writev(buffers, position) {
+          const start = process.hrtime.bigint();
           const written = await handle.writev(buffers, position);
+          counts.writevSeconds += seconds(start);
           counts.writevCalls++;
           counts.writevBytes += written;
           return written;
