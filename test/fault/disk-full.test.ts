@@ -24,6 +24,7 @@ import { nodeFileSystem, writeFileAtomically, type FileSystem, type PartitionLog
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultController } from '../support/faulty-file-system.js';
 import { seededRandom } from '../support/seeded-random.js';
+import { expectExactlyAcked, type Acked } from '../support/acked-oracle.js';
 
 const DISK_BYTES = 2 * 1024 * 1024;
 const FILLER_BYTES = 384 * 1024;
@@ -80,11 +81,6 @@ function unmount(mountPoint: string): void {
 }
 
 
-interface Acked {
-  baseOffset: number;
-  lastOffset: number;
-  bytes: Buffer;
-}
 
 function reasonOf(error: unknown): Reason | string {
   return isBrokerError(error) ? error.reason : String(error);
@@ -116,28 +112,6 @@ async function appendUntilFull(log: PartitionLog, seed: number): Promise<{ acked
   return { acked, failures };
 }
 
-/** The log holds exactly the acknowledged batches, densely, byte for byte. */
-async function expectExactlyAcked(log: PartitionLog, acked: readonly Acked[]): Promise<void> {
-  const byBase = new Map(acked.map((batch) => [batch.baseOffset, batch]));
-  let offset = log.logStartOffset;
-  let seen = 0;
-  while (offset < log.logEndOffset) {
-    const read = await log.read({ offset, bytesMax: 256 * 1024 });
-    let position = 0;
-    while (position < read.bytes.length) {
-      const header = tryReadBatchHeader(read.bytes, position);
-      expect(header?.baseOffset, 'offsets are dense').toBe(offset);
-      const size = header?.sizeBytes ?? 0;
-      const expected = byBase.get(offset);
-      expect(expected, `batch at ${offset} was never acknowledged`).toBeDefined();
-      expect(read.bytes.subarray(position, position + size).equals(expected?.bytes ?? Buffer.alloc(0)), `bytes at ${offset}`).toBe(true);
-      seen++;
-      position += size;
-      offset = (expected?.lastOffset ?? offset) + 1;
-    }
-  }
-  expect(seen).toBe(acked.length);
-}
 
 async function logBytesOnDisk(fileSystem: FileSystem, dir: string): Promise<number> {
   let total = 0;

@@ -25,6 +25,7 @@ import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-help
 import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
 import { waitFor } from '../support/wait-for.js';
 import { recordingLogger } from '../support/recording-logger.js';
+import { expectExactlyAcked, type Acked } from '../support/acked-oracle.js';
 
 const LOG_FILES = /\.log$/;
 
@@ -48,11 +49,6 @@ afterEach(async () => {
 
 
 
-interface Acked {
-  baseOffset: number;
-  lastOffset: number;
-  bytes: Buffer;
-}
 
 interface FaultyLog extends FaultyFileSystem {
   log: PartitionLog;
@@ -99,28 +95,6 @@ function expectReason(error: unknown, reason: Reason, causeCode?: string): void 
   if (causeCode !== undefined) expect(((error as Error).cause as NodeJS.ErrnoException | undefined)?.code).toBe(causeCode);
 }
 
-/** The log holds exactly `acked`, densely and byte for byte, and nothing else. */
-async function expectExactlyAcked(log: PartitionLog, acked: readonly Acked[]): Promise<void> {
-  const byBase = new Map(acked.map((batch) => [batch.baseOffset, batch]));
-  let offset = log.logStartOffset;
-  let seen = 0;
-  while (offset < log.logEndOffset) {
-    const read = await log.read({ offset, bytesMax: 1024 * 1024 });
-    let position = 0;
-    while (position < read.bytes.length) {
-      const header = tryReadBatchHeader(read.bytes, position);
-      expect(header?.baseOffset, 'offsets are dense').toBe(offset);
-      const size = header?.sizeBytes ?? 0;
-      const expected = byBase.get(offset);
-      expect(expected, `batch at ${offset} was never acknowledged`).toBeDefined();
-      expect(read.bytes.subarray(position, position + size).equals(expected?.bytes ?? Buffer.alloc(0)), `bytes at ${offset}`).toBe(true);
-      seen++;
-      position += size;
-      offset = (expected?.lastOffset ?? offset) + 1;
-    }
-  }
-  expect(seen).toBe(acked.length);
-}
 
 function logBytesOnDisk(dir: string): number {
   return readdirSync(dir)

@@ -1,0 +1,37 @@
+/**
+ * The acknowledged-set oracle (STYLE H11) for one partition log: after the faults, the log
+ * must hold exactly the batches whose appends were acknowledged, densely, byte for byte.
+ */
+import { expect } from 'vitest';
+import { tryReadBatchHeader } from '../../src/protocol/index.js';
+import type { PartitionLog } from '../../src/storage/index.js';
+
+export interface Acked {
+  baseOffset: number;
+  lastOffset: number;
+  /** The batch as stored (after the log wrote its base offset in place). */
+  bytes: Buffer;
+}
+
+/** The log holds exactly `acked`, densely and byte for byte, and nothing else. */
+export async function expectExactlyAcked(log: PartitionLog, acked: readonly Acked[]): Promise<void> {
+  const byBase = new Map(acked.map((batch) => [batch.baseOffset, batch]));
+  let offset = log.logStartOffset;
+  let seen = 0;
+  while (offset < log.logEndOffset) {
+    const read = await log.read({ offset, bytesMax: 1024 * 1024 });
+    let position = 0;
+    while (position < read.bytes.length) {
+      const header = tryReadBatchHeader(read.bytes, position);
+      expect(header?.baseOffset, 'offsets are dense').toBe(offset);
+      const size = header?.sizeBytes ?? 0;
+      const expected = byBase.get(offset);
+      expect(expected, `batch at ${offset} was never acknowledged`).toBeDefined();
+      expect(read.bytes.subarray(position, position + size).equals(expected?.bytes ?? Buffer.alloc(0)), `bytes at ${offset}`).toBe(true);
+      seen++;
+      position += size;
+      offset = (expected?.lastOffset ?? offset) + 1;
+    }
+  }
+  expect(seen).toBe(acked.length);
+}
