@@ -19,7 +19,6 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isBrokerError, type Reason } from '../../src/errors/index.js';
-import { tryReadBatchHeader } from '../../src/protocol/index.js';
 import { nodeFileSystem, writeFileAtomically, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultController } from '../support/faulty-file-system.js';

@@ -19,7 +19,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { isBrokerError, type Reason } from '../../src/errors/index.js';
 import type { Logger } from '../../src/observability/index.js';
-import { decodeBatches, tryReadBatchHeader } from '../../src/protocol/index.js';
+import { decodeBatches } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
