@@ -240,7 +240,7 @@ async function profileScenario(scenario: string, seconds: number, keep: boolean,
     dataDir: join(dataDir, 'broker'),
     flush: scenario === 'latency' ? 'always' : 'never',
     ...(traceGc ? { onLine } : {}),
-    nodeArgs: (traceGc ? ['--trace-gc'] : []).concat(brokerNodeArgs, tool === 'perf' ? ['--perf-basic-prof-only-functions'] : ['--cpu-prof', '--cpu-prof-interval', String(Number(flags['interval-us'] ?? 1000)), '--cpu-prof-dir', profileDir]),
+    nodeArgs: (traceGc ? ['--trace-gc'] : []).concat(brokerNodeArgs, tool === 'perf' ? (target === 'broker' ? ['--perf-basic-prof-only-functions'] : []) : ['--cpu-prof', '--cpu-prof-interval', String(Number(flags['interval-us'] ?? 1000)), '--cpu-prof-dir', profileDir]),
   });
   const threadsBefore = threadCpuSeconds(broker.pid);
   let perf: ReturnType<typeof spawn> | undefined;

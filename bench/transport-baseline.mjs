@@ -139,7 +139,10 @@ async function serve(widenWindow) {
     }
   }
   process.stdout.write(`${JSON.stringify({ port })}\n`);
-  process.on('SIGTERM', () => server.forceShutdown());
+  process.on('SIGTERM', () => {
+    server.forceShutdown();
+    process.exit(0); // a relay stream left open by a killed client must not keep the process alive
+  });
 }
 
 function makeClient(address) {
