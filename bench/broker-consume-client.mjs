@@ -14,8 +14,8 @@
  * Prints one JSON line: records, bytes (values), seconds, firstChunkSeconds, chunks,
  * recordsPerSec, valueMBps, brokerCpuSeconds, clientCpuSeconds.
  */
-import { readFileSync } from 'node:fs';
 import { createClient } from '../dist/client/index.js';
+import { clientCpuSeconds, machineBusySeconds, processCpuSeconds } from './cpu-accounting.mjs';
 
 const flags = {};
 const argv = process.argv.slice(2);
@@ -32,23 +32,9 @@ const consumerOptions = { autoOffsetReset: 'none' };
 if (flags['partition-buffer-bytes'] !== undefined) consumerOptions.partitionBufferBytes = Number(flags['partition-buffer-bytes']);
 if (flags['max-message-bytes'] !== undefined) consumerOptions.maxMessageBytes = Number(flags['max-message-bytes']);
 
-function brokerCpuSeconds() {
-  const stat = readFileSync(`/proc/${brokerPid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+const brokerCpuSeconds = () => processCpuSeconds(brokerPid);
 
-/** Busy CPU seconds of the whole machine (all cores), from /proc/stat: to spot other load. */
-function machineBusySeconds() {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = fields;
-  return (user + nice + system + irq + softirq + steal) / 100;
-}
 
-function clientCpuSeconds() {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-}
 
 const client = createClient({ brokers: [flags.broker], clientId: 'bench-consume' });
 try {

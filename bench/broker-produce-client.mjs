@@ -16,8 +16,8 @@
  * Prints one JSON line: records, seconds, recordsPerSec, valueMBps, brokerCpuSeconds,
  * clientCpuSeconds (this process, user+system), options.
  */
-import { readFileSync } from 'node:fs';
 import { createClient } from '../dist/client/index.js';
+import { clientCpuSeconds, machineBusySeconds, processCpuSeconds } from './cpu-accounting.mjs';
 
 const flags = {};
 const argv = process.argv.slice(2);
@@ -39,24 +39,9 @@ if (flags['batch-bytes'] !== undefined) producerOptions.batchBytes = Number(flag
 if (flags['linger-ms'] !== undefined) producerOptions.lingerMs = Number(flags['linger-ms']);
 if (flags['buffer-bytes'] !== undefined) producerOptions.bufferBytes = Number(flags['buffer-bytes']);
 
-function brokerCpuSeconds() {
-  if (!Number.isInteger(brokerPid) || brokerPid <= 0) return Number.NaN;
-  const stat = readFileSync(`/proc/${brokerPid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+const brokerCpuSeconds = () => processCpuSeconds(brokerPid);
 
-/** Busy CPU seconds of the whole machine (all cores), from /proc/stat: to spot other load. */
-function machineBusySeconds() {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = fields;
-  return (user + nice + system + irq + softirq + steal) / 100;
-}
 
-function clientCpuSeconds() {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-}
 
 const yieldTurn = () => new Promise((resolve) => setImmediate(resolve));
 
