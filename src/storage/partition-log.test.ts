@@ -34,6 +34,27 @@ async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ 
 }
 
 describe('PartitionLog', () => {
+  it('acknowledges appends split over several write groups in queue order, each once the log holds it', async () => {
+    const { log } = await freshLog();
+    // 24 × ~100 KiB queued at once: flush=never writes them in groups of ≤ 1 MiB (several writes).
+    const settled: string[] = [];
+    const appends = Array.from({ length: 24 }, (_, i) =>
+      log.append(makeBatch({ count: 2, valueBytes: 50_000, tag: `g${i}` })).then((result) => {
+        expect(log.logEndOffset).toBeGreaterThan(result.lastOffset);
+        settled.push(`append ${i}`);
+        return result;
+      }),
+    );
+    const flushed = log.flush().then(() => settled.push('flush'));
+    const results = await Promise.all(appends);
+    await flushed;
+    expect(results.map((result) => result.baseOffset)).toEqual(Array.from({ length: 24 }, (_, i) => 2 * i));
+    expect(settled).toEqual([...Array.from({ length: 24 }, (_, i) => `append ${i}`), 'flush']);
+    const records = await readAll(log);
+    expect(records.length).toBe(48);
+    expect(records[47]?.value.startsWith('g23-1:')).toBe(true);
+  });
+
   it('assigns dense offsets to appended batches and reads them back', async () => {
     const { log } = await freshLog();
     const first = await log.append(makeBatch({ count: 3, tag: 'a' }));

@@ -149,6 +149,14 @@ interface PlacedAppend {
 /** One write gathers at most this much (FINDINGS: ~1 MiB writes reach disk speed). */
 const WRITE_GROUP_BYTES_MAX = 16 * MiB;
 const WRITE_GROUP_COUNT_MAX = 1024;
+/**
+ * The group cap when appends need not wait for an fdatasync. Measured on this VM
+ * (bench/RESULTS.md): 1 MiB writevs run at raw page-cache speed steadily, while 2–16 MiB ones
+ * were often 2–4× slower; and a smaller group leaves appends queued to overlap with the write.
+ */
+const OVERLAPPED_GROUP_BYTES_MAX = 1 * MiB;
+/** Below this a group is not split: each writev costs ~30–50 µs of its own, more than the CRC it would overlap. */
+const OVERLAPPED_GROUP_BYTES_MIN = 128 * 1024;
 
 export class PartitionLog {
   readonly topic: string;
@@ -170,6 +178,9 @@ export class PartitionLog {
   private readonly queue: WriterTask[] = [];
   private queuedBytes = 0;
   private isWriting = false;
+  /** Acknowledgements of written appends, settled together on the next turn (`deferAcks`). */
+  private pendingAcks: (() => void)[] = [];
+  private isAckScheduled = false;
   private readonly appendListeners = new Set<(logEndOffset: number) => void>();
   /** Committed producer state as of the log end; changed only by the writer (writeRun). */
   private readonly producers: ProducerState;
@@ -388,11 +399,21 @@ export class PartitionLog {
     }
   }
 
+  /**
+   * The next write group: the appends at the head of the queue, up to the group caps. Unless
+   * every append waits for an fdatasync (flush=always, where one big group amortises it), a
+   * group takes at most half the queued bytes (but 128 KiB if that is more) and at most 1 MiB: the rest stays
+   * queued, so while this group's
+   * writev runs in the thread pool, the appends it acknowledges have their successors
+   * validated (CRC) on the event loop, and the two overlap instead of taking turns
+   * (bench/RESULTS.md "Where append's time goes").
+   */
   private takeAppendGroup(): PendingAppend[] {
     const group: PendingAppend[] = [];
+    const bytesMax = this.config.flush.kind === 'always' ? WRITE_GROUP_BYTES_MAX : Math.min(OVERLAPPED_GROUP_BYTES_MAX, Math.max(OVERLAPPED_GROUP_BYTES_MIN, Math.ceil(this.queuedBytes / 2)));
     let bytes = 0;
     for (let task = this.queue[0]; task !== undefined && task.kind === 'append'; task = this.queue[0]) {
-      if (group.length > 0 && (group.length >= WRITE_GROUP_COUNT_MAX || bytes + task.batch.length > WRITE_GROUP_BYTES_MAX)) break;
+      if (group.length > 0 && (group.length >= WRITE_GROUP_COUNT_MAX || bytes + task.batch.length > bytesMax)) break;
       this.queue.shift();
       this.queuedBytes -= task.batch.length;
       bytes += task.batch.length;
@@ -415,6 +436,7 @@ export class PartitionLog {
         // rejected batch is settled now and cannot trigger a roll (or fail with one).
         const verdict = this.producers.verdictFor(first.header);
         if (verdict.kind !== 'append') {
+          this.settleAcksNow();
           settleUnwritten(first, verdict);
           start++;
           continue;
@@ -505,12 +527,17 @@ export class PartitionLog {
       if (this.config.flush.kind === 'always') this.flushed = active.nextOffset;
       else this.maybeScheduleFlush();
       for (const { task, header } of placed) {
-        task.resolve({ baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false });
+        const result = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
+        this.pendingAcks.push(() => task.resolve(result));
       }
+      this.deferAcks();
       for (const listener of this.appendListeners) listener(active.nextOffset);
     }
     // Duplicates resolve with offsets already acknowledged (earlier, or by the write above).
-    if (unwritten !== undefined) for (const { task, verdict } of unwritten) settleUnwritten(task, verdict);
+    if (unwritten !== undefined) {
+      this.settleAcksNow();
+      for (const { task, verdict } of unwritten) settleUnwritten(task, verdict);
+    }
   }
 
   /** Writes the placed batches at `startPosition`; returns the failure (after undoing the write) or `undefined`. */
@@ -665,8 +692,10 @@ export class PartitionLog {
           await this.closeNow();
           break;
       }
+      this.settleAcksNow();
       task.resolve();
     } catch (error) {
+      this.settleAcksNow();
       task.reject(error);
     }
   }
@@ -958,8 +987,32 @@ export class PartitionLog {
   }
 
   private rejectAll(tasks: readonly WriterTask[], error: unknown): void {
+    this.settleAcksNow();
     const failure = isBrokerError(error) ? error : storageError('write', this.dir, error);
     for (const task of tasks) task.reject(failure);
+  }
+
+  /**
+   * Settles the acknowledgements of the last write on the next turn of the event loop, not
+   * now. The log end, the indexes and the producer state have already moved, so nothing but
+   * the callers' continuations waits; meanwhile the writer, still on this turn's microtasks,
+   * issues the next queued group's writev. The acknowledged appenders then validate their next
+   * batches (CRC) while that writev runs in the thread pool, instead of before it is issued
+   * (bench/RESULTS.md "Where append's time goes"). Every other settlement of an append or a
+   * control task first settles these, so callers see results in queue order.
+   */
+  private deferAcks(): void {
+    if (this.isAckScheduled) return;
+    this.isAckScheduled = true;
+    setImmediate(() => this.settleAcksNow());
+  }
+
+  private settleAcksNow(): void {
+    this.isAckScheduled = false;
+    if (this.pendingAcks.length === 0) return;
+    const acks = this.pendingAcks;
+    this.pendingAcks = [];
+    for (const ack of acks) ack();
   }
 }
 
