@@ -25,7 +25,7 @@ import { BrokerError } from '../errors/index.js';
 import { MetaStore, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
 import { stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
-import { LogManager, parseFlushPolicy, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
+import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 
 export type Acks = 'none' | 'leader' | 'all';
 
@@ -329,38 +329,51 @@ export class Broker {
     this.partitionOrThrow(options.topic, options.partition);
     const deadlineMs = this.clock.nowMs() + Math.min(Math.max(options.maxWaitMs, 0), limits.fetchWaitMsMax);
     return this.logs.withPartition(options.topic, options.partition, async (log) => {
+      let appended: readonly AppendedBatch[] | undefined;
       for (;;) {
-        const read = await log.read({ offset: options.offset, bytesMax: options.maxBytes });
-        const result = { bytes: read.bytes, nextOffset: read.nextOffset, highWatermark: read.logEndOffset, logStartOffset: read.logStartOffset };
+        // A reader parked at the log end takes the batches that woke it straight from the
+        // append (the same whole batches a read would return), not back through the disk: one
+        // thread-pool hop and a pread fewer per delivery to a tailing consumer.
+        const result = appended?.[0]?.baseOffset === options.offset ? fromAppended(appended, options.maxBytes, log) : undefined;
+        const read = result ?? (await this.readAt(log, options.offset, options.maxBytes));
         const remainingMs = deadlineMs - this.clock.nowMs();
-        if (read.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
-        await this.waitForAppend(log, `${options.topic}-${options.partition}`, read.logEndOffset, remainingMs, options.signal);
+        if (read.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return read;
+        appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, read.highWatermark, remainingMs, options.signal);
       }
     });
   }
 
-  /** Resolves on the next append past `logEndOffset`, after `timeoutMs`, or on abort. */
-  private waitForAppend(log: PartitionLog, key: string, logEndOffset: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  private async readAt(log: PartitionLog, offset: number, maxBytes: number): Promise<FetchResult> {
+    const read = await log.read({ offset, bytesMax: maxBytes });
+    return { bytes: read.bytes, nextOffset: read.nextOffset, highWatermark: read.logEndOffset, logStartOffset: read.logStartOffset };
+  }
+
+  /**
+   * Resolves on the next append past `logEndOffset` with the batches it wrote, or with
+   * `undefined` after `timeoutMs`, on abort, or when an append landed before it listened.
+   */
+  private waitForAppend(log: PartitionLog, key: string, logEndOffset: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<readonly AppendedBatch[] | undefined> {
     const waiting = this.waitersByPartition.get(key) ?? 0;
     if (waiting >= limits.waitersPerPartitionMax) {
       return Promise.reject(new BrokerError('LIMIT_REACHED', `too many readers waiting on ${key}; retry later`));
     }
     this.waitersByPartition.set(key, waiting + 1);
-    return new Promise<void>((resolve) => {
+    return new Promise<readonly AppendedBatch[] | undefined>((resolve) => {
       let unsubscribe: () => void = () => undefined;
       let cancelTimer: () => void = () => undefined;
-      const finish = (): void => {
+      const finish = (appended?: readonly AppendedBatch[]): void => {
         unsubscribe();
         cancelTimer();
-        signal?.removeEventListener('abort', finish);
+        signal?.removeEventListener('abort', onAbort);
         const left = (this.waitersByPartition.get(key) ?? 1) - 1;
         if (left <= 0) this.waitersByPartition.delete(key);
         else this.waitersByPartition.set(key, left);
-        resolve();
+        resolve(appended);
       };
-      unsubscribe = log.onAppend(finish);
-      cancelTimer = this.clock.setTimer(timeoutMs, finish);
-      signal?.addEventListener('abort', finish, { once: true });
+      const onAbort = (): void => finish();
+      unsubscribe = log.onAppend((_end, appended) => finish(appended));
+      cancelTimer = this.clock.setTimer(timeoutMs, onAbort);
+      signal?.addEventListener('abort', onAbort, { once: true });
       // An append may have landed between the read and subscribing.
       if (log.logEndOffset > logEndOffset) finish();
     });
@@ -446,4 +459,21 @@ export class Broker {
   private throwIfClosed(): void {
     if (this.isClosed) throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; retry against it once it is back');
   }
+}
+
+/** Whole appended batches up to `maxBytes` (at least one), as `log.read` would return them. */
+function fromAppended(appended: readonly AppendedBatch[], maxBytes: number, log: PartitionLog): FetchResult {
+  let count = 1;
+  let bytes = (appended[0] as AppendedBatch).bytes.length;
+  while (count < appended.length && bytes + (appended[count] as AppendedBatch).bytes.length <= maxBytes) {
+    bytes += (appended[count] as AppendedBatch).bytes.length;
+    count++;
+  }
+  const taken = appended.slice(0, count);
+  return {
+    bytes: count === 1 ? (taken[0] as AppendedBatch).bytes : Buffer.concat(taken.map((batch) => batch.bytes), bytes),
+    nextOffset: (taken[count - 1] as AppendedBatch).nextOffset,
+    highWatermark: log.logEndOffset,
+    logStartOffset: log.logStartOffset,
+  };
 }

@@ -17,6 +17,8 @@ export { PRODUCER_SNAPSHOT_FILE_NAME, partitionDirName, segmentFileName, tryPars
 export { formatFlushPolicy, parseFlushPolicy, type FlushPolicy } from './flush-policy.js';
 export {
   PartitionLog,
+  type AppendedBatch,
+  type AppendListener,
   type AppendOptions,
   type AppendResult,
   type PartitionLogConfig,

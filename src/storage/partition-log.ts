@@ -139,6 +139,17 @@ interface ControlTask {
 
 type WriterTask = PendingAppend | ControlTask;
 
+/** One batch just written, as it is on disk (base offset and leader epoch stamped). */
+export interface AppendedBatch {
+  bytes: Buffer;
+  baseOffset: number;
+  /** The offset after its last record. */
+  nextOffset: number;
+}
+
+/** See `PartitionLog.onAppend`. The batches are in offset order and must not be modified. */
+export type AppendListener = (logEndOffset: number, appended: readonly AppendedBatch[]) => void;
+
 /** An append given its offset and file position in a write run. */
 interface PlacedAppend {
   task: PendingAppend;
@@ -181,7 +192,7 @@ export class PartitionLog {
   /** Acknowledgements of written appends, settled together on the next turn (`deferAcks`). */
   private pendingAcks: (() => void)[] = [];
   private isAckScheduled = false;
-  private readonly appendListeners = new Set<(logEndOffset: number) => void>();
+  private readonly appendListeners = new Set<AppendListener>();
   /** Committed producer state as of the log end; changed only by the writer (writeRun). */
   private readonly producers: ProducerState;
   /**
@@ -281,8 +292,12 @@ export class PartitionLog {
     return this.queue.length > 0 || this.isWriting;
   }
 
-  /** Calls `listener` with the new log end offset after every append becomes visible. */
-  onAppend(listener: (logEndOffset: number) => void): () => void {
+  /**
+   * Calls `listener` after every write becomes visible (acknowledged), with the new log end
+   * offset and the batches just written, so a reader tailing the log end can take them from
+   * memory instead of reading them back.
+   */
+  onAppend(listener: AppendListener): () => void {
     this.appendListeners.add(listener);
     return () => this.appendListeners.delete(listener);
   }
@@ -530,8 +545,14 @@ export class PartitionLog {
         const result = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
         this.pendingAcks.push(() => task.resolve(result));
       }
-      this.deferAcks();
-      for (const listener of this.appendListeners) listener(active.nextOffset);
+      // With more appends queued, the writer goes on to the next write first (`deferAcks`);
+      // otherwise nothing would overlap, and the acknowledgements go out at once.
+      if (this.queue.length > 0) this.deferAcks();
+      else this.settleAcksNow();
+      if (this.appendListeners.size > 0) {
+        const appended = placed.map(({ task, header }) => ({ bytes: task.batch, baseOffset: header.baseOffset, nextOffset: header.baseOffset + header.lastOffsetDelta + 1 }));
+        for (const listener of this.appendListeners) listener(active.nextOffset, appended);
+      }
     }
     // Duplicates resolve with offsets already acknowledged (earlier, or by the write above).
     if (unwritten !== undefined) {
