@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { fmt, freshDataDir, loadLine, median, pct, printHeader, removeDir } from './common.js';
-import { diskBaseline, ensureBuilt, MiB, parseFlags, runClient, startBroker, targetVerdict, transportBaseline, type DiskBaseline, type TransportBaseline } from './broker-support.js';
+import { BIN_NODE_FLAGS, diskBaseline, ensureBuilt, MiB, parseFlags, runClient, startBroker, targetVerdict, transportBaseline, type DiskBaseline, type TransportBaseline } from './broker-support.js';
 
 interface ConsumeResult {
   records: number;
@@ -51,7 +51,8 @@ interface Scenario {
 const flags = parseFlags(process.argv.slice(2));
 /**
  * `--broker-node-flags "initial-old-space-size=256"`: node/V8 flags for the broker, without
- * their dashes (experiments; the default runs the broker exactly as `node bin/runnel.js`).
+ * their dashes, added after the flags of bin/runnel.js's shebang (experiments; the default runs
+ * the broker exactly as `runnel broker` does).
  */
 const brokerNodeArgs = flags['broker-node-flags']?.split(' ').filter((arg) => arg.length > 0).map((arg) => `--${arg}`) ?? [];
 const rounds = Number(flags.rounds ?? 3);
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   printHeader('broker-consume', 'Replay from offset 0 (hot page cache): records/s and broker CPU per record, one consumer process ← one broker (compiled JS).', dataDir, {
     rounds,
     records: recordCount,
-    brokerNodeArgs,
+    brokerNodeArgs: [...BIN_NODE_FLAGS, ...brokerNodeArgs],
     recordBytes: RECORD_BYTES,
     baselineMiB: BASELINE_BYTES / MiB,
     scenarios: SCENARIOS.map((s) => s.name),

@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { buildBatch, fmt, freshDataDir, loadLine, median, pct, printHeader, removeDir } from './common.js';
-import { diskBaseline, ensureBuilt, KiB, MiB, parseFlags, runClient, startBroker, targetVerdict, transportBaseline, type DiskBaseline, type TransportBaseline } from './broker-support.js';
+import { BIN_NODE_FLAGS, diskBaseline, ensureBuilt, KiB, MiB, parseFlags, runClient, startBroker, targetVerdict, transportBaseline, type DiskBaseline, type TransportBaseline } from './broker-support.js';
 
 interface Scenario {
   group: '100B' | '1KiB' | 'always';
@@ -56,7 +56,8 @@ function otherCores(result: ClientResult): number {
 const flags = parseFlags(process.argv.slice(2));
 /**
  * `--broker-node-flags "initial-old-space-size=256"`: node/V8 flags for the broker, without
- * their dashes (experiments; the default runs the broker exactly as `node bin/runnel.js`).
+ * their dashes, added after the flags of bin/runnel.js's shebang (experiments; the default runs
+ * the broker exactly as `runnel broker` does).
  */
 const brokerNodeArgs = flags['broker-node-flags']?.split(' ').filter((arg) => arg.length > 0).map((arg) => `--${arg}`) ?? [];
 const rounds = Number(flags.rounds ?? 3);
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   printHeader('broker-produce', 'Records/s, MB/s and broker CPU per record of one producer process → one broker (compiled JS), acks=leader.', dataDir, {
     rounds,
     measureSeconds,
-    brokerNodeArgs,
+    brokerNodeArgs: [...BIN_NODE_FLAGS, ...brokerNodeArgs],
     warmupSeconds: 1,
     baselineMiB: BASELINE_BYTES / MiB,
     scenarios: SCENARIOS.map((scenario) => `${GROUP_TITLES[scenario.group]}: ${scenario.name}`),

@@ -92,6 +92,18 @@ export interface BrokerHandle {
 }
 
 /** Starts the compiled broker on 127.0.0.1, port 0; resolves when it logs "broker started". */
+/**
+ * The node flags on bin/runnel.js's `#!/usr/bin/env -S node …` line: a broker started here
+ * runs exactly as `runnel broker` and `npm start` run it. `nodeArgs` come after, so an
+ * experiment can override them (e.g. `--initial-old-space-size=16`).
+ */
+export const BIN_NODE_FLAGS: readonly string[] = (() => {
+  const shebang = fs.readFileSync(join(repoRoot, 'bin/runnel.js'), 'utf8').split('\n')[0] ?? '';
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(shebang);
+  if (match === null) throw new Error(`bin/runnel.js starts with ${JSON.stringify(shebang)}, not "#!/usr/bin/env -S node …"`);
+  return (match[1] ?? '').split(' ').filter((flag) => flag.length > 0);
+})();
+
 export async function startBroker(options: {
   dataDir: string;
   flush: 'never' | 'always';
@@ -107,6 +119,7 @@ export async function startBroker(options: {
   let majorGcs = 0;
   const args = [
     ...(options.countGc === true ? ['--trace-gc'] : []),
+    ...BIN_NODE_FLAGS,
     ...(options.nodeArgs ?? []),
     join(repoRoot, 'bin/runnel.js'),
     'broker',

@@ -1,6 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=256
 // The `runnel` command. Runs the compiled CLI from dist/ (built by `npm ci` through the
 // `prepare` script, or by `npm run build`).
+//
+// --initial-old-space-size=256 (on the line above; Node refuses it in NODE_OPTIONS and it
+// cannot be set at run time): V8 otherwise starts with a small old-generation limit, and a
+// broker streaming MiB-sized request buffers fell into "GC storms" of 50-300 mark-compacts that
+// freed almost nothing, doubling its CPU per record. With the flag: none in 35 of 36 runs, and
+// the same peak RSS (bench/BROKER-RESULTS.md section 7.1). It raises a limit; it reserves no
+// memory. bench/broker-support.ts reads the flags from this line to start brokers the same way.
 import { existsSync } from 'node:fs';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
