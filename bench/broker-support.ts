@@ -91,7 +91,6 @@ export interface BrokerHandle {
   stop(): Promise<void>;
 }
 
-/** Starts the compiled broker on 127.0.0.1, port 0; resolves when it logs "broker started". */
 /**
  * The node flags on bin/runnel.js's `#!/usr/bin/env -S node …` line: a broker started here
  * runs exactly as `runnel broker` and `npm start` run it. `nodeArgs` come after, so an
@@ -104,6 +103,7 @@ export const BIN_NODE_FLAGS: readonly string[] = (() => {
   return (match[1] ?? '').split(' ').filter((flag) => flag.length > 0);
 })();
 
+/** Starts the compiled broker on 127.0.0.1, port 0; resolves when it logs "broker started". */
 export async function startBroker(options: {
   dataDir: string;
   flush: 'never' | 'always';

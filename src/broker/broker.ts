@@ -334,11 +334,11 @@ export class Broker {
         // A reader parked at the log end takes the batches that woke it straight from the
         // append (the same whole batches a read would return), not back through the disk: one
         // thread-pool hop and a pread fewer per delivery to a tailing consumer.
-        const result = appended?.[0]?.baseOffset === options.offset ? fromAppended(appended, options.maxBytes, log) : undefined;
-        const read = result ?? (await this.readAt(log, options.offset, options.maxBytes));
+        const handed = appended?.[0]?.baseOffset === options.offset ? fromAppended(appended, options.maxBytes, log) : undefined;
+        const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
         const remainingMs = deadlineMs - this.clock.nowMs();
-        if (read.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return read;
-        appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, read.highWatermark, remainingMs, options.signal);
+        if (result.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
+        appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, result.highWatermark, remainingMs, options.signal);
       }
     });
   }
@@ -463,16 +463,17 @@ export class Broker {
 
 /** Whole appended batches up to `maxBytes` (at least one), as `log.read` would return them. */
 function fromAppended(appended: readonly AppendedBatch[], maxBytes: number, log: PartitionLog): FetchResult {
-  let count = 1;
-  let bytes = (appended[0] as AppendedBatch).bytes.length;
-  while (count < appended.length && bytes + (appended[count] as AppendedBatch).bytes.length <= maxBytes) {
-    bytes += (appended[count] as AppendedBatch).bytes.length;
-    count++;
+  const first = appended[0] as AppendedBatch;
+  const taken = [first];
+  let bytes = first.bytes.length;
+  for (const batch of appended.slice(1)) {
+    if (bytes + batch.bytes.length > maxBytes) break;
+    taken.push(batch);
+    bytes += batch.bytes.length;
   }
-  const taken = appended.slice(0, count);
   return {
-    bytes: count === 1 ? (taken[0] as AppendedBatch).bytes : Buffer.concat(taken.map((batch) => batch.bytes), bytes),
-    nextOffset: (taken[count - 1] as AppendedBatch).nextOffset,
+    bytes: taken.length === 1 ? first.bytes : Buffer.concat(taken.map((batch) => batch.bytes), bytes),
+    nextOffset: (taken[taken.length - 1] as AppendedBatch).nextOffset,
     highWatermark: log.logEndOffset,
     logStartOffset: log.logStartOffset,
   };

@@ -159,7 +159,7 @@ export async function writeFileAtomically(fileSystem: FileSystem, path: string, 
 }
 
 /**
- * The most one writev call carries. Measured on this VM (bench/RESULTS.md "Write size"):
+ * The most one writev call carries. Measured on this VM (bench/RESULTS.md, run 5 "What changed append"):
  * buffered writes of 1 MiB run at page-cache speed run after run, while single writes of 2–16
  * MiB were often 2–4× slower, with or without an fdatasync after them. The extra calls cost
  * ~30 µs per MiB at most.

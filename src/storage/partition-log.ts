@@ -32,7 +32,7 @@
  */
 import { assert } from '../common/assert.js';
 import type { Clock } from '../common/clock.js';
-import { MiB } from '../common/units.js';
+import { KiB, MiB } from '../common/units.js';
 import { defaults } from '../config/defaults.js';
 import { limits } from '../config/limits.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
@@ -40,7 +40,7 @@ import type { Logger } from '../observability/index.js';
 import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, type BatchHeader } from '../protocol/index.js';
 import { storageError } from './errors.js';
 import type { FileHandleCache } from './file-handle-cache.js';
-import { writeAll, type FileSystem } from './file-system.js';
+import { WRITE_CALL_BYTES_MAX, writeAll, type FileSystem } from './file-system.js';
 import type { FlushPolicy } from './flush-policy.js';
 import type { IndexCache } from './index-cache.js';
 import { writePartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
@@ -161,13 +161,12 @@ interface PlacedAppend {
 const WRITE_GROUP_BYTES_MAX = 16 * MiB;
 const WRITE_GROUP_COUNT_MAX = 1024;
 /**
- * The group cap when appends need not wait for an fdatasync. Measured on this VM
- * (bench/RESULTS.md): 1 MiB writevs run at raw page-cache speed steadily, while 2–16 MiB ones
- * were often 2–4× slower; and a smaller group leaves appends queued to overlap with the write.
+ * The group cap when appends need not wait for an fdatasync (`takeAppendGroup`): one writev
+ * call, so the next group's write can start as soon as this one's is done.
  */
-const OVERLAPPED_GROUP_BYTES_MAX = 1 * MiB;
+const OVERLAPPED_GROUP_BYTES_MAX = WRITE_CALL_BYTES_MAX;
 /** Below this a group is not split: each writev costs ~30–50 µs of its own, more than the CRC it would overlap. */
-const OVERLAPPED_GROUP_BYTES_MIN = 128 * 1024;
+const OVERLAPPED_GROUP_BYTES_MIN = 128 * KiB;
 
 export class PartitionLog {
   readonly topic: string;
@@ -417,11 +416,10 @@ export class PartitionLog {
   /**
    * The next write group: the appends at the head of the queue, up to the group caps. Unless
    * every append waits for an fdatasync (flush=always, where one big group amortises it), a
-   * group takes at most half the queued bytes (but 128 KiB if that is more) and at most 1 MiB: the rest stays
-   * queued, so while this group's
-   * writev runs in the thread pool, the appends it acknowledges have their successors
-   * validated (CRC) on the event loop, and the two overlap instead of taking turns
-   * (bench/RESULTS.md "Where append's time goes").
+   * group takes at most half the queued bytes (but 128 KiB if that is more) and at most
+   * 1 MiB. The rest stays queued, so while this group's writev runs in the thread pool, the
+   * appends it acknowledges have their successors validated (CRC) on the event loop, and the
+   * two overlap instead of taking turns (bench/RESULTS.md, run 5 "What changed append").
    */
   private takeAppendGroup(): PendingAppend[] {
     const group: PendingAppend[] = [];
@@ -1019,7 +1017,7 @@ export class PartitionLog {
    * the callers' continuations waits; meanwhile the writer, still on this turn's microtasks,
    * issues the next queued group's writev. The acknowledged appenders then validate their next
    * batches (CRC) while that writev runs in the thread pool, instead of before it is issued
-   * (bench/RESULTS.md "Where append's time goes"). Every other settlement of an append or a
+   * (bench/RESULTS.md, run 5 "What changed append"). Every other settlement of an append or a
    * control task first settles these, so callers see results in queue order.
    */
   private deferAcks(): void {
