@@ -12,7 +12,9 @@
  * the last five batches of the current epoch is a duplicate with the original offsets, an
  * older epoch is fenced, a newer one must start at 0, otherwise the sequence must follow the
  * newest. A retry is the same batch encoded again. A crash abandons the log without closing
- * it (flush=never: the page cache keeps every acknowledged byte). Timestamps stay near the
+ * it (under flush=never the page cache keeps every acknowledged byte; under flush=always
+ * they are on disk anyway). Under flush=always a group's write overlaps the filler's
+ * fdatasync, so its duplicates are judged against a run not yet committed. Timestamps stay near the
  * manual clock, so no producer expires.
  *
  * fast-check prints the seed and path of a failing run; replay it with
@@ -81,6 +83,8 @@ const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
 const settingsArbitrary = fc.record({
   segmentBytes: fc.integer({ min: 1024, max: 4096 }),
   retentionBytes: fc.oneof(fc.constant(-1), fc.integer({ min: 1024, max: 8192 })),
+  // Under always, a group is written while the filler's fdatasync runs (pipelined group commit).
+  flush: fc.constantFrom({ kind: 'never' as const }, { kind: 'always' as const }),
 });
 
 // ---- The model -----------------------------------------------------------------------------

@@ -10,6 +10,8 @@
  * segment list. Reads never take the queue: they capture the segment list and the active
  * segment's visible size synchronously, then read below it. Visible size and log end offset
  * move only after the policy's acknowledgement point (flush-policy.ts), in one synchronous step.
+ * Under flush=always the writer writes the next group while the previous group's fdatasync
+ * runs (`writeRun`), so the file may hold one group's bytes beyond the visible end.
  *
  * Idempotent producers (producer-state.ts): the writer checks each batch with producerId ≥ 0
  * against the producer state while it places the batches of a run, never before queuing (the
@@ -22,7 +24,8 @@
  * Failure policy:
  * - A batch that fails validation is rejected before it is queued: nothing is written.
  * - A write or fdatasync error on append: the file is cut back to the last acknowledged byte,
- *   the appends in that write fail with DISK_FULL or STORAGE_ERROR, and the log stays online
+ *   the appends in that write fail with DISK_FULL or STORAGE_ERROR (under flush=always, a
+ *   failed fdatasync fails the group written after it too), and the log stays online
  *   and readable; appends succeed again once the cause is gone (space freed). If even the cut
  *   fails, the partition goes offline (STORAGE_ERROR).
  * - A failed background fdatasync (flush=interval) means acknowledged bytes may not be on disk:
@@ -39,7 +42,7 @@ import { BrokerError, isBrokerError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, type BatchHeader } from '../protocol/index.js';
 import { storageError } from './errors.js';
-import type { FileHandleCache } from './file-handle-cache.js';
+import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
 import { WRITE_CALL_BYTES_MAX, writeAll, type FileSystem } from './file-system.js';
 import type { FlushPolicy } from './flush-policy.js';
 import type { IndexCache } from './index-cache.js';
@@ -157,6 +160,32 @@ interface PlacedAppend {
   position: number;
 }
 
+/**
+ * A flush=always write run whose bytes are written but whose fdatasync is still running
+ * (`writeRun`). The next run is written meanwhile, after it in the file; nothing of either is
+ * visible or acknowledged until its own fdatasync is done, and they complete in write order.
+ */
+interface UnsyncedRun {
+  segment: Segment;
+  /** Held until the fdatasync is done, so the handle stays open. */
+  lease: HandleLease;
+  run: PendingAppend[];
+  placed: PlacedAppend[];
+  producerChanges: ProducerStateChanges | undefined;
+  unwritten: UnwrittenAppend[] | undefined;
+  startPosition: number;
+  endPosition: number;
+  endOffset: number;
+  /** Resolves with the fdatasync's error, or `undefined` once the bytes are on stable storage. */
+  synced: Promise<unknown>;
+}
+
+/** An idempotent batch the producer state answered without a write (duplicate or rejected). */
+interface UnwrittenAppend {
+  task: PendingAppend;
+  verdict: ProducerVerdict;
+}
+
 /** One write gathers at most this much (FINDINGS: ~1 MiB writes reach disk speed). */
 const WRITE_GROUP_BYTES_MAX = 16 * MiB;
 const WRITE_GROUP_COUNT_MAX = 1024;
@@ -188,6 +217,10 @@ export class PartitionLog {
   private readonly queue: WriterTask[] = [];
   private queuedBytes = 0;
   private isWriting = false;
+  /** Set while the writer waits on an fdatasync with nothing queued; an append wakes it. */
+  private wakeWriter: (() => void) | undefined;
+  /** The flush=always run whose fdatasync is running (`writeRun`), if any. */
+  private unsynced: UnsyncedRun | undefined;
   /** Acknowledgements of written appends, settled together on the next turn (`deferAcks`). */
   private pendingAcks: (() => void)[] = [];
   private isAckScheduled = false;
@@ -397,13 +430,22 @@ export class PartitionLog {
   }
 
   private async runWriter(): Promise<void> {
-    if (this.isWriting) return;
+    if (this.isWriting) {
+      this.wakeWriter?.();
+      return;
+    }
     this.isWriting = true;
     try {
-      for (let task = this.queue[0]; task !== undefined; task = this.queue[0]) {
-        if (task.kind === 'append') {
+      for (;;) {
+        const task = this.queue[0];
+        if (task === undefined) {
+          if (this.unsynced === undefined) break;
+          await this.awaitSyncOrWork(this.unsynced);
+        } else if (task.kind === 'append') {
           await this.writeGroup(this.takeAppendGroup());
         } else {
+          // Roll, flush, retention and close see only completed writes.
+          await this.completeUnsynced();
           this.queue.shift();
           await this.runControlTask(task);
         }
@@ -414,16 +456,38 @@ export class PartitionLog {
   }
 
   /**
-   * The next write group: the appends at the head of the queue, up to the group caps. Unless
-   * every append waits for an fdatasync (flush=always, where one big group amortises it), a
-   * group takes at most half the queued bytes (but 128 KiB if that is more) and at most
-   * 1 MiB. The rest stays queued, so while this group's writev runs in the thread pool, the
-   * appends it acknowledges have their successors validated (CRC) on the event loop, and the
-   * two overlap instead of taking turns (bench/RESULTS.md, run 5 "What changed append").
+   * With nothing queued, waits for the unsynced run's fdatasync, but goes back to work as soon
+   * as an append arrives: its write then overlaps that fdatasync, as under load.
+   */
+  private async awaitSyncOrWork(pending: UnsyncedRun): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wakeWriter = resolve;
+      void pending.synced.then(() => resolve());
+    });
+    this.wakeWriter = undefined;
+    if (this.queue.length === 0) await this.completeUnsynced();
+  }
+
+  /**
+   * The next write group: the appends at the head of the queue, up to the group caps.
+   *
+   * - Unless every append waits for an fdatasync, a group takes at most half the queued bytes
+   *   (but 128 KiB if that is more) and at most 1 MiB. The rest stays queued, so while this
+   *   group's writev runs in the thread pool, the appends it acknowledges have their
+   *   successors validated (CRC) on the event loop, and the two overlap instead of taking
+   *   turns (bench/RESULTS.md, run 5 "What changed append").
+   * - Under flush=always a group takes at most half the bytes waiting for durability (queued,
+   *   or written and syncing; but 128 KiB if that is more) and at most 16 MiB. The appends in
+   *   flight then form two groups of about equal size that take turns: one is written while
+   *   the other's fdatasync runs (`writeRun`). Taking all that is queued instead settles into
+   *   one big group and one tiny one, which overlaps almost nothing (bench/RESULTS.md, run 6
+   *   "Pipelined group commit").
    */
   private takeAppendGroup(): PendingAppend[] {
     const group: PendingAppend[] = [];
-    const bytesMax = this.config.flush.kind === 'always' ? WRITE_GROUP_BYTES_MAX : Math.min(OVERLAPPED_GROUP_BYTES_MAX, Math.max(OVERLAPPED_GROUP_BYTES_MIN, Math.ceil(this.queuedBytes / 2)));
+    const unsyncedBytes = this.unsynced === undefined ? 0 : this.unsynced.endPosition - this.unsynced.startPosition;
+    const half = Math.max(OVERLAPPED_GROUP_BYTES_MIN, Math.ceil((this.queuedBytes + unsyncedBytes) / 2));
+    const bytesMax = Math.min(this.config.flush.kind === 'always' ? WRITE_GROUP_BYTES_MAX : OVERLAPPED_GROUP_BYTES_MAX, half);
     let bytes = 0;
     for (let task = this.queue[0]; task !== undefined && task.kind === 'append'; task = this.queue[0]) {
       if (group.length > 0 && (group.length >= WRITE_GROUP_COUNT_MAX || bytes + task.batch.length > bytesMax)) break;
@@ -433,6 +497,13 @@ export class PartitionLog {
       group.push(task);
     }
     return group;
+  }
+
+  /** Where the next write goes: after the unsynced run if there is one, else at the log end. */
+  private writtenEnd(): { sizeBytes: number; nextOffset: number } {
+    const pending = this.unsynced;
+    if (pending !== undefined) return { sizeBytes: pending.endPosition, nextOffset: pending.endOffset };
+    return { sizeBytes: this.activeSegment.sizeBytes ?? 0, nextOffset: this.logEndOffset };
   }
 
   /** Writes a group of appends: split into runs at roll points, each run one writev. */
@@ -445,33 +516,49 @@ export class PartitionLog {
       }
       const first = group[start] as PendingAppend;
       if (first.header.producerId >= 0) {
-        // A run starts on committed producer state, so this verdict is final: a duplicate or a
-        // rejected batch is settled now and cannot trigger a roll (or fail with one).
-        const verdict = this.producers.verdictFor(first.header);
+        // A run starts on the producer state as of the written end, so this verdict is final:
+        // a duplicate or a rejected batch is settled now and cannot trigger a roll (or fail
+        // with one). It is settled only on committed state: a duplicate of a batch still
+        // syncing must not resolve before its original, and if that fdatasync fails the
+        // verdict changes.
+        const verdict = (this.unsynced?.producerChanges ?? this.producers).verdictFor(first.header);
         if (verdict.kind !== 'append') {
+          if (this.unsynced !== undefined) {
+            await this.completeUnsynced();
+            continue;
+          }
           this.settleAcksNow();
           settleUnwritten(first, verdict);
           start++;
           continue;
         }
       }
+      let end = this.writtenEnd();
       try {
         await this.maybeMarkDirty();
-        if (this.shouldRoll(group[start] as PendingAppend, this.activeSegment.sizeBytes ?? 0, this.logEndOffset)) await this.rollActive();
+        if (this.shouldRoll(first, end.sizeBytes, end.nextOffset)) {
+          // A roll seals the active segment: the write before it must be complete.
+          if (this.unsynced !== undefined) {
+            await this.completeUnsynced();
+            continue;
+          }
+          await this.rollActive();
+          end = this.writtenEnd();
+        }
       } catch (error) {
         this.rejectAll(group.slice(start), error);
         return;
       }
-      let end = start + 1;
-      let sizeBytes = (this.activeSegment.sizeBytes ?? 0) + (group[start] as PendingAppend).batch.length;
-      let nextOffset = this.logEndOffset + (group[start] as PendingAppend).header.lastOffsetDelta + 1;
-      while (end < group.length && !this.shouldRoll(group[end] as PendingAppend, sizeBytes, nextOffset)) {
-        sizeBytes += (group[end] as PendingAppend).batch.length;
-        nextOffset += (group[end] as PendingAppend).header.lastOffsetDelta + 1;
-        end++;
+      let stop = start + 1;
+      let sizeBytes = end.sizeBytes + first.batch.length;
+      let nextOffset = end.nextOffset + first.header.lastOffsetDelta + 1;
+      while (stop < group.length && !this.shouldRoll(group[stop] as PendingAppend, sizeBytes, nextOffset)) {
+        sizeBytes += (group[stop] as PendingAppend).batch.length;
+        nextOffset += (group[stop] as PendingAppend).header.lastOffsetDelta + 1;
+        stop++;
       }
-      await this.writeRun(group.slice(start, end));
-      start = end;
+      await this.writeRun(group.slice(start, stop));
+      start = stop;
     }
   }
 
@@ -490,28 +577,37 @@ export class PartitionLog {
   }
 
   /**
-   * One writev (+ fdatasync under flush=always) of batches that all fit the active segment.
+   * One writev of batches that all fit the active segment, placed after the written end.
    * Idempotent batches are checked here, in queue order, against the producer state plus the
    * run's earlier batches (a retry queued behind its original is caught as its duplicate).
    * Verdicts are provisional until the write succeeds: if it fails, every append of the run
    * fails with the storage error and the producer state stays as it was.
+   *
+   * Under flush=always the run's fdatasync is started, not awaited (pipelined group commit):
+   * the writer goes on to write the next run while it runs, and `completeUnsynced` makes the
+   * run visible and acknowledges it afterwards, in write order. A run is written while at most
+   * one earlier run's fdatasync runs; it is completed (or failed) before this run's own starts.
    */
   private async writeRun(run: PendingAppend[]): Promise<void> {
     const active = this.activeSegment;
-    const startPosition = active.sizeBytes ?? 0;
+    const earlier = this.unsynced;
+    assert(earlier === undefined || earlier.segment === active, 'a roll completes the unsynced run first');
+    const end = this.writtenEnd();
+    const startPosition = end.sizeBytes;
     let position = startPosition;
-    let offset = active.nextOffset;
+    let offset = end.nextOffset;
     const placed: PlacedAppend[] = [];
     // Both allocated only once the run holds an idempotent batch: plain appends pay nothing.
     let producerChanges: ProducerStateChanges | undefined;
-    let unwritten: { task: PendingAppend; verdict: ProducerVerdict }[] | undefined;
+    let unwritten: UnwrittenAppend[] | undefined;
     for (const task of run) {
       if (offset + task.header.lastOffsetDelta > limits.offsetMax) {
+        await this.completeUnsynced();
         this.rejectAll(run, new BrokerError('INVALID_REQUEST', 'partition offsets are exhausted', { topic: this.topic, partition: this.partition }));
         return;
       }
       if (task.header.producerId >= 0) {
-        producerChanges ??= this.producers.beginChanges();
+        producerChanges ??= this.producers.beginChanges(earlier?.producerChanges);
         const verdict = producerChanges.check(task.header, offset);
         if (verdict.kind !== 'append') {
           (unwritten ??= []).push({ task, verdict });
@@ -525,64 +621,144 @@ export class PartitionLog {
       offset += task.header.lastOffsetDelta + 1;
     }
 
-    if (placed.length > 0) {
-      // Across this await only this writer changes the producer state (and it is here), so
-      // `producerChanges` still extends the committed state it was checked against.
-      const failure = await this.writeRunBytes(active, placed, startPosition);
-      if (failure !== undefined) {
-        this.rejectAll(run, failure); // `producerChanges` is dropped: the rollback
-        return;
-      }
-      // Acknowledgement point: durable under flush=always, in the page cache otherwise. The
-      // producer state moves in the same synchronous step as the visible log end.
-      producerChanges?.commit();
-      active.recordAppended(placed);
-      if (this.config.flush.kind === 'always') this.flushed = active.nextOffset;
-      else this.maybeScheduleFlush();
-      for (const { task, header } of placed) {
-        const result = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
-        this.pendingAcks.push(() => task.resolve(result));
-      }
-      // With more appends queued, the writer goes on to the next write first (`deferAcks`);
-      // otherwise nothing would overlap, and the acknowledgements go out at once.
-      if (this.queue.length > 0) this.deferAcks();
-      else this.settleAcksNow();
-      if (this.appendListeners.size > 0) {
-        const appended = placed.map(({ task, header }) => ({ bytes: task.batch, baseOffset: header.baseOffset, nextOffset: header.baseOffset + header.lastOffsetDelta + 1 }));
-        for (const listener of this.appendListeners) listener(active.nextOffset, appended);
-      }
+    if (placed.length === 0) {
+      // Only duplicates and rejections: they resolve with offsets already acknowledged, so the
+      // run they may point into completes first.
+      const failure = await this.completeUnsynced();
+      if (failure !== undefined) this.rejectAll(run, failure);
+      else this.finishUnwritten(unwritten);
+      return;
     }
-    // Duplicates resolve with offsets already acknowledged (earlier, or by the write above).
-    if (unwritten !== undefined) {
-      this.settleAcksNow();
-      for (const { task, verdict } of unwritten) settleUnwritten(task, verdict);
-    }
-  }
 
-  /** Writes the placed batches at `startPosition`; returns the failure (after undoing the write) or `undefined`. */
-  private async writeRunBytes(active: Segment, placed: readonly PlacedAppend[], startPosition: number): Promise<BrokerError | undefined> {
-    let lease;
+    let lease: HandleLease;
     try {
       lease = await active.lease();
     } catch (error) {
-      return isBrokerError(error) ? error : storageError('open', active.logPath, error);
+      await this.completeUnsynced();
+      this.rejectAll(run, isBrokerError(error) ? error : storageError('open', active.logPath, error));
+      return;
     }
     try {
       await writeAll(lease.handle, placed.map(({ task }) => task.batch), startPosition);
       // The bytes are in the page cache: a process crash keeps them, a power loss may tear
       // them (recovery truncates a torn tail). Nothing is acknowledged yet.
-      if (this.config.flush.kind === 'always') {
-        await lease.handle.datasync();
-        // On stable storage: the appends are acknowledged durable (flush=always).
-      }
-      return undefined;
     } catch (error) {
       const failure = storageError('append to', active.logPath, error);
-      await this.undoWrite(lease.handle, startPosition, failure);
-      return failure;
-    } finally {
+      // The earlier run's bytes lie before ours: settle it first. If its fdatasync failed it
+      // cut the file back to its own start, which removes ours too.
+      const earlierFailure = await this.completeUnsynced();
+      if (earlierFailure === undefined) await this.undoWrite(lease.handle, startPosition, failure);
       lease.release();
+      this.rejectAll(run, earlierFailure ?? failure); // `producerChanges` is dropped: the rollback
+      return;
     }
+    // While this run was written, the earlier run's fdatasync ran: wait for it to finish.
+    const earlierError = earlier === undefined ? undefined : await earlier.synced;
+    if (earlier !== undefined && earlierError !== undefined) {
+      // It failed: the earlier run is cut back from the file, and this run with it (it lay after).
+      this.unsynced = undefined;
+      const failure = await this.failUnsynced(earlier, earlierError);
+      lease.release();
+      this.rejectAll(run, failure);
+      return;
+    }
+    if (this.config.flush.kind !== 'always') {
+      lease.release();
+      this.unsynced = undefined;
+      if (earlier !== undefined) this.finishSynced(earlier);
+      this.finishRun(active, placed, producerChanges, unwritten, false);
+      return;
+    }
+    // This run's fdatasync starts before the earlier run is acknowledged, so the CRC checks of
+    // the batches its appenders send next run while it does, not before it is issued.
+    // Crash from here until it returns: the run's bytes may or may not be on disk, and none of
+    // its appends has been acknowledged (recovery keeps or truncates them whole).
+    this.unsynced = {
+      segment: active,
+      lease,
+      run,
+      placed,
+      producerChanges,
+      unwritten,
+      startPosition,
+      endPosition: position,
+      endOffset: offset,
+      synced: lease.handle.datasync().then(
+        () => undefined,
+        (error: unknown) => error ?? new Error('fdatasync failed'),
+      ),
+    };
+    if (earlier !== undefined) this.finishSynced(earlier);
+  }
+
+  /**
+   * Waits for the unsynced run's fdatasync (if any) and completes it: visible and acknowledged
+   * when it succeeded; otherwise its appends fail, the file is cut back to the run's start
+   * (which also removes any later run written after it), and the failure is returned.
+   */
+  private async completeUnsynced(): Promise<BrokerError | undefined> {
+    const pending = this.unsynced;
+    if (pending === undefined) return undefined;
+    const error = await pending.synced;
+    this.unsynced = undefined;
+    if (error !== undefined) return this.failUnsynced(pending, error);
+    this.finishSynced(pending);
+    return undefined;
+  }
+
+  /** An unsynced run whose fdatasync succeeded: on stable storage, acknowledged durable (flush=always). */
+  private finishSynced(pending: UnsyncedRun): void {
+    pending.lease.release();
+    this.finishRun(pending.segment, pending.placed, pending.producerChanges, pending.unwritten, true);
+  }
+
+  /** An unsynced run whose fdatasync failed: its appends fail and the file is cut back to its start. */
+  private async failUnsynced(pending: UnsyncedRun, error: unknown): Promise<BrokerError> {
+    const failure = storageError('fdatasync', pending.segment.logPath, error);
+    // Cut back to the end of the last acknowledged batch: a failed fdatasync may have dropped
+    // the dirty pages, so nothing after that end can be trusted to reach the disk.
+    await this.undoWrite(pending.lease.handle, pending.startPosition, failure);
+    pending.lease.release();
+    this.rejectAll(pending.run, failure); // `producerChanges` is dropped: the rollback
+    return failure;
+  }
+
+  /**
+   * Acknowledgement point of a written run: durable (`isSynced`) under flush=always, in the
+   * page cache otherwise. The producer state moves in the same synchronous step as the
+   * visible log end.
+   */
+  private finishRun(
+    segment: Segment,
+    placed: readonly PlacedAppend[],
+    producerChanges: ProducerStateChanges | undefined,
+    unwritten: UnwrittenAppend[] | undefined,
+    isSynced: boolean,
+  ): void {
+    producerChanges?.commit();
+    segment.recordAppended(placed);
+    if (isSynced) this.flushed = segment.nextOffset;
+    else this.maybeScheduleFlush();
+    for (const { task, header } of placed) {
+      const result = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
+      this.pendingAcks.push(() => task.resolve(result));
+    }
+    // With more appends queued (and nothing left to sync), the writer goes on to the next
+    // write first (`deferAcks`); otherwise nothing would overlap, and they go out at once.
+    if (this.queue.length > 0 && !isSynced) this.deferAcks();
+    else this.settleAcksNow();
+    if (this.appendListeners.size > 0) {
+      const appended = placed.map(({ task, header }) => ({ bytes: task.batch, baseOffset: header.baseOffset, nextOffset: header.baseOffset + header.lastOffsetDelta + 1 }));
+      for (const listener of this.appendListeners) listener(segment.nextOffset, appended);
+    }
+    // Duplicates resolve with offsets already acknowledged (earlier, or just above).
+    this.finishUnwritten(unwritten);
+  }
+
+  private finishUnwritten(unwritten: UnwrittenAppend[] | undefined): void {
+    if (unwritten === undefined) return;
+    this.settleAcksNow();
+    for (const { task, verdict } of unwritten) settleUnwritten(task, verdict);
   }
 
   /**

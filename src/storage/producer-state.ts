@@ -116,8 +116,13 @@ export class ProducerState {
   }
 
   /** Starts the tentative changes of one write run. */
-  beginChanges(): ProducerStateChanges {
-    return new ProducerStateChanges(this);
+  /**
+   * Starts the tentative changes of a write run. `after` is the still uncommitted changes of
+   * the run written before it (flush=always pipelining, partition-log.ts): the new run sees
+   * them, must commit after them, and is dropped with them.
+   */
+  beginChanges(after?: ProducerStateChanges): ProducerStateChanges {
+    return new ProducerStateChanges(this, after);
   }
 
   /** The verdict on a batch against the committed state alone, recording nothing. */
@@ -176,14 +181,30 @@ export class ProducerState {
 
 /**
  * The tentative effect of one write run on a `ProducerState`: `check` sees the committed
- * state plus every batch this run accepted before, and `commit` publishes them. Dropping the
- * object without `commit` is the rollback (nothing committed is ever touched before it).
+ * state plus every batch this run (and an uncommitted earlier run it was started after)
+ * accepted before, and `commit` publishes them. Dropping the object without `commit` is the
+ * rollback (nothing committed is ever touched before it).
  */
 export class ProducerStateChanges {
   /** Working copies of the entries this run touched, in first-touch order. */
   private readonly touched = new Map<number, ProducerEntry>();
 
-  constructor(private readonly state: ProducerState) {}
+  constructor(
+    private readonly state: ProducerState,
+    private earlier?: ProducerStateChanges,
+  ) {}
+
+  /** The entry as this run sees it: its own change, else the earlier run's, else the committed one. */
+  private entryOf(producerId: number): Readonly<ProducerEntry> | undefined {
+    return this.touched.get(producerId) ?? (this.earlier !== undefined ? this.earlier.entryOf(producerId) : this.state.entryOf(producerId));
+  }
+
+  /** The verdict on a batch as this run sees the state, recording nothing. */
+  verdictFor(header: BatchHeader): ProducerVerdict {
+    assert(header.producerId >= 0, 'only idempotent batches are checked');
+    const entry = this.entryOf(header.producerId);
+    return (entry === undefined ? undefined : checkBatch(entry, header, this.state.options)) ?? APPEND;
+  }
 
   /**
    * Checks a batch the writer is about to place at `baseOffset` (header.producerId ≥ 0) and,
@@ -192,7 +213,7 @@ export class ProducerStateChanges {
   check(header: BatchHeader, baseOffset: number): ProducerVerdict {
     const producerId = header.producerId;
     assert(producerId >= 0, 'only idempotent batches are checked');
-    const entry = this.touched.get(producerId) ?? this.state.entryOf(producerId);
+    const entry = this.entryOf(producerId);
     const problem = entry === undefined ? undefined : checkBatch(entry, header, this.state.options);
     if (problem !== undefined) return problem;
     let working = this.touched.get(producerId);
@@ -205,8 +226,13 @@ export class ProducerStateChanges {
     return APPEND;
   }
 
-  /** Publishes every tentative change (after the run's bytes reached the acknowledgement point). */
+  /**
+   * Publishes every tentative change (after the run's bytes reached the acknowledgement
+   * point). The earlier run this one was started after must have committed first.
+   */
   commit(): void {
+    assert(this.earlier === undefined || this.earlier.touched.size === 0, 'runs commit in write order');
+    this.earlier = undefined;
     for (const entry of this.touched.values()) this.state.put(entry);
     this.touched.clear();
   }

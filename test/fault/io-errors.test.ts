@@ -63,6 +63,7 @@ async function openFaultyLog(config: Partial<PartitionLogConfig> = {}, clock?: M
   const logger = recordingLogger();
   const log = await openTestLog({ dir: temp.dir, config, fileSystem: faulty.fileSystem, logger, ...(clock === undefined ? {} : { clock }) });
   cleanups.push(() => log.close());
+  cleanups.push(() => faulty.faults.clear()); // runs first: a held fdatasync would block the close
   return { ...faulty, log, dir: temp.dir, logger };
 }
 
@@ -305,5 +306,178 @@ describe('a failed fdatasync', () => {
       describe: () => `flushed offset ${log.flushedOffset}, log end ${log.logEndOffset}`,
     });
     expect(log.isOnline).toBe(true);
+  });
+});
+
+describe('pipelined group commit (flush=always)', () => {
+  const producer = (baseSequence: number) => ({ producerId: 7, producerEpoch: 0, baseSequence });
+
+  async function heldDatasyncs(faults: FaultyLog['faults'], count: number): Promise<void> {
+    await waitFor(() => faults.heldDatasyncs === count, { timeoutMs: 5_000, describe: () => `${faults.heldDatasyncs} fdatasyncs held, waiting for ${count}` });
+  }
+
+  it('writes the next group while the previous one syncs; each becomes readable and is acknowledged only after its own fdatasync, in order', async () => {
+    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 2);
+    const endBefore = log.logEndOffset;
+    faults.holdDatasyncs({ path: LOG_FILES });
+
+    const settled: string[] = [];
+    const first = makeBatch({ count: 2, valueBytes: 200, tag: 'first' });
+    const second = makeBatch({ count: 3, valueBytes: 200, tag: 'second' });
+    const firstAppend = log.append(first).then((result) => (settled.push('first'), result));
+    await heldDatasyncs(faults, 1);
+    const secondAppend = log.append(second).then((result) => (settled.push('second'), result));
+    // The second batch reaches the file while the first one's fdatasync is still held.
+    await waitFor(() => logBytesOnDisk(dir) === ackedBytes(acked) + first.length + second.length, {
+      timeoutMs: 5_000,
+      describe: () => `${logBytesOnDisk(dir)} bytes in the .log files`,
+    });
+    expect(faults.heldDatasyncs).toBe(1);
+    expect(settled).toEqual([]);
+    expect(log.logEndOffset).toBe(endBefore);
+    expect(log.flushedOffset).toBe(endBefore);
+    expect((await log.read({ offset: endBefore, bytesMax: 1 << 20 })).bytes.length).toBe(0);
+
+    faults.releaseDatasync();
+    const firstResult = await firstAppend;
+    expect(firstResult).toEqual({ baseOffset: endBefore, lastOffset: endBefore + 1, isDuplicate: false });
+    await heldDatasyncs(faults, 1); // the second group's own fdatasync
+    expect(settled).toEqual(['first']);
+    expect(log.logEndOffset).toBe(endBefore + 2);
+    expect(log.flushedOffset).toBe(endBefore + 2);
+    expect(decodeBatches((await log.read({ offset: endBefore, bytesMax: 1 << 20 })).bytes).map((record) => record.value?.toString().slice(0, 8))).toEqual([
+      'first-0:',
+      'first-1:',
+    ]);
+
+    faults.releaseDatasync();
+    const secondResult = await secondAppend;
+    expect(secondResult.baseOffset).toBe(endBefore + 2);
+    expect(settled).toEqual(['first', 'second']);
+    expect(log.flushedOffset).toBe(endBefore + 5);
+    acked.push({ ...firstResult, bytes: Buffer.from(first) }, { ...secondResult, bytes: Buffer.from(second) });
+    faults.clear();
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  });
+
+  it('fails the group whose fdatasync failed and the group written after it, cuts both from the file, and lets the producer retry both', async () => {
+    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 2);
+    const endBefore = log.logEndOffset;
+    faults.holdDatasyncs({ path: LOG_FILES });
+
+    const firstFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'first', producer: producer(0) })));
+    await heldDatasyncs(faults, 1);
+    const second = makeBatch({ count: 2, tag: 'second', producer: producer(2) });
+    const secondFailure = rejectionOf(log.append(second));
+    await waitFor(() => logBytesOnDisk(dir) > ackedBytes(acked) + second.length, { timeoutMs: 5_000, describe: () => `${logBytesOnDisk(dir)} bytes in the .log files` });
+    faults.releaseDatasync({ failWith: 'EIO' });
+    expectReason(await firstFailure, 'STORAGE_ERROR', 'EIO');
+    expectReason(await secondFailure, 'STORAGE_ERROR', 'EIO');
+    expect(faults.heldDatasyncs, 'the second group never reached its fdatasync').toBe(0);
+    expect(log.isOnline).toBe(true);
+    expect(log.logEndOffset).toBe(endBefore);
+    expect(logBytesOnDisk(dir)).toBe(ackedBytes(acked));
+
+    // Neither batch counts as written: the retries are appended, not answered as duplicates.
+    faults.clear();
+    for (const [tag, baseSequence] of [
+      ['first', 0],
+      ['second', 2],
+    ] as const) {
+      const batch = makeBatch({ count: 2, tag, producer: producer(baseSequence) });
+      const result = await log.append(batch);
+      expect(result.isDuplicate).toBe(false);
+      acked.push({ ...result, bytes: Buffer.from(batch) });
+    }
+    expect((acked[2] as Acked).baseOffset).toBe(endBefore);
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  });
+
+  it('answers a retry of a batch still syncing only after its original is acknowledged, and appends it when the original failed', async () => {
+    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
+    const acked: Acked[] = [];
+    faults.holdDatasyncs({ path: LOG_FILES });
+
+    const order: string[] = [];
+    const original = makeBatch({ count: 2, tag: 'original', producer: producer(0) });
+    const retry = Buffer.from(original);
+    const originalAppend = log.append(original).then((result) => (order.push('original'), result));
+    await heldDatasyncs(faults, 1);
+    const retryAppend = log.append(retry).then((result) => (order.push('retry'), result));
+    faults.releaseDatasync();
+    const originalResult = await originalAppend;
+    expect(await retryAppend).toEqual({ baseOffset: originalResult.baseOffset, lastOffset: originalResult.lastOffset, isDuplicate: true });
+    expect(order).toEqual(['original', 'retry']);
+    expect(faults.heldDatasyncs, 'nothing was written for the retry').toBe(0);
+    acked.push({ ...originalResult, bytes: Buffer.from(original) });
+
+    const next = makeBatch({ count: 1, tag: 'next', producer: producer(2) });
+    const nextRetry = Buffer.from(next);
+    const nextFailure = rejectionOf(log.append(next));
+    await heldDatasyncs(faults, 1);
+    const nextRetryAppend = log.append(nextRetry);
+    faults.releaseDatasync({ failWith: 'EIO' });
+    expectReason(await nextFailure, 'STORAGE_ERROR', 'EIO');
+    await heldDatasyncs(faults, 1); // the retry, written now as the only copy
+    faults.releaseDatasync();
+    const nextResult = await nextRetryAppend;
+    expect(nextResult).toEqual({ baseOffset: originalResult.lastOffset + 1, lastOffset: originalResult.lastOffset + 1, isDuplicate: false });
+    acked.push({ ...nextResult, bytes: Buffer.from(nextRetry) });
+    faults.clear();
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  });
+
+  it('acknowledges the group that was syncing when the next group’s write fails, and fails only the latter', async () => {
+    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 2);
+    faults.holdDatasyncs({ path: LOG_FILES });
+
+    const first = makeBatch({ count: 2, tag: 'first' });
+    const firstAppend = log.append(first);
+    await heldDatasyncs(faults, 1);
+    faults.failWritesWith('EIO', { path: LOG_FILES });
+    const secondFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'second' })));
+    await waitFor(() => faults.counts.failedWrites > 0, { timeoutMs: 5_000, describe: () => 'the second write has not failed yet' });
+    faults.releaseDatasync();
+    acked.push({ ...(await firstAppend), bytes: Buffer.from(first) });
+    expectReason(await secondFailure, 'STORAGE_ERROR', 'EIO');
+    expect(log.isOnline).toBe(true);
+    expect(logBytesOnDisk(dir)).toBe(ackedBytes(acked));
+
+    faults.clear();
+    await appendAcked(log, acked, 'after', 2);
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  });
+
+  it('rolls to a new segment only after the group before the roll is durable', async () => {
+    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' }, segmentBytes: 2_000 });
+    const acked: Acked[] = [];
+    faults.holdDatasyncs({ path: LOG_FILES });
+    const first = makeBatch({ count: 2, valueBytes: 600, tag: 'first' });
+    const firstAppend = log.append(first);
+    await heldDatasyncs(faults, 1);
+    const second = makeBatch({ count: 2, valueBytes: 600, tag: 'second' }); // does not fit: a roll
+    const secondAppend = log.append(second);
+    faults.releaseDatasync();
+    acked.push({ ...(await firstAppend), bytes: Buffer.from(first) });
+    faults.clear();
+    acked.push({ ...(await secondAppend), bytes: Buffer.from(second) });
+    expect(log.segmentCount).toBe(2);
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
   });
 });

@@ -16,6 +16,10 @@
  *   truncates and unlinks give them back, and a write that does not fit is cut short, then
  *   fails with ENOSPC. Deleting a file really frees space, as on a real volume.
  *
+ * `holdDatasyncs()` makes matching fdatasyncs wait until the test releases them one by one
+ * (`releaseDatasync`, optionally failing it), so a test can see what the log does while an
+ * fdatasync runs (flush=always pipelining).
+ *
  * Every fault can be scoped to some files with `path` (a RegExp tested on the full path), for
  * example `/\.log$/` to spare partition.state and the index files.
  *
@@ -79,6 +83,9 @@ export class FaultController {
   private truncateFault: SimpleFault | undefined;
   /** Free bytes of the simulated disk; `undefined` when no limit is set. */
   private freeBytes: number | undefined;
+  private holdScope: FaultScope | undefined;
+  /** fdatasyncs waiting for `releaseDatasync`, oldest first. */
+  private readonly held: ((failWith: FaultCode | undefined) => void)[] = [];
 
   /**
    * From now on, let `afterBytes` more bytes (0 by default) be written to matching files, then
@@ -103,6 +110,23 @@ export class FaultController {
     this.truncateFault = { code, scope: { path: options.path }, timesLeft: Infinity };
   }
 
+  /** From now on every fdatasync on a matching file waits for `releaseDatasync` (until `clear()`). */
+  holdDatasyncs(options: FaultScope = {}): void {
+    this.holdScope = { path: options.path };
+  }
+
+  /** How many fdatasyncs are waiting to be released. */
+  get heldDatasyncs(): number {
+    return this.held.length;
+  }
+
+  /** Lets the oldest held fdatasync go on to the disk, or fail with `failWith` (EIO, ...). */
+  releaseDatasync(options: { failWith?: FaultCode } = {}): void {
+    const release = this.held.shift();
+    if (release === undefined) throw new Error('no fdatasync is held');
+    release(options.failWith);
+  }
+
   /** Simulates a disk with `bytes` free from now on (see the file header). */
   limitFreeBytes(bytes: number): void {
     this.freeBytes = bytes;
@@ -113,8 +137,10 @@ export class FaultController {
     return this.freeBytes;
   }
 
-  /** Disarms every fault and lifts the disk limit; counters stay. */
+  /** Disarms every fault, lets every held fdatasync go and lifts the disk limit; counters stay. */
   clear(): void {
+    this.holdScope = undefined;
+    for (const release of this.held.splice(0)) release(undefined);
     this.writeFault = undefined;
     this.datasyncFault = undefined;
     this.truncateFault = undefined;
@@ -155,6 +181,15 @@ export class FaultController {
     if (fault !== undefined && matches(fault.scope, path)) fault.bytesLeft = Math.max(0, fault.bytesLeft - writtenBytes);
     if (this.freeBytes !== undefined) this.freeBytes -= Math.max(0, position + writtenBytes - sizeBytesBefore);
     if (writtenBytes < requestedBytes) this.counts.shortWrites++;
+  }
+
+  /** Waits while fdatasyncs on `path` are held; throws if the test released this one to fail. */
+  async waitWhileHeld(path: string): Promise<void> {
+    if (this.holdScope === undefined || !matches(this.holdScope, path)) return;
+    const failWith = await new Promise<FaultCode | undefined>((resolve) => this.held.push(resolve));
+    if (failWith === undefined) return;
+    this.counts.failedDatasyncs++;
+    throw errnoError(failWith, 'fdatasync', path);
   }
 
   checkDatasync(path: string): void {
@@ -216,6 +251,7 @@ class FaultyFileHandle implements FileHandle {
   }
 
   async datasync(): Promise<void> {
+    await this.faults.waitWhileHeld(this.path);
     this.faults.checkDatasync(this.path);
     await this.inner.datasync();
   }
