@@ -209,8 +209,12 @@ async function main(): Promise<void> {
     if (top === undefined) continue;
     console.log(`${GROUP_TITLES[group]}: best ${fmt(top.value, 1)} ${unit} (${top.scenario.name}) ${targetVerdict(top.value, target)}; default settings ${fmt(defaultOf(group, key), 1)} ${unit} ${targetVerdict(defaultOf(group, key), target)}`);
   }
-  const cpuWorst = Math.max(...SCENARIOS.map((s) => median((results.get(s) ?? []).map((r) => (r.brokerCpuSeconds * 1e6) / r.records))));
-  console.log(`broker CPU per record, worst scenario median: ${fmt(cpuWorst, 3)} µs ${targetVerdict(cpuWorst, 1, true)}`);
+  // The issue's targets are for 100 B records unless they say otherwise; 1 KiB records are
+  // reported beside it (their per-byte floor: BROKER-RESULTS.md §7.3), not judged.
+  const cpuMedian = (s: Scenario): number => median((results.get(s) ?? []).map((r) => (r.brokerCpuSeconds * 1e6) / r.records));
+  const cpuWorst = Math.max(...SCENARIOS.filter((s) => s.recordBytes === 100).map(cpuMedian));
+  const cpuWorst1KiB = Math.max(...SCENARIOS.filter((s) => s.recordBytes !== 100).map(cpuMedian));
+  console.log(`broker CPU per record (100 B records), worst scenario median: ${fmt(cpuWorst, 3)} µs ${targetVerdict(cpuWorst, 1, true)}; 1 KiB records (informational): ${fmt(cpuWorst1KiB, 3)} µs`);
 
   if (flags.save !== undefined) {
     fs.writeFileSync(flags.save, `${JSON.stringify({ date: new Date().toISOString(), baselines: { diskWrite, diskSynced, uploadWide, uploadDefault, disks, disksSynced, transportsWide, transportsDefault }, summary }, null, 1)}\n`);
