@@ -312,16 +312,30 @@ describe('a failed fdatasync', () => {
 describe('pipelined group commit (flush=always)', () => {
   const producer = (baseSequence: number) => ({ producerId: 7, producerEpoch: 0, baseSequence });
 
+  /** A flush=always log with `before` batches acknowledged, then every .log fdatasync held. */
+  async function openHoldingLog(before: number, config: Partial<PartitionLogConfig> = {}): Promise<FaultyLog & { acked: Acked[] }> {
+    const opened = await openFaultyLog({ flush: { kind: 'always' }, ...config });
+    const acked: Acked[] = [];
+    await appendAcked(opened.log, acked, 'before', before);
+    opened.faults.holdDatasyncs({ path: LOG_FILES });
+    return { ...opened, acked };
+  }
+
+  /** Lets every fdatasync go, then checks the log now and after a clean close and reopen. */
+  async function expectExactlyAckedAcrossClose(log: PartitionLog, faults: FaultyLog['faults'], dir: string, acked: readonly Acked[]): Promise<void> {
+    faults.clear();
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  }
+
   async function heldDatasyncs(faults: FaultyLog['faults'], count: number): Promise<void> {
     await waitFor(() => faults.heldDatasyncs === count, { timeoutMs: 5_000, describe: () => `${faults.heldDatasyncs} fdatasyncs held, waiting for ${count}` });
   }
 
   it('writes the next group while the previous one syncs; each becomes readable and is acknowledged only after its own fdatasync, in order', async () => {
-    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
-    const acked: Acked[] = [];
-    await appendAcked(log, acked, 'before', 2);
+    const { log, faults, dir, acked } = await openHoldingLog(2);
     const endBefore = log.logEndOffset;
-    faults.holdDatasyncs({ path: LOG_FILES });
 
     const settled: string[] = [];
     const first = makeBatch({ count: 2, valueBytes: 200, tag: 'first' });
@@ -358,18 +372,12 @@ describe('pipelined group commit (flush=always)', () => {
     expect(settled).toEqual(['first', 'second']);
     expect(log.flushedOffset).toBe(endBefore + 5);
     acked.push({ ...firstResult, bytes: Buffer.from(first) }, { ...secondResult, bytes: Buffer.from(second) });
-    faults.clear();
-    await expectExactlyAcked(log, acked);
-    await log.close();
-    await expectExactlyAcked(await openPlain(dir), acked);
+    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 
   it('fails the group whose fdatasync failed and the group written after it, cuts both from the file, and lets the producer retry both', async () => {
-    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
-    const acked: Acked[] = [];
-    await appendAcked(log, acked, 'before', 2);
+    const { log, faults, dir, acked } = await openHoldingLog(2);
     const endBefore = log.logEndOffset;
-    faults.holdDatasyncs({ path: LOG_FILES });
 
     const firstFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'first', producer: producer(0) })));
     await heldDatasyncs(faults, 1);
@@ -396,15 +404,11 @@ describe('pipelined group commit (flush=always)', () => {
       acked.push({ ...result, bytes: Buffer.from(batch) });
     }
     expect((acked[2] as Acked).baseOffset).toBe(endBefore);
-    await expectExactlyAcked(log, acked);
-    await log.close();
-    await expectExactlyAcked(await openPlain(dir), acked);
+    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 
   it('answers a retry of a batch still syncing only after its original is acknowledged, and appends it when the original failed', async () => {
-    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
-    const acked: Acked[] = [];
-    faults.holdDatasyncs({ path: LOG_FILES });
+    const { log, faults, dir, acked } = await openHoldingLog(0);
 
     const order: string[] = [];
     const original = makeBatch({ count: 2, tag: 'original', producer: producer(0) });
@@ -431,17 +435,11 @@ describe('pipelined group commit (flush=always)', () => {
     const nextResult = await nextRetryAppend;
     expect(nextResult).toEqual({ baseOffset: originalResult.lastOffset + 1, lastOffset: originalResult.lastOffset + 1, isDuplicate: false });
     acked.push({ ...nextResult, bytes: Buffer.from(nextRetry) });
-    faults.clear();
-    await expectExactlyAcked(log, acked);
-    await log.close();
-    await expectExactlyAcked(await openPlain(dir), acked);
+    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 
   it('acknowledges the group that was syncing when the next group’s write fails, and fails only the latter', async () => {
-    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });
-    const acked: Acked[] = [];
-    await appendAcked(log, acked, 'before', 2);
-    faults.holdDatasyncs({ path: LOG_FILES });
+    const { log, faults, dir, acked } = await openHoldingLog(2);
 
     const first = makeBatch({ count: 2, tag: 'first' });
     const firstAppend = log.append(first);
@@ -457,15 +455,11 @@ describe('pipelined group commit (flush=always)', () => {
 
     faults.clear();
     await appendAcked(log, acked, 'after', 2);
-    await expectExactlyAcked(log, acked);
-    await log.close();
-    await expectExactlyAcked(await openPlain(dir), acked);
+    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 
   it('rolls to a new segment only after the group before the roll is durable', async () => {
-    const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' }, segmentBytes: 2_000 });
-    const acked: Acked[] = [];
-    faults.holdDatasyncs({ path: LOG_FILES });
+    const { log, faults, dir, acked } = await openHoldingLog(0, { segmentBytes: 2_000 });
     const first = makeBatch({ count: 2, valueBytes: 600, tag: 'first' });
     const firstAppend = log.append(first);
     await heldDatasyncs(faults, 1);
@@ -476,8 +470,6 @@ describe('pipelined group commit (flush=always)', () => {
     faults.clear();
     acked.push({ ...(await secondAppend), bytes: Buffer.from(second) });
     expect(log.segmentCount).toBe(2);
-    await expectExactlyAcked(log, acked);
-    await log.close();
-    await expectExactlyAcked(await openPlain(dir), acked);
+    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 });
