@@ -443,9 +443,11 @@ export class PartitionLog {
           await this.awaitSyncOrWork(this.unsynced);
         } else if (task.kind === 'append') {
           await this.writeGroup(this.takeAppendGroup());
-        } else {
-          // Roll, flush, retention and close see only completed writes.
+        } else if (this.unsynced !== undefined) {
+          // Roll, flush, retention and close see only completed writes. The queue is read
+          // again after: a failed completion may have taken the log offline and emptied it.
           await this.completeUnsynced();
+        } else {
           this.queue.shift();
           await this.runControlTask(task);
         }

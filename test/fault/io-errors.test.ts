@@ -458,6 +458,27 @@ describe('pipelined group commit (flush=always)', () => {
     await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 
+  it('goes offline when a failed fdatasync cannot be cut back, failing the roll that waited behind it, and still closes', async () => {
+    const { log, faults, acked } = await openHoldingLog(2);
+    const failure = rejectionOf(log.append(makeBatch({ tag: 'syncing' })));
+    await heldDatasyncs(faults, 1);
+    // The roll waits for the syncing group. Its caller reacts to the failure by closing the
+    // log at once, while the writer is still finishing the failed group.
+    let closed: Promise<void> | undefined;
+    const roll = log.roll().catch((error: unknown) => {
+      closed = log.close();
+      return error;
+    });
+    faults.failTruncatesWith('EIO', { path: LOG_FILES });
+    faults.releaseDatasync({ failWith: 'EIO' });
+    expectReason(await failure, 'STORAGE_ERROR');
+    expectReason(await roll, 'STORAGE_ERROR');
+    expect(log.isOnline).toBe(false);
+    expect(closed).toBeDefined();
+    await closed;
+    expect(acked).toHaveLength(2);
+  });
+
   it('rolls to a new segment only after the group before the roll is durable', async () => {
     const { log, faults, dir, acked } = await openHoldingLog(0, { segmentBytes: 2_000 });
     const first = makeBatch({ count: 2, valueBytes: 600, tag: 'first' });
