@@ -105,7 +105,7 @@ export class Broker {
     const { config, logger } = options;
     const clock = options.clock ?? systemClock;
     mkdirSync(config.dataDir, { recursive: true });
-    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger: logger.child({ component: 'meta' }) });
+    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger }); // binds component: 'meta' itself
     let broker: Broker | undefined;
     const logs = await LogManager.start({
       dataDir: config.dataDir,

@@ -228,7 +228,7 @@ export class LogManager {
         handles: this.handles,
         indexCache: this.indexCache,
         clock: this.options.clock,
-        logger: this.options.logger.child({ component: 'log', topic: entry.topic, partition: entry.partition }),
+        logger: this.options.logger.child({ topic: entry.topic, partition: entry.partition }), // component: 'storage' is bound already
         ...(this.options.producerIdExpirationMs === undefined ? {} : { producerIdExpirationMs: this.options.producerIdExpirationMs }),
       }).then(
         (log) => {
