@@ -24,7 +24,7 @@ import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError } from '../errors/index.js';
 import { MetaStore, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
-import { stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
+import { decodeBatch, stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 
 export type Acks = 'none' | 'leader' | 'all';
@@ -389,10 +389,9 @@ export class Broker {
         case 'latest':
           return { offset: log.logEndOffset, timestampMs: -1 };
         case 'timestamp': {
-          const offset = await log.offsetForTimestamp(query.timestampMs);
-          if (offset === undefined) return { offset: log.logEndOffset, timestampMs: -1 };
-          const read = await log.read({ offset, bytesMax: 1 });
-          return { offset, timestampMs: tryReadBatchHeader(read.bytes)?.maxTimestamp ?? -1 };
+          const baseOffset = await log.offsetForTimestamp(query.timestampMs);
+          if (baseOffset === undefined) return { offset: log.logEndOffset, timestampMs: -1 };
+          return firstRecordAtOrAfter((await log.read({ offset: baseOffset, bytesMax: 1 })).bytes, baseOffset, query.timestampMs);
         }
       }
     });
@@ -477,4 +476,25 @@ function fromAppended(appended: readonly AppendedBatch[], maxBytes: number, log:
     highWatermark: log.logEndOffset,
     logStartOffset: log.logStartOffset,
   };
+}
+
+/**
+ * ListOffsets by time, exact as in Kafka: the storage finds the first batch whose newest
+ * timestamp is ≥ `timestampMs` (`bytes` starts with it); the answer is the first record in
+ * it, in offset order, whose own timestamp is ≥ `timestampMs`, with that timestamp. Records
+ * inside a batch need not be in time order, so it may follow older ones. If the batch cannot
+ * be decoded here (a codec this broker does not read), the answer falls back to the batch:
+ * its base offset and newest timestamp, which a consumer starting there still reads through.
+ */
+function firstRecordAtOrAfter(bytes: Buffer, baseOffset: number, timestampMs: number): { offset: number; timestampMs: number } {
+  const header = tryReadBatchHeader(bytes);
+  if (header === undefined) return { offset: baseOffset, timestampMs: -1 };
+  try {
+    for (const record of decodeBatch(bytes).records) {
+      if (record.timestamp >= timestampMs) return { offset: record.offset, timestampMs: record.timestamp };
+    }
+  } catch {
+    // Falls through to the batch-level answer.
+  }
+  return { offset: baseOffset, timestampMs: header.maxTimestamp };
 }

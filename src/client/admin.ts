@@ -84,8 +84,8 @@ export interface ListOffsetsOptions {
   /** Default: every partition of the topic. */
   partitions?: number[];
   /**
-   * 'earliest', 'latest', or `{ timestamp }`: the first batch whose newest record timestamp is
-   * at or after `timestamp` (batch granularity, as Kafka's ListOffsets by time).
+   * 'earliest', 'latest', or `{ timestamp }`: the first record at or after `timestamp`, as
+   * Kafka's ListOffsets by time answers.
    */
   spec: Exclude<OffsetSpec, number>;
 }
@@ -93,15 +93,15 @@ export interface ListOffsetsOptions {
 export interface PartitionOffset {
   partition: number;
   /**
-   * 'earliest': the log start offset; 'latest': the log end offset. By timestamp: the first
-   * offset of the first batch whose newest timestamp is at or after the one asked for (that
-   * batch may also hold older records); with no batch that late, the log end offset.
+   * 'earliest': the log start offset; 'latest': the log end offset. By timestamp: the offset
+   * of the first record, in the first batch whose newest timestamp is at or after the one
+   * asked for, whose own timestamp is (records in a batch need not be in time order, so an
+   * older record may follow it); with no record that late, the log end offset.
    */
   offset: number;
   /**
-   * By timestamp: the newest (largest) timestamp of that batch, not necessarily the timestamp
-   * of the record at `offset`. -1 for 'earliest', 'latest', and a timestamp with no batch
-   * that late.
+   * By timestamp: the timestamp of the record at `offset`. -1 for 'earliest', 'latest', and a
+   * timestamp with no record that late.
    */
   timestamp: number;
 }

@@ -94,6 +94,16 @@ describe('broker gRPC API', () => {
     expect(await at('OFFSET_SPEC_TIMESTAMP', '9999999')).toMatchObject({ offset: '5', timestampMs: '-1' });
     expect((await at('OFFSET_SPEC_EARLIEST')).offset).toBe('0');
     expect((await at('OFFSET_SPEC_LATEST')).offset).toBe('5');
+
+    // Inside a batch the answer is the first record (in offset order) at or after the time,
+    // with its own timestamp, as Kafka answers; records in a batch need not be in time order.
+    const timestamps = [2_000_000, 2_000_300, 2_000_100, 2_000_500];
+    const mixed = encodeBatch({ records: timestamps.map((timestamp, i) => ({ key: null, value: Buffer.from(`m${i}`), headers: [], timestamp })) });
+    await produce('api-time', [{ partition: 0, recordBatch: mixed }]); // offsets 5–8
+    expect(await at('OFFSET_SPEC_TIMESTAMP', '1999999')).toMatchObject({ offset: '5', timestampMs: '2000000' });
+    expect(await at('OFFSET_SPEC_TIMESTAMP', '2000050')).toMatchObject({ offset: '6', timestampMs: '2000300' });
+    expect(await at('OFFSET_SPEC_TIMESTAMP', '2000300')).toMatchObject({ offset: '6', timestampMs: '2000300' });
+    expect(await at('OFFSET_SPEC_TIMESTAMP', '2000301')).toMatchObject({ offset: '8', timestampMs: '2000500' });
   });
 
   it('answers a parked long-poll fetch as soon as data arrives', async () => {

@@ -12,9 +12,9 @@
  * partition there; `--max N` after N records; otherwise it tails until Ctrl-C (exit 130) or a
  * closed stdout (`| head`, exit 0).
  *
- * `--from @TIME` asks the broker for the first batch whose newest record is at or after TIME
- * (the broker answers at batch granularity) and then skips that batch's leading records older
- * than TIME, so the first record printed per partition is the first one at or after TIME.
+ * `--from @TIME` asks the broker for the first record at or after TIME and starts there (the
+ * consumer also skips records older than TIME until the first one that is not, which matters
+ * only if the broker had to answer with a batch's first offset).
  *
  * The consumer never skips records silently: it is created with autoOffsetReset 'none', so
  * if retention deletes records before they were read the command stops with an error.

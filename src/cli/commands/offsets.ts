@@ -35,8 +35,8 @@ Examples:
 Without --time: START is the first offset still readable, END the next offset to be written
 (so END - START records, fewer after deletions).
   --json: {"topic","partitions":[{"partition","logStartOffset","logEndOffset"}]}
-With --time: OFFSET is the first offset of the first batch holding a record at or after the
-time (the broker answers per batch); TIMESTAMP is that batch's newest record time. When no
+With --time: OFFSET is the first record at or after the time (as Kafka answers: the first
+such record of the first batch that holds one); TIMESTAMP is that record's time. When no
 record is that late, OFFSET is the log end offset and TIMESTAMP is empty (null in JSON).
   --json: {"topic","time","partitions":[{"partition","offset","timestamp"}]}`,
     )

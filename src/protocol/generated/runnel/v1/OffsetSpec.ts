@@ -5,7 +5,9 @@ export const OffsetSpec = {
   OFFSET_SPEC_EARLIEST: 'OFFSET_SPEC_EARLIEST',
   OFFSET_SPEC_LATEST: 'OFFSET_SPEC_LATEST',
   /**
-   * The first offset whose batch max timestamp is at or after `timestamp_ms`.
+   * The first record (in offset order) whose timestamp is at or after `timestamp_ms`, found
+   * in the first batch whose max timestamp is (Kafka's rule); `timestamp_ms` in the reply is
+   * that record's timestamp.
    */
   OFFSET_SPEC_TIMESTAMP: 'OFFSET_SPEC_TIMESTAMP',
 } as const;
@@ -18,7 +20,9 @@ export type OffsetSpec =
   | 'OFFSET_SPEC_LATEST'
   | 2
   /**
-   * The first offset whose batch max timestamp is at or after `timestamp_ms`.
+   * The first record (in offset order) whose timestamp is at or after `timestamp_ms`, found
+   * in the first batch whose max timestamp is (Kafka's rule); `timestamp_ms` in the reply is
+   * that record's timestamp.
    */
   | 'OFFSET_SPEC_TIMESTAMP'
   | 3
