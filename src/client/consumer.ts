@@ -9,7 +9,7 @@
  * takes records, so at most `partitionBufferBytes` per partition are buffered here and the
  * broker never buffers for a slow reader. A Fetch loop would pay one request round trip per
  * chunk and ~120 µs of client CPU per call (FINDINGS.md) for the same bytes. Batches come in
- * RECORD_FORMAT_BATCHES, exactly as stored, and are decoded here with `iterateBatches`,
+ * RECORD_FORMAT_BATCHES, exactly as stored, and are decoded here with `iterateBatchesAs`,
  * which checks every batch's CRC-32C; records below the requested offset are dropped (a
  * fetched batch may start earlier), and control batches are skipped.
  *
@@ -28,7 +28,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../common/index.js';
 import { MiB, KiB } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { CONTROL_BIT, int64ToNumber, iterateBatches, numberToInt64 } from '../protocol/index.js';
+import { CONTROL_BIT, int64ToNumber, iterateBatchesAs, numberToInt64, type RecordFactory } from '../protocol/index.js';
 import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { clientClock } from './client-clock.js';
@@ -97,9 +97,9 @@ class AssignedPartition {
   isPaused = false;
   /**
    * After a seek by time: records older than this are skipped until the first one at or
-   * after it. The broker answers such a seek with the base offset of the first *batch*
-   * whose max timestamp is late enough (log.proto); Kafka consumers start at the first
-   * *record* that is, and so does this one. -1 when not filtering.
+   * after it. The broker answers such a seek with that record's offset already (log.proto);
+   * this guards the case where it can only answer with its batch's base offset. -1 when not
+   * filtering.
    */
   skipBeforeTimestampMs = -1;
   /** Consecutive failed stream attempts, and when the first of them failed. */
@@ -107,9 +107,13 @@ class AssignedPartition {
   firstFailureMs = 0;
   hasRefreshedMetadata = false;
 
+  /** Decodes straight into `ConsumerRecord`s of this partition (no second object per record). */
+  readonly makeRecord: RecordFactory<ConsumerRecord>;
+
   constructor(topic: string, partition: number) {
     this.topic = topic;
     this.partition = partition;
+    this.makeRecord = (offset, timestamp, key, value, headers) => ({ topic, partition, offset, key, value, headers, timestamp });
   }
 }
 
@@ -522,11 +526,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const bytes = assigned.chunks.shift()!;
     assigned.bufferedBytes -= bytes.length;
     this.grantCredit(assigned, bytes.length);
-    const { topic, partition } = assigned;
     const records: ConsumerRecord[] = [];
     let position = assigned.position;
     try {
-      for (const batch of iterateBatches(bytes, { decompressedBytesMax: this.maxMessageBytes * 64 })) {
+      for (const batch of iterateBatchesAs(bytes, { decompressedBytesMax: this.maxMessageBytes * 64 }, assigned.makeRecord)) {
         const header = batch.header;
         const lastOffset = header.baseOffset + header.lastOffsetDelta;
         if (lastOffset < position) continue;
@@ -537,15 +540,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
               if (record.timestamp < assigned.skipBeforeTimestampMs) continue;
               assigned.skipBeforeTimestampMs = -1;
             }
-            records.push({
-              topic,
-              partition,
-              offset: record.offset,
-              key: record.key,
-              value: record.value,
-              headers: record.headers,
-              timestamp: record.timestamp,
-            });
+            records.push(record);
           }
         }
         position = lastOffset + 1;

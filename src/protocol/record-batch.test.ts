@@ -18,6 +18,7 @@ import {
   decodeBatches,
   encodeBatch,
   iterateBatches,
+  iterateBatchesAs,
   readBatchAttributes,
   type LogRecord,
 } from './record-batch.js';
@@ -365,6 +366,17 @@ describe('decodeBatches', () => {
     const { bytes } = threeBatches();
     const damaged = Buffer.concat([bytes, Buffer.from('000000000000000000000010', 'hex')]);
     expectReason(() => decodeBatches(damaged), 'CORRUPT_MESSAGE', /impossible length 16/);
+  });
+
+  it('builds each record with the caller\'s factory through iterateBatchesAs, with the same fields and checks', () => {
+    const { bytes } = threeBatches();
+    const made = [...iterateBatchesAs(bytes, {}, (offset, timestamp, key, value, headers) => ({ source: 'mine', offset, timestamp, key, value, headers }))].flatMap(
+      (batch) => batch.records,
+    );
+    expect(made.every((record) => record.source === 'mine')).toBe(true);
+    expect(made.map(({ source: _source, ...fields }) => fields)).toEqual(decodeBatches(bytes));
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
+    expectReason(() => [...iterateBatchesAs(bytes, {}, (offset) => offset)], 'CORRUPT_MESSAGE', /CRC/);
   });
 
   it('yields whole batches with their headers through iterateBatches', () => {
