@@ -32,7 +32,7 @@ import { FileHandleCache } from './file-handle-cache.js';
 import { nodeFileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type AppendResult, type PartitionLogConfig } from './partition-log.js';
-import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
+import { makeBatch, makeTempDir, propertyRunSettings, testConfig } from './test-helpers.js';
 
 // ---- Generated input -----------------------------------------------------------------------
 
@@ -323,11 +323,7 @@ function settle(promise: Promise<AppendResult>): Promise<Settled> {
   );
 }
 
-const runs = Number(process.env.RUNNEL_PROPERTY_RUNS ?? 50);
-const testTimeoutMs = Math.max(60_000, runs * 2000);
-const replay = process.env.RUNNEL_PROPERTY_SEED === undefined
-  ? {}
-  : { seed: Number(process.env.RUNNEL_PROPERTY_SEED), ...(process.env.RUNNEL_PROPERTY_PATH === undefined ? {} : { path: process.env.RUNNEL_PROPERTY_PATH }) };
+const { runs, testTimeoutMs, interruptAfterMs, replay } = propertyRunSettings(50, 2000);
 
 describe('idempotent appends (model-based)', () => {
   it(
@@ -346,7 +342,7 @@ describe('idempotent appends (model-based)', () => {
             temp.remove();
           }
         }),
-        { numRuns: runs, plugins: [fc.interruptAfterTimeLimit(testTimeoutMs - 10_000, { failOnInterrupt: true })], ...replay },
+        { numRuns: runs, plugins: [fc.interruptAfterTimeLimit(interruptAfterMs, { failOnInterrupt: true })], ...replay },
       );
     },
     testTimeoutMs,

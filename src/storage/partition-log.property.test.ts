@@ -31,7 +31,7 @@ import { tryParseSegmentFileName } from './file-names.js';
 import { nodeFileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type PartitionLogConfig, type ReadResult } from './partition-log.js';
-import { makeTempDir, testConfig } from './test-helpers.js';
+import { makeTempDir, propertyRunSettings, testConfig } from './test-helpers.js';
 
 // ---- Generated input -----------------------------------------------------------------------
 
@@ -574,13 +574,8 @@ class Harness {
   }
 }
 
-const runs = Number(process.env.RUNNEL_PROPERTY_RUNS ?? 30);
 /** About 0.2 s per run on a local disk; leave plenty of room, and stop before vitest does. */
-const testTimeoutMs = Math.max(60_000, runs * 1000);
-const interruptAfterMs = testTimeoutMs - 10_000;
-const replay = process.env.RUNNEL_PROPERTY_SEED === undefined
-  ? {}
-  : { seed: Number(process.env.RUNNEL_PROPERTY_SEED), ...(process.env.RUNNEL_PROPERTY_PATH === undefined ? {} : { path: process.env.RUNNEL_PROPERTY_PATH }) };
+const { runs, testTimeoutMs, interruptAfterMs, replay } = propertyRunSettings(30, 1000);
 
 describe('PartitionLog (model-based)', () => {
   it(

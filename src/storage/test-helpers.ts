@@ -74,3 +74,26 @@ export function makeBatch(options: { count?: number; valueBytes?: number; tag?: 
   }
   return encodeBatch({ records, ...options.producer });
 }
+
+/** How a fast-check property test runs: its run count, its vitest timeout, and any replay. */
+export interface PropertyRunSettings {
+  runs: number;
+  /** For vitest; fast-check is told to stop 10 s before it (`interruptAfterMs`). */
+  testTimeoutMs: number;
+  interruptAfterMs: number;
+  /** `seed` and `path` of a failing run to replay, from RUNNEL_PROPERTY_SEED / _PATH. */
+  replay: { seed?: number; path?: string };
+}
+
+/**
+ * Settings shared by the storage property tests: RUNNEL_PROPERTY_RUNS overrides `defaultRuns`,
+ * RUNNEL_PROPERTY_SEED and RUNNEL_PROPERTY_PATH replay a failure fast-check printed.
+ */
+export function propertyRunSettings(defaultRuns: number, msPerRun: number): PropertyRunSettings {
+  const runs = Number(process.env.RUNNEL_PROPERTY_RUNS ?? defaultRuns);
+  const testTimeoutMs = Math.max(60_000, runs * msPerRun);
+  const seed = process.env.RUNNEL_PROPERTY_SEED;
+  const path = process.env.RUNNEL_PROPERTY_PATH;
+  const replay = seed === undefined ? {} : { seed: Number(seed), ...(path === undefined ? {} : { path }) };
+  return { runs, testTimeoutMs, interruptAfterMs: testTimeoutMs - 10_000, replay };
+}

@@ -19,7 +19,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isBrokerError } from '../../src/errors/index.js';
-import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
+import { makeBatch, makeTempDir, openTestLog, propertyRunSettings } from '../../src/storage/test-helpers.js';
 import { expectExactlyAcked, type Acked } from '../support/acked-oracle.js';
 import { createFaultyFileSystem } from '../support/faulty-file-system.js';
 
@@ -42,12 +42,7 @@ const roundArbitrary: fc.Arbitrary<Round> = fc.record({
   valueBytes: fc.array(fc.integer({ min: 1, max: 1_500 }), { minLength: 1, maxLength: 12 }),
 });
 
-const runs = Number(process.env.RUNNEL_PROPERTY_RUNS ?? 40);
-const testTimeoutMs = Math.max(60_000, runs * 2_000);
-const replay =
-  process.env.RUNNEL_PROPERTY_SEED === undefined
-    ? {}
-    : { seed: Number(process.env.RUNNEL_PROPERTY_SEED), ...(process.env.RUNNEL_PROPERTY_PATH === undefined ? {} : { path: process.env.RUNNEL_PROPERTY_PATH }) };
+const { runs, testTimeoutMs, interruptAfterMs, replay } = propertyRunSettings(40, 2_000);
 
 describe('pipelined group commit under random faults (model: the acknowledged set)', () => {
   it(
@@ -92,7 +87,7 @@ describe('pipelined group commit under random faults (model: the acknowledged se
             temp.remove();
           }
         }),
-        { numRuns: runs, plugins: [fc.interruptAfterTimeLimit(testTimeoutMs - 10_000, { failOnInterrupt: true })], ...replay },
+        { numRuns: runs, plugins: [fc.interruptAfterTimeLimit(interruptAfterMs, { failOnInterrupt: true })], ...replay },
       );
     },
     testTimeoutMs,
