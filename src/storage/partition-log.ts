@@ -767,7 +767,10 @@ export class PartitionLog {
    * After a failed write or fdatasync: cut the file back to `position`, the end of the last
    * acknowledged batch, so no unacknowledged byte stays (a later append would otherwise land
    * after it). If the cut fails the log's tail is unknown: the partition goes offline.
-   * Crash during this: recovery treats the unacknowledged bytes as a torn tail.
+   * Crash before the cut lands: recovery cuts a torn tail, but whole batches among the
+   * unacknowledged bytes pass its checks and stay. Their appends failed, yet they may appear
+   * after a restart, as in Kafka; an idempotent producer's retry of one is then answered as
+   * a duplicate (the producer state is rebuilt from the log).
    */
   private async undoWrite(handle: { truncate(sizeBytes: number): Promise<void> }, position: number, cause: BrokerError): Promise<void> {
     try {
