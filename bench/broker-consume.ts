@@ -19,27 +19,27 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { fmt, freshDataDir, loadLine, median, pct, printHeader, removeDir } from './common.js';
-import { BIN_NODE_FLAGS, diskBaseline, ensureBuilt, MiB, parseFlags, runClient, startBroker, targetVerdict, transportBaseline, type DiskBaseline, type TransportBaseline } from './broker-support.js';
+import {
+  BIN_NODE_FLAGS,
+  diskBaseline,
+  ensureBuilt,
+  MiB,
+  otherCores,
+  parseFlags,
+  runClient,
+  startBroker,
+  targetVerdict,
+  transportBaseline,
+  type ClientRun,
+  type DiskBaseline,
+  type TransportBaseline,
+} from './broker-support.js';
 
-interface ConsumeResult {
-  records: number;
+/** A replay run, with how long stream setup took and how many replies carried it. */
+interface ConsumeResult extends ClientRun {
   bytes: number;
-  seconds: number;
   firstChunkSeconds: number;
   chunks: number;
-  recordsPerSec: number;
-  valueMBps: number;
-  brokerCpuSeconds: number;
-  clientCpuSeconds: number;
-  /** Whole machine, all cores: minus broker and consumer, what else ran meanwhile. */
-  machineBusySeconds: number;
-  /** Broker mark-compact GCs during the replay (set by this file). */
-  majorGcs?: number;
-}
-
-/** CPU (in cores) used by everything but the broker and the consumer during a run. */
-function otherCores(result: ConsumeResult): number {
-  return Math.max(0, result.machineBusySeconds - result.brokerCpuSeconds - result.clientCpuSeconds) / result.seconds;
 }
 
 interface Scenario {

@@ -22,14 +22,10 @@ import { writeFileSync } from 'node:fs';
 import { createClient } from '../dist/client/index.js';
 import { CHANNEL_OPTIONS } from '../dist/protocol/grpc.js';
 import { TRANSPORT_SERVICE } from './transport-baseline.mjs';
+import { parseFlags } from './client-flags.mjs';
 
 const [role, ...argv] = process.argv.slice(2);
-const flags = {};
-for (let index = 0; index < argv.length; index++) {
-  const next = argv[index + 1];
-  if (next === undefined || next.startsWith('--')) flags[argv[index].slice(2)] = 'true';
-  else flags[argv[index++].slice(2)] = next;
-}
+const flags = parseFlags(argv);
 const recordBytes = Number(flags['record-bytes'] ?? 100);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

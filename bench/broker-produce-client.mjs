@@ -17,15 +17,10 @@
  * clientCpuSeconds (this process, user+system), options.
  */
 import { createClient } from '../dist/client/index.js';
+import { parseFlags } from './client-flags.mjs';
 import { clientCpuSeconds, machineBusySeconds, processCpuSeconds } from './cpu-accounting.mjs';
 
-const flags = {};
-const argv = process.argv.slice(2);
-for (let index = 0; index < argv.length; index++) {
-  const next = argv[index + 1];
-  if (next === undefined || next.startsWith('--')) flags[argv[index].slice(2)] = 'true';
-  else flags[argv[index++].slice(2)] = next;
-}
+const flags = parseFlags(process.argv.slice(2));
 
 const topic = flags.topic;
 const recordBytes = Number(flags['record-bytes'] ?? 100);

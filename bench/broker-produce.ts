@@ -23,7 +23,22 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { buildBatch, fmt, freshDataDir, loadLine, median, pct, printHeader, removeDir } from './common.js';
-import { BIN_NODE_FLAGS, diskBaseline, ensureBuilt, KiB, MiB, parseFlags, runClient, startBroker, targetVerdict, transportBaseline, type DiskBaseline, type TransportBaseline } from './broker-support.js';
+import {
+  BIN_NODE_FLAGS,
+  diskBaseline,
+  ensureBuilt,
+  KiB,
+  MiB,
+  otherCores,
+  parseFlags,
+  runClient,
+  startBroker,
+  targetVerdict,
+  transportBaseline,
+  type ClientRun,
+  type DiskBaseline,
+  type TransportBaseline,
+} from './broker-support.js';
 
 interface Scenario {
   group: '100B' | '1KiB' | 'always';
@@ -35,23 +50,6 @@ interface Scenario {
   lingerMs?: number;
 }
 
-interface ClientResult {
-  records: number;
-  seconds: number;
-  recordsPerSec: number;
-  valueMBps: number;
-  brokerCpuSeconds: number;
-  clientCpuSeconds: number;
-  /** Whole machine, all cores: minus broker and producer, what else ran meanwhile. */
-  machineBusySeconds: number;
-  /** Broker mark-compact GCs during the run, warm-up included (set by this file). */
-  majorGcs?: number;
-}
-
-/** CPU (in cores) used by everything but the broker and the producer during a run. */
-function otherCores(result: ClientResult): number {
-  return Math.max(0, result.machineBusySeconds - result.brokerCpuSeconds - result.clientCpuSeconds) / result.seconds;
-}
 
 const flags = parseFlags(process.argv.slice(2));
 /**
@@ -104,7 +102,7 @@ async function main(): Promise<void> {
     baselineMiB: BASELINE_BYTES / MiB,
     scenarios: SCENARIOS.map((scenario) => `${GROUP_TITLES[scenario.group]}: ${scenario.name}`),
   });
-  const results = new Map<Scenario, ClientResult[]>(SCENARIOS.map((scenario) => [scenario, []]));
+  const results = new Map<Scenario, ClientRun[]>(SCENARIOS.map((scenario) => [scenario, []]));
   const disks: DiskBaseline[] = [];
   const disksSynced: DiskBaseline[] = [];
   const transportsWide: TransportBaseline[] = [];
@@ -142,7 +140,7 @@ async function main(): Promise<void> {
           ...(scenario.lingerMs === undefined ? [] : ['--linger-ms', String(scenario.lingerMs)]),
         ];
         const gcBefore = broker.majorGcCount();
-        const result = await runClient<ClientResult>('broker-produce-client.mjs', args);
+        const result = await runClient<ClientRun>('broker-produce-client.mjs', args);
         await new Promise((resolve) => setTimeout(resolve, 50)); // the last --trace-gc lines
         result.majorGcs = broker.majorGcCount() - gcBefore;
         results.get(scenario)?.push(result);

@@ -330,6 +330,25 @@ export function targetVerdict(value: number, target: number, isAtMost = false): 
 
 export { median, removeDir };
 
+/** What every measured produce or consume client prints, with the CPU accounting of its window. */
+export interface ClientRun {
+  records: number;
+  seconds: number;
+  recordsPerSec: number;
+  valueMBps: number;
+  brokerCpuSeconds: number;
+  clientCpuSeconds: number;
+  /** Whole machine, all cores: minus broker and client, what else ran meanwhile. */
+  machineBusySeconds: number;
+  /** Broker mark-compact GCs during the run (set by the orchestrator). */
+  majorGcs?: number;
+}
+
+/** CPU (in cores) used by everything but the broker and the client during a run. */
+export function otherCores(result: ClientRun): number {
+  return Math.max(0, result.machineBusySeconds - result.brokerCpuSeconds - result.clientCpuSeconds) / result.seconds;
+}
+
 /** Command-line `--name value` flags into a record (strings; the caller converts). */
 export function parseFlags(argv: readonly string[]): Record<string, string> {
   const flags: Record<string, string> = {};

@@ -102,21 +102,7 @@ async function serve(widenWindow) {
       call.on('error', () => undefined);
     },
     download(call) {
-      const total = Number(call.request.readBigUInt64BE(0));
-      const chunk = Buffer.alloc(MiB, 0x61);
-      let sent = 0;
-      const pump = () => {
-        while (sent < total && !call.cancelled) {
-          const length = Math.min(MiB, total - sent);
-          sent += length;
-          if (!call.write(length === MiB ? chunk : chunk.subarray(0, length))) {
-            call.once('drain', pump);
-            return;
-          }
-        }
-        call.end();
-      };
-      pump();
+      writeChunks(call, Number(call.request.readBigUInt64BE(0)), () => call.cancelled);
     },
   });
   if (widenWindow) {
@@ -145,6 +131,24 @@ async function serve(widenWindow) {
   });
 }
 
+/** Writes `total` bytes to `stream` in 1 MiB messages, waiting on 'drain' as HTTP/2 asks, then ends it. */
+function writeChunks(stream, total, isStopped) {
+  const chunk = Buffer.alloc(MiB, 0x61);
+  let sent = 0;
+  const pump = () => {
+    while (sent < total && !isStopped()) {
+      const length = Math.min(MiB, total - sent);
+      sent += length;
+      if (!stream.write(length === MiB ? chunk : chunk.subarray(0, length))) {
+        stream.once('drain', pump);
+        return;
+      }
+    }
+    stream.end();
+  };
+  pump();
+}
+
 function makeClient(address) {
   const Client = grpc.makeGenericClientConstructor(SERVICE, 'Transport');
   return new Client(address, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS });
@@ -158,23 +162,10 @@ async function waitReady(client) {
 async function upload(address, total) {
   const client = makeClient(address);
   await waitReady(client);
-  const chunk = Buffer.alloc(MiB, 0x61);
   const start = process.hrtime.bigint();
   const received = await new Promise((resolve, reject) => {
     const call = client.upload((error, reply) => (error ? reject(error) : resolve(Number(reply.readBigUInt64BE(0)))));
-    let sent = 0;
-    const pump = () => {
-      while (sent < total) {
-        const length = Math.min(MiB, total - sent);
-        sent += length;
-        if (!call.write(length === MiB ? chunk : chunk.subarray(0, length))) {
-          call.once('drain', pump);
-          return;
-        }
-      }
-      call.end();
-    };
-    pump();
+    writeChunks(call, total, () => false);
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   client.close();

@@ -20,6 +20,7 @@ import { IndexCache } from './index-cache.js';
 import { PartitionLog, type AppendResult, type PartitionLogConfig } from './partition-log.js';
 import { tryReadProducerSnapshot, writeProducerSnapshot } from './producer-snapshot.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
+import { rejectionOf } from '../../test/support/rejections.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -106,15 +107,6 @@ function produced(baseSequence: number, options: { count?: number; epoch?: numbe
 
 function plain(tag = 'plain'): Buffer {
   return makeBatch({ valueBytes: 200, tag });
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
 }
 
 async function expectRejected(promise: Promise<unknown>, reason: Reason, message?: RegExp): Promise<void> {

@@ -15,12 +15,14 @@
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, appendFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isBrokerError, type Reason } from '../../src/errors/index.js';
+import type { Reason } from '../../src/errors/index.js';
 import type { Logger } from '../../src/observability/index.js';
 import { BatchField, decodeBatches, tryReadBatchHeader } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { recordingLogger } from '../support/recording-logger.js';
+import { expectReason, rejectionOf } from '../support/rejections.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -30,20 +32,6 @@ afterEach(async () => {
 // ---- Harness -------------------------------------------------------------------------------
 
 
-
-/** mulberry32: a tiny seeded generator. */
-function seededRandom(seed: number): { int(minInclusive: number, maxInclusive: number): number; bytes(count: number): Buffer } {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  const int = (min: number, max: number): number => min + Math.floor(next() * (max - min + 1));
-  return { int, bytes: (count) => Buffer.from(Array.from({ length: count }, () => int(0, 255))) };
-}
 
 /** A batch as stored: where it lives and its exact bytes. */
 interface StoredBatch {
@@ -158,12 +146,7 @@ async function expectBatchesReadBack(log: PartitionLog, batches: readonly Stored
 }
 
 async function expectRejection(promise: Promise<unknown>, reason: Reason): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(isBrokerError(error), `expected a BrokerError ${reason}, got ${String(error)}`).toBe(true);
-  expect((error as { reason: Reason }).reason).toBe(reason);
+  expectReason(await rejectionOf(promise), reason);
 }
 
 /** Reads from the log start to the end in small steps, so every batch and index entry is visited. */

@@ -15,10 +15,10 @@
 import { cpSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
-import { isBrokerError, type Reason } from '../../src/errors/index.js';
 import type { AppendResult, PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultController } from '../support/faulty-file-system.js';
+import { expectReason, rejectionOf } from '../support/rejections.js';
 
 const LOG_FILES = /\.log$/;
 const PRODUCER = 77;
@@ -65,20 +65,6 @@ function produced(baseSequence: number, options: { count?: number; valueBytes?: 
   });
 }
 
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection, but it resolved');
-    },
-    (error: unknown) => error,
-  );
-}
-
-function expectReason(error: unknown, reason: Reason, causeCode?: string): void {
-  expect(isBrokerError(error), `expected a BrokerError ${reason}, got ${String(error)}`).toBe(true);
-  expect((error as { reason: Reason }).reason).toBe(reason);
-  if (causeCode !== undefined) expect(((error as Error).cause as NodeJS.ErrnoException | undefined)?.code).toBe(causeCode);
-}
 
 /**
  * The last five acknowledged batches (`acked[i]` is sequence i), sent again byte for byte by

@@ -17,7 +17,6 @@ import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
-import { isBrokerError, type Reason } from '../../src/errors/index.js';
 import type { Logger } from '../../src/observability/index.js';
 import { decodeBatches } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
@@ -26,6 +25,7 @@ import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty
 import { waitFor } from '../support/wait-for.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { expectExactlyAcked, type Acked } from '../support/acked-oracle.js';
+import { expectReason, rejectionOf } from '../support/rejections.js';
 
 const LOG_FILES = /\.log$/;
 
@@ -81,20 +81,6 @@ async function appendAcked(log: PartitionLog, acked: Acked[], tag: string, count
   }
 }
 
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection, but it resolved');
-    },
-    (error: unknown) => error,
-  );
-}
-
-function expectReason(error: unknown, reason: Reason, causeCode?: string): void {
-  expect(isBrokerError(error), `expected a BrokerError ${reason}, got ${String(error)}`).toBe(true);
-  expect((error as { reason: Reason }).reason).toBe(reason);
-  if (causeCode !== undefined) expect(((error as Error).cause as NodeJS.ErrnoException | undefined)?.code).toBe(causeCode);
-}
 
 
 function logBytesOnDisk(dir: string): number {
