@@ -161,14 +161,13 @@ interface PlacedAppend {
 }
 
 /**
- * A write run whose I/O is still running (`writeRun`): under flush=always its bytes are
- * written and its fdatasync runs; otherwise its writev runs. The next run is written
- * meanwhile, after it in the file; nothing of either is visible or acknowledged until its own
- * I/O is done, and they complete in write order.
+ * A flush=always write run whose bytes are written but whose fdatasync is still running
+ * (`writeRun`). The next run is written meanwhile, after it in the file; nothing of either is
+ * visible or acknowledged until its own fdatasync is done, and they complete in write order.
  */
-interface InFlightRun {
+interface UnsyncedRun {
   segment: Segment;
-  /** Held until the I/O is done, so the handle stays open. */
+  /** Held until the fdatasync is done, so the handle stays open. */
   lease: HandleLease;
   run: PendingAppend[];
   placed: PlacedAppend[];
@@ -177,13 +176,8 @@ interface InFlightRun {
   startPosition: number;
   endPosition: number;
   endOffset: number;
-  /** What is running: the writev (flush=never or interval) or the fdatasync (flush=always). */
-  operation: 'append to' | 'fdatasync';
-  /**
-   * Resolves with the operation's error, or `undefined` once it succeeded: the bytes are in
-   * the page cache (append to) or on stable storage (fdatasync).
-   */
-  done: Promise<unknown>;
+  /** Resolves with the fdatasync's error, or `undefined` once the bytes are on stable storage. */
+  synced: Promise<unknown>;
 }
 
 /** An idempotent batch the producer state answered without a write (duplicate or rejected). */
@@ -225,8 +219,8 @@ export class PartitionLog {
   private isWriting = false;
   /** Set while the writer waits on an fdatasync with nothing queued; an append wakes it. */
   private wakeWriter: (() => void) | undefined;
-  /** The run whose writev (never, interval) or fdatasync (always) is running (`writeRun`), if any. */
-  private inFlight: InFlightRun | undefined;
+  /** The flush=always run whose fdatasync is running (`writeRun`), if any. */
+  private unsynced: UnsyncedRun | undefined;
   /** Acknowledgements of written appends, settled together on the next turn (`deferAcks`). */
   private pendingAcks: (() => void)[] = [];
   private isAckScheduled = false;
@@ -445,14 +439,14 @@ export class PartitionLog {
       for (;;) {
         const task = this.queue[0];
         if (task === undefined) {
-          if (this.inFlight === undefined) break;
-          await this.awaitInFlightOrWork(this.inFlight);
+          if (this.unsynced === undefined) break;
+          await this.awaitSyncOrWork(this.unsynced);
         } else if (task.kind === 'append') {
           await this.writeGroup(this.takeAppendGroup());
-        } else if (this.inFlight !== undefined) {
+        } else if (this.unsynced !== undefined) {
           // Roll, flush, retention and close see only completed writes. The queue is read
           // again after: a failed completion may have taken the log offline and emptied it.
-          await this.completeInFlight();
+          await this.completeUnsynced();
         } else {
           this.queue.shift();
           await this.runControlTask(task);
@@ -464,27 +458,26 @@ export class PartitionLog {
   }
 
   /**
-   * With nothing queued, waits for the in-flight run's I/O, but goes back to work as soon as an
-   * append arrives: its write then overlaps that I/O, as under load.
+   * With nothing queued, waits for the unsynced run's fdatasync, but goes back to work as soon
+   * as an append arrives: its write then overlaps that fdatasync, as under load.
    */
-  private async awaitInFlightOrWork(pending: InFlightRun): Promise<void> {
+  private async awaitSyncOrWork(pending: UnsyncedRun): Promise<void> {
     await new Promise<void>((resolve) => {
       this.wakeWriter = resolve;
-      void pending.done.then(() => resolve());
+      void pending.synced.then(() => resolve());
     });
     this.wakeWriter = undefined;
-    if (this.queue.length === 0) await this.completeInFlight();
+    if (this.queue.length === 0) await this.completeUnsynced();
   }
 
   /**
    * The next write group: the appends at the head of the queue, up to the group caps.
    *
-   * - Unless every append waits for an fdatasync, a group takes at most half the bytes waiting
-   *   to be written (queued, or in a writev still running; but 128 KiB if that is more) and at
-   *   most 1 MiB. The rest stays queued, so while this group's writev runs in the thread pool,
-   *   the next group's writev can be issued beside it (`writePipelined`) and the appends it
-   *   acknowledges have their successors validated (CRC) on the event loop: the three overlap
-   *   instead of taking turns (bench/RESULTS.md, run 5 "What changed append", run 7).
+   * - Unless every append waits for an fdatasync, a group takes at most half the queued bytes
+   *   (but 128 KiB if that is more) and at most 1 MiB. The rest stays queued, so while this
+   *   group's writev runs in the thread pool, the appends it acknowledges have their
+   *   successors validated (CRC) on the event loop, and the two overlap instead of taking
+   *   turns (bench/RESULTS.md, run 5 "What changed append").
    * - Under flush=always a group takes at most half the bytes waiting for durability (queued,
    *   or written and syncing; but 128 KiB if that is more) and at most 16 MiB. The appends in
    *   flight then form two groups of about equal size that take turns: one is written while
@@ -494,8 +487,8 @@ export class PartitionLog {
    */
   private takeAppendGroup(): PendingAppend[] {
     const group: PendingAppend[] = [];
-    const inFlightBytes = this.inFlight === undefined ? 0 : this.inFlight.endPosition - this.inFlight.startPosition;
-    const half = Math.max(OVERLAPPED_GROUP_BYTES_MIN, Math.ceil((this.queuedBytes + inFlightBytes) / 2));
+    const unsyncedBytes = this.unsynced === undefined ? 0 : this.unsynced.endPosition - this.unsynced.startPosition;
+    const half = Math.max(OVERLAPPED_GROUP_BYTES_MIN, Math.ceil((this.queuedBytes + unsyncedBytes) / 2));
     const bytesMax = Math.min(this.config.flush.kind === 'always' ? WRITE_GROUP_BYTES_MAX : OVERLAPPED_GROUP_BYTES_MAX, half);
     let bytes = 0;
     for (let task = this.queue[0]; task !== undefined && task.kind === 'append'; task = this.queue[0]) {
@@ -508,9 +501,9 @@ export class PartitionLog {
     return group;
   }
 
-  /** Where the next write goes: after the in-flight run if there is one, else at the log end. */
+  /** Where the next write goes: after the unsynced run if there is one, else at the log end. */
   private writtenEnd(): { sizeBytes: number; nextOffset: number } {
-    const pending = this.inFlight;
+    const pending = this.unsynced;
     if (pending !== undefined) return { sizeBytes: pending.endPosition, nextOffset: pending.endOffset };
     return { sizeBytes: this.activeSegment.sizeBytes ?? 0, nextOffset: this.logEndOffset };
   }
@@ -530,10 +523,10 @@ export class PartitionLog {
         // with one). It is settled only on committed state: a duplicate of a batch still
         // syncing must not resolve before its original, and if that fdatasync fails the
         // verdict changes.
-        const verdict = (this.inFlight?.producerChanges ?? this.producers).verdictFor(first.header);
+        const verdict = (this.unsynced?.producerChanges ?? this.producers).verdictFor(first.header);
         if (verdict.kind !== 'append') {
-          if (this.inFlight !== undefined) {
-            await this.completeInFlight();
+          if (this.unsynced !== undefined) {
+            await this.completeUnsynced();
             continue;
           }
           this.settleAcksNow();
@@ -547,8 +540,8 @@ export class PartitionLog {
         await this.maybeMarkDirty();
         if (this.shouldRoll(first, end.sizeBytes, end.nextOffset)) {
           // A roll seals the active segment: the write before it must be complete.
-          if (this.inFlight !== undefined) {
-            await this.completeInFlight();
+          if (this.unsynced !== undefined) {
+            await this.completeUnsynced();
             continue;
           }
           await this.rollActive();
@@ -592,19 +585,15 @@ export class PartitionLog {
    * Verdicts are provisional until the write succeeds: if it fails, every append of the run
    * fails with the storage error and the producer state stays as it was.
    *
-   * The run's last I/O is started, not awaited: the writer goes on to write the next run while
-   * it runs, and the next `writeRun` (or `completeInFlight`) makes the run visible and
-   * acknowledges it afterwards, in write order. At most two runs are in flight:
-   * - flush=always (pipelined group commit): the run is written while the earlier run's
-   *   fdatasync runs, and that one completes (or fails) before this run's own starts.
-   * - flush=never or interval (pipelined writes): the run's writev is issued while the earlier
-   *   run's may still run, so the thread-pool round trip of one overlaps the other's (a serial
-   *   writer spent ~100-130 µs per 128 KiB writev on this VM, bench/RESULTS.md run 7).
+   * Under flush=always the run's fdatasync is started, not awaited (pipelined group commit):
+   * the writer goes on to write the next run while it runs, and `completeUnsynced` makes the
+   * run visible and acknowledges it afterwards, in write order. A run is written while at most
+   * one earlier run's fdatasync runs; it is completed (or failed) before this run's own starts.
    */
   private async writeRun(run: PendingAppend[]): Promise<void> {
     const active = this.activeSegment;
-    const earlier = this.inFlight;
-    assert(earlier === undefined || earlier.segment === active, 'a roll completes the in-flight run first');
+    const earlier = this.unsynced;
+    assert(earlier === undefined || earlier.segment === active, 'a roll completes the unsynced run first');
     const end = this.writtenEnd();
     const startPosition = end.sizeBytes;
     let position = startPosition;
@@ -615,7 +604,7 @@ export class PartitionLog {
     let unwritten: UnwrittenAppend[] | undefined;
     for (const task of run) {
       if (offset + task.header.lastOffsetDelta > limits.offsetMax) {
-        await this.completeInFlight();
+        await this.completeUnsynced();
         this.rejectAll(run, new BrokerError('INVALID_REQUEST', 'partition offsets are exhausted', { topic: this.topic, partition: this.partition }));
         return;
       }
@@ -637,7 +626,7 @@ export class PartitionLog {
     if (placed.length === 0) {
       // Only duplicates and rejections: they resolve with offsets already acknowledged, so the
       // run they may point into completes first.
-      const failure = await this.completeInFlight();
+      const failure = await this.completeUnsynced();
       if (failure !== undefined) this.rejectAll(run, failure);
       else this.finishUnwritten(unwritten);
       return;
@@ -647,12 +636,8 @@ export class PartitionLog {
     try {
       lease = await active.lease();
     } catch (error) {
-      await this.completeInFlight();
+      await this.completeUnsynced();
       this.rejectAll(run, isBrokerError(error) ? error : storageError('open', active.logPath, error));
-      return;
-    }
-    if (this.config.flush.kind !== 'always') {
-      await this.writePipelined(earlier, { segment: active, lease, run, placed, producerChanges, unwritten, startPosition, endPosition: position, endOffset: offset });
       return;
     }
     try {
@@ -663,27 +648,34 @@ export class PartitionLog {
       const failure = storageError('append to', active.logPath, error);
       // The earlier run's bytes lie before ours: settle it first. If its fdatasync failed it
       // cut the file back to its own start, which removes ours too.
-      const earlierFailure = await this.completeInFlight();
+      const earlierFailure = await this.completeUnsynced();
       if (earlierFailure === undefined) await this.undoWrite(lease.handle, startPosition, failure);
       lease.release();
       this.rejectAll(run, earlierFailure ?? failure); // `producerChanges` is dropped: the rollback
       return;
     }
     // While this run was written, the earlier run's fdatasync ran: wait for it to finish.
-    const earlierError = earlier === undefined ? undefined : await earlier.done;
+    const earlierError = earlier === undefined ? undefined : await earlier.synced;
     if (earlier !== undefined && earlierError !== undefined) {
       // It failed: the earlier run is cut back from the file, and this run with it (it lay after).
-      this.inFlight = undefined;
-      const failure = await this.failInFlight(earlier, earlierError);
+      this.unsynced = undefined;
+      const failure = await this.failUnsynced(earlier, earlierError);
       lease.release();
       this.rejectAll(run, failure);
+      return;
+    }
+    if (this.config.flush.kind !== 'always') {
+      lease.release();
+      this.unsynced = undefined;
+      if (earlier !== undefined) this.finishSynced(earlier);
+      this.finishRun(active, placed, producerChanges, unwritten, false);
       return;
     }
     // This run's fdatasync starts before the earlier run is acknowledged, so the CRC checks of
     // the batches its appenders send next run while it does, not before it is issued.
     // Crash from here until it returns: the run's bytes may or may not be on disk, and none of
     // its appends has been acknowledged (recovery keeps or truncates them whole).
-    this.inFlight = {
+    this.unsynced = {
       segment: active,
       lease,
       run,
@@ -693,82 +685,40 @@ export class PartitionLog {
       startPosition,
       endPosition: position,
       endOffset: offset,
-      operation: 'fdatasync',
-      done: lease.handle.datasync().then(
+      synced: lease.handle.datasync().then(
         () => undefined,
         (error: unknown) => error ?? new Error('fdatasync failed'),
       ),
     };
-    if (earlier !== undefined) this.finishInFlight(earlier);
+    if (earlier !== undefined) this.finishSynced(earlier);
   }
 
   /**
-   * flush=never or interval: issues the run's writev, then waits for the earlier run's (if
-   * any) and completes that one, leaving this run in flight. If the earlier write failed,
-   * this run fails with it: its bytes lie after the earlier run's, and the cut-back to
-   * the earlier run's start removes them (after its own writev is done, so none land later).
-   */
-  private async writePipelined(earlier: InFlightRun | undefined, next: Omit<InFlightRun, 'operation' | 'done'>): Promise<void> {
-    const batches = next.placed.map(({ task }) => task.batch);
-    const done = writeAll(next.lease.handle, batches, next.startPosition).then(
-      () => undefined,
-      (error: unknown) => error ?? new Error('write failed'),
-    );
-    // Crash while this writev (and the earlier one) runs: any part of either may be in the
-    // page cache, even this one's without the earlier one's. Recovery keeps the valid batches
-    // up to the first torn or missing one and cuts the rest; none has been acknowledged.
-    const current: InFlightRun = { ...next, operation: 'append to', done };
-    if (earlier === undefined) {
-      this.inFlight = current;
-      return;
-    }
-    const earlierError = await earlier.done;
-    if (earlierError !== undefined) {
-      this.inFlight = undefined;
-      await done;
-      const failure = await this.failInFlight(earlier, earlierError);
-      next.lease.release();
-      this.rejectAll(next.run, failure); // `producerChanges` is dropped: the rollback
-      return;
-    }
-    this.inFlight = current;
-    this.finishInFlight(earlier);
-  }
-
-  /**
-   * Waits for the in-flight run's I/O (if any) and completes it: visible and acknowledged
+   * Waits for the unsynced run's fdatasync (if any) and completes it: visible and acknowledged
    * when it succeeded; otherwise its appends fail, the file is cut back to the run's start
    * (which also removes any later run written after it), and the failure is returned.
    */
-  private async completeInFlight(): Promise<BrokerError | undefined> {
-    const pending = this.inFlight;
+  private async completeUnsynced(): Promise<BrokerError | undefined> {
+    const pending = this.unsynced;
     if (pending === undefined) return undefined;
-    const error = await pending.done;
-    this.inFlight = undefined;
-    if (error !== undefined) return this.failInFlight(pending, error);
-    this.finishInFlight(pending);
+    const error = await pending.synced;
+    this.unsynced = undefined;
+    if (error !== undefined) return this.failUnsynced(pending, error);
+    this.finishSynced(pending);
     return undefined;
   }
 
-  /**
-   * An in-flight run whose I/O succeeded: acknowledged durable when that was its fdatasync
-   * (flush=always), in the page cache when it was its writev.
-   */
-  private finishInFlight(pending: InFlightRun): void {
+  /** An unsynced run whose fdatasync succeeded: on stable storage, acknowledged durable (flush=always). */
+  private finishSynced(pending: UnsyncedRun): void {
     pending.lease.release();
-    this.finishRun(pending.segment, pending.placed, pending.producerChanges, pending.unwritten, pending.operation === 'fdatasync');
+    this.finishRun(pending.segment, pending.placed, pending.producerChanges, pending.unwritten, true);
   }
 
-  /**
-   * An in-flight run whose I/O failed: its appends fail and the file is cut back to its start.
-   * The caller has let the I/O of any run written after it finish (those bytes lie after and
-   * go too).
-   */
-  private async failInFlight(pending: InFlightRun, error: unknown): Promise<BrokerError> {
-    const failure = storageError(pending.operation, pending.segment.logPath, error);
-    // Cut back to the end of the last acknowledged batch: a failed writev may have left part
-    // of the run, and a failed fdatasync may have dropped the dirty pages, so nothing after
-    // that end can be trusted to reach the disk.
+  /** An unsynced run whose fdatasync failed: its appends fail and the file is cut back to its start. */
+  private async failUnsynced(pending: UnsyncedRun, error: unknown): Promise<BrokerError> {
+    const failure = storageError('fdatasync', pending.segment.logPath, error);
+    // Cut back to the end of the last acknowledged batch: a failed fdatasync may have dropped
+    // the dirty pages, so nothing after that end can be trusted to reach the disk.
     await this.undoWrite(pending.lease.handle, pending.startPosition, failure);
     pending.lease.release();
     this.rejectAll(pending.run, failure); // `producerChanges` is dropped: the rollback

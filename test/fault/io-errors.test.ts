@@ -93,14 +93,6 @@ function ackedBytes(acked: readonly Acked[]): number {
   return acked.reduce((sum, batch) => sum + batch.bytes.length, 0);
 }
 
-/** Lets every held write and fdatasync go, then checks the log now and after a clean close and reopen. */
-async function expectExactlyAckedAcrossClose(log: PartitionLog, faults: FaultyLog['faults'], dir: string, acked: readonly Acked[]): Promise<void> {
-  faults.clear();
-  await expectExactlyAcked(log, acked);
-  await log.close();
-  await expectExactlyAcked(await openPlain(dir), acked);
-}
-
 /** What a crash right now would leave: the files copied while the log is open. */
 function copyUncleanly(fromDir: string): string {
   const temp = makeTempDir('runnel-io-copy-');
@@ -315,6 +307,14 @@ describe('pipelined group commit (flush=always)', () => {
     return { ...opened, acked };
   }
 
+  /** Lets every fdatasync go, then checks the log now and after a clean close and reopen. */
+  async function expectExactlyAckedAcrossClose(log: PartitionLog, faults: FaultyLog['faults'], dir: string, acked: readonly Acked[]): Promise<void> {
+    faults.clear();
+    await expectExactlyAcked(log, acked);
+    await log.close();
+    await expectExactlyAcked(await openPlain(dir), acked);
+  }
+
   async function heldDatasyncs(faults: FaultyLog['faults'], count: number): Promise<void> {
     await waitFor(() => faults.heldDatasyncs === count, { timeoutMs: 5_000, describe: () => `${faults.heldDatasyncs} fdatasyncs held, waiting for ${count}` });
   }
@@ -477,141 +477,6 @@ describe('pipelined group commit (flush=always)', () => {
     faults.clear();
     acked.push({ ...(await secondAppend), bytes: Buffer.from(second) });
     expect(log.segmentCount).toBe(2);
-    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
-  });
-});
-
-describe('pipelined writes (flush=never)', () => {
-  const producer = (baseSequence: number) => ({ producerId: 9, producerEpoch: 0, baseSequence });
-
-  /** A flush=never log with `before` batches acknowledged, then every .log write held. */
-  async function openHoldingLog(before: number): Promise<FaultyLog & { acked: Acked[] }> {
-    const opened = await openFaultyLog({ flush: { kind: 'never' } });
-    const acked: Acked[] = [];
-    await appendAcked(opened.log, acked, 'before', before);
-    opened.faults.holdWrites({ path: LOG_FILES });
-    return { ...opened, acked };
-  }
-
-  async function heldWrites(faults: FaultyLog['faults'], count: number): Promise<void> {
-    await waitFor(() => faults.heldWrites === count, { timeoutMs: 5_000, describe: () => `${faults.heldWrites} writes held, waiting for ${count}` });
-  }
-
-  it('issues the next group’s write while the previous one’s runs; each becomes readable and is acknowledged only after its own write and its predecessor’s, in order', async () => {
-    const { log, faults, dir, acked } = await openHoldingLog(2);
-    const endBefore = log.logEndOffset;
-
-    const settled: string[] = [];
-    const first = makeBatch({ count: 2, valueBytes: 200, tag: 'first' });
-    const second = makeBatch({ count: 3, valueBytes: 200, tag: 'second' });
-    const firstAppend = log.append(first).then((result) => (settled.push('first'), result));
-    await heldWrites(faults, 1);
-    const secondAppend = log.append(second).then((result) => (settled.push('second'), result));
-    await heldWrites(faults, 2); // issued while the first write is still running
-    const flushed = log.flush().then(() => settled.push('flush'));
-
-    // The second write lands first: its bytes are in the file, after a hole where the first
-    // goes, but nothing is acknowledged or readable before the first write is done.
-    faults.releaseWrite({ newest: true });
-    await waitFor(() => logBytesOnDisk(dir) === ackedBytes(acked) + first.length + second.length, {
-      timeoutMs: 5_000,
-      describe: () => `${logBytesOnDisk(dir)} bytes in the .log files`,
-    });
-    expect(settled).toEqual([]);
-    expect(log.logEndOffset).toBe(endBefore);
-    expect((await log.read({ offset: endBefore, bytesMax: 1 << 20 })).bytes.length).toBe(0);
-
-    faults.releaseWrite();
-    const firstResult = await firstAppend;
-    const secondResult = await secondAppend;
-    await flushed;
-    expect(firstResult).toEqual({ baseOffset: endBefore, lastOffset: endBefore + 1, isDuplicate: false });
-    expect(secondResult).toEqual({ baseOffset: endBefore + 2, lastOffset: endBefore + 4, isDuplicate: false });
-    expect(settled, 'acknowledged in write order; the flush waited for both').toEqual(['first', 'second', 'flush']);
-    expect(log.flushedOffset).toBe(endBefore + 5);
-    acked.push({ ...firstResult, bytes: Buffer.from(first) }, { ...secondResult, bytes: Buffer.from(second) });
-    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
-  });
-
-  it('fails the group whose write failed and the group written after it, cuts both from the file, and lets the producer retry both', async () => {
-    const { log, faults, dir, acked } = await openHoldingLog(2);
-    const endBefore = log.logEndOffset;
-
-    const firstFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'first', producer: producer(0) })));
-    await heldWrites(faults, 1);
-    const second = makeBatch({ count: 2, tag: 'second', producer: producer(2) });
-    const secondFailure = rejectionOf(log.append(second));
-    await heldWrites(faults, 2);
-    faults.releaseWrite({ newest: true }); // the second write succeeds, after a hole
-    await waitFor(() => logBytesOnDisk(dir) > ackedBytes(acked) + second.length, { timeoutMs: 5_000, describe: () => `${logBytesOnDisk(dir)} bytes in the .log files` });
-    faults.releaseWrite({ failWith: 'EIO' });
-    expectReason(await firstFailure, 'STORAGE_ERROR', 'EIO');
-    expectReason(await secondFailure, 'STORAGE_ERROR', 'EIO');
-    expect(log.isOnline).toBe(true);
-    expect(log.logEndOffset).toBe(endBefore);
-    expect(logBytesOnDisk(dir), 'the hole and the second write are cut off').toBe(ackedBytes(acked));
-
-    // Neither batch counts as written: the retries are appended, not answered as duplicates.
-    faults.clear();
-    for (const [tag, baseSequence] of [
-      ['first', 0],
-      ['second', 2],
-    ] as const) {
-      const batch = makeBatch({ count: 2, tag, producer: producer(baseSequence) });
-      const result = await log.append(batch);
-      expect(result.isDuplicate).toBe(false);
-      acked.push({ ...result, bytes: Buffer.from(batch) });
-    }
-    expect((acked[2] as Acked).baseOffset).toBe(endBefore);
-    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
-  });
-
-  it('cuts back after a failed write only once the write issued after it is done, so none of its bytes land after the cut', async () => {
-    const { log, faults, dir, acked } = await openHoldingLog(2);
-
-    const settled: string[] = [];
-    const firstFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'first' }))).then((error) => (settled.push('first'), error));
-    await heldWrites(faults, 1);
-    const secondFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'second' }))).then((error) => (settled.push('second'), error));
-    await heldWrites(faults, 2);
-    faults.releaseWrite({ failWith: 'EIO' });
-    await waitFor(() => faults.counts.failedWrites === 1, { timeoutMs: 5_000, describe: () => 'the first write has not failed yet' });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(faults.counts.truncates, 'no cut-back while the second write may still land').toBe(0);
-    expect(settled).toEqual([]);
-
-    faults.releaseWrite(); // the second write lands after a hole; the cut-back then removes both
-    expectReason(await firstFailure, 'STORAGE_ERROR', 'EIO');
-    expectReason(await secondFailure, 'STORAGE_ERROR', 'EIO');
-    expect(faults.counts.truncates).toBe(1);
-    expect(logBytesOnDisk(dir)).toBe(ackedBytes(acked));
-
-    faults.clear();
-    await appendAcked(log, acked, 'after', 2);
-    await expectExactlyAckedAcrossClose(log, faults, dir, acked);
-  });
-
-  it('acknowledges the earlier group when the later group’s write fails first, and fails only the latter', async () => {
-    const { log, faults, dir, acked } = await openHoldingLog(2);
-
-    const settled: string[] = [];
-    const first = makeBatch({ count: 2, tag: 'first' });
-    const firstAppend = log.append(first).then((result) => (settled.push('first'), result));
-    await heldWrites(faults, 1);
-    const secondFailure = rejectionOf(log.append(makeBatch({ count: 2, tag: 'second' }))).then((error) => (settled.push('second'), error));
-    await heldWrites(faults, 2);
-    faults.releaseWrite({ newest: true, failWith: 'ENOSPC' });
-    await waitFor(() => faults.counts.failedWrites === 1, { timeoutMs: 5_000, describe: () => 'the second write has not failed yet' });
-    expect(settled, 'the failure waits for the earlier write').toEqual([]);
-    faults.releaseWrite();
-    acked.push({ ...(await firstAppend), bytes: Buffer.from(first) });
-    expectReason(await secondFailure, 'DISK_FULL', 'ENOSPC');
-    expect(settled).toEqual(['first', 'second']);
-    expect(log.isOnline).toBe(true);
-    expect(logBytesOnDisk(dir)).toBe(ackedBytes(acked));
-
-    faults.clear();
-    await appendAcked(log, acked, 'after', 2);
     await expectExactlyAckedAcrossClose(log, faults, dir, acked);
   });
 });

@@ -18,9 +18,7 @@
  *
  * `holdDatasyncs()` makes matching fdatasyncs wait until the test releases them one by one
  * (`releaseDatasync`, optionally failing it), so a test can see what the log does while an
- * fdatasync runs (flush=always pipelining). `holdWrites()` does the same for writes
- * (`releaseWrite`, oldest or newest first, optionally failing it before any byte lands), for
- * the pipelined writes of flush=never.
+ * fdatasync runs (flush=always pipelining).
  *
  * Every fault can be scoped to some files with `path` (a RegExp tested on the full path), for
  * example `/\.log$/` to spare partition.state and the index files.
@@ -45,8 +43,6 @@ export interface FaultCounts {
   shortWrites: number;
   failedDatasyncs: number;
   failedTruncates: number;
-  /** Truncates started, failed or not. */
-  truncates: number;
 }
 
 interface WriteFault {
@@ -81,7 +77,7 @@ export function errnoError(code: FaultCode, syscall: string, path: string): Node
 }
 
 export class FaultController {
-  readonly counts: FaultCounts = { failedWrites: 0, shortWrites: 0, failedDatasyncs: 0, failedTruncates: 0, truncates: 0 };
+  readonly counts: FaultCounts = { failedWrites: 0, shortWrites: 0, failedDatasyncs: 0, failedTruncates: 0 };
   private writeFault: WriteFault | undefined;
   private datasyncFault: SimpleFault | undefined;
   private truncateFault: SimpleFault | undefined;
@@ -90,9 +86,6 @@ export class FaultController {
   private holdScope: FaultScope | undefined;
   /** fdatasyncs waiting for `releaseDatasync`, oldest first. */
   private readonly held: ((failWith: FaultCode | undefined) => void)[] = [];
-  private writeHoldScope: FaultScope | undefined;
-  /** Writes waiting for `releaseWrite`, oldest first. */
-  private readonly heldWriteQueue: ((failWith: FaultCode | undefined) => void)[] = [];
 
   /**
    * From now on, let `afterBytes` more bytes (0 by default) be written to matching files, then
@@ -134,26 +127,6 @@ export class FaultController {
     release(options.failWith);
   }
 
-  /** From now on every write to a matching file waits for `releaseWrite` (until `clear()`). */
-  holdWrites(options: FaultScope = {}): void {
-    this.writeHoldScope = { path: options.path };
-  }
-
-  /** How many writes are waiting to be released. */
-  get heldWrites(): number {
-    return this.heldWriteQueue.length;
-  }
-
-  /**
-   * Lets the oldest held write (the newest with `newest`) go on to the file, or fail with
-   * `failWith` before writing anything.
-   */
-  releaseWrite(options: { failWith?: FaultCode; newest?: boolean } = {}): void {
-    const release = options.newest === true ? this.heldWriteQueue.pop() : this.heldWriteQueue.shift();
-    if (release === undefined) throw new Error('no write is held');
-    release(options.failWith);
-  }
-
   /** Simulates a disk with `bytes` free from now on (see the file header). */
   limitFreeBytes(bytes: number): void {
     this.freeBytes = bytes;
@@ -164,11 +137,9 @@ export class FaultController {
     return this.freeBytes;
   }
 
-  /** Disarms every fault, lets every held write and fdatasync go and lifts the disk limit; counters stay. */
+  /** Disarms every fault, lets every held fdatasync go and lifts the disk limit; counters stay. */
   clear(): void {
     this.holdScope = undefined;
-    this.writeHoldScope = undefined;
-    for (const release of this.heldWriteQueue.splice(0)) release(undefined);
     for (const release of this.held.splice(0)) release(undefined);
     this.writeFault = undefined;
     this.datasyncFault = undefined;
@@ -210,15 +181,6 @@ export class FaultController {
     if (fault !== undefined && matches(fault.scope, path)) fault.bytesLeft = Math.max(0, fault.bytesLeft - writtenBytes);
     if (this.freeBytes !== undefined) this.freeBytes -= Math.max(0, position + writtenBytes - sizeBytesBefore);
     if (writtenBytes < requestedBytes) this.counts.shortWrites++;
-  }
-
-  /** Waits while writes to `path` are held; throws if the test released this one to fail. */
-  async waitWhileWriteHeld(path: string): Promise<void> {
-    if (this.writeHoldScope === undefined || !matches(this.writeHoldScope, path)) return;
-    const failWith = await new Promise<FaultCode | undefined>((resolve) => this.heldWriteQueue.push(resolve));
-    if (failWith === undefined) return;
-    this.counts.failedWrites++;
-    throw errnoError(failWith, 'write', path);
   }
 
   /** Waits while fdatasyncs on `path` are held; throws if the test released this one to fail. */
@@ -266,12 +228,6 @@ function matches(scope: FaultScope, path: string): boolean {
 }
 
 class FaultyFileHandle implements FileHandle {
-  /**
-   * The end of the furthest write admitted on this handle, so writes in flight together
-   * (flush=never pipelines two) count the growth of the file once on the simulated disk.
-   */
-  private admittedEnd = 0;
-
   constructor(
     private readonly inner: FileHandle,
     private readonly faults: FaultController,
@@ -286,11 +242,9 @@ class FaultyFileHandle implements FileHandle {
   }
 
   async writev(buffers: readonly Buffer[], position: number): Promise<number> {
-    await this.faults.waitWhileWriteHeld(this.path);
     const requestedBytes = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    const sizeBytesBefore = Math.max(await this.inner.sizeBytes(), this.admittedEnd);
+    const sizeBytesBefore = await this.inner.sizeBytes();
     const allowedBytes = this.faults.admitWrite(this.path, requestedBytes, position, sizeBytesBefore);
-    this.admittedEnd = Math.max(this.admittedEnd, position + allowedBytes);
     const written = await this.inner.writev(allowedBytes === requestedBytes ? buffers : takeBytes(buffers, allowedBytes), position);
     this.faults.recordWrite(this.path, written, position, sizeBytesBefore, requestedBytes);
     return written;
@@ -303,12 +257,10 @@ class FaultyFileHandle implements FileHandle {
   }
 
   async truncate(sizeBytes: number): Promise<void> {
-    this.faults.counts.truncates++;
     this.faults.checkTruncate(this.path);
     const before = await this.inner.sizeBytes();
     this.faults.claimBytes(this.path, sizeBytes - before);
     await this.inner.truncate(sizeBytes);
-    this.admittedEnd = sizeBytes;
     this.faults.releaseBytes(before - sizeBytes);
   }
 
