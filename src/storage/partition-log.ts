@@ -192,6 +192,12 @@ const WRITE_GROUP_COUNT_MAX = 1024;
 /**
  * The group cap when appends need not wait for an fdatasync (`takeAppendGroup`): one writev
  * call, so the next group's write can start as soon as this one's is done.
+ *
+ * Never more than one writev in flight, though two would be faster for small batches (+11 %
+ * for 16 KiB, bench/RESULTS.md run 7): a process crash could then leave the later write whole
+ * and the earlier one torn or not begun, i.e. a zero-filled hole followed by valid batches,
+ * which recovery cannot tell from damage and takes the partition offline for. One write at a
+ * time keeps what a crash leaves a prefix of what was written.
  */
 const OVERLAPPED_GROUP_BYTES_MAX = WRITE_CALL_BYTES_MAX;
 /** Below this a group is not split: each writev costs ~30–50 µs of its own, more than the CRC it would overlap. */

@@ -20,11 +20,11 @@
 import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tryReadBatchHeader } from '../../src/protocol/index.js';
 import type { PartitionLog } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createPowerLossFileSystem, trimToDurable } from '../support/power-loss-file-system.js';
 import { seededRandom } from '../support/seeded-random.js';
+import { expectAckedKept } from '../support/acked-oracle.js';
 
 const SEED = Number(process.env.RUNNEL_FAULT_SEED ?? Date.now() % 2 ** 31);
 const ROUNDS = 12;
@@ -38,27 +38,6 @@ afterEach(async () => {
 interface Acked {
   baseOffset: number;
   bytes: Buffer;
-}
-
-/** Every acknowledged batch is at its offset, byte for byte, in a dense log. */
-async function expectAckedSurvived(log: PartitionLog, acked: readonly Acked[], where: string): Promise<void> {
-  const stored = new Map<number, Buffer>();
-  let offset = log.logStartOffset;
-  while (offset < log.logEndOffset) {
-    const read = await log.read({ offset, bytesMax: 1 << 20 });
-    let position = 0;
-    while (position < read.bytes.length) {
-      const header = tryReadBatchHeader(read.bytes, position);
-      expect(header?.baseOffset, `${where}: offsets are dense`).toBe(offset);
-      if (header === undefined) return;
-      stored.set(header.baseOffset, read.bytes.subarray(position, position + header.sizeBytes));
-      position += header.sizeBytes;
-      offset = header.baseOffset + header.lastOffsetDelta + 1;
-    }
-  }
-  for (const batch of acked) {
-    expect(stored.get(batch.baseOffset)?.equals(batch.bytes), `${where}: acknowledged batch at ${batch.baseOffset} after the power cut`).toBe(true);
-  }
 }
 
 describe(`a power cut under flush=always (seed ${SEED})`, () => {
@@ -106,7 +85,7 @@ describe(`a power cut under flush=always (seed ${SEED})`, () => {
       const reopened = await openTestLog({ dir: afterCut.dir, config: { flush: { kind: 'always' }, segmentBytes: 64 * 1024 } });
       cleanups.push(() => reopened.close());
       expect(reopened.isOnline, `round ${round}: online after the power cut`).toBe(true);
-      await expectAckedSurvived(reopened, afterCut.acked, `round ${round} (cut after ${afterCut.acked.length} acknowledgements)`);
+      await expectAckedKept(reopened, afterCut.acked, `round ${round} (cut after ${afterCut.acked.length} acknowledgements), after the power cut`);
     }
   });
 });

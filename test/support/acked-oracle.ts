@@ -35,3 +35,27 @@ export async function expectExactlyAcked(log: PartitionLog, acked: readonly Acke
   }
   expect(seen).toBe(acked.length);
 }
+
+/**
+ * After a crash: every batch in `acked` is at its offset, byte for byte, in a dense log.
+ * Batches written but not acknowledged before the crash may be there too.
+ */
+export async function expectAckedKept(log: PartitionLog, acked: readonly Pick<Acked, 'baseOffset' | 'bytes'>[], where: string): Promise<void> {
+  const stored = new Map<number, Buffer>();
+  let offset = log.logStartOffset;
+  while (offset < log.logEndOffset) {
+    const read = await log.read({ offset, bytesMax: 1 << 20 });
+    let position = 0;
+    while (position < read.bytes.length) {
+      const header = tryReadBatchHeader(read.bytes, position);
+      expect(header?.baseOffset, `${where}: offsets are dense`).toBe(offset);
+      if (header === undefined) return;
+      stored.set(header.baseOffset, read.bytes.subarray(position, position + header.sizeBytes));
+      position += header.sizeBytes;
+      offset = header.baseOffset + header.lastOffsetDelta + 1;
+    }
+  }
+  for (const batch of acked) {
+    expect(stored.get(batch.baseOffset)?.equals(batch.bytes), `${where}: acknowledged batch at ${batch.baseOffset}`).toBe(true);
+  }
+}
