@@ -350,17 +350,4 @@ export function otherCores(result: ClientRun): number {
 }
 
 /** Command-line `--name value` flags into a record (strings; the caller converts). */
-export function parseFlags(argv: readonly string[]): Record<string, string> {
-  const flags: Record<string, string> = {};
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index] as string;
-    if (!arg.startsWith('--')) continue;
-    const next = argv[index + 1];
-    if (next === undefined || next.startsWith('--')) flags[arg.slice(2)] = 'true';
-    else {
-      flags[arg.slice(2)] = next;
-      index++;
-    }
-  }
-  return flags;
-}
+export { parseFlags } from './client-flags.mjs';

@@ -1,7 +1,7 @@
 /**
  * `--name value` and bare `--switch` flags for the measured bench clients (plain JS, run from
- * dist/ without tsx): the same rules as `parseFlags` in broker-support.ts, which the
- * orchestrators use. A bare switch reads as 'true'.
+ * dist/ without tsx) and, re-exported by broker-support.ts, for the orchestrators. A bare
+ * switch reads as 'true'.
  */
 export function parseFlags(argv) {
   const flags = {};

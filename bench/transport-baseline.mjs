@@ -27,45 +27,23 @@ import { CHANNEL_OPTIONS } from '../dist/protocol/grpc.js';
 
 const MiB = 1024 * 1024;
 const identity = (buffer) => buffer;
+/** A raw-bytes method of the bench service (messages pass through unserialized). */
+const method = (name, requestStream, responseStream) => ({
+  path: `/bench.Transport/${name}`,
+  requestStream,
+  responseStream,
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
 const SERVICE = {
-  upload: {
-    path: '/bench.Transport/Upload',
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-  download: {
-    path: '/bench.Transport/Download',
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
+  upload: method('Upload', true, false),
+  download: method('Download', false, true),
   // Latency baseline (broker-latency.ts): messages of Publish calls are forwarded as they
   // arrive to every open Relay call, the broker's produce → subscribe path without storage.
-  publish: {
-    path: '/bench.Transport/Publish',
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-  relay: {
-    path: '/bench.Transport/Relay',
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
+  publish: method('Publish', true, false),
+  relay: method('Relay', false, true),
 };
 export { SERVICE as TRANSPORT_SERVICE };
 const RECEIVE_WINDOW_BYTES = 16 * MiB;

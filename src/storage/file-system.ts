@@ -203,8 +203,11 @@ function totalBytes(buffers: readonly Buffer[]): number {
   return sum;
 }
 
-/** The first `count` bytes of `buffers` (all of them if fewer), as views. */
-function takeBytes(buffers: readonly Buffer[], count: number): Buffer[] {
+/**
+ * The first `count` bytes of `buffers` (all of them if fewer), as views (no copy). Also for
+ * `FileSystem` wrappers that cut a write short, such as the tests' faulty file system.
+ */
+export function takeBytes(buffers: readonly Buffer[], count: number): Buffer[] {
   const taken: Buffer[] = [];
   let toTake = count;
   for (const buffer of buffers) {

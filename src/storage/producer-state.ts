@@ -115,7 +115,6 @@ export class ProducerState {
     return [...this.entries.values()];
   }
 
-  /** Starts the tentative changes of one write run. */
   /**
    * Starts the tentative changes of a write run. `after` is the still uncommitted changes of
    * the run written before it (flush=always pipelining, partition-log.ts): the new run sees

@@ -21,7 +21,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FlushPolicy } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
-import { expectAckedKept } from '../support/acked-oracle.js';
+import { expectAckedKept, type AckedBatch } from '../support/acked-oracle.js';
 import { createCrashPointFileSystem } from '../support/crash-point-file-system.js';
 import { seededRandom } from '../support/seeded-random.js';
 
@@ -43,7 +43,7 @@ describe.each(['never', 'always'] as const)(`a process crash while writes run, f
       const temp = makeTempDir('runnel-crash-point-');
       cleanups.push(temp.remove);
       const crashAfterWrites = random.int(1, 60);
-      const acked: { baseOffset: number; bytes: Buffer }[] = [];
+      const acked: AckedBatch[] = [];
       let crash: { dir: string; acked: typeof acked; runningWrites: number } | undefined;
       let writesIssued = 0;
       const crashPoint = createCrashPointFileSystem({

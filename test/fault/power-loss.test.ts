@@ -20,11 +20,10 @@
 import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PartitionLog } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createPowerLossFileSystem, trimToDurable } from '../support/power-loss-file-system.js';
 import { seededRandom } from '../support/seeded-random.js';
-import { expectAckedKept } from '../support/acked-oracle.js';
+import { expectAckedKept, type AckedBatch } from '../support/acked-oracle.js';
 
 const SEED = Number(process.env.RUNNEL_FAULT_SEED ?? Date.now() % 2 ** 31);
 const ROUNDS = 12;
@@ -35,11 +34,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface Acked {
-  baseOffset: number;
-  bytes: Buffer;
-}
-
 describe(`a power cut under flush=always (seed ${SEED})`, () => {
   it('keeps every acknowledged batch, at any moment of pipelined group commits and rolls', async () => {
     const random = seededRandom(SEED);
@@ -49,9 +43,9 @@ describe(`a power cut under flush=always (seed ${SEED})`, () => {
       const { fileSystem, durableSizes } = createPowerLossFileSystem();
       const log = await openTestLog({ dir: temp.dir, config: { flush: { kind: 'always' }, segmentBytes: 64 * 1024 }, fileSystem });
       cleanups.push(() => log.close());
-      const acked: Acked[] = [];
+      const acked: AckedBatch[] = [];
       const cutAfter = random.int(20, 420);
-      let cut: { dir: string; acked: Acked[] } | undefined;
+      let cut: { dir: string; acked: AckedBatch[] } | undefined;
       let isStopping = false;
 
       const powerCut = (): void => {
@@ -81,7 +75,7 @@ describe(`a power cut under flush=always (seed ${SEED})`, () => {
       );
       await log.close();
 
-      const afterCut = cut as { dir: string; acked: Acked[] };
+      const afterCut = cut as { dir: string; acked: AckedBatch[] };
       const reopened = await openTestLog({ dir: afterCut.dir, config: { flush: { kind: 'always' }, segmentBytes: 64 * 1024 } });
       cleanups.push(() => reopened.close());
       expect(reopened.isOnline, `round ${round}: online after the power cut`).toBe(true);

@@ -13,6 +13,9 @@ export interface Acked {
   bytes: Buffer;
 }
 
+/** An acknowledged batch where only its place and bytes are checked (`expectAckedKept`). */
+export type AckedBatch = Pick<Acked, 'baseOffset' | 'bytes'>;
+
 /** The log holds exactly `acked`, densely and byte for byte, and nothing else. */
 export async function expectExactlyAcked(log: PartitionLog, acked: readonly Acked[]): Promise<void> {
   const byBase = new Map(acked.map((batch) => [batch.baseOffset, batch]));
@@ -40,7 +43,7 @@ export async function expectExactlyAcked(log: PartitionLog, acked: readonly Acke
  * After a crash: every batch in `acked` is at its offset, byte for byte, in a dense log.
  * Batches written but not acknowledged before the crash may be there too.
  */
-export async function expectAckedKept(log: PartitionLog, acked: readonly Pick<Acked, 'baseOffset' | 'bytes'>[], where: string): Promise<void> {
+export async function expectAckedKept(log: PartitionLog, acked: readonly AckedBatch[], where: string): Promise<void> {
   const stored = new Map<number, Buffer>();
   let offset = log.logStartOffset;
   while (offset < log.logEndOffset) {

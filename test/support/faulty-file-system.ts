@@ -27,7 +27,7 @@
  * to share between tests; make one per test.
  */
 import { constants as osConstants } from 'node:os';
-import { nodeFileSystem, type FileHandle, type FileSystem, type OpenMode } from '../../src/storage/index.js';
+import { nodeFileSystem, takeBytes, type FileHandle, type FileSystem, type OpenMode } from '../../src/storage/index.js';
 
 export type FaultCode = 'EIO' | 'ENOSPC' | 'EDQUOT' | 'EROFS';
 
@@ -271,18 +271,6 @@ class FaultyFileHandle implements FileHandle {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-/** The first `count` bytes of `buffers`, as views (no copy). */
-function takeBytes(buffers: readonly Buffer[], count: number): Buffer[] {
-  const taken: Buffer[] = [];
-  let left = count;
-  for (const buffer of buffers) {
-    if (left <= 0) break;
-    taken.push(buffer.length <= left ? buffer : buffer.subarray(0, left));
-    left -= buffer.length;
-  }
-  return taken;
 }
 
 export interface FaultyFileSystem {
