@@ -6,7 +6,7 @@
  * Run: npm run bench [-- --only append,cold-read,restart] [--save bench/last-run.txt]
  *      [--quiet-load 1.0]   (before each bench, wait up to 10 min for the 1-min load average to
  *                            fall below this: other work on the machine skews every figure)
- * Takes about 5–7 minutes on the machine in RESULTS.md (plus any --quiet-load wait); needs root
+ * Takes about 6–10 minutes on the machine in RESULTS.md (plus any --quiet-load wait); needs root
  * for cold-cache figures.
  */
 import { spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 
 const benches = [
   { name: 'append', file: 'storage-append.ts' },
+  { name: 'append-floor', file: 'storage-append-floor.ts' },
   { name: 'cold-read', file: 'storage-cold-read.ts' },
   { name: 'restart', file: 'storage-restart.ts' },
   { name: 'open-partitions', file: 'storage-open-partitions.ts' },
