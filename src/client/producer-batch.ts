@@ -21,7 +21,7 @@
  * await): the records until encoded, the encoded bytes until acknowledged, the sequence
  * bookkeeping of this batch, its outcome, and its share of the buffer account.
  */
-import { assert } from '../common/index.js';
+import { AssertionError } from '../common/index.js';
 import type { BrokerError } from '../errors/index.js';
 import { BATCH_CRC_START, BatchField, crc32c, writeInt64, type LogRecord } from '../protocol/index.js';
 import type { RecordMetadata } from './types.js';
@@ -164,7 +164,7 @@ export class ProducerBatch {
    * only the timestamps that `metadataFor` needs, and releases its whole charge.
    */
   complete(outcome: BatchOutcome): boolean {
-    assert(this.outcome === undefined, `batch ${this.topic}-${this.partition}#${this.ordinal} completed twice`);
+    if (this.outcome !== undefined) throw new AssertionError(`batch ${this.topic}-${this.partition}#${this.ordinal} completed twice`);
     this.outcome = outcome;
     this.dropRecords();
     const timestamps = this.timestamps!;

@@ -11,6 +11,11 @@ export class AssertionError extends Error {
   }
 }
 
+/**
+ * Its message is built on every call, holding or not: a template literal with numbers in it
+ * costs ~13 ns here (3× a varint write). On per-record and per-batch paths, test and throw
+ * instead: `if (!ok) throw new AssertionError(\`…${value}\`)`.
+ */
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new AssertionError(message);
 }

@@ -30,7 +30,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { assert, systemClock, type Clock } from '../common/index.js';
+import { assert, AssertionError, systemClock, type Clock } from '../common/index.js';
 import { limits, validateTopicName } from '../config/index.js';
 import { BrokerError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
@@ -420,7 +420,7 @@ function validateTopicSettings(topic: string, partitionCount: number, replicatio
 
 /** Checks a record read back from lmdb (STYLE H7: assert after reading back) and freezes it. */
 function readTopicRecord(key: unknown, value: unknown): TopicRecord {
-  assert(typeof key === 'string' && isTopicRecord(value) && value.name === key, `meta topics entry ${String(key)} is malformed`);
+  if (!(typeof key === 'string' && isTopicRecord(value) && value.name === key)) throw new AssertionError(`meta topics entry ${String(key)} is malformed`);
   return freezeTopicRecord(value);
 }
 

@@ -29,7 +29,7 @@
  * Not done here: no I/O, no batching policy (which records go together is the producer's
  * choice), no per-record size limit beyond what the format can express.
  */
-import { assert } from '../common/index.js';
+import { assert, AssertionError } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
 import {
   BATCH_CRC_START,
@@ -199,7 +199,7 @@ export function encodeBatch(options: EncodeBatchOptions): Buffer {
     }
   }
   // allocUnsafe is only safe because every byte is written; a mismatch is a bug here.
-  assert(position === uncompressed.length, `encoded ${position} record bytes, measured ${uncompressed.length}`);
+  if (position !== uncompressed.length) throw new AssertionError(`encoded ${position} record bytes, measured ${uncompressed.length}`);
 
   const bytes = encodeBatchCompress(uncompressed, compression);
   encodeBatchHeader(bytes, options, {

@@ -18,7 +18,7 @@
  * the caller's job to size first (`varintSizeBytes`, `varlongSizeBytes`), so the record encoder can
  * fill one preallocated buffer.
  */
-import { assert } from '../common/index.js';
+import { AssertionError } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
 
 /** A read position inside `[position, end)` of some buffer, advanced by each read. */
@@ -43,7 +43,7 @@ function isInt32(value: number): boolean {
 
 /** Bytes that `writeVarint(value)` takes; `value` must be an int32. */
 export function varintSizeBytes(value: number): number {
-  assert(isInt32(value), `varint value is not an int32: ${value}`);
+  if (!isInt32(value)) throw new AssertionError(`varint value is not an int32: ${value}`);
   const zigzag = ((value << 1) ^ (value >> 31)) >>> 0;
   if (zigzag < 0x80) return 1;
   if (zigzag < 0x4000) return 2;
@@ -54,7 +54,7 @@ export function varintSizeBytes(value: number): number {
 
 /** Writes an int32 as a zigzag varint at `position`; returns the position after it. */
 export function writeVarint(bytes: Uint8Array, value: number, position: number): number {
-  assert(isInt32(value), `varint value is not an int32: ${value}`);
+  if (!isInt32(value)) throw new AssertionError(`varint value is not an int32: ${value}`);
   let zigzag = ((value << 1) ^ (value >> 31)) >>> 0;
   while (zigzag >= 0x80) {
     bytes[position++] = (zigzag & 0x7f) | 0x80;
@@ -92,7 +92,7 @@ export function readVarint(bytes: Uint8Array, cursor: ReadCursor): number {
  * magnitude (`value` or `−value − 1`) and s the sign, so k bytes suffice exactly when m < 2^(7k−1).
  */
 export function varlongSizeBytes(value: number): number {
-  assert(Number.isSafeInteger(value), `varlong value is not a safe integer: ${value}`);
+  if (!Number.isSafeInteger(value)) throw new AssertionError(`varlong value is not a safe integer: ${value}`);
   const magnitude = value >= 0 ? value : -value - 1;
   if (magnitude < 0x40) return 1;
   if (magnitude < 0x2000) return 2;
@@ -110,7 +110,7 @@ export function varlongSizeBytes(value: number): number {
  * first byte takes the sign and the low 6 bits of m, the rest is m / 64 in plain 7-bit groups.
  */
 export function writeVarlong(bytes: Uint8Array, value: number, position: number): number {
-  assert(Number.isSafeInteger(value), `varlong value is not a safe integer: ${value}`);
+  if (!Number.isSafeInteger(value)) throw new AssertionError(`varlong value is not a safe integer: ${value}`);
   const isNegative = value < 0;
   const magnitude = isNegative ? -value - 1 : value;
   const firstBits = (magnitude % 0x40) * 2 + (isNegative ? 1 : 0);

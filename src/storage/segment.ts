@@ -15,7 +15,7 @@
  * Every batch a read returns has its structure and CRC checked; damage raises
  * `CorruptionFound`, which the partition turns into DATA_LOSS (partition-log.ts).
  */
-import { assert } from '../common/assert.js';
+import { assert, AssertionError } from '../common/assert.js';
 import { KiB } from '../common/units.js';
 import { BATCH_HEADER_BYTES, BATCH_MAGIC, isBatchCrcValid, tryReadBatchHeader, type BatchHeader } from '../protocol/index.js';
 import { readRange, scanBatches, type ScanResult } from './batch-scan.js';
@@ -137,8 +137,8 @@ export class Segment {
     const builder = this.active;
     assert(builder !== undefined && this.isActive, 'only the active segment takes appends');
     for (const { header, position } of batches) {
-      assert(header.baseOffset === this.nextOffset, `append at ${header.baseOffset} must follow ${this.nextOffset}`);
-      assert(position === this.sizeBytes, `append position ${position} must be the segment end ${String(this.sizeBytes)}`);
+      if (header.baseOffset !== this.nextOffset) throw new AssertionError(`append at ${header.baseOffset} must follow ${this.nextOffset}`);
+      if (position !== this.sizeBytes) throw new AssertionError(`append position ${position} must be the segment end ${String(this.sizeBytes)}`);
       builder.add(header, position);
       this.sizeBytes = position + header.sizeBytes;
       this.nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
