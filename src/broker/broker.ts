@@ -24,7 +24,7 @@ import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError } from '../errors/index.js';
 import { MetaStore, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
-import { decodeBatch, stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
+import { decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 
 export type Acks = 'none' | 'leader' | 'all';
@@ -304,7 +304,10 @@ export class Broker {
     let logAppendTimeMs = -1;
     if (topic.overrides['message.timestamp.type'] === 'LogAppendTime') {
       logAppendTimeMs = this.clock.nowMs();
-      if (tryReadBatchHeader(request.batch) !== undefined) stampLogAppendTime(request.batch, logAppendTimeMs);
+      // Stamping rewrites the CRC, so it goes only on a batch whose CRC holds: a damaged one
+      // is left as it came, for storage to reject (CORRUPT_MESSAGE), never sealed as valid.
+      const header = tryReadBatchHeader(request.batch);
+      if (header !== undefined && isBatchCrcValid(request.batch, header)) stampLogAppendTime(request.batch, logAppendTimeMs);
     }
     const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
       const result = await log.append(request.batch);

@@ -60,6 +60,25 @@ export function toServiceError(error: unknown, logger: Logger, method: string): 
   return { code: grpc.status.INTERNAL, details: 'internal broker error; see the broker log', metadata };
 }
 
+/** The parts of a grpc-js server stream `endWithError` needs. */
+interface EndableStream {
+  readonly cancelled: boolean;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  emit(event: 'error', error: Error): boolean;
+}
+
+/**
+ * Ends a server stream (Subscribe, ProduceStream) with `status`: its code, message and trailing
+ * metadata reach the client once the replies already written have drained. grpc-js sends a
+ * stream's status only through its own 'error' listener, which ends the stream; `destroy`
+ * sends none, and the client would wait for its deadline without learning why.
+ */
+export function endWithError(call: EndableStream, status: Partial<grpc.StatusObject>): void {
+  if (call.cancelled || call.destroyed || call.writableEnded) return;
+  call.emit('error', Object.assign(new Error(status.details ?? 'request failed'), status));
+}
+
 /** The per-partition `Error` message of a Produce or ListOffsets result. */
 export function toErrorMessage(error: unknown): { reason: string; message: string; retriable: boolean } {
   if (error instanceof BrokerError) return { reason: error.reason, message: error.message, retriable: error.retriable };

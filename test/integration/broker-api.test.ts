@@ -184,6 +184,57 @@ describe('broker gRPC API', () => {
       expect(await logEndOffset('api-bad')).toBe(before);
     });
 
+    it('rejects a CRC mismatch on a LogAppendTime topic too (stamping must not reseal it)', async () => {
+      await createTopic('api-lat', 1, { 'message.timestamp.type': 'LogAppendTime' });
+      const damaged = batch(['x']);
+      damaged.writeUInt8(damaged.readUInt8(damaged.length - 1) ^ 1, damaged.length - 1);
+      const response = await produce('api-lat', [{ partition: 0, recordBatch: damaged }]);
+      expect(response.topics[0].partitions[0].error.reason).toBe('CORRUPT_MESSAGE');
+      expect(await logEndOffset('api-lat')).toBe(0);
+      const good = await produce('api-lat', [{ partition: 0, recordBatch: batch(['y']) }]);
+      expect(good.topics[0].partitions[0].error).toBeNull();
+      expect(await logEndOffset('api-lat')).toBe(1);
+    });
+
+    it.each([
+      ['an unknown topic', { topic: 'api-missing', partition: 0, offset: '0' }, grpc.status.NOT_FOUND, 'TOPIC_NOT_FOUND'],
+      ['an offset out of range', { topic: 'api-bad', partition: 0, offset: '99' }, grpc.status.OUT_OF_RANGE, 'OFFSET_OUT_OF_RANGE'],
+    ])('ends a Subscribe to %s with its status and reason', async (_label, start, code, reason) => {
+      const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+      let failure: unknown;
+      call.on('data', () => undefined);
+      call.on('error', (error) => (failure = error));
+      call.write({ start: { ...start, creditBytes: 1_000_000, format: 'RECORD_FORMAT_BATCHES' } });
+      try {
+        await waitFor(() => failure !== undefined, { timeoutMs: 10_000, describe: () => 'the Subscribe never ended with a status' });
+      } finally {
+        call.cancel();
+      }
+      expect(reasonOf(failure)).toEqual({ code, reason });
+    });
+
+    it('ends a ProduceStream at an invalid request with its status, after answering the one before it', async () => {
+      await createTopic('api-stream');
+      const call = (clients.log as unknown as { ProduceStream(): grpc.ClientDuplexStream<Any, Any> }).ProduceStream();
+      const replies: Any[] = [];
+      let failure: unknown;
+      call.on('data', (reply: Any) => replies.push(reply));
+      call.on('error', (error) => (failure = error));
+      const tooMany = Array.from({ length: 10_001 }, (_, partition) => ({ partition, recordBatch: batch(['x']) }));
+      // Written back to back: the second fails while the first is still being appended.
+      call.write({ sequence: '1', acks: 'ACKS_ALL', topics: [{ topic: 'api-stream', partitions: [{ partition: 0, recordBatch: batch(['first']) }] }] });
+      call.write({ sequence: '2', acks: 'ACKS_ALL', topics: [{ topic: 'api-stream', partitions: tooMany }] });
+      try {
+        await waitFor(() => failure !== undefined, { timeoutMs: 10_000, describe: () => 'the ProduceStream never ended with a status' });
+      } finally {
+        call.cancel();
+      }
+      expect(reasonOf(failure)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST' });
+      expect(replies.map((reply) => reply.sequence)).toEqual(['1']);
+      expect(await logEndOffset('api-stream')).toBe(1); // and the broker is still serving
+      expect(() => process.kill(broker.pid, 0)).not.toThrow();
+    });
+
     it('answers a retried idempotent batch with its original offset and rejects gaps and fenced epochs', async () => {
       const first = await unary<Any, Any>(clients.log, 'InitProducerId', {});
       const producerId = Number(first.producerId);

@@ -18,7 +18,7 @@ import type { ProduceResponse } from '../../protocol/generated/runnel/v1/Produce
 import type { RecordFormat } from '../../protocol/generated/runnel/v1/RecordFormat.js';
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse } from '../../protocol/generated/runnel/v1/SubscribeResponse.js';
-import { toErrorMessage, toServiceError } from '../status.js';
+import { endWithError, toErrorMessage, toServiceError } from '../status.js';
 import { acksFromWire, batchFromPartitionData, checkMaxBytes, checkOffset, checkPartition, checkTopic, invalid } from '../validate.js';
 
 const FETCH_BYTES_DEFAULT = 1 * MiB;
@@ -111,8 +111,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       const inFlight: Promise<ProduceResponse>[] = [];
       let isWriting = false;
       let isEnded = false;
+      let isFailed = false;
       const pump = async (): Promise<void> => {
-        if (isWriting) return;
+        if (isWriting || isFailed) return;
         isWriting = true;
         try {
           while (inFlight.length > 0) {
@@ -124,13 +125,22 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           }
           if (isEnded) call.end();
         } catch (error) {
-          call.destroy(Object.assign(new Error('produce stream failed'), toServiceError(error, logger, 'ProduceStream')));
+          // The stream ends here with this request's status; requests after it are dropped
+          // unanswered (the client sees the status, and resends from its own unacknowledged).
+          isFailed = true;
+          inFlight.length = 0; // each already has a handler (below)
+          endWithError(call, toServiceError(error, logger, 'ProduceStream'));
         } finally {
           isWriting = false;
         }
       };
       call.on('data', (request: ProduceRequest__Output) => {
-        inFlight.push(produce(request));
+        if (isFailed) return;
+        const response = produce(request);
+        // Handled now: a request may fail while an earlier one is still awaited (pump reports it
+        // when its turn comes); left unhandled until then, it would stop the process.
+        response.catch(() => undefined);
+        inFlight.push(response);
         if (inFlight.length >= limits.produceStreamInFlightMax) call.pause();
         void pump();
       });
@@ -174,8 +184,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       let isStarted = false;
       const fail = (error: unknown): void => {
         controller.abort();
-        if (call.cancelled || call.destroyed) return;
-        call.destroy(Object.assign(new Error('subscribe failed'), toServiceError(error, logger, 'Subscribe')));
+        endWithError(call, toServiceError(error, logger, 'Subscribe'));
       };
       // One abort listener for the whole call (not one per wait): it wakes whatever waits.
       controller.signal.addEventListener('abort', () => wake?.(), { once: true });
