@@ -679,8 +679,10 @@ export class PartitionLog {
     }
     // This run's fdatasync starts before the earlier run is acknowledged, so the CRC checks of
     // the batches its appenders send next run while it does, not before it is issued.
-    // Crash from here until it returns: the run's bytes may or may not be on disk, and none of
-    // its appends has been acknowledged (recovery keeps or truncates them whole).
+    // Crash from here until it returns: none of the run's appends has been acknowledged, and
+    // any of its bytes may or may not be on disk. A process crash keeps them all (recovery
+    // accepts and syncs them); a power cut may keep a prefix (recovery cuts the torn tail) or,
+    // if writeback went out of order, a hole before valid batches (offline until repaired).
     this.unsynced = {
       segment: active,
       lease,
@@ -838,6 +840,12 @@ export class PartitionLog {
       const lease = await old.lease();
       try {
         await lease.handle.datasync();
+      } catch (error) {
+        // As in flushActive: acknowledged batches not yet known durable may never reach the
+        // disk (the kernel may drop dirty pages after a failed fsync, and report it once, so a
+        // retried roll's fdatasync could pass without them and move the checkpoint past them).
+        if (this.flushed < old.nextOffset) this.goOffline(storageError('fdatasync', old.logPath, error));
+        throw error;
       } finally {
         lease.release();
       }

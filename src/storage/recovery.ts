@@ -364,6 +364,13 @@ async function recoverFromCheckpoint(
         { segment: activeBase, position: problem.position, truncatedBytes, problem: problem.kind, detail: problem.detail },
         'truncated torn tail after unclean shutdown',
       );
+    } else {
+      // The scan may have accepted batches that were only in the page cache (a process crash
+      // before their fdatasync, or under flush=never/interval). Durable before they become
+      // visible and count as flushed: otherwise a retry would be answered as a duplicate, or a
+      // consumer would read, a batch that a power loss can still take. Crash before this
+      // returns: the next recovery scans (and syncs) the same bytes again.
+      await lease.handle.datasync();
     }
     segments.push(
       Segment.active(context, {

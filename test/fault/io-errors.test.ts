@@ -231,6 +231,28 @@ describe('a failed segment roll', () => {
   }
 });
 
+describe('a failed fdatasync before a roll', () => {
+  it('takes the partition offline when acknowledged batches were not yet durable, so no retried roll moves past them', async () => {
+    const { log, faults } = await openFaultyLog({ segmentBytes: 8192 }); // flush=never
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 3);
+    faults.failNextDatasync({ path: LOG_FILES });
+    let failure: unknown;
+    while (failure === undefined) {
+      const batch = makeBatch({ count: 2, valueBytes: 500, tag: `next-${acked.length}` });
+      await log.append(batch).then(
+        ({ baseOffset, lastOffset }) => acked.push({ baseOffset, lastOffset, bytes: Buffer.from(batch) }),
+        (error: unknown) => (failure = error),
+      );
+    }
+    expectReason(failure, 'STORAGE_ERROR', 'EIO');
+    expect(faults.counts.failedDatasyncs).toBe(1);
+    expect(log.isOnline).toBe(false);
+    expect(log.segmentCount).toBe(1);
+    expectReason(await rejectionOf(log.append(makeBatch({ count: 1, tag: 'after' }))), 'STORAGE_ERROR');
+  });
+});
+
 describe('a failed fdatasync', () => {
   it('under flush=always fails the append; the batch never becomes readable and later appends take its offset', async () => {
     const { log, faults, dir } = await openFaultyLog({ flush: { kind: 'always' } });

@@ -15,6 +15,10 @@
  * be there too). A process crash keeps the page cache, so the SIGKILL tests cannot catch an
  * acknowledgement that ran ahead of its fdatasync; this one can.
  *
+ * A second case cuts the power after a process crash and a restart, with nothing appended
+ * since: every batch the restarted log shows must survive, so recovery has to make the bytes
+ * it accepts from the page cache durable before it serves them.
+ *
  * A failing run prints its seed; rerun with RUNNEL_FAULT_SEED=<seed>.
  */
 import { cpSync, readdirSync } from 'node:fs';
@@ -81,5 +85,41 @@ describe(`a power cut under flush=always (seed ${SEED})`, () => {
       expect(reopened.isOnline, `round ${round}: online after the power cut`).toBe(true);
       await expectAckedKept(reopened, afterCut.acked, `round ${round} (cut after ${afterCut.acked.length} acknowledgements), after the power cut`);
     }
+  });
+});
+
+describe('a power cut after a process crash and a restart', () => {
+  it('loses nothing the restarted log shows: recovery makes what it accepts durable first', async () => {
+    // Before the crash, flush=never: every batch is only in the page cache, as a batch whose
+    // fdatasync was still running is under flush=always. The process crash keeps them.
+    const temp = makeTempDir('runnel-power-');
+    cleanups.push(temp.remove);
+    const before = await openTestLog({ dir: temp.dir, config: { flush: { kind: 'never' } } });
+    const written: AckedBatch[] = [];
+    for (let i = 0; i < 20; i++) {
+      const batch = makeBatch({ count: 2, valueBytes: 300, tag: `crash-${i}` });
+      written.push({ baseOffset: (await before.append(batch)).baseOffset, bytes: Buffer.from(batch) });
+    }
+    const crashed = makeTempDir('runnel-power-crashed-');
+    cleanups.push(crashed.remove);
+    cpSync(temp.dir, crashed.dir, { recursive: true }); // the SIGKILL: files as they are, no clean mark
+    await before.close();
+
+    // The restart, on a file system that knows only what it has itself synced.
+    const { fileSystem, durableSizes } = createPowerLossFileSystem();
+    const restarted = await openTestLog({ dir: crashed.dir, config: { flush: { kind: 'always' } }, fileSystem });
+    cleanups.push(() => restarted.close());
+    expect(restarted.logEndOffset).toBe(40);
+    await expectAckedKept(restarted, written, 'after the restart');
+
+    // The power cut, with nothing appended since the restart.
+    const durable = durableSizes();
+    const cut = makeTempDir('runnel-power-copy-');
+    cleanups.push(cut.remove);
+    cpSync(crashed.dir, cut.dir, { recursive: true });
+    for (const name of readdirSync(cut.dir).filter((file) => file.endsWith('.log'))) trimToDurable(join(cut.dir, name), join(crashed.dir, name), durable);
+    const reopened = await openTestLog({ dir: cut.dir, config: { flush: { kind: 'always' } } });
+    cleanups.push(() => reopened.close());
+    await expectAckedKept(reopened, written, 'after the power cut that followed the restart');
   });
 });
