@@ -403,6 +403,10 @@ export class Broker {
   /** A new producer id (epoch 0), or the same id with the next epoch (fencing the old one). */
   async initProducerId(request: { producerId: number; producerEpoch: number }): Promise<{ producerId: number; producerEpoch: number }> {
     this.throwIfClosed();
+    if (request.producerId > 0 && !this.meta.isProducerIdIssued(request.producerId)) {
+      // A made-up id could later collide with one handed out to another producer.
+      throw new BrokerError('INVALID_REQUEST', `producer id ${request.producerId} was never handed out by this broker; send 0 for a new one`);
+    }
     if (request.producerId > 0 && request.producerEpoch >= 0 && request.producerEpoch < 32_766) {
       return { producerId: request.producerId, producerEpoch: request.producerEpoch + 1 };
     }

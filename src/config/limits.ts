@@ -50,6 +50,8 @@ export const limits = {
   grpcMessageBytesMax: 64 * MiB + 1 * MiB,
   /** Produce requests a ProduceStream may have in flight before the broker stops reading it. */
   produceStreamInFlightMax: 64,
+  /** Distinct topics named in one metadata request (duplicates count once). Hit: INVALID_REQUEST. */
+  topicsPerMetadataRequestMax: 1_000,
   /** Partitions named in one Produce request. Hit: INVALID_REQUEST. */
   partitionsPerRequestMax: 10_000,
   /** Plain records in one partition of a Produce request. Hit: INVALID_REQUEST. */

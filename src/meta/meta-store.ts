@@ -291,6 +291,16 @@ export class MetaStore {
     }
   }
 
+  /**
+   * Whether `producerId` may have been handed out by this directory: below every id not yet
+   * returned. (Ids of a block a crash left unused pass too; they were never returned to anyone.)
+   */
+  isProducerIdIssued(producerId: number): boolean {
+    this.assertOpen();
+    const bound = this.producerIdBlockEnd === 0 ? this.broker.get('producerIdBlockEnd') : this.producerIdNext;
+    return producerId > 0 && typeof bound === 'number' && producerId < bound;
+  }
+
   /** Waits for writes in flight to reach the disk, then closes the environment. Idempotent. */
   async close(): Promise<void> {
     if (this.isClosed) return;

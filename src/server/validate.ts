@@ -21,10 +21,19 @@ export function checkTopic(name: string): string {
 }
 
 export function checkPartition(partition: number): number {
-  if (!Number.isInteger(partition) || partition < 0 || partition >= limits.partitionsPerTopicMax) {
-    throw invalid(`partition must be from 0 to ${limits.partitionsPerTopicMax - 1}, got ${partition}`);
+  if (!Number.isInteger(partition) || partition < 0) throw invalid(`partition must be an integer ≥ 0, got ${partition}`);
+  if (partition >= limits.partitionsPerTopicMax) {
+    // No topic can have it: the same answer as for a partition past a topic's last one.
+    throw new BrokerError('PARTITION_NOT_FOUND', `partition ${partition} does not exist (a topic has at most ${limits.partitionsPerTopicMax} partitions)`, { partition });
   }
   return partition;
+}
+
+/** `items` without repeats, checked against `max` (a request may name each thing once). */
+export function distinctWithin<T>(items: readonly T[], max: number, what: string): T[] {
+  const distinct = [...new Set(items)];
+  if (distinct.length > max) throw invalid(`${what}: ${distinct.length} named; at most ${max}`);
+  return distinct;
 }
 
 export function checkOffset(value: string | number, what = 'offset'): number {

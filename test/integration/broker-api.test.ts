@@ -256,9 +256,39 @@ describe('broker gRPC API', () => {
       expect(await logEndOffset('api-bad')).toBe(end + 1);
     });
 
-    it('rejects a partition that does not exist', async () => {
-      const response = await produce('api-bad', [{ partition: 7, recordBatch: batch(['x']) }]);
-      expect(response.topics[0].partitions[0].error.reason).toBe('PARTITION_NOT_FOUND');
+    it.each([
+      ['an id it never handed out', { producerId: '424242424242', producerEpoch: 7 }],
+      ['an id beyond 2^53', { producerId: '9007199254740993', producerEpoch: 0 }],
+    ])('answers InitProducerId with %s with INVALID_REQUEST', async (_label, request) => {
+      await expect(unary(clients.log, 'InitProducerId', request)).rejects.toSatisfy(
+        (e) => reasonOf(e).code === grpc.status.INVALID_ARGUMENT && reasonOf(e).reason === 'INVALID_REQUEST',
+      );
+    });
+
+    it('rejects a partition that does not exist, past the topic or past any topic, alike', async () => {
+      const response = await produce('api-bad', [
+        { partition: 7, recordBatch: batch(['x']) },
+        { partition: 10_000, recordBatch: batch(['x']) },
+      ]);
+      expect(response.topics[0].partitions.map((p: Any) => p.error.reason)).toEqual(['PARTITION_NOT_FOUND', 'PARTITION_NOT_FOUND']);
+    });
+
+    it('answers each partition of ListOffsets once and caps how many a request names', async () => {
+      const once = await unary<Any, Any>(clients.log, 'ListOffsets', { topic: 'api-bad', partitions: [0, 0, 0], spec: 'OFFSET_SPEC_EARLIEST' });
+      expect(once.partitions).toHaveLength(1);
+      const tooMany = Array.from({ length: 10_001 }, (_, i) => i);
+      await expect(unary(clients.log, 'ListOffsets', { topic: 'api-bad', partitions: tooMany, spec: 'OFFSET_SPEC_EARLIEST' })).rejects.toSatisfy(
+        (e) => reasonOf(e).code === grpc.status.INVALID_ARGUMENT && reasonOf(e).reason === 'INVALID_REQUEST',
+      );
+    });
+
+    it('caps the topics one metadata request names, counting each once', async () => {
+      const repeated = await unary<Any, Any>(clients.admin, 'GetMetadata', { topics: Array.from({ length: 5_000 }, () => 'api-bad') });
+      expect(repeated.topics).toHaveLength(1);
+      const tooMany = Array.from({ length: 1_001 }, (_, i) => `api-meta-${i}`);
+      await expect(unary(clients.admin, 'GetMetadata', { topics: tooMany })).rejects.toSatisfy(
+        (e) => reasonOf(e).code === grpc.status.INVALID_ARGUMENT && reasonOf(e).reason === 'INVALID_REQUEST',
+      );
     });
 
     it('rejects offsets out of range with OUT_OF_RANGE', async () => {

@@ -3,12 +3,13 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Broker, TopicInfo } from '../../broker/index.js';
+import { limits } from '../../config/limits.js';
 import type { Logger } from '../../observability/index.js';
 import { numberToInt64 } from '../../protocol/index.js';
 import type { AdminServiceHandlers } from '../../protocol/generated/runnel/v1/AdminService.js';
 import type { TopicDescription } from '../../protocol/generated/runnel/v1/TopicDescription.js';
 import { toServiceError } from '../status.js';
-import { checkTopic } from '../validate.js';
+import { checkTopic, distinctWithin } from '../validate.js';
 
 export interface AdminServiceDeps {
   broker: Broker;
@@ -82,7 +83,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminServiceHandlers
     },
     GetMetadata(call, callback) {
       answer(callback, logger, 'GetMetadata', () => {
-        const metadata = broker.metadata(call.request.topics.map(checkTopic));
+        const metadata = broker.metadata(distinctWithin(call.request.topics, limits.topicsPerMetadataRequestMax, 'topics in a metadata request').map(checkTopic));
         return {
           clusterId: broker.clusterId,
           controllerId: broker.brokerId,

@@ -19,7 +19,7 @@ import type { RecordFormat } from '../../protocol/generated/runnel/v1/RecordForm
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse } from '../../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
-import { acksFromWire, batchFromPartitionData, checkMaxBytes, checkOffset, checkPartition, checkTopic, invalid } from '../validate.js';
+import { acksFromWire, batchFromPartitionData, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
 const FETCH_BYTES_DEFAULT = 1 * MiB;
 const SUBSCRIBE_MESSAGE_BYTES_DEFAULT = 1 * MiB;
@@ -271,7 +271,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
                     throw invalid('spec must be OFFSET_SPEC_EARLIEST, OFFSET_SPEC_LATEST or OFFSET_SPEC_TIMESTAMP');
                   })();
         const partitions =
-          request.partitions.length > 0 ? request.partitions.map(checkPartition) : (broker.metadata([topic]).topics[0]?.partitions ?? []);
+          request.partitions.length > 0
+            ? distinctWithin(request.partitions, limits.partitionsPerTopicMax, 'partitions in a ListOffsets request').map(checkPartition)
+            : (broker.metadata([topic]).topics[0]?.partitions ?? []);
         const results = await Promise.all(
           partitions.map(async (partition) => {
             try {
@@ -291,8 +293,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
     },
 
     InitProducerId(call, callback) {
-      broker
-        .initProducerId({ producerId: int64ToNumber(call.request.producerId, 'producer_id'), producerEpoch: call.request.producerEpoch })
+      // Converted inside the chain: a producer_id beyond 2^53 is INVALID_REQUEST, not a throw.
+      Promise.resolve()
+        .then(() => broker.initProducerId({ producerId: int64ToNumber(call.request.producerId, 'producer_id'), producerEpoch: call.request.producerEpoch }))
         .then(
           (result) => callback(null, { producerId: numberToInt64(result.producerId), producerEpoch: result.producerEpoch }),
           (error: unknown) => callback(toServiceError(error, logger, 'InitProducerId')),
