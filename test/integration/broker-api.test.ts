@@ -140,6 +140,30 @@ describe('broker gRPC API', () => {
     call.cancel();
   });
 
+  it('bounds a decoded-records reply however far its batches decompress, and resumes where it ended', async () => {
+    await createTopic('api-inflate');
+    // Five gzip batches of ~20 KB that each decode to one 20 MiB record: 100 MiB decoded,
+    // beyond the 65 MiB gRPC message limit if one reply carried them all.
+    const big = Buffer.alloc(20 * 1024 * 1024, 0x61);
+    for (let i = 0; i < 5; i++) {
+      const zipped = encodeBatch({ records: [{ key: null, value: big, headers: [], timestamp: Date.now() }], compression: 'gzip' });
+      expect(zipped.length).toBeLessThan(1024 * 1024);
+      await produce('api-inflate', [{ partition: 0, recordBatch: zipped }]);
+    }
+    const offsets: number[] = [];
+    for (let offset = 0, replies = 0; offset < 5 && replies < 10; replies++) {
+      const response = await unary<Any, Any>(clients.log, 'Fetch', { topic: 'api-inflate', partition: 0, offset: String(offset), maxBytes: 64 * 1024 * 1024, format: 'RECORD_FORMAT_RECORDS' });
+      expect(response.records.length).toBeGreaterThan(0);
+      for (const record of response.records) {
+        offsets.push(Number(record.offset));
+        expect(record.value.length).toBe(big.length);
+      }
+      expect(Number(response.nextOffset)).toBe(offset + response.records.length);
+      offset = Number(response.nextOffset);
+    }
+    expect(offsets).toEqual([0, 1, 2, 3, 4]);
+  });
+
   describe('bad input gets its status and reason and writes nothing', () => {
     beforeAll(async () => {
       await createTopic('api-bad');

@@ -9,7 +9,7 @@ import type { Clock } from '../../common/clock.js';
 import { limits } from '../../config/limits.js';
 import { BrokerError } from '../../errors/index.js';
 import type { Logger } from '../../observability/index.js';
-import { decodeBatches, int64ToNumber, numberToInt64 } from '../../protocol/index.js';
+import { int64ToNumber, iterateBatches, numberToInt64 } from '../../protocol/index.js';
 import type { Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
 import type { LogServiceHandlers } from '../../protocol/generated/runnel/v1/LogService.js';
 import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRecord.js';
@@ -17,13 +17,19 @@ import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/
 import type { ProduceResponse } from '../../protocol/generated/runnel/v1/ProduceResponse.js';
 import type { RecordFormat } from '../../protocol/generated/runnel/v1/RecordFormat.js';
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
-import type { SubscribeResponse } from '../../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
 import { acksFromWire, batchFromPartitionData, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
 const FETCH_BYTES_DEFAULT = 1 * MiB;
 const SUBSCRIBE_MESSAGE_BYTES_DEFAULT = 1 * MiB;
 const SUBSCRIBE_WAIT_MS = 30_000;
+/**
+ * Most decoded record bytes one RECORD_FORMAT_RECORDS reply carries (beyond its first batch):
+ * well inside `limits.grpcMessageBytesMax`, and a bound on the decompression done for it.
+ */
+const DECODED_REPLY_BYTES_MAX = 16 * MiB;
+/** What a decoded record (or header) adds to a reply beyond its bytes: field tags, lengths, offset, timestamp. */
+const FETCHED_RECORD_OVERHEAD_BYTES = 32;
 
 export interface LogServiceDeps {
   broker: Broker;
@@ -70,30 +76,70 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
     return { sequence: request.sequence, topics };
   }
 
-  function toFetchedRecords(result: FetchResult, fromOffset: number): FetchedRecord[] {
+  /**
+   * The records of `result` from `fromOffset` on, decoded, batch by batch while their decoded
+   * size stays within `bytesMax` (the first batch always goes, so a reader never stalls). A
+   * compressed batch can decode to many times its stored size: without this bound a reply
+   * could outgrow the gRPC message limit and the reader would be stuck at that offset.
+   * Returns where the reply ends (the next offset to ask for) and the stored bytes it used.
+   */
+  function toFetchedRecords(result: FetchResult, fromOffset: number, bytesMax: number): { records: FetchedRecord[]; nextOffset: number; storedBytes: number } {
     const records: FetchedRecord[] = [];
-    for (const record of decodeBatches(result.bytes)) {
-      if (record.offset < fromOffset) continue;
-      const fetched: FetchedRecord = {
-        offset: numberToInt64(record.offset),
-        headers: record.headers.map((header) => (header.value === null ? { key: header.key } : { key: header.key, value: header.value })),
-        timestampMs: numberToInt64(record.timestamp),
-      };
-      if (record.key !== null) fetched.key = record.key;
-      if (record.value !== null) fetched.value = record.value;
-      records.push(fetched);
+    let decodedBytes = 0;
+    let storedBytes = 0;
+    let nextOffset = result.nextOffset;
+    try {
+      for (const batch of iterateBatches(result.bytes)) {
+        let batchBytes = 0;
+        const fetchedBatch: FetchedRecord[] = [];
+        for (const record of batch.records) {
+          if (record.offset < fromOffset) continue;
+          const fetched: FetchedRecord = {
+            offset: numberToInt64(record.offset),
+            headers: record.headers.map((header) => (header.value === null ? { key: header.key } : { key: header.key, value: header.value })),
+            timestampMs: numberToInt64(record.timestamp),
+          };
+          batchBytes += FETCHED_RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+          for (const header of record.headers) batchBytes += header.key.length + (header.value?.length ?? 0) + FETCHED_RECORD_OVERHEAD_BYTES;
+          if (record.key !== null) fetched.key = record.key;
+          if (record.value !== null) fetched.value = record.value;
+          fetchedBatch.push(fetched);
+        }
+        if (storedBytes > 0 && decodedBytes + batchBytes > bytesMax) {
+          nextOffset = batch.header.baseOffset;
+          break;
+        }
+        for (const fetched of fetchedBatch) records.push(fetched);
+        decodedBytes += batchBytes;
+        storedBytes += batch.header.sizeBytes;
+      }
+    } catch (error) {
+      // The batch passed its CRC check on the way in and out, so this is stored data the broker
+      // cannot decode, not a bad request.
+      if (error instanceof BrokerError && (error.reason === 'CORRUPT_MESSAGE' || error.reason === 'UNSUPPORTED_COMPRESSION')) {
+        throw new BrokerError('CORRUPT_DATA', `a stored batch at or after offset ${fromOffset} cannot be decoded (${error.message}); RECORD_FORMAT_BATCHES still returns its bytes`, {
+          details: { offset: fromOffset },
+        });
+      }
+      throw error;
     }
-    return records;
+    return { records, nextOffset, storedBytes };
   }
 
-  function fetchReply(result: FetchResult, format: RecordFormat | string, fromOffset: number) {
-    const asBatches = format === 'RECORD_FORMAT_BATCHES';
+  /** A Fetch or Subscribe reply in `format`; `bytesMax` bounds decoded records (see toFetchedRecords). */
+  function fetchReply(result: FetchResult, format: RecordFormat | string, fromOffset: number, bytesMax: number) {
+    const decoded = format === 'RECORD_FORMAT_BATCHES' ? undefined : toFetchedRecords(result, fromOffset, Math.min(bytesMax, DECODED_REPLY_BYTES_MAX));
+    const nextOffset = decoded?.nextOffset ?? result.nextOffset;
     return {
-      recordBatches: asBatches ? result.bytes : Buffer.alloc(0),
-      records: asBatches ? [] : toFetchedRecords(result, fromOffset),
-      highWatermark: numberToInt64(result.highWatermark),
-      logStartOffset: numberToInt64(result.logStartOffset),
-      nextOffset: numberToInt64(result.nextOffset),
+      reply: {
+        recordBatches: decoded === undefined ? result.bytes : Buffer.alloc(0),
+        records: decoded?.records ?? [],
+        highWatermark: numberToInt64(result.highWatermark),
+        logStartOffset: numberToInt64(result.logStartOffset),
+        nextOffset: numberToInt64(nextOffset),
+      },
+      nextOffset,
+      storedBytes: decoded?.storedBytes ?? result.bytes.length,
     };
   }
 
@@ -157,16 +203,17 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       call.on('cancelled', () => controller.abort());
       (async () => {
         const offset = checkOffset(request.offset);
+        const maxBytes = checkMaxBytes(request.maxBytes, FETCH_BYTES_DEFAULT);
         const result = await broker.fetch({
           topic: checkTopic(request.topic),
           partition: checkPartition(request.partition),
           offset,
-          maxBytes: checkMaxBytes(request.maxBytes, FETCH_BYTES_DEFAULT),
+          maxBytes,
           minBytes: request.minBytes,
           maxWaitMs: request.maxWaitMs,
           signal: controller.signal,
         });
-        return fetchReply(result, request.format, offset);
+        return fetchReply(result, request.format, offset, maxBytes).reply;
       })().then(
         (response) => callback(null, response),
         (error: unknown) => callback(toServiceError(error, logger, 'Fetch')),
@@ -234,9 +281,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
               const result = await (readAhead ?? read(offset));
               readAhead = undefined;
               if (result.bytes.length === 0 || controller.signal.aborted) continue;
-              const reply: SubscribeResponse = fetchReply(result, start.format, offset);
-              credit -= result.bytes.length;
-              offset = result.nextOffset;
+              const { reply, nextOffset, storedBytes } = fetchReply(result, start.format, offset, messageBytesMax);
+              credit -= storedBytes;
+              offset = nextOffset;
               if (credit > 0) readAhead = read(offset);
               if (!call.write(reply)) {
                 // Credit grants also wake us: keep waiting until the reply really drained.
