@@ -24,10 +24,17 @@ import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError } from '../errors/index.js';
 import { MetaStore, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
-import { decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
+import { DECOMPRESSED_BYTES_MAX_DEFAULT, decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 
 export type Acks = 'none' | 'leader' | 'all';
+
+/**
+ * What every record a client produces is checked against before it is appended (storage
+ * checks only the header and CRC by itself): the header limit the plain-records path has,
+ * and a bound on what a compressed batch may inflate to while it is checked.
+ */
+const CLIENT_RECORD_CHECKS: RecordChecks = { headersPerRecordMax: limits.headersPerRecordMax, decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT };
 
 export interface ProduceResult {
   baseOffset: number;
@@ -310,7 +317,7 @@ export class Broker {
       if (header !== undefined && isBatchCrcValid(request.batch, header)) stampLogAppendTime(request.batch, logAppendTimeMs);
     }
     const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
-      const result = await log.append(request.batch);
+      const result = await log.append(request.batch, { recordChecks: CLIENT_RECORD_CHECKS });
       return { ...result, logStartOffset: log.logStartOffset };
     });
     if (request.acks === 'none') {

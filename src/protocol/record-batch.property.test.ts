@@ -1,12 +1,13 @@
 /**
  * Random record lists through encode → decode, compared with the input as the model: every
  * record must come back with the same key, value, headers and timestamp, in order, at offset
- * baseOffset + index, and every encoded batch must pass the broker's produce validation.
+ * baseOffset + index, and every encoded batch must pass the broker's produce validation,
+ * records included.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tryReadBatchHeader, validateBatchOrThrow } from './batch-header.js';
-import { decodeBatch, decodeBatches, encodeBatch, type LogRecord } from './record-batch.js';
+import { decodeBatch, decodeBatches, encodeBatch, validateBatchRecordsOrThrow, type LogRecord } from './record-batch.js';
 
 const bytesOrNull = fc.option(
   fc.oneof(
@@ -57,6 +58,7 @@ describe('record batch round trip (property)', () => {
         (records, compression, baseOffset) => {
           const bytes = encodeBatch({ records, compression, baseOffset });
           const header = validateBatchOrThrow(bytes, { batchBytesMax: bytes.length });
+          validateBatchRecordsOrThrow(bytes, header, { headersPerRecordMax: 4, decompressedBytesMax: 1 << 24 });
           expect(header.recordCount).toBe(records.length);
           expect(header.baseTimestamp).toBe(records[0]!.timestamp);
           expect(header.maxTimestamp).toBe(Math.max(...records.map((record) => record.timestamp)));

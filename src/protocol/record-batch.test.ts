@@ -20,6 +20,7 @@ import {
   iterateBatches,
   iterateBatchesAs,
   readBatchAttributes,
+  validateBatchRecordsOrThrow,
   type LogRecord,
 } from './record-batch.js';
 
@@ -319,6 +320,48 @@ describe('decodeBatch on damaged input', () => {
   it('rejects damage inside a gzip section the same way', () => {
     const section = gzipSync(Buffer.from('0e00000001027601', 'hex'));
     expectReason(() => decodeBatch(craftBatch(section, 1, 1)), 'CORRUPT_MESSAGE', /header count/);
+  });
+});
+
+describe('validateBatchRecordsOrThrow (what a client produces)', () => {
+  const CHECKS = { headersPerRecordMax: 2, decompressedBytesMax: 1 << 20 };
+  const check = (bytes: Buffer, checks = CHECKS): void => validateBatchRecordsOrThrow(bytes, validateBatchOrThrow(bytes, { batchBytesMax: 1 << 20 }), checks);
+  const GOOD_RECORD = '0e00000001027600'; // offset delta 0, value "v"
+  const SECOND_RECORD = '0e00000201027600'; // the same with offset delta 1
+  const TWO_HEADERS = '14' + '00000001010400010001'; // no key or value, two headers ('' → null)
+
+  it('accepts what encodeBatch builds, plain and gzip, and hand-crafted records with deltas in order', () => {
+    for (const compression of ['none', 'gzip'] as const) check(encodeBatch({ records: RECORDS, compression }));
+    check(craftBatch(Buffer.from(GOOD_RECORD + SECOND_RECORD, 'hex'), 2));
+    check(craftBatch(Buffer.from(TWO_HEADERS, 'hex'), 1));
+  });
+
+  it.each([
+    ['a record length running past the section', '2000000001027600', 1],
+    ['a value length running past the record', '0e00000001067600', 1],
+    ['trailing bytes after the last record', GOOD_RECORD + '00', 1],
+    ['fewer records than recordCount', GOOD_RECORD, 2],
+    ['offset deltas out of order (the decoder would give two records one offset)', GOOD_RECORD + GOOD_RECORD, 2],
+    ['a null header key', '10' + '000000010102' + '0101', 1],
+  ] as const)('rejects %s with CORRUPT_MESSAGE', (_what, sectionHex, recordCount) => {
+    expectReason(() => check(craftBatch(Buffer.from(sectionHex, 'hex'), recordCount)), 'CORRUPT_MESSAGE');
+  });
+
+  it('names the check that failed', () => {
+    expectReason(() => check(craftBatch(Buffer.from('10' + '000000010102' + '0101', 'hex'), 1)), 'CORRUPT_MESSAGE', /header key length -1/);
+    expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD + GOOD_RECORD, 'hex'), 2)), 'CORRUPT_MESSAGE', /record 1 has offset delta 0/);
+  });
+
+  it('rejects damage inside a gzip section, and a codec id no Kafka client uses', () => {
+    expectReason(() => check(craftBatch(gzipSync(Buffer.from(GOOD_RECORD + GOOD_RECORD, 'hex')), 2, 1)), 'CORRUPT_MESSAGE', /offset delta 0/);
+    expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 5)), 'CORRUPT_MESSAGE');
+    expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 2)), 'UNSUPPORTED_COMPRESSION', /snappy/);
+  });
+
+  it('rejects more headers than the limit, and control or transactional batches, with INVALID_REQUEST', () => {
+    expectReason(() => check(craftBatch(Buffer.from(TWO_HEADERS, 'hex'), 1), { ...CHECKS, headersPerRecordMax: 1 }), 'INVALID_REQUEST', /2 headers; at most 1/);
+    expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 0x20)), 'INVALID_REQUEST', /control/);
+    expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 0x10)), 'INVALID_REQUEST', /transactional/);
   });
 });
 

@@ -478,6 +478,78 @@ function decodeBatchBytesField(section: Buffer, cursor: ReadCursor, what: string
   return field;
 }
 
+export interface RecordChecks {
+  /** Most headers one record may carry. Over it: INVALID_REQUEST. */
+  headersPerRecordMax: number;
+  /** Largest records section after decompression (see `DecodeBatchOptions`). */
+  decompressedBytesMax: number;
+}
+
+/**
+ * Checks every record of one batch a producer sent, as Kafka's broker does before appending:
+ * a supported codec; no control or transactional batch (no transactions here); each record's
+ * length and fields inside the records section, with nothing left over; offset deltas 0, 1,
+ * 2, … in order (readers compute offsets from them); timestamps in range; at most
+ * `headersPerRecordMax` headers. Reads lengths and skips, building nothing. Call it on a
+ * batch whose header and CRC already passed `validateBatchOrThrow`.
+ *
+ * Throws `BrokerError`: CORRUPT_MESSAGE, UNSUPPORTED_COMPRESSION, INVALID_REQUEST.
+ */
+export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, checks: RecordChecks): void {
+  const attributes = readBatchAttributes(header.attributes);
+  if (attributes.isControl || attributes.isTransactional) {
+    throw new BrokerError('INVALID_REQUEST', `${attributes.isControl ? 'control' : 'transactional'} batches are not accepted from producers: Runnel has no transactions`);
+  }
+  const section = decompressRecords(attributes.compression, bytes.subarray(BATCH_HEADER_BYTES, header.sizeBytes), { decompressedBytesMax: checks.decompressedBytesMax });
+  if (header.recordCount * RECORD_BYTES_MIN > section.length) {
+    throw decodeBatchCountMismatch(header, `its ${section.length}-byte records section cannot hold that many`);
+  }
+  const cursor: ReadCursor = { position: 0, end: section.length };
+  for (let index = 0; index < header.recordCount; index++) {
+    if (cursor.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
+    const bodySize = readVarint(section, cursor);
+    const recordEnd = cursor.position + bodySize;
+    if (bodySize < RECORD_BODY_BYTES_MIN || recordEnd > section.length) {
+      throw new BrokerError('CORRUPT_MESSAGE', `record ${index}: length ${bodySize} does not fit the records section`);
+    }
+    cursor.end = recordEnd;
+    cursor.position += 1; // record attributes, unused
+    const timestampDelta = readVarlong(section, cursor);
+    if (!Number.isSafeInteger(header.baseTimestamp + timestampDelta)) {
+      throw new BrokerError('CORRUPT_MESSAGE', `record ${index}: timestamp delta ${timestampDelta} puts it out of range`);
+    }
+    const offsetDelta = readVarint(section, cursor);
+    if (offsetDelta !== index) {
+      throw new BrokerError('CORRUPT_MESSAGE', `record ${index} has offset delta ${offsetDelta}; a batch's records must have deltas 0, 1, 2, … in order`);
+    }
+    skipBytesField(section, cursor, index, 'key', -1);
+    skipBytesField(section, cursor, index, 'value', -1);
+    const headerCount = readVarint(section, cursor);
+    if (headerCount < 0) throw new BrokerError('CORRUPT_MESSAGE', `record ${index} declares a negative header count ${headerCount}`);
+    if (headerCount > checks.headersPerRecordMax) {
+      throw new BrokerError('INVALID_REQUEST', `record ${index} has ${headerCount} headers; at most ${checks.headersPerRecordMax}`);
+    }
+    for (let headerIndex = 0; headerIndex < headerCount; headerIndex++) {
+      skipBytesField(section, cursor, index, 'header key', 0);
+      skipBytesField(section, cursor, index, 'header value', -1);
+    }
+    if (cursor.position !== recordEnd) {
+      throw new BrokerError('CORRUPT_MESSAGE', `record ${index}: length says ${bodySize} bytes but its fields take ${bodySize - (recordEnd - cursor.position)}`);
+    }
+    cursor.end = section.length;
+  }
+  if (cursor.position !== section.length) throw decodeBatchCountMismatch(header, `${section.length - cursor.position} bytes follow the last one`);
+}
+
+/** Skips a length-prefixed field; `lengthMin` is −1 where null is allowed, 0 where not. */
+function skipBytesField(section: Buffer, cursor: ReadCursor, index: number, what: string, lengthMin: number): void {
+  const sizeBytes = readVarint(section, cursor);
+  if (sizeBytes < lengthMin || cursor.position + sizeBytes > cursor.end) {
+    throw new BrokerError('CORRUPT_MESSAGE', `record ${index}: ${what} length ${sizeBytes} does not fit the record`);
+  }
+  if (sizeBytes > 0) cursor.position += sizeBytes;
+}
+
 /**
  * Decodes batches laid back to back (a fetch response, a slice of a segment), in order. A
  * partial batch at the end, shorter than its own length field says, is ignored as Kafka's

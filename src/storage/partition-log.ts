@@ -40,7 +40,7 @@ import { defaults } from '../config/defaults.js';
 import { limits } from '../config/limits.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
-import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, type BatchHeader } from '../protocol/index.js';
+import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, validateBatchRecordsOrThrow, type BatchHeader, type RecordChecks } from '../protocol/index.js';
 import { storageError } from './errors.js';
 import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
 import { WRITE_CALL_BYTES_MAX, writeAll, type FileSystem } from './file-system.js';
@@ -82,6 +82,11 @@ export interface PartitionLogOptions {
 export interface AppendOptions {
   /** Stamped into the batch header (partitionLeaderEpoch); left as sent when absent. */
   leaderEpoch?: number;
+  /**
+   * Also check every record (`validateBatchRecordsOrThrow`), after the header and CRC: for
+   * batches a client sent. Without it, append checks the header and CRC only.
+   */
+  recordChecks?: RecordChecks;
 }
 
 export interface AppendResult {
@@ -391,6 +396,7 @@ export class PartitionLog {
       this.throwIfNotWritable();
       const header = validateBatchOrThrow(batch, { batchBytesMax: Math.min(this.config.maxMessageBytes, limits.batchBytesMax) });
       validateProducerFieldsOrThrow(header);
+      if (options.recordChecks !== undefined) validateBatchRecordsOrThrow(batch, header, options.recordChecks);
       if (this.queue.length >= limits.pendingAppendsPerPartitionMax || this.queuedBytes + batch.length > limits.pendingAppendBytesPerPartitionMax) {
         throw new BrokerError('LIMIT_REACHED', `too many appends waiting on ${this.topic}-${this.partition}; retry after a backoff`, {
           topic: this.topic,

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBatches, encodeBatch } from '../../src/protocol/index.js';
+import { BATCH_CRC_START, BatchField, crc32c, decodeBatches, encodeBatch } from '../../src/protocol/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
 import { rawClients, reasonOf, unary, type RawClients } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait-for.js';
@@ -45,6 +45,13 @@ async function produce(topic: string, partitions: Any[]): Promise<Any> {
 async function logEndOffset(topic: string, partition = 0): Promise<number> {
   const response = await unary<Any, Any>(clients.log, 'ListOffsets', { topic, partitions: [partition], spec: 'OFFSET_SPEC_LATEST' });
   return Number(response.partitions[0].offset);
+}
+
+/** `bytes` after `change`, with its CRC computed again so only the change is under test. */
+function withCrcRestamped(bytes: Buffer, change: (bytes: Buffer) => void): Buffer {
+  change(bytes);
+  bytes.writeUInt32BE(crc32c(bytes.subarray(BATCH_CRC_START)), BatchField.crc);
+  return bytes;
 }
 
 function batch(values: string[], timestamp = Date.now()): Buffer {
@@ -200,6 +207,12 @@ describe('broker gRPC API', () => {
       ['a batch length that does not match', () => { const b = batch(['x']); return b.subarray(0, b.length - 1); }, 'CORRUPT_MESSAGE'],
       ['bytes shorter than a header', () => Buffer.from('hello'), 'CORRUPT_MESSAGE'],
       ['a batch over max.message.bytes', () => batch(['y'.repeat(5 * 1024 * 1024)]), 'BATCH_TOO_LARGE'],
+      ['records that do not parse, under a valid CRC', () => withCrcRestamped(batch(['x']), (b) => b.writeUInt8(0x7f, 61)), 'CORRUPT_MESSAGE'],
+      [
+        'a record with more headers than the limit',
+        () => encodeBatch({ records: [{ key: null, value: Buffer.from('h'), headers: Array.from({ length: 1_001 }, (_, i) => ({ key: `h${i}`, value: null })), timestamp: Date.now() }] }),
+        'INVALID_REQUEST',
+      ],
     ];
     it.each(cases)('rejects %s and leaves the log unchanged', async (_label, make, reason) => {
       const before = await logEndOffset('api-bad');
