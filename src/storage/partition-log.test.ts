@@ -4,6 +4,7 @@ import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
 import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
 import type { PartitionLog } from './partition-log.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -17,6 +18,15 @@ async function freshLog(config: Parameters<typeof openTestLog>[0]['config'] = {}
   const log = await openTestLog({ dir: temp.dir, config, ...extra });
   cleanups.push(() => log.close());
   return { log, dir: temp.dir };
+}
+
+/** Polls `condition` on the event loop (no timers), failing after 2 s. */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached within 2 s');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ offset: number; value: string }[]> {
@@ -163,6 +173,42 @@ describe('PartitionLog', () => {
     expect(stats.sizeBytes).toBeGreaterThanOrEqual(4096 - 2048);
     await expect(log.read({ offset: 0, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'OFFSET_OUT_OF_RANGE'));
     expect((await readAll(log)).length).toBe(40 - log.logStartOffset);
+  });
+
+  it('answers a read of a segment that retention deletes under it as out of range, not as an I/O error', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const config = { segmentBytes: 2048, retentionBytes: 4096 };
+    const first = await openTestLog({ dir: temp.dir, config });
+    for (let i = 0; i < 40; i++) await first.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 1_000 + i }));
+    await first.close();
+    // Reopened, sealed segments are known by name only: the first read looks up the file's
+    // size. Hold that lookup until retention has deleted the file.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let isHeld = false;
+    const gated: FileSystem = {
+      ...nodeFileSystem,
+      async trySizeBytes(path) {
+        if (!isHeld && path.endsWith('00000000000000000000.log')) {
+          isHeld = true;
+          await gate;
+        }
+        return nodeFileSystem.trySizeBytes(path);
+      },
+    };
+    const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated });
+    cleanups.push(() => log.close());
+    const read = log.read({ offset: 0, bytesMax: 100 }).then(
+      () => 'read',
+      (error: unknown) => (isBrokerError(error, 'OFFSET_OUT_OF_RANGE') ? 'out of range' : String(error)),
+    );
+    await waitUntil(() => isHeld);
+    await log.applyRetention();
+    expect(log.logStartOffset).toBeGreaterThan(0);
+    release();
+    expect(await read).toBe('out of range');
+    expect(await log.offsetForTimestamp(0)).toBe(log.logStartOffset);
   });
 
   it('deletes segments older than retention.ms by their largest timestamp', async () => {

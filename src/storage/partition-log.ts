@@ -1023,9 +1023,9 @@ export class PartitionLog {
     const bytesMax = Math.max(1, Math.min(options.bytesMax, limits.readBytesMax));
     for (let i = findSegmentIndex(segments, options.offset); i < segments.length; i++) {
       const segment = segments[i] as Segment;
-      const visibleBytes = segment === active ? activeVisibleBytes : await this.guard(() => segment.knownSizeBytes());
       let read;
       try {
+        const visibleBytes = segment === active ? activeVisibleBytes : await this.guard(() => segment.knownSizeBytes());
         read = await this.guard(() => segment.read({ offset: Math.max(options.offset, segment.baseOffset), bytesMax, visibleBytes }));
       } catch (error) {
         // Retention may have deleted the segment since the snapshot.
@@ -1049,9 +1049,17 @@ export class PartitionLog {
     const active = segments[segments.length - 1] as Segment;
     const activeVisibleBytes = active.sizeBytes ?? 0;
     for (const segment of segments) {
-      if ((await this.guard(() => segment.maxTimestamp())) < timestamp) continue;
-      const visibleBytes = segment === active ? activeVisibleBytes : await segment.knownSizeBytes();
-      const offset = await this.guard(() => segment.firstOffsetAtOrAfterTimestamp(timestamp, visibleBytes));
+      let offset;
+      try {
+        if ((await this.guard(() => segment.maxTimestamp())) < timestamp) continue;
+        const visibleBytes = segment === active ? activeVisibleBytes : await this.guard(() => segment.knownSizeBytes());
+        offset = await this.guard(() => segment.firstOffsetAtOrAfterTimestamp(timestamp, visibleBytes));
+      } catch (error) {
+        // Retention may have deleted the segment since the snapshot: its offsets are gone, and
+        // any later batch at or after `timestamp` is in a later segment.
+        if (!this.segments.includes(segment) && this.status.kind === 'online') continue;
+        throw error;
+      }
       if (offset !== undefined) return offset;
     }
     return undefined;
@@ -1060,8 +1068,9 @@ export class PartitionLog {
   // ---- Close ---------------------------------------------------------------------------------
 
   /**
-   * Finishes queued appends, makes everything durable, writes the active indexes and marks
-   * the log clean so the next open skips the scan. Idempotent.
+   * Stops taking appends (those still queued fail with SHUTTING_DOWN; those already written
+   * complete), makes everything durable, writes the active indexes and marks the log clean
+   * so the next open skips the scan. Idempotent.
    */
   async close(): Promise<void> {
     if (this.status.kind === 'closed' || this.status.kind === 'closing') return this.closing;
