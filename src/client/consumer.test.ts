@@ -135,6 +135,26 @@ describe('Consumer', () => {
     expect([...before, ...after].map((record) => record.offset)).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('gives each outage its own retry budget, even when the partition stayed idle in between', async () => {
+    const { clock, consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const dropped = () => Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: grpc.status.UNAVAILABLE, details: 'Connection dropped', metadata: new grpc.Metadata() });
+    // First outage: two failed reopens, then the stream stays up (no data: an idle partition).
+    transport.latest.emit('error', dropped());
+    clock.advance(2_000);
+    transport.latest.emit('error', dropped());
+    clock.advance(2_000);
+    const healthy = transport.latest;
+    expect(healthy.isCancelled).toBe(false);
+    clock.advance(60 * 60 * 1000); // an hour later, the broker restarts again
+    healthy.emit('error', dropped());
+    clock.advance(2_000);
+    expect(transport.latest).not.toBe(healthy); // reopened, not failed
+    transport.latest.reply(storedBatch(0, 2), 2);
+    expect((await take(consumer, 2)).map((record) => record.offset)).toEqual([0, 1]);
+  });
+
   it('throws a non-retriable stream failure once from the iterator', async () => {
     const { consumer, transport } = makeConsumer();
     consumer.assign([tp]);
@@ -182,6 +202,46 @@ describe('Consumer', () => {
     consumer.resume([tp]);
     const afterResume = await take(consumer, 2);
     expect(afterResume.every((record) => record.partition === 0)).toBe(true);
+  });
+
+  it('hands out nothing of the old position after a seek made inside the loop', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 6), 6);
+    const seen: number[] = [];
+    for await (const record of consumer) {
+      seen.push(record.offset);
+      if (record.offset === 2) {
+        await consumer.seek(tp, 100);
+        transport.latest.reply(storedBatch(100, 2), 102);
+      }
+      if (record.offset === 101) break;
+    }
+    expect(seen).toEqual([0, 1, 2, 100, 101]);
+  });
+
+  it('holds back the rest of a decoded chunk when its partition is paused inside the loop, and yields it after resume', async () => {
+    const { consumer, transport } = makeConsumer();
+    const other = { topic: 't', partition: 1 };
+    consumer.assign([tp, other]);
+    await consumer.seek(tp, 0);
+    await consumer.seek(other, 0);
+    const latestOf = (partition: number) => transport.subscriptions.filter((entry) => entry.partition === partition).at(-1)!.stream;
+    latestOf(0).reply(storedBatch(0, 6), 6);
+    const seen: string[] = [];
+    for await (const record of consumer) {
+      seen.push(`${record.partition}:${record.offset}`);
+      if (seen.length === 2) {
+        consumer.pause([tp]);
+        latestOf(1).reply(storedBatch(0, 1), 1);
+      }
+      if (record.partition === 1) break;
+    }
+    expect(seen).toEqual(['0:0', '0:1', '1:0']);
+    expect(consumer.position(tp)).toBe(2);
+    consumer.resume([tp]);
+    expect((await take(consumer, 4)).map((record) => `${record.partition}:${record.offset}`)).toEqual(['0:2', '0:3', '0:4', '0:5']);
   });
 
   it('ends its iterators and cancels every stream on close', async () => {

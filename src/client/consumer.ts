@@ -74,7 +74,7 @@ export interface ConsumerTransport {
 type FetchState =
   | { kind: 'idle' }
   | { kind: 'resolving' }
-  | { kind: 'streaming'; stream: SubscriptionStream }
+  | { kind: 'streaming'; stream: SubscriptionStream; openedAtMs: number }
   | { kind: 'backoff'; cancel: () => void }
   | { kind: 'failed'; error: BrokerError; isReported: boolean };
 
@@ -137,6 +137,14 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * `break`); the next read hands them out first, so leaving a loop loses nothing.
    */
   private leftovers: { assigned: AssignedPartition; generation: number; records: ConsumerRecord[]; positionAfter: number }[] = [];
+  /**
+   * Bumped by seek, assign, pause and close. An iterator holding decoded records checks it
+   * before each one it hands out, so none of an older position, of a paused or unassigned
+   * partition, or after close comes out (`RecordIterator`).
+   */
+  controlVersion = 0;
+  /** `controlVersion` and the partition's generation when `nextChunk` last returned a chunk. */
+  lastChunkStamp = { version: 0, generation: 0 };
   /** Shared by every waiting `nextChunk` call; resolved (and dropped) by `wake`. */
   private wakeup: { promise: Promise<void>; resolve: () => void } | undefined;
   private isClosed = false;
@@ -165,6 +173,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    */
   assign(partitions: TopicPartition[]): void {
     this.ensureOpen();
+    this.controlVersion++;
     const wanted = new Map<string, TopicPartition>();
     for (const tp of partitions) {
       if (typeof tp.topic !== 'string' || tp.topic.length === 0 || !Number.isInteger(tp.partition) || tp.partition < 0) {
@@ -217,6 +226,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (typeof spec === 'number' && (!Number.isSafeInteger(spec) || spec < 0)) {
       throw new BrokerError('INVALID_REQUEST', `seek offset must be a non-negative integer, got ${spec}`);
     }
+    this.controlVersion++;
     await this.resolveAndStart(assigned, spec, true);
   }
 
@@ -234,6 +244,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /** Stops yielding records of these partitions; the stream stops when its credit runs out. */
   pause(partitions: TopicPartition[]): void {
+    this.controlVersion++;
     for (const tp of partitions) {
       const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
       if (assigned !== undefined) assigned.isPaused = true;
@@ -273,6 +284,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   close(): Promise<void> {
     if (this.isClosed) return Promise.resolve();
     this.isClosed = true;
+    this.controlVersion++;
     for (const assigned of this.partitions) this.stop(assigned);
     this.partitions = [];
     this.byKey.clear();
@@ -291,7 +303,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const assigned = this.pickReadyPartition();
       if (assigned !== undefined) {
         const records = this.decodeNextChunk(assigned);
-        if (records.length > 0) return records;
+        if (records.length > 0) {
+          this.lastChunkStamp = { version: this.controlVersion, generation: assigned.generation };
+          return records;
+        }
         continue;
       }
       if (this.wakeup === undefined) {
@@ -306,14 +321,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   /**
-   * Gives back records an iterator decoded but did not hand out (its loop ended early); they
-   * come first on the next read, unless their partition is sought or unassigned meanwhile.
+   * Gives back records an iterator decoded but did not hand out (its loop ended early, or a
+   * seek, pause, assign or close came between); they come first on the next read, unless
+   * their partition is sought or unassigned meanwhile, or was already (`generation`, when
+   * given, is the partition's generation when they were decoded).
    */
-  unread(records: ConsumerRecord[]): void {
+  unread(records: ConsumerRecord[], generation?: number): void {
     const first = records[0];
     if (first === undefined || this.isClosed) return;
     const assigned = this.byKey.get(keyOf(first.topic, first.partition));
-    if (assigned === undefined) return;
+    if (assigned === undefined || (generation !== undefined && generation !== assigned.generation)) return;
     this.leftovers.push({ assigned, generation: assigned.generation, records, positionAfter: assigned.position });
     assigned.position = first.offset;
   }
@@ -328,6 +345,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (leftover.assigned.isPaused) continue;
       this.leftovers.splice(index, 1);
       leftover.assigned.position = leftover.positionAfter;
+      this.lastChunkStamp = { version: this.controlVersion, generation: leftover.generation };
       return leftover.records;
     }
     return undefined;
@@ -376,7 +394,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       this.onStreamFailure(assigned, generation, undefined, errorFromGrpc(error), false);
       return;
     }
-    assigned.state = { kind: 'streaming', stream };
+    assigned.state = { kind: 'streaming', stream, openedAtMs: this.clock.nowMs() };
     assigned.ungrantedBytes = 0;
     stream.on('data', (response) => this.onData(assigned, stream, response));
     stream.on('error', (error) => this.onStreamFailure(assigned, generation, stream, errorFromGrpc(error), isTransportFailure(error)));
@@ -428,6 +446,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   ): void {
     if (assigned.generation !== generation || this.isClosed) return;
     if (stream !== undefined && (assigned.state.kind !== 'streaming' || assigned.state.stream !== stream)) return;
+    // A stream that stayed up past the longest backoff was a recovery, even if no data came
+    // (an idle partition): this failure starts a new outage with its own retry budget.
+    if (assigned.state.kind === 'streaming' && this.clock.nowMs() - assigned.state.openedAtMs >= this.retry.backoffMsMax) assigned.failedAttempts = 0;
     stream?.cancel();
     assigned.state = { kind: 'idle' };
     if (error.reason === 'OFFSET_OUT_OF_RANGE' && this.autoOffsetReset !== 'none') {
@@ -582,13 +603,22 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
   private chunk: ConsumerRecord[] = [];
   private index = 0;
   private isDone = false;
+  /** The consumer's `lastChunkStamp` for `chunk`. */
+  private stamp = { version: 0, generation: 0 };
 
   constructor(consumer: Consumer) {
     this.consumer = consumer;
   }
 
   next(): Promise<IteratorResult<ConsumerRecord>> {
-    if (this.index < this.chunk.length) return Promise.resolve({ value: this.chunk[this.index++]!, done: false });
+    if (this.index < this.chunk.length) {
+      if (this.stamp.version === this.consumer.controlVersion) return Promise.resolve({ value: this.chunk[this.index++]!, done: false });
+      // A seek, pause, assign or close since the chunk was decoded: the rest goes back, and
+      // the consumer decides what of it still comes out (unread).
+      this.consumer.unread(this.chunk.slice(this.index), this.stamp.generation);
+      this.chunk = [];
+      this.index = 0;
+    }
     if (this.isDone) return Promise.resolve({ value: undefined, done: true });
     return this.consumer.nextChunk().then(
       (chunk) => {
@@ -597,6 +627,7 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
           return { value: undefined, done: true };
         }
         this.chunk = chunk;
+        this.stamp = this.consumer.lastChunkStamp;
         this.index = 1;
         return { value: chunk[0]!, done: false };
       },
@@ -611,7 +642,7 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
   /** Ends this iteration (a `break` or a throw in the loop); undelivered records go back. */
   return(): Promise<IteratorResult<ConsumerRecord>> {
     this.isDone = true;
-    if (this.index < this.chunk.length) this.consumer.unread(this.chunk.slice(this.index));
+    if (this.index < this.chunk.length) this.consumer.unread(this.chunk.slice(this.index), this.stamp.generation);
     this.chunk = [];
     return Promise.resolve({ value: undefined, done: true });
   }
