@@ -60,6 +60,15 @@ interface ProduceState {
  */
 const PRODUCE_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/** The producer's default batch size; smaller when the topic's max.message.bytes is. */
+const PRODUCE_BATCH_BYTES = 256 * 1024;
+/**
+ * Room between a batch's record estimate and the topic's max.message.bytes: the 61-byte batch
+ * header, and what gzip adds to a section that does not compress.
+ */
+const BATCH_HEADROOM_BYTES = 1024;
+const BATCH_BYTES_MIN = 256;
+
 const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 
 export function registerProduceCommand(program: Command, setExitCode: SetExitCode): void {
@@ -102,8 +111,8 @@ second Ctrl-C exits at once). On a terminal, stderr shows the rate.`,
 }
 
 async function produceStdin(client: RunnelClient, topic: string, flags: ProduceFlags, brokers: string[]): Promise<number> {
-  await checkTopicAndPartition(client, topic, flags.partition);
-  const producer = client.producer({ acks: flags.acks, lingerMs: flags.lingerMs, compression: flags.compression, bufferBytes: PRODUCE_BUFFER_BYTES });
+  const { batchBytes } = await checkTopicAndPartition(client, topic, flags.partition);
+  const producer = client.producer({ acks: flags.acks, lingerMs: flags.lingerMs, compression: flags.compression, bufferBytes: PRODUCE_BUFFER_BYTES, batchBytes });
   const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined };
   const stop = (cause: StopCause): void => {
     if (state.stopCause !== undefined) return;
@@ -140,12 +149,20 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
 }
 
 /** Fails fast, before any input arrives, when the topic or the chosen partition does not exist. */
-async function checkTopicAndPartition(client: RunnelClient, topic: string, partition: number | undefined): Promise<void> {
-  const metadata = await client.admin.getMetadata([topic]);
-  const partitionCount = metadata.topics.find((candidate) => candidate.name === topic)?.partitions.length ?? 0;
+/**
+ * Checks --partition against the topic and returns the batch size to use: the producer's
+ * default, but below the topic's max.message.bytes, which rejects a larger batch whole (a
+ * topic with a small limit would otherwise fail on lines far below it).
+ */
+async function checkTopicAndPartition(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number }> {
+  const description = await client.admin.describeTopic(topic);
+  const partitionCount = description.partitions.length;
   if (partition !== undefined && partition >= partitionCount) {
     throw new CliError(`topic ${topic} has ${partitionCount} partition(s), so no partition ${partition}: pick 0..${partitionCount - 1} with --partition`);
   }
+  const maxMessageBytes = Number(description.configs['max.message.bytes']);
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) return { batchBytes: PRODUCE_BATCH_BYTES };
+  return { batchBytes: Math.max(BATCH_BYTES_MIN, Math.min(PRODUCE_BATCH_BYTES, maxMessageBytes - BATCH_HEADROOM_BYTES)) };
 }
 
 async function sendLines(producer: Producer, topic: string, flags: ProduceFlags, state: ProduceState, stop: (cause: StopCause) => void): Promise<void> {
