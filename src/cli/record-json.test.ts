@@ -17,6 +17,29 @@ describe('records as JSON lines', () => {
     expect(parsed).toMatchObject({ key: 'aw==', value: '//4=', headers: { h: null }, encoding: 'base64' });
   });
 
+  it('keeps every header when a key repeats: an array in order, which produce reads back the same', () => {
+    const headers = [
+      { key: 'hop', value: Buffer.from('a') },
+      { key: 'hop', value: Buffer.from('b') },
+      { key: 'other', value: null },
+    ];
+    const line = consumerRecordToJson(record({ value: Buffer.from('v'), headers }));
+    expect(JSON.parse(line).headers).toEqual([
+      { key: 'hop', value: 'a' },
+      { key: 'hop', value: 'b' },
+      { key: 'other', value: null },
+    ]);
+    expect(parseJsonInputRecord(line).headers).toEqual(headers);
+  });
+
+  it('refuses a base64 field that is not base64, instead of storing what Buffer.from makes of it', () => {
+    expect(parseJsonInputRecord('{"key":"aw==","value":"//4=","encoding":"base64"}')).toMatchObject({ key: Buffer.from('k'), value: Buffer.from([0xff, 0xfe]) });
+    expect(parseJsonInputRecord('{"value":"","encoding":"base64"}').value).toEqual(Buffer.alloc(0));
+    for (const bad of ['k', 'aw=', 'a w==', 'aw==\n', 'aw-_']) {
+      expect(() => parseJsonInputRecord(JSON.stringify({ key: bad, value: null, encoding: 'base64' })), bad).toThrow(/key that is not base64/);
+    }
+  });
+
   it('reads input lines, including consume output fed back in, and refuses misspelt fields', () => {
     const input = parseJsonInputRecord('{"key":"k","value":"v","headers":[{"key":"a","value":"1"},{"key":"a","value":null}],"partition":2,"timestamp":"1970-01-01T00:00:01Z"}');
     expect(input).toEqual({ key: Buffer.from('k'), value: Buffer.from('v'), headers: [{ key: 'a', value: Buffer.from('1') }, { key: 'a', value: null }], partition: 2, timestamp: 1000 });

@@ -6,7 +6,8 @@
  * values as UTF-8 strings (null stays null); when any of them is not valid UTF-8, all of them
  * are base64 and the object gains `"encoding":"base64"`, so one flag says how to read the
  * line. Headers are an object (`{"trace-id":"abc"}`), as `runnel log dump --records` prints
- * them; with a repeated header key the last value wins.
+ * them, unless a key repeats: then they are a `[{"key","value"}]` array, in order, so that
+ * no header is lost (produce --format json takes either).
  *
  * In (`produce --format json`): `{"key","value","headers","partition","timestamp"}`, every
  * field optional but `value`; headers as an object or a `[{"key","value"}]` array; timestamp
@@ -20,8 +21,15 @@ import type { ConsumerRecord, ProducerRecordHeader } from '../client/index.js';
 export function consumerRecordToJson(record: ConsumerRecord): string {
   const isText = isTextOrNull(record.key) && isTextOrNull(record.value) && record.headers.every((header) => isTextOrNull(header.value));
   const encoding: BufferEncoding = isText ? 'utf8' : 'base64';
-  const headers: Record<string, string | null> = {};
-  for (const header of record.headers) headers[header.key] = header.value?.toString(encoding) ?? null;
+  const hasRepeatedKey = new Set(record.headers.map((header) => header.key)).size < record.headers.length;
+  let headers: Record<string, string | null> | { key: string; value: string | null }[];
+  if (hasRepeatedKey) {
+    headers = record.headers.map((header) => ({ key: header.key, value: header.value?.toString(encoding) ?? null }));
+  } else {
+    const byKey: Record<string, string | null> = {};
+    for (const header of record.headers) byKey[header.key] = header.value?.toString(encoding) ?? null;
+    headers = byKey;
+  }
   return JSON.stringify({
     topic: record.topic,
     partition: record.partition,
@@ -47,6 +55,9 @@ export interface JsonInputRecord {
   timestamp: number | undefined;
 }
 
+/** Standard base64 as `Buffer#toString('base64')` writes it: padded, no whitespace. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 const INPUT_FIELDS = new Set(['key', 'value', 'headers', 'partition', 'timestamp', 'encoding', 'topic', 'offset']);
 
 /** Parses one line; throws an `Error` whose message says what is wrong with it (no line number). */
@@ -68,6 +79,8 @@ export function parseJsonInputRecord(line: string): JsonInputRecord {
   const bytesOf = (value: unknown, what: string): Buffer | null => {
     if (value === null || value === undefined) return null;
     if (typeof value !== 'string') throw new Error(`has a ${what} that is not a string or null`);
+    // Buffer.from skips characters that are not base64: check, or "k" would become no bytes.
+    if (encoding === 'base64' && !BASE64.test(value)) throw new Error(`has a ${what} that is not base64 (A–Z, a–z, 0–9, +, /, padded with = to a multiple of 4)`);
     return Buffer.from(value, encoding);
   };
   return {
