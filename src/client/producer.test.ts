@@ -371,6 +371,33 @@ describe('Producer buffer, flush and close', () => {
     expect(producer.metrics().bufferUsedBytes).toBe(0);
   });
 
+  it('bounds the records waiting for buffer space too: past bufferBytes more (4 MiB at least) a send fails at once', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 64 * 1024, bufferBytes: 8 * 1024 * 1024 });
+    const value = Buffer.alloc(64 * 1024);
+    // Nobody waits for space: about 8 MiB fit the buffer, about 8 MiB more may wait, the rest fails.
+    const outcomes = Array.from({ length: 400 }, () =>
+      producer.send({ topic: 't', value }).then(
+        () => 'acked',
+        (error: unknown) => (error as BrokerError).reason,
+      ),
+    );
+    await settle();
+    const { waitingRecords } = producer.metrics();
+    expect(waitingRecords).toBeGreaterThan(100);
+    expect(waitingRecords).toBeLessThan(300);
+    const log = new FakePartitionLog();
+    for (let round = 0; round < 600 && channel.sent.length > 0; round++) {
+      answerAll(channel, new Map([['t-0', log]]));
+      await settle();
+    }
+    const settled = await Promise.all(outcomes);
+    const acked = settled.filter((outcome) => outcome === 'acked').length;
+    expect(settled.filter((outcome) => outcome !== 'acked').every((outcome) => outcome === 'LIMIT_REACHED')).toBe(true);
+    expect(acked).toBeGreaterThan(200);
+    expect(acked).toBeLessThan(400);
+    expect(settled.slice(0, acked).every((outcome) => outcome === 'acked')).toBe(true); // the first ones in, in order
+  });
+
   it('counts records waiting for their topic’s metadata against the buffer, also for records of other topics', async () => {
     // Each 1000-byte record holds 1000 + RECORD_HEAP_BYTES; eight of them pass 10,000 bytes.
     const { producer, transport } = makeProducer({ known: 1 }, { lingerMs: 0, batchBytes: 1_000, bufferBytes: 10_000 });

@@ -32,7 +32,8 @@
  * waiting for metadata or in batches not yet encoded count their bytes plus
  * RECORD_HEAP_BYTES each (objects and views cost ~230 B a record), encoded batches (sent,
  * waiting for their ack) their encoded bytes, observed records OBSERVED_RECORD_HEAP_BYTES
- * more (producer-batch.ts). Records beyond it wait, uncounted, in `bufferWaiters`.
+ * more (producer-batch.ts). Records beyond it wait in `bufferWaiters`, up to `bufferBytes`
+ * more (BUFFER_WAITING_BYTES_MIN at least); a record beyond that fails at once (LIMIT_REACHED).
  *
  * Owns (single writer: this class, on the event loop): the accumulator (open and ready
  * batches), the buffer budget, the records waiting for metadata or buffer space, the producer
@@ -68,7 +69,9 @@ export interface ProducerOptions {
   batchBytes?: number;
   /**
    * Memory the producer may hold for records waiting to be sent or acknowledged; records sent
-   * beyond it wait (`hasBufferSpace` turns false). Counted as the memory they take, not only
+   * beyond it wait (`hasBufferSpace` turns false), up to as many bytes again (at least 4 MiB), and past that
+   * fail at once with LIMIT_REACHED, so memory stays bounded however fast `send` is called.
+   * Counted as the memory they take, not only
    * their bytes: a record not yet encoded costs its key, value and header bytes plus ~256 B,
    * a sent batch its encoded size, an observed record (awaited, `then`) ~512 B more until its
    * batch completes. Default 32 MiB.
@@ -179,6 +182,8 @@ interface WaitingRecord {
 const RECORD_OVERHEAD_BYTES = 24;
 /** What a record of estimated size `sizeBytes` holds in memory until encoded, beyond that size. */
 const RECORD_HELD_EXTRA_BYTES = RECORD_HEAP_BYTES - RECORD_OVERHEAD_BYTES;
+/** The least the records waiting for buffer space may hold, so small buffers still queue a few (waitForBuffer). */
+const BUFFER_WAITING_BYTES_MIN = 4 * MiB;
 /** Largest record accepted: one batch must still fit a gRPC message with room for framing. */
 const RECORD_BYTES_MAX = (CHANNEL_OPTIONS['grpc.max_send_message_length'] as number) - 64 * KiB;
 /** A request closes at this many bytes; more requests keep the broker's appends pipelined. */
@@ -234,6 +239,8 @@ export class Producer {
   /** Records waiting for buffer space, in send order (from `bufferWaitersHead`). */
   private bufferWaiters: WaitingRecord[] = [];
   private bufferWaitersHead = 0;
+  /** What the records in `bufferWaiters` would hold once admitted; at most max(`bufferBytes`, BUFFER_WAITING_BYTES_MIN) (waitForBuffer). */
+  private bufferWaitingBytes = 0;
   private cancelBufferTimer: (() => void) | undefined;
   /** Memory held against `bufferBytes`: `metadataWaitingBytes` plus every batch's `heldBytes`. */
   private readonly buffer = new BufferAccount();
@@ -286,7 +293,7 @@ export class Producer {
    *
    * The record waits first for its topic's metadata (once per topic) and for buffer space
    * when `bufferBytes` are held; a record that cannot get space within `bufferWaitMsMax`
-   * fails with LIMIT_REACHED. Retries are internal (see the class comment); with
+   * fails with LIMIT_REACHED, and so does one sent while `bufferBytes` more already wait. Retries are internal (see the class comment); with
    * idempotence a retry never duplicates the record.
    *
    * Reasons: INVALID_REQUEST (bad record, closed producer), TOPIC_NOT_FOUND,
@@ -580,8 +587,25 @@ export class Producer {
   }
 
   private waitForBuffer(waiting: WaitingRecord): void {
+    const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
+    if (this.bufferWaitersHead < this.bufferWaiters.length && this.bufferWaitingBytes + heldBytes > Math.max(this.options.bufferBytes, BUFFER_WAITING_BYTES_MIN)) {
+      // As many bytes again wait already: a sender that does not wait for space would queue
+      // without bound. It hears of it now, per record (and through onError / metrics).
+      this.failWaiting(
+        waiting.handle,
+        new BrokerError(
+          'LIMIT_REACHED',
+          `the producer's buffer (bufferBytes ${this.options.bufferBytes}) is full and as much again (at least ${BUFFER_WAITING_BYTES_MIN}) waits for it: await the send promises, or \`if (!producer.hasBufferSpace) await producer.waitForBufferSpace()\`, before sending more`,
+          { topic: waiting.topic },
+        ),
+        waiting.topic,
+        waiting.explicitPartition,
+      );
+      return;
+    }
     waiting.enqueuedMs = this.clock.nowMs();
     this.bufferWaiters.push(waiting);
+    this.bufferWaitingBytes += heldBytes;
     this.armBufferTimer();
   }
 
@@ -593,6 +617,7 @@ export class Producer {
       const fits = usedBytes === 0 || usedBytes + waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES <= this.options.bufferBytes;
       if (!fits) break;
       this.bufferWaiters[this.bufferWaitersHead++] = undefined as unknown as WaitingRecord;
+      this.bufferWaitingBytes -= waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
       const partitionCount = this.transport.partitionCount(waiting.topic);
       if (partitionCount === undefined) {
         this.waitForMetadata(waiting);
@@ -628,6 +653,7 @@ export class Producer {
         const waiting = this.bufferWaiters[this.bufferWaitersHead]!;
         if (waiting.enqueuedMs + this.options.bufferWaitMsMax > nowMs) break;
         this.bufferWaiters[this.bufferWaitersHead++] = undefined as unknown as WaitingRecord;
+        this.bufferWaitingBytes -= waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
         this.failWaiting(
           waiting.handle,
           new BrokerError('LIMIT_REACHED', `no buffer space within ${this.options.bufferWaitMsMax} ms (bufferBytes ${this.options.bufferBytes})`, {
@@ -1035,6 +1061,7 @@ export class Producer {
     this.metadataWaitingBytes = 0;
     this.bufferWaiters = [];
     this.bufferWaitersHead = 0;
+    this.bufferWaitingBytes = 0;
     this.cancelBufferTimer?.();
     this.cancelBufferTimer = undefined;
     this.failWaitingGroup(waiting, error);
