@@ -211,6 +211,22 @@ describe('PartitionLog', () => {
     expect(await log.offsetForTimestamp(0)).toBe(log.logStartOffset);
   });
 
+  it('writes a sealed segment\'s index files once per roll, and reads through them after', async () => {
+    const renamed: string[] = [];
+    const counting: FileSystem = {
+      ...nodeFileSystem,
+      async rename(fromPath, toPath) {
+        renamed.push(toPath.slice(toPath.lastIndexOf('/') + 1));
+        return nodeFileSystem.rename(fromPath, toPath);
+      },
+    };
+    const { log } = await freshLog({ segmentBytes: 2048 }, { fileSystem: counting });
+    for (let i = 0; log.segmentCount < 2; i++) await log.append(makeBatch({ count: 1, valueBytes: 200, tag: `r${i}` }));
+    const indexFiles = renamed.filter((name) => name.endsWith('.index') || name.endsWith('.timeindex'));
+    expect(indexFiles.sort()).toEqual(['00000000000000000000.index', '00000000000000000000.timeindex']);
+    expect((await readAll(log)).length).toBe(log.logEndOffset);
+  });
+
   it('deletes segments older than retention.ms by their largest timestamp', async () => {
     const clock = new ManualClock(100_000);
     const { log } = await freshLog({ segmentBytes: 2048, retentionMs: 10_000 }, { clock });

@@ -855,7 +855,7 @@ export class PartitionLog {
       } finally {
         lease.release();
       }
-      await old.writeIndexFiles({ seal: false });
+      await old.writeIndexFiles();
       const handle = await this.context.fileSystem.open(fresh.logPath, 'create');
       isCreated = true;
       await handle.close();
@@ -873,7 +873,7 @@ export class PartitionLog {
       }
       throw storageError('roll', old.logPath, error);
     }
-    await old.writeIndexFiles({ seal: true }).catch(() => undefined);
+    old.seal();
     this.state = { ...this.state, recoveryCheckpoint: newBase };
     this.flushed = Math.max(this.flushed, newBase);
     this.segments = [...this.segments, fresh];
@@ -1100,7 +1100,7 @@ export class PartitionLog {
         } finally {
           lease.release();
         }
-        await active.writeIndexFiles({ seal: false });
+        await active.writeIndexFiles();
         // Everything is durable: the snapshot at the log end goes before the clean mark, so a
         // clean open never replays. Crash between the two: start-up scans the active segment
         // and replays nothing into the producer state (the snapshot is at the log end).

@@ -147,22 +147,28 @@ export class Segment {
 
   /**
    * Writes this segment's index files atomically, ending the time index with the segment's
-   * largest timestamp. With `seal`, the segment then turns sealed: its indexes move to the
-   * shared cache and it takes no more appends.
+   * largest timestamp. The segment stays active (see `seal`).
    *
    * Crash behaviour: index files are replaced whole (tmp + rename) or not at all; a missing or
    * stale index file is rebuilt from the log (recovery.ts), so no crash point here loses data.
    */
-  async writeIndexFiles(options: { seal: boolean }): Promise<void> {
+  async writeIndexFiles(): Promise<void> {
     const builder = this.active;
     assert(builder !== undefined, 'only an active segment has unwritten indexes');
-    const indexes = builder.finish();
-    await this.writeIndexBytes(indexes);
-    if (options.seal) {
-      this.isActive = false;
-      this.context.indexCache.set(this.indexKey, indexes);
-      this.active = undefined;
-    }
+    await this.writeIndexBytes(builder.finish());
+  }
+
+  /**
+   * Turns the segment sealed, with no I/O: its indexes move to the shared cache and it takes
+   * no more appends. The caller wrote the index files first (`writeIndexFiles`).
+   */
+  seal(): void {
+    const builder = this.active;
+    assert(builder !== undefined, 'only an active segment can be sealed');
+    const indexes = builder.finish(); // the final time entry is in already: adds nothing
+    this.isActive = false;
+    this.context.indexCache.set(this.indexKey, indexes);
+    this.active = undefined;
   }
 
   // ---- Reader side ---------------------------------------------------------------------------
