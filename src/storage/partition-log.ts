@@ -803,13 +803,25 @@ export class PartitionLog {
     if (!this.isMarkedClean) return;
     const { clean: _clean, ...dirty } = this.state;
     try {
-      await writePartitionState(this.context.fileSystem, this.dir, dirty);
+      await this.writeState(dirty);
     } catch (error) {
       throw storageError('update', `${this.dir}/partition.state`, error);
     }
-    // Durable: a crash from here on makes start-up scan from the checkpoint.
-    this.state = dirty;
+    // Durable: a crash from here on makes start-up scan from the checkpoint. (An offline mark
+    // a reader persisted meanwhile stays: its write went after this one.)
+    this.state = this.state.offline === undefined ? dirty : { ...dirty, offline: this.state.offline };
     this.isMarkedClean = false;
+  }
+
+  /**
+   * Replaces partition.state, one write at a time: the writer (mark dirty, roll, close) and a
+   * reader that found damage (persistOffline) may both write, and two replaces at once would
+   * share the .tmp file, so one could write into the file the other had already renamed.
+   */
+  private writeState(state: PartitionState): Promise<void> {
+    const write = this.stateWrites.then(() => writePartitionState(this.context.fileSystem, this.dir, state));
+    this.stateWrites = write.catch(() => undefined);
+    return write;
   }
 
   /**
@@ -861,7 +873,7 @@ export class PartitionLog {
       await handle.close();
       await this.context.fileSystem.syncDirectory(this.dir);
       await this.writeProducerSnapshotAt(newBase);
-      await writePartitionState(this.context.fileSystem, this.dir, { ...this.state, recoveryCheckpoint: newBase });
+      await this.writeState({ ...this.state, recoveryCheckpoint: newBase });
     } catch (error) {
       if (isCreated) {
         try {
@@ -1085,6 +1097,8 @@ export class PartitionLog {
   }
 
   private closing: Promise<void> = Promise.resolve();
+  /** The last partition.state write (`writeState`), settled or not. */
+  private stateWrites: Promise<void> = Promise.resolve();
   private closingWasOnline = false;
 
   private async closeNow(): Promise<void> {
@@ -1106,7 +1120,7 @@ export class PartitionLog {
         // and replays nothing into the producer state (the snapshot is at the log end).
         await this.maybeWriteProducerSnapshotAtLogEnd();
         // Crash before this: the state is "dirty" and start-up scans the active segment.
-        await writePartitionState(this.context.fileSystem, this.dir, {
+        await this.writeState({
           ...this.state,
           clean: { logEndOffset: active.nextOffset, activeBaseOffset: active.baseOffset, activeSizeBytes: active.sizeBytes ?? 0 },
         });
@@ -1162,7 +1176,7 @@ export class PartitionLog {
     const { clean: _clean, ...rest } = this.state;
     this.state = { ...rest, offline: mark };
     this.isMarkedClean = false;
-    await writePartitionState(this.context.fileSystem, this.dir, this.state).catch((error: unknown) => {
+    await this.writeState(this.state).catch((error: unknown) => {
       this.logger.error({ err: String(error) }, 'could not persist the offline mark; the damage will be found again');
     });
   }

@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Reason } from '../../src/errors/index.js';
 import type { Logger } from '../../src/observability/index.js';
 import { BatchField, decodeBatches, tryReadBatchHeader } from '../../src/protocol/index.js';
-import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
+import { nodeFileSystem, type FileHandle, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { expectReason, rejectionOf } from '../support/rejections.js';
@@ -280,6 +280,53 @@ describe('a changed byte inside a log', () => {
     await expectRejection(reopened.read({ offset: 0, bytesMax: 1 }), 'CORRUPT_DATA');
     await reopened.close();
     expect(logFileSizes(dir)).toEqual(sizesBefore);
+  });
+
+  it('found by a read while the writer replaces partition.state: both replaces land whole, the offline mark last', async () => {
+    const random = seededRandom(33);
+    const dir = tempDir();
+    const batches = await writeClosedLog(dir, { count: 90, seed: 33 });
+    const bases = logFileBases(dir);
+    const victim = batches.filter((batch) => batch.segmentBaseOffset === bases[0])[0] as StoredBatch;
+    flipByte(logPath(dir, victim.segmentBaseOffset), victim.position + random.int(BatchField.magic, victim.bytes.length - 1));
+
+    // The first append after a clean open marks the state dirty; hold that replace's write.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let isHeld = false;
+    const gated: FileSystem = {
+      ...nodeFileSystem,
+      async open(path, mode) {
+        const handle = await nodeFileSystem.open(path, mode);
+        if (isHeld || !path.endsWith('partition.state.tmp')) return handle;
+        isHeld = true;
+        const heldHandle = Object.create(handle) as FileHandle; // everything else as the real one
+        heldHandle.writev = async (buffers, position) => {
+          await held;
+          return handle.writev(buffers, position);
+        };
+        return heldHandle;
+      },
+    };
+    const log = await openTestLog({ dir, config: DAMAGE_CONFIG, fileSystem: gated, logger: recordingLogger() });
+    cleanups.push(() => log.close());
+    const appended = log.append(makeBatch({ tag: 'after' })).then(
+      () => 'appended',
+      (error: unknown) => String(error),
+    );
+    for (let turn = 0; turn < 1_000 && !isHeld; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(isHeld).toBe(true);
+    const reading = readThrough(log); // finds the damage and persists the offline mark
+    for (let turn = 0; turn < 10_000 && log.isOnline; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(log.isOnline).toBe(false);
+    for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve)); // its replace runs, if it may
+    release();
+    await expectRejection(reading, 'CORRUPT_DATA');
+    await appended;
+    await log.close();
+    expect(readStateFile(dir).offline).toMatchObject({ reason: 'CORRUPT_DATA', segmentBaseOffset: victim.segmentBaseOffset, position: victim.position });
+    const reopened = await openLog(dir);
+    expect(reopened.isOnline).toBe(false);
   });
 
   it('in a sealed segment that a full scan reads at open (no partition.state): offline at once, persisted, nothing cut', async () => {
