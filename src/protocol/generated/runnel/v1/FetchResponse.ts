@@ -10,7 +10,9 @@ export interface FetchResponse {
    */
   'recordBatches'?: (Buffer | Uint8Array | string);
   /**
-   * RECORD_FORMAT_RECORDS: records from `offset` on.
+   * RECORD_FORMAT_RECORDS: records from `offset` on, decoded. Batches decode to about
+   * `max_bytes` of record data at most (16 MiB at most, but always the first batch), so a
+   * reply may end before the bytes read did: continue from `next_offset`.
    */
   'records'?: (_runnel_v1_FetchedRecord)[];
   /**
@@ -31,7 +33,9 @@ export interface FetchResponse__Output {
    */
   'recordBatches': (Buffer);
   /**
-   * RECORD_FORMAT_RECORDS: records from `offset` on.
+   * RECORD_FORMAT_RECORDS: records from `offset` on, decoded. Batches decode to about
+   * `max_bytes` of record data at most (16 MiB at most, but always the first batch), so a
+   * reply may end before the bytes read did: continue from `next_offset`.
    */
   'records': (_runnel_v1_FetchedRecord__Output)[];
   /**
