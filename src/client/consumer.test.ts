@@ -39,6 +39,16 @@ async function take(consumer: Consumer, count: number): Promise<ConsumerRecord[]
 
 const tp = { topic: 't', partition: 0 };
 
+/** A consumer of partitions 0 and 1 of topic t, both sought to 0; `latestOf(p)` is p's newest stream. */
+async function twoPartitionsFromZero() {
+  const { consumer, transport } = makeConsumer();
+  consumer.assign([tp, { topic: 't', partition: 1 }]);
+  await consumer.seek(tp, 0);
+  await consumer.seek({ topic: 't', partition: 1 }, 0);
+  const latestOf = (partition: number) => transport.subscriptions.filter((entry) => entry.partition === partition).at(-1)!.stream;
+  return { consumer, latestOf };
+}
+
 describe('Consumer', () => {
   it('starts a Subscribe stream at the sought offset, asking for raw batches', async () => {
     const { consumer, transport } = makeConsumer();
@@ -188,12 +198,7 @@ describe('Consumer', () => {
   });
 
   it('holds back a paused partition and yields it again after resume', async () => {
-    const { consumer, transport } = makeConsumer();
-    const other = { topic: 't', partition: 1 };
-    consumer.assign([tp, other]);
-    await consumer.seek(tp, 0);
-    await consumer.seek(other, 0);
-    const latestOf = (partition: number) => transport.subscriptions.filter((entry) => entry.partition === partition).at(-1)!.stream;
+    const { consumer, latestOf } = await twoPartitionsFromZero();
     consumer.pause([tp]);
     latestOf(0).reply(storedBatch(0, 2), 2);
     latestOf(1).reply(storedBatch(0, 2), 2);
@@ -222,12 +227,7 @@ describe('Consumer', () => {
   });
 
   it('holds back the rest of a decoded chunk when its partition is paused inside the loop, and yields it after resume', async () => {
-    const { consumer, transport } = makeConsumer();
-    const other = { topic: 't', partition: 1 };
-    consumer.assign([tp, other]);
-    await consumer.seek(tp, 0);
-    await consumer.seek(other, 0);
-    const latestOf = (partition: number) => transport.subscriptions.filter((entry) => entry.partition === partition).at(-1)!.stream;
+    const { consumer, latestOf } = await twoPartitionsFromZero();
     latestOf(0).reply(storedBatch(0, 6), 6);
     const seen: string[] = [];
     for await (const record of consumer) {
