@@ -197,6 +197,39 @@ describe('Consumer', () => {
     expect(transport.latest.writes[0]!.start!.offset).toBe('10');
   });
 
+  it('hands out what it fetched before an OFFSET_OUT_OF_RANGE, then resets (or fails with autoOffsetReset none)', async () => {
+    const outOfRange = () => {
+      const metadata = new grpc.Metadata();
+      metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+      return Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'gone', metadata });
+    };
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+    transport.offsets = () => 10;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 3), 3);
+    transport.latest.emit('error', outOfRange()); // retention passed offset 3 meanwhile
+    await settle();
+    expect((await take(consumer, 3)).map((record) => record.offset)).toEqual([0, 1, 2]);
+    await settle();
+    expect(transport.latest.writes[0]!.start!.offset).toBe('10');
+    transport.latest.reply(storedBatch(10, 1), 11);
+    expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([10]);
+
+    const strict = makeConsumer({ autoOffsetReset: 'none' });
+    strict.consumer.assign([tp]);
+    await strict.consumer.seek(tp, 0);
+    strict.transport.latest.reply(storedBatch(0, 2), 2);
+    strict.transport.latest.emit('error', outOfRange());
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const record of strict.consumer) seen.push(record.offset);
+      })(),
+    ).rejects.toMatchObject({ reason: 'OFFSET_OUT_OF_RANGE' });
+    expect(seen).toEqual([0, 1]);
+  });
+
   it('holds back a paused partition and yields it again after resume', async () => {
     const { consumer, latestOf } = await twoPartitionsFromZero();
     consumer.pause([tp]);

@@ -106,6 +106,12 @@ class AssignedPartition {
   failedAttempts = 0;
   firstFailureMs = 0;
   hasRefreshedMetadata = false;
+  /**
+   * OFFSET_OUT_OF_RANGE at the fetch offset while records fetched before it are still
+   * buffered: those go out first, then the reset (or, with autoOffsetReset 'none', the
+   * failure) applies (`afterBufferedRecords`).
+   */
+  outOfRangeAfterBuffered: BrokerError | undefined;
 
   /** Decodes straight into `ConsumerRecord`s of this partition (no second object per record). */
   readonly makeRecord: RecordFactory<ConsumerRecord>;
@@ -361,6 +367,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private async resolveAndStart(assigned: AssignedPartition, spec: OffsetSpec, isCallerWaiting: boolean): Promise<void> {
     this.stopStream(assigned);
     const generation = ++assigned.generation;
+    assigned.outOfRangeAfterBuffered = undefined;
     assigned.chunks = [];
     assigned.bufferedBytes = 0;
     assigned.position = -1;
@@ -451,6 +458,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (assigned.state.kind === 'streaming' && this.clock.nowMs() - assigned.state.openedAtMs >= this.retry.backoffMsMax) assigned.failedAttempts = 0;
     stream?.cancel();
     assigned.state = { kind: 'idle' };
+    if (error.reason === 'OFFSET_OUT_OF_RANGE' && assigned.chunks.length > 0) {
+      // The log moved (retention, or a tail cut at an unclean restart) past where the stream
+      // was; what it fetched before is still due, in order, as Kafka's consumer delivers
+      // what it buffered before it resets.
+      assigned.outOfRangeAfterBuffered = error;
+      return;
+    }
     if (error.reason === 'OFFSET_OUT_OF_RANGE' && this.autoOffsetReset !== 'none') {
       this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
       return;
@@ -512,6 +526,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private stop(assigned: AssignedPartition): void {
     assigned.generation++;
+    assigned.outOfRangeAfterBuffered = undefined;
     this.stopStream(assigned);
     assigned.chunks = [];
     assigned.bufferedBytes = 0;
@@ -571,7 +586,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       return records;
     }
     assigned.position = position;
+    if (assigned.chunks.length === 0 && assigned.outOfRangeAfterBuffered !== undefined) this.afterBufferedRecords(assigned, assigned.outOfRangeAfterBuffered);
     return records;
+  }
+
+  /** The last buffered chunk is decoded: now the OFFSET_OUT_OF_RANGE that waited for it applies. */
+  private afterBufferedRecords(assigned: AssignedPartition, error: BrokerError): void {
+    assigned.outOfRangeAfterBuffered = undefined;
+    if (this.autoOffsetReset === 'none') this.failPartition(assigned, error);
+    else this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
   }
 
   private grantCredit(assigned: AssignedPartition, bytes: number): void {
