@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
@@ -68,5 +68,68 @@ describe('Broker.fetch parked at the log end', () => {
     const result = await parked;
     expect([...decodeBatches(result.bytes)].map((record) => record.offset)).toEqual([0, 1]);
     expect(result.nextOffset).toBe(2);
+  });
+});
+
+describe('topic lifecycle against leftover directories', () => {
+  async function openAt(dataDir: string, overrides: Partial<ReturnType<typeof loadBrokerConfig>> = {}): Promise<Broker> {
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', ...overrides }, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    return broker;
+  }
+  function freshDataDir(): string {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    return dataDir;
+  }
+  const produceTo = (broker: Broker, topic: string, partition: number, values: string[]) =>
+    broker.produce({ topic, partition, batch: batch(values), acks: 'leader', timeoutMs: 10_000 });
+
+  it('leaves a directory without a topic record alone: no retention, not served, not taken over by a create', async () => {
+    const dataDir = freshDataDir();
+    const first = await openAt(dataDir);
+    await first.createTopic({ name: 'kept', partitions: 2, replicationFactor: 1, configs: { 'retention.ms': '-1', 'segment.bytes': '1024' } });
+    for (let i = 0; i < 20; i++) await produceTo(first, 'kept', 1, [`old-${i}`.padEnd(100, '.')]);
+    await first.close();
+    const segmentsBefore = readdirSync(join(dataDir, 'kept-1')).filter((name) => name.endsWith('.log')).length;
+    expect(segmentsBefore).toBeGreaterThan(3);
+    rmSync(join(dataDir, 'meta'), { recursive: true, force: true }); // meta/ lost
+
+    const second = await openAt(dataDir, { retentionCheckIntervalMs: 1_000 });
+    await (second as unknown as { logs: { runRetention(): Promise<void> } }).logs.runRetention(); // what the timer runs
+    expect(readdirSync(join(dataDir, 'kept-1')).filter((name) => name.endsWith('.log'))).toHaveLength(segmentsBefore);
+    await expect(second.createTopic({ name: 'kept', partitions: 2, replicationFactor: 1, configs: {} })).rejects.toMatchObject({ reason: 'TOPIC_ALREADY_EXISTS' });
+    await expect(second.describeTopic('kept')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' }); // not served
+  });
+
+  it('refuses add-partitions onto a leftover directory and leaves the topic as it was', async () => {
+    const dataDir = freshDataDir();
+    const first = await openAt(dataDir);
+    await first.createTopic({ name: 'grow', partitions: 2, replicationFactor: 1, configs: {} });
+    await produceTo(first, 'grow', 1, ['OLD-SECRET']);
+    await first.close();
+    rmSync(join(dataDir, 'meta'), { recursive: true, force: true });
+    rmSync(join(dataDir, 'grow-0'), { recursive: true, force: true });
+
+    const second = await openAt(dataDir);
+    await second.createTopic({ name: 'grow', partitions: 1, replicationFactor: 1, configs: {} });
+    await expect(second.addPartitions('grow', 2)).rejects.toMatchObject({ reason: 'TOPIC_ALREADY_EXISTS' });
+    expect((await second.describeTopic('grow')).partitions).toHaveLength(1);
+  });
+
+  it('refuses to remove a config key that does not exist, changing nothing', async () => {
+    const dataDir = freshDataDir();
+    const broker = await openAt(dataDir);
+    await broker.createTopic({ name: 'cfg', partitions: 1, replicationFactor: 1, configs: { 'retention.ms': '1000' } });
+    await expect(broker.alterTopicConfigs('cfg', { set: {}, remove: ['retention.msx'] })).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+    expect((await broker.describeTopic('cfg')).overrides).toEqual({ 'retention.ms': '1000' });
+  });
+
+  it('refuses a broker flush default no topic could have, before creating anything', async () => {
+    const dataDir = join(freshDataDir(), 'not-yet');
+    await expect(Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', flush: 'interval:5000ms' }, logger: silentLogger })).rejects.toMatchObject({
+      reason: 'INVALID_REQUEST',
+    });
+    expect(existsSync(dataDir)).toBe(false);
   });
 });

@@ -22,7 +22,7 @@ import type { BrokerConfig } from '../config/broker-config.js';
 import { limits } from '../config/limits.js';
 import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError } from '../errors/index.js';
-import { MetaStore, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
+import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
 import { DECOMPRESSED_BYTES_MAX_DEFAULT, decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
@@ -111,6 +111,13 @@ export class Broker {
   static async open(options: BrokerOpenOptions): Promise<Broker> {
     const { config, logger } = options;
     const clock = options.clock ?? systemClock;
+    // The broker default must be a value a topic could set, or every topic would inherit a
+    // policy nothing can open: refuse it before anything is created.
+    try {
+      validateTopicOverrides({ flush: config.flush });
+    } catch (error) {
+      throw new BrokerError('INVALID_REQUEST', `the broker's flush setting (--flush or RUNNEL_FLUSH) is invalid: ${(error as Error).message}`);
+    }
     mkdirSync(config.dataDir, { recursive: true });
     const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger }); // binds component: 'meta' itself
     let broker: Broker | undefined;
@@ -152,10 +159,11 @@ export class Broker {
     }
   }
 
-  /** The storage settings of a topic: its overrides over the broker defaults. */
-  private partitionLogConfig(topic: string): PartitionLogConfig {
+  /** The storage settings of a topic (its overrides over the broker defaults); undefined without a record. */
+  private partitionLogConfig(topic: string): PartitionLogConfig | undefined {
     const record = this.meta.getTopic(topic);
-    const effective = effectiveTopicConfig(record?.overrides ?? {}, { flush: this.config.flush });
+    if (record === undefined) return undefined;
+    const effective = effectiveTopicConfig(record.overrides, { flush: this.config.flush });
     return {
       segmentBytes: effective.segmentBytes,
       segmentMs: effective.segmentMs,
@@ -259,6 +267,8 @@ export class Broker {
   async alterTopicConfigs(name: string, change: { set: Record<string, string>; remove: string[] }): Promise<TopicInfo> {
     this.throwIfClosed();
     this.topicOrThrow(name);
+    // A misspelt key to remove is refused like a misspelt key to set, not "removed".
+    for (const key of change.remove) checkTopicConfigKey(key);
     await this.meta.updateTopic(name, (old) => {
       const merged: Record<string, string> = { ...old.overrides };
       for (const key of change.remove) delete merged[key];
@@ -266,7 +276,7 @@ export class Broker {
       return { ...old, overrides: validateTopicOverrides(merged) };
     });
     const topic = this.topicOrThrow(name);
-    const config = this.partitionLogConfig(name);
+    const config = this.partitionLogConfig(name) as PartitionLogConfig; // the record exists (just above)
     for (let partition = 0; partition < topic.partitionCount; partition++) {
       await this.logs.withPartition(name, partition, async (log) => log.updateConfig(config));
     }
@@ -285,10 +295,15 @@ export class Broker {
         { topic: name },
       );
     }
-    await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));
     for (let partition = topic.partitionCount; partition < partitionCount; partition++) {
-      if (!this.logs.hasPartition(name, partition)) await this.logs.createPartition(name, partition);
+      if (this.logs.hasPartition(name, partition)) {
+        // Left by an earlier topic of this name: never serve its data as a new partition.
+        throw new BrokerError('TOPIC_ALREADY_EXISTS', `a directory for ${name}-${partition} exists without a topic record; move it out of the data directory first`, { topic: name });
+      }
     }
+    await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));
+    // Crash or failure from here: start-up creates the partitions the record names but lacks.
+    for (let partition = topic.partitionCount; partition < partitionCount; partition++) await this.logs.createPartition(name, partition);
     this.logger.info({ topic: name, partitions: partitionCount }, 'added partitions');
     return this.describeTopic(name);
   }

@@ -17,6 +17,7 @@ export {
   describeAcceptedValues,
   describeEffectiveConfig,
   effectiveTopicConfig,
+  checkTopicConfigKey,
   isTopicConfigKey,
   validateTopicOverrides,
   type CleanupPolicy,

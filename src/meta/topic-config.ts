@@ -207,16 +207,19 @@ export function describeAcceptedValues(key: TopicConfigKey): string {
  * is not a string, or a value out of range. Pure and idempotent: normalised output passes
  * through unchanged.
  */
+/** Throws INVALID_REQUEST, naming the known keys, unless `key` is a topic config key. */
+export function checkTopicConfigKey(key: string): asserts key is TopicConfigKey {
+  if (!isTopicConfigKey(key)) {
+    throw new BrokerError('INVALID_REQUEST', `unknown topic config ${JSON.stringify(shorten(key))}: use one of ${KEY_NAMES.join(', ')}`, {
+      details: { configKey: shorten(key) },
+    });
+  }
+}
+
 export function validateTopicOverrides(overrides: Record<string, string>): Record<string, string> {
   const normalised: Record<string, string> = {};
   for (const key of Object.keys(overrides).sort()) {
-    if (!isTopicConfigKey(key)) {
-      throw new BrokerError(
-        'INVALID_REQUEST',
-        `unknown topic config ${JSON.stringify(shorten(key))}: use one of ${KEY_NAMES.join(', ')}`,
-        { details: { configKey: shorten(key) } },
-      );
-    }
+    checkTopicConfigKey(key);
     const value: unknown = overrides[key];
     if (typeof value !== 'string') throw invalidValue(key, String(value));
     normalised[key] = normaliseValue(key, value.trim());

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/clock.js';
@@ -7,6 +7,7 @@ import { silentLogger } from '../observability/index.js';
 import { decodeBatches } from '../protocol/index.js';
 import { LogManager, type LogManagerOptions } from './log-manager.js';
 import type { PartitionLogConfig } from './partition-log.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -27,6 +28,7 @@ async function startManager(options: Partial<LogManagerOptions> & { dataDir?: st
     openPartitionsMax: options.openPartitionsMax ?? 4,
     partitionIdleMs: options.partitionIdleMs ?? 60_000,
     retentionCheckIntervalMs: options.retentionCheckIntervalMs ?? 300_000,
+    ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
   });
   cleanups.push(() => manager.close());
   return { manager, dataDir, clock };
@@ -140,6 +142,34 @@ describe('LogManager', () => {
     expect(readdirSync(dataDir).filter((name) => name === 'gone-0')).toEqual([]);
     await manager.createPartition('gone', 0);
     expect(await manager.withPartition('gone', 0, async (log) => log.logEndOffset)).toBe(0);
+  });
+
+  it('keeps knowing a partition whose delete failed, so a retried delete removes it and no create takes it over', async () => {
+    let failRenames = 1;
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      async rename(fromPath, toPath) {
+        if (toPath.endsWith('.deleted') && failRenames-- > 0) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        return nodeFileSystem.rename(fromPath, toPath);
+      },
+    };
+    const { manager, dataDir } = await startManager({ fileSystem });
+    await manager.createPartition('gone', 0);
+    await manager.withPartition('gone', 0, (log) => log.append(makeBatch({ count: 1, tag: 'OLD-SECRET' })));
+    await expect(manager.deletePartition('gone', 0)).rejects.toSatisfy((error) => isBrokerError(error, 'DISK_FULL'));
+    expect(manager.hasPartition('gone', 0)).toBe(true);
+    await expect(manager.createPartition('gone', 0)).rejects.toSatisfy((error) => isBrokerError(error, 'TOPIC_ALREADY_EXISTS'));
+    await manager.deletePartition('gone', 0); // the retry
+    expect(manager.hasPartition('gone', 0)).toBe(false);
+    expect(existsSync(join(dataDir, 'gone-0'))).toBe(false);
+    await manager.createPartition('gone', 0);
+    expect(await manager.withPartition('gone', 0, async (log) => log.logEndOffset)).toBe(0);
+  });
+
+  it('refuses to create a partition over a directory it does not know', async () => {
+    const { manager, dataDir } = await startManager();
+    mkdirSync(join(dataDir, 'stray-0'));
+    await expect(manager.createPartition('stray', 0)).rejects.toSatisfy((error) => isBrokerError(error, 'TOPIC_ALREADY_EXISTS'));
   });
 
   it('finishes an interrupted deletion at the next start', async () => {

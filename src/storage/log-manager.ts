@@ -30,8 +30,12 @@ export interface LogManagerOptions {
   fileSystem?: FileSystem;
   clock: Clock;
   logger: Logger;
-  /** The effective config of a topic (broker defaults merged with its overrides). */
-  configForTopic(topic: string): PartitionLogConfig;
+  /**
+   * The effective config of a topic (broker defaults merged with its overrides), or
+   * `undefined` when the topic has no record: its directories are left as they are, never
+   * opened, served or touched by retention.
+   */
+  configForTopic(topic: string): PartitionLogConfig | undefined;
   openFilesMax: number;
   indexCacheBytesMax: number;
   openPartitionsMax: number;
@@ -156,6 +160,14 @@ export class LogManager {
     if (this.hasPartition(topic, partition)) {
       throw new BrokerError('TOPIC_ALREADY_EXISTS', `partition ${topic}-${partition} already exists`, { topic, partition });
     }
+    // A directory no entry knows (a delete whose rename failed, or one put there by hand)
+    // holds some earlier topic's data: never serve it as the new partition.
+    if (await this.directoryExists(join(this.options.dataDir, partitionDirName(topic, partition)))) {
+      throw new BrokerError('TOPIC_ALREADY_EXISTS', `a directory for ${topic}-${partition} already exists in ${this.options.dataDir}; move it out of the data directory first`, {
+        topic,
+        partition,
+      });
+    }
     const entry = this.register(topic, partition);
     try {
       await this.withEntry(entry, async () => undefined);
@@ -176,16 +188,35 @@ export class LogManager {
     this.throwIfClosed();
     const entry = this.entryOrThrow(topic, partition);
     entry.isDeleted = true;
-    this.entries.delete(entry.key);
-    await this.closeEntry(entry);
+    // A clean close is of no use to files about to go, and must not stop their removal (it
+    // writes index files: ENOSPC on a full disk).
+    await this.closeEntry(entry).catch((error: unknown) => {
+      this.options.logger.warn({ topic, partition, err: String(error) }, 'closing a partition being deleted failed; deleting it anyway');
+    });
     const doomed = `${entry.dir}.${this.options.clock.nowMs()}${DELETED_SUFFIX}`;
     try {
       await this.fileSystem.rename(entry.dir, doomed);
       await this.fileSystem.syncDirectory(this.options.dataDir);
     } catch (error) {
+      // Still there: keep knowing it, so a retried delete removes it (and a re-created topic
+      // of the same name cannot take it over).
+      entry.isDeleted = false;
       throw storageError('delete', entry.dir, error);
     }
+    // Crash before the directory fsync above returned: the next start finds the directory
+    // under either name, whole; a renamed one is removed then.
+    this.entries.delete(entry.key);
     this.removeInBackground(doomed);
+  }
+
+  private async directoryExists(path: string): Promise<boolean> {
+    try {
+      await this.fileSystem.readdir(path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw storageError('look for', path, error);
+    }
   }
 
   // ---- Use -----------------------------------------------------------------------------------
@@ -219,11 +250,13 @@ export class LogManager {
     if (entry.isDeleted) throw this.notFound(entry.topic, entry.partition);
     if (entry.log !== undefined) return entry.log;
     if (entry.opening === undefined) {
+      const config = this.options.configForTopic(entry.topic);
+      if (config === undefined) throw this.notFound(entry.topic, entry.partition);
       entry.opening = PartitionLog.open({
         dir: entry.dir,
         topic: entry.topic,
         partition: entry.partition,
-        config: this.options.configForTopic(entry.topic),
+        config,
         fileSystem: this.fileSystem,
         handles: this.handles,
         indexCache: this.indexCache,
@@ -296,6 +329,9 @@ export class LogManager {
   async runRetention(): Promise<void> {
     for (const entry of [...this.entries.values()]) {
       if (this.isClosed) return;
+      // A directory without a topic record (meta/ lost or restored from an old copy) keeps
+      // everything: no retention settings can be known for it.
+      if (entry.log === undefined && this.options.configForTopic(entry.topic) === undefined) continue;
       try {
         await this.withEntry(entry, async (log) => {
           if (log.isOnline) await log.applyRetention();
