@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
@@ -131,5 +132,38 @@ describe('topic lifecycle against leftover directories', () => {
       reason: 'INVALID_REQUEST',
     });
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe('one broker per data directory', () => {
+  function freshDataDir(): string {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    return dataDir;
+  }
+  const open = (dataDir: string) => Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+
+  it('refuses a second broker on a directory in use, naming the holder, and lets one in after close', async () => {
+    const dataDir = freshDataDir();
+    const first = await open(dataDir);
+    cleanups.push(() => first.close());
+    await expect(open(dataDir)).rejects.toThrow(new RegExp(`in use by process ${process.pid}`));
+    await first.close();
+    const second = await open(dataDir);
+    cleanups.push(() => second.close());
+    expect(existsSync(join(dataDir, 'broker.lock'))).toBe(true);
+    await second.close();
+    expect(existsSync(join(dataDir, 'broker.lock'))).toBe(false);
+  });
+
+  it('takes over the lock a killed broker left (its process is gone), and a torn one', async () => {
+    const dataDir = freshDataDir();
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    writeFileSync(join(dataDir, 'broker.lock'), `${JSON.stringify({ pid: gone, startedAtMs: 1 })}\n`);
+    const broker = await open(dataDir);
+    await broker.close();
+    writeFileSync(join(dataDir, 'broker.lock'), '{"pid":');
+    const again = await open(dataDir);
+    await again.close();
   });
 });

@@ -26,6 +26,7 @@ import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopic
 import type { Logger } from '../observability/index.js';
 import { DECOMPRESSED_BYTES_MAX_DEFAULT, decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
 export type Acks = 'none' | 'leader' | 'all';
 
@@ -103,6 +104,7 @@ export class Broker {
     private readonly clock: Clock,
     private readonly meta: MetaStore,
     private readonly logs: LogManager,
+    private readonly lock: DataDirLock,
   ) {
     this.brokerId = config.brokerId;
     this.clusterId = meta.clusterId();
@@ -119,7 +121,12 @@ export class Broker {
       throw new BrokerError('INVALID_REQUEST', `the broker's flush setting (--flush or RUNNEL_FLUSH) is invalid: ${(error as Error).message}`);
     }
     mkdirSync(config.dataDir, { recursive: true });
-    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger }); // binds component: 'meta' itself
+    // Before anything in the directory is opened: one broker per data directory.
+    const lock = lockDataDir(config.dataDir);
+    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger }).catch((error: unknown) => {
+      lock.release();
+      throw error;
+    }); // binds component: 'meta' itself
     let broker: Broker | undefined;
     const logs = await LogManager.start({
       dataDir: config.dataDir,
@@ -133,10 +140,16 @@ export class Broker {
       retentionCheckIntervalMs: config.retentionCheckIntervalMs,
     }).catch(async (error: unknown) => {
       await meta.close();
+      lock.release();
       throw error;
     });
-    broker = new Broker(config, logger, clock, meta, logs);
-    await broker.reconcileTopics();
+    broker = new Broker(config, logger, clock, meta, logs, lock);
+    try {
+      await broker.reconcileTopics();
+    } catch (error) {
+      await broker.close().catch(() => undefined);
+      throw error;
+    }
     return broker;
   }
 
@@ -443,8 +456,12 @@ export class Broker {
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
-    await this.logs.close();
-    await this.meta.close();
+    try {
+      await this.logs.close();
+      await this.meta.close();
+    } finally {
+      this.lock.release();
+    }
   }
 
   private topicOrThrow(name: string): TopicRecord {

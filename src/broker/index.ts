@@ -4,3 +4,4 @@
  * gRPC server lives in server/ (`startServer(broker)`), and `runnel broker` wires both.
  */
 export { Broker, type Acks, type BrokerOpenOptions, type FetchOptions, type FetchResult, type OffsetQuery, type PartitionInfo, type ProduceResult, type TopicInfo } from './broker.js';
+export { LOCK_FILE_NAME, ensureDataDirNotInUse, liveHolder, lockDataDir, type DataDirLock } from './data-dir-lock.js';

@@ -9,7 +9,7 @@
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -375,6 +375,19 @@ describe('runnel errors', () => {
     expect(expectOneLineFailure(viaFlag)).toContain('`runnel broker`');
     expect(expectOneLineFailure(viaEnv)).toContain(`cannot reach broker ${address}`);
     expect(expectOneLineFailure(producing)).toContain(`cannot reach broker ${address}`);
+  });
+
+  it('refuses log repair --yes and log append on a data directory a live broker holds, changing nothing', async () => {
+    await runOk(['topic', 'create', 'cli-live']);
+    await runOk(['produce', 'cli-live'], { input: 'kept\n' });
+    const partitionDir = join(dataDir, 'cli-live-0');
+    const before = readdirSync(partitionDir).sort();
+    const repair = expectOneLineFailure(await runCli(['log', 'repair', partitionDir, '--yes']));
+    expect(repair).toMatch(new RegExp(`in use by process ${broker.pid}.*stop that broker`));
+    expect(expectOneLineFailure(await runCli(['log', 'append', partitionDir], { input: 'sneaked in\n' }))).toMatch(/in use by process/);
+    expect(readdirSync(partitionDir).sort()).toEqual(before);
+    expect(await logEndOffsets('cli-live')).toEqual([1]);
+    expect((await runCli(['log', 'repair', partitionDir])).code).toBe(0); // without --yes it only reads
   });
 
   it('refuses flags it cannot honour with a clear line', async () => {

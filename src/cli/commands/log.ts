@@ -1,11 +1,13 @@
 /**
  * `runnel log …`: offline tools over one partition directory (`<data-dir>/<topic>-<n>`). They
  * read and write the files directly: stop the broker (or use a copy) before running them on
- * a live data directory.
+ * a live data directory. `append` and `repair` refuse while a live broker holds the data
+ * directory (its broker.lock); `dump` and `verify` only read.
  */
 import { createInterface } from 'node:readline';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { ensureDataDirNotInUse } from '../../broker/index.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
 import { createRootLogger } from '../../observability/index.js';
@@ -49,6 +51,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .option('--flush <policy>', 'always | never | interval:<ms>', 'always')
     .addHelpText('after', '\nExample: tail -n 1000 app.log | runnel log append ./data/app-logs-0')
     .action(async (dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) => {
+      ensureDataDirNotInUse(dirname(resolve(dir)), 'append to one of its partitions');
       const summary = await appendLines(dir, options);
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     });
@@ -100,6 +103,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
         'restoring the partition from another broker.',
     )
     .action(async (dir: string, options: { yes?: boolean; json?: boolean }) => {
+      if (options.yes === true) ensureDataDirNotInUse(dirname(resolve(dir)), 'repair one of its partitions (or repair a copy)');
       const plan = await repairPartitionDirectory(nodeFileSystem, dir, { apply: options.yes === true });
       if (options.json === true) {
         process.stdout.write(`${JSON.stringify({ applied: options.yes === true, ...plan })}\n`);

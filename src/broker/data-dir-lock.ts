@@ -1,0 +1,131 @@
+/**
+ * One broker per data directory. `<data-dir>/broker.lock` names the process that has the
+ * directory (`{"pid":…,"startedAtMs":…}`); a second broker, or an offline tool that writes
+ * (`runnel log append`, `runnel log repair`), refuses to run while that process lives. Two
+ * writers on one partition would interleave appends and cuts, and lmdb would let a second
+ * broker open meta/ as well.
+ *
+ * Crash behaviour: a SIGKILLed broker leaves its lock behind. The next one finds the named
+ * process gone (or a different program under a reused pid) and takes the lock over. A lock
+ * file torn by a crash while it was written names no process and is taken over too.
+ *
+ * Not a kernel lock (Node has no flock): a process that ignores the file is not stopped, and
+ * a pid reused by another Runnel process is taken for a live holder; the error then says
+ * which file to remove.
+ */
+import { closeSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { BrokerError } from '../errors/index.js';
+
+export const LOCK_FILE_NAME = 'broker.lock';
+
+/** Data directories locked by this process (real paths): its own pid in a lock is live only for these. */
+const heldHere = new Set<string>();
+
+export interface DataDirLock {
+  /** Removes the lock file if it is still ours. Idempotent. */
+  release(): void;
+}
+
+/**
+ * Takes `dataDir` (which must exist) for this process. Rejects INVALID_REQUEST, naming the
+ * holder and what to do, while another live process holds it.
+ */
+export function lockDataDir(dataDir: string): DataDirLock {
+  const path = join(dataDir, LOCK_FILE_NAME);
+  const key = realpathSync(dataDir);
+  for (let attempt = 0; ; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(`cannot create ${path}: ${(error as Error).message}`);
+      const holder = liveHolder(dataDir);
+      if (holder !== undefined) throw inUse(dataDir, holder.pid);
+      unlinkSync(path); // left by a process that is gone
+      continue;
+    }
+    try {
+      writeSync(fd, `${JSON.stringify({ pid: process.pid, startedAtMs: Date.now() })}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    heldHere.add(key);
+    let isReleased = false;
+    return {
+      release() {
+        if (isReleased) return;
+        isReleased = true;
+        heldHere.delete(key);
+        try {
+          if (readHolderPid(path) === process.pid) unlinkSync(path);
+        } catch {
+          // Gone already, or unreadable: nothing of ours to remove.
+        }
+      },
+    };
+  }
+}
+
+/** Throws INVALID_REQUEST, for an offline tool about to write, while a live process holds `dataDir`. */
+export function ensureDataDirNotInUse(dataDir: string, what: string): void {
+  const holder = liveHolder(dataDir);
+  if (holder !== undefined) throw inUse(dataDir, holder.pid, what);
+}
+
+/** The live process that holds `dataDir`, if any. */
+export function liveHolder(dataDir: string): { pid: number } | undefined {
+  let pid: number | undefined;
+  try {
+    pid = readHolderPid(join(dataDir, LOCK_FILE_NAME));
+  } catch {
+    return undefined; // no lock file (or an unreadable one: nobody can be named)
+  }
+  if (pid === undefined) return undefined;
+  if (pid === process.pid) {
+    let key: string;
+    try {
+      key = realpathSync(dataDir);
+    } catch {
+      return undefined;
+    }
+    return heldHere.has(key) ? { pid } : undefined;
+  }
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
+    // EPERM: alive, someone else's.
+  }
+  // A reused pid: on Linux, a process that is not Node is not a broker.
+  try {
+    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (!/node|runnel/.test(commandLine)) return undefined;
+  } catch {
+    // No /proc (or the process just ended): trust the liveness check.
+  }
+  return { pid };
+}
+
+function readHolderPid(path: string): number | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw error;
+    return undefined; // torn by a crash while written
+  }
+  const pid = (parsed as { pid?: unknown } | null)?.pid;
+  return typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function inUse(dataDir: string, pid: number, what = 'start a broker on it'): BrokerError {
+  return lockError(
+    `data directory ${dataDir} is in use by process ${pid} (${join(dataDir, LOCK_FILE_NAME)}): stop that broker before you ${what}; ` +
+      `if no Runnel broker runs there, remove the lock file`,
+  );
+}
+
+function lockError(message: string): BrokerError {
+  return new BrokerError('INVALID_REQUEST', message);
+}
