@@ -51,6 +51,21 @@ describe('Broker.fetch parked at the log end', () => {
     expect([...decodeBatches(handed.bytes)].map((record) => [record.offset, record.value?.toString()])[0]).toEqual([2, 'b0']);
   });
 
+  it('is answered at once with TOPIC_NOT_FOUND when its topic is deleted, not at its deadline', async () => {
+    const broker = await openBroker();
+    await produce(broker, ['a0']);
+    const reads = vi.spyOn(PartitionLog.prototype, 'read');
+    const parked = fetchAt(broker, 1).then(
+      () => 'answered',
+      (error: unknown) => (error as { reason?: string }).reason,
+    );
+    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1)); // parked
+    const startedMs = Date.now();
+    await broker.deleteTopic('tail');
+    expect(await parked).toBe('TOPIC_NOT_FOUND');
+    expect(Date.now() - startedMs).toBeLessThan(5_000); // its maxWaitMs is 10 s
+  });
+
   it('keeps to maxBytes with at least one whole batch, like a read', async () => {
     const broker = await openBroker();
     const parked = fetchAt(broker, 0, { maxBytes: 10 });

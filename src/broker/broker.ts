@@ -377,6 +377,11 @@ export class Broker {
         const remainingMs = deadlineMs - this.clock.nowMs();
         if (result.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
         appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, result.highWatermark, remainingMs, options.signal);
+        if (log.isClosed && !this.isClosed) {
+          // Woken by the close of a partition in use: only a delete closes one (idle closing
+          // skips logs in use), so the topic is going.
+          throw new BrokerError('TOPIC_NOT_FOUND', `topic ${options.topic} was deleted while this fetch waited`, { topic: options.topic, partition: options.partition });
+        }
       }
     });
   }

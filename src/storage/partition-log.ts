@@ -326,6 +326,11 @@ export class PartitionLog {
     return this.status.kind === 'online';
   }
 
+  /** Closing or closed: no more appends or reads. */
+  get isClosed(): boolean {
+    return this.status.kind === 'closing' || this.status.kind === 'closed';
+  }
+
   get segmentCount(): number {
     return this.segments.length;
   }
@@ -338,7 +343,8 @@ export class PartitionLog {
   /**
    * Calls `listener` after every write becomes visible (acknowledged), with the new log end
    * offset and the batches just written, so a reader tailing the log end can take them from
-   * memory instead of reading them back.
+   * memory instead of reading them back. Once more, with no batches, when the log closes
+   * (`isClosed` is then true), so no reader waits on a log that will not grow.
    */
   onAppend(listener: AppendListener): () => void {
     this.appendListeners.add(listener);
@@ -1136,7 +1142,9 @@ export class PartitionLog {
     } finally {
       this.status = { kind: 'closed' };
       for (const segment of this.segments) segment.forget();
+      const listeners = [...this.appendListeners];
       this.appendListeners.clear();
+      for (const listener of listeners) listener(this.logEndOffset, []);
     }
   }
 
