@@ -42,7 +42,8 @@ Examples:
   RUNNEL_PORT=9092 runnel broker --log-level debug
 
 Stop it with Ctrl-C or SIGTERM: in-flight appends finish and every log is closed cleanly,
-so the next start skips recovery.`,
+so the next start skips recovery. One broker uses a data directory at a time: it holds
+<data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
     )
     .action(async (flags: BrokerFlags) => {
       const config = loadBrokerConfig({
