@@ -19,6 +19,7 @@ import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type AppendResult, type PartitionLogConfig } from './partition-log.js';
 import { tryReadProducerSnapshot, writeProducerSnapshot } from './producer-snapshot.js';
+import { repairPartitionDirectory } from './inspect.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
 import { rejectionOf } from '../../test/support/rejections.js';
 
@@ -243,6 +244,42 @@ describe('idempotent appends', () => {
 });
 
 // ---- Durability and rebuild ------------------------------------------------------------------
+
+describe('producer state after a repair', () => {
+  it.each([
+    ['removed by the repair', false],
+    ['left behind (put back by hand): removed at the next open', true],
+  ])('never trusts a snapshot a repair left past the log end, even once appends pass it again: %s', async (_label, isPutBack) => {
+    const partition = await freshPartition();
+    const sizes: number[] = [];
+    for (let sequence = 0; sequence < 10; sequence++) {
+      const batch = produced(sequence);
+      sizes.push(batch.length);
+      await partition.current.log.append(batch);
+    }
+    let log = await reopenCleanly(partition); // a snapshot at offset 10
+    const snapshotBytes = readFileSync(join(partition.dir, 'producer.snapshot'));
+    await log.close();
+    await partition.current.handles.closeAll();
+    // Damage batch 5, then repair: the log is cut back to offset 5.
+    const logFile = join(partition.dir, readdirSync(partition.dir).find((name) => name.endsWith('.log')) as string);
+    const bytes = readFileSync(logFile);
+    const position = sizes.slice(0, 5).reduce((sum, size) => sum + size, 0) + (sizes[5] as number) - 2;
+    bytes[position] = (bytes[position] as number) ^ 0xff;
+    writeFileSync(logFile, bytes);
+    expect((await repairPartitionDirectory(nodeFileSystem, partition.dir, { apply: true })).newLogEndOffset).toBe(5);
+    if (isPutBack) writeFileSync(join(partition.dir, 'producer.snapshot'), snapshotBytes);
+    partition.current = await openIn(partition);
+    log = partition.current.log;
+    expect(existsSync(join(partition.dir, 'producer.snapshot'))).toBe(false);
+    // Another producer writes offsets 5..9, a plain batch takes 10: the end passes the old snapshot.
+    for (let sequence = 0; sequence < 5; sequence++) await log.append(produced(sequence, { producerId: 7 }));
+    await log.append(plain());
+    log = await crashAndReopen(partition);
+    expect(await log.append(produced(5))).toEqual(appended(11, 11)); // new, not a "duplicate" of a cut batch
+    expect(await log.append(produced(4, { producerId: 7 }))).toEqual(duplicateOf(9, 9));
+  });
+});
 
 describe('producer state after a restart', () => {
   it('survives a clean close and reopen through a snapshot at the log end, replaying nothing', async () => {

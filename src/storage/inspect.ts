@@ -8,13 +8,13 @@
  * of the directory first (the CLI says so), or restore the partition from a replica instead.
  */
 
+import { join } from 'node:path';
 import { storageError } from './errors.js';
-import { tryParseSegmentFileName } from './file-names.js';
 import type { FileSystem } from './file-system.js';
 import type { BatchHeader } from '../protocol/index.js';
 import { scanBatches, type ScanProblem } from './batch-scan.js';
 import { readPartitionState, writePartitionState } from './partition-state.js';
-import { segmentFilePath } from './file-names.js';
+import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
 
 export interface SegmentReport {
   baseOffset: number;
@@ -116,9 +116,9 @@ export interface RepairPlan {
  * batch before the first problem, cut there, delete every later segment, clear the offline
  * mark. Crash behaviour: segments are deleted newest first and the file is cut before the
  * offline mark is cleared, so an interrupted repair leaves a partition that is still offline
- * or already consistent, and running repair again finishes it. producer.snapshot is left as
- * it is: when the cut falls below its offset, the next open finds it past the log end and
- * rebuilds the producer state from the log (recovery.ts).
+ * or already consistent, and running repair again finishes it. producer.snapshot is removed
+ * with the cut, so the next open rebuilds the producer state from the log that is left (and
+ * recovery removes a snapshot it finds past the log end in any case).
  */
 export async function repairPartitionDirectory(fileSystem: FileSystem, dir: string, options: { apply: boolean }): Promise<RepairPlan> {
   const report = await verifyPartitionDirectory(fileSystem, dir);
@@ -158,6 +158,9 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
   }
   await fileSystem.unlink(segmentFilePath(dir, damaged.baseOffset, 'index'));
   await fileSystem.unlink(segmentFilePath(dir, damaged.baseOffset, 'timeindex'));
+  // The producer state is rebuilt from what is left: a snapshot taken past the cut would
+  // describe batches that are gone.
+  await fileSystem.unlink(join(dir, PRODUCER_SNAPSHOT_FILE_NAME));
   await fileSystem.syncDirectory(dir);
   // The checkpoint points at the cut segment: the next open scans it (and it is now last).
   await writePartitionState(fileSystem, dir, { recoveryCheckpoint: damaged.baseOffset });

@@ -129,3 +129,14 @@ export async function tryReadProducerSnapshot(fileSystem: FileSystem, dir: strin
 export async function writeProducerSnapshot(fileSystem: FileSystem, dir: string, snapshot: ProducerSnapshot): Promise<void> {
   await writeFileAtomically(fileSystem, join(dir, PRODUCER_SNAPSHOT_FILE_NAME), encodeProducerSnapshot(snapshot));
 }
+
+/**
+ * Removes the partition's snapshot for good (a missing one is fine). For a snapshot recovery
+ * found past the log end: it describes batches that are gone, and once appends carry the log
+ * end past its offset again it would look usable. Crash before the directory fsync: the file
+ * may come back, still past the log end (nothing was appended meanwhile), and is removed again.
+ */
+export async function removeProducerSnapshot(fileSystem: FileSystem, dir: string): Promise<void> {
+  await fileSystem.unlink(join(dir, PRODUCER_SNAPSHOT_FILE_NAME));
+  await fileSystem.syncDirectory(dir);
+}

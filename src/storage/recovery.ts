@@ -39,7 +39,7 @@ import { PRODUCER_SNAPSHOT_FILE_NAME, STATE_FILE_NAME, TMP_SUFFIX, tryParseSegme
 import { findValidBatchAfter, scanBatches } from './batch-scan.js';
 import { readPartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
 import { OffsetIndex } from './offset-index.js';
-import { tryReadProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
+import { removeProducerSnapshot, tryReadProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
 import type { ProducerState } from './producer-state.js';
 import { TimeIndex } from './time-index.js';
 import { Segment, SegmentIndexBuilder, buildIndexes, type SegmentContext } from './segment.js';
@@ -125,6 +125,20 @@ interface ReplayDamage {
 const NO_PRODUCER_RECOVERY: ProducerRecovery = Object.freeze({ snapshotOffset: undefined, replayedFromOffset: undefined });
 
 /** Whether `snapshot` describes a prefix of the log [logStartOffset, logEndOffset). */
+/**
+ * A snapshot past the log end (a repair, or a cut after a failed write, took batches it
+ * describes) is removed before the log is served: once appends carried the log end past its
+ * offset it would look usable, and answer new batches as duplicates of ones that are gone.
+ */
+async function removeStaleSnapshot(context: SegmentContext, snapshotOffset: number, logEndOffset: number, options: OpenPartitionOptions): Promise<void> {
+  options.logger.warn({ snapshotOffset, logEndOffset }, 'producer snapshot is past the log end; removing it and rebuilding producer state from the log');
+  try {
+    await removeProducerSnapshot(context.fileSystem, context.dir);
+  } catch (error) {
+    throw storageError('remove', join(context.dir, PRODUCER_SNAPSHOT_FILE_NAME), error);
+  }
+}
+
 function isSnapshotUsable(snapshot: ProducerSnapshot | undefined, logStartOffset: number, logEndOffset: number): snapshot is ProducerSnapshot {
   return snapshot !== undefined && snapshot.offset >= logStartOffset && snapshot.offset <= logEndOffset;
 }
@@ -145,9 +159,12 @@ async function loadProducers(
   const logEndOffset = (segments[segments.length - 1] as Segment).nextOffset;
   let replayedFromOffset = logStartOffset;
   let snapshotOffset: number | undefined;
+  const staleSnapshotOffset = snapshot !== undefined && snapshot.offset > logEndOffset ? snapshot.offset : undefined;
   if (isSnapshotUsable(snapshot, logStartOffset, logEndOffset)) {
     options.producers.load(snapshot.producers, options.nowMs);
     snapshotOffset = replayedFromOffset = snapshot.offset;
+  } else if (staleSnapshotOffset !== undefined) {
+    await removeStaleSnapshot(context, staleSnapshotOffset, logEndOffset, options);
   }
   if (replayedFromOffset === logEndOffset) return { ...opened, producerRecovery: { snapshotOffset, replayedFromOffset: undefined } };
   assert(logBases.length > 0, 'a new partition has nothing to replay');
@@ -385,7 +402,7 @@ async function recoverFromCheckpoint(
   } finally {
     lease.release();
   }
-  const producerRecovery = await recoverFromCheckpointFinishProducers(segments, producers, options);
+  const producerRecovery = await recoverFromCheckpointFinishProducers(context, segments, producers, options);
   if ('damage' in producerRecovery) return offlineAt(producerRecovery.damage.segmentBaseOffset, producerRecovery.damage.position, producerRecovery.damage.detail);
   return {
     segments,
@@ -441,6 +458,7 @@ async function recoverFromCheckpointStartProducers(
  * describes batches that are gone (a repair cut them): the state is rebuilt from the log start.
  */
 async function recoverFromCheckpointFinishProducers(
+  context: SegmentContext,
   segments: readonly Segment[],
   before: ProducersBeforeScan,
   options: OpenPartitionOptions,
@@ -451,7 +469,7 @@ async function recoverFromCheckpointFinishProducers(
   if (loaded === undefined || loaded.offset <= logEndOffset) {
     return { snapshotOffset: loaded?.offset, replayedFromOffset: replayFrom < logEndOffset ? replayFrom : undefined };
   }
-  options.logger.warn({ snapshotOffset: loaded.offset, logEndOffset }, 'producer snapshot is past the log end; rebuilding producer state from the log');
+  await removeStaleSnapshot(context, loaded.offset, logEndOffset, options);
   options.producers.clear();
   const damage = await replayProducerBatches(segments, options.producers, logStartOffset);
   if (damage !== undefined) return { damage };
