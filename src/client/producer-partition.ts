@@ -5,8 +5,9 @@
  * Owner: the producer (single writer, event-loop code; nothing here is async).
  *
  * Invariants:
- * - `unacked` holds batches in creation order (`ordinal`); at most `inFlightMax` of them, so
- *   every unacknowledged batch is within the broker's five-batch duplicate window.
+ * - `unacked` holds batches in creation order (`ordinal`); at most `inFlightMax` of them, and
+ *   no batch is sent more than `inFlightMax` ordinals after the oldest of them, so every
+ *   unacknowledged batch is within the broker's five-batch duplicate window.
  * - Batches are sent in creation order. After any failure the partition *recovers*: it sends
  *   nothing until every in-flight batch has answered and the backoff has passed, then resends
  *   the unacknowledged batches in order before anything new. A batch that answered
@@ -77,7 +78,13 @@ export class ProducerPartition {
       if (!batch.isInFlight) return batch;
     }
     if (this.unacked.length >= inFlightMax) return undefined;
-    return this.ready[0];
+    const next = this.ready[0];
+    const oldest = this.unacked[0];
+    // The broker recognises a duplicate among a producer's last five batches only: with
+    // batches acknowledged after an older unacknowledged one, a new batch could push that
+    // one out of the window, and its resend would then be appended again.
+    if (next !== undefined && oldest !== undefined && next.ordinal - oldest.ordinal >= inFlightMax) return undefined;
+    return next;
   }
 
   /**
@@ -164,7 +171,7 @@ export class ProducerPartition {
     // With nothing acknowledged yet in this epoch, the first batch must carry sequence 0.
     let expected = this.lastAckedOrdinal >= 0 ? incrementSequence(this.lastAckedSequence, 1) : 0;
     for (const batch of this.unacked) {
-      if (batch.baseSequence < 0) return 'ok';
+      if (batch.baseSequence < 0) break; // never sent, nor is any after it: numbered from `expected` when sent
       if (batch.ordinal < this.lastAckedOrdinal) continue;
       if (batch.baseSequence !== expected) {
         if (batch.mayBeAppended) return 'needs-epoch-bump';

@@ -261,6 +261,39 @@ describe('Producer idempotence and retries', () => {
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 4, failedRecords: 0 });
   });
 
+  it('sends nothing new while the oldest unacknowledged batch is five batches back, so a resend stays within the broker\'s duplicate window', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const handles = [producer.send({ topic: 't', value: value(0) })];
+    await settle();
+    answerAll(channel, logs);
+    for (let index = 1; index <= 9; index++) {
+      handles.push(producer.send({ topic: 't', value: value(index) }));
+      await settle();
+    }
+    expect(channel.pending).toHaveLength(5); // batches 1..5; 6..9 wait
+    // Batch 1 was appended, but its reply came too late (ACK_TIMEOUT); 2..5 are acknowledged.
+    channel.replyNext((sent) => {
+      log.append(sent.bytes);
+      return { error: 'ACK_TIMEOUT' };
+    });
+    for (let index = 2; index <= 5; index++) channel.replyNext((sent) => log.append(sent.bytes));
+    await settle();
+    clock.advance(2_000);
+    await settle();
+    // Only batch 1 goes again: batch 6 would put it six batches back, out of the broker's window.
+    expect(channel.pending.map((sent) => sent.partitions[0]!.header.baseSequence)).toEqual([1]);
+    answerAll(channel, logs); // a duplicate: the original offset
+    for (let round = 0; round < 5 && channel.pending.length > 0; round++) {
+      answerAll(channel, logs);
+      await settle();
+    }
+    expect((await Promise.all(handles)).map((metadata) => metadata.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(log.records.map((record) => record.value?.toString())).toEqual(Array.from({ length: 10 }, (_, index) => `value-${index}`));
+    expect(transport.initCalls).toHaveLength(1); // no epoch bump
+  });
+
   it('fails only the records of a batch with a non-retriable error and renumbers the batches after it', async () => {
     const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
     const log = new FakePartitionLog();
