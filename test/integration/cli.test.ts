@@ -390,6 +390,26 @@ describe('runnel errors', () => {
     expect((await runCli(['log', 'repair', partitionDir])).code).toBe(0); // without --yes it only reads
   });
 
+  it('says when a directory given to log verify is not a partition directory, with exit 1', async () => {
+    await runOk(['topic', 'create', 'cli-notdir']);
+    const failure = expectOneLineFailure(await runCli(['log', 'verify', dataDir]));
+    expect(failure).toContain(`${dataDir} is not a partition directory (it holds `);
+    expect(failure).toMatch(/pass one of those, e\.g\. /);
+  });
+
+  it('says which port is in use when a broker cannot listen, and leaves its data directory free', async () => {
+    const otherDir = mkdtempSync(join(tmpdir(), 'runnel-cli-port-'));
+    try {
+      const result = await runCli(['broker', '--port', String(broker.port), '--data-dir', otherDir, '--log-level', 'silent'], { timeoutMs: 30_000 });
+      expect(result.code).toBe(1);
+      // grpc-js prints its own line first ("E No address added …"); ours is the last.
+      expect(result.stderr.trimEnd().split('\n').at(-1)).toBe(`runnel: port ${broker.port} on 0.0.0.0 is in use: stop what uses it, or pick another with --port <n> (--port 0 takes a free one)`);
+      expect(readdirSync(otherDir)).not.toContain('broker.lock');
+    } finally {
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses flags it cannot honour with a clear line', async () => {
     expect(expectOneLineFailure(await runCli(['consume', 'cli-any', '--group', 'g']))).toContain('consumer groups are not supported yet');
     expect(expectOneLineFailure(await runCli(['topic', 'list', '--broker', 'no-port']))).toContain('is not HOST:PORT');

@@ -9,6 +9,7 @@ import { loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.
 import { Broker } from '../../broker/index.js';
 import { createRootLogger } from '../../observability/index.js';
 import { startServer } from '../../server/index.js';
+import { CliError } from '../cli-error.js';
 
 interface BrokerFlags {
   dataDir?: string;
@@ -66,16 +67,28 @@ so the next start skips recovery. One broker uses a data directory at a time: it
 async function runBroker(config: BrokerConfig): Promise<void> {
   const logger = createRootLogger({ level: config.logLevel });
   const broker = await Broker.open({ config, logger });
-  const server = await startServer({
-    broker,
-    host: config.host,
-    port: config.port,
-    advertise: config.advertise,
-    logger: logger.child({ component: 'server' }),
-    clock: systemClock,
-    produceTimeoutMs: config.produceTimeoutMs,
-    inFlightRequestsPerConnectionMax: config.inFlightRequestsPerConnectionMax,
-  });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({
+      broker,
+      host: config.host,
+      port: config.port,
+      advertise: config.advertise,
+      logger: logger.child({ component: 'server' }),
+      clock: systemClock,
+      produceTimeoutMs: config.produceTimeoutMs,
+      inFlightRequestsPerConnectionMax: config.inFlightRequestsPerConnectionMax,
+    });
+  } catch (error) {
+    // Nothing was served: close what was opened (and release the data directory) first.
+    await broker.close().catch(() => undefined);
+    const message = String((error as Error).message ?? error);
+    logger.error({ host: config.host, port: config.port, err: message }, 'broker failed to start: cannot listen');
+    if (message.includes('EADDRINUSE')) {
+      throw new CliError(`port ${config.port} on ${config.host} is in use: stop what uses it, or pick another with --port <n> (--port 0 takes a free one)`);
+    }
+    throw new CliError(`cannot listen on ${config.host}:${config.port}: ${message}`);
+  }
   logger.info({ port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush }, 'broker started');
   await new Promise<void>((resolve) => {
     let isStopping = false;

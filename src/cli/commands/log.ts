@@ -5,9 +5,11 @@
  * directory (its broker.lock); `dump` and `verify` only read.
  */
 import { createInterface } from 'node:readline';
-import { basename, dirname, resolve } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ensureDataDirNotInUse } from '../../broker/index.js';
+import { CliError } from '../cli-error.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
 import { createRootLogger } from '../../observability/index.js';
@@ -30,6 +32,24 @@ function parseCount(text: string): number {
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
   return value;
+}
+
+/**
+ * Throws a CliError unless `dir` looks like a partition directory (a segment file or a
+ * partition.state in it): a data directory, a topic name or a typo would otherwise read as
+ * an empty, "healthy" partition.
+ */
+function ensurePartitionDirectory(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    throw new CliError(`cannot read ${dir}: ${(error as Error).message}; pass a partition directory, e.g. ./data/app-logs-0`);
+  }
+  if (names.some((name) => /^\d{20}\.log$/.test(name) || name === 'partition.state')) return;
+  const partitions = names.filter((name) => tryParsePartitionDirName(name) !== undefined).sort();
+  const hint = partitions.length > 0 ? ` (it holds ${partitions.slice(0, 3).join(', ')}${partitions.length > 3 ? ', …' : ''}): pass one of those, e.g. ${join(dir, partitions[0] as string)}` : ': pass <data-dir>/<topic>-<partition>, e.g. ./data/app-logs-0';
+  throw new CliError(`${dir} is not a partition directory${hint}`);
 }
 
 function identityOf(dir: string): { topic: string; partition: number } {
@@ -65,6 +85,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .option('--records', 'print records as JSON lines {topic,partition,offset,timestamp,key,value,headers}')
     .option('--json', 'print batch headers as JSON lines')
     .action(async (dir: string, options: { from: number; max?: number; records?: boolean; json?: boolean }) => {
+      ensurePartitionDirectory(dir);
       setExitCode(await dump(dir, options));
     });
 
@@ -74,6 +95,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .argument('<dir>', 'partition directory')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, options: { json?: boolean }) => {
+      ensurePartitionDirectory(dir);
       const showProgress = process.stderr.isTTY === true && options.json !== true;
       const startedMs = performance.now();
       const report = await verifyPartitionDirectory(nodeFileSystem, dir, (checked, total) => {
@@ -103,6 +125,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
         'restoring the partition from another broker.',
     )
     .action(async (dir: string, options: { yes?: boolean; json?: boolean }) => {
+      ensurePartitionDirectory(dir);
       if (options.yes === true) ensureDataDirNotInUse(dirname(resolve(dir)), 'repair one of its partitions (or repair a copy)');
       const plan = await repairPartitionDirectory(nodeFileSystem, dir, { apply: options.yes === true });
       if (options.json === true) {
