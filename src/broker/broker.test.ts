@@ -8,6 +8,7 @@ import { silentLogger } from '../observability/index.js';
 import { decodeBatches, encodeBatch } from '../protocol/index.js';
 import { PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
+import { recordingLogger } from '../../test/support/recording-logger.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -171,11 +172,13 @@ describe('one broker per data directory', () => {
     expect(existsSync(join(dataDir, 'broker.lock'))).toBe(false);
   });
 
-  it('takes over the lock a killed broker left (its process is gone), and a torn one', async () => {
+  it('takes over the lock a killed broker left (its process is gone), and a torn one, and says so in its log', async () => {
     const dataDir = freshDataDir();
     const gone = spawnSync(process.execPath, ['-e', '0']).pid as number;
     writeFileSync(join(dataDir, 'broker.lock'), `${JSON.stringify({ pid: gone, startedAtMs: 1 })}\n`);
-    const broker = await open(dataDir);
+    const logger = recordingLogger();
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger });
+    expect(logger.calls.filter((call) => call.level === 'warn' && /did not stop cleanly/.test(call.message)).map((call) => call.fields.previousPid)).toEqual([gone]);
     await broker.close();
     writeFileSync(join(dataDir, 'broker.lock'), '{"pid":');
     const again = await open(dataDir);

@@ -123,6 +123,12 @@ export class Broker {
     mkdirSync(config.dataDir, { recursive: true });
     // Before anything in the directory is opened: one broker per data directory.
     const lock = lockDataDir(config.dataDir);
+    if (lock.takenOverFrom !== undefined) {
+      logger.warn(
+        { previousPid: lock.takenOverFrom.pid, dataDir: config.dataDir },
+        'the previous broker on this data directory did not stop cleanly (its lock was left behind); each partition is recovered when first used',
+      );
+    }
     const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger }).catch((error: unknown) => {
       lock.release();
       throw error;
@@ -227,7 +233,7 @@ export class Broker {
       createdAtMs: this.clock.nowMs(),
     });
     for (let partition = 0; partition < partitionCount; partition++) await this.logs.createPartition(request.name, partition);
-    this.logger.info({ topic: request.name, partitions: partitionCount, overrides }, 'created topic');
+    this.logger.info({ topic: request.name, partitions: partitionCount, overrides }, 'topic created');
     return this.describeTopic(request.name);
   }
 
@@ -238,7 +244,7 @@ export class Broker {
       if (this.logs.hasPartition(name, partition)) await this.logs.deletePartition(name, partition);
     }
     await this.meta.deleteTopic(name);
-    this.logger.info({ topic: name }, 'deleted topic');
+    this.logger.info({ topic: name }, 'topic deleted');
   }
 
   listTopics(): { name: string; partitions: number; replicationFactor: number }[] {
@@ -293,7 +299,7 @@ export class Broker {
     for (let partition = 0; partition < topic.partitionCount; partition++) {
       await this.logs.withPartition(name, partition, async (log) => log.updateConfig(config));
     }
-    this.logger.info({ topic: name, overrides: topic.overrides }, 'altered topic configs');
+    this.logger.info({ topic: name, overrides: topic.overrides }, 'topic configs altered');
     return this.describeTopic(name);
   }
 
@@ -317,7 +323,7 @@ export class Broker {
     await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));
     // Crash or failure from here: start-up creates the partitions the record names but lacks.
     for (let partition = topic.partitionCount; partition < partitionCount; partition++) await this.logs.createPartition(name, partition);
-    this.logger.info({ topic: name, partitions: partitionCount }, 'added partitions');
+    this.logger.info({ topic: name, partitions: partitionCount }, 'topic partitions added');
     return this.describeTopic(name);
   }
 

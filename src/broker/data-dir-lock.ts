@@ -23,6 +23,11 @@ export const LOCK_FILE_NAME = 'broker.lock';
 const heldHere = new Set<string>();
 
 export interface DataDirLock {
+  /**
+   * Set when a lock left behind was taken over: the process that held the directory ended
+   * without releasing it (a crash or SIGKILL), with its pid when the file named one.
+   */
+  readonly takenOverFrom: { pid: number | undefined } | undefined;
   /** Removes the lock file if it is still ours. Idempotent. */
   release(): void;
 }
@@ -34,6 +39,7 @@ export interface DataDirLock {
 export function lockDataDir(dataDir: string): DataDirLock {
   const path = join(dataDir, LOCK_FILE_NAME);
   const key = realpathSync(dataDir);
+  let takenOverFrom: { pid: number | undefined } | undefined;
   for (let attempt = 0; ; attempt++) {
     let fd: number;
     try {
@@ -42,6 +48,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(`cannot create ${path}: ${(error as Error).message}`);
       const holder = liveHolder(dataDir);
       if (holder !== undefined) throw inUse(dataDir, holder.pid);
+      try {
+        takenOverFrom = { pid: readHolderPid(path) };
+      } catch {
+        takenOverFrom = { pid: undefined };
+      }
       unlinkSync(path); // left by a process that is gone
       continue;
     }
@@ -53,6 +64,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     heldHere.add(key);
     let isReleased = false;
     return {
+      takenOverFrom,
       release() {
         if (isReleased) return;
         isReleased = true;

@@ -201,7 +201,7 @@ export class MetaStore {
           { topic: record.name, details: { topicsPerBrokerMax: limits.topicsPerBrokerMax } },
         );
       case 'created':
-        this.logger.info({ topic: record.name, topicId: record.topicId, partitionCount: record.partitionCount }, 'topic created');
+        this.logger.debug({ topic: record.name, topicId: record.topicId, partitionCount: record.partitionCount }, 'topic record written');
         return record;
     }
   }
@@ -240,7 +240,7 @@ export class MetaStore {
       case 'rejected':
         throw outcome.error;
       case 'updated':
-        this.logger.info({ topic: name, partitionCount: outcome.record.partitionCount, overrides: outcome.record.overrides }, 'topic updated');
+        this.logger.debug({ topic: name, partitionCount: outcome.record.partitionCount, overrides: outcome.record.overrides }, 'topic record updated');
         return outcome.record;
     }
   }
@@ -262,7 +262,7 @@ export class MetaStore {
     // not been told it is gone yet, so it has not removed the logs either.
     await this.env.flushed;
     if (deleted === undefined) throw topicNotFound(name);
-    this.logger.info({ topic: name, topicId: deleted.topicId }, 'topic deleted');
+    this.logger.debug({ topic: name, topicId: deleted.topicId }, 'topic record deleted');
     return deleted;
   }
 
