@@ -52,6 +52,7 @@ Run \`runnel <command> --help\` for each command's options and examples.`,
   registerOffsetsCommand(program);
   registerPerfCommands(program);
   registerLogCommands(program, setExitCode);
+  registerNotYetCommands(program);
   if (argv.length <= 2) {
     program.outputHelp();
     return 0;
@@ -95,4 +96,23 @@ function ignoreClosedStdout(): void {
     process.stderr.write(`runnel: cannot write to stdout: ${error.message}\n`);
     process.exitCode = 1;
   });
+}
+
+/**
+ * Commands CLI.md lists for later capabilities (consumer groups, clusters): hidden from the
+ * help, they answer with what is missing and what to use instead, not "unknown command".
+ */
+function registerNotYetCommands(program: Command): void {
+  const notYet = (name: string, message: string): void => {
+    program
+      .command(name, { hidden: true })
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .argument('[args...]')
+      .action(() => {
+        throw new CliError(message);
+      });
+  };
+  notYet('group', 'consumer groups (runnel group …) are not available yet in this release: read with `runnel consume TOPIC --partition N` and keep your own offsets');
+  notYet('cluster', 'clusters (runnel cluster …) are not available yet: this release runs a single broker (runnel broker)');
 }

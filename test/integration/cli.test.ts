@@ -410,6 +410,13 @@ describe('runnel errors', () => {
     }
   });
 
+  it('answers commands of later capabilities, and a delete of a missing topic, with what to do', async () => {
+    expect(expectOneLineFailure(await runCli(['group', 'list']))).toMatch(/consumer groups .* not available yet.*runnel consume TOPIC --partition N/);
+    expect(expectOneLineFailure(await runCli(['cluster', 'describe', '--json']))).toMatch(/clusters .* not available yet/);
+    expect(expectOneLineFailure(await runCli(['topic', 'delete', 'cli-never-made']))).toContain('add --if-exists');
+    expect(await runOk(['topic', 'delete', 'cli-never-made', '--if-exists'])).toContain('nothing deleted');
+  });
+
   it('refuses flags it cannot honour with a clear line', async () => {
     expect(expectOneLineFailure(await runCli(['consume', 'cli-any', '--group', 'g']))).toContain('consumer groups are not supported yet');
     expect(expectOneLineFailure(await runCli(['topic', 'list', '--broker', 'no-port']))).toContain('is not HOST:PORT');

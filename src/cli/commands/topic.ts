@@ -176,9 +176,12 @@ ${CONFIG_HELP}`,
       try {
         await client.admin.deleteTopic(name);
       } catch (error) {
-        if (flags.ifExists === true && isBrokerError(error, 'TOPIC_NOT_FOUND')) {
-          process.stdout.write(`topic ${name} does not exist; nothing deleted\n`);
-          return;
+        if (isBrokerError(error, 'TOPIC_NOT_FOUND')) {
+          if (flags.ifExists === true) {
+            process.stdout.write(`topic ${name} does not exist; nothing deleted\n`);
+            return;
+          }
+          throw new CliError(`topic ${name} does not exist, so nothing was deleted (add --if-exists to make that not an error)`);
         }
         throw error;
       }
