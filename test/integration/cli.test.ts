@@ -388,6 +388,9 @@ describe('runnel errors', () => {
     expect(readdirSync(partitionDir).sort()).toEqual(before);
     expect(await logEndOffsets('cli-live')).toEqual([1]);
     expect((await runCli(['log', 'repair', partitionDir])).code).toBe(0); // without --yes it only reads
+    const verified = await runCli(['log', 'verify', partitionDir]); // reads only, too
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toContain('healthy: offsets 0..0, 1 segment(s)'); // first..last, as consume and dump print them
   });
 
   it('says when a directory given to log verify is not a partition directory, with exit 1', async () => {

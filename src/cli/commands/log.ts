@@ -139,8 +139,8 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
       const verb = options.yes === true ? 'cut' : 'would cut';
       process.stdout.write(
         `${verb} segment ${plan.cutSegmentBaseOffset} at position ${String(plan.cutPosition)}, ` +
-          `delete ${plan.deletedSegmentBaseOffsets.length} later segment(s), losing ${plan.lostBytes} bytes; ` +
-          `new log end offset ${plan.newLogEndOffset}\n`,
+          `delete ${plan.deletedSegmentBaseOffsets.length} later segment(s), losing ${plan.lostBytes} bytes: ` +
+          `every record from offset ${plan.newLogEndOffset} on; new log end offset ${plan.newLogEndOffset}\n`,
       );
       if (options.yes !== true) process.stdout.write('copy the directory, then run again with --yes to apply\n');
     });
@@ -260,6 +260,11 @@ function mebibytes(bytes: number): string {
   return (bytes / 1048576).toFixed(1);
 }
 
+/** Offsets [start, end) as the other commands print them: first..last, both included. */
+function offsetRange(startOffset: number, endOffset: number): string {
+  return endOffset > startOffset ? `offsets ${startOffset}..${endOffset - 1}` : `no records (next offset ${endOffset})`;
+}
+
 function printVerifyReport(report: Awaited<ReturnType<typeof verifyPartitionDirectory>>): void {
   for (const segment of report.segments) {
     const status = segment.problem === undefined ? 'ok' : `DAMAGED at position ${segment.problem.position}: ${segment.problem.detail}`;
@@ -269,7 +274,7 @@ function printVerifyReport(report: Awaited<ReturnType<typeof verifyPartitionDire
     process.stdout.write(`partition is marked offline: ${report.offline.detail} (segment ${report.offline.segmentBaseOffset}, position ${report.offline.position})\n`);
   }
   process.stdout.write(
-    `${report.isHealthy ? 'healthy' : 'DAMAGED'}: offsets ${report.logStartOffset}..${report.logEndOffset}, ${report.segments.length} segment(s), ${report.sizeBytes} bytes\n`,
+    `${report.isHealthy ? 'healthy' : 'DAMAGED'}: ${offsetRange(report.logStartOffset, report.logEndOffset)}, ${report.segments.length} segment(s), ${report.sizeBytes} bytes\n`,
   );
   if (!report.isHealthy) process.stdout.write(`to cut the log back to its last valid batch: runnel log repair ${report.dir}\n`);
 }
