@@ -135,6 +135,23 @@ export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * Before a timed write run (not timed): the previous run's files and directories gone, the
+ * disk idle (`sync`), and with `warm` a scratch file of `warm.bytes` written and removed.
+ * On a VM whose balloon reports free pages to the host, the first touch of returned memory
+ * costs a host page fault and buffered writes swing between ~0.5 and ~5 GB/s with it
+ * (FINDINGS "Files"); writing into just-freed memory measures the software instead.
+ */
+export async function prepareWriteRun(options: { files: readonly string[]; dirs: readonly string[]; warm?: { path: string; bytes: number } }): Promise<void> {
+  for (const path of options.files) fs.rmSync(path, { force: true });
+  for (const dir of options.dirs) removeDir(dir);
+  syncAll();
+  if (options.warm !== undefined) {
+    await rawSequentialWrite(options.warm.path, options.warm.bytes);
+    fs.rmSync(options.warm.path, { force: true });
+  }
+}
+
 export function dirSizeBytes(dir: string, suffix = ''): number {
   let total = 0;
   for (const name of fs.readdirSync(dir)) if (name.endsWith(suffix)) total += fs.statSync(join(dir, name)).size;

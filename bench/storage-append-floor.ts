@@ -25,7 +25,6 @@
  * Run: npm run build && node --import tsx bench/storage-append-floor.ts [--total-mib 512]
  *      [--rounds 3] [--in-flight 16,64,256] [--shapes 100x16,1024x16] (record bytes × batch KiB)
  */
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KiB, MiB } from '../src/common/units.js';
@@ -42,12 +41,12 @@ import {
   median,
   openBenchLog,
   pct,
+  prepareWriteRun,
   printHeader,
   rawSequentialWrite,
   removeDir,
   runsText,
   seconds,
-  syncAll,
 } from './common.js';
 
 const { values: args } = parseArgs({
@@ -79,13 +78,9 @@ const warmPath = join(dataDir, 'warm.bin');
 const floorPath = join(dataDir, 'floor.log');
 const logDir = join(dataDir, 'log');
 
-/** Not timed: previous files gone, disk idle, and free memory the guest owns (see storage-append.ts). */
-async function prepare(): Promise<void> {
-  for (const path of [rawPath, floorPath]) rmSync(path, { force: true });
-  removeDir(logDir);
-  syncAll();
-  await rawSequentialWrite(warmPath, totalBytes);
-  rmSync(warmPath, { force: true });
+/** Not timed: previous files gone, disk idle, and free memory the guest owns. */
+function prepare(): Promise<void> {
+  return prepareWriteRun({ files: [rawPath, floorPath], dirs: [logDir], warm: { path: warmPath, bytes: totalBytes } });
 }
 
 async function measureRaw(): Promise<number> {

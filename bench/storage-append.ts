@@ -48,12 +48,12 @@ import {
   median,
   openBenchLog,
   pct,
+  prepareWriteRun,
   printHeader,
   rawSequentialWrite,
   removeDir,
   runsText,
   seconds,
-  syncAll,
   verdict,
   type BenchBatch,
   type IoCounts,
@@ -149,14 +149,8 @@ function validateMbPerSecond(shape: Shape): number {
 }
 
 /** Not timed: previous files gone, disk idle, and (prewarm) free memory the guest owns. */
-async function prepare(): Promise<void> {
-  rmSync(rawPath, { force: true });
-  removeDir(logDir);
-  syncAll();
-  if (isPrewarm) {
-    await rawSequentialWrite(warmPath, totalBytes);
-    rmSync(warmPath, { force: true });
-  }
+function prepare(): Promise<void> {
+  return prepareWriteRun({ files: [rawPath], dirs: [logDir], ...(isPrewarm ? { warm: { path: warmPath, bytes: totalBytes } } : {}) });
 }
 
 async function measureRaw(syncEveryBytes = 0): Promise<number> {

@@ -46,13 +46,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
       fd = openSync(path, 'wx');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(`cannot create ${path}: ${(error as Error).message}`);
-      const holder = liveHolder(dataDir);
-      if (holder !== undefined) throw inUse(dataDir, holder.pid);
-      try {
-        takenOverFrom = { pid: readHolderPid(path) };
-      } catch {
-        takenOverFrom = { pid: undefined };
-      }
+      const pid = tryReadHolderPid(path);
+      if (pid !== undefined && isLiveHolder(pid, key)) throw inUse(dataDir, pid);
+      takenOverFrom = { pid };
       unlinkSync(path); // left by a process that is gone
       continue;
     }
@@ -70,9 +66,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
         isReleased = true;
         heldHere.delete(key);
         try {
-          if (readHolderPid(path) === process.pid) unlinkSync(path);
+          if (tryReadHolderPid(path) === process.pid) unlinkSync(path);
         } catch {
-          // Gone already, or unreadable: nothing of ours to remove.
+          // Gone already: nothing of ours to remove.
         }
       },
     };
@@ -87,45 +83,40 @@ export function ensureDataDirNotInUse(dataDir: string, what: string): void {
 
 /** The live process that holds `dataDir`, if any. */
 export function liveHolder(dataDir: string): { pid: number } | undefined {
-  let pid: number | undefined;
+  let key: string;
   try {
-    pid = readHolderPid(join(dataDir, LOCK_FILE_NAME));
+    key = realpathSync(dataDir);
   } catch {
-    return undefined; // no lock file (or an unreadable one: nobody can be named)
+    return undefined; // no such directory: nobody holds it
   }
-  if (pid === undefined) return undefined;
-  if (pid === process.pid) {
-    let key: string;
-    try {
-      key = realpathSync(dataDir);
-    } catch {
-      return undefined;
-    }
-    return heldHere.has(key) ? { pid } : undefined;
-  }
+  const pid = tryReadHolderPid(join(dataDir, LOCK_FILE_NAME));
+  return pid !== undefined && isLiveHolder(pid, key) ? { pid } : undefined;
+}
+
+/** Whether `pid`, named in the lock of the directory whose real path is `key`, still holds it. */
+function isLiveHolder(pid: number, key: string): boolean {
+  if (pid === process.pid) return heldHere.has(key); // else a previous process that had our pid
   try {
     process.kill(pid, 0);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
     // EPERM: alive, someone else's.
   }
   // A reused pid: on Linux, a process that is not Node is not a broker.
   try {
-    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!/node|runnel/.test(commandLine)) return undefined;
+    return /node|runnel/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
   } catch {
-    // No /proc (or the process just ended): trust the liveness check.
+    return true; // no /proc (or the process just ended): trust the liveness check
   }
-  return { pid };
 }
 
-function readHolderPid(path: string): number | undefined {
+/** The pid a lock file names; undefined when there is no file, or it is torn or names none. */
+function tryReadHolderPid(path: string): number | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw error;
-    return undefined; // torn by a crash while written
+  } catch {
+    return undefined; // missing, or torn by a crash while written
   }
   const pid = (parsed as { pid?: unknown } | null)?.pid;
   return typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;

@@ -36,6 +36,11 @@ export function tryParseSegmentFileName(name: string): { baseOffset: number; kin
   return { baseOffset, kind: match[2] as SegmentFileKind };
 }
 
+/** Whether a directory holding `names` is a partition directory: a segment log or partition.state in it. */
+export function isPartitionDirectoryListing(names: readonly string[]): boolean {
+  return names.some((name) => name === STATE_FILE_NAME || tryParseSegmentFileName(name)?.kind === 'log');
+}
+
 export function partitionDirName(topic: string, partition: number): string {
   return `${topic}-${partition}`;
 }

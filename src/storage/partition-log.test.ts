@@ -5,6 +5,7 @@ import { isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
 import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { waitFor } from '../../test/support/wait-for.js';
 import type { PartitionLog } from './partition-log.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -18,15 +19,6 @@ async function freshLog(config: Parameters<typeof openTestLog>[0]['config'] = {}
   const log = await openTestLog({ dir: temp.dir, config, ...extra });
   cleanups.push(() => log.close());
   return { log, dir: temp.dir };
-}
-
-/** Polls `condition` on the event loop (no timers), failing after 2 s. */
-async function waitUntil(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached within 2 s');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ offset: number; value: string }[]> {
@@ -203,7 +195,7 @@ describe('PartitionLog', () => {
       () => 'read',
       (error: unknown) => (isBrokerError(error, 'OFFSET_OUT_OF_RANGE') ? 'out of range' : String(error)),
     );
-    await waitUntil(() => isHeld);
+    await waitFor(() => isHeld, { timeoutMs: 2_000, describe: () => 'the read never looked up the segment size' });
     await log.applyRetention();
     expect(log.logStartOffset).toBeGreaterThan(0);
     release();

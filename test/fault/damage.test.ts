@@ -23,6 +23,7 @@ import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-help
 import { recordingLogger } from '../support/recording-logger.js';
 import { expectReason, rejectionOf } from '../support/rejections.js';
 import { seededRandom } from '../support/seeded-random.js';
+import { waitFor } from '../support/wait-for.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -314,11 +315,9 @@ describe('a changed byte inside a log', () => {
       () => 'appended',
       (error: unknown) => String(error),
     );
-    for (let turn = 0; turn < 1_000 && !isHeld; turn++) await new Promise((resolve) => setImmediate(resolve));
-    expect(isHeld).toBe(true);
+    await waitFor(() => isHeld, { timeoutMs: 5_000, describe: () => 'the first append never marked the state dirty' });
     const reading = readThrough(log); // finds the damage and persists the offline mark
-    for (let turn = 0; turn < 10_000 && log.isOnline; turn++) await new Promise((resolve) => setImmediate(resolve));
-    expect(log.isOnline).toBe(false);
+    await waitFor(() => !log.isOnline, { timeoutMs: 5_000, describe: () => 'the read never found the damage' });
     for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve)); // its replace runs, if it may
     release();
     await expectRejection(reading, 'CORRUPT_DATA');

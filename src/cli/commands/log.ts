@@ -19,6 +19,7 @@ import {
   IndexCache,
   PartitionLog,
   forEachStoredBatch,
+  isPartitionDirectoryListing,
   nodeFileSystem,
   parseFlushPolicy,
   repairPartitionDirectory,
@@ -46,7 +47,7 @@ function ensurePartitionDirectory(dir: string): void {
   } catch (error) {
     throw new CliError(`cannot read ${dir}: ${(error as Error).message}; pass a partition directory, e.g. ./data/app-logs-0`);
   }
-  if (names.some((name) => /^\d{20}\.log$/.test(name) || name === 'partition.state')) return;
+  if (isPartitionDirectoryListing(names)) return;
   const partitions = names.filter((name) => tryParsePartitionDirName(name) !== undefined).sort();
   const hint = partitions.length > 0 ? ` (it holds ${partitions.slice(0, 3).join(', ')}${partitions.length > 3 ? ', …' : ''}): pass one of those, e.g. ${join(dir, partitions[0] as string)}` : ': pass <data-dir>/<topic>-<partition>, e.g. ./data/app-logs-0';
   throw new CliError(`${dir} is not a partition directory${hint}`);

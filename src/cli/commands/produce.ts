@@ -111,7 +111,7 @@ second Ctrl-C exits at once). On a terminal, stderr shows the rate.`,
 }
 
 async function produceStdin(client: RunnelClient, topic: string, flags: ProduceFlags, brokers: string[]): Promise<number> {
-  const { batchBytes } = await checkTopicAndPartition(client, topic, flags.partition);
+  const { batchBytes } = await checkTopicAndSizeBatches(client, topic, flags.partition);
   const producer = client.producer({ acks: flags.acks, lingerMs: flags.lingerMs, compression: flags.compression, bufferBytes: PRODUCE_BUFFER_BYTES, batchBytes });
   const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined };
   const stop = (cause: StopCause): void => {
@@ -154,7 +154,7 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
  * default, but below the topic's max.message.bytes, which rejects a larger batch whole (a
  * topic with a small limit would otherwise fail on lines far below it).
  */
-async function checkTopicAndPartition(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number }> {
+async function checkTopicAndSizeBatches(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number }> {
   const description = await client.admin.describeTopic(topic);
   const partitionCount = description.partitions.length;
   if (partition !== undefined && partition >= partitionCount) {
