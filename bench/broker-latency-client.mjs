@@ -11,7 +11,11 @@
  *   produce --broker ADDR --topic T --rate R --seconds S [--linger-ms L] [--record-bytes 100]
  *       Sends R records/s for S seconds: every timer tick (setTimeout 1 ms) sends the records
  *       due by then, each stamped as it is sent; acks=leader; flush() at the end.
- *   consume --bare ADDR …  /  produce --bare ADDR …
+ *   pair --broker ADDR --topic T --records M --rate R --seconds S …
+ *       Both in this one process (as Kafka's EndToEndLatency tool runs its producer and
+ *       consumer): prints {"ready":true} once the consumer is positioned, then one line with
+ *       the consumer's summary and the producer's result under "producer".
+ *   consume --bare ADDR …  /  produce --bare ADDR …  /  pair --bare ADDR …
  *       The same through bare grpc-js (transport-baseline.mjs server): each tick's records are
  *       one Publish message, forwarded by the server to the Relay stream as it arrives.
  *
@@ -47,7 +51,8 @@ function summary(samples, count, warmup, extra) {
   };
 }
 
-async function consume() {
+/** Tails until the expected records arrived; calls `onReady` once it is positioned. Returns the summary. */
+async function consume(onReady) {
   const expected = Number(flags.records);
   const warmup = Number(flags['warmup-records'] ?? 0);
   const samples = new Float64Array(expected);
@@ -86,7 +91,7 @@ async function consume() {
       call.on('data', (message) => {
         if (!isReady) {
           isReady = true;
-          process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+          onReady();
           return;
         }
         const nowNs = process.hrtime.bigint();
@@ -106,7 +111,7 @@ async function consume() {
     const consumer = client.consumer({ autoOffsetReset: 'none' });
     consumer.assign([{ topic, partition: 0 }]);
     await consumer.seek({ topic, partition: 0 }, 0);
-    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    onReady();
     void idle(() => consumer.close());
     for await (const chunk of consumer.batches()) {
       const nowNs = process.hrtime.bigint();
@@ -119,9 +124,10 @@ async function consume() {
   }
   if (dump !== undefined) writeFileSync(flags.dump, Buffer.from(dump.buffer, 0, Math.min(received, expected) * 16));
   const warmupSummary = warmup > 0 ? summary(warmupSamples, Math.min(received, warmup), 0, {}) : undefined;
-  process.stdout.write(`${JSON.stringify(summary(samples, sampleCount, warmup, { received, expected, outOfOrder, warmup: warmupSummary }))}\n`);
+  return summary(samples, sampleCount, warmup, { received, expected, outOfOrder, warmup: warmupSummary });
 }
 
+/** Sends at the steady rate; returns what was sent and the send → ack summary. */
 async function produce() {
   const rate = Number(flags.rate);
   const total = Math.round(rate * Number(flags.seconds));
@@ -187,12 +193,23 @@ async function produce() {
   await finish();
   const warmup = Math.min(rate, ackCount);
   const ack = ackCount > warmup ? summary(ackSamples.subarray(warmup), ackCount - warmup, warmup, {}) : undefined;
-  process.stdout.write(`${JSON.stringify({ sent, seconds, ratePerSec: sent / seconds, ticks, ack })}\n`);
+  return { sent, seconds, ratePerSec: sent / seconds, ticks, ack };
 }
 
-if (role === 'consume') await consume();
-else if (role === 'produce') await produce();
-else {
-  console.error('usage: broker-latency-client.mjs consume|produce …');
+const printLine = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+if (role === 'consume') printLine(await consume(() => printLine({ ready: true })));
+else if (role === 'produce') printLine(await produce());
+else if (role === 'pair') {
+  // Producer and consumer in this one process, as Kafka's EndToEndLatency tool runs them.
+  let onReady;
+  const ready = new Promise((resolve) => (onReady = resolve));
+  const consumed = consume(onReady);
+  consumed.catch(() => undefined);
+  await Promise.race([ready, consumed]);
+  printLine({ ready: true });
+  const producer = await produce();
+  printLine({ ...(await consumed), producer });
+} else {
+  console.error('usage: broker-latency-client.mjs consume|produce|pair …');
   process.exit(2);
 }
