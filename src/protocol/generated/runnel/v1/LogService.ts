@@ -33,7 +33,11 @@ export interface LogServiceClient extends grpc.Client {
   
   /**
    * Hands out a producer id and epoch for idempotent producing. Send an existing
-   * producer_id and its epoch to bump the epoch (fencing the older one).
+   * producer_id and its epoch to bump the epoch (fencing the older one). An id is handed
+   * out once and belongs to the one producer that asked for it. The broker keeps no epoch
+   * per id: a bump returns the epoch sent plus one, as Kafka's idempotent producer bumps
+   * its own epoch (KIP-360). Fencing is per partition: a batch whose epoch is below the
+   * highest that partition has seen for the id is refused with PRODUCER_FENCED.
    */
   InitProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
   InitProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
@@ -41,7 +45,11 @@ export interface LogServiceClient extends grpc.Client {
   InitProducerId(argument: _runnel_v1_InitProducerIdRequest, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Hands out a producer id and epoch for idempotent producing. Send an existing
-   * producer_id and its epoch to bump the epoch (fencing the older one).
+   * producer_id and its epoch to bump the epoch (fencing the older one). An id is handed
+   * out once and belongs to the one producer that asked for it. The broker keeps no epoch
+   * per id: a bump returns the epoch sent plus one, as Kafka's idempotent producer bumps
+   * its own epoch (KIP-360). Fencing is per partition: a batch whose epoch is below the
+   * highest that partition has seen for the id is refused with PRODUCER_FENCED.
    */
   initProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
   initProducerId(argument: _runnel_v1_InitProducerIdRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
@@ -121,7 +129,11 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Hands out a producer id and epoch for idempotent producing. Send an existing
-   * producer_id and its epoch to bump the epoch (fencing the older one).
+   * producer_id and its epoch to bump the epoch (fencing the older one). An id is handed
+   * out once and belongs to the one producer that asked for it. The broker keeps no epoch
+   * per id: a bump returns the epoch sent plus one, as Kafka's idempotent producer bumps
+   * its own epoch (KIP-360). Fencing is per partition: a batch whose epoch is below the
+   * highest that partition has seen for the id is refused with PRODUCER_FENCED.
    */
   InitProducerId: grpc.handleUnaryCall<_runnel_v1_InitProducerIdRequest__Output, _runnel_v1_InitProducerIdResponse>;
   
