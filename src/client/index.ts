@@ -34,7 +34,7 @@ export type {
 export { Consumer, type ConsumerOptions } from './consumer.js';
 export { errorFromGrpc, errorFromPartitionError, reasonForStatus } from './errors.js';
 export { PendingSend } from './producer-batch.js';
-export { Producer, type Acks, type FailedRecords, type ProducerMetrics, type ProducerOptions } from './producer.js';
+export { Producer, type Acks, type FailedRecords, type ProducerMetrics, type ProducerOptions, type RetryingRecords } from './producer.js';
 export { RETRY_DEFAULTS, type RetryOptions } from './retry.js';
 export { RunnelClient, createClient, type ClientOptions, type CloseOptions } from './runnel-client.js';
 export type {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/index.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { decodeBatch, partitionForKey } from '../protocol/index.js';
-import { Producer, type FailedRecords, type ProducerOptions } from './producer.js';
+import { Producer, type FailedRecords, type ProducerOptions, type RetryingRecords } from './producer.js';
 import { BATCH_HEAP_BYTES, OBSERVED_RECORD_HEAP_BYTES, PendingSend, RECORD_HEAP_BYTES } from './producer-batch.js';
 import { FakePartitionLog, FakeProducerTransport, settle, type PartitionAnswer, type SentPartition } from './test-helpers.js';
 import type { RecordMetadata } from './types.js';
@@ -592,6 +592,42 @@ describe('Producer buffer, flush and close', () => {
     await settle();
     expect(reports[2]).toEqual({ reason: 'INVALID_REQUEST', failed: { topic: 't', partition: undefined, recordCount: 1 } });
     expect(producer.metrics()).toMatchObject({ ackedRecords: 2, failedRecords: 6 });
+  });
+
+  it('calls onRetry, from a microtask, for each retriable failure it will resend, with the batch\'s delivery deadline', async () => {
+    const retries: { reason: string; retrying: RetryingRecords }[] = [];
+    const { clock, producer, channel } = makeProducer(
+      { t: 1 },
+      { lingerMs: 0, deliveryTimeoutMs: 10_000, onRetry: (error, retrying) => retries.push({ reason: error.reason, retrying }) },
+    );
+    const createdMs = clock.nowMs();
+    const handle = producer.send({ topic: 't', partition: 0, value: 'a' });
+    void producer.send({ topic: 't', partition: 0, value: 'b' });
+    await settle();
+    channel.failAll();
+    expect(retries).toHaveLength(0); // queued, never from inside the failing call
+    await settle();
+    expect(retries).toEqual([
+      { reason: 'BROKER_UNAVAILABLE', retrying: { topic: 't', partition: 0, recordCount: 2, attempts: 1, deliveryDeadlineMs: createdMs + 10_000 } },
+    ]);
+    clock.advance(2_000);
+    await settle();
+    channel.replyNext(() => ({ error: 'SHUTTING_DOWN' }));
+    await settle();
+    expect(retries.map(({ reason, retrying }) => [reason, retrying.attempts])).toEqual([
+      ['BROKER_UNAVAILABLE', 1],
+      ['SHUTTING_DOWN', 2],
+    ]);
+    clock.advance(2_000);
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    expect((await handle).offset).toBe(0);
+    // A failure that is not retried is onError's, not onRetry's.
+    void producer.send({ topic: 't', partition: 0, value: 'c' }).catch(() => undefined);
+    await settle();
+    channel.replyNext(() => ({ error: 'CORRUPT_MESSAGE' }));
+    await settle();
+    expect(retries).toHaveLength(2);
   });
 
   it('returns a handle that works with await, then, catch and Promise.all', async () => {

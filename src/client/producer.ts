@@ -101,6 +101,16 @@ export interface ProducerOptions {
    * becomes an uncaught exception, as from an event listener).
    */
   onError?: (error: BrokerError, failed: FailedRecords) => void;
+  /**
+   * Called each time a batch failed with a retriable error (broker unreachable or restarting,
+   * ACK_TIMEOUT, LIMIT_REACHED, …) and will be sent again after a backoff: how a caller learns
+   * that records are stuck well before `deliveryTimeoutMs` fails them (`runnel produce` tells
+   * the operator on stderr). Delivery has resumed once a record is acknowledged after such a
+   * call; there is no separate "recovered" call. Not called for the resends that sequence
+   * bookkeeping needs (OUT_OF_ORDER_SEQUENCE behind an earlier failure) or for the one
+   * metadata refresh after TOPIC_NOT_FOUND. Called from a microtask, like `onError`.
+   */
+  onRetry?: (error: BrokerError, retrying: RetryingRecords) => void;
   /** Test seams. */
   clock?: Clock;
   random?: RandomSource;
@@ -114,6 +124,18 @@ export interface FailedRecords {
   partition: number | undefined;
   /** How many records failed with this error. */
   recordCount: number;
+}
+
+/** Which records an `onRetry` call reports. */
+export interface RetryingRecords {
+  topic: string;
+  partition: number;
+  /** Records in the batch that will be sent again. */
+  recordCount: number;
+  /** Sends of this batch so far, the failed one included. */
+  attempts: number;
+  /** When (clock ms) the batch fails with the last error if still unacknowledged: its creation plus `deliveryTimeoutMs`. */
+  deliveryDeadlineMs: number;
 }
 
 /** What the producer needs from outside; `RunnelClient` wires the gRPC versions. */
@@ -163,6 +185,7 @@ interface ResolvedOptions {
   ackTimeoutMs: number;
   retry: RetryOptions;
   onError: ((error: BrokerError, failed: FailedRecords) => void) | undefined;
+  onRetry: ((error: BrokerError, retrying: RetryingRecords) => void) | undefined;
 }
 
 /** A record that could not be appended yet (metadata unknown, buffer full). */
@@ -940,10 +963,25 @@ export class Producer {
       return;
     }
     if (error.retriable && !isPastDeadline) {
+      this.reportRetry(batch, error);
       this.retryLater(partition, backoffDelayMs(batch.attempts - 1, this.options.retry, this.random));
       return;
     }
     this.failBatch(partition, batch, isPastDeadline && error.retriable ? deliveryTimeout(batch, error) : error);
+  }
+
+  /** Tells `onRetry`, from a microtask (never re-entrant). */
+  private reportRetry(batch: ProducerBatch, error: BrokerError): void {
+    const onRetry = this.options.onRetry;
+    if (onRetry === undefined) return;
+    const retrying: RetryingRecords = {
+      topic: batch.topic,
+      partition: batch.partition,
+      recordCount: batch.recordCount,
+      attempts: batch.attempts,
+      deliveryDeadlineMs: batch.createdMs + this.options.deliveryTimeoutMs,
+    };
+    queueMicrotask(() => onRetry(error, retrying));
   }
 
   private retryLater(partition: ProducerPartition, backoffMs: number): void {
@@ -1229,6 +1267,7 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
     ackTimeoutMs: options.ackTimeoutMs ?? 30_000,
     retry: { ...RETRY_DEFAULTS, ...options.retry },
     onError: options.onError,
+    onRetry: options.onRetry,
   };
   for (const [name, value, min] of [
     ['lingerMs', resolved.lingerMs, 0],
@@ -1243,6 +1282,7 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
   }
   if (resolved.bufferBytes < resolved.batchBytes) throw invalidOption('bufferBytes must be at least batchBytes');
   if (resolved.onError !== undefined && typeof resolved.onError !== 'function') throw invalidOption('onError must be a function');
+  if (resolved.onRetry !== undefined && typeof resolved.onRetry !== 'function') throw invalidOption('onRetry must be a function');
   return resolved;
 }
 
