@@ -165,6 +165,42 @@ describe('Consumer', () => {
     expect((await take(consumer, 2)).map((record) => record.offset)).toEqual([0, 1]);
   });
 
+  it('tells onRetry of each reopen it schedules, and onRecovered once the stream delivers again or stays open for the longest backoff', async () => {
+    const events: string[] = [];
+    // random 0.5: backoffs of 75 ms, then 150 ms.
+    const { clock, consumer, transport } = makeConsumer({
+      retry: { backoffMsMin: 100, backoffMsMax: 2_000, timeoutMs: 60_000 },
+      onRetry: (error, retrying) => events.push(`retry ${retrying.partition} ${error.reason} #${retrying.attempts} until +${retrying.giveUpAtMs - startMs}`),
+      onRecovered: (recovered) => events.push(`recovered ${recovered.partition} after ${recovered.outageMs}`),
+    });
+    const startMs = clock.nowMs();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const dropped = () => Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: grpc.status.UNAVAILABLE, details: 'Connection dropped', metadata: new grpc.Metadata() });
+    transport.latest.emit('error', dropped());
+    expect(events).toEqual([]); // from a microtask
+    await settle();
+    clock.advance(1_000); // reopened at 75 ms; refused again
+    transport.latest.emit('error', dropped());
+    await settle();
+    expect(events).toEqual(['retry 0 BROKER_UNAVAILABLE #1 until +60000', 'retry 0 BROKER_UNAVAILABLE #2 until +60000']);
+    clock.advance(150); // reopened: up, but the partition is idle
+    clock.advance(1_999);
+    await settle();
+    expect(events).toHaveLength(2);
+    clock.advance(1);
+    await settle();
+    expect(events.at(-1)).toBe('recovered 0 after 3150');
+    // A second outage ends with data before the stream's recovery timer, which then stays quiet.
+    transport.latest.emit('error', dropped());
+    clock.advance(1_000);
+    transport.latest.reply(storedBatch(0, 1), 1);
+    clock.advance(2_000);
+    await settle();
+    expect(events.slice(3)).toEqual(['retry 0 BROKER_UNAVAILABLE #1 until +63150', 'recovered 0 after 1000']);
+    expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([0]);
+  });
+
   it('throws a non-retriable stream failure once from the iterator', async () => {
     const { consumer, transport } = makeConsumer();
     consumer.assign([tp]);

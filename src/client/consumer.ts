@@ -15,7 +15,8 @@
  *
  * Failures: a stream that breaks without a Runnel reason (broker restarted or killed) or with
  * a retriable one is reopened from the next offset after capped exponential backoff, until
- * `retry.timeoutMs` passes without data. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
+ * `retry.timeoutMs` passes without data; `onRetry` hears of each reopen scheduled and
+ * `onRecovered` of the end of the outage. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
  * metadata once and then fail. OFFSET_OUT_OF_RANGE moves to `autoOffsetReset`. A failure
  * that is not retried is thrown by the iterator once, and the partition stops until the next
  * `seek`.
@@ -48,8 +49,40 @@ export interface ConsumerOptions {
   maxMessageBytes?: number;
   /** Reconnect backoff; `timeoutMs` is how long a partition may fail before it gives up. */
   retry?: Partial<RetryOptions>;
+  /**
+   * Called each time a partition's stream broke (or could not open) with a transport or
+   * retriable failure and will be reopened after a backoff: how a caller learns that reading
+   * stalled because the broker went away (`runnel consume` says so on stderr). From a
+   * microtask, never from inside a consumer call.
+   */
+  onRetry?: (error: BrokerError, retrying: RetryingPartition) => void;
+  /**
+   * Called once when a partition that `onRetry` reported streams again: its reopened stream
+   * delivered a reply, or stayed open for `retry.backoffMsMax` (a partition with nothing new
+   * gets no reply, so staying open is the sign: a broker that is still down refuses at once).
+   * Not called when a seek or unassign ends the retrying instead. From a microtask.
+   */
+  onRecovered?: (recovered: RecoveredPartition) => void;
   clock?: Clock;
   random?: RandomSource;
+}
+
+/** Which partition an `onRetry` call reports. */
+export interface RetryingPartition {
+  topic: string;
+  partition: number;
+  /** Consecutive failed attempts, the one just reported included. */
+  attempts: number;
+  /** When (clock ms) the partition fails if it has not streamed again; Infinity when `retry.timeoutMs` is. */
+  giveUpAtMs: number;
+}
+
+/** Which partition an `onRecovered` call reports. */
+export interface RecoveredPartition {
+  topic: string;
+  partition: number;
+  /** From its first failed attempt until now. */
+  outageMs: number;
 }
 
 /** The part of a gRPC duplex call the consumer uses (a fake implements it in tests). */
@@ -74,7 +107,7 @@ export interface ConsumerTransport {
 type FetchState =
   | { kind: 'idle' }
   | { kind: 'resolving' }
-  | { kind: 'streaming'; stream: SubscriptionStream; openedAtMs: number }
+  | { kind: 'streaming'; stream: SubscriptionStream; openedAtMs: number; cancelRecoveryTimer: (() => void) | undefined }
   | { kind: 'backoff'; cancel: () => void }
   | { kind: 'failed'; error: BrokerError; isReported: boolean };
 
@@ -134,6 +167,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly autoOffsetReset: 'earliest' | 'latest' | 'none';
   private readonly windowBytes: number;
   private readonly maxMessageBytes: number;
+  private readonly onRetry: ((error: BrokerError, retrying: RetryingPartition) => void) | undefined;
+  private readonly onRecovered: ((recovered: RecoveredPartition) => void) | undefined;
   /** Assigned partitions in assignment order; bounded by what the application assigns. */
   private partitions: AssignedPartition[] = [];
   private readonly byKey = new Map<string, AssignedPartition>();
@@ -163,6 +198,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.autoOffsetReset = options.autoOffsetReset ?? 'latest';
     this.windowBytes = options.partitionBufferBytes ?? 8 * MiB;
     this.maxMessageBytes = options.maxMessageBytes ?? 1 * MiB;
+    this.onRetry = options.onRetry;
+    this.onRecovered = options.onRecovered;
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) {
       throw new BrokerError('INVALID_REQUEST', `autoOffsetReset must be 'earliest', 'latest' or 'none'`);
     }
@@ -401,8 +438,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       this.onStreamFailure(assigned, generation, undefined, errorFromGrpc(error), false);
       return;
     }
-    assigned.state = { kind: 'streaming', stream, openedAtMs: this.clock.nowMs() };
+    const state: FetchState & { kind: 'streaming' } = { kind: 'streaming', stream, openedAtMs: this.clock.nowMs(), cancelRecoveryTimer: undefined };
+    assigned.state = state;
     assigned.ungrantedBytes = 0;
+    if (assigned.failedAttempts > 0) {
+      // Up for the longest backoff: the broker took the stream (startStreamRecovered).
+      state.cancelRecoveryTimer = this.clock.setTimer(this.retry.backoffMsMax, () => {
+        state.cancelRecoveryTimer = undefined;
+        if (assigned.state === state && assigned.generation === generation) this.startStreamRecovered(assigned);
+      });
+    }
     stream.on('data', (response) => this.onData(assigned, stream, response));
     stream.on('error', (error) => this.onStreamFailure(assigned, generation, stream, errorFromGrpc(error), isTransportFailure(error)));
     stream.on('end', () =>
@@ -435,9 +480,22 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       assigned.bufferedBytes += response.recordBatches.length;
     }
     if (nextOffset > assigned.fetchOffset) assigned.fetchOffset = nextOffset;
+    if (assigned.failedAttempts > 0) this.startStreamRecovered(assigned);
     assigned.failedAttempts = 0;
     assigned.hasRefreshedMetadata = false;
     this.wake();
+  }
+
+  /** A stream reopened after failures works again: the retrying is over; tells `onRecovered`. */
+  private startStreamRecovered(assigned: AssignedPartition): void {
+    if (assigned.state.kind === 'streaming') {
+      assigned.state.cancelRecoveryTimer?.();
+      assigned.state.cancelRecoveryTimer = undefined;
+    }
+    const recovered: RecoveredPartition = { topic: assigned.topic, partition: assigned.partition, outageMs: this.clock.nowMs() - assigned.firstFailureMs };
+    assigned.failedAttempts = 0;
+    const onRecovered = this.onRecovered;
+    if (onRecovered !== undefined) queueMicrotask(() => onRecovered(recovered));
   }
 
   /**
@@ -456,6 +514,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     // A stream that stayed up past the longest backoff was a recovery, even if no data came
     // (an idle partition): this failure starts a new outage with its own retry budget.
     if (assigned.state.kind === 'streaming' && this.clock.nowMs() - assigned.state.openedAtMs >= this.retry.backoffMsMax) assigned.failedAttempts = 0;
+    if (assigned.state.kind === 'streaming') assigned.state.cancelRecoveryTimer?.();
     stream?.cancel();
     assigned.state = { kind: 'idle' };
     if (error.reason === 'OFFSET_OUT_OF_RANGE' && assigned.chunks.length > 0) {
@@ -504,6 +563,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       this.startStream(assigned);
     });
     assigned.state = { kind: 'backoff', cancel };
+    const onRetry = this.onRetry;
+    if (onRetry !== undefined) {
+      const retrying: RetryingPartition = {
+        topic: assigned.topic,
+        partition: assigned.partition,
+        attempts: assigned.failedAttempts,
+        giveUpAtMs: assigned.firstFailureMs + this.retry.timeoutMs,
+      };
+      queueMicrotask(() => onRetry(error, retrying));
+    }
   }
 
   private failPartition(assigned: AssignedPartition, error: BrokerError): void {
@@ -517,6 +586,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const state = assigned.state;
     if (state.kind === 'streaming') {
       assigned.state = { kind: 'idle' };
+      state.cancelRecoveryTimer?.();
       state.stream.cancel();
     } else if (state.kind === 'backoff') {
       assigned.state = { kind: 'idle' };
