@@ -449,7 +449,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       });
     }
     stream.on('data', (response) => this.onData(assigned, stream, response));
-    stream.on('error', (error) => this.onStreamFailure(assigned, generation, stream, errorFromGrpc(error), isTransportFailure(error)));
+    stream.on('error', (error) => {
+      const isTransport = isTransportFailure(error);
+      this.onStreamFailure(assigned, generation, stream, isTransport ? transportError(error) : errorFromGrpc(error), isTransport);
+    });
     stream.on('end', () =>
       this.onStreamFailure(assigned, generation, stream, new BrokerError('BROKER_UNAVAILABLE', 'the broker ended the subscription'), true),
     );
@@ -739,6 +742,17 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
     this.chunk = [];
     return Promise.resolve({ value: undefined, done: true });
   }
+}
+
+/**
+ * A stream that broke below the broker's handlers, as BROKER_UNAVAILABLE whatever status
+ * grpc-js chose (it reports a reset stream as INTERNAL), as the produce channel does: the
+ * broker is gone or going, and that is what a report or the final failure should say.
+ */
+function transportError(error: unknown): BrokerError {
+  const mapped = errorFromGrpc(error);
+  if (mapped.reason === 'BROKER_UNAVAILABLE') return mapped;
+  return new BrokerError('BROKER_UNAVAILABLE', `subscription failed: ${mapped.message}`, { cause: error });
 }
 
 function keyOf(topic: string, partition: number): string {
