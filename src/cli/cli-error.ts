@@ -54,11 +54,32 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
   }
 }
 
+/**
+ * What is wrong with the broker, for a line saying that a stream is retrying (outage-notice.ts):
+ * "cannot reach broker 127.0.0.1:7070 (connection refused)", "broker … is shutting down".
+ * `error` is a retriable failure; no advice here, the retrying line says what happens next.
+ */
+export function describeBrokerTrouble(error: unknown, brokers: readonly string[]): string {
+  const addresses = brokers.join(',');
+  if (!isBrokerError(error)) return `broker ${addresses} failed (${error instanceof Error ? error.message : String(error)})`;
+  switch (error.reason) {
+    case 'BROKER_UNAVAILABLE':
+      return `cannot reach broker ${addresses} (${shortTransportDetail(error.message)})`;
+    case 'REQUEST_TIMED_OUT':
+      return `broker ${addresses} does not answer in time`;
+    case 'SHUTTING_DOWN':
+      return `broker ${addresses} is shutting down`;
+    default:
+      return `broker ${addresses} answers ${error.reason} (${shortTransportDetail(error.message)})`;
+  }
+}
+
 /** grpc-js says "No connection established. Last error: Error: connect ECONNREFUSED …"; keep the gist. */
 function shortTransportDetail(message: string): string {
   if (message.includes('ECONNREFUSED')) return 'connection refused';
   if (message.includes('ENOTFOUND') || message.includes('EAI_AGAIN')) return 'unknown host';
   if (message.includes('ETIMEDOUT') || message.includes('EHOSTUNREACH')) return 'no route or no answer';
+  if (message.includes('ECONNRESET') || message.includes('Connection dropped')) return 'connection lost';
   const firstSentence = message.split('. ')[0] ?? message;
   return firstSentence.length > 120 ? `${firstSentence.slice(0, 117)}...` : firstSentence;
 }

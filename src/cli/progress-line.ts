@@ -52,6 +52,16 @@ export class ProgressLine {
     this.hasWritten = false;
   }
 
+  /**
+   * Prints `text` as a line of its own on the progress stream, whether or not it is a
+   * terminal (a notice, not progress): a status line being rewritten is cleared first and
+   * redrawn at the next update, so the two never share a line.
+   */
+  writeLine(text: string): void {
+    const isOverwriting = this.isEnabled && this.hasWritten && this.mode === 'rewrite';
+    this.stream.write(isOverwriting ? `\r\x1b[2K${text}\n` : `${text}\n`);
+  }
+
   private schedule(): void {
     this.cancelTimer = this.clock.setTimer(this.intervalMs, () => {
       this.write();
