@@ -16,15 +16,29 @@
  * consumer also skips records older than TIME until the first one that is not, which matters
  * only if the broker had to answer with a batch's first offset).
  *
+ * When the broker goes away (down, restarting), each partition's stream is reopened where it
+ * stopped, and stderr says so (outage-notice.ts): while following, without a deadline (the
+ * command tails until Ctrl-C, as `tail -F` outlives a rotated file); with --no-follow for the
+ * client's 60 s, then it exits 1. Tested in test/integration/cli-broker-restart.test.ts.
+ *
  * The consumer never skips records silently: it is created with autoOffsetReset 'none', so
  * if retention deletes records before they were read the command stops with an error.
  */
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { isBrokerError, type Consumer, type ConsumerRecord, type PartitionOffset, type RunnelClient, type TopicPartition } from '../../client/index.js';
-import { CliError } from '../cli-error.js';
+import {
+  isBrokerError,
+  RETRY_DEFAULTS,
+  type Consumer,
+  type ConsumerRecord,
+  type PartitionOffset,
+  type RunnelClient,
+  type TopicPartition,
+} from '../../client/index.js';
+import { CliError, describeBrokerTrouble } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { parseChoice, parseCount, parseFromSpec, parsePositiveCount, type FromSpec } from '../option-parsers.js';
+import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { consumerRecordToJson } from '../record-json.js';
 
@@ -87,26 +101,45 @@ or base64 for all of them when one is not valid UTF-8 (the object then has
 array of {"key","value"} in order when a header key repeats. --format value prints each
 value followed by a newline (a null value prints an empty line).
 
-Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130).`,
+Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130). When the broker
+goes away it keeps retrying and resumes where it stopped; stderr says so when it starts
+(then every 10 s, later every minute) and when reading resumes:
+  runnel consume: cannot reach broker 127.0.0.1:7070 (connection refused); retrying until Ctrl-C, reading resumes where it stopped
+  runnel consume: broker 127.0.0.1:7070 is back; reading app-logs again after 14 s
+With --no-follow it gives up after a minute (exit 1), and the line says when.`,
     )
     .action(async (topic: string, flags: ConsumeFlags) => {
       if (flags.group !== undefined) {
         throw new CliError('consumer groups are not supported yet: drop --group to read the partitions directly (use --from to choose where to start)');
       }
-      const exitCode = await withClient(flags, topic, ({ client }) => consumeTopic(client, topic, flags));
+      const exitCode = await withClient(flags, topic, ({ client, brokers }) => consumeTopic(client, topic, flags, brokers));
       setExitCode(exitCode);
     });
 }
 
-async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeFlags): Promise<number> {
+async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeFlags, brokers: string[]): Promise<number> {
   const isFollowing = flags.follow ?? true;
   const from = flags.from ?? (isFollowing ? { kind: 'end' } : { kind: 'beginning' });
   const partitions = await selectPartitions(client, topic, flags.partition);
   const plans = await planPartitions(client, topic, partitions, from, isFollowing);
   const active = plans.filter((plan) => plan.endOffset === undefined || plan.startOffset < plan.endOffset);
   if (active.length === 0) return 0;
-  const consumer = client.consumer({ autoOffsetReset: 'none' });
   const state = { printed: 0, exitCode: 0, isStopping: false };
+  const startedMs = Date.now();
+  const progress = new ProgressLine({
+    mode: 'rewrite',
+    intervalMs: 1_000,
+    render: () => `consume ${topic}: ${formatCount(state.printed)} records, ${formatCount(ratePerSec(state.printed, Date.now() - startedMs))} records/s`,
+  });
+  const outage = new ConsumeOutage(topic, brokers, (line) => progress.writeLine(line));
+  const consumer = client.consumer({
+    autoOffsetReset: 'none',
+    // Following has no deadline: the command runs until Ctrl-C, and a wait costs one timer
+    // per partition (nothing accumulates); stderr says every minute that it is still waiting.
+    retry: { timeoutMs: isFollowing ? Number.POSITIVE_INFINITY : RETRY_DEFAULTS.timeoutMs },
+    onRetry: (error, retrying) => outage.onRetry(error, retrying.partition, retrying.giveUpAtMs),
+    onRecovered: (recovered) => outage.onRecovered(recovered.partition),
+  });
   const stop = (exitCode: number): void => {
     if (state.isStopping) return;
     state.isStopping = true;
@@ -115,12 +148,6 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
   };
   const onSignal = (signal: NodeJS.Signals): void => stop(EXIT_CODE_BY_SIGNAL[signal] ?? 1);
   const onStdoutError = (error: NodeJS.ErrnoException): void => stop(error.code === 'EPIPE' ? 0 : 1); // `| head` closed the pipe: done
-  const startedMs = Date.now();
-  const progress = new ProgressLine({
-    mode: 'rewrite',
-    intervalMs: 1_000,
-    render: () => `consume ${topic}: ${formatCount(state.printed)} records, ${formatCount(ratePerSec(state.printed, Date.now() - startedMs))} records/s`,
-  });
   // Records going to the terminal and a status line on the same screen would garble both.
   if (process.stdout.isTTY !== true) progress.start();
   process.on('SIGINT', onSignal);
@@ -142,6 +169,41 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
   }
   if (process.stderr.isTTY === true && process.stdout.isTTY !== true) process.stderr.write(`consumed ${formatCount(state.printed)} records from ${topic}\n`);
   return state.exitCode;
+}
+
+/**
+ * The stderr lines about an outage (outage-notice.ts): on while any partition's stream is
+ * retrying, over when every one of them streams again.
+ */
+class ConsumeOutage {
+  private readonly notice: OutageNotice;
+  private readonly topic: string;
+  private readonly brokers: string[];
+  /** Partitions retrying now; bounded by the assignment. */
+  private readonly retrying = new Set<number>();
+  private giveUpAtMs = Infinity;
+
+  constructor(topic: string, brokers: string[], write: (line: string) => void) {
+    this.notice = new OutageNotice({ command: 'consume', write });
+    this.topic = topic;
+    this.brokers = brokers;
+  }
+
+  onRetry(error: unknown, partition: number, giveUpAtMs: number): void {
+    if (!this.notice.isOngoing) this.giveUpAtMs = Infinity;
+    this.retrying.add(partition);
+    this.giveUpAtMs = Math.min(this.giveUpAtMs, giveUpAtMs);
+    const until = Number.isFinite(this.giveUpAtMs) ? `${formatClockTime(this.giveUpAtMs)}, then exits 1` : 'Ctrl-C';
+    this.notice.retrying(({ isFirst, outageMs }) =>
+      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; retrying until ${until}, reading resumes where it stopped`,
+    );
+  }
+
+  onRecovered(partition: number): void {
+    this.retrying.delete(partition);
+    if (this.retrying.size > 0) return;
+    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; reading ${this.topic} again after ${formatElapsed(outageMs)}`);
+  }
 }
 
 async function selectPartitions(client: RunnelClient, topic: string, partition: number | undefined): Promise<number[]> {

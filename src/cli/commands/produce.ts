@@ -13,15 +13,21 @@
  * --format json does the same. SIGINT/SIGTERM stop the reading, send the lines already read,
  * settle them and exit 130/143 (1 if something failed).
  *
+ * While records cannot be delivered (broker down or restarting, retriable errors), stderr says
+ * so, with the lines waiting and when the producer gives up (--delivery-timeout-ms after the
+ * oldest of them was batched), and says again when delivery resumes (outage-notice.ts; tested
+ * in test/integration/cli-broker-restart.test.ts).
+ *
  * Every record is observed (a `.then` per send) so a failure is noticed while stdin is still
  * open, not only at EOF; at CLI rates the promise per record is cheap next to reading lines.
  */
 import type { Command } from 'commander';
 import type { Acks, Producer, ProducerRecord, RunnelClient } from '../../client/index.js';
-import { CliError, toCliError } from '../cli-error.js';
+import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { readLines } from '../line-reader.js';
-import { parseAcks, parseChoice, parseCount } from '../option-parsers.js';
+import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../option-parsers.js';
+import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { parseJsonInputRecord } from '../record-json.js';
 
@@ -34,6 +40,7 @@ interface ProduceFlags extends ClientFlags {
   format: 'lines' | 'json';
   lingerMs: number;
   compression: 'none' | 'gzip';
+  deliveryTimeoutMs: number;
 }
 
 /** Why the reading stopped. */
@@ -71,6 +78,9 @@ const BATCH_BYTES_MIN = 256;
 
 const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 
+/** The client producer's default: two minutes to ride out a broker restart. */
+const DELIVERY_TIMEOUT_MS_DEFAULT = 120_000;
+
 export function registerProduceCommand(program: Command, setExitCode: SetExitCode): void {
   addClientOptions(
     program
@@ -82,7 +92,8 @@ export function registerProduceCommand(program: Command, setExitCode: SetExitCod
       .option('--acks <acks>', '0 (no ack), 1 (leader has it) or all (every in-sync replica has it)', parseAcks, 'all' as Acks)
       .option('--format <format>', 'lines: each line is the value; json: each line is {"key","value","headers","partition","timestamp"}', parseChoice(['lines', 'json'] as const), 'lines')
       .option('--linger-ms <ms>', 'how long a batch waits for more lines before it is sent', parseCount, 5)
-      .option('--compression <codec>', 'none or gzip', parseChoice(['none', 'gzip'] as const), 'none'),
+      .option('--compression <codec>', 'none or gzip', parseChoice(['none', 'gzip'] as const), 'none')
+      .option('--delivery-timeout-ms <ms>', 'how long a line may wait for its acknowledgement (retrying while the broker is unreachable) before the command gives up', parsePositiveCount, DELIVERY_TIMEOUT_MS_DEFAULT),
   )
     .addHelpText(
       'after',
@@ -101,7 +112,13 @@ header values are base64; "topic" and "offset" (as printed by consume) are ignor
 Exit status is 0 only when every line read was acknowledged. The first failed record (or bad
 JSON line) stops the reading: the command settles what it sent and exits 1 naming the line.
 Ctrl-C stops reading, sends what was read, waits for the acknowledgements and exits 130 (a
-second Ctrl-C exits at once). On a terminal, stderr shows the rate.`,
+second Ctrl-C exits at once). On a terminal, stderr shows the rate.
+
+While the broker is unreachable (down, restarting) the lines wait and are retried; stderr
+says so when it starts (then every 10 s, later every minute), with the lines waiting and
+the time the command gives up (--delivery-timeout-ms), and says when delivery resumes:
+  runnel produce: cannot reach broker 127.0.0.1:7070 (connection refused); 12 lines waiting, retrying until 12:34:56 (--delivery-timeout-ms), then exits 1
+  runnel produce: broker 127.0.0.1:7070 is back; lines delivered again after 14 s`,
     )
     .action(async (topic: string, flags: ProduceFlags) => {
       if (flags.keySeparator === '') throw new CliError('--key-separator must not be empty');
@@ -112,8 +129,25 @@ second Ctrl-C exits at once). On a terminal, stderr shows the rate.`,
 
 async function produceStdin(client: RunnelClient, topic: string, flags: ProduceFlags, brokers: string[]): Promise<number> {
   const { batchBytes } = await checkTopicAndSizeBatches(client, topic, flags.partition);
-  const producer = client.producer({ acks: flags.acks, lingerMs: flags.lingerMs, compression: flags.compression, bufferBytes: PRODUCE_BUFFER_BYTES, batchBytes });
   const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined };
+  const startedMs = Date.now();
+  const progress = new ProgressLine({
+    mode: 'rewrite',
+    intervalMs: 1_000,
+    render: () =>
+      `produce ${topic}: ${formatCount(state.sent)} lines sent, ${formatCount(state.acked)} acknowledged, ` +
+      `${formatCount(ratePerSec(state.acked, Date.now() - startedMs))} lines/s`,
+  });
+  const outage = new ProduceOutage(brokers, (line) => progress.writeLine(line));
+  const producer = client.producer({
+    acks: flags.acks,
+    lingerMs: flags.lingerMs,
+    compression: flags.compression,
+    bufferBytes: PRODUCE_BUFFER_BYTES,
+    batchBytes,
+    deliveryTimeoutMs: flags.deliveryTimeoutMs,
+    onRetry: (error, retrying) => outage.onRetry(error, retrying.deliveryDeadlineMs, state.sent - state.acked),
+  });
   const stop = (cause: StopCause): void => {
     if (state.stopCause !== undefined) return;
     state.stopCause = cause;
@@ -123,20 +157,12 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
     if (state.stopCause?.kind === 'signal') process.exit(EXIT_CODE_BY_SIGNAL[signal] ?? 1); // second Ctrl-C: give up waiting
     stop({ kind: 'signal', signal });
   };
-  const startedMs = Date.now();
-  const progress = new ProgressLine({
-    mode: 'rewrite',
-    intervalMs: 1_000,
-    render: () =>
-      `produce ${topic}: ${formatCount(state.sent)} lines sent, ${formatCount(state.acked)} acknowledged, ` +
-      `${formatCount(ratePerSec(state.acked, Date.now() - startedMs))} lines/s`,
-  });
   // Someone typing lines at a terminal needs their echo, not a status line.
   if (process.stdin.isTTY !== true) progress.start();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await sendLines(producer, topic, flags, state, stop);
+    await sendLines(producer, topic, flags, state, stop, outage);
     // Close = flush and wait: every record sent gets its outcome (or fails after the delivery timeout).
     await producer.close().catch(() => undefined); // each failure reaches its own handler
     await new Promise((resolve) => setImmediate(resolve)); // let the last handlers run
@@ -148,7 +174,39 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
   return finishProduce(topic, state, brokers);
 }
 
-/** Fails fast, before any input arrives, when the topic or the chosen partition does not exist. */
+/**
+ * The stderr lines about an outage (outage-notice.ts): the producer reports every retry;
+ * an acknowledgement after one means delivery works again. Gives up at the earliest
+ * delivery deadline among the batches retried in this outage: the oldest waiting line's.
+ */
+class ProduceOutage {
+  private readonly notice: OutageNotice;
+  private readonly brokers: string[];
+  private giveUpAtMs = Infinity;
+
+  constructor(brokers: string[], write: (line: string) => void) {
+    this.notice = new OutageNotice({ command: 'produce', write });
+    this.brokers = brokers;
+  }
+
+  get isOngoing(): boolean {
+    return this.notice.isOngoing;
+  }
+
+  onRetry(error: unknown, deliveryDeadlineMs: number, waitingCount: number): void {
+    if (!this.notice.isOngoing) this.giveUpAtMs = Infinity;
+    this.giveUpAtMs = Math.min(this.giveUpAtMs, deliveryDeadlineMs);
+    this.notice.retrying(({ isFirst, outageMs }) =>
+      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
+        `${formatCount(waitingCount)} line${waitingCount === 1 ? '' : 's'} waiting, retrying until ${formatClockTime(this.giveUpAtMs)} (--delivery-timeout-ms), then exits 1`,
+    );
+  }
+
+  onDelivered(): void {
+    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; lines delivered again after ${formatElapsed(outageMs)}`);
+  }
+}
+
 /**
  * Checks --partition against the topic and returns the batch size to use: the producer's
  * default, but below the topic's max.message.bytes, which rejects a larger batch whole (a
@@ -165,10 +223,18 @@ async function checkTopicAndSizeBatches(client: RunnelClient, topic: string, par
   return { batchBytes: Math.max(BATCH_BYTES_MIN, Math.min(PRODUCE_BATCH_BYTES, maxMessageBytes - BATCH_HEADROOM_BYTES)) };
 }
 
-async function sendLines(producer: Producer, topic: string, flags: ProduceFlags, state: ProduceState, stop: (cause: StopCause) => void): Promise<void> {
+async function sendLines(
+  producer: Producer,
+  topic: string,
+  flags: ProduceFlags,
+  state: ProduceState,
+  stop: (cause: StopCause) => void,
+  outage: ProduceOutage,
+): Promise<void> {
   const separator = flags.keySeparator === undefined ? undefined : Buffer.from(flags.keySeparator, 'utf8');
   const onAcked = (): void => {
     state.acked++;
+    if (outage.isOngoing) outage.onDelivered();
   };
   let lineNumber = 0;
   try {

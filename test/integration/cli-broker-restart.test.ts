@@ -1,0 +1,98 @@
+/**
+ * `runnel produce` and `runnel consume` ride out a broker that dies and comes back, and say
+ * so on stderr. Method: a real `runnel broker` child process on 127.0.0.1 (port 0, then the
+ * same port again) with a fresh data dir; a `produce` fed through a pipe and a following
+ * `consume` run as child processes. The broker is killed (SIGKILL) and a line written while
+ * it is down; both commands must report the outage on stderr (a line an operator can grep,
+ * saying what is wrong and what happens next), keep going, and report the recovery once the
+ * broker is started again on the same data dir and port. Then stdin is closed: produce exits
+ * 0, and every line is read back exactly once, in order, by the consume that ran through the
+ * outage and by a fresh one.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { killAllCliProcesses, startCliProcess, type CliProcess } from '../support/cli-process.js';
+import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
+import { waitFor } from '../support/wait-for.js';
+
+let dataDir: string | undefined;
+
+afterEach(async () => {
+  killAllCliProcesses();
+  await stopAllBrokerProcesses();
+  if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+  dataDir = undefined;
+});
+
+/** Waits until `cli`'s stderr matches `pattern`; the deadline's message shows both streams. */
+async function waitForStderr(cli: CliProcess, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
+  await waitFor(() => pattern.test(cli.stderr()), {
+    timeoutMs,
+    intervalMs: 50,
+    describe: () => `stderr ${JSON.stringify(cli.stderr())} does not match ${pattern}; stdout ${JSON.stringify(cli.stdout().slice(-300))}`,
+  });
+}
+
+async function waitForStdout(cli: CliProcess, expected: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(() => cli.stdout() === expected, {
+    timeoutMs,
+    intervalMs: 50,
+    describe: () => `stdout ${JSON.stringify(cli.stdout())}, expected ${JSON.stringify(expected)}; stderr ${JSON.stringify(cli.stderr())}`,
+  });
+}
+
+describe('runnel produce and consume while the broker restarts', () => {
+  it('say on stderr that the broker is unreachable and that it is back, lose and duplicate nothing, and produce exits 0', async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+    let broker = await startBrokerProcess({ dataDir });
+    const address = broker.address;
+    const env = { RUNNEL_BROKER: address };
+    const topic = 'cli-restart';
+    const created = await startCliProcess(['topic', 'create', topic], { env }).result;
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+
+    const consumer = startCliProcess(['consume', topic, '--from', 'beginning'], { env, timeoutMs: 110_000 });
+    const producer = startCliProcess(['produce', topic], { env, timeoutMs: 110_000 });
+    producer.write('line-1\n');
+    await waitForStdout(consumer, 'line-1\n');
+
+    await broker.kill('SIGKILL');
+    producer.write('line-2\n');
+    const escaped = address.replaceAll('.', '\\.');
+    await waitForStderr(
+      producer,
+      new RegExp(`^runnel produce: cannot reach broker ${escaped} \\([^)]+\\); 1 line waiting, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`, 'm'),
+    );
+    await waitForStderr(consumer, new RegExp(`^runnel consume: cannot reach broker ${escaped} \\([^)]+\\); retrying until Ctrl-C, reading resumes where it stopped$`, 'm'));
+    producer.write('line-3\n');
+
+    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is back; lines delivered again after \\d+ s$`, 'm'));
+    await waitForStdout(consumer, 'line-1\nline-2\nline-3\n');
+    await waitForStderr(consumer, new RegExp(`^runnel consume: broker ${escaped} is back; reading ${topic} again after \\d+ s$`, 'm'));
+
+    producer.write('line-4\n');
+    producer.endInput();
+    const produced = await producer.result;
+    expect(produced.code, produced.stderr).toBe(0);
+    expect(produced.stderr.split('\n').filter((line) => line !== '').every((line) => line.startsWith('runnel produce: '))).toBe(true);
+    await waitForStdout(consumer, 'line-1\nline-2\nline-3\nline-4\n');
+    consumer.signal('SIGINT');
+    expect((await consumer.result).code).toBe(130);
+
+    const replay = await startCliProcess(['consume', topic, '--from', 'beginning', '--no-follow', '--format', 'json'], { env }).result;
+    expect(replay, replay.stderr).toMatchObject({ code: 0, stderr: '' });
+    const records = replay.stdout
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as { offset: number; value: string });
+    expect(records.map((record) => [record.offset, record.value])).toEqual([
+      [0, 'line-1'],
+      [1, 'line-2'],
+      [2, 'line-3'],
+      [3, 'line-4'],
+    ]);
+  });
+});
