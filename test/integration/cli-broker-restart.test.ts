@@ -7,12 +7,14 @@
  * saying what is wrong and what happens next), keep going, and report the recovery once the
  * broker is started again on the same data dir and port. Then stdin is closed: produce exits
  * 0, and every line is read back exactly once, in order, by the consume that ran through the
- * outage and by a fresh one.
+ * outage and by a fresh one. And when the broker stays away past --delivery-timeout-ms,
+ * produce gives up at the time its stderr announced, exiting 1 with the line that failed.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
 import { killAllCliProcesses, startCliProcess, type CliProcess } from '../support/cli-process.js';
 import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
 import { waitFor } from '../support/wait-for.js';
@@ -94,5 +96,33 @@ describe('runnel produce and consume while the broker restarts', () => {
       [2, 'line-3'],
       [3, 'line-4'],
     ]);
+  });
+
+  it('produce gives up when the broker stays away past --delivery-timeout-ms, exiting 1 naming the line', async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+    const broker = await startBrokerProcess({ dataDir });
+    const env = { RUNNEL_BROKER: broker.address };
+    const topic = 'cli-gives-up';
+    const client = createClient({ brokers: [broker.address] });
+    try {
+      await client.admin.createTopic({ name: topic, partitions: 1 });
+      const producer = startCliProcess(['produce', topic, '--delivery-timeout-ms', '3000'], { env, timeoutMs: 60_000 });
+      producer.write('line-1\n');
+      await waitFor(async () => (await client.admin.listOffsets({ topic, spec: 'latest' }))[0]?.offset === 1, {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        describe: () => `line-1 not acknowledged; produce stderr ${JSON.stringify(producer.stderr())}`,
+      });
+      await broker.kill('SIGKILL');
+      producer.write('line-2\n');
+      await waitForStderr(producer, /^runnel produce: cannot reach broker .*retrying until (\d\d:\d\d:\d\d) \(--delivery-timeout-ms\), then exits 1$/m);
+      const result = await producer.result;
+      expect(result.code, result.stderr).toBe(1);
+      const lines = result.stderr.trimEnd().split('\n');
+      expect(lines.at(-1)).toMatch(/^runnel: line 2 was not acknowledged: cannot reach broker .*; 1 of 2 lines sent were acknowledged, reading stopped there$/);
+      expect(lines.slice(0, -1).every((line) => line.startsWith('runnel produce: cannot reach broker '))).toBe(true);
+    } finally {
+      await client.close({ timeoutMs: 1_000 });
+    }
   });
 });
