@@ -146,6 +146,9 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
     bufferBytes: PRODUCE_BUFFER_BYTES,
     batchBytes,
     deliveryTimeoutMs: flags.deliveryTimeoutMs,
+    // A line waiting for buffer space waits for the broker too (the buffer drains as it
+    // acknowledges): it must not fail sooner than the give-up time stderr announces.
+    bufferWaitMsMax: flags.deliveryTimeoutMs,
     onRetry: (error, retrying) => outage.onRetry(error, retrying.deliveryDeadlineMs, state.sent - state.acked),
   });
   const stop = (cause: StopCause): void => {
