@@ -8,40 +8,17 @@
  * `offsets`, the one-line errors for an unknown topic and an unreachable broker, the exit
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { killAllCliProcesses, startCliProcess, type CliProcess, type CliResult } from '../support/cli-process.js';
 import { waitFor } from '../support/wait-for.js';
-
-const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI_TIMEOUT_MS_DEFAULT = 30_000;
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface RunningCli {
-  readonly pid: number;
-  stdout(): string;
-  stderr(): string;
-  write(text: string): void;
-  endInput(): void;
-  signal(signal: NodeJS.Signals): void;
-  /** Settles when the process exits; rejects (after SIGKILL) when it outlives its deadline. */
-  readonly result: Promise<CliResult>;
-}
-
-const running = new Set<ChildProcess>();
 let dataDir: string;
 let broker: BrokerProcess;
 
@@ -51,8 +28,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterEach(() => {
-  for (const child of running) killByPid(child);
-  running.clear();
+  killAllCliProcesses();
 });
 
 afterAll(async () => {
@@ -61,45 +37,9 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function killByPid(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-}
-
 /** Starts `runnel …` against the test broker (RUNNEL_BROKER), killed by PID after `timeoutMs`. */
-function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningCli {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/run.ts'), ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, RUNNEL_BROKER: broker.address, RUNNEL_DEBUG: '', ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  const pid = child.pid as number;
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  child.stdin.on('error', () => undefined); // the CLI may exit before reading all its input
-  const timeoutMs = options.timeoutMs ?? CLI_TIMEOUT_MS_DEFAULT;
-  const result = new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      killByPid(child);
-      reject(new Error(`runnel ${args.join(' ')} did not finish within ${timeoutMs} ms; stdout: ${stdout.slice(-500)}; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      running.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return {
-    pid,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    write: (text) => child.stdin.write(text),
-    endInput: () => child.stdin.end(),
-    signal: (signal) => process.kill(pid, signal),
-    result,
-  };
+function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliProcess {
+  return startCliProcess(args, { ...options, env: { RUNNEL_BROKER: broker.address, ...options.env } });
 }
 
 /** Runs `runnel …` to completion with `input` on stdin. */
