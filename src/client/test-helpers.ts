@@ -2,7 +2,8 @@
  * Fakes for the client's unit tests: a produce channel whose replies the test controls, a
  * producer transport around it, and a tiny in-memory partition log that answers produce
  * requests the way the broker's idempotence rules do (duplicates get their original
- * offsets, sequence gaps get OUT_OF_ORDER_SEQUENCE). Not part of the client's surface.
+ * offsets, sequence gaps get OUT_OF_ORDER_SEQUENCE) and its size limit (BATCH_TOO_LARGE).
+ * Not part of the client's surface.
  */
 import { EventEmitter } from 'node:events';
 import { BrokerError, type Reason } from '../errors/index.js';
@@ -108,9 +109,14 @@ export class FakeProduceChannel implements ProduceChannel {
  */
 export class FakePartitionLog {
   readonly records: DecodedRecord[] = [];
+  /** The topic's max.message.bytes: a larger batch is refused before anything else is checked, as the broker does. */
+  maxMessageBytes = Number.POSITIVE_INFINITY;
   private readonly producers = new Map<number, { epoch: number; batches: { first: number; last: number; baseOffset: number }[] }>();
 
   append(bytes: Buffer): PartitionAnswer {
+    if (bytes.length > this.maxMessageBytes) {
+      return { error: 'BATCH_TOO_LARGE', message: `batch is ${bytes.length} bytes; the limit is ${this.maxMessageBytes}` };
+    }
     const header = tryReadBatchHeader(bytes)!;
     const count = header.recordCount;
     if (header.producerId >= 0) {
