@@ -17,6 +17,13 @@
  *   offsets. Sequences change only when the recovery step finds a gap left by a batch that
  *   failed for good and was certainly not appended; a batch that *may* have been appended is
  *   never renumbered: the recovery asks for an epoch bump instead (`prepareResend`).
+ * - With idempotence, one batch at a time is in flight until the broker has acknowledged a
+ *   batch of this producer epoch here. The broker takes any sequence from a producer it does
+ *   not know (storage/producer-state.ts), so a batch sent together with one it refuses
+ *   (too large, LIMIT_REACHED, …) would be appended before it, and the refused one, resent,
+ *   after. Once it knows the producer it refuses such a batch as OUT_OF_ORDER_SEQUENCE. The
+ *   cost is one round trip per partition when the producer starts (and after an epoch bump)
+ *   (producer.test.ts: "sends one batch at a time until…").
  *
  * Not here: encoding, timers, transport (producer.ts).
  */
@@ -74,6 +81,8 @@ export class ProducerPartition {
       if (isIdempotent && this.prepareResend() === 'needs-epoch-bump') return 'needs-epoch-bump';
       this.isRecovering = false;
     }
+    // The broker may not know this producer yet (see the file comment).
+    if (isIdempotent && this.lastAckedOrdinal < 0 && this.inFlight > 0) return undefined;
     for (const batch of this.unacked) {
       if (!batch.isInFlight) return batch;
     }

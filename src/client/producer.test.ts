@@ -164,11 +164,13 @@ describe('Producer partitioning', () => {
 describe('Producer idempotence and retries', () => {
   it('asks for a producer id once and numbers each partition’s batches from sequence 0', async () => {
     const { producer, channel, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });
+    const logs = new Map<string, FakePartitionLog>();
     for (let round = 0; round < 3; round++) {
       void producer.send({ topic: 't', partition: 0, value: 'a' });
       void producer.send({ topic: 't', partition: 0, value: 'b' });
       void producer.send({ topic: 't', partition: 1, value: 'c' });
       await settle();
+      answerAll(channel, logs);
     }
     expect(transport.initCalls).toEqual([undefined]);
     const headers = channel.sent.flatMap((sent) => sent.partitions);
@@ -180,15 +182,45 @@ describe('Producer idempotence and retries', () => {
 
   it('keeps at most five batches of a partition unacknowledged', async () => {
     const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
-    for (let index = 0; index < 8; index++) {
+    void producer.send({ topic: 't', value: value(0) });
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    for (let index = 1; index <= 8; index++) {
       void producer.send({ topic: 't', value: value(index) });
       await settle();
     }
     expect(channel.pending).toHaveLength(5);
-    channel.replyNext(() => ({ baseOffset: 0 }));
+    channel.replyNext(() => ({ baseOffset: 1 }));
     await settle();
     expect(channel.pending).toHaveLength(5);
-    expect(channel.sent).toHaveLength(6);
+    expect(channel.sent).toHaveLength(7);
+  });
+
+  it('sends one batch of a partition at a time until the broker acknowledged one, so a refused first batch cannot let a later one in first', async () => {
+    // The broker takes any sequence from a producer it does not know yet: a second batch sent
+    // while the first is refused (here LIMIT_REACHED) would be appended before it.
+    const { clock, producer, channel } = makeProducer({ t: 2 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const handles: Promise<RecordMetadata>[] = [];
+    for (let index = 0; index < 3; index++) {
+      handles.push(producer.send({ topic: 't', partition: 0, value: value(index) }));
+      void producer.send({ topic: 't', partition: 1, value: value(index) });
+      await settle();
+    }
+    // One request with the first batch of each partition; nothing else yet.
+    expect(channel.pending).toHaveLength(1);
+    expect(channel.pending[0]!.partitions.map((sent) => sent.partition)).toEqual([0, 1]);
+    channel.replyNext((sent) => (sent.partition === 0 ? { error: 'LIMIT_REACHED' } : logFor(logs, sent).append(sent.bytes)));
+    await settle();
+    expect(channel.pending.flatMap((request) => request.partitions.map((sent) => sent.partition))).toEqual([1, 1]); // partition 1 is known now
+    clock.advance(2_000);
+    await settle();
+    answerAll(channel, logs);
+    await settle();
+    answerAll(channel, logs);
+    expect((await Promise.all(handles)).map((metadata) => metadata.offset)).toEqual([0, 1, 2]);
+    expect(log.records.map((record) => record.value?.toString())).toEqual(['value-0', 'value-1', 'value-2']);
   });
 
   it('resends a batch after a broken stream with the same sequence, and the duplicate resolves with the original offsets', async () => {

@@ -17,9 +17,12 @@
  * an unexplained sequence gap) the producer waits until nothing is in flight, bumps its epoch
  * and restarts every partition's sequences at 0. A batch still waiting for a retry at that
  * moment, whose earlier attempt may have been appended, can then be appended twice: the new
- * epoch cannot recognise it (Kafka's KIP-360 accepts the same). Tests: producer.test.ts
- * ("resends a batch after a broken stream with the same sequence…", "resends later in-flight
- * batches in order…", "bumps the epoch…"), test/integration/client-idempotence.test.ts.
+ * epoch cannot recognise it (Kafka's KIP-360 accepts the same). Until the broker has
+ * acknowledged one batch of a partition, that partition has one batch in flight: the broker
+ * takes any sequence from a producer it does not know, and a batch sent beside a refused one
+ * would overtake it. Tests: producer.test.ts ("resends a batch after a broken stream with the
+ * same sequence…", "resends later in-flight batches in order…", "bumps the epoch…", "sends
+ * one batch at a time until…"), test/integration/client-idempotence.test.ts.
  *
  * Errors: a non-retriable error fails the records of that batch only. Retriable errors
  * (BROKER_UNAVAILABLE, ACK_TIMEOUT, LIMIT_REACHED, …) retry with capped exponential backoff
