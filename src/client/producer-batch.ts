@@ -17,13 +17,29 @@
  * measure, charged to the producer's `BufferAccount` as it changes, so `bufferBytes` bounds
  * real memory (producer.test.ts: "charges the buffer with…").
  *
+ * Split: when the broker refuses a batch as larger than the topic's max.message.bytes, the
+ * producer decodes its records again (`decodeRecords`) and hands them over to smaller batches
+ * (`handOver`). The refused batch then never completes itself: its handles follow it to the
+ * pieces (`PendingSend` looks the record up when observed), its buffer charge moves to them,
+ * and its `onDone` callbacks run once every piece is done (producer.test.ts: "splits a
+ * refused batch…").
+ *
  * Owns (single writer: the producer's event-loop code; no state here changes across an
  * await): the records until encoded, the encoded bytes until acknowledged, the sequence
  * bookkeeping of this batch, its outcome, and its share of the buffer account.
  */
 import { AssertionError } from '../common/index.js';
 import type { BrokerError } from '../errors/index.js';
-import { BATCH_CRC_START, BatchField, crc32c, writeInt64, type LogRecord } from '../protocol/index.js';
+import {
+  BATCH_CRC_START,
+  BatchField,
+  crc32c,
+  decodeBatchAs,
+  DECOMPRESSED_BYTES_MAX_DEFAULT,
+  writeInt64,
+  type LogRecord,
+  type RecordHeader,
+} from '../protocol/index.js';
 import type { RecordMetadata } from './types.js';
 
 /**
@@ -56,8 +72,12 @@ export type BatchOutcome =
 export class ProducerBatch {
   readonly topic: string;
   readonly partition: number;
-  /** Position among this partition's batches: creation order, which is also send order. */
-  readonly ordinal: number;
+  /**
+   * Position among this partition's batches: creation order, which is also send order. Moves
+   * up when an earlier batch is split, so that each batch the broker sees has its own
+   * (ProducerPartition.replaceBySplit).
+   */
+  ordinal: number;
   readonly createdMs: number;
   /** Records until the batch is encoded (or completes unencoded); then only `timestamps` is kept. */
   records: LogRecord[] = [];
@@ -95,6 +115,13 @@ export class ProducerBatch {
   /** The last retriable error, reported if the delivery deadline passes. */
   lastError: BrokerError | undefined;
   outcome: BatchOutcome | undefined;
+  /**
+   * Set when the broker refused the batch as too large and its records went on in these
+   * smaller batches, in order; the batch itself then never completes.
+   */
+  pieces: ProducerBatch[] | undefined;
+  /** Pieces not yet done (see `onDone`). */
+  private piecesPending = 0;
   /** The records' timestamps, once the records are dropped (encoded or complete). */
   private timestamps: Float64Array | undefined;
   private observers: PendingSend[] | undefined;
@@ -152,10 +179,67 @@ export class ProducerBatch {
     this.account.usedBytes += OBSERVED_RECORD_HEAP_BYTES;
   }
 
-  /** Calls `callback` once the batch completed (at once if it has). */
+  /** Calls `callback` once the batch completed, or every piece of it did (at once if so). */
   onDone(callback: () => void): void {
-    if (this.outcome !== undefined) callback();
+    if (this.isDone) callback();
     else (this.doneCallbacks ??= []).push(callback);
+  }
+
+  private get isDone(): boolean {
+    return this.outcome !== undefined || (this.pieces !== undefined && this.piecesPending === 0);
+  }
+
+  /**
+   * The records again, decoded from the encoded bytes (the records were dropped when it was
+   * encoded), for a split. Throws `BrokerError` if the bytes do not decode, which would be a
+   * bug in the encoder.
+   */
+  decodeRecords(): LogRecord[] {
+    const bytes = this.bytes;
+    if (bytes === undefined) return this.records;
+    // The decompressed section is about the records' estimated size; the bound only guards.
+    const decompressedBytesMax = Math.max(DECOMPRESSED_BYTES_MAX_DEFAULT, 2 * this.estimatedBytes);
+    return decodeBatchAs<LogRecord>(bytes, 0, { decompressedBytesMax }, makeLogRecord).records;
+  }
+
+  /**
+   * Hands the batch's records over to `pieces` (new batches holding them in order, already
+   * charged to the buffer account): observed handles move to their piece, this batch's charge
+   * is released, and its `onDone` callbacks wait for every piece. The batch never completes
+   * after this. A failure in here leaves the batch unchanged (the checks come first).
+   */
+  handOver(pieces: ProducerBatch[]): void {
+    const pieceRecordCount = pieces.reduce((sum, piece) => sum + piece.recordCount, 0);
+    if (this.outcome !== undefined || this.pieces !== undefined || pieces.length < 2 || pieceRecordCount !== this.recordCount) {
+      throw new AssertionError(`batch ${this.topic}-${this.partition}#${this.ordinal} cannot be handed over to ${pieces.length} pieces of ${pieceRecordCount} records`);
+    }
+    this.dropRecords();
+    this.pieces = pieces;
+    this.piecesPending = pieces.length;
+    this.bytes = undefined;
+    this.account.usedBytes -= this.heldBytes;
+    this.heldBytes = 0;
+    const observers = this.observers ?? [];
+    this.observers = undefined;
+    for (const handle of observers) handle.followSplit();
+    for (const piece of pieces) {
+      piece.onDone(() => {
+        if (--this.piecesPending > 0) return;
+        const callbacks = this.doneCallbacks ?? [];
+        this.doneCallbacks = undefined;
+        for (const callback of callbacks) callback();
+      });
+    }
+  }
+
+  /** Where the record at `index` went when this batch was split: its piece and its index there. */
+  locate(index: number): { batch: ProducerBatch; index: number } {
+    let start = 0;
+    for (const piece of this.pieces ?? []) {
+      if (index < start + piece.recordCount) return { batch: piece, index: index - start };
+      start += piece.recordCount;
+    }
+    throw new AssertionError(`record ${index} of batch ${this.topic}-${this.partition}#${this.ordinal} is in none of its pieces`);
   }
 
   /**
@@ -237,6 +321,7 @@ export class PendingSend implements Promise<RecordMetadata> {
 
   /** The result as a real promise, created on first use. */
   asPromise(): Promise<RecordMetadata> {
+    this.followSplit();
     const extra = (this.extra ??= {});
     if (extra.promise !== undefined) return extra.promise;
     if (extra.error !== undefined) {
@@ -284,6 +369,20 @@ export class PendingSend implements Promise<RecordMetadata> {
     return true;
   }
 
+  /**
+   * Moves the handle to the piece now holding its record if its batch was split (again and
+   * again, for a piece split further), and observes it there if it was observed.
+   */
+  followSplit(): void {
+    let batch = this.batch;
+    if (batch?.pieces === undefined) return;
+    let index = this.index;
+    while (batch.pieces !== undefined) ({ batch, index } = batch.locate(index));
+    this.batch = batch;
+    this.index = index;
+    if (this.extra?.resolve !== undefined) batch.observe(this);
+  }
+
   /** Called by the batch on completion. */
   settle(): void {
     const outcome = this.batch?.outcome;
@@ -309,6 +408,10 @@ interface PendingSendExtra {
   reject?: ((error: BrokerError) => void) | undefined;
   /** Internal waiters (flush) for the record to reach a batch; they do not observe it. */
   placedCallbacks?: (() => void)[] | undefined;
+}
+
+function makeLogRecord(_offset: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: RecordHeader[]): LogRecord {
+  return { key, value, headers, timestamp };
 }
 
 const INT32_MAX = 0x7fff_ffff;

@@ -5,9 +5,10 @@
  * Owner: the producer (single writer, event-loop code; nothing here is async).
  *
  * Invariants:
- * - `unacked` holds batches in creation order (`ordinal`); at most `inFlightMax` of them, and
- *   no batch is sent more than `inFlightMax` ordinals after the oldest of them, so every
- *   unacknowledged batch is within the broker's five-batch duplicate window.
+ * - `unacked` holds batches in creation order (`ordinal`); at most `inFlightMax` of them
+ *   (more only after a split, below), and no batch is sent more than `inFlightMax` ordinals
+ *   after the oldest of them, so every unacknowledged batch is within the broker's
+ *   five-batch duplicate window.
  * - Batches are sent in creation order. After any failure the partition *recovers*: it sends
  *   nothing until every in-flight batch has answered and the backoff has passed, then resends
  *   the unacknowledged batches in order before anything new. A batch that answered
@@ -17,6 +18,12 @@
  *   offsets. Sequences change only when the recovery step finds a gap left by a batch that
  *   failed for good and was certainly not appended; a batch that *may* have been appended is
  *   never renumbered: the recovery asks for an epoch bump instead (`prepareResend`).
+ * - A batch the broker refused as too large (certainly not appended) is replaced in `unacked`
+ *   by its pieces, which take over its sequence range; the batches behind it then fail with
+ *   OUT_OF_ORDER_SEQUENCE and are resent behind the pieces by the same recovery
+ *   (`replaceBySplit`). Every batch the broker sees has its own ordinal, so the window
+ *   counts pieces as batches; `unacked` may then hold more than `inFlightMax` batches, and
+ *   only those within the window are sent.
  * - With idempotence, one batch at a time is in flight until the broker has acknowledged a
  *   batch of this producer epoch here. The broker takes any sequence from a producer it does
  *   not know (storage/producer-state.ts), so a batch sent together with one it refuses
@@ -27,13 +34,25 @@
  *
  * Not here: encoding, timers, transport (producer.ts).
  */
+import { AssertionError } from '../common/index.js';
 import { incrementSequence, type ProducerBatch } from './producer-batch.js';
 
 export type PrepareResendResult = 'ok' | 'needs-epoch-bump';
 
+/** How large the batches of one topic are made; shared by the topic's partitions. */
+export interface TopicBatchSizing {
+  /**
+   * A batch closes at this many estimated bytes: the producer's `batchBytes`, until the broker
+   * refused a batch of the topic as too large (max.message.bytes); then at most half of that
+   * batch's size. It never grows back while the producer lives.
+   */
+  batchBytes: number;
+}
+
 export class ProducerPartition {
   readonly topic: string;
   readonly partition: number;
+  readonly sizing: TopicBatchSizing;
   /** The batch records are being appended to; closed by size, linger or flush. */
   open: ProducerBatch | undefined;
   cancelLinger: (() => void) | undefined;
@@ -56,9 +75,10 @@ export class ProducerPartition {
   private lastAckedSequence = -1;
   private nextOrdinal = 0;
 
-  constructor(topic: string, partition: number) {
+  constructor(topic: string, partition: number, sizing: TopicBatchSizing) {
     this.topic = topic;
     this.partition = partition;
+    this.sizing = sizing;
   }
 
   takeOrdinal(): number {
@@ -83,12 +103,15 @@ export class ProducerPartition {
     }
     // The broker may not know this producer yet (see the file comment).
     if (isIdempotent && this.lastAckedOrdinal < 0 && this.inFlight > 0) return undefined;
+    const oldest = this.unacked[0];
     for (const batch of this.unacked) {
-      if (!batch.isInFlight) return batch;
+      if (batch.isInFlight) continue;
+      // Only after a split can `unacked` reach past the window (see the file comment).
+      if (batch.ordinal - oldest!.ordinal >= inFlightMax) return undefined;
+      return batch;
     }
     if (this.unacked.length >= inFlightMax) return undefined;
     const next = this.ready[0];
-    const oldest = this.unacked[0];
     // The broker recognises a duplicate among a producer's last five batches only: with
     // batches acknowledged after an older unacknowledged one, a new batch could push that
     // one out of the window, and its resend would then be appended again.
@@ -140,6 +163,36 @@ export class ProducerPartition {
   /** `batch` failed for good; it leaves the partition, and the rest recovers around the gap. */
   onFailed(batch: ProducerBatch): void {
     this.remove(batch);
+    this.failureCount++;
+    this.isRecovering = true;
+  }
+
+  /**
+   * Puts `pieces` (new batches holding `batch`'s records in order, never sent) in the place of
+   * `batch`, which the broker refused as too large and certainly did not append, and starts a
+   * recovery: nothing more is sent until the batches in flight behind it have answered
+   * (OUT_OF_ORDER_SEQUENCE, expected now), then the pieces go first. With idempotence the
+   * pieces take over `batch`'s sequence range, so the batches behind keep theirs unless
+   * `prepareResend` finds another gap. Ordinals of every later batch move up to make room.
+   */
+  replaceBySplit(batch: ProducerBatch, pieces: ProducerBatch[]): void {
+    const index = this.unacked.indexOf(batch);
+    if (index < 0 || batch.isInFlight) {
+      throw new AssertionError(`batch ${this.topic}-${this.partition}#${batch.ordinal} is not waiting in unacked, so it cannot be split`);
+    }
+    const shift = pieces.length - 1;
+    for (const later of this.unacked.slice(index + 1)) later.ordinal += shift;
+    for (const later of this.ready) later.ordinal += shift;
+    if (this.open !== undefined) this.open.ordinal += shift;
+    this.nextOrdinal += shift;
+    if (this.lastAckedOrdinal > batch.ordinal) this.lastAckedOrdinal += shift;
+    let sequence = batch.baseSequence;
+    pieces.forEach((piece, offset) => {
+      piece.ordinal = batch.ordinal + offset;
+      piece.baseSequence = sequence;
+      if (sequence >= 0) sequence = incrementSequence(sequence, piece.recordCount);
+    });
+    this.unacked.splice(index, 1, ...pieces);
     this.failureCount++;
     this.isRecovering = true;
   }

@@ -675,3 +675,216 @@ describe('Producer buffer, flush and close', () => {
     await expect(handle.finally(() => undefined)).resolves.toMatchObject({ offset: 12 });
   });
 });
+
+describe('Producer batches the broker refuses as too large (max.message.bytes)', () => {
+  const offsetsOf = async (handles: Promise<RecordMetadata>[]) => (await Promise.all(handles)).map((metadata) => metadata.offset);
+  const range = (count: number, start = 0) => Array.from({ length: count }, (_, index) => start + index);
+  /** Answers from the fake logs until nothing is pending and nothing waits, or gives up after `rounds`. */
+  async function answerUntilIdle(producer: Producer, channel: FakeProducerTransport['channel'], logs: Map<string, FakePartitionLog>, rounds = 100): Promise<void> {
+    await settle();
+    for (let round = 0; round < rounds && (channel.pending.length > 0 || producer.metrics().waitingRecords > 0); round++) {
+      answerAll(channel, logs);
+      await settle();
+    }
+  }
+
+  it('splits a refused batch, resends the pieces and delivers every record once, in order', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 60_000 });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 5_000;
+    const logs = new Map([['t-0', log]]);
+    const handles = range(20).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    // Half the handles are observed before the split, half only after it.
+    const observedEarly = handles.slice(0, 10).map((handle) => handle.then((metadata) => metadata.offset));
+    const flushed = producer.flush();
+    await settle();
+    expect(channel.sent[0]!.partitions[0]!.header.recordCount).toBe(20);
+    await answerUntilIdle(producer, channel, logs);
+    await flushed;
+    expect(await Promise.all(observedEarly)).toEqual(range(10));
+    expect(await offsetsOf(handles)).toEqual(range(20));
+    expect(log.records.map((record) => record.value![0])).toEqual(range(20));
+    expect(transport.initCalls).toHaveLength(1); // sequences repaired without an epoch bump
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 20, failedRecords: 0, epochBumps: 0 });
+    expect(producer.metrics().batchSplits).toBeGreaterThanOrEqual(1);
+  });
+
+  it('gives the pieces the refused batch’s sequences and resends the batches that were in flight behind it in order', async () => {
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const first = producer.send({ topic: 't', value: 'first' });
+    await settle();
+    answerAll(channel, logs); // the log knows this producer: sequence 0 done
+    log.maxMessageBytes = 3_000; // lowered (alter-config) while producing
+    const big = range(4).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    await settle();
+    const small: Promise<RecordMetadata>[] = [];
+    for (let index = 0; index < 2; index++) {
+      small.push(producer.send({ topic: 't', value: `small-${index}` }));
+      await settle();
+    }
+    const sequences = (sent: typeof channel.sent) => sent.map((request) => request.partitions[0]!.header.baseSequence);
+    expect(sequences(channel.pending)).toEqual([1, 5, 6]);
+    channel.replyNext((sent) => log.append(sent.bytes)); // BATCH_TOO_LARGE: not appended
+    channel.replyNext((sent) => log.append(sent.bytes)); // OUT_OF_ORDER_SEQUENCE
+    channel.replyNext((sent) => log.append(sent.bytes)); // OUT_OF_ORDER_SEQUENCE
+    await settle();
+    // The pieces take the big batch's place and sequences; the small batches follow unchanged.
+    expect(sequences(channel.pending)).toEqual([1, 3, 5, 6]);
+    expect(channel.pending.map((request) => request.partitions[0]!.header.recordCount)).toEqual([2, 2, 1, 1]);
+    await answerUntilIdle(producer, channel, logs);
+    expect((await first).offset).toBe(0);
+    expect(await offsetsOf(big)).toEqual([1, 2, 3, 4]);
+    expect(await offsetsOf(small)).toEqual([5, 6]);
+    expect(log.records.map((record) => record.value!.subarray(0, 7).toString())).toEqual([
+      'first',
+      ...range(4).map((index) => Buffer.alloc(7, index).toString()),
+      'small-0',
+      'small-1',
+    ]);
+    expect(transport.initCalls).toHaveLength(1);
+
+    // Later batches of the topic are built under the size the producer learnt: none is refused.
+    const sentBefore = channel.sent.length;
+    const later = range(4).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, 10 + index) }));
+    await settle();
+    const laterSent = channel.sent.slice(sentBefore).map((request) => request.partitions[0]!);
+    expect(laterSent.every((sent) => sent.bytes.length <= 3_000)).toBe(true);
+    expect(laterSent.reduce((sum, sent) => sum + sent.header.recordCount, 0)).toBe(4);
+    await answerUntilIdle(producer, channel, logs);
+    expect(await offsetsOf(later)).toEqual([7, 8, 9, 10]);
+    expect(channel.sent.length - sentBefore).toBe(laterSent.length); // no resend: nothing refused
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 11, failedRecords: 0 });
+  });
+
+  it('keeps the pieces and the batches behind them within the broker’s five-batch duplicate window', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const handles = [producer.send({ topic: 't', value: 'first' })];
+    await settle();
+    answerAll(channel, logs);
+    log.maxMessageBytes = 3_000;
+    for (let index = 0; index < 4; index++) handles.push(producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    await settle();
+    for (let index = 0; index < 4; index++) {
+      handles.push(producer.send({ topic: 't', value: `small-${index}` }));
+      await settle();
+    }
+    expect(channel.pending).toHaveLength(5);
+    for (let index = 0; index < 5; index++) channel.replyNext((sent) => log.append(sent.bytes)); // BATCH_TOO_LARGE, then four OUT_OF_ORDER_SEQUENCE
+    await settle();
+    // Six batches now wait (two pieces and four small ones); the sixth would be six back.
+    expect(channel.pending.map((request) => request.partitions[0]!.header.baseSequence)).toEqual([1, 3, 5, 6, 7]);
+    channel.replyNext((sent) => log.append(sent.bytes));
+    await settle();
+    expect(channel.pending.map((request) => request.partitions[0]!.header.baseSequence)).toEqual([3, 5, 6, 7, 8]);
+    await answerUntilIdle(producer, channel, logs);
+    expect(await offsetsOf(handles)).toEqual(range(9));
+    expect(log.records).toHaveLength(9);
+  });
+
+  it('resends pieces one at a time until the broker acknowledged a batch of this producer, so a refused piece cannot let a later one in first', async () => {
+    // The broker takes any sequence from a producer it does not know yet: were a piece still
+    // too large sent together with the next one, the next one would be appended before it.
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 3_000;
+    const logs = new Map([['t-0', log]]);
+    const handles = range(8).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    await settle();
+    const answerOne = () => channel.replyNext((sent) => log.append(sent.bytes));
+    answerOne(); // refused: split in two pieces of four records, both still too large
+    await settle();
+    expect(channel.pending.map((request) => request.partitions[0]!.header.recordCount)).toEqual([4]);
+    answerOne(); // refused again: split in two
+    await settle();
+    expect(channel.pending.map((request) => request.partitions[0]!.header.recordCount)).toEqual([2]);
+    answerOne(); // acknowledged: the broker knows the producer now
+    await settle();
+    expect(channel.pending.length).toBeGreaterThan(1);
+    await answerUntilIdle(producer, channel, logs);
+    expect(await offsetsOf(handles)).toEqual(range(8));
+    expect(log.records.map((record) => record.value![0])).toEqual(range(8));
+  });
+
+  it('fails only a record that alone exceeds max.message.bytes, with RECORD_TOO_LARGE, and delivers the others in order', async () => {
+    const reports: { reason: string; failed: FailedRecords }[] = [];
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 60_000, onError: (error, failed) => reports.push({ reason: error.reason, failed }) });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 2_000;
+    const logs = new Map([['t-0', log]]);
+    const before = producer.send({ topic: 't', value: Buffer.alloc(100, 1) });
+    const huge = producer.send({ topic: 't', value: Buffer.alloc(3_000, 2) });
+    const after = producer.send({ topic: 't', value: Buffer.alloc(100, 3) });
+    const flushed = producer.flush().catch((error: unknown) => error);
+    await answerUntilIdle(producer, channel, logs);
+    expect(isBrokerError(await flushed, 'RECORD_TOO_LARGE')).toBe(true); // nobody awaited `huge` when it failed
+    expect((await before).offset).toBe(0);
+    expect((await after).offset).toBe(1);
+    const error = await huge.catch((caught: unknown) => caught as BrokerError);
+    expect(error).toMatchObject({ reason: 'RECORD_TOO_LARGE', topic: 't', partition: 0 });
+    expect((error as BrokerError).message).toMatch(/max\.message\.bytes/);
+    expect(log.records.map((record) => record.value![0])).toEqual([1, 3]);
+    await settle();
+    expect(reports).toEqual([{ reason: 'RECORD_TOO_LARGE', failed: { topic: 't', partition: 0, recordCount: 1 } }]);
+    expect(transport.initCalls).toHaveLength(1);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 2, failedRecords: 1 });
+  });
+
+  it('does not split a batch an earlier attempt may have appended, so no record is appended twice', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const first = producer.send({ topic: 't', value: 'first' });
+    await settle();
+    answerAll(channel, logs);
+    const pair = [producer.send({ topic: 't', value: Buffer.alloc(1_000, 1) }), producer.send({ topic: 't', value: Buffer.alloc(1_000, 2) })];
+    await settle();
+    channel.replyNext((sent) => {
+      log.append(sent.bytes); // appended, but the acknowledgement is lost
+      return { error: 'ACK_TIMEOUT' };
+    });
+    log.maxMessageBytes = 1_500;
+    clock.advance(2_000);
+    await settle();
+    answerAll(channel, logs); // the resend is refused as too large before any duplicate check
+    await settle();
+    for (const handle of pair) await expect(handle).rejects.toMatchObject({ reason: 'BATCH_TOO_LARGE' });
+    expect((await first).offset).toBe(0);
+    expect(log.records).toHaveLength(3);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, batchSplits: 0, failedRecords: 2 });
+  });
+
+  it('keeps the buffer account right while records wait for space and batches are split', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 8_192, bufferBytes: 16_384 });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 3_000;
+    const logs = new Map([['t-0', log]]);
+    const handles = range(40).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    expect(producer.metrics().waitingRecords).toBeGreaterThan(0);
+    await settle();
+    await answerUntilIdle(producer, channel, logs, 500);
+    expect(await offsetsOf(handles)).toEqual(range(40));
+    expect(log.records.map((record) => record.value![0])).toEqual(range(40));
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0, ackedRecords: 40 });
+  });
+
+  it('splits without idempotence too (no sequences), in order with one batch in flight', async () => {
+    // Without idempotence order holds only with one batch in flight, as in Kafka: a refused
+    // piece cannot stop the broker from appending the next one.
+    const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 60_000, acks: 'leader', inFlightBatchesPerPartitionMax: 1 });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 3_000;
+    const logs = new Map([['t-0', log]]);
+    const handles = range(10).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    const flushed = producer.flush();
+    await answerUntilIdle(producer, channel, logs);
+    await flushed;
+    expect(await offsetsOf(handles)).toEqual(range(10));
+    expect(channel.sent.every((request) => request.partitions[0]!.header.producerId === -1)).toBe(true);
+    expect(transport.initCalls).toHaveLength(0);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 10 });
+  });
+});

@@ -24,6 +24,17 @@
  * same sequence…", "resends later in-flight batches in order…", "bumps the epoch…", "sends
  * one batch at a time until…"), test/integration/client-idempotence.test.ts.
  *
+ * Batches larger than a topic's max.message.bytes (the broker refuses them whole with
+ * BATCH_TOO_LARGE, before the write) are split, as Kafka's producer does: a refused batch of
+ * two records or more is replaced by pieces of about half its size or less, which take its
+ * place and sequence range; the batches in flight behind it come back OUT_OF_ORDER_SEQUENCE
+ * and are resent behind the pieces, so order and exactly-once hold. The topic's later
+ * batches close at the smaller size (it never grows back). A record refused alone fails
+ * with RECORD_TOO_LARGE, and only its send; a batch an earlier attempt may have appended is
+ * not split but fails (its pieces could be appended twice). Tests: producer.test.ts
+ * ("Producer batches the broker refuses as too large"),
+ * test/integration/client-max-message-bytes.test.ts.
+ *
  * Errors: a non-retriable error fails the records of that batch only. Retriable errors
  * (BROKER_UNAVAILABLE, ACK_TIMEOUT, LIMIT_REACHED, …) retry with capped exponential backoff
  * until `deliveryTimeoutMs` after the batch was created. PRODUCER_FENCED is fatal: every
@@ -54,7 +65,7 @@ import { clientClock } from './client-clock.js';
 import { errorFromPartitionError } from './errors.js';
 import type { ProduceChannel } from './produce-channel.js';
 import { BufferAccount, PendingSend, ProducerBatch, RECORD_HEAP_BYTES, stampBatchSequence, type BatchOutcome } from './producer-batch.js';
-import { ProducerPartition } from './producer-partition.js';
+import { ProducerPartition, type TopicBatchSizing } from './producer-partition.js';
 import { Partitioner } from './partitioner.js';
 import { backoffDelayMs, RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
 import type { ProducerRecord, RecordMetadata } from './types.js';
@@ -68,7 +79,11 @@ export interface ProducerOptions {
   idempotent?: boolean;
   /** How long a batch waits for more records before it is sent. Default 5. */
   lingerMs?: number;
-  /** A batch closes at this many (estimated) bytes of records. Default 256 KiB. */
+  /**
+   * A batch closes at this many (estimated) bytes of records. Default 256 KiB. For a topic
+   * whose max.message.bytes refused a batch, the producer uses less from then on (see the
+   * class comment).
+   */
   batchBytes?: number;
   /**
    * Memory the producer may hold for records waiting to be sent or acknowledged; records sent
@@ -167,6 +182,8 @@ export interface ProducerMetrics {
   batchRetries: number;
   /** Epoch bumps after an unrepairable sequence state, since creation. */
   epochBumps: number;
+  /** Batches split after the broker refused them as too large (max.message.bytes), since creation. */
+  batchSplits: number;
   /** Records acknowledged by the broker (per `acks`), since creation. */
   ackedRecords: number;
   /** Records that failed (each also reported to `onError`), since creation. */
@@ -256,6 +273,8 @@ export class Producer {
   private readonly partitioner: Partitioner;
   /** Topic → partition states, indexed by partition. Bounded by the topics' partition counts. */
   private readonly topics = new Map<string, ProducerPartition[]>();
+  /** Topic → the batch size its partitions use (shrinks on BATCH_TOO_LARGE); one per key of `topics`. */
+  private readonly topicSizing = new Map<string, TopicBatchSizing>();
   /** Partitions that may have something to send; drain() prunes it. */
   private readonly sendable = new Set<ProducerPartition>();
   /** Partitions whose open batch closes at the next drain (lingerMs 0, or flushing). */
@@ -287,6 +306,7 @@ export class Producer {
   private inFlightBatchCount = 0;
   private batchRetryCount = 0;
   private epochBumpCount = 0;
+  private batchSplitCount = 0;
   private ackedRecordCount = 0;
   private failedRecordCount = 0;
   private requestSequence = 1;
@@ -323,8 +343,11 @@ export class Producer {
    * idempotence a retry never duplicates the record.
    *
    * Reasons: INVALID_REQUEST (bad record, closed producer), TOPIC_NOT_FOUND,
-   * PARTITION_NOT_FOUND (after one metadata refresh), RECORD_TOO_LARGE, BATCH_TOO_LARGE,
-   * LIMIT_REACHED, any retriable reason once `deliveryTimeoutMs` passed, PRODUCER_FENCED.
+   * PARTITION_NOT_FOUND (after one metadata refresh), RECORD_TOO_LARGE (the record alone is
+   * larger than the client's limit or the topic's max.message.bytes), BATCH_TOO_LARGE (only
+   * for a batch an earlier attempt may have appended, which is not split; a batch too large
+   * for the topic is otherwise split and resent), LIMIT_REACHED, any retriable reason once
+   * `deliveryTimeoutMs` passed, PRODUCER_FENCED.
    *
    * High-rate callers need not await each record: send many, apply back-pressure with
    * `hasBufferSpace` / `waitForBufferSpace()`, and `flush()` at the end (it reports the first
@@ -429,6 +452,7 @@ export class Producer {
       inFlightBatches: this.inFlightBatchCount,
       batchRetries: this.batchRetryCount,
       epochBumps: this.epochBumpCount,
+      batchSplits: this.batchSplitCount,
       ackedRecords: this.ackedRecordCount,
       failedRecords: this.failedRecordCount,
       producerId: this.producerId,
@@ -511,14 +535,15 @@ export class Producer {
       return;
     }
     const partition = this.partitionState(topic, partitionNumber);
+    const batchBytes = partition.sizing.batchBytes;
     let batch = partition.open;
-    if (batch !== undefined && batch.estimatedBytes + sizeBytes > this.options.batchBytes) {
+    if (batch !== undefined && batch.estimatedBytes + sizeBytes > batchBytes) {
       this.closeOpenBatch(partition);
       batch = undefined;
     }
     batch ??= this.openBatch(partition);
     handle.place(batch, batch.append(record, sizeBytes, heldBytes));
-    if (batch.estimatedBytes >= this.options.batchBytes) {
+    if (batch.estimatedBytes >= batchBytes) {
       this.closeOpenBatch(partition);
     }
   }
@@ -531,7 +556,12 @@ export class Producer {
     }
     let partition = partitions[partitionNumber];
     if (partition === undefined) {
-      partition = new ProducerPartition(topic, partitionNumber);
+      let sizing = this.topicSizing.get(topic);
+      if (sizing === undefined) {
+        sizing = { batchBytes: this.options.batchBytes };
+        this.topicSizing.set(topic, sizing);
+      }
+      partition = new ProducerPartition(topic, partitionNumber, sizing);
       partitions[partitionNumber] = partition;
     }
     return partition;
@@ -816,9 +846,17 @@ export class Producer {
       return false;
     }
     if (next.attempts === 0 && next.createdMs + this.options.deliveryTimeoutMs <= nowMs) {
-      // Never sent, so no sequence was used: it leaves without a gap.
-      partition.remove(next);
-      this.completeBatch(next, { kind: 'failed', error: deliveryTimeout(next, next.lastError) });
+      const error = deliveryTimeout(next, next.lastError);
+      if (next.baseSequence >= 0) {
+        // A piece of a split batch: never sent, but it holds part of the split batch's
+        // sequence range. It leaves like a batch that failed for good and was not appended:
+        // the recovery renumbers the batches behind it over the gap.
+        this.failBatch(partition, next, error);
+      } else {
+        // Never sent, so no sequence was used: it leaves without a gap.
+        partition.remove(next);
+        this.completeBatch(next, { kind: 'failed', error });
+      }
       return true;
     }
     let channel: ProduceChannel;
@@ -959,6 +997,18 @@ export class Producer {
       }
       return;
     }
+    if (error.reason === 'BATCH_TOO_LARGE') {
+      // Larger than the topic's max.message.bytes, refused before the write. One record is
+      // too large on its own: only its send fails. More are split, unless an earlier attempt
+      // may have been appended (the size is checked before duplicates: the pieces could be
+      // appended a second time); such a batch fails below with the broker's error, and its
+      // unknown outcome makes failBatch ask for an epoch bump.
+      if (batch.recordCount === 1) {
+        this.failBatch(partition, batch, recordTooLarge(batch, error));
+        return;
+      }
+      if (!batch.mayBeAppended && !isPastDeadline && this.splitBatch(partition, batch, error)) return;
+    }
     if ((error.reason === 'TOPIC_NOT_FOUND' || error.reason === 'PARTITION_NOT_FOUND') && !batch.hasRefreshedMetadata && !isPastDeadline) {
       batch.hasRefreshedMetadata = true;
       this.transport.loadPartitionCount(batch.topic).catch(() => undefined);
@@ -985,6 +1035,60 @@ export class Producer {
       deliveryDeadlineMs: batch.createdMs + this.options.deliveryTimeoutMs,
     };
     queueMicrotask(() => onRetry(error, retrying));
+  }
+
+  /**
+   * Replaces `batch`, which the broker refused as larger than the topic's max.message.bytes
+   * (so it certainly did not append it), by smaller batches holding its records in order,
+   * and makes every later batch of the topic smaller. The broker's per-partition error does
+   * not carry its limit, so each split halves at least: the topic's batch size becomes half
+   * of `batch`'s size (or stays smaller), and `batch` is cut into pieces of about that size.
+   * A piece still too large is split again when refused, down to single records.
+   *
+   * The pieces take `batch`'s place, ordinal and sequence range in the partition, and the
+   * partition recovers (ProducerPartition.replaceBySplit): the batches in flight behind it
+   * answer OUT_OF_ORDER_SEQUENCE, which is then expected, and are resent behind the pieces.
+   * Nothing is sent or awaited here. Returns false, having changed nothing, when the records
+   * cannot be decoded again (a bug in the encoder: the batch then fails with `refusal`).
+   */
+  private splitBatch(partition: ProducerPartition, batch: ProducerBatch, refusal: BrokerError): boolean {
+    let records: LogRecord[];
+    try {
+      records = batch.decodeRecords();
+    } catch {
+      return false;
+    }
+    const sizes = records.map(estimateRecordBytes);
+    const totalBytes = sizes.reduce((sum, size) => sum + size, 0);
+    const sizing = partition.sizing;
+    sizing.batchBytes = Math.max(1, Math.min(sizing.batchBytes, Math.floor(totalBytes / 2)));
+    const pieceCount = Math.min(records.length, Math.max(2, Math.ceil(totalBytes / sizing.batchBytes)));
+    // Each record goes to the slice its middle falls in, so the pieces hold about equal bytes
+    // (a refused batch of n equal records becomes two of n/2, never n−1 and 1); the first and
+    // the last record always fall in different slices, so there are at least two pieces.
+    const pieces: ProducerBatch[] = [];
+    let piece: ProducerBatch | undefined;
+    let pieceSlice = -1;
+    let bytesBefore = 0;
+    for (let index = 0; index < records.length; index++) {
+      const size = sizes[index]!;
+      const slice = Math.min(pieceCount - 1, Math.floor(((bytesBefore + size / 2) * pieceCount) / totalBytes));
+      bytesBefore += size;
+      if (piece === undefined || slice !== pieceSlice) {
+        // Created when `batch` was: the delivery timeout still counts from then.
+        piece = new ProducerBatch(batch.topic, batch.partition, batch.ordinal, batch.createdMs, this.buffer);
+        piece.hasRefreshedMetadata = batch.hasRefreshedMetadata;
+        piece.lastError = refusal;
+        pieces.push(piece);
+        pieceSlice = slice;
+      }
+      piece.append(records[index]!, size, size + RECORD_HELD_EXTRA_BYTES);
+    }
+    // From here the pieces hold the records and their buffer charge; `batch` lets go of both.
+    partition.replaceBySplit(batch, pieces);
+    batch.handOver(pieces);
+    this.batchSplitCount++;
+    return true;
   }
 
   private retryLater(partition: ProducerPartition, backoffMs: number): void {
@@ -1199,6 +1303,16 @@ function deliveryTimeout(batch: ProducerBatch, lastError: BrokerError | undefine
     partition: batch.partition,
     details: { attempts: batch.attempts },
     cause: lastError,
+  });
+}
+
+/** The error of a record refused as too large alone in its batch. */
+function recordTooLarge(batch: ProducerBatch, refusal: BrokerError): BrokerError {
+  const sizeBytes = batch.bytes === undefined ? '' : ` (${batch.bytes.length} bytes as a batch)`;
+  return new BrokerError('RECORD_TOO_LARGE', `record larger than the max.message.bytes of topic ${batch.topic} even alone${sizeBytes}: ${refusal.message}`, {
+    topic: batch.topic,
+    partition: batch.partition,
+    cause: refusal,
   });
 }
 
