@@ -212,8 +212,9 @@ class ProduceOutage {
 
 /**
  * Checks --partition against the topic and returns the batch size to use: the producer's
- * default, but below the topic's max.message.bytes, which rejects a larger batch whole (a
- * topic with a small limit would otherwise fail on lines far below it).
+ * default, but below the topic's max.message.bytes, which rejects a larger batch whole (the
+ * producer would split each refused batch and resend it, a wasted round trip every time
+ * until it has learnt the smaller size).
  */
 async function checkTopicAndSizeBatches(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number }> {
   const description = await client.admin.describeTopic(topic);
