@@ -871,6 +871,27 @@ describe('Producer batches the broker refuses as too large (max.message.bytes)',
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0, ackedRecords: 40 });
   });
 
+  it('keeps each record’s key, headers and timestamp through a split of a gzip batch', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 60_000, compression: 'gzip' });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 5_000;
+    const logs = new Map([['t-0', log]]);
+    // Bytes that do not compress, so the gzip batch is still too large.
+    let state = 7;
+    const noise = () => Buffer.from(Array.from({ length: 1_000 }, () => ((state = (state * 1_103_515_245 + 12_345) % 2 ** 31) >>> 16) & 0xff));
+    const handles = range(12).map((index) =>
+      producer.send({ topic: 't', key: `k${index}`, value: noise(), headers: { n: String(index) }, timestamp: 1_000 + index }),
+    );
+    const flushed = producer.flush();
+    await answerUntilIdle(producer, channel, logs);
+    await flushed;
+    expect(producer.metrics().batchSplits).toBeGreaterThanOrEqual(1);
+    expect((await Promise.all(handles)).map((metadata) => [metadata.offset, metadata.timestamp])).toEqual(range(12).map((index) => [index, 1_000 + index]));
+    expect(log.records.map((record) => [record.key?.toString(), record.headers[0]?.value?.toString(), record.timestamp])).toEqual(
+      range(12).map((index) => [`k${index}`, String(index), 1_000 + index]),
+    );
+  });
+
   it('splits without idempotence too (no sequences), in order with one batch in flight', async () => {
     // Without idempotence order holds only with one batch in flight, as in Kafka: a refused
     // piece cannot stop the broker from appending the next one.
