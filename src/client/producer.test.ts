@@ -857,6 +857,31 @@ describe('Producer batches the broker refuses as too large (max.message.bytes)',
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, batchSplits: 0, failedRecords: 2 });
   });
 
+  it('fails pieces whose delivery timeout passed before they were sent, and delivers the batch behind them', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 10_000 });
+    const log = new FakePartitionLog();
+    const logs = new Map([['t-0', log]]);
+    const first = producer.send({ topic: 't', value: 'first' });
+    await settle();
+    answerAll(channel, logs);
+    log.maxMessageBytes = 3_000;
+    const big = range(4).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+    await settle();
+    clock.advance(5_000);
+    const later = producer.send({ topic: 't', value: 'later' });
+    await settle();
+    channel.replyNext((sent) => log.append(sent.bytes)); // refused: split, the pieces wait for the reply behind
+    clock.advance(5_000); // the big batch's delivery timeout passes; the later batch has 5 s left
+    channel.replyNext((sent) => log.append(sent.bytes)); // OUT_OF_ORDER_SEQUENCE
+    await settle();
+    answerAll(channel, logs);
+    for (const handle of big) await expect(handle).rejects.toMatchObject({ reason: 'BATCH_TOO_LARGE', message: expect.stringMatching(/delivery timeout/) });
+    expect([(await first).offset, (await later).offset]).toEqual([0, 1]);
+    expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'later']);
+    expect(transport.initCalls).toHaveLength(1); // the pieces were certainly not appended: renumbered, no epoch bump
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 2, failedRecords: 4 });
+  });
+
   it('keeps the buffer account right while records wait for space and batches are split', async () => {
     const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 8_192, bufferBytes: 16_384 });
     const log = new FakePartitionLog();
