@@ -201,6 +201,33 @@ describe('Consumer', () => {
     expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([0]);
   });
 
+  it('tells onRecovered when a partition onRetry reported streams again after its reopen found the offset out of range and reset', async () => {
+    // The broker came back without the log's tail (an unclean restart): the reopened stream
+    // answers OFFSET_OUT_OF_RANGE, the consumer resets, and data flows again.
+    const events: string[] = [];
+    const { clock, consumer, transport } = makeConsumer({
+      autoOffsetReset: 'earliest',
+      retry: { backoffMsMin: 100, backoffMsMax: 2_000, timeoutMs: 60_000 },
+      onRetry: (error, retrying) => events.push(`retry ${error.reason} #${retrying.attempts}`),
+      onRecovered: (recovered) => events.push(`recovered after ${recovered.outageMs}`),
+    });
+    transport.offsets = () => 3;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 5);
+    const dropped = Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: grpc.status.UNAVAILABLE, details: 'Connection dropped', metadata: new grpc.Metadata() });
+    transport.latest.emit('error', dropped);
+    clock.advance(1_000); // reopened at 75 ms
+    const metadata = new grpc.Metadata();
+    metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+    transport.latest.emit('error', Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'gone', metadata }));
+    await settle();
+    expect(transport.latest.writes[0]!.start!.offset).toBe('3');
+    transport.latest.reply(storedBatch(3, 1), 4);
+    await settle();
+    expect(events).toEqual(['retry BROKER_UNAVAILABLE #1', 'recovered after 1000']);
+    expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([3]);
+  });
+
   it('throws a non-retriable stream failure once from the iterator', async () => {
     const { consumer, transport } = makeConsumer();
     consumer.assign([tp]);

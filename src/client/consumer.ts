@@ -424,7 +424,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (assigned.generation !== generation || this.isClosed) return;
     assigned.position = offset;
     assigned.fetchOffset = offset;
-    assigned.failedAttempts = 0;
+    // A seek ends an outage (see the onRecovered option); an offset reset after a reopen
+    // found the log moved does not: the stream opened next tells onRecovered when it works.
+    if (isCallerWaiting) assigned.failedAttempts = 0;
     this.startStream(assigned);
     this.wake();
   }
