@@ -40,7 +40,10 @@ const CLIENT_RECORD_CHECKS: RecordChecks = { headersPerRecordMax: limits.headers
 export interface ProduceResult {
   baseOffset: number;
   logStartOffset: number;
-  /** −1 unless the topic stamps log-append time. */
+  /**
+   * −1 unless the topic stamps log-append time. For a duplicate (a retried idempotent batch),
+   * the time stamped on the original batch, as Kafka answers, not the retry's.
+   */
   logAppendTimeMs: number;
   isDuplicate: boolean;
 }
@@ -359,6 +362,8 @@ export class Broker {
       return { baseOffset: -1, logStartOffset: -1, logAppendTimeMs, isDuplicate: false };
     }
     const result = await this.withTimeout(appended, request.timeoutMs, () => new BrokerError('ACK_TIMEOUT', `no acknowledgement from ${request.topic}-${request.partition} within ${request.timeoutMs} ms; the records may still be appended`, { topic: request.topic, partition: request.partition }));
+    // The original was stamped when it was appended; its stored maxTimestamp is that time.
+    if (result.isDuplicate && logAppendTimeMs !== -1) logAppendTimeMs = result.maxTimestamp;
     return { baseOffset: result.baseOffset, logStartOffset: result.logStartOffset, logAppendTimeMs, isDuplicate: result.isDuplicate };
   }
 

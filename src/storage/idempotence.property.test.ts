@@ -282,7 +282,8 @@ class Harness {
       }
       case 'duplicate':
         expect(actual.error, what).toBeUndefined();
-        expect(actual.result, what).toEqual({ baseOffset: expected.of.baseOffset, lastOffset: expected.of.lastOffset, isDuplicate: true });
+        // makeBatch stamps record i at 1_700_000_000_000 + i; a retry repeats its original's bytes.
+        expect(actual.result, what).toEqual({ baseOffset: expected.of.baseOffset, lastOffset: expected.of.lastOffset, isDuplicate: true, maxTimestamp: 1_700_000_000_000 + batch.count - 1 });
         break;
       case 'rejected':
         expect(isBrokerError(actual.error, expected.reason), `${what}, got ${String(actual.error ?? JSON.stringify(actual.result))}`).toBe(true);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { ManualClock } from '../common/clock.js';
 import { isBrokerError, type Reason } from '../errors/index.js';
 import { silentLogger } from '../observability/index.js';
-import { decodeBatches } from '../protocol/index.js';
+import { crc32c, decodeBatches, stampLogAppendTime } from '../protocol/index.js';
 import { FileHandleCache } from './file-handle-cache.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
@@ -131,8 +131,9 @@ function appended(baseOffset: number, lastOffset: number): AppendResult {
   return { baseOffset, lastOffset, isDuplicate: false };
 }
 
+/** A duplicate of a batch `produced` made: its records are stamped 1_700_000_000_000 + i (makeBatch). */
 function duplicateOf(baseOffset: number, lastOffset: number): AppendResult {
-  return { baseOffset, lastOffset, isDuplicate: true };
+  return { baseOffset, lastOffset, isDuplicate: true, maxTimestamp: 1_700_000_000_000 + lastOffset - baseOffset };
 }
 
 /** Appends sequences [0, count) of PRODUCER, one record each, and returns their results. */
@@ -240,6 +241,65 @@ describe('idempotent appends', () => {
     const { current } = await freshPartition();
     await expectRejected(current.log.append(makeBatch({ producer: { producerId: 1, producerEpoch: 0, baseSequence: -1 } })), 'INVALID_REQUEST', /baseSequence/);
     expect(current.log.logEndOffset).toBe(0);
+  });
+});
+
+describe('a duplicate under LogAppendTime', () => {
+  /**
+   * The broker stamps each batch of a LogAppendTime topic with its append time (maxTimestamp)
+   * before it reaches the log, the retry with a later time than the original. The log must
+   * answer the retry with the time stored with the original, through every way the producer
+   * state is rebuilt: in memory, the snapshot at a clean close, the recovery scan after a
+   * crash, a full replay when the snapshot is gone or in the old format without timestamps.
+   */
+  const ORIGINAL_MS = 1_800_000_000_000;
+
+  function stamped(baseSequence: number, appendTimeMs: number, count = 1): Buffer {
+    const batch = produced(baseSequence, { count });
+    stampLogAppendTime(batch, appendTimeMs);
+    return batch;
+  }
+
+  async function expectOriginalTime(log: PartitionLog, retryMs: number, what: string): Promise<void> {
+    expect(await log.append(stamped(0, retryMs, 2)), what).toEqual({ baseOffset: 0, lastOffset: 1, isDuplicate: true, maxTimestamp: ORIGINAL_MS });
+    expect(await log.append(stamped(2, retryMs + 1)), what).toEqual({ baseOffset: 2, lastOffset: 2, isDuplicate: true, maxTimestamp: ORIGINAL_MS + 5 });
+  }
+
+  async function appendOriginals(partition: Partition): Promise<void> {
+    expect(await partition.current.log.append(stamped(0, ORIGINAL_MS, 2))).toEqual(appended(0, 1));
+    expect(await partition.current.log.append(stamped(2, ORIGINAL_MS + 5))).toEqual(appended(2, 2));
+  }
+
+  it('answers a retry with the append time of the original, not its own', async () => {
+    const partition = await freshPartition();
+    await appendOriginals(partition);
+    await expectOriginalTime(partition.current.log, ORIGINAL_MS + 60_000, 'in memory');
+  });
+
+  it('keeps the original append time across a clean reopen, a crash, and a lost snapshot', async () => {
+    const partition = await freshPartition();
+    await appendOriginals(partition);
+    await expectOriginalTime(await reopenCleanly(partition), ORIGINAL_MS + 60_000, 'after a clean reopen (snapshot)');
+    await expectOriginalTime(await crashAndReopen(partition), ORIGINAL_MS + 120_000, 'after a crash (recovery scan)');
+    await partition.current.log.close();
+    unlinkSync(join(partition.dir, 'producer.snapshot'));
+    await expectOriginalTime(await reopenCleanly(partition), ORIGINAL_MS + 180_000, 'after the snapshot was lost (full replay)');
+  });
+
+  it('rebuilds from the log, with the original times, when producer.snapshot is in the old format without them', async () => {
+    const partition = await freshPartition();
+    await appendOriginals(partition);
+    await partition.current.log.close();
+    const path = join(partition.dir, 'producer.snapshot');
+    const current = readFileSync(path);
+    // A version-1 file of the same state: version 1 had 20-byte batches, without maxTimestamp.
+    const old = Buffer.concat([current.subarray(0, 22 + 19), current.subarray(22 + 19, 22 + 19 + 20), current.subarray(22 + 19 + 28, 22 + 19 + 28 + 20)]);
+    expect(old.readUInt32BE(18), 'one producer').toBe(1);
+    expect(old.readUInt8(22 + 18), 'two batches').toBe(2);
+    old.writeUInt16BE(1, 4);
+    old.writeUInt32BE(crc32c(old.subarray(10)), 6);
+    writeFileSync(path, old);
+    await expectOriginalTime(await reopenCleanly(partition), ORIGINAL_MS + 60_000, 'after reading an old snapshot');
   });
 });
 
@@ -369,7 +429,7 @@ describe('producer state after a restart', () => {
     const results = await appendSequence(partition.current.log, { count: 6 });
     await partition.current.log.close();
     // What a repair that cut the log below the snapshot would leave: a snapshot of batches that are gone.
-    const bogus = { producerId: PRODUCER, epoch: 9, lastTimestamp: partition.clock.nowMs(), batches: [{ firstSequence: 0, lastSequence: 0, baseOffset: 50, lastOffset: 50 }] };
+    const bogus = { producerId: PRODUCER, epoch: 9, lastTimestamp: partition.clock.nowMs(), batches: [{ firstSequence: 0, lastSequence: 0, baseOffset: 50, lastOffset: 50, maxTimestamp: partition.clock.nowMs() }] };
     await writeProducerSnapshot(nodeFileSystem, partition.dir, { offset: 100, producers: [bogus] });
     const log = await reopenCleanly(partition);
     await expectStateOf(log, results);

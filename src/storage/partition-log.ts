@@ -89,15 +89,15 @@ export interface AppendOptions {
   recordChecks?: RecordChecks;
 }
 
-export interface AppendResult {
-  baseOffset: number;
-  lastOffset: number;
-  /**
-   * The batch repeats one of its idempotent producer's last five (same producer id, epoch and
-   * sequences): nothing was written and the offsets are those of the original append.
-   */
-  isDuplicate: boolean;
-}
+/**
+ * `isDuplicate`: the batch repeats one of its idempotent producer's last five (same producer
+ * id, epoch and sequences): nothing was written, the offsets are those of the original append,
+ * and `maxTimestamp` is the original's as stored (under LogAppendTime, its append time, which
+ * the broker answers a retry with).
+ */
+export type AppendResult =
+  | { baseOffset: number; lastOffset: number; isDuplicate: false }
+  | { baseOffset: number; lastOffset: number; isDuplicate: true; maxTimestamp: number };
 
 export interface ReadOptions {
   offset: number;
@@ -762,7 +762,7 @@ export class PartitionLog {
     if (isSynced) this.flushed = segment.nextOffset;
     else this.maybeScheduleFlush();
     for (const { task, header } of placed) {
-      const result = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
+      const result: AppendResult = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
       this.pendingAcks.push(() => task.resolve(result));
     }
     // With more appends queued (and nothing left to sync), the writer goes on to the next
@@ -1271,7 +1271,7 @@ export class PartitionLog {
 function settleUnwritten(task: PendingAppend, verdict: ProducerVerdict): void {
   switch (verdict.kind) {
     case 'duplicate':
-      task.resolve({ baseOffset: verdict.batch.baseOffset, lastOffset: verdict.batch.lastOffset, isDuplicate: true });
+      task.resolve({ baseOffset: verdict.batch.baseOffset, lastOffset: verdict.batch.lastOffset, isDuplicate: true, maxTimestamp: verdict.batch.maxTimestamp });
       break;
     case 'rejected':
       task.reject(verdict.error);

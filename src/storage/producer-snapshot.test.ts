@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32c, writeInt64 } from '../protocol/index.js';
 import { nodeFileSystem } from './file-system.js';
 import { encodeProducerSnapshot, tryDecodeProducerSnapshot, tryReadProducerSnapshot, writeProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
 import { makeTempDir } from './test-helpers.js';
@@ -17,21 +18,50 @@ const snapshot: ProducerSnapshot = {
       producerId: 9_007_199_254_740_991,
       epoch: 32_767,
       lastTimestamp: -1,
-      batches: [{ firstSequence: 0x7fff_fffe, lastSequence: 0, baseOffset: 10, lastOffset: 12 }],
+      batches: [{ firstSequence: 0x7fff_fffe, lastSequence: 0, baseOffset: 10, lastOffset: 12, maxTimestamp: -9_007_199_254_740_991 }],
     },
     {
       producerId: 0,
       epoch: 0,
       lastTimestamp: 1_700_000_000_000,
-      batches: [1, 2, 3, 4, 5].map((i) => ({ firstSequence: i * 10, lastSequence: i * 10 + 9, baseOffset: 100 * i, lastOffset: 100 * i + 9 })),
+      batches: [1, 2, 3, 4, 5].map((i) => ({ firstSequence: i * 10, lastSequence: i * 10 + 9, baseOffset: 100 * i, lastOffset: 100 * i + 9, maxTimestamp: 1_699_999_999_995 + i })),
     },
   ],
 };
 
+/** The version-1 layout: as version 2 without the batches' maxTimestamp. */
+function encodeVersion1(old: ProducerSnapshot): Buffer {
+  const parts: Buffer[] = [];
+  for (const entry of old.producers) {
+    const producer = Buffer.alloc(19);
+    writeInt64(producer, entry.producerId, 0);
+    producer.writeInt16BE(entry.epoch, 8);
+    writeInt64(producer, entry.lastTimestamp, 10);
+    producer.writeUInt8(entry.batches.length, 18);
+    parts.push(producer);
+    for (const batch of entry.batches) {
+      const bytes = Buffer.alloc(20);
+      bytes.writeInt32BE(batch.firstSequence, 0);
+      bytes.writeInt32BE(batch.lastSequence, 4);
+      writeInt64(bytes, batch.baseOffset, 8);
+      bytes.writeInt32BE(batch.lastOffset - batch.baseOffset, 16);
+      parts.push(bytes);
+    }
+  }
+  const header = Buffer.alloc(22);
+  header.writeUInt32BE(0x5250_534e, 0);
+  header.writeUInt16BE(1, 4);
+  writeInt64(header, old.offset, 10);
+  header.writeUInt32BE(old.producers.length, 18);
+  const bytes = Buffer.concat([header, ...parts]);
+  bytes.writeUInt32BE(crc32c(bytes.subarray(10)), 6);
+  return bytes;
+}
+
 describe('producer snapshot', () => {
   it('round-trips every field at the ends of its range', () => {
     const bytes = encodeProducerSnapshot(snapshot);
-    expect(bytes.length).toBe(22 + 2 * 19 + 6 * 20);
+    expect(bytes.length).toBe(22 + 2 * 19 + 6 * 28);
     expect(tryDecodeProducerSnapshot(bytes)).toEqual(snapshot);
     expect(tryDecodeProducerSnapshot(encodeProducerSnapshot({ offset: 0, producers: [] }))).toEqual({ offset: 0, producers: [] });
   });
@@ -45,6 +75,12 @@ describe('producer snapshot', () => {
     }
     for (let length = 0; length < bytes.length; length++) expect(tryDecodeProducerSnapshot(bytes.subarray(0, length))).toBeUndefined();
     expect(tryDecodeProducerSnapshot(Buffer.concat([bytes, Buffer.alloc(1)]))).toBeUndefined();
+  });
+
+  it('reads a version-1 snapshot (no batch timestamps) as none, so start-up rebuilds the state from the log', () => {
+    const bytes = encodeVersion1(snapshot);
+    expect(bytes.readUInt16BE(4)).toBe(1);
+    expect(tryDecodeProducerSnapshot(bytes)).toBeUndefined();
   });
 
   it('rejects a snapshot that claims batches at or after its own offset', () => {

@@ -112,6 +112,16 @@ describe('ProducerState', () => {
     expect(appender.state.entryOf(1)?.batches).toHaveLength(5);
   });
 
+  it("answers a duplicate with the original batch's maxTimestamp (its append time under LogAppendTime), not the retry's", () => {
+    const appender = new Appender(newState());
+    expectAppended(appender.append({ producerId: 1, sequence: 0, count: 2, timestamp: NOW_MS }));
+    expectAppended(appender.append({ producerId: 1, sequence: 2, timestamp: NOW_MS + 10 }));
+    const retry = appender.append({ producerId: 1, sequence: 0, count: 2, timestamp: NOW_MS + 5_000 });
+    expect(retry.kind === 'duplicate' ? retry.batch.maxTimestamp : retry.kind).toBe(NOW_MS);
+    const newest = appender.append({ producerId: 1, sequence: 2, timestamp: NOW_MS + 6_000 });
+    expect(newest.kind === 'duplicate' ? newest.batch.maxTimestamp : newest.kind).toBe(NOW_MS + 10);
+  });
+
   it('needs both sequences to match for a duplicate', () => {
     const appender = new Appender(newState());
     expectAppended(appender.append({ producerId: 1, sequence: 0, count: 3 }));
@@ -215,12 +225,12 @@ describe('ProducerState', () => {
   it('replays stored batches without checks, restarting an entry when the epoch changes', () => {
     const state = newState();
     state.replay(header({ producerId: -1, sequence: -1, baseOffset: 0 }));
-    state.replay(header({ producerId: 1, sequence: 5, count: 2, baseOffset: 1 }));
-    state.replay(header({ producerId: 1, sequence: 9, baseOffset: 3 }));
+    state.replay(header({ producerId: 1, sequence: 5, count: 2, baseOffset: 1, timestamp: NOW_MS + 1 }));
+    state.replay(header({ producerId: 1, sequence: 9, baseOffset: 3, timestamp: NOW_MS + 2 }));
     expect(state.producerCount).toBe(1);
     expect(state.entryOf(1)?.batches).toEqual([
-      { firstSequence: 5, lastSequence: 6, baseOffset: 1, lastOffset: 2 },
-      { firstSequence: 9, lastSequence: 9, baseOffset: 3, lastOffset: 3 },
+      { firstSequence: 5, lastSequence: 6, baseOffset: 1, lastOffset: 2, maxTimestamp: NOW_MS + 1 },
+      { firstSequence: 9, lastSequence: 9, baseOffset: 3, lastOffset: 3, maxTimestamp: NOW_MS + 2 },
     ]);
     state.replay(header({ producerId: 1, epoch: 2, sequence: 0, baseOffset: 4 }));
     expect(state.entryOf(1)).toMatchObject({ epoch: 2, batches: [{ firstSequence: 0, baseOffset: 4 }] });

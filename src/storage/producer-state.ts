@@ -19,7 +19,8 @@
  * - Epoch higher: the batch must start at sequence 0 (OUT_OF_ORDER_SEQUENCE otherwise); the
  *   entry restarts at the new epoch.
  * - Same epoch: a (baseSequence, lastSequence) equal to one of the five cached batches is a
- *   duplicate and resolves with that batch's original offsets; otherwise baseSequence must be
+ *   duplicate and resolves with that batch's original offsets and maxTimestamp (its append
+ *   time under LogAppendTime, not the retry's); otherwise baseSequence must be
  *   the newest cached lastSequence + 1 (OUT_OF_ORDER_SEQUENCE otherwise).
  * Sequences are int32 and wrap from 2^31 − 1 to 0, as in Kafka.
  *
@@ -46,6 +47,11 @@ export interface ProducerBatchMetadata {
   lastSequence: number;
   baseOffset: number;
   lastOffset: number;
+  /**
+   * The batch's maxTimestamp as stored: under LogAppendTime, the time the broker stamped at
+   * its append, which a duplicate is answered with (as Kafka's BatchMetadata.timestamp).
+   */
+  maxTimestamp: number;
 }
 
 export interface ProducerEntry {
@@ -290,6 +296,7 @@ function addBatch(entry: ProducerEntry, header: BatchHeader, baseOffset: number)
     lastSequence: incrementSequence(header.baseSequence, header.lastOffsetDelta),
     baseOffset,
     lastOffset: baseOffset + header.lastOffsetDelta,
+    maxTimestamp: header.maxTimestamp,
   });
   if (entry.batches.length > PRODUCER_BATCHES_CACHED_MAX) entry.batches.shift();
   entry.lastTimestamp = header.maxTimestamp;

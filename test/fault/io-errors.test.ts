@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import type { Logger } from '../../src/observability/index.js';
-import { decodeBatches } from '../../src/protocol/index.js';
+import { decodeBatches, tryReadBatchHeader, type BatchHeader } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
@@ -426,7 +426,8 @@ describe('pipelined group commit (flush=always)', () => {
     const retryAppend = log.append(retry).then((result) => (order.push('retry'), result));
     faults.releaseDatasync();
     const originalResult = await originalAppend;
-    expect(await retryAppend).toEqual({ baseOffset: originalResult.baseOffset, lastOffset: originalResult.lastOffset, isDuplicate: true });
+    const { maxTimestamp } = tryReadBatchHeader(retry) as BatchHeader;
+    expect(await retryAppend).toEqual({ baseOffset: originalResult.baseOffset, lastOffset: originalResult.lastOffset, isDuplicate: true, maxTimestamp });
     expect(order).toEqual(['original', 'retry']);
     expect(faults.heldDatasyncs, 'nothing was written for the retry').toBe(0);
     acked.push({ ...originalResult, bytes: Buffer.from(original) });
