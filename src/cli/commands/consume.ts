@@ -24,7 +24,6 @@
  * The consumer never skips records silently: it is created with autoOffsetReset 'none', so
  * if retention deletes records before they were read the command stops with an error.
  */
-import { once } from 'node:events';
 import type { Command } from 'commander';
 import {
   isBrokerError,
@@ -38,6 +37,7 @@ import {
 import { CliError, describeBrokerTrouble } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { parseChoice, parseCount, parseFromSpec, parsePositiveCount, type FromSpec } from '../option-parsers.js';
+import { writeWithBackpressure } from '../output.js';
 import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { consumerRecordToJson } from '../record-json.js';
@@ -335,12 +335,7 @@ function formatRecords(records: ConsumerRecord[], format: 'value' | 'json'): str
 
 /** Writes to stdout, waiting while its buffer is full (a slow reader slows the consumer, which stops granting credit). */
 async function writeOut(data: string | Buffer): Promise<void> {
-  if (process.stdout.write(data)) return;
-  try {
-    await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]);
-  } catch {
-    // A write error (EPIPE) reached the command's 'error' listener, which stops the loop.
-  }
+  await writeWithBackpressure(process.stdout, data);
 }
 
 function translateConsumeError(error: unknown, topic: string): unknown {
