@@ -43,7 +43,7 @@ function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?
 }
 
 /** Runs `runnel …` to completion with `input` on stdin. */
-async function runCli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+async function runCli(args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   const cli = startCli(args, options);
   if (options.input !== undefined) cli.write(options.input);
   cli.endInput();
@@ -51,7 +51,7 @@ async function runCli(args: string[], options: { input?: string; env?: NodeJS.Pr
 }
 
 /** Runs `runnel …` and expects exit 0 with nothing on stderr; returns stdout. */
-async function runOk(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+async function runOk(args: string[], options: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<string> {
   const result = await runCli(args, options);
   expect(result.stderr, `stderr of runnel ${args.join(' ')}`).toBe('');
   expect(result.code, `exit code of runnel ${args.join(' ')}`).toBe(0);
@@ -366,6 +366,26 @@ describe('runnel errors', () => {
     const badFrom = await runCli(['consume', 'cli-any', '--from', 'yesterday']);
     expect(badFrom.code).toBe(1);
     expect(badFrom.stderr).toContain("option '--from <position>' argument 'yesterday' is invalid");
+  });
+});
+
+describe('runnel log', () => {
+  it('appends lines that are not UTF-8 byte for byte, keys split at the separator, as produce does', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));
+    try {
+      const dir = join(scratch, 'bin-0');
+      const input = Buffer.concat([Buffer.from('k\xff:v\xfe\x00', 'latin1'), Buffer.from('\r\nplain\n\n', 'latin1')]);
+      expect(JSON.parse(await runOk(['log', 'append', dir, '--key-separator', ':'], { input }))).toMatchObject({ records: 3, firstOffset: 0, lastOffset: 2 });
+      const records = jsonLines(await runOk(['log', 'dump', dir, '--records']));
+      const bytesOf = (record: Any, field: 'key' | 'value'): Buffer | null => (record[field] === null ? null : Buffer.from(record[field], record.encoding === 'base64' ? 'base64' : 'utf8'));
+      expect(records.map((record) => [bytesOf(record, 'key'), bytesOf(record, 'value')])).toEqual([
+        [Buffer.from([0x6b, 0xff]), Buffer.from([0x76, 0xfe, 0x00])],
+        [null, Buffer.from('plain')],
+        [null, Buffer.alloc(0)],
+      ]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
 

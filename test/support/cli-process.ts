@@ -22,7 +22,7 @@ export interface CliProcess {
   readonly pid: number;
   stdout(): string;
   stderr(): string;
-  write(text: string): void;
+  write(text: string | Buffer): void;
   endInput(): void;
   signal(signal: NodeJS.Signals): void;
   /** Settles when the process exits; rejects (after SIGKILL) when it outlives its deadline. */

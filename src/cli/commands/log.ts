@@ -4,12 +4,12 @@
  * a live data directory. `append` and `repair` refuse while a live broker holds the data
  * directory (its broker.lock); `dump` and `verify` only read.
  */
-import { createInterface } from 'node:readline';
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ensureDataDirNotInUse } from '../../broker/index.js';
 import { CliError } from '../cli-error.js';
+import { readLines } from '../line-reader.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
 import { createRootLogger } from '../../observability/index.js';
@@ -175,6 +175,7 @@ async function appendLines(dir: string, options: { keySeparator?: string; batchR
   let records = 0;
   let pending: LogRecord[] = [];
   let pendingBytes = 0;
+  const separator = options.keySeparator === undefined ? undefined : Buffer.from(options.keySeparator, 'utf8');
   const appendPending = async (): Promise<void> => {
     if (pending.length === 0) return;
     const result = await partitionLog.append(encodeBatch({ records: pending }));
@@ -185,13 +186,16 @@ async function appendLines(dir: string, options: { keySeparator?: string; batchR
     pendingBytes = 0;
   };
   try {
-    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
-      const separatorAt = options.keySeparator === undefined ? -1 : line.indexOf(options.keySeparator);
-      const key = separatorAt < 0 ? null : Buffer.from(line.slice(0, separatorAt));
-      const value = Buffer.from(separatorAt < 0 ? line : line.slice(separatorAt + (options.keySeparator?.length ?? 0)));
-      pending.push({ key, value, headers: [], timestamp: systemClock.nowMs() });
-      pendingBytes += value.length + (key?.length ?? 0);
-      if (pending.length >= options.batchRecords || pendingBytes >= 256 * 1024) await appendPending();
+    // Lines as raw bytes, as `runnel produce` reads them: input that is not UTF-8 is stored unchanged.
+    for await (const lines of readLines(process.stdin)) {
+      for (const line of lines) {
+        const separatorAt = separator === undefined ? -1 : line.indexOf(separator);
+        const key = separatorAt < 0 ? null : line.subarray(0, separatorAt);
+        const value = separatorAt < 0 ? line : line.subarray(separatorAt + (separator?.length ?? 0));
+        pending.push({ key, value, headers: [], timestamp: systemClock.nowMs() });
+        pendingBytes += value.length + (key?.length ?? 0);
+        if (pending.length >= options.batchRecords || pendingBytes >= 256 * 1024) await appendPending();
+      }
     }
     await appendPending();
   } finally {
