@@ -266,6 +266,10 @@ describe('runnel produce and consume', () => {
     const lines = Array.from({ length: 20_000 }, (_, index) => String(index + 1));
     expect(await runOk(['produce', 'cli-small-batches', '--linger-ms', '50'], { input: `${lines.join('\n')}\n`, timeoutMs: 60_000 })).toBe('');
     expect(await logEndOffsets('cli-small-batches')).toEqual([20_000]);
+    // A limit below the batch headroom: one record per batch, each far below the limit.
+    await runOk(['topic', 'create', 'cli-tiny-batches', '--config', 'max.message.bytes=100']);
+    expect(await runOk(['produce', 'cli-tiny-batches', '--linger-ms', '50'], { input: `${lines.slice(0, 300).join('\n')}\n`, timeoutMs: 60_000 })).toBe('');
+    expect(await logEndOffsets('cli-tiny-batches')).toEqual([300]);
   });
 
   it('exits 0 from produce only when every line was acknowledged: a refused record exits 1 naming its line', async () => {

@@ -74,7 +74,12 @@ const PRODUCE_BATCH_BYTES = 256 * 1024;
  * header, and what gzip adds to a section that does not compress.
  */
 const BATCH_HEADROOM_BYTES = 1024;
-const BATCH_BYTES_MIN = 256;
+/**
+ * The batch size under a limit smaller than the headroom: every batch then holds one record
+ * (the producer closes a batch once it reaches this size), which fits whenever the line does.
+ * A larger floor would make batches of several small lines, each batch over the limit.
+ */
+const BATCH_BYTES_MIN = 1;
 
 const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 
