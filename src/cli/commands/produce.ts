@@ -9,8 +9,10 @@
  * Exit status: 0 only when every line read was acknowledged (per --acks; with `all`, every
  * in-sync replica has it). At EOF the producer is flushed and closed. The first record that
  * fails stops the reading (a gap would follow it otherwise); what was sent is still settled,
- * then the command exits 1 naming the line and the reason. A line that is not valid input for
- * --format json does the same. SIGINT/SIGTERM stop the reading, send the lines already read,
+ * then the command exits 1 naming the line and the reason. Lines sent before the failure came
+ * back (in later batches) may still land after the failed one, so a line that cannot fit the
+ * topic's max.message.bytes is refused before it is sent, as a line that is not valid input
+ * for --format json is. SIGINT/SIGTERM stop the reading, send the lines already read,
  * settle them and exit 130/143 (1 if something failed).
  *
  * While records cannot be delivered (broker down or restarting, retriable errors), stderr says
@@ -23,6 +25,7 @@
  */
 import type { Command } from 'commander';
 import type { Acks, Producer, ProducerRecord, RunnelClient } from '../../client/index.js';
+import { BATCH_HEADER_BYTES } from '../../protocol/index.js';
 import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { readLines } from '../line-reader.js';
@@ -116,6 +119,8 @@ header values are base64; "topic" and "offset" (as printed by consume) are ignor
 
 Exit status is 0 only when every line read was acknowledged. The first failed record (or bad
 JSON line) stops the reading: the command settles what it sent and exits 1 naming the line.
+A line larger than the topic's max.message.bytes is refused before it is sent (without
+--compression), so no line after it is written either.
 Ctrl-C stops reading, sends what was read, waits for the acknowledgements and exits 130 (a
 second Ctrl-C exits at once). On a terminal, stderr shows the rate.
 
@@ -133,7 +138,7 @@ the time the command gives up (--delivery-timeout-ms), and says when delivery re
 }
 
 async function produceStdin(client: RunnelClient, topic: string, flags: ProduceFlags, brokers: string[]): Promise<number> {
-  const { batchBytes } = await checkTopicAndSizeBatches(client, topic, flags.partition);
+  const { batchBytes, maxMessageBytes } = await checkTopicAndSizeBatches(client, topic, flags.partition);
   const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined };
   const startedMs = Date.now();
   const progress = new ProgressLine({
@@ -170,7 +175,7 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await sendLines(producer, topic, flags, state, stop, outage);
+    await sendLines(producer, topic, flags, state, stop, outage, maxMessageBytes);
     // Close = flush and wait: every record sent gets its outcome (or fails after the delivery timeout).
     await producer.close().catch(() => undefined); // each failure reaches its own handler
     await new Promise((resolve) => setImmediate(resolve)); // let the last handlers run
@@ -221,15 +226,29 @@ class ProduceOutage {
  * producer would split each refused batch and resend it, a wasted round trip every time
  * until it has learnt the smaller size).
  */
-async function checkTopicAndSizeBatches(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number }> {
+async function checkTopicAndSizeBatches(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number; maxMessageBytes: number | undefined }> {
   const description = await client.admin.describeTopic(topic);
   const partitionCount = description.partitions.length;
   if (partition !== undefined && partition >= partitionCount) {
     throw new CliError(`topic ${topic} has ${partitionCount} partition(s), so no partition ${partition}: pick 0..${partitionCount - 1} with --partition`);
   }
   const maxMessageBytes = Number(description.configs['max.message.bytes']);
-  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) return { batchBytes: PRODUCE_BATCH_BYTES };
-  return { batchBytes: Math.max(BATCH_BYTES_MIN, Math.min(PRODUCE_BATCH_BYTES, maxMessageBytes - BATCH_HEADROOM_BYTES)) };
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) return { batchBytes: PRODUCE_BATCH_BYTES, maxMessageBytes: undefined };
+  return { batchBytes: Math.max(BATCH_BYTES_MIN, Math.min(PRODUCE_BATCH_BYTES, maxMessageBytes - BATCH_HEADROOM_BYTES)), maxMessageBytes };
+}
+
+/** Bytes of a record's encoding besides key, value and headers, at the least: seven one-byte fields and varints. */
+const RECORD_FIELDS_BYTES_MIN = 7;
+
+/**
+ * A lower bound of the uncompressed single-record batch holding `record`: when it is above
+ * max.message.bytes the broker refuses the record whatever the batching.
+ */
+function batchBytesMinOf(record: ProducerRecord): number {
+  const sizeOf = (data: Buffer | string | null | undefined): number => (data === null || data === undefined ? 0 : Buffer.byteLength(data));
+  let sizeBytes = BATCH_HEADER_BYTES + RECORD_FIELDS_BYTES_MIN + sizeOf(record.key) + sizeOf(record.value);
+  for (const header of Array.isArray(record.headers) ? record.headers : []) sizeBytes += 2 + sizeOf(header.key) + sizeOf(header.value);
+  return sizeBytes;
 }
 
 async function sendLines(
@@ -239,7 +258,12 @@ async function sendLines(
   state: ProduceState,
   stop: (cause: StopCause) => void,
   outage: ProduceOutage,
+  maxMessageBytes: number | undefined,
 ): Promise<void> {
+  // A line too large for the topic is refused before it is sent, so nothing after it is sent
+  // either: refused by the broker, the lines read after it, already sent in later batches,
+  // would land behind a gap. Under gzip only the broker can tell (the section may shrink).
+  const sizeLimitBytes = flags.compression === 'none' ? maxMessageBytes : undefined;
   const separator = flags.keySeparator === undefined ? undefined : Buffer.from(flags.keySeparator, 'utf8');
   const onAcked = (): void => {
     state.acked++;
@@ -256,6 +280,13 @@ async function sendLines(
         } catch (error) {
           const problem = error instanceof Error ? error.message : String(error);
           stop({ kind: 'bad-input', message: `line ${lineNumber} ${problem}: fix it, or send lines as they are with --format lines` });
+          return;
+        }
+        if (sizeLimitBytes !== undefined && batchBytesMinOf(record) > sizeLimitBytes) {
+          stop({
+            kind: 'bad-input',
+            message: `line ${lineNumber} is ${formatCount(line.length)} bytes, too large for topic ${topic} (max.message.bytes ${formatCount(sizeLimitBytes)} per batch): split it, or raise the limit with \`runnel topic alter ${topic} --config max.message.bytes=N\``,
+          });
           return;
         }
         if (!producer.hasBufferSpace) await producer.waitForBufferSpace();
