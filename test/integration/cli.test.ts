@@ -262,6 +262,23 @@ describe('runnel produce and consume', () => {
     expect(rounds).toEqual([rounds[0]!, rounds[0]! + 1, rounds[0]! + 2]);
   });
 
+  it('prints every record appended after --from @TIME when no record was that late, whatever its timestamp', async () => {
+    await runOk(['topic', 'create', 'cli-time-late']);
+    await runOk(['produce', 'cli-time-late'], { input: 'old\n' });
+    // No record is an hour ahead: the consumer starts at the log end, and what is appended
+    // from then on follows that point in the log, though stamped earlier than the time.
+    const consumer = startCli(['consume', 'cli-time-late', '--from', `@${Date.now() + 3_600_000}`, '--max', '3']);
+    for (let round = 0; round < 100 && consumer.stdout().split('\n').length < 4; round++) {
+      await runOk(['produce', 'cli-time-late'], { input: `new ${round}\n` });
+      const exited = await Promise.race([consumer.result.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
+      if (exited === true) break;
+    }
+    const result = await consumer.result;
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const rounds = result.stdout.trimEnd().split('\n').map((line) => Number(/^new (\d+)$/.exec(line)?.[1]));
+    expect(rounds).toEqual([rounds[0]!, rounds[0]! + 1, rounds[0]! + 2]);
+  });
+
   it('sizes its batches below the topic\'s max.message.bytes, so lines far below the limit all go through', async () => {
     await runOk(['topic', 'create', 'cli-small-batches', '--config', 'max.message.bytes=20000']);
     const lines = Array.from({ length: 20_000 }, (_, index) => String(index + 1));

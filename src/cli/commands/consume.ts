@@ -14,7 +14,9 @@
  *
  * `--from @TIME` asks the broker for the first record at or after TIME and starts there (the
  * consumer also skips records older than TIME until the first one that is not, which matters
- * only if the broker had to answer with a batch's first offset).
+ * only if the broker had to answer with a batch's first offset). A partition with no record
+ * that late starts at its log end and skips nothing: what is appended later comes after TIME
+ * in the log, even when a producer stamped it earlier (or TIME lies in the future).
  *
  * When the broker goes away (down, restarting), each partition's stream is reopened where it
  * stopped, and stderr says so (outage-notice.ts): while following, without a deadline (the
@@ -59,7 +61,10 @@ interface PartitionPlan {
   startOffset: number;
   /** With --no-follow: stop before this offset (the log end offset at start). */
   endOffset: number | undefined;
-  /** With --from @TIME: skip leading records older than this. */
+  /**
+   * With --from @TIME, when the broker found a record that late: skip leading records older
+   * than this (they can precede it only in the batch the broker answered with).
+   */
   skipBeforeMs: number | undefined;
 }
 
@@ -218,8 +223,11 @@ async function selectPartitions(client: RunnelClient, topic: string, partition: 
 
 /** Resolves where each partition starts (and, without following, ends) with one call per spec. */
 async function planPartitions(client: RunnelClient, topic: string, partitions: number[], from: FromSpec, isFollowing: boolean): Promise<PartitionPlan[]> {
+  /** Partitions with no record at or after TIME (answered with the log end): nothing there to skip. */
+  const noRecordThatLate = new Set<number>();
   const offsetsOf = async (spec: 'earliest' | 'latest' | { timestamp: number }): Promise<Map<number, number>> => {
     const offsets: PartitionOffset[] = await client.admin.listOffsets({ topic, partitions, spec });
+    if (typeof spec === 'object') for (const entry of offsets) if (entry.timestamp < 0) noRecordThatLate.add(entry.partition);
     return new Map(offsets.map((entry) => [entry.partition, entry.offset]));
   };
   const ends = isFollowing ? undefined : await offsetsOf('latest');
@@ -242,7 +250,9 @@ async function planPartitions(client: RunnelClient, topic: string, partitions: n
     partition,
     startOffset: starts.get(partition) ?? 0,
     endOffset: ends?.get(partition),
-    skipBeforeMs: from.kind === 'timestamp' ? from.timestampMs : undefined,
+    // Records appended after the log end the broker answered with follow TIME in the log,
+    // whatever their own timestamps: skipping them would drop records silently.
+    skipBeforeMs: from.kind === 'timestamp' && !noRecordThatLate.has(partition) ? from.timestampMs : undefined,
   }));
 }
 
