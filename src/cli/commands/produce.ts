@@ -54,10 +54,10 @@ type StopCause =
   | { kind: 'bad-input'; message: string };
 
 /** Single writer: this command's event-loop code (the read loop and the send handlers). */
-interface ProduceState {
+export interface ProduceState {
   sent: number;
   acked: number;
-  /** The first record that failed, with its line; later failures only count. */
+  /** The earliest line that failed, with its error (see noteFailure); later lines' failures only count. */
   firstFailure: { lineNumber: number; error: unknown } | undefined;
   stopCause: StopCause | undefined;
 }
@@ -296,7 +296,7 @@ async function sendLines(
         const sentLine = lineNumber;
         state.sent++;
         const pending = producer.send(record).then(onAcked, (error: unknown) => {
-          state.firstFailure ??= { lineNumber: sentLine, error };
+          noteFailure(state, sentLine, error);
           stop({ kind: 'failed' });
         });
         // Records waiting for topic metadata are not held against the producer's buffer, so
@@ -340,6 +340,15 @@ function jsonLineToRecord(topic: string, line: Buffer, defaultPartition: number 
     ...(partition === undefined ? {} : { partition }),
     ...(parsed.timestamp === undefined ? {} : { timestamp: parsed.timestamp }),
   };
+}
+
+/**
+ * Records that line `lineNumber` failed. Failures come back out of line order (a batch that
+ * is retried fails after a later line's batch that failed at once, say when the topic was
+ * deleted), and the command names the earliest: the lines before it were all acknowledged.
+ */
+export function noteFailure(state: Pick<ProduceState, 'firstFailure'>, lineNumber: number, error: unknown): void {
+  if (state.firstFailure === undefined || lineNumber < state.firstFailure.lineNumber) state.firstFailure = { lineNumber, error };
 }
 
 function finishProduce(topic: string, state: ProduceState, brokers: string[]): number {
