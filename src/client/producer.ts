@@ -1308,8 +1308,8 @@ function deliveryTimeout(batch: ProducerBatch, lastError: BrokerError | undefine
 
 /** The error of a record refused as too large alone in its batch. */
 function recordTooLarge(batch: ProducerBatch, refusal: BrokerError): BrokerError {
-  const sizeBytes = batch.bytes === undefined ? '' : ` (${batch.bytes.length} bytes as a batch)`;
-  return new BrokerError('RECORD_TOO_LARGE', `record larger than the max.message.bytes of topic ${batch.topic} even alone${sizeBytes}: ${refusal.message}`, {
+  // The broker's message gives the sizes ("batch is N bytes; the limit is M").
+  return new BrokerError('RECORD_TOO_LARGE', `record too large for topic ${batch.topic} even in a batch of its own (max.message.bytes): ${refusal.message}`, {
     topic: batch.topic,
     partition: batch.partition,
     cause: refusal,
