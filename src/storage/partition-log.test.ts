@@ -233,6 +233,27 @@ describe('PartitionLog', () => {
     expect(start).toBeGreaterThan(40 - 8);
   });
 
+  it('empties a log that went quiet once its newest record is past retention.ms: rolls, then deletes every old segment', async () => {
+    const clock = new ManualClock(100_000);
+    const config = { segmentBytes: 2048, retentionMs: 10_000, flush: { kind: 'always' as const } };
+    const { log, dir } = await freshLog(config, { clock });
+    for (let i = 0; i < 20; i++) await log.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 95_000 + i }));
+    const end = log.logEndOffset;
+    await log.applyRetention();
+    expect(log.logStartOffset, 'nothing is past retention yet').toBe(0);
+    clock.advance(10_000); // the newest record (t = 95,019) is now 15 s old
+    await log.applyRetention();
+    expect({ start: log.logStartOffset, end: log.logEndOffset, segments: log.segmentCount }).toEqual({ start: end, end, segments: 1 });
+    expect(readdirSync(dir).filter((name) => name.endsWith('.log'))).toEqual([`${String(end).padStart(20, '0')}.log`]);
+    await expect(log.read({ offset: end - 1, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'OFFSET_OUT_OF_RANGE'));
+    // Appends go on at the same offsets, and a reopen keeps the new start.
+    expect((await log.append(makeBatch({ count: 1, timestamp: clock.nowMs() }))).baseOffset).toBe(end);
+    await log.close();
+    const reopened = await openTestLog({ dir, config, clock });
+    cleanups.push(() => reopened.close());
+    expect({ start: reopened.logStartOffset, end: reopened.logEndOffset }).toEqual({ start: end, end: end + 1 });
+  });
+
   it('reopens after a clean close without losing or rescanning anything', async () => {
     const { log, dir } = await freshLog({ segmentBytes: 4096 });
     for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 3, valueBytes: 100 }));

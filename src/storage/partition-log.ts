@@ -975,17 +975,27 @@ export class PartitionLog {
 
   private async deleteExpiredSegments(): Promise<void> {
     if (this.status.kind !== 'online') return;
-    const segments = this.segments;
+    let segments = this.segments;
     const candidates = [];
     for (const segment of segments) {
       candidates.push({ sizeBytes: await segment.knownSizeBytes(), maxTimestamp: await this.guard(() => segment.maxTimestamp()) });
     }
-    const count = countSegmentsToDelete(candidates, {
+    let count = countSegmentsToDelete(candidates, {
       retentionMs: this.config.retentionMs,
       retentionBytes: this.config.retentionBytes,
       nowMs: this.clock.nowMs(),
     });
     if (count === 0) return;
+    if (count === segments.length) {
+      // The active segment has expired too (a topic that went quiet): roll, so an empty
+      // segment at the log end stays active, then delete every sealed one. A crash after the
+      // roll leaves an extra sealed segment that the next retention run deletes; a failed roll
+      // changes nothing and fails this run (rollActive).
+      await this.maybeMarkDirty();
+      await this.rollActive();
+      segments = this.segments;
+      count = segments.length - 1;
+    }
     const firstKeptBaseOffset = (segments[count] as Segment).baseOffset;
     if (this.producerSnapshotOffset === undefined || this.producerSnapshotOffset < firstKeptBaseOffset) {
       // The snapshot on disk is missing or older than the segments about to go, which may hold

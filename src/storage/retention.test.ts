@@ -32,8 +32,8 @@ describe('countSegmentsToDelete', () => {
       expect(countSegmentsToDelete([segment(100, null), segment(100, 0)], policy({ ms: 0 }))).toBe(0);
     });
 
-    it('expires every segment older than now when retention.ms is 0, except the active one', () => {
-      const segments = [segment(100, 2), segment(100, 1), segment(100, 1)];
+    it('expires every segment older than now when retention.ms is 0', () => {
+      const segments = [segment(100, 2), segment(100, 1), segment(100, 0)];
       expect(countSegmentsToDelete(segments, policy({ ms: 0 }))).toBe(2);
       // A record stamped exactly now is not older than 0 ms.
       expect(countSegmentsToDelete([segment(100, 0), segment(100, 0)], policy({ ms: 0 }))).toBe(0);
@@ -68,9 +68,9 @@ describe('countSegmentsToDelete', () => {
       expect(countSegmentsToDelete(segments, policy({ bytes: 500 }))).toBe(0);
     });
 
-    it('deletes every sealed segment when retention.bytes is 0', () => {
+    it('deletes every segment when retention.bytes is 0 (the active one after a roll)', () => {
       const segments = [segment(100, 0), segment(5, 0), segment(0, 0), segment(100, 0)];
-      expect(countSegmentsToDelete(segments, policy({ bytes: 0 }))).toBe(3);
+      expect(countSegmentsToDelete(segments, policy({ bytes: 0 }))).toBe(4);
     });
 
     it('deletes segments without timestamps when size alone requires it', () => {
@@ -105,18 +105,38 @@ describe('countSegmentsToDelete', () => {
   });
 
   describe('the active segment', () => {
-    it('is never deleted, even when expired and over the size limit', () => {
+    it('goes too (after a roll) when every sealed one goes and it is itself expired', () => {
       const segments = [segment(100, 5 * HOUR), segment(100, 5 * HOUR), segment(10_000, 5 * HOUR)];
-      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 0 }))).toBe(2);
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(3);
+      // The same log a millisecond before its newest record expires: only the sealed ones.
+      expect(countSegmentsToDelete([segment(100, 5 * HOUR), segment(100, HOUR)], policy({ ms: HOUR }))).toBe(1);
     });
 
-    it('is kept when it is the only segment', () => {
-      expect(countSegmentsToDelete([segment(10_000, 5 * HOUR)], policy({ ms: 0, bytes: 0 }))).toBe(0);
+    it('goes by size only when retention.bytes is 0, as in Kafka', () => {
+      const segments = [segment(100, 0), segment(100, 0), segment(10_000, 0)];
+      expect(countSegmentsToDelete(segments, policy({ bytes: 0 }))).toBe(3);
+      expect(countSegmentsToDelete(segments, policy({ bytes: 1 }))).toBe(2);
+    });
+
+    it('goes when it is the only segment and has expired', () => {
+      expect(countSegmentsToDelete([segment(10_000, 5 * HOUR)], policy({ ms: HOUR }))).toBe(1);
+      expect(countSegmentsToDelete([segment(10_000, 0)], policy({ ms: HOUR }))).toBe(0);
+    });
+
+    it('stays while a sealed segment before it stays', () => {
+      const segments = [segment(100, 0), segment(100, 5 * HOUR), segment(100, 5 * HOUR)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(0);
     });
 
     it('is kept when empty (no timestamp, no bytes) and every sealed segment goes', () => {
       const segments = [segment(100, 5 * HOUR), segment(100, 5 * HOUR), segment(0, null)];
       expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(2);
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR, bytes: 0 }))).toBe(2);
+    });
+
+    it('is kept when it holds only records without timestamps and time alone would expire it', () => {
+      const segments = [segment(100, 5 * HOUR), segment(100, null)];
+      expect(countSegmentsToDelete(segments, policy({ ms: HOUR }))).toBe(1);
     });
 
     it('leaves nothing to delete in an empty list', () => {
@@ -126,7 +146,8 @@ describe('countSegmentsToDelete', () => {
 
   /**
    * Invariants derived from the documented rule, checked over random segment lists:
-   * - the last (active) segment is never deleted;
+   * - the last (active) segment is in the count only when it holds data (the log then rolls
+   *   first) and every segment before it is too;
    * - every deleted segment qualified when its turn came: expired by time, or the rest (after
    *   the earlier deletions) still held ≥ retention.bytes without it;
    * - deletion stops at the first segment that qualifies under neither;
@@ -150,14 +171,16 @@ describe('countSegmentsToDelete', () => {
       fc.property(fc.array(candidate, { maxLength: 20 }), policyArbitrary, (segments, rule) => {
         const count = countSegmentsToDelete(segments, rule);
         expect(count).toBeGreaterThanOrEqual(0);
-        expect(count).toBeLessThanOrEqual(Math.max(0, segments.length - 1));
+        const active = segments.at(-1);
+        expect(count).toBeLessThanOrEqual(active !== undefined && active.sizeBytes > 0 ? segments.length : Math.max(0, segments.length - 1));
 
         const isExpired = (s: RetentionCandidate): boolean => rule.retentionMs >= 0 && s.maxTimestamp >= 0 && rule.nowMs - s.maxTimestamp > rule.retentionMs;
         const totalOf = (list: readonly RetentionCandidate[]): number => list.reduce((sum, s) => sum + s.sizeBytes, 0);
         const isOverSize = (at: number): boolean => rule.retentionBytes >= 0 && totalOf(segments.slice(at + 1)) >= rule.retentionBytes;
 
         for (let i = 0; i < count; i++) expect(isExpired(segments[i] as RetentionCandidate) || isOverSize(i)).toBe(true);
-        if (count < segments.length - 1) {
+        const stopsAt = active !== undefined && active.sizeBytes > 0 ? segments.length : segments.length - 1;
+        if (count < stopsAt) {
           const stopper = segments[count] as RetentionCandidate;
           expect(isExpired(stopper) || isOverSize(count)).toBe(false);
         }
