@@ -2,6 +2,7 @@
  * The gRPC server of one broker: binds LogService and AdminService (and server reflection, so
  * grpcurl works without the .proto files) on host:port with the declared message limits.
  */
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Clock } from '../common/clock.js';
@@ -37,7 +38,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...CHANNEL_OPTIONS,
     'grpc.max_concurrent_streams': options.inFlightRequestsPerConnectionMax,
   });
-  server.addService(proto.runnel.v1.LogService.service, createLogService(options) as unknown as grpc.UntypedServiceImplementation);
+  // Aborted first thing in close(): long-lived calls end instead of holding the shutdown.
+  const stopping = new AbortController();
+  setMaxListeners(0, stopping.signal); // one listener per open streaming call, removed when it ends
+  server.addService(proto.runnel.v1.LogService.service, createLogService({ ...options, stopping: stopping.signal }) as unknown as grpc.UntypedServiceImplementation);
   const isWindowSet = widenStreamWindow(server);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
@@ -62,7 +66,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     address,
     close: (graceMs = 5_000) =>
       new Promise<void>((resolve) => {
+        stopping.abort();
         const cancel = options.clock.setTimer(graceMs, () => {
+          options.logger.warn({ graceMs }, 'calls still running after the shutdown grace period; cutting them');
           server.forceShutdown();
           resolve();
         });

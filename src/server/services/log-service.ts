@@ -36,6 +36,37 @@ export interface LogServiceDeps {
   logger: Logger;
   clock: Clock;
   produceTimeoutMs: number;
+  /**
+   * Aborted when the server starts to shut down: a parked Fetch answers at once with what it
+   * has, a Subscribe ends with BROKER_UNAVAILABLE (the client reopens it elsewhere or later),
+   * and a ProduceStream answers what it has taken and then ends the same way. Without this,
+   * long-lived calls hold the shutdown until its grace period runs out.
+   */
+  stopping: AbortSignal;
+}
+
+/** Runs `onStop` once when `signal` aborts; returns the remover (call it when the call ends). */
+function whenStopping(signal: AbortSignal, onStop: () => void): () => void {
+  if (signal.aborted) {
+    queueMicrotask(onStop);
+    return () => undefined;
+  }
+  signal.addEventListener('abort', onStop, { once: true });
+  return () => signal.removeEventListener('abort', onStop);
+}
+
+/**
+ * Calls `forget` when a streaming call is over, whichever way it ends: finished by us
+ * ('finish'), cancelled by the client, or torn down ('close'); a second call is harmless.
+ */
+function forgetWhenDone(call: NodeJS.EventEmitter, forget: () => void): void {
+  call.once('finish', forget);
+  call.once('cancelled', forget);
+  call.once('close', forget);
+}
+
+function shuttingDown(): BrokerError {
+  return new BrokerError('BROKER_UNAVAILABLE', 'the broker is shutting down; retry, it or another broker will answer');
 }
 
 export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
@@ -158,6 +189,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       let isWriting = false;
       let isEnded = false;
       let isFailed = false;
+      let isStopping = false;
       const pump = async (): Promise<void> => {
         if (isWriting || isFailed) return;
         isWriting = true;
@@ -167,9 +199,12 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
             inFlight.shift();
             if (call.cancelled) return;
             if (!call.write(response)) await new Promise<void>((resolve) => call.once('drain', resolve));
-            if (inFlight.length < limits.produceStreamInFlightMax && call.isPaused()) call.resume();
+            if (inFlight.length < limits.produceStreamInFlightMax && call.isPaused() && !isStopping) call.resume();
           }
           if (isEnded) call.end();
+          // Shutting down: every request taken is answered; requests the client sent after
+          // them were never read, and the status tells it to resend them.
+          else if (isStopping) throw shuttingDown();
         } catch (error) {
           // The stream ends here with this request's status; requests after it are dropped
           // unanswered (the client sees the status, and resends from its own unacknowledged).
@@ -190,10 +225,16 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         if (inFlight.length >= limits.produceStreamInFlightMax) call.pause();
         void pump();
       });
+      const stopWatching = whenStopping(deps.stopping, () => {
+        isStopping = true;
+        call.pause();
+        void pump();
+      });
       call.on('end', () => {
         isEnded = true;
         void pump();
       });
+      forgetWhenDone(call, stopWatching);
       call.on('error', () => undefined);
     },
 
@@ -201,6 +242,8 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       const request = call.request;
       const controller = new AbortController();
       call.on('cancelled', () => controller.abort());
+      // Shutting down: a parked fetch answers now with what it has.
+      const stopWatching = whenStopping(deps.stopping, () => controller.abort());
       (async () => {
         const offset = checkOffset(request.offset);
         const maxBytes = checkMaxBytes(request.maxBytes, FETCH_BYTES_DEFAULT);
@@ -214,10 +257,12 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           signal: controller.signal,
         });
         return fetchReply(result, request.format, offset, maxBytes).reply;
-      })().then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toServiceError(error, logger, 'Fetch')),
-      );
+      })()
+        .finally(stopWatching)
+        .then(
+          (response) => callback(null, response),
+          (error: unknown) => callback(toServiceError(error, logger, 'Fetch')),
+        );
     },
 
     Subscribe(call) {
@@ -243,6 +288,10 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       call.on('cancelled', () => controller.abort());
       call.on('error', () => controller.abort());
       call.on('end', () => controller.abort());
+      const stopWatching = whenStopping(deps.stopping, () => {
+        if (!controller.signal.aborted) fail(shuttingDown());
+      });
+      forgetWhenDone(call, stopWatching);
       call.on('data', (message: SubscribeRequest__Output) => {
         if (message.kind === 'creditBytes') {
           credit = Math.min(credit + (message.creditBytes ?? 0), limits.readBytesMax * 4);
