@@ -47,8 +47,8 @@ it('ends its streams and parked fetches at a clean stop instead of waiting out t
     // connection is answered only once the broker has taken the Fetch.
     await unary<Any, Any>(raw.admin, 'ListTopics', {});
     const parked = unary<Any, Any>(raw.log, 'Fetch', { topic: 'stop', partition: 0, offset: 1, maxBytes: 1024, minBytes: 1, maxWaitMs: 60_000 }).then(
-      (response) => response,
-      (error: unknown) => error,
+      (response): Any | Error => response,
+      (error: unknown) => error as Error,
     );
     await unary<Any, Any>(raw.log, 'ListOffsets', { topic: 'stop', spec: 'OFFSET_SPEC_LATEST' });
 
