@@ -60,6 +60,8 @@ export interface ProduceState {
   /** The earliest line that failed, with its error (see noteFailure); later lines' failures only count. */
   firstFailure: { lineNumber: number; error: unknown } | undefined;
   stopCause: StopCause | undefined;
+  /** The read loop reached the end of stdin (nothing was left unread). */
+  isInputDone: boolean;
 }
 
 /**
@@ -139,7 +141,7 @@ the time the command gives up (--delivery-timeout-ms), and says when delivery re
 
 async function produceStdin(client: RunnelClient, topic: string, flags: ProduceFlags, brokers: string[]): Promise<number> {
   const { batchBytes, maxMessageBytes } = await checkTopicAndSizeBatches(client, topic, flags.partition);
-  const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined };
+  const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined, isInputDone: false };
   const startedMs = Date.now();
   const progress = new ProgressLine({
     mode: 'rewrite',
@@ -304,6 +306,7 @@ async function sendLines(
         if (state.sent === 1) await pending;
       }
     }
+    state.isInputDone = true;
   } catch (error) {
     // Destroying stdin to stop ends the iteration with a premature-close error: expected.
     if (state.stopCause !== undefined && isPrematureClose(error)) return;
@@ -355,7 +358,7 @@ function finishProduce(topic: string, state: ProduceState, brokers: string[]): n
   const summary = `${formatCount(state.acked)} of ${formatCount(state.sent)} lines sent were acknowledged`;
   if (state.firstFailure !== undefined) {
     const reason = toCliError(state.firstFailure.error, { brokers, topic }).message;
-    throw new CliError(`line ${state.firstFailure.lineNumber} was not acknowledged: ${reason}; ${summary}, reading stopped there`);
+    throw new CliError(`line ${state.firstFailure.lineNumber} was not acknowledged: ${reason}; ${summary}, ${state.isInputDone ? 'every line was read' : 'reading stopped there'}`);
   }
   const cause = state.stopCause ?? { kind: 'eof' };
   if (cause.kind === 'bad-input') throw new CliError(`${cause.message}; ${summary}, reading stopped there`);
