@@ -54,6 +54,16 @@ function sendOne(producer: Producer, topic: string, index: number): Promise<Reco
   return producer.send({ topic, key: keyOf(index), value: valueOf(index) });
 }
 
+/** After splits: every send acknowledged, nothing failed or left held, and the log holds each record once, in order. */
+async function expectEverySendDeliveredOnce(producer: Producer, handles: Promise<RecordMetadata>[], topic: string): Promise<void> {
+  await producer.flush();
+  const acknowledged = await Promise.all(handles);
+  const metrics = producer.metrics();
+  expect(metrics).toMatchObject({ ackedRecords: RECORD_COUNT, failedRecords: 0, bufferUsedBytes: 0, epochBumps: 0 });
+  expect(metrics.batchSplits).toBeGreaterThan(0);
+  await checkReadBack(topic, acknowledged);
+}
+
 /**
  * Reads every partition from the start and checks the acknowledged-set oracle: each record
  * once, at the offset its acknowledgement named, on the partition its key picks, dense
@@ -101,12 +111,7 @@ describe('producer and a topic max.message.bytes below its batch size', () => {
       handles.push(sendOne(producer, topic, index));
       if (!producer.hasBufferSpace) await producer.waitForBufferSpace();
     }
-    await producer.flush();
-    const acknowledged = await Promise.all(handles);
-    const metrics = producer.metrics();
-    expect(metrics).toMatchObject({ ackedRecords: RECORD_COUNT, failedRecords: 0, bufferUsedBytes: 0, epochBumps: 0 });
-    expect(metrics.batchSplits).toBeGreaterThan(0);
-    await checkReadBack(topic, acknowledged);
+    await expectEverySendDeliveredOnce(producer, handles, topic);
   });
 
   it('splits batches refused after max.message.bytes was lowered while records were in flight', async () => {
@@ -133,12 +138,7 @@ describe('producer and a topic max.message.bytes below its batch size', () => {
     await client!.admin.alterTopicConfigs({ name: topic, set: { 'max.message.bytes': '20000' } });
     markLowered();
     await sending;
-    await producer.flush();
-    const acknowledged = await Promise.all(handles);
-    const metrics = producer.metrics();
-    expect(metrics).toMatchObject({ ackedRecords: RECORD_COUNT, failedRecords: 0, bufferUsedBytes: 0, epochBumps: 0 });
-    expect(metrics.batchSplits).toBeGreaterThan(0);
-    await checkReadBack(topic, acknowledged);
+    await expectEverySendDeliveredOnce(producer, handles, topic);
   });
 
   it('fails only the send of a record that alone exceeds max.message.bytes', async () => {
