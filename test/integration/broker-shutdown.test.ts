@@ -11,8 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { createClient, type BrokerError } from '../../src/client/index.js';
+import { systemClock } from '../../src/common/clock.js';
+import { startServer } from '../../src/server/index.js';
+import { startBroker } from '../support/broker.js';
 import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
-import { rawClients, unary } from '../support/raw-grpc.js';
+import { rawClients, reasonOf, unary } from '../support/raw-grpc.js';
+import { recordingLogger } from '../support/recording-logger.js';
 import { waitFor } from '../support/wait-for.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -73,5 +77,31 @@ it('ends its streams and parked fetches at a clean stop instead of waiting out t
     await consumer.close();
     await producer.close({ timeoutMs: 1_000 }).catch(() => undefined);
     await client.close();
+  }
+}, 60_000);
+
+it('ends a Subscribe whose client half-closed (as grpcurl does after its last message) at a clean stop too', async () => {
+  const testBroker = await startBroker();
+  const logger = recordingLogger();
+  const server = await startServer({ broker: testBroker.broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100 });
+  const raw = rawClients(server.address);
+  try {
+    await testBroker.broker.createTopic({ name: 'half', partitions: 1, replicationFactor: 1, configs: {} });
+    const subscribe = (raw.log as Any).Subscribe();
+    let status: unknown;
+    subscribe.on('data', () => undefined);
+    subscribe.on('error', (error: unknown) => (status = error));
+    subscribe.write({ kind: 'start', start: { topic: 'half', partition: 0, offset: '0', creditBytes: 1024 * 1024 } });
+    subscribe.end();
+    // The call after it on the same connection is answered only once the broker has taken both.
+    await unary<Any, Any>(raw.log, 'ListOffsets', { topic: 'half', spec: 'OFFSET_SPEC_LATEST' });
+    await server.close(20_000);
+    expect(logger.calls.filter((call) => call.message.includes('shutdown grace period'))).toEqual([]);
+    await waitFor(() => status !== undefined, { timeoutMs: 5_000, describe: () => 'the Subscribe never ended' });
+    expect(reasonOf(status)).toEqual({ code: 14, reason: 'BROKER_UNAVAILABLE' });
+  } finally {
+    raw.close();
+    await server.close(1_000);
+    await testBroker.close();
   }
 }, 60_000);

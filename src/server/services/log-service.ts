@@ -288,9 +288,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       call.on('cancelled', () => controller.abort());
       call.on('error', () => controller.abort());
       call.on('end', () => controller.abort());
-      const stopWatching = whenStopping(deps.stopping, () => {
-        if (!controller.signal.aborted) fail(shuttingDown());
-      });
+      // Also when the reading already stopped: a client that half-closed (grpcurl does after
+      // its last message) aborted it, and the call stays open until it ends here.
+      const stopWatching = whenStopping(deps.stopping, () => fail(shuttingDown()));
       forgetWhenDone(call, stopWatching);
       call.on('data', (message: SubscribeRequest__Output) => {
         if (message.kind === 'creditBytes') {
