@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
 import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { waitFor } from '../../test/support/wait-for.js';
+import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 import type { PartitionLog } from './partition-log.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -252,6 +254,31 @@ describe('PartitionLog', () => {
     const reopened = await openTestLog({ dir, config, clock });
     cleanups.push(() => reopened.close());
     expect({ start: reopened.logStartOffset, end: reopened.logEndOffset }).toEqual({ start: end, end: end + 1 });
+  });
+
+  it('deletes nothing when the log goes offline while retention runs (the damaged files stay for repair)', async () => {
+    const clock = new ManualClock(100_000);
+    const faulty = createFaultyFileSystem();
+    const { log, dir } = await freshLog({ segmentBytes: 2048, retentionMs: 10_000 }, { clock, fileSystem: faulty.fileSystem });
+    cleanups.push(() => faulty.faults.clear()); // runs first: a held fdatasync would block the close
+    for (let i = 0; i < 20; i++) await log.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 95_000 + i }));
+    clock.advance(10_000); // everything has expired: retention rolls, then deletes every old segment
+    faulty.faults.holdDatasyncs({ path: /\.log$/ });
+    const retention = log.applyRetention().then(
+      () => 'done',
+      (error: unknown) => String(error),
+    );
+    await waitFor(() => faulty.faults.heldDatasyncs === 1, { timeoutMs: 5_000, describe: () => 'the roll never synced the old segment' });
+    // Meanwhile a reader finds damage in the oldest segment: the partition goes offline.
+    const first = join(dir, `${'0'.repeat(20)}.log`);
+    const bytes = readFileSync(first);
+    bytes[100] = (bytes[100] as number) ^ 0xff;
+    writeFileSync(first, bytes);
+    await expect(log.read({ offset: 0, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'CORRUPT_DATA'));
+    faulty.faults.releaseDatasync();
+    await retention;
+    expect(log.isOnline).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.log')), 'the damaged segment is still there to repair').toContain(`${'0'.repeat(20)}.log`);
   });
 
   it('reopens after a clean close without losing or rescanning anything', async () => {

@@ -985,7 +985,8 @@ export class PartitionLog {
       retentionBytes: this.config.retentionBytes,
       nowMs: this.clock.nowMs(),
     });
-    if (count === 0) return;
+    // A reader that found damage may have taken the log offline meanwhile: its files stay for repair.
+    if (count === 0 || this.status.kind !== 'online') return;
     if (count === segments.length) {
       // The active segment has expired too (a topic that went quiet): roll, so an empty
       // segment at the log end stays active, then delete every sealed one. A crash after the
@@ -1004,6 +1005,7 @@ export class PartitionLog {
       await this.flushActive();
       await this.writeProducerSnapshotAt(this.logEndOffset);
     }
+    if (this.status.kind !== 'online') return; // as above, during the roll or the snapshot
     // Only this writer changes the list; it is still `segments` after the awaits above.
     assert(this.segments === segments, 'segment list changed outside the writer');
     const doomed = segments.slice(0, count);
