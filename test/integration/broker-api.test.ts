@@ -147,6 +147,24 @@ describe('broker gRPC API', () => {
     call.cancel();
   });
 
+  it('sends a subscriber that half-closed what its credit covers, then ends the call with OK', async () => {
+    await createTopic('api-half-close');
+    const payload = 'y'.repeat(1000);
+    for (let i = 0; i < 20; i++) await produce('api-half-close', [{ partition: 0, recordBatch: batch([payload, payload, payload, payload]) }]);
+    const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+    let receivedBytes = 0;
+    call.on('data', (message: Any) => (receivedBytes += message.recordBatches.length));
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => undefined);
+    // As grpcurl does: the one message, then the half-close.
+    call.write({ start: { topic: 'api-half-close', partition: 0, offset: '0', creditBytes: 20_000, format: 'RECORD_FORMAT_BATCHES' } });
+    call.end();
+    const outcome = await Promise.race([status, new Promise<string>((resolve) => setTimeout(() => resolve('no status within 10 s'), 10_000))]);
+    expect(typeof outcome === 'string' ? outcome : outcome.code).toBe(grpc.status.OK);
+    expect(receivedBytes).toBeGreaterThanOrEqual(20_000);
+    expect(receivedBytes).toBeLessThan(20_000 + 16_000);
+  });
+
   it('bounds a decoded-records reply however far its batches decompress, and resumes where it ended', async () => {
     await createTopic('api-inflate');
     // Five gzip batches of ~20 KB that each decode to one 20 MiB record: 100 MiB decoded,

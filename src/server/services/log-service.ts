@@ -287,9 +287,15 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         });
       call.on('cancelled', () => controller.abort());
       call.on('error', () => controller.abort());
-      call.on('end', () => controller.abort());
-      // Also when the reading already stopped: a client that half-closed (grpcurl does after
-      // its last message) aborted it, and the call stays open until it ends here.
+      // A client that half-closed (grpcurl does after its last message) can grant no more
+      // credit: it gets what its credit covers, then the call ends with OK. A half-close
+      // before `start` ends the call at once.
+      let isHalfClosed = false;
+      call.on('end', () => {
+        isHalfClosed = true;
+        if (!isStarted) call.end();
+        wake?.();
+      });
       const stopWatching = whenStopping(deps.stopping, () => fail(shuttingDown()));
       forgetWhenDone(call, stopWatching);
       call.on('data', (message: SubscribeRequest__Output) => {
@@ -324,6 +330,11 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           try {
             while (!controller.signal.aborted) {
               if (credit <= 0 && readAhead === undefined) {
+                if (isHalfClosed) {
+                  controller.abort();
+                  call.end();
+                  return;
+                }
                 await waitUntilWoken();
                 continue;
               }

@@ -106,14 +106,18 @@ export interface LogServiceClient extends grpc.Client {
   /**
    * Tails one partition. The first request message starts the subscription; later ones
    * only grant more credit. The broker sends data while the client has credit (bytes), so a
-   * slow reader never makes the broker buffer without bound.
+   * slow reader never makes the broker buffer without bound. A client that half-closes
+   * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
+   * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
    */
   Subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
   Subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
   /**
    * Tails one partition. The first request message starts the subscription; later ones
    * only grant more credit. The broker sends data while the client has credit (bytes), so a
-   * slow reader never makes the broker buffer without bound.
+   * slow reader never makes the broker buffer without bound. A client that half-closes
+   * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
+   * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
    */
   subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
   subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
@@ -158,7 +162,9 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Tails one partition. The first request message starts the subscription; later ones
    * only grant more credit. The broker sends data while the client has credit (bytes), so a
-   * slow reader never makes the broker buffer without bound.
+   * slow reader never makes the broker buffer without bound. A client that half-closes
+   * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
+   * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
    */
   Subscribe: grpc.handleBidiStreamingCall<_runnel_v1_SubscribeRequest__Output, _runnel_v1_SubscribeResponse>;
   
