@@ -221,6 +221,37 @@ describe('PartitionLog', () => {
     expect((await readAll(log)).length).toBe(log.logEndOffset);
   });
 
+  it('keeps a segment whose .log cannot be deleted, and every later one, so no hole opens in the offsets', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const config = { segmentBytes: 2048, retentionBytes: 4096 };
+    let isRefusing = true;
+    const refusing: FileSystem = {
+      ...nodeFileSystem,
+      async unlink(path) {
+        if (isRefusing && path.endsWith('00000000000000000000.log')) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+        return nodeFileSystem.unlink(path);
+      },
+    };
+    const log = await openTestLog({ dir: temp.dir, config, fileSystem: refusing });
+    cleanups.push(() => log.close());
+    for (let i = 0; i < 40; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
+    const segmentsBefore = log.segmentCount;
+    await log.applyRetention();
+    expect({ start: log.logStartOffset, segments: log.segmentCount }).toEqual({ start: 0, segments: segmentsBefore });
+    expect((await readAll(log)).length).toBe(40);
+    await log.close();
+    // What a restart sees agrees: every offset from 0, no hole.
+    const reopened = await openTestLog({ dir: temp.dir, config, fileSystem: refusing });
+    cleanups.push(() => reopened.close());
+    expect((await readAll(reopened)).map((record) => record.offset)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    // Once the file can go, the next run deletes as retention says.
+    isRefusing = false;
+    await reopened.applyRetention();
+    expect(reopened.logStartOffset).toBeGreaterThan(0);
+    expect((await readAll(reopened)).length).toBe(40 - reopened.logStartOffset);
+  });
+
   it('deletes segments older than retention.ms by their largest timestamp', async () => {
     const clock = new ManualClock(100_000);
     const { log } = await freshLog({ segmentBytes: 2048, retentionMs: 10_000 }, { clock });

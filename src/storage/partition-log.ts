@@ -1009,21 +1009,32 @@ export class PartitionLog {
     // Only this writer changes the list; it is still `segments` after the awaits above.
     assert(this.segments === segments, 'segment list changed outside the writer');
     const doomed = segments.slice(0, count);
+    // Readers see the new start before any file goes (a read of a deleted segment is then
+    // OFFSET_OUT_OF_RANGE, not an I/O error).
     this.segments = segments.slice(count);
+    let deletedCount = 0;
     for (const segment of doomed) {
       segment.forget();
-      // The .log goes first: once it is gone the segment is gone for start-up too; leftover
-      // index files are removed as orphans at the next open.
+      // Oldest first, and the .log first: once it is gone the segment is gone for start-up
+      // too. A .log that cannot be deleted stops the run with it and every later segment kept
+      // (deleting those would leave a hole in the offsets at the next start); the next run
+      // tries again. Leftover index files are removed as orphans at the next open.
       try {
         await this.context.fileSystem.unlink(segment.logPath);
-        await this.context.fileSystem.unlink(segment.indexPath);
-        await this.context.fileSystem.unlink(segment.timeIndexPath);
       } catch (error) {
-        this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment file');
+        this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
+        this.segments = [...doomed.slice(deletedCount), ...this.segments];
+        break;
+      }
+      deletedCount++;
+      for (const path of [segment.indexPath, segment.timeIndexPath]) {
+        await this.context.fileSystem.unlink(path).catch((error: unknown) => {
+          this.logger.warn({ err: String(error), path }, 'could not delete an index file of a deleted segment; it is removed at the next open');
+        });
       }
     }
     await this.context.fileSystem.syncDirectory(this.dir).catch(() => undefined);
-    this.logger.info({ deletedSegments: count, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
+    if (deletedCount > 0) this.logger.info({ deletedSegments: deletedCount, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
   }
 
   // ---- Read ----------------------------------------------------------------------------------
