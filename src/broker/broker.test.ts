@@ -185,3 +185,33 @@ describe('one broker per data directory', () => {
     await again.close();
   });
 });
+
+describe('Broker.listOffset by timestamp', () => {
+  it('looks again when retention deletes the batch it found before it could read it', async () => {
+    const broker = await openBroker();
+    const topic = 'by-time';
+    // Tiny segments, all records far older than retention.ms: a retention run deletes every old segment.
+    await broker.createTopic({ name: topic, partitions: 1, replicationFactor: 1, configs: { 'segment.bytes': '1024', 'retention.ms': '3600000' } });
+    const oldRecords = (tag: string) => encodeBatch({ records: [{ key: null, value: Buffer.alloc(300, tag), headers: [], timestamp: Date.now() - 7_200_000 }] });
+    for (let i = 0; i < 12; i++) await broker.produce({ topic, partition: 0, batch: oldRecords(String(i % 10)), acks: 'leader', timeoutMs: 10_000 });
+    const fresh = encodeBatch({ records: [{ key: null, value: Buffer.from('fresh'), headers: [], timestamp: Date.now() }] });
+    const { baseOffset: freshOffset } = await broker.produce({ topic, partition: 0, batch: fresh, acks: 'leader', timeoutMs: 10_000 });
+    // The first read after the lookup waits for a retention run that deletes what it found.
+    const read = PartitionLog.prototype.read;
+    let isFirst = true;
+    vi.spyOn(PartitionLog.prototype, 'read').mockImplementation(async function (this: PartitionLog, options) {
+      if (isFirst) {
+        isFirst = false;
+        await (broker as unknown as { logs: { runRetention(): Promise<void> } }).logs.runRetention();
+      }
+      return read.call(this, options);
+    });
+    const found = await broker.listOffset(topic, 0, { kind: 'timestamp', timestampMs: 0 });
+    expect(isFirst).toBe(false);
+    // The first batch now in the log: the new log start (the active segment keeps a few old ones).
+    const start = (await broker.listOffset(topic, 0, { kind: 'earliest' })).offset;
+    expect(start).toBeGreaterThan(0);
+    expect(start).toBeLessThanOrEqual(freshOffset);
+    expect(found.offset).toBe(start);
+  });
+});

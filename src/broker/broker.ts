@@ -21,7 +21,7 @@ import { systemClock, type Clock } from '../common/clock.js';
 import type { BrokerConfig } from '../config/broker-config.js';
 import { limits } from '../config/limits.js';
 import { validateTopicName } from '../config/topic-name.js';
-import { BrokerError } from '../errors/index.js';
+import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
 import { DECOMPRESSED_BYTES_MAX_DEFAULT, decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, type RecordChecks } from '../protocol/index.js';
@@ -443,9 +443,17 @@ export class Broker {
         case 'latest':
           return { offset: log.logEndOffset, timestampMs: -1 };
         case 'timestamp': {
-          const baseOffset = await log.offsetForTimestamp(query.timestampMs);
-          if (baseOffset === undefined) return { offset: log.logEndOffset, timestampMs: -1 };
-          return firstRecordAtOrAfter((await log.read({ offset: baseOffset, bytesMax: 1 })).bytes, baseOffset, query.timestampMs);
+          // Retention may delete the batch found between the lookup and the read: look again
+          // (from the new log start); a few rounds at most, each after a deletion.
+          for (let attempt = 1; ; attempt++) {
+            const baseOffset = await log.offsetForTimestamp(query.timestampMs);
+            if (baseOffset === undefined) return { offset: log.logEndOffset, timestampMs: -1 };
+            try {
+              return firstRecordAtOrAfter((await log.read({ offset: baseOffset, bytesMax: 1 })).bytes, baseOffset, query.timestampMs);
+            } catch (error) {
+              if (attempt >= 3 || !isBrokerError(error, 'OFFSET_OUT_OF_RANGE') || baseOffset >= log.logStartOffset) throw error;
+            }
+          }
         }
       }
     });
