@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
 import { silentLogger } from '../observability/index.js';
 import { decodeBatches, encodeBatch } from '../protocol/index.js';
-import { PartitionLog } from '../storage/index.js';
+import { MetaStore } from '../meta/index.js';
+import { LogManager, PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 
@@ -213,5 +214,76 @@ describe('Broker.listOffset by timestamp', () => {
     expect(start).toBeGreaterThan(0);
     expect(start).toBeLessThanOrEqual(freshOffset);
     expect(found.offset).toBe(start);
+  });
+});
+
+describe('concurrent admin calls on one topic', () => {
+  async function openFresh(): Promise<{ broker: Broker; dataDir: string }> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    return { broker, dataDir };
+  }
+  const settled = (work: Promise<unknown>) => work.then(() => 'ok', (error: unknown) => (error as { reason?: string }).reason ?? String(error));
+  const partitionDirs = (dataDir: string, topic: string) => readdirSync(dataDir).filter((name) => new RegExp(`^${topic}-\\d+$`).test(name));
+
+  /** Holds every topic-record delete for `ms` first, as a slow lmdb flush would. */
+  function slowRecordDeletes(ms: number): void {
+    const original = MetaStore.prototype.deleteTopic;
+    vi.spyOn(MetaStore.prototype, 'deleteTopic').mockImplementation(async function (this: MetaStore, name: string) {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return original.call(this, name);
+    });
+  }
+
+  /** Makes the look for a stray directory before each partition is made take `ms`, as on a busy disk. */
+  function slowPartitionCreates(ms: number): void {
+    const prototype = LogManager.prototype as unknown as { directoryExists(path: string): Promise<boolean> };
+    const original = prototype.directoryExists;
+    vi.spyOn(prototype, 'directoryExists').mockImplementation(async function (this: unknown, path: string) {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return original.call(this, path);
+    });
+  }
+
+  it('leaves no partition directory behind when a delete races a create of many partitions, so the name can be created again', async () => {
+    const { broker, dataDir } = await openFresh();
+    slowPartitionCreates(10);
+    slowRecordDeletes(100);
+    const created = settled(broker.createTopic({ name: 'racy', partitions: 20, replicationFactor: 1, configs: {} }));
+    // Delete as soon as the record exists, while the create is still making partitions.
+    await vi.waitFor(() => expect(broker.listTopics().map((topic) => topic.name)).toContain('racy'), { interval: 0 });
+    const deleted = await settled(broker.deleteTopic('racy'));
+    await created;
+    expect(deleted).toBe('ok');
+    expect(broker.listTopics()).toEqual([]);
+    expect(partitionDirs(dataDir, 'racy')).toEqual([]);
+    vi.restoreAllMocks();
+    await broker.createTopic({ name: 'racy', partitions: 20, replicationFactor: 1, configs: {} });
+  });
+
+  it('leaves no partition directory behind when a delete races an add-partitions', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'grows', partitions: 2, replicationFactor: 1, configs: {} });
+    slowPartitionCreates(10);
+    slowRecordDeletes(100);
+    const grown = settled(broker.addPartitions('grows', 20));
+    await vi.waitFor(() => expect(broker.listTopics().find((topic) => topic.name === 'grows')?.partitions).toBe(20), { interval: 0 });
+    const deleted = await settled(broker.deleteTopic('grows'));
+    await grown;
+    expect(deleted).toBe('ok');
+    expect(partitionDirs(dataDir, 'grows')).toEqual([]);
+    vi.restoreAllMocks();
+    await broker.createTopic({ name: 'grows', partitions: 20, replicationFactor: 1, configs: {} });
+  });
+
+  it('applies two add-partitions one after the other: the second sees the first', async () => {
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'twice', partitions: 1, replicationFactor: 1, configs: {} });
+    const results = await Promise.all([settled(broker.addPartitions('twice', 10)), settled(broker.addPartitions('twice', 20))]);
+    expect(results[1]).toBe('ok');
+    const description = await broker.describeTopic('twice');
+    expect(description.partitions.map((partition) => partition.status)).toEqual(Array(20).fill('online'));
   });
 });

@@ -99,6 +99,15 @@ export class Broker {
   readonly brokerId: number;
   readonly clusterId: string;
   private readonly waitersByPartition = new Map<string, number>();
+  /**
+   * The last admin change queued per topic name: create, delete, alter and add-partitions of
+   * one name run one after the other. Each awaits between its record write and its partition
+   * directories, and interleaved they left directories with no record (a delete skipping the
+   * partitions a create had not made yet, then the create making them) or made one partition
+   * twice (two add-partitions). An entry lives while calls on that name are in flight; each
+   * waiting call is one admin request a client holds.
+   */
+  private readonly adminQueueByTopic = new Map<string, Promise<unknown>>();
   private isClosed = false;
 
   private constructor(
@@ -203,7 +212,11 @@ export class Broker {
    * Creates a topic. Rejects INVALID_TOPIC_NAME, INVALID_REQUEST (partition count, replication
    * factor, configs) or TOPIC_ALREADY_EXISTS; a rejected create leaves nothing behind.
    */
-  async createTopic(request: { name: string; partitions: number; replicationFactor: number; configs: Record<string, string> }): Promise<TopicInfo> {
+  createTopic(request: { name: string; partitions: number; replicationFactor: number; configs: Record<string, string> }): Promise<TopicInfo> {
+    return this.serialAdmin(request.name, () => this.createTopicNow(request));
+  }
+
+  private async createTopicNow(request: { name: string; partitions: number; replicationFactor: number; configs: Record<string, string> }): Promise<TopicInfo> {
     this.throwIfClosed();
     validateTopicName(request.name);
     const partitionCount = request.partitions === 0 ? this.config.defaultPartitions : request.partitions;
@@ -240,7 +253,11 @@ export class Broker {
     return this.describeTopic(request.name);
   }
 
-  async deleteTopic(name: string): Promise<void> {
+  deleteTopic(name: string): Promise<void> {
+    return this.serialAdmin(name, () => this.deleteTopicNow(name));
+  }
+
+  private async deleteTopicNow(name: string): Promise<void> {
     this.throwIfClosed();
     const topic = this.topicOrThrow(name);
     for (let partition = 0; partition < topic.partitionCount; partition++) {
@@ -286,7 +303,11 @@ export class Broker {
   }
 
   /** Sets and removes overrides; open logs pick the new settings up at once. */
-  async alterTopicConfigs(name: string, change: { set: Record<string, string>; remove: string[] }): Promise<TopicInfo> {
+  alterTopicConfigs(name: string, change: { set: Record<string, string>; remove: string[] }): Promise<TopicInfo> {
+    return this.serialAdmin(name, () => this.alterTopicConfigsNow(name, change));
+  }
+
+  private async alterTopicConfigsNow(name: string, change: { set: Record<string, string>; remove: string[] }): Promise<TopicInfo> {
     this.throwIfClosed();
     this.topicOrThrow(name);
     // A misspelt key to remove is refused like a misspelt key to set, not "removed".
@@ -307,7 +328,11 @@ export class Broker {
   }
 
   /** Grows a topic to `partitionCount` partitions; never shrinks. */
-  async addPartitions(name: string, partitionCount: number): Promise<TopicInfo> {
+  addPartitions(name: string, partitionCount: number): Promise<TopicInfo> {
+    return this.serialAdmin(name, () => this.addPartitionsNow(name, partitionCount));
+  }
+
+  private async addPartitionsNow(name: string, partitionCount: number): Promise<TopicInfo> {
     this.throwIfClosed();
     const topic = this.topicOrThrow(name);
     if (!Number.isInteger(partitionCount) || partitionCount <= topic.partitionCount || partitionCount > limits.partitionsPerTopicMax) {
@@ -486,6 +511,21 @@ export class Broker {
     } finally {
       this.lock.release();
     }
+  }
+
+  /** Runs `work` once every admin change already queued on `topic` has settled. */
+  private serialAdmin<T>(topic: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.adminQueueByTopic.get(topic) ?? Promise.resolve();
+    const result = previous.then(work);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.adminQueueByTopic.set(topic, settled);
+    void settled.then(() => {
+      if (this.adminQueueByTopic.get(topic) === settled) this.adminQueueByTopic.delete(topic);
+    });
+    return result;
   }
 
   private topicOrThrow(name: string): TopicRecord {
