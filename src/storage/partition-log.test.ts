@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
-import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
+import { makeBatch, makeTempDir, openTestLog, testConfig } from './test-helpers.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { waitFor } from '../../test/support/wait-for.js';
 import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
@@ -250,6 +250,17 @@ describe('PartitionLog', () => {
     await reopened.applyRetention();
     expect(reopened.logStartOffset).toBeGreaterThan(0);
     expect((await readAll(reopened)).length).toBe(40 - reopened.logStartOffset);
+  });
+
+  it('flushes by a new, shorter flush interval at once, not after the timer the old interval set', async () => {
+    const clock = new ManualClock(100_000);
+    const config = { flush: { kind: 'interval' as const, intervalMs: 3_600_000 } };
+    const { log } = await freshLog(config, { clock });
+    await log.append(makeBatch({ count: 1, timestamp: clock.nowMs() })); // sets a flush timer an hour out
+    log.updateConfig({ ...testConfig, flush: { kind: 'interval', intervalMs: 10 } });
+    await log.append(makeBatch({ count: 1, timestamp: clock.nowMs() }));
+    clock.advance(20);
+    await waitFor(() => log.flushedOffset === 2, { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of 2 after the new 10 ms interval` });
   });
 
   it('deletes segments older than retention.ms by their largest timestamp', async () => {

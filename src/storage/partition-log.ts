@@ -372,7 +372,17 @@ export class PartitionLog {
    * apply from the next append or retention run; the index interval applies to new segments.
    */
   updateConfig(config: PartitionLogConfig): void {
+    const previous = this.config.flush;
     this.config = config;
+    const next = config.flush;
+    const isSameFlush = previous.kind === next.kind && (previous.kind !== 'interval' || next.kind !== 'interval' || previous.intervalMs === next.intervalMs);
+    if (this.cancelFlushTimer === undefined || isSameFlush) return;
+    // A timer set under the old policy would keep its old delay (up to an hour), so a shorter
+    // interval would not apply to the bytes written so far. Flush them now instead: that keeps
+    // the old policy's promise for them too, and the new policy times every later write.
+    this.cancelFlushTimer();
+    this.cancelFlushTimer = undefined;
+    if (this.status.kind === 'online') this.flush().catch(() => undefined); // failures take the partition offline (flushActive)
   }
 
   private get activeSegment(): Segment {
