@@ -236,7 +236,7 @@ export class Broker {
         throw new BrokerError(
           'TOPIC_ALREADY_EXISTS',
           `a directory for ${request.name}-${partition} exists without a topic record; move it out of the data directory first`,
-          { topic: request.name },
+          { topic: request.name, details: { leftoverDirectory: `${request.name}-${partition}` } },
         );
       }
     }
@@ -345,7 +345,10 @@ export class Broker {
     for (let partition = topic.partitionCount; partition < partitionCount; partition++) {
       if (this.logs.hasPartition(name, partition)) {
         // Left by an earlier topic of this name: never serve its data as a new partition.
-        throw new BrokerError('TOPIC_ALREADY_EXISTS', `a directory for ${name}-${partition} exists without a topic record; move it out of the data directory first`, { topic: name });
+        throw new BrokerError('TOPIC_ALREADY_EXISTS', `a directory for ${name}-${partition} exists without a topic record; move it out of the data directory first`, {
+          topic: name,
+          details: { leftoverDirectory: `${name}-${partition}` },
+        });
       }
     }
     await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));

@@ -46,12 +46,20 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
     case 'TOPIC_NOT_FOUND':
       return new CliError(`topic ${topic} does not exist: create it with \`runnel topic create ${topic}\``, { cause: error });
     case 'TOPIC_ALREADY_EXISTS':
+      // A directory left without a topic record (meta lost, say): the topic does not exist, and
+      // the broker's message says which directory to move.
+      if (isLeftoverDirectory(error)) return new CliError(error.message, { cause: error });
       return new CliError(`topic ${topic} already exists: see it with \`runnel topic describe ${topic}\``, { cause: error });
     case 'PARTITION_NOT_FOUND':
       return new CliError(`${error.message}: list the partitions with \`runnel topic describe ${topic}\``, { cause: error });
     default:
       return new CliError(`${error.message} [${error.reason}]`, { cause: error });
   }
+}
+
+/** Whether a TOPIC_ALREADY_EXISTS is about a partition directory with no topic record, not a topic. */
+export function isLeftoverDirectory(error: unknown): boolean {
+  return isBrokerError(error, 'TOPIC_ALREADY_EXISTS') && typeof error.details.leftoverDirectory === 'string';
 }
 
 /**

@@ -166,6 +166,7 @@ export class LogManager {
       throw new BrokerError('TOPIC_ALREADY_EXISTS', `a directory for ${topic}-${partition} already exists in ${this.options.dataDir}; move it out of the data directory first`, {
         topic,
         partition,
+        details: { leftoverDirectory: partitionDirName(topic, partition) },
       });
     }
     const entry = this.register(topic, partition);

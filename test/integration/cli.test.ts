@@ -9,7 +9,7 @@
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,26 @@ describe('runnel topic', () => {
     expect(await runOk(['topic', 'delete', 'cli-admin'])).toContain('deleted topic cli-admin');
     expect(expectOneLineFailure(await runCli(['topic', 'describe', 'cli-admin']))).toContain('topic cli-admin does not exist: create it with `runnel topic create cli-admin`');
     expect((JSON.parse(await runOk(['topic', 'list', '--json'])) as Any).topics.map((topic: Any) => topic.name)).not.toContain('cli-admin');
+  });
+
+  it('refuses to create a topic over a directory without a topic record, saying to move it, even with --if-not-exists', async () => {
+    const leftoverDataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-leftover-'));
+    try {
+      mkdirSync(join(leftoverDataDir, 'cli-leftover-0')); // data of a topic whose record was lost
+      const other = await startBrokerProcess({ dataDir: leftoverDataDir });
+      try {
+        const env = { RUNNEL_BROKER: other.address };
+        for (const args of [['topic', 'create', 'cli-leftover'], ['topic', 'create', 'cli-leftover', '--if-not-exists']]) {
+          const line = expectOneLineFailure(await runCli(args, { env }));
+          expect(line).toContain('cli-leftover-0 exists without a topic record; move it out of the data directory first');
+        }
+        expect(JSON.parse(await runOk(['topic', 'list', '--json'].concat(['--broker', other.address]))).topics).toEqual([]);
+      } finally {
+        await other.stop();
+      }
+    } finally {
+      rmSync(leftoverDataDir, { recursive: true, force: true });
+    }
   });
 });
 

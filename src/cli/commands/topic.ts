@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { isBrokerError, type Admin, type TopicDescription } from '../../client/index.js';
-import { CliError } from '../cli-error.js';
+import { CliError, isLeftoverDirectory } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { collectConfig, collectString, parsePositiveCount } from '../option-parsers.js';
 import { formatTable } from '../table.js';
@@ -63,7 +63,7 @@ ${CONFIG_HELP}`,
             ...(flags.config === undefined ? {} : { configs: flags.config }),
           });
         } catch (error) {
-          if (flags.ifNotExists === true && isBrokerError(error, 'TOPIC_ALREADY_EXISTS')) {
+          if (flags.ifNotExists === true && isBrokerError(error, 'TOPIC_ALREADY_EXISTS') && !isLeftoverDirectory(error)) {
             process.stdout.write(`topic ${name} already exists; nothing changed\n`);
             return;
           }
