@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { isBrokerError } from '../errors/index.js';
@@ -261,6 +261,24 @@ describe('PartitionLog', () => {
     await log.append(makeBatch({ count: 1, timestamp: clock.nowMs() }));
     clock.advance(20);
     await waitFor(() => log.flushedOffset === 2, { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of 2 after the new 10 ms interval` });
+  });
+
+  it('reports the bytes an offline partition holds on disk, not 0 (the data awaits repair)', async () => {
+    const { log, dir } = await freshLog({ segmentBytes: 2048 });
+    for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
+    await log.close();
+    const onDisk = readdirSync(dir)
+      .filter((name) => name.endsWith('.log'))
+      .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+    expect(onDisk).toBeGreaterThan(6_000);
+    const state = JSON.parse(readFileSync(join(dir, 'partition.state'), 'utf8')) as Record<string, unknown>;
+    state.offline = { reason: 'CORRUPT_DATA', segmentBaseOffset: 0, position: 0, detail: 'damage found earlier', detectedAtMs: 1 };
+    writeFileSync(join(dir, 'partition.state'), JSON.stringify(state));
+    const reopened = await openTestLog({ dir, config: { segmentBytes: 2048 } });
+    cleanups.push(() => reopened.close());
+    const stats = await reopened.stats();
+    expect(stats.status).toBe('offline');
+    expect(stats.sizeBytes).toBe(onDisk);
   });
 
   it('deletes segments older than retention.ms by their largest timestamp', async () => {

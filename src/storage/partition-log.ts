@@ -354,6 +354,9 @@ export class PartitionLog {
   async stats(): Promise<PartitionLogStats> {
     let sizeBytes = 0;
     if (this.status.kind === 'online') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
+    // Offline, the files stay whole for repair: report what they hold (as far as they can be
+    // stat'ed), not 0, which would read as an empty partition.
+    if (this.status.kind === 'offline') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes().catch(() => 0);
     return {
       logStartOffset: this.logStartOffset,
       logEndOffset: this.logEndOffset,
