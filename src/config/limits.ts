@@ -39,6 +39,12 @@ export const limits = {
   pendingAppendBytesPerPartitionMax: 256 * MiB,
   /** Longest topic name (Kafka's limit; leaves room for `-<partition>` in a 255-byte file name). */
   topicNameLengthMax: 249,
+  /**
+   * Longest topic config value a client may send. The longest valid one is a 16-digit number;
+   * unchecked, a 60 MB value held the event loop for seconds and took ~1 GB while it was
+   * parsed. Hit: the create or alter is rejected with INVALID_REQUEST.
+   */
+  topicConfigValueLengthMax: 1_024,
   /** Partitions in one topic. Hit: the create or alter is rejected. */
   partitionsPerTopicMax: 10_000,
   /** Smallest index interval: an entry per batch at most every 64 bytes keeps indexes small. */

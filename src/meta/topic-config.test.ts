@@ -22,6 +22,13 @@ function rejection(overrides: Record<string, string>): BrokerError {
 }
 
 describe('validateTopicOverrides', () => {
+  it('refuses a value longer than the limit before looking at it, and accepts one at the limit', () => {
+    const over = rejection({ 'cleanup.policy': ','.repeat(limits.topicConfigValueLengthMax + 1) });
+    expect(over.reason).toBe('INVALID_REQUEST');
+    expect(over.message).toContain(`at most ${limits.topicConfigValueLengthMax} characters`);
+    expect(validateTopicOverrides({ flush: 'always'.padStart(limits.topicConfigValueLengthMax) })).toEqual({ flush: 'always' });
+  });
+
   it('accepts every key at both ends of its range and normalises the spelling', () => {
     const cases: [TopicConfigKey, string, string][] = [
       ['retention.ms', '-1', '-1'],

@@ -222,6 +222,11 @@ export function validateTopicOverrides(overrides: Record<string, string>): Recor
     checkTopicConfigKey(key);
     const value: unknown = overrides[key];
     if (typeof value !== 'string') throw invalidValue(key, String(value));
+    if (value.length > limits.topicConfigValueLengthMax) {
+      throw new BrokerError('INVALID_REQUEST', `value of topic config ${key} is ${value.length} characters long: use at most ${limits.topicConfigValueLengthMax} characters, ${describeAcceptedValues(key)}`, {
+        details: { configKey: key },
+      });
+    }
     normalised[key] = normaliseValue(key, value.trim());
   }
   return normalised;
