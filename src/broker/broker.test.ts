@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
@@ -285,5 +285,24 @@ describe('concurrent admin calls on one topic', () => {
     expect(results[1]).toBe('ok');
     const description = await broker.describeTopic('twice');
     expect(description.partitions.map((partition) => partition.status)).toEqual(Array(20).fill('online'));
+  });
+});
+
+describe('Broker.createTopic refused part-way', () => {
+  it('leaves nothing behind when a partition directory appeared since start-up, and leaves that directory alone', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    // Made by hand while the broker runs: it knows nothing of it.
+    mkdirSync(join(dataDir, 'late-2'));
+    writeFileSync(join(dataDir, 'late-2', 'keep.txt'), 'not the broker\'s');
+    await expect(broker.createTopic({ name: 'late', partitions: 3, replicationFactor: 1, configs: {} })).rejects.toMatchObject({
+      reason: 'TOPIC_ALREADY_EXISTS',
+      details: { leftoverDirectory: 'late-2' },
+    });
+    expect(broker.listTopics().map((topic) => topic.name)).not.toContain('late');
+    expect(readdirSync(dataDir).filter((name) => name.startsWith('late-')).sort()).toEqual(['late-2']);
+    expect(readdirSync(join(dataDir, 'late-2'))).toEqual(['keep.txt']);
   });
 });

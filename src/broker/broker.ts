@@ -248,7 +248,23 @@ export class Broker {
       overrides,
       createdAtMs: this.clock.nowMs(),
     });
-    for (let partition = 0; partition < partitionCount; partition++) await this.logs.createPartition(request.name, partition);
+    let createdCount = 0;
+    try {
+      for (; createdCount < partitionCount; createdCount++) await this.logs.createPartition(request.name, createdCount);
+    } catch (error) {
+      // A directory put there since start-up (createPartition refuses to take it over), or an
+      // I/O error: a rejected create leaves nothing behind, so the partitions made here and
+      // the record go again; the refused directory is left as it was. A crash during this
+      // leaves the record, and the next start completes the topic as after an interrupted
+      // create. A failed rollback is logged; the topic then stays, as such a crash leaves it.
+      try {
+        for (let partition = 0; partition < createdCount; partition++) await this.logs.deletePartition(request.name, partition);
+        await this.meta.deleteTopic(request.name);
+      } catch (rollbackError) {
+        this.logger.error({ topic: request.name, err: String(rollbackError) }, 'could not undo a failed topic create; the topic stays with the partitions made so far');
+      }
+      throw error;
+    }
     this.logger.info({ topic: request.name, partitions: partitionCount, overrides }, 'topic created');
     return this.describeTopic(request.name);
   }
