@@ -111,6 +111,13 @@ describe('validateTopicOverrides', () => {
     expect(rejection({ 'log.retention.ms': '1' }).reason).toBe('INVALID_REQUEST');
   });
 
+  it('refuses the first unknown key as sent, before sorting the whole map (a request may carry many)', () => {
+    const overrides: Record<string, string> = { 'zz.unknown': '1' };
+    for (let i = 0; i < 100_000; i++) overrides[`k${i}`] = '1';
+    overrides['aa.unknown'] = '1';
+    expect(() => validateTopicOverrides(overrides)).toThrow(/unknown topic config "zz\.unknown"/);
+  });
+
   it('rejects compaction with a message saying it is not supported yet', () => {
     for (const value of ['compact', 'COMPACT', 'compact,delete', 'delete, compact']) {
       const error = rejection({ 'cleanup.policy': value });

@@ -218,8 +218,11 @@ export function checkTopicConfigKey(key: string): asserts key is TopicConfigKey 
 
 export function validateTopicOverrides(overrides: Record<string, string>): Record<string, string> {
   const normalised: Record<string, string> = {};
-  for (const key of Object.keys(overrides).sort()) {
-    checkTopicConfigKey(key);
+  const keys = Object.keys(overrides);
+  // Unknown keys first, before any sorting: afterwards at most one entry per known key is left.
+  for (const key of keys) checkTopicConfigKey(key);
+  for (const key of keys.sort()) {
+    checkTopicConfigKey(key); // narrows the type; every key passed above
     const value: unknown = overrides[key];
     if (typeof value !== 'string') throw invalidValue(key, String(value));
     if (value.length > limits.topicConfigValueLengthMax) {
