@@ -286,6 +286,29 @@ describe('concurrent admin calls on one topic', () => {
     const description = await broker.describeTopic('twice');
     expect(description.partitions.map((partition) => partition.status)).toEqual(Array(20).fill('online'));
   });
+
+  it('close waits for an admin change in flight: nothing is made in the data directory once close returned', async () => {
+    const { broker, dataDir } = await openFresh();
+    // Close while the create looks for a stray directory before its fourth partition.
+    let closed: Promise<void> | undefined;
+    const prototype = LogManager.prototype as unknown as { directoryExists(path: string): Promise<boolean> };
+    const original = prototype.directoryExists;
+    vi.spyOn(prototype, 'directoryExists').mockImplementation(async function (this: unknown, path: string) {
+      if (path.endsWith('closing-3')) {
+        closed = broker.close();
+        // A look that outlasts the close (or 200 ms, if the close waits for this create).
+        await Promise.race([closed.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 200))]);
+      }
+      return original.call(this, path);
+    });
+    const created = settled(broker.createTopic({ name: 'closing', partitions: 10, replicationFactor: 1, configs: {} }));
+    await vi.waitFor(() => expect(closed).toBeDefined(), { interval: 0 });
+    await closed;
+    const atClose = partitionDirs(dataDir, 'closing').sort();
+    // Finished before the close, or refused by it; never run on into a closed metadata store.
+    expect(['ok', 'SHUTTING_DOWN']).toContain(await created);
+    expect(partitionDirs(dataDir, 'closing').sort()).toEqual(atClose);
+  });
 });
 
 describe('Broker.createTopic refused part-way', () => {

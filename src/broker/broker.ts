@@ -525,6 +525,10 @@ export class Broker {
     if (this.isClosed) return;
     this.isClosed = true;
     try {
+      // An admin change in flight still writes partition directories and records: let it
+      // finish before the logs, the metadata store and the lock go. Those queued behind it
+      // now refuse (SHUTTING_DOWN), and the queue's promises never reject.
+      await Promise.all([...this.adminQueueByTopic.values()]);
       await this.logs.close();
       await this.meta.close();
     } finally {
