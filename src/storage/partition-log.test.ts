@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
-import { isBrokerError } from '../errors/index.js';
+import { BrokerError, isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
 import { makeBatch, makeTempDir, openTestLog, testConfig } from './test-helpers.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
@@ -279,6 +279,22 @@ describe('PartitionLog', () => {
     const stats = await reopened.stats();
     expect(stats.status).toBe('offline');
     expect(stats.sizeBytes).toBe(onDisk);
+  });
+
+  it('counts each segment once when the partition goes offline while its sizes are looked up', async () => {
+    const { log, dir } = await freshLog({ segmentBytes: 2048 });
+    for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
+    await log.close();
+    const onDisk = readdirSync(dir)
+      .filter((name) => name.endsWith('.log'))
+      .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+    const reopened = await openTestLog({ dir, config: { segmentBytes: 2048 } });
+    cleanups.push(() => reopened.close());
+    // Sealed sizes are unknown after a reopen: stats awaits a stat per segment. Damage a reader
+    // found meanwhile takes the log offline.
+    const stats = reopened.stats();
+    (reopened as unknown as { goOffline(error: BrokerError): void }).goOffline(new BrokerError('CORRUPT_DATA', 'damage found by a reader'));
+    expect((await stats).sizeBytes).toBe(onDisk);
   });
 
   it('deletes segments older than retention.ms by their largest timestamp', async () => {

@@ -353,10 +353,12 @@ export class PartitionLog {
 
   async stats(): Promise<PartitionLogStats> {
     let sizeBytes = 0;
-    if (this.status.kind === 'online') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
+    // Read once: the log may go offline during the awaits below, and must not be counted twice.
+    const statusKind = this.status.kind;
+    if (statusKind === 'online') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
     // Offline, the files stay whole for repair: report what they hold (as far as they can be
     // stat'ed), not 0, which would read as an empty partition.
-    if (this.status.kind === 'offline') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes().catch(() => 0);
+    if (statusKind === 'offline') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes().catch(() => 0);
     return {
       logStartOffset: this.logStartOffset,
       logEndOffset: this.logEndOffset,
