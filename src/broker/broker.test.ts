@@ -7,7 +7,7 @@ import { loadBrokerConfig } from '../config/broker-config.js';
 import { silentLogger } from '../observability/index.js';
 import { decodeBatches, encodeBatch } from '../protocol/index.js';
 import { MetaStore } from '../meta/index.js';
-import { LogManager, PartitionLog } from '../storage/index.js';
+import { LogManager, nodeFileSystem, PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 
@@ -327,5 +327,26 @@ describe('Broker.createTopic refused part-way', () => {
     expect(broker.listTopics().map((topic) => topic.name)).not.toContain('late');
     expect(readdirSync(dataDir).filter((name) => name.startsWith('late-')).sort()).toEqual(['late-2']);
     expect(readdirSync(join(dataDir, 'late-2'))).toEqual(['keep.txt']);
+  });
+});
+
+describe('Broker.createTopic failing on an I/O error part-way', () => {
+  it('leaves no partition directory behind, the failed one included, so the name can be created again', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    // The data directory's fsync after the second partition's files were made fails (EIO).
+    const original = nodeFileSystem.syncDirectory;
+    let dataDirSyncs = 0;
+    vi.spyOn(nodeFileSystem, 'syncDirectory').mockImplementation(async (path: string) => {
+      if (path === dataDir && ++dataDirSyncs === 2) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      return original(path);
+    });
+    await expect(broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} })).rejects.toThrow();
+    expect(broker.listTopics()).toEqual([]);
+    expect(readdirSync(dataDir).filter((name) => /^broken-\d+$/.test(name))).toEqual([]);
+    vi.restoreAllMocks();
+    await broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} });
   });
 });

@@ -175,6 +175,14 @@ export class LogManager {
       // The partition directory now holds its first segment and state; make its name durable.
       await this.fileSystem.syncDirectory(this.options.dataDir);
     } catch (error) {
+      // The directory was not there before (looked for above): it is this create's, and a
+      // rejected create leaves nothing, neither an open log nor files a later create of the
+      // name would refuse as a leftover.
+      entry.isDeleted = true;
+      await this.closeEntry(entry).catch(() => undefined);
+      await this.fileSystem.removeTree(entry.dir).catch((removeError: unknown) => {
+        this.options.logger.error({ topic, partition, err: String(removeError) }, 'could not remove the directory of a partition whose create failed');
+      });
       this.entries.delete(entry.key);
       throw error;
     }
