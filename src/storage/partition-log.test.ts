@@ -263,6 +263,30 @@ describe('PartitionLog', () => {
     await waitFor(() => log.flushedOffset === 2, { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of 2 after the new 10 ms interval` });
   });
 
+  it('acknowledges an append queued under flush=always only after its fdatasync, though flush changed before it was written', async () => {
+    const faulty = createFaultyFileSystem();
+    const { log } = await freshLog({ flush: { kind: 'always' } }, { fileSystem: faulty.fileSystem });
+    cleanups.push(() => faulty.faults.clear()); // runs first: a held fdatasync would block the close
+    await log.append(makeBatch({ count: 1 }));
+    faulty.faults.holdDatasyncs({ path: /\.log$/ });
+    const first = log.append(makeBatch({ count: 1 }));
+    await waitFor(() => faulty.faults.heldDatasyncs === 1, { timeoutMs: 5_000, describe: () => 'the first append was never synced' });
+    let isSecondAcked = false;
+    const second = log.append(makeBatch({ count: 1 })).then((result) => {
+      isSecondAcked = true;
+      return result;
+    });
+    log.updateConfig({ ...testConfig, flush: { kind: 'never' } });
+    faulty.faults.releaseDatasync();
+    await first;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(isSecondAcked, 'acknowledged before any fdatasync covered it').toBe(false);
+    await waitFor(() => faulty.faults.heldDatasyncs === 1, { timeoutMs: 5_000, describe: () => 'the second append was never synced' });
+    faulty.faults.releaseDatasync();
+    expect((await second).baseOffset).toBe(2);
+    expect(log.flushedOffset).toBe(3);
+  });
+
   it('reports the bytes an offline partition holds on disk, not 0 (the data awaits repair)', async () => {
     const { log, dir } = await freshLog({ segmentBytes: 2048 });
     for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));

@@ -135,6 +135,8 @@ interface PendingAppend {
   batch: Buffer;
   header: BatchHeader;
   leaderEpoch: number | undefined;
+  /** Queued under flush=always: acknowledged only after its fdatasync, whatever the policy is by the time it is written. */
+  isSyncedAck: boolean;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -426,7 +428,7 @@ export class PartitionLog {
         });
       }
       return new Promise<AppendResult>((resolve, reject) => {
-        this.queue.push({ kind: 'append', batch, header, leaderEpoch: options.leaderEpoch, resolve, reject });
+        this.queue.push({ kind: 'append', batch, header, leaderEpoch: options.leaderEpoch, isSyncedAck: this.config.flush.kind === 'always', resolve, reject });
         this.queuedBytes += batch.length;
         void this.runWriter();
       });
@@ -697,7 +699,8 @@ export class PartitionLog {
       this.rejectAll(run, failure);
       return;
     }
-    if (this.config.flush.kind !== 'always') {
+    // An append queued under flush=always keeps that promise when the policy changed since.
+    if (this.config.flush.kind !== 'always' && !run.some((task) => task.isSyncedAck)) {
       lease.release();
       this.unsynced = undefined;
       if (earlier !== undefined) this.finishSynced(earlier);
