@@ -328,6 +328,22 @@ describe('Broker.createTopic refused part-way', () => {
     expect(readdirSync(dataDir).filter((name) => /^late-\d+$/.test(name)).sort()).toEqual(['late-2']); // not the renamed ones still being removed
     expect(readdirSync(join(dataDir, 'late-2'))).toEqual(['keep.txt']);
   });
+
+  it('undoes an add-partitions refused the same way: the old count stays, and a restart serves nothing of the directory', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const open = () => Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    const broker = await open();
+    await broker.createTopic({ name: 'grow', partitions: 1, replicationFactor: 1, configs: {} });
+    mkdirSync(join(dataDir, 'grow-2'));
+    await expect(broker.addPartitions('grow', 3)).rejects.toMatchObject({ reason: 'TOPIC_ALREADY_EXISTS', details: { leftoverDirectory: 'grow-2' } });
+    expect(broker.listTopics()).toEqual([{ name: 'grow', partitions: 1, replicationFactor: 1 }]);
+    expect(readdirSync(dataDir).filter((name) => /^grow-\d+$/.test(name)).sort()).toEqual(['grow-0', 'grow-2']);
+    await broker.close();
+    const again = await open();
+    cleanups.push(() => again.close());
+    expect((await again.describeTopic('grow')).partitions).toHaveLength(1);
+  });
 });
 
 describe('Broker.createTopic failing on an I/O error part-way', () => {

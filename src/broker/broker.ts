@@ -368,8 +368,22 @@ export class Broker {
       }
     }
     await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));
-    // Crash or failure from here: start-up creates the partitions the record names but lacks.
-    for (let partition = topic.partitionCount; partition < partitionCount; partition++) await this.logs.createPartition(name, partition);
+    // Crash from here: start-up creates the partitions the record names but lacks.
+    let next = topic.partitionCount;
+    try {
+      for (; next < partitionCount; next++) await this.logs.createPartition(name, next);
+    } catch (error) {
+      // As in createTopicNow: a refused or failed partition undoes the ones made here and the
+      // count (the refused directory is left as it was), so a restart never serves it. A
+      // failed undo is logged; the count then stays, as a crash here leaves it.
+      try {
+        for (let partition = topic.partitionCount; partition < next; partition++) await this.logs.deletePartition(name, partition);
+        await this.meta.undoPartitionCount(name, partitionCount, topic.partitionCount);
+      } catch (rollbackError) {
+        this.logger.error({ topic: name, err: String(rollbackError) }, 'could not undo a failed add-partitions; the topic keeps the new count');
+      }
+      throw error;
+    }
     this.logger.info({ topic: name, partitions: partitionCount }, 'topic partitions added');
     return this.describeTopic(name);
   }

@@ -246,6 +246,26 @@ export class MetaStore {
   }
 
   /**
+   * Undoes an add-partitions whose partitions could not all be made: sets the count back from
+   * `from` to `to` (< `from`), only if the record still says `from`. The one way a count goes
+   * down; `updateTopic` refuses it. Resolves once durable; false when the record had changed.
+   */
+  async undoPartitionCount(name: string, from: number, to: number): Promise<boolean> {
+    this.assertOpen();
+    assert(Number.isInteger(to) && to >= 1 && to < from, `undoPartitionCount goes down from ${from} to ${to}`);
+    const isUndone = await this.topics.transaction((): boolean => {
+      const stored = this.topics.get(name);
+      if (stored === undefined) return false;
+      const old = readTopicRecord(name, stored);
+      if (old.partitionCount !== from) return false;
+      this.topics.putSync(name, freezeTopicRecord({ ...old, partitionCount: to }));
+      return true;
+    });
+    await this.env.flushed;
+    return isUndone;
+  }
+
+  /**
    * Deletes a topic's record and resolves with it once the deletion is on disk. Removing its
    * partition logs is the caller's job, after this resolves. Throws TOPIC_NOT_FOUND.
    */
