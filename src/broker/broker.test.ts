@@ -26,6 +26,15 @@ async function openBroker(): Promise<Broker> {
   return broker;
 }
 
+/** A broker on a fresh, empty data directory (no topic), closed and removed after the test. */
+async function openFresh(): Promise<{ broker: Broker; dataDir: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+  cleanups.push(() => broker.close());
+  return { broker, dataDir };
+}
+
 function batch(values: string[]): Buffer {
   return encodeBatch({ records: values.map((value, i) => ({ key: null, value: Buffer.from(value), headers: [], timestamp: 1_700_000_000_000 + i })) });
 }
@@ -218,13 +227,6 @@ describe('Broker.listOffset by timestamp', () => {
 });
 
 describe('concurrent admin calls on one topic', () => {
-  async function openFresh(): Promise<{ broker: Broker; dataDir: string }> {
-    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
-    cleanups.push(() => broker.close());
-    return { broker, dataDir };
-  }
   const settled = (work: Promise<unknown>) => work.then(() => 'ok', (error: unknown) => (error as { reason?: string }).reason ?? String(error));
   const partitionDirs = (dataDir: string, topic: string) => readdirSync(dataDir).filter((name) => new RegExp(`^${topic}-\\d+$`).test(name));
 
@@ -313,10 +315,7 @@ describe('concurrent admin calls on one topic', () => {
 
 describe('Broker.createTopic refused part-way', () => {
   it('leaves nothing behind when a partition directory appeared since start-up, and leaves that directory alone', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
-    cleanups.push(() => broker.close());
+    const { broker, dataDir } = await openFresh();
     // Made by hand while the broker runs: it knows nothing of it.
     mkdirSync(join(dataDir, 'late-2'));
     writeFileSync(join(dataDir, 'late-2', 'keep.txt'), 'not the broker\'s');
@@ -348,10 +347,7 @@ describe('Broker.createTopic refused part-way', () => {
 
 describe('Broker.createTopic failing on an I/O error part-way', () => {
   it('leaves no partition directory behind, the failed one included, so the name can be created again', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
-    cleanups.push(() => broker.close());
+    const { broker, dataDir } = await openFresh();
     // The data directory's fsync after the second partition's files were made fails (EIO).
     const original = nodeFileSystem.syncDirectory;
     let dataDirSyncs = 0;

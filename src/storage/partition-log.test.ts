@@ -23,6 +23,13 @@ async function freshLog(config: Parameters<typeof openTestLog>[0]['config'] = {}
   return { log, dir: temp.dir };
 }
 
+/** The bytes of every .log file in `dir`, as the file system reports them. */
+function segmentBytesOnDisk(dir: string): number {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.log'))
+    .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+}
+
 async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ offset: number; value: string }[]> {
   const out: { offset: number; value: string }[] = [];
   let offset = from;
@@ -291,9 +298,7 @@ describe('PartitionLog', () => {
     const { log, dir } = await freshLog({ segmentBytes: 2048 });
     for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
     await log.close();
-    const onDisk = readdirSync(dir)
-      .filter((name) => name.endsWith('.log'))
-      .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+    const onDisk = segmentBytesOnDisk(dir);
     expect(onDisk).toBeGreaterThan(6_000);
     const state = JSON.parse(readFileSync(join(dir, 'partition.state'), 'utf8')) as Record<string, unknown>;
     state.offline = { reason: 'CORRUPT_DATA', segmentBaseOffset: 0, position: 0, detail: 'damage found earlier', detectedAtMs: 1 };
@@ -309,9 +314,7 @@ describe('PartitionLog', () => {
     const { log, dir } = await freshLog({ segmentBytes: 2048 });
     for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
     await log.close();
-    const onDisk = readdirSync(dir)
-      .filter((name) => name.endsWith('.log'))
-      .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+    const onDisk = segmentBytesOnDisk(dir);
     const reopened = await openTestLog({ dir, config: { segmentBytes: 2048 } });
     cleanups.push(() => reopened.close());
     // Sealed sizes are unknown after a reopen: stats awaits a stat per segment. Damage a reader
