@@ -228,6 +228,39 @@ describe('PartitionLog', () => {
     expect((await readAll(log)).length).toBe(log.logEndOffset);
   });
 
+  it('reports the size without a segment that retention deletes while stats looks it up', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const config = { segmentBytes: 2048, retentionBytes: 4096 };
+    const first = await openTestLog({ dir: temp.dir, config });
+    for (let i = 0; i < 40; i++) await first.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 1_000 + i }));
+    await first.close();
+    // Reopened, sealed sizes are looked up on demand: hold the lookup of the oldest segment.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let isHeld = false;
+    const gated: FileSystem = {
+      ...nodeFileSystem,
+      async trySizeBytes(path) {
+        if (!isHeld && path.endsWith('00000000000000000000.log')) {
+          isHeld = true;
+          await gate;
+        }
+        return nodeFileSystem.trySizeBytes(path);
+      },
+    };
+    const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated });
+    cleanups.push(() => log.close());
+    const stats = log.stats();
+    await waitFor(() => isHeld, { timeoutMs: 2_000, describe: () => 'stats never looked up the oldest segment' });
+    // Retention's own lookups pass (only the first is held): it deletes the segment meanwhile.
+    await log.applyRetention();
+    expect(log.logStartOffset).toBeGreaterThan(0);
+    release();
+    const reported = await stats;
+    expect(reported.sizeBytes).toBe(segmentBytesOnDisk(temp.dir));
+  });
+
   it('keeps a segment whose .log cannot be deleted, and every later one, so no hole opens in the offsets', async () => {
     const temp = makeTempDir();
     cleanups.push(temp.remove);

@@ -357,7 +357,18 @@ export class PartitionLog {
     let sizeBytes = 0;
     // Read once: the log may go offline during the awaits below, and must not be counted twice.
     const statusKind = this.status.kind;
-    if (statusKind === 'online') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
+    if (statusKind === 'online') {
+      const sizes = new Map<Segment, number>();
+      for (const segment of this.segments) {
+        try {
+          sizes.set(segment, await segment.knownSizeBytes());
+        } catch (error) {
+          if (this.segments.includes(segment)) throw error; // else retention deleted it meanwhile
+        }
+      }
+      // Only what is still part of the log once every size is known (retention may have run).
+      for (const [segment, size] of sizes) if (this.segments.includes(segment)) sizeBytes += size;
+    }
     // Offline, the files stay whole for repair: report what they hold (as far as they can be
     // stat'ed), not 0, which would read as an empty partition.
     if (statusKind === 'offline') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes().catch(() => 0);
