@@ -145,6 +145,22 @@ async function appendSequence(log: PartitionLog, options: { from?: number; count
   return results;
 }
 
+/** A version-2 producer.snapshot rewritten in the version-1 layout (20-byte batches, no maxTimestamp). */
+function toVersion1(current: Buffer): Buffer {
+  const parts: Buffer[] = [Buffer.from(current.subarray(0, 22))];
+  let position = 22;
+  for (let i = 0; i < current.readUInt32BE(18); i++) {
+    const batchCount = current.readUInt8(position + 18);
+    parts.push(current.subarray(position, position + 19));
+    position += 19;
+    for (let j = 0; j < batchCount; j++, position += 28) parts.push(current.subarray(position, position + 20));
+  }
+  const old = Buffer.concat(parts);
+  old.writeUInt16BE(1, 4);
+  old.writeUInt32BE(crc32c(old.subarray(10)), 6);
+  return old;
+}
+
 /** Retrying the last five batches gives their original offsets; the sixth-newest is out of order. */
 async function expectStateOf(log: PartitionLog, results: readonly AppendResult[], producerId = PRODUCER): Promise<void> {
   const endBefore = log.logEndOffset;
@@ -460,6 +476,32 @@ describe('producer state after a restart', () => {
     expect(log.logStartOffset).toBeGreaterThan(5);
     expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset).toBe(log.logEndOffset);
     await expectStateOf(await crashAndReopen(partition), early, 7);
+  });
+
+  it('keeps, from a version-1 snapshot, the producers whose batches retention already deleted', async () => {
+    const partition = await freshPartition({ config: { segmentBytes: 1024, retentionBytes: 2048 } });
+    const early = await appendSequence(partition.current.log, { count: 5, producerId: 7 });
+    for (let i = 0; i < 20; i++) await partition.current.log.append(plain(`filler${i}`));
+    await partition.current.log.applyRetention();
+    expect(partition.current.log.logStartOffset, 'producer 7 is gone from the log').toBeGreaterThan(5);
+    await partition.current.log.close();
+    // The file a version-1 broker left: producer 7 lives only in it.
+    const path = join(partition.dir, 'producer.snapshot');
+    writeFileSync(path, toVersion1(readFileSync(path)));
+    const last = early[4] as AppendResult;
+    const retry = { baseOffset: last.baseOffset, lastOffset: last.lastOffset, isDuplicate: true, maxTimestamp: 1_700_000_000_000 };
+    let log = await reopenCleanly(partition);
+    const endBefore = log.logEndOffset;
+    expect(await log.append(produced(4, { producerId: 7 })), 'clean open').toEqual(retry);
+    expect(log.logEndOffset, 'the retry wrote nothing').toBe(endBefore);
+    await log.close();
+    expect(readFileSync(path).readUInt16BE(4), 'the close replaced the version-1 file').toBe(2);
+    // The same through the crash-recovery scan.
+    writeFileSync(path, toVersion1(readFileSync(path)));
+    unlinkSync(join(partition.dir, 'partition.state'));
+    log = await crashAndReopen(partition);
+    expect(await log.append(produced(4, { producerId: 7 })), 'after a crash').toEqual(retry);
+    expect(log.logEndOffset, 'the retry wrote nothing').toBe(endBefore);
   });
 
   it('drops producers older than the expiry when a snapshot is taken; their next batch is accepted at any sequence', async () => {

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c, writeInt64 } from '../protocol/index.js';
 import { nodeFileSystem } from './file-system.js';
-import { encodeProducerSnapshot, tryDecodeProducerSnapshot, tryReadProducerSnapshot, writeProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
+import { encodeProducerSnapshot, tryDecodeProducerSnapshot, tryDecodeVersion1ProducerSnapshot, tryReadProducerSnapshot, writeProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
 import { makeTempDir } from './test-helpers.js';
 
 const cleanups: (() => void)[] = [];
@@ -81,6 +81,18 @@ describe('producer snapshot', () => {
     const bytes = encodeVersion1(snapshot);
     expect(bytes.readUInt16BE(4)).toBe(1);
     expect(tryDecodeProducerSnapshot(bytes)).toBeUndefined();
+  });
+
+  it('reads a version-1 snapshot, for the producers retention took out of the log, with each newest batch only', () => {
+    const decoded = tryDecodeVersion1ProducerSnapshot(encodeVersion1(snapshot));
+    expect(decoded).toEqual({
+      offset: snapshot.offset,
+      isVersion1: true,
+      producers: snapshot.producers.map((entry) => ({ ...entry, batches: [{ ...entry.batches[entry.batches.length - 1], maxTimestamp: entry.lastTimestamp }] })),
+    });
+    const bytes = encodeVersion1(snapshot);
+    expect(tryDecodeVersion1ProducerSnapshot(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
+    expect(tryDecodeVersion1ProducerSnapshot(encodeProducerSnapshot(snapshot))).toBeUndefined();
   });
 
   it('rejects a snapshot that claims batches at or after its own offset', () => {

@@ -24,11 +24,13 @@
  * About 160 bytes per producer: 1.6 MB at the 10,000-producer bound.
  *
  * Version 1 had no per-batch maxTimestamp, so a duplicate could not be answered with its
- * original append time. A version-1 file reads as "no snapshot": start-up rebuilds the state
- * from the log (which has the timestamps), once, and the next roll or clean close writes
- * version 2. Guessing the missing timestamps would answer retries with a wrong time. The cost:
- * a producer whose last batches sat only in segments retention already deleted is forgotten,
- * so a retry of one of them is appended again (as for any lost snapshot).
+ * original append time. `tryDecodeProducerSnapshot` reads only version 2. A version-1 file is
+ * read by `tryReadProducerSnapshot` with `isVersion1` set and each producer's newest batch
+ * only, whose maxTimestamp is exact (the producer's lastTimestamp); the older ones are
+ * dropped rather than given a guessed time. Start-up (recovery.ts) keeps from it only the
+ * producers retention already took out of the log (otherwise a retry of their last batch
+ * would be appended again) and rebuilds the others from the log, which has the timestamps.
+ * The next roll, retention run or close writes version 2.
  *
  * When it is written (partition-log.ts), always after every batch below its offset is durable:
  * at each segment roll (offset = the new segment's base, before partition.state's recovery
@@ -53,6 +55,8 @@ export interface ProducerSnapshot {
   offset: number;
   /** Least recently appended first. */
   producers: readonly Readonly<ProducerEntry>[];
+  /** Read from a version-1 file: each producer holds its newest batch only (see above). */
+  isVersion1?: true;
 }
 
 const MAGIC = 0x5250_534e; // "RPSN"
@@ -61,6 +65,8 @@ const CRC_START = 10;
 const HEADER_BYTES = 22;
 const PRODUCER_BYTES = 19;
 const BATCH_BYTES = 28;
+const VERSION_1 = 1;
+const VERSION_1_BATCH_BYTES = 20;
 
 export function encodeProducerSnapshot(snapshot: ProducerSnapshot): Buffer {
   let sizeBytes = HEADER_BYTES;
@@ -92,7 +98,26 @@ export function encodeProducerSnapshot(snapshot: ProducerSnapshot): Buffer {
 
 /** The snapshot in `bytes`, or `undefined` when anything about it is wrong (never throws). */
 export function tryDecodeProducerSnapshot(bytes: Buffer): ProducerSnapshot | undefined {
-  if (bytes.length < HEADER_BYTES || bytes.readUInt32BE(0) !== MAGIC || bytes.readUInt16BE(4) !== VERSION) return undefined;
+  return tryDecode(bytes, VERSION);
+}
+
+/**
+ * A version-1 snapshot in `bytes` with each producer's newest batch only, its maxTimestamp
+ * the producer's lastTimestamp (exact: version 1 had no per-batch time), or `undefined`.
+ */
+export function tryDecodeVersion1ProducerSnapshot(bytes: Buffer): ProducerSnapshot | undefined {
+  const decoded = tryDecode(bytes, VERSION_1);
+  if (decoded === undefined) return undefined;
+  const producers = decoded.producers.map((entry) => {
+    const newest = entry.batches[entry.batches.length - 1] as ProducerBatchMetadata;
+    return { ...entry, batches: [{ ...newest, maxTimestamp: entry.lastTimestamp }] };
+  });
+  return { offset: decoded.offset, producers, isVersion1: true };
+}
+
+function tryDecode(bytes: Buffer, version: number): ProducerSnapshot | undefined {
+  const batchBytes = version === VERSION ? BATCH_BYTES : VERSION_1_BATCH_BYTES;
+  if (bytes.length < HEADER_BYTES || bytes.readUInt32BE(0) !== MAGIC || bytes.readUInt16BE(4) !== version) return undefined;
   if (bytes.readUInt32BE(6) !== crc32c(bytes.subarray(CRC_START))) return undefined;
   const offset = tryReadInt64(bytes, 10);
   if (offset === undefined || offset < 0) return undefined;
@@ -107,15 +132,16 @@ export function tryDecodeProducerSnapshot(bytes: Buffer): ProducerSnapshot | und
     const batchCount = bytes.readUInt8(position + 18);
     position += PRODUCER_BYTES;
     if (producerId === undefined || producerId < 0 || epoch < 0 || lastTimestamp === undefined) return undefined;
-    if (batchCount < 1 || batchCount > PRODUCER_BATCHES_CACHED_MAX || position + batchCount * BATCH_BYTES > bytes.length) return undefined;
+    if (batchCount < 1 || batchCount > PRODUCER_BATCHES_CACHED_MAX || position + batchCount * batchBytes > bytes.length) return undefined;
     const batches: ProducerBatchMetadata[] = [];
     for (let j = 0; j < batchCount; j++) {
       const firstSequence = bytes.readInt32BE(position);
       const lastSequence = bytes.readInt32BE(position + 4);
       const baseOffset = tryReadInt64(bytes, position + 8);
       const lastOffsetDelta = bytes.readInt32BE(position + 16);
-      const maxTimestamp = tryReadInt64(bytes, position + 20);
-      position += BATCH_BYTES;
+      // Version 1 had none: a placeholder that tryDecodeVersion1ProducerSnapshot replaces.
+      const maxTimestamp = version === VERSION ? tryReadInt64(bytes, position + 20) : 0;
+      position += batchBytes;
       if (firstSequence < 0 || lastSequence < 0 || baseOffset === undefined || baseOffset < 0 || lastOffsetDelta < 0 || maxTimestamp === undefined) return undefined;
       if (baseOffset + lastOffsetDelta >= offset) return undefined; // a batch the snapshot claims not to include
       batches.push({ firstSequence, lastSequence, baseOffset, lastOffset: baseOffset + lastOffsetDelta, maxTimestamp });
@@ -126,10 +152,10 @@ export function tryDecodeProducerSnapshot(bytes: Buffer): ProducerSnapshot | und
   return { offset, producers };
 }
 
-/** The partition's snapshot, or `undefined` when it is missing or unreadable. I/O errors other than "missing" throw. */
+/** The partition's snapshot (version 2, or 1 with `isVersion1`), or `undefined` when it is missing or unreadable. I/O errors other than "missing" throw. */
 export async function tryReadProducerSnapshot(fileSystem: FileSystem, dir: string): Promise<ProducerSnapshot | undefined> {
   const bytes = await fileSystem.tryReadFile(join(dir, PRODUCER_SNAPSHOT_FILE_NAME));
-  return bytes === undefined ? undefined : tryDecodeProducerSnapshot(bytes);
+  return bytes === undefined ? undefined : (tryDecodeProducerSnapshot(bytes) ?? tryDecodeVersion1ProducerSnapshot(bytes));
 }
 
 /**

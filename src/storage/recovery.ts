@@ -40,7 +40,7 @@ import { findValidBatchAfter, scanBatches } from './batch-scan.js';
 import { readPartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
 import { OffsetIndex } from './offset-index.js';
 import { removeProducerSnapshot, tryReadProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
-import type { ProducerState } from './producer-state.js';
+import type { ProducerBatchMetadata, ProducerState } from './producer-state.js';
 import { TimeIndex } from './time-index.js';
 import { Segment, SegmentIndexBuilder, buildIndexes, type SegmentContext } from './segment.js';
 
@@ -98,7 +98,8 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
   logBases.sort((a, b) => a - b);
   await removeOrphanIndexes(context, logBases, otherBases);
   const state = names.includes(STATE_FILE_NAME) ? await readPartitionState(fileSystem, dir) : undefined;
-  const snapshot = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context) : undefined;
+  const read = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context) : undefined;
+  const snapshot = read?.isVersion1 === true ? fromVersion1(read, logBases[0]) : read;
 
   if (logBases.length === 0) return loadProducers(context, logBases, await createFirstSegment(context, state), snapshot, options);
   if (state?.offline !== undefined) return openOffline(context, logBases, state, state.offline);
@@ -113,6 +114,20 @@ async function readProducerSnapshot(context: SegmentContext): Promise<ProducerSn
   } catch (error) {
     throw storageError('read', join(context.dir, PRODUCER_SNAPSHOT_FILE_NAME), error);
   }
+}
+
+/**
+ * A version-1 snapshot (producer-snapshot.ts) as one at the log start holding only the
+ * producers whose batches are all below it: retention deleted them, so the file is their only
+ * trace, and forgetting them would append a retry of their last batch again. Every other
+ * producer is rebuilt from the log, which has the batch timestamps version 1 lacked. Unusable
+ * (`undefined`, a rebuild from the log) when it is older than the log start. It never counts
+ * as the snapshot on disk (`snapshotOffset`), so the next roll, retention or close replaces it.
+ */
+function fromVersion1(snapshot: ProducerSnapshot, logStartOffset: number | undefined): ProducerSnapshot | undefined {
+  if (logStartOffset === undefined || snapshot.offset < logStartOffset) return undefined;
+  const producers = snapshot.producers.filter((entry) => (entry.batches[entry.batches.length - 1] as ProducerBatchMetadata).lastOffset < logStartOffset);
+  return { offset: logStartOffset, producers, isVersion1: true };
 }
 
 /** Damage found while replaying producer state: the partition goes offline with it. */
@@ -162,7 +177,8 @@ async function loadProducers(
   const staleSnapshotOffset = snapshot !== undefined && snapshot.offset > logEndOffset ? snapshot.offset : undefined;
   if (isSnapshotUsable(snapshot, logStartOffset, logEndOffset)) {
     options.producers.load(snapshot.producers, options.nowMs);
-    snapshotOffset = replayedFromOffset = snapshot.offset;
+    replayedFromOffset = snapshot.offset;
+    if (snapshot.isVersion1 !== true) snapshotOffset = snapshot.offset;
   } else if (staleSnapshotOffset !== undefined) {
     await removeStaleSnapshot(context, staleSnapshotOffset, logEndOffset, options);
   }
@@ -467,7 +483,8 @@ async function recoverFromCheckpointFinishProducers(
   const logEndOffset = (segments[segments.length - 1] as Segment).nextOffset;
   const { loaded, replayFrom } = before;
   if (loaded === undefined || loaded.offset <= logEndOffset) {
-    return { snapshotOffset: loaded?.offset, replayedFromOffset: replayFrom < logEndOffset ? replayFrom : undefined };
+    const snapshotOffset = loaded?.isVersion1 === true ? undefined : loaded?.offset;
+    return { snapshotOffset, replayedFromOffset: replayFrom < logEndOffset ? replayFrom : undefined };
   }
   await removeStaleSnapshot(context, loaded.offset, logEndOffset, options);
   options.producers.clear();
