@@ -248,23 +248,10 @@ export class Broker {
       overrides,
       createdAtMs: this.clock.nowMs(),
     });
-    let createdCount = 0;
-    try {
-      for (; createdCount < partitionCount; createdCount++) await this.logs.createPartition(request.name, createdCount);
-    } catch (error) {
-      // A directory put there since start-up (createPartition refuses to take it over), or an
-      // I/O error: a rejected create leaves nothing behind, so the partitions made here and
-      // the record go again; the refused directory is left as it was. A crash during this
-      // leaves the record, and the next start completes the topic as after an interrupted
-      // create. A failed rollback is logged; the topic then stays, as such a crash leaves it.
-      try {
-        for (let partition = 0; partition < createdCount; partition++) await this.logs.deletePartition(request.name, partition);
-        await this.meta.deleteTopic(request.name);
-      } catch (rollbackError) {
-        this.logger.error({ topic: request.name, err: String(rollbackError) }, 'could not undo a failed topic create; the topic stays with the partitions made so far');
-      }
-      throw error;
-    }
+    // A refused partition (a directory put there since start-up) or an I/O error: a rejected
+    // create leaves nothing behind, so the record goes again. A crash during the undo leaves
+    // the record, and the next start completes the topic as after an interrupted create.
+    await this.makePartitionsOrUndo(request.name, 0, partitionCount, () => this.meta.deleteTopic(request.name), 'topic create');
     this.logger.info({ topic: request.name, partitions: partitionCount, overrides }, 'topic created');
     return this.describeTopic(request.name);
   }
@@ -369,21 +356,7 @@ export class Broker {
     }
     await this.meta.updateTopic(name, (old) => ({ ...old, partitionCount }));
     // Crash from here: start-up creates the partitions the record names but lacks.
-    let next = topic.partitionCount;
-    try {
-      for (; next < partitionCount; next++) await this.logs.createPartition(name, next);
-    } catch (error) {
-      // As in createTopicNow: a refused or failed partition undoes the ones made here and the
-      // count (the refused directory is left as it was), so a restart never serves it. A
-      // failed undo is logged; the count then stays, as a crash here leaves it.
-      try {
-        for (let partition = topic.partitionCount; partition < next; partition++) await this.logs.deletePartition(name, partition);
-        await this.meta.undoPartitionCount(name, partitionCount, topic.partitionCount);
-      } catch (rollbackError) {
-        this.logger.error({ topic: name, err: String(rollbackError) }, 'could not undo a failed add-partitions; the topic keeps the new count');
-      }
-      throw error;
-    }
+    await this.makePartitionsOrUndo(name, topic.partitionCount, partitionCount, () => this.meta.undoPartitionCount(name, partitionCount, topic.partitionCount), 'add-partitions');
     this.logger.info({ topic: name, partitions: partitionCount }, 'topic partitions added');
     return this.describeTopic(name);
   }
@@ -547,6 +520,28 @@ export class Broker {
       await this.meta.close();
     } finally {
       this.lock.release();
+    }
+  }
+
+  /**
+   * Makes partitions [from, to) of `topic`, whose record already names them. When one cannot
+   * be made (createPartition refuses a directory it does not know, or an I/O error), the ones
+   * made here are deleted and `undoRecord` takes the record back, so a restart never serves
+   * the refused directory (left as it was); then the error is thrown. A failed undo is logged,
+   * and the topic stays as a crash at that point would leave it.
+   */
+  private async makePartitionsOrUndo(topic: string, from: number, to: number, undoRecord: () => Promise<unknown>, what: string): Promise<void> {
+    let next = from;
+    try {
+      for (; next < to; next++) await this.logs.createPartition(topic, next);
+    } catch (error) {
+      try {
+        for (let partition = from; partition < next; partition++) await this.logs.deletePartition(topic, partition);
+        await undoRecord();
+      } catch (undoError) {
+        this.logger.error({ topic, err: String(undoError) }, `could not undo a failed ${what}; the topic keeps the partitions its record names`);
+      }
+      throw error;
     }
   }
 

@@ -30,6 +30,35 @@ function segmentBytesOnDisk(dir: string): number {
     .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
 }
 
+/**
+ * A log of 40 small batches over 2 KiB segments (retention.bytes 4096), closed and reopened on
+ * a file system that holds the first size lookup of the oldest segment until `gate.release()`.
+ */
+async function reopenWithOldestSizeLookupHeld(): Promise<{ log: PartitionLog; dir: string; gate: { readonly isHeld: boolean; release(): void } }> {
+  const temp = makeTempDir();
+  cleanups.push(temp.remove);
+  const config = { segmentBytes: 2048, retentionBytes: 4096 };
+  const first = await openTestLog({ dir: temp.dir, config });
+  for (let i = 0; i < 40; i++) await first.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 1_000 + i }));
+  await first.close();
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let isHeld = false;
+  const gated: FileSystem = {
+    ...nodeFileSystem,
+    async trySizeBytes(path) {
+      if (!isHeld && path.endsWith('00000000000000000000.log')) {
+        isHeld = true;
+        await held;
+      }
+      return nodeFileSystem.trySizeBytes(path);
+    },
+  };
+  const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated });
+  cleanups.push(() => log.close());
+  return { log, dir: temp.dir, gate: { get isHeld() { return isHeld; }, release: () => release() } };
+}
+
 async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ offset: number; value: string }[]> {
   const out: { offset: number; value: string }[] = [];
   let offset = from;
@@ -177,37 +206,17 @@ describe('PartitionLog', () => {
   });
 
   it('answers a read of a segment that retention deletes under it as out of range, not as an I/O error', async () => {
-    const temp = makeTempDir();
-    cleanups.push(temp.remove);
-    const config = { segmentBytes: 2048, retentionBytes: 4096 };
-    const first = await openTestLog({ dir: temp.dir, config });
-    for (let i = 0; i < 40; i++) await first.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 1_000 + i }));
-    await first.close();
     // Reopened, sealed segments are known by name only: the first read looks up the file's
     // size. Hold that lookup until retention has deleted the file.
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let isHeld = false;
-    const gated: FileSystem = {
-      ...nodeFileSystem,
-      async trySizeBytes(path) {
-        if (!isHeld && path.endsWith('00000000000000000000.log')) {
-          isHeld = true;
-          await gate;
-        }
-        return nodeFileSystem.trySizeBytes(path);
-      },
-    };
-    const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated });
-    cleanups.push(() => log.close());
+    const { log, gate } = await reopenWithOldestSizeLookupHeld();
     const read = log.read({ offset: 0, bytesMax: 100 }).then(
       () => 'read',
       (error: unknown) => (isBrokerError(error, 'OFFSET_OUT_OF_RANGE') ? 'out of range' : String(error)),
     );
-    await waitFor(() => isHeld, { timeoutMs: 2_000, describe: () => 'the read never looked up the segment size' });
+    await waitFor(() => gate.isHeld, { timeoutMs: 2_000, describe: () => 'the read never looked up the segment size' });
     await log.applyRetention();
     expect(log.logStartOffset).toBeGreaterThan(0);
-    release();
+    gate.release();
     expect(await read).toBe('out of range');
     expect(await log.offsetForTimestamp(0)).toBe(log.logStartOffset);
   });
@@ -229,36 +238,16 @@ describe('PartitionLog', () => {
   });
 
   it('reports the size without a segment that retention deletes while stats looks it up', async () => {
-    const temp = makeTempDir();
-    cleanups.push(temp.remove);
-    const config = { segmentBytes: 2048, retentionBytes: 4096 };
-    const first = await openTestLog({ dir: temp.dir, config });
-    for (let i = 0; i < 40; i++) await first.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 1_000 + i }));
-    await first.close();
     // Reopened, sealed sizes are looked up on demand: hold the lookup of the oldest segment.
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let isHeld = false;
-    const gated: FileSystem = {
-      ...nodeFileSystem,
-      async trySizeBytes(path) {
-        if (!isHeld && path.endsWith('00000000000000000000.log')) {
-          isHeld = true;
-          await gate;
-        }
-        return nodeFileSystem.trySizeBytes(path);
-      },
-    };
-    const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated });
-    cleanups.push(() => log.close());
+    const { log, dir, gate } = await reopenWithOldestSizeLookupHeld();
     const stats = log.stats();
-    await waitFor(() => isHeld, { timeoutMs: 2_000, describe: () => 'stats never looked up the oldest segment' });
+    await waitFor(() => gate.isHeld, { timeoutMs: 2_000, describe: () => 'stats never looked up the oldest segment' });
     // Retention's own lookups pass (only the first is held): it deletes the segment meanwhile.
     await log.applyRetention();
     expect(log.logStartOffset).toBeGreaterThan(0);
-    release();
+    gate.release();
     const reported = await stats;
-    expect(reported.sizeBytes).toBe(segmentBytesOnDisk(temp.dir));
+    expect(reported.sizeBytes).toBe(segmentBytesOnDisk(dir));
   });
 
   it('keeps a segment whose .log cannot be deleted, and every later one, so no hole opens in the offsets', async () => {
@@ -319,9 +308,9 @@ describe('PartitionLog', () => {
     log.updateConfig({ ...testConfig, flush: { kind: 'never' } });
     faulty.faults.releaseDatasync();
     await first;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Either the second append reaches its own fdatasync (held), or it is acknowledged without one.
+    await waitFor(() => isSecondAcked || faulty.faults.heldDatasyncs === 1, { timeoutMs: 5_000, describe: () => 'the second append was neither synced nor acknowledged' });
     expect(isSecondAcked, 'acknowledged before any fdatasync covered it').toBe(false);
-    await waitFor(() => faulty.faults.heldDatasyncs === 1, { timeoutMs: 5_000, describe: () => 'the second append was never synced' });
     faulty.faults.releaseDatasync();
     expect((await second).baseOffset).toBe(2);
     expect(log.flushedOffset).toBe(3);
