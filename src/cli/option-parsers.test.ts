@@ -41,6 +41,10 @@ describe('option parsers', () => {
     expect(parseCount('0')).toBe(0);
     expect(() => parseCount('1.5')).toThrow(InvalidArgumentError);
     expect(() => parseCount('')).toThrow(InvalidArgumentError);
+    for (const text of ['1e9', '0x10', '0b1', '0o7', ' 7', '7 ', '-1', '+1', '9007199254740993']) {
+      expect(() => parseCount(text), text).toThrow(InvalidArgumentError);
+    }
+    expect(parseCount('007')).toBe(7);
     expect([parseAcks('0'), parseAcks('1'), parseAcks('all'), parseAcks('-1')]).toEqual(['none', 'leader', 'all', 'all']);
     expect(() => parseAcks('2')).toThrow(InvalidArgumentError);
     expect(collectConfig('flush=interval:100', collectConfig('retention.ms=5', undefined))).toEqual({ 'retention.ms': '5', flush: 'interval:100' });

@@ -9,8 +9,9 @@ import type { Acks } from '../client/index.js';
 
 /** A whole number ≥ 0. */
 export function parseCount(text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  // Decimal digits only: Number() alone would also take '1e9', '0x10', '0b1' and ' 7 '.
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value)) throw new InvalidArgumentError(`expected a whole number ≥ 0 in decimal digits, got '${text}'`);
   return value;
 }
 

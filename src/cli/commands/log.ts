@@ -6,9 +6,10 @@
  */
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ensureDataDirNotInUse } from '../../broker/index.js';
 import { CliError } from '../cli-error.js';
+import { parseCount } from '../option-parsers.js';
 import { readLines } from '../line-reader.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
@@ -28,12 +29,6 @@ import {
 } from '../../storage/index.js';
 
 type SetExitCode = (code: number) => void;
-
-function parseCount(text: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
-  return value;
-}
 
 /**
  * Throws a CliError unless `dir` looks like a partition directory (a segment file or a
