@@ -362,3 +362,35 @@ describe('Broker.createTopic failing on an I/O error part-way', () => {
     await broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} });
   });
 });
+
+describe('a partition whose log cannot be opened', () => {
+  it('is described offline with its reason and bytes while the others are described, and does not stop a config change', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'two', partitions: 2, replicationFactor: 1, configs: {} });
+    for (const partition of [0, 1]) await broker.produce({ topic: 'two', partition, batch: batch(['x', 'y']), acks: 'leader', timeoutMs: 10_000 });
+    await broker.close();
+    const again = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    cleanups.push(() => again.close());
+    // Every file of two-1 fails to open (EIO), as on a failing disk; its directory still lists.
+    const eio = (path: string) => Object.assign(new Error(`EIO: i/o error, open '${path}'`), { code: 'EIO' });
+    const isBroken = (path: string) => path.startsWith(join(dataDir, 'two-1'));
+    const [open, tryReadFile] = [nodeFileSystem.open.bind(nodeFileSystem), nodeFileSystem.tryReadFile.bind(nodeFileSystem)];
+    vi.spyOn(nodeFileSystem, 'open').mockImplementation(async (path, mode) => (isBroken(path) ? Promise.reject(eio(path)) : open(path, mode)));
+    vi.spyOn(nodeFileSystem, 'tryReadFile').mockImplementation(async (path) => (isBroken(path) ? Promise.reject(eio(path)) : tryReadFile(path)));
+
+    const described = await again.describeTopic('two');
+    expect(described.partitions[0]).toMatchObject({ status: 'online', logEndOffset: 2, isr: [again.brokerId] });
+    expect(described.partitions[1]).toMatchObject({ status: 'offline', offlineReason: 'STORAGE_ERROR', logStartOffset: -1, logEndOffset: -1, isr: [] });
+    expect(described.partitions[1]!.sizeBytes).toBe(described.partitions[0]!.sizeBytes); // the same batch shape on disk
+
+    // The record changes; the open partition takes it at once, the other when it opens.
+    const altered = await again.alterTopicConfigs('two', { set: { 'retention.ms': '60000' }, remove: [] });
+    expect(altered.overrides).toEqual({ 'retention.ms': '60000' });
+
+    vi.restoreAllMocks();
+    expect((await again.describeTopic('two')).partitions.map((partition) => [partition.status, partition.logEndOffset])).toEqual([
+      ['online', 2],
+      ['online', 2],
+    ]);
+  });
+});

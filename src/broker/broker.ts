@@ -278,23 +278,7 @@ export class Broker {
     const topic = this.topicOrThrow(name);
     const partitions: PartitionInfo[] = [];
     for (let partition = 0; partition < topic.partitionCount; partition++) {
-      partitions.push(
-        await this.logs.withPartition(name, partition, async (log) => {
-          const stats = await log.stats();
-          return {
-            partition,
-            leader: this.brokerId,
-            replicas: [this.brokerId],
-            isr: stats.status === 'online' ? [this.brokerId] : [],
-            logStartOffset: stats.logStartOffset,
-            logEndOffset: stats.logEndOffset,
-            highWatermark: stats.logEndOffset,
-            sizeBytes: stats.sizeBytes,
-            status: stats.status === 'online' ? 'online' : 'offline',
-            offlineReason: stats.status === 'online' ? '' : (stats.offlineReason ?? 'PARTITION_OFFLINE'),
-          };
-        }),
-      );
+      partitions.push(await this.describePartition(name, partition));
     }
     return {
       name,
@@ -303,6 +287,40 @@ export class Broker {
       configs: describeEffectiveConfig(topic.overrides, { flush: this.config.flush }),
       overrides: { ...topic.overrides },
     };
+  }
+
+  private async describePartition(topic: string, partition: number): Promise<PartitionInfo> {
+    const replicas = { partition, leader: this.brokerId, replicas: [this.brokerId] };
+    try {
+      return await this.logs.withPartition(topic, partition, async (log) => {
+        const stats = await log.stats();
+        return {
+          ...replicas,
+          isr: stats.status === 'online' ? [this.brokerId] : [],
+          logStartOffset: stats.logStartOffset,
+          logEndOffset: stats.logEndOffset,
+          highWatermark: stats.logEndOffset,
+          sizeBytes: stats.sizeBytes,
+          status: stats.status === 'online' ? 'online' : 'offline',
+          offlineReason: stats.status === 'online' ? '' : (stats.offlineReason ?? 'PARTITION_OFFLINE'),
+        };
+      });
+    } catch (error) {
+      // A log that cannot be opened (EIO, EACCES, its directory gone): describe is what an
+      // operator runs then, so show this partition offline with the reason, and the others.
+      if (!isBrokerError(error) || error.reason !== 'STORAGE_ERROR') throw error;
+      this.logger.warn({ topic, partition, err: error.message }, 'describe: partition log cannot be opened; reported offline');
+      return {
+        ...replicas,
+        isr: [],
+        logStartOffset: -1, // unknown: the log is not open
+        logEndOffset: -1,
+        highWatermark: -1,
+        sizeBytes: (await this.logs.segmentBytesOnDisk(topic, partition)) ?? 0,
+        status: 'offline',
+        offlineReason: 'STORAGE_ERROR',
+      };
+    }
   }
 
   /** Sets and removes overrides; open logs pick the new settings up at once. */
@@ -323,8 +341,9 @@ export class Broker {
     });
     const topic = this.topicOrThrow(name);
     const config = this.partitionLogConfig(name) as PartitionLogConfig; // the record exists (just above)
+    // Only open logs need telling: a closed one reads the new record when it opens.
     for (let partition = 0; partition < topic.partitionCount; partition++) {
-      await this.logs.withPartition(name, partition, async (log) => log.updateConfig(config));
+      await this.logs.withOpenPartition(name, partition, (log) => log.updateConfig(config));
     }
     this.logger.info({ topic: name, overrides: topic.overrides }, 'topic configs altered');
     return this.describeTopic(name);

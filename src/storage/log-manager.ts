@@ -239,6 +239,47 @@ export class LogManager {
     return this.withEntry(this.entryOrThrow(topic, partition), work);
   }
 
+  /**
+   * Runs `work` on the partition's log only if it is open or opening, and returns whether it
+   * ran. For changes a closed log picks up by itself when it next opens (topic configs, read
+   * through `configForTopic` at open), so a change never opens every partition of a topic and
+   * never fails on one that cannot be opened. A log whose open fails is skipped.
+   */
+  async withOpenPartition(topic: string, partition: number, work: (log: PartitionLog) => Promise<void> | void): Promise<boolean> {
+    this.throwIfClosed();
+    const entry = this.entryOrThrow(topic, partition);
+    // An open that began before the caller's change may have read the old config: wait for it.
+    const log = entry.log ?? (await entry.opening?.catch(() => undefined));
+    if (log === undefined || entry.log !== log) return false;
+    entry.pins++;
+    try {
+      await work(log);
+      return true;
+    } finally {
+      entry.pins--;
+    }
+  }
+
+  /**
+   * The bytes in a partition's segment (.log) files, found without opening its log: for
+   * describing a partition whose log cannot be opened. Undefined when the directory cannot be
+   * listed either.
+   */
+  async segmentBytesOnDisk(topic: string, partition: number): Promise<number | undefined> {
+    const entry = this.entryOrThrow(topic, partition);
+    let names: string[];
+    try {
+      names = await this.fileSystem.readdir(entry.dir);
+    } catch {
+      return undefined;
+    }
+    let bytes = 0;
+    for (const name of names) {
+      if (name.endsWith('.log')) bytes += (await this.fileSystem.trySizeBytes(join(entry.dir, name)).catch(() => undefined)) ?? 0;
+    }
+    return bytes;
+  }
+
   private async withEntry<T>(entry: Entry, work: (log: PartitionLog) => Promise<T>): Promise<T> {
     entry.pins++;
     try {

@@ -288,7 +288,11 @@ export class PartitionLog {
       producersMax: limits.producersPerPartitionMax,
       expirationMs: options.producerIdExpirationMs ?? defaults.producerIdExpirationMs,
     });
-    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger, producers });
+    // Any errno error on the way (a state file, an index, a segment that cannot be read) is
+    // the partition's STORAGE_ERROR (or DISK_FULL), never a raw Node error.
+    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger, producers }).catch((error: unknown) => {
+      throw storageError('open the partition log in', options.dir, error);
+    });
     const log = new PartitionLog(options, context, opened, producers);
     if (opened.offline !== undefined) {
       options.logger.error({ ...opened.offline }, 'partition is offline: damaged log; repair it before use');
