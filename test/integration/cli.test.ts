@@ -115,6 +115,10 @@ describe('runnel topic', () => {
     expect(await runOk(['topic', 'alter', 'cli-admin', '--partitions', '4'])).toContain('partitions 2 → 4');
     expect((JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any).partitions).toHaveLength(4);
     expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--partitions', '3']))).toContain('cannot shrink');
+    // A refused count with a config change: neither happens.
+    expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=5000', '--partitions', '3']))).toContain('cannot shrink');
+    expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=5000', '--partitions', '10001']))).toContain('limit of 10000');
+    expect((JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any).overrides).toEqual({ flush: 'always' });
     expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin']))).toContain('nothing to alter');
     expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=-5']))).toContain('retention.ms');
 

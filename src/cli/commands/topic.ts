@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { isBrokerError, type Admin, type TopicDescription } from '../../client/index.js';
+import { limits } from '../../config/limits.js';
 import { CliError, isLeftoverDirectory } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { collectConfig, collectString, parsePositiveCount } from '../option-parsers.js';
@@ -156,11 +157,24 @@ ${CONFIG_HELP}`,
       if (both.length > 0) throw new CliError(`${both.join(', ')} is both set and deleted: pass it to --config or --delete-config, not both`);
       await withClient(flags, name, async ({ client }) => {
         const changes: string[] = [];
-        if (Object.keys(set).length > 0 || remove.length > 0) {
+        // A count the broker would refuse is refused before any config changes, so a bad
+        // --partitions leaves the topic as it was. (The two changes are two calls: an I/O
+        // error adding partitions after the configs were set is reported as such.)
+        const current = flags.partitions === undefined ? undefined : await currentPartitionCount(client.admin, name, flags.partitions);
+        const isConfigChange = Object.keys(set).length > 0 || remove.length > 0;
+        if (isConfigChange) {
           await client.admin.alterTopicConfigs({ name, set, remove });
           changes.push(...Object.entries(set).map(([key, value]) => `set ${key}=${value}`), ...remove.map((key) => `removed ${key}`));
         }
-        if (flags.partitions !== undefined) changes.push(await alterPartitions(client.admin, name, flags.partitions));
+        if (flags.partitions !== undefined && current !== undefined) {
+          try {
+            changes.push(await alterPartitions(client.admin, name, current, flags.partitions));
+          } catch (error) {
+            if (!isConfigChange) throw error;
+            const message = error instanceof Error ? error.message : String(error);
+            throw new CliError(`${changes.join('; ')} on topic ${name}, but adding partitions failed: ${message}; run \`runnel topic alter ${name} --partitions ${flags.partitions}\` again`, { cause: error });
+          }
+        }
         process.stdout.write(`altered topic ${name}: ${changes.join('; ')}\n`);
       });
     });
@@ -190,13 +204,21 @@ ${CONFIG_HELP}`,
   });
 }
 
-/** Grows the topic; the same count is a no-op, a smaller one a clear refusal. */
-async function alterPartitions(admin: Admin, name: string, partitionCount: number): Promise<string> {
+/** The topic's partition count, once `partitionCount` is known to be one it may grow to. */
+async function currentPartitionCount(admin: Admin, name: string, partitionCount: number): Promise<number> {
   const current = (await admin.describeTopic(name)).partitions.length;
-  if (partitionCount === current) return `already has ${current} partition(s)`;
   if (partitionCount < current) {
     throw new CliError(`topic ${name} has ${current} partitions and cannot shrink: pass --partitions larger than ${current}`);
   }
+  if (partitionCount > limits.partitionsPerTopicMax) {
+    throw new CliError(`--partitions ${partitionCount} is over the limit of ${limits.partitionsPerTopicMax} partitions per topic`);
+  }
+  return current;
+}
+
+/** Grows the topic; the same count is a no-op. */
+async function alterPartitions(admin: Admin, name: string, current: number, partitionCount: number): Promise<string> {
+  if (partitionCount === current) return `already has ${current} partition(s)`;
   await admin.addPartitions({ name, partitionCount });
   return `partitions ${current} → ${partitionCount}`;
 }
