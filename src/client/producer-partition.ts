@@ -44,10 +44,17 @@ export interface TopicBatchSizing {
   /**
    * A batch closes at this many estimated bytes: the producer's `batchBytes`, until the broker
    * refused a batch of the topic as too large (max.message.bytes); then at most half of that
-   * batch's size. It never grows back while the producer lives.
+   * batch's size. It doubles back toward `batchBytes` every BATCH_BYTES_REGROW_MS after the
+   * last change, so a limit raised later is used again; while the limit stays low that costs
+   * one refused (never appended) batch per interval.
    */
   batchBytes: number;
+  /** When `batchBytes` last shrank or grew (client clock). */
+  changedAtMs: number;
 }
+
+/** How long a topic's reduced batch size holds before the producer tries twice the size. */
+export const BATCH_BYTES_REGROW_MS = 30_000;
 
 export class ProducerPartition {
   readonly topic: string;

@@ -809,6 +809,33 @@ describe('Producer batches the broker refuses as too large (max.message.bytes)',
     expect(log.records.map((record) => record.value![0])).toEqual(range(8));
   });
 
+  it('grows a reduced batch size back once max.message.bytes is raised: it doubles every 30 s after the last change', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 60_000, batchBytes: 16_384 });
+    const log = new FakePartitionLog();
+    log.maxMessageBytes = 5_000;
+    const logs = new Map([['t-0', log]]);
+    /** Sends `count` records of 1,000 bytes, flushes, and returns the record counts of the batches first sent for them. */
+    const sendRound = async (count: number) => {
+      const sentBefore = channel.sent.length;
+      const handles = range(count).map((index) => producer.send({ topic: 't', value: Buffer.alloc(1_000, index) }));
+      const flushed = producer.flush();
+      await answerUntilIdle(producer, channel, logs);
+      await flushed;
+      await Promise.all(handles);
+      return channel.sent.slice(sentBefore).map((request) => request.partitions[0]!.header.recordCount);
+    };
+    expect((await sendRound(16))[0]).toBe(16); // one batch, refused and split
+    expect(producer.metrics().batchSplits).toBeGreaterThanOrEqual(1);
+    log.maxMessageBytes = 1 << 20; // raised (alter-config)
+    const reduced = await sendRound(16);
+    expect(Math.max(...reduced)).toBeLessThan(16); // still the size it learnt
+    const splits = producer.metrics().batchSplits;
+    for (let round = 0; round < 8 && Math.max(...(await sendRound(16))) < 16; round++) clock.advance(30_000);
+    expect(Math.max(...(await sendRound(16)))).toBe(16); // back to batchBytes
+    expect(producer.metrics().batchSplits).toBe(splits); // nothing refused on the way
+    expect(log.records).toHaveLength(producer.metrics().ackedRecords); // each record once
+  });
+
   it('fails only a record that alone exceeds max.message.bytes, with RECORD_TOO_LARGE, and delivers the others in order', async () => {
     const reports: { reason: string; failed: FailedRecords }[] = [];
     const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 60_000, onError: (error, failed) => reports.push({ reason: error.reason, failed }) });

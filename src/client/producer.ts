@@ -29,7 +29,8 @@
  * two records or more is replaced by pieces of about half its size or less, which take its
  * place and sequence range; the batches in flight behind it come back OUT_OF_ORDER_SEQUENCE
  * and are resent behind the pieces, so order and exactly-once hold. The topic's later
- * batches close at the smaller size (it never grows back). A record refused alone fails
+ * batches close at the smaller size, which doubles back toward `batchBytes` every 30 s
+ * (BATCH_BYTES_REGROW_MS), so a limit raised later is used again. A record refused alone fails
  * with RECORD_TOO_LARGE, and only its send; a batch an earlier attempt may have appended is
  * not split but fails (its pieces could be appended twice). Tests: producer.test.ts
  * ("Producer batches the broker refuses as too large"),
@@ -65,7 +66,7 @@ import { clientClock } from './client-clock.js';
 import { errorFromPartitionError } from './errors.js';
 import type { ProduceChannel } from './produce-channel.js';
 import { BufferAccount, PendingSend, ProducerBatch, RECORD_HEAP_BYTES, stampBatchSequence, type BatchOutcome } from './producer-batch.js';
-import { ProducerPartition, type TopicBatchSizing } from './producer-partition.js';
+import { BATCH_BYTES_REGROW_MS, ProducerPartition, type TopicBatchSizing } from './producer-partition.js';
 import { Partitioner } from './partitioner.js';
 import { backoffDelayMs, RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
 import type { ProducerRecord, RecordMetadata } from './types.js';
@@ -535,7 +536,7 @@ export class Producer {
       return;
     }
     const partition = this.partitionState(topic, partitionNumber);
-    const batchBytes = partition.sizing.batchBytes;
+    const batchBytes = this.batchBytesFor(partition.sizing);
     let batch = partition.open;
     if (batch !== undefined && batch.estimatedBytes + sizeBytes > batchBytes) {
       this.closeOpenBatch(partition);
@@ -558,13 +559,25 @@ export class Producer {
     if (partition === undefined) {
       let sizing = this.topicSizing.get(topic);
       if (sizing === undefined) {
-        sizing = { batchBytes: this.options.batchBytes };
+        sizing = { batchBytes: this.options.batchBytes, changedAtMs: 0 };
         this.topicSizing.set(topic, sizing);
       }
       partition = new ProducerPartition(topic, partitionNumber, sizing);
       partitions[partitionNumber] = partition;
     }
     return partition;
+  }
+
+  /** The topic's batch size now, first doubling a reduced one whose interval has passed. */
+  private batchBytesFor(sizing: TopicBatchSizing): number {
+    if (sizing.batchBytes < this.options.batchBytes) {
+      const nowMs = this.clock.nowMs();
+      if (nowMs - sizing.changedAtMs >= BATCH_BYTES_REGROW_MS) {
+        sizing.batchBytes = Math.min(this.options.batchBytes, sizing.batchBytes * 2);
+        sizing.changedAtMs = nowMs;
+      }
+    }
+    return sizing.batchBytes;
   }
 
   private openBatch(partition: ProducerPartition): ProducerBatch {
@@ -1062,6 +1075,7 @@ export class Producer {
     const totalBytes = sizes.reduce((sum, size) => sum + size, 0);
     const sizing = partition.sizing;
     sizing.batchBytes = Math.max(1, Math.min(sizing.batchBytes, Math.floor(totalBytes / 2)));
+    sizing.changedAtMs = this.clock.nowMs();
     const pieceCount = Math.min(records.length, Math.max(2, Math.ceil(totalBytes / sizing.batchBytes)));
     // Each record goes to the slice its middle falls in, so the pieces hold about equal bytes
     // (a refused batch of n equal records becomes two of n/2, never n−1 and 1); the first and
