@@ -318,20 +318,34 @@ export class Segment {
   async firstOffsetAtOrAfterTimestamp(timestamp: number, visibleBytes: number): Promise<number | undefined> {
     const lease = await this.lease();
     try {
-      const indexes = await this.indexes();
-      const scanFrom = indexes.offsetIndex.floor(indexes.timeIndex.scanStartFor(timestamp));
-      let found: number | undefined;
-      const scan = await this.scanFrom(lease, scanFrom?.position ?? 0, this.baseOffset + (scanFrom?.relativeOffset ?? 0), visibleBytes, (header) => {
-        if (found === undefined && header.maxTimestamp >= timestamp) found = header.baseOffset;
-        return found === undefined;
-      });
-      if (found === undefined && scan.problem !== undefined) {
-        throw new CorruptionFound(this.baseOffset, scan.problem.position, scan.problem.detail);
+      try {
+        return await this.firstOffsetAtOrAfterTimestampWith(lease, { timestamp, visibleBytes, isIndexRebuilt: false }, await this.indexes());
+      } catch (error) {
+        if (!(error instanceof IndexMismatch)) throw error;
+        // As in `read`: the scan began at an index entry, and what it met there or after it
+        // may be the index's fault, not the log's. The rebuild reads the whole log with CRC
+        // checks, so real damage still raises CorruptionFound from it or from the retry.
+        return await this.firstOffsetAtOrAfterTimestampWith(lease, { timestamp, visibleBytes, isIndexRebuilt: true }, await this.rebuildIndexes());
       }
-      return found;
     } finally {
       lease.release();
     }
+  }
+
+  private async firstOffsetAtOrAfterTimestampWith(
+    lease: HandleLease,
+    options: { timestamp: number; visibleBytes: number; isIndexRebuilt: boolean },
+    indexes: SegmentIndexes,
+  ): Promise<number | undefined> {
+    const scanFrom = indexes.offsetIndex.floor(indexes.timeIndex.scanStartFor(options.timestamp));
+    let found: number | undefined;
+    const scan = await this.scanFrom(lease, scanFrom?.position ?? 0, this.baseOffset + (scanFrom?.relativeOffset ?? 0), options.visibleBytes, (header) => {
+      if (found === undefined && header.maxTimestamp >= options.timestamp) found = header.baseOffset;
+      return found === undefined;
+    });
+    if (found !== undefined || scan.problem === undefined) return found;
+    if (scanFrom !== undefined && !options.isIndexRebuilt) throw new IndexMismatch(scan.problem.detail);
+    throw new CorruptionFound(this.baseOffset, scan.problem.position, scan.problem.detail);
   }
 
   /** Header-only walk (no CRC) from a trusted position; `visit` returns false to stop. */

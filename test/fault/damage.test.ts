@@ -430,6 +430,29 @@ describe('damaged index files of a sealed segment', () => {
   }
 });
 
+describe('a seek by time that meets a damaged index first', () => {
+  it('of a sealed segment: answers from the log, stays online and rebuilds the index', async () => {
+    const dir = tempDir();
+    const batches = await writeClosedLog(dir, { count: 90, seed: 62 });
+    const bases = logFileBases(dir);
+    const sealedBase = bases[1] as number;
+    const sealed = batches.filter((batch) => batch.segmentBaseOffset === sealedBase);
+    const path = join(dir, segmentFileName(sealedBase, 'index'));
+    const original = readFileSync(path);
+    writeFileSync(path, shiftIndexPositions(original, () => 1));
+
+    // No read first: the seek is the first thing to use the damaged index.
+    const log = await openLog(dir);
+    const target = sealed[sealed.length - 1] as StoredBatch;
+    const targetTimestamp = tryReadBatchHeader(target.bytes)?.maxTimestamp as number;
+    expect(await log.offsetForTimestamp(targetTimestamp)).toBe(target.baseOffset);
+    expect(log.isOnline).toBe(true);
+    expect(readStateFile(dir).offline).toBeUndefined();
+    expect(readFileSync(path).equals(original), 'index file rebuilt as it was written').toBe(true);
+    await expectBatchesReadBack(log, batches);
+  });
+});
+
 /** Adds `deltaFor(position)` to every entry's position except the first (which must stay 0). */
 function shiftIndexPositions(bytes: Buffer, deltaFor: (position: number) => number): Buffer {
   const shifted = Buffer.from(bytes);
