@@ -222,7 +222,7 @@ export class Segment {
       } catch (error) {
         if (!(error instanceof IndexMismatch)) throw error;
         // The index pointed somewhere wrong: rebuild it from the log and try once more.
-        return await this.readWith(lease, options, await this.rebuildIndexes());
+        return await this.readWith(lease, options, await this.rebuildIndexesAfterMismatch(lease));
       }
     } finally {
       lease.release();
@@ -325,7 +325,7 @@ export class Segment {
         // As in `read`: the scan began at an index entry, and what it met there or after it
         // may be the index's fault, not the log's. The rebuild reads the whole log with CRC
         // checks, so real damage still raises CorruptionFound from it or from the retry.
-        return await this.firstOffsetAtOrAfterTimestampWith(lease, { timestamp, visibleBytes, isIndexRebuilt: true }, await this.rebuildIndexes());
+        return await this.firstOffsetAtOrAfterTimestampWith(lease, { timestamp, visibleBytes, isIndexRebuilt: true }, await this.rebuildIndexesAfterMismatch(lease));
       }
     } finally {
       lease.release();
@@ -440,6 +440,53 @@ export class Segment {
     }
     await this.persistIndexes(indexes, { isBestEffort: true });
     return indexes;
+  }
+
+  /**
+   * After an index entry pointed somewhere wrong: this segment's indexes rebuilt from its log,
+   * in its index files and cache when sealed (`rebuildIndexes`), in memory when active
+   * (`rebuildActiveIndexes`). Damage raises CorruptionFound.
+   */
+  private async rebuildIndexesAfterMismatch(lease: HandleLease): Promise<SegmentIndexes> {
+    if (this.active !== undefined) {
+      const rebuilt = await this.rebuildActiveIndexes(lease);
+      if (rebuilt !== undefined) return rebuilt;
+    }
+    return this.rebuildIndexes();
+  }
+
+  /**
+   * Replaces the active segment's in-memory indexes with ones built from its log. Appends and
+   * recovery scans build them from the batches themselves, so only index files adopted at a
+   * clean open can be wrong (recovery.ts `tryOpenClean` checks their shape, not where each
+   * entry points). The writer may append while this scans, so the scan goes on up to the
+   * visible size until it has caught up, and the builder is swapped in the same synchronous
+   * step as that check: no append is missed. `undefined` when the segment was sealed
+   * meanwhile (the caller then rebuilds it as a sealed one).
+   */
+  private async rebuildActiveIndexes(lease: HandleLease): Promise<SegmentIndexes | undefined> {
+    const builder = new SegmentIndexBuilder(this.baseOffset, this.context.indexIntervalBytes);
+    let position = 0;
+    let nextOffset = this.baseOffset;
+    for (;;) {
+      // After each await: the writer may have appended (visible size grew) or sealed the segment.
+      if (this.active === undefined) return undefined;
+      const toPosition = this.sizeBytes ?? 0;
+      if (position === toPosition) {
+        assert(nextOffset === this.nextOffset, `rebuilt active index ends at offset ${nextOffset}, the segment at ${this.nextOffset}`);
+        this.active = builder;
+        return builder.indexes;
+      }
+      const scan = await scanBatches(lease.handle, {
+        fromPosition: position,
+        toPosition,
+        expectedBaseOffset: nextOffset,
+        onBatch: (header, at) => builder.add(header, at),
+      });
+      if (scan.problem !== undefined) throw new CorruptionFound(this.baseOffset, scan.problem.position, scan.problem.detail);
+      position = scan.validEndPosition;
+      nextOffset = scan.nextOffset;
+    }
   }
 
   /**

@@ -453,6 +453,40 @@ describe('a seek by time that meets a damaged index first', () => {
   });
 });
 
+describe('a damaged offset index of the active segment, adopted at a clean open', () => {
+  // A clean open checks the active segment's index files for shape only (increasing, inside
+  // the log); entries that point at the wrong byte are found on use, as for a sealed segment.
+  for (const use of ['read', 'seek by time'] as const) {
+    it(`is rebuilt when a ${use} meets it: right answers, online, and appends continue`, async () => {
+      const dir = tempDir();
+      const log = await openTestLog({ dir, config: { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 } });
+      const batches = await appendBatches(log, { count: 40, tag: 'before', seed: 63 });
+      await log.close();
+      locateBatches(dir, batches);
+      expect(logFileBases(dir)).toEqual([0]);
+      const path = join(dir, segmentFileName(0, 'index'));
+      expect(readFileSync(path).length).toBeGreaterThan(8);
+      writeFileSync(path, shiftIndexPositions(readFileSync(path), () => 1));
+
+      const reopened = await openLog(dir);
+      const target = batches[30] as StoredBatch;
+      if (use === 'read') {
+        await expectBatchesReadBack(reopened, [target]);
+      } else {
+        expect(await reopened.offsetForTimestamp(tryReadBatchHeader(target.bytes)?.maxTimestamp as number)).toBe(target.baseOffset);
+      }
+      expect(reopened.isOnline).toBe(true);
+      await expectBatchesReadBack(reopened, batches);
+      const next = await reopened.append(makeBatch({ count: 2, tag: 'after' }));
+      expect(next.baseOffset).toBe((batches.at(-1) as StoredBatch).lastOffset + 1);
+      expect(decodeValue(await reopened.read({ offset: next.baseOffset, bytesMax: 1 }))).toMatch(/^after-0:/);
+      await expectBatchesReadBack(reopened, batches);
+      expect(reopened.isOnline).toBe(true);
+      expect(readStateFile(dir).offline).toBeUndefined();
+    });
+  }
+});
+
 /** Adds `deltaFor(position)` to every entry's position except the first (which must stay 0). */
 function shiftIndexPositions(bytes: Buffer, deltaFor: (position: number) => number): Buffer {
   const shifted = Buffer.from(bytes);
