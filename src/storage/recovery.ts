@@ -11,7 +11,8 @@
  *
  * Corruption policy:
  * - A torn tail of the last segment is normal after a crash: the log is truncated at the first
- *   invalid batch, provided no valid batch follows it anywhere in the segment.
+ *   invalid batch, provided no valid batch follows it anywhere in the segment. A whole batch
+ *   with a valid CRC but the wrong base offset is never a torn tail (see below).
  * - Invalid bytes with a valid batch after them, or any damage in a segment that is not the
  *   last, or a gap between segments, is not a crash artifact: the partition goes offline with
  *   CORRUPT_DATA (gRPC DATA_LOSS), the mark is persisted, and nothing is truncated or skipped.
@@ -384,6 +385,12 @@ async function recoverFromCheckpoint(
     // Replay sees only batches the scan accepts: all of them lie before a torn tail cut below.
     const built = await buildIndexes(lease, { fromPosition: 0, toPosition: sizeBytes, baseOffset: activeBase, indexIntervalBytes: context.indexIntervalBytes, onBatch });
     const problem = built.scan.problem;
+    if (problem?.kind === 'offset-gap') {
+      // A whole batch with a valid CRC that is not the one that must come next: a torn write
+      // leaves a short batch or a bad header or checksum, never this. A .log named for other
+      // offsets than it holds (a copy or restore) starts with one; cutting would drop it all.
+      return offlineAt(activeBase, problem.position, `${problem.detail}: a whole batch with a valid checksum, not a torn write`);
+    }
     if (problem !== undefined) {
       const validAfter = await findValidBatchAfter(lease.handle, { fromPosition: problem.position, toPosition: sizeBytes, offsetAtLeast: built.scan.nextOffset });
       if (validAfter !== undefined) {

@@ -12,7 +12,7 @@
  * positions and batches to damage are picked by seeded random numbers so several shapes of the
  * same damage are covered.
  */
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, appendFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, appendFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Reason } from '../../src/errors/index.js';
@@ -377,6 +377,34 @@ describe('a changed byte inside a log', () => {
       const reopened = await openLog(dir);
       expect(reopened.isOnline).toBe(false);
       await expectRejection(reopened.append(makeBatch({ tag: 'after' })), 'CORRUPT_DATA');
+      expect(logFileSizes(dir)).toEqual(sizesBefore);
+    });
+  }
+});
+
+describe('a .log whose name does not match the base offsets of its batches', () => {
+  // Its first batch is whole, with a valid CRC, and older than the name says: no crash writes
+  // that. Cutting it as a torn tail would drop every batch of the file.
+  for (const isClean of [true, false]) {
+    it(`as the only segment: offline with CORRUPT_DATA and nothing cut (${isClean ? 'after a clean close' : 'no partition.state'})`, async () => {
+      const dir = tempDir();
+      const log = await openTestLog({ dir, config: { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 } });
+      await appendBatches(log, { count: 20, tag: 'before', seed: 81 });
+      await log.close();
+      expect(logFileBases(dir)).toEqual([0]);
+      for (const kind of ['log', 'index', 'timeindex'] as const) {
+        renameSync(join(dir, segmentFileName(0, kind)), join(dir, segmentFileName(1000, kind)));
+      }
+      if (!isClean) unlinkSync(join(dir, 'partition.state'));
+      const sizesBefore = logFileSizes(dir);
+
+      const logger = recordingLogger();
+      const reopened = await openLog(dir, logger);
+      expect(reopened.isOnline).toBe(false);
+      expect(logger.calls.some((call) => call.level === 'warn' && /torn tail/.test(call.message))).toBe(false);
+      expect(readStateFile(dir).offline).toMatchObject({ reason: 'CORRUPT_DATA', segmentBaseOffset: 1000, position: 0 });
+      await expectRejection(reopened.append(makeBatch({ tag: 'after' })), 'CORRUPT_DATA');
+      await reopened.close();
       expect(logFileSizes(dir)).toEqual(sizesBefore);
     });
   }
