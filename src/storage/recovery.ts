@@ -104,9 +104,29 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
 
   if (logBases.length === 0) return loadProducers(context, logBases, await createFirstSegment(context, state), snapshot, options);
   if (state?.offline !== undefined) return openOffline(context, logBases, state, state.offline);
+  const missing = findMissingCleanActiveSegment(logBases, state, options.nowMs);
+  if (missing !== undefined) return openOffline(context, logBases, state as PartitionState, missing);
   const clean = await tryOpenClean(context, logBases, state);
   if (clean !== undefined) return loadProducers(context, logBases, clean, snapshot, options);
   return recoverFromCheckpoint(context, logBases, state, snapshot, options);
+}
+
+/**
+ * The clean mark names the active segment and the records it held when the log closed (its
+ * bytes fdatasynced first, its name since its roll). When that .log is gone no crash explains
+ * it: recovering from the files left would end the log earlier and give the lost offsets to
+ * new records. An empty active segment that is missing lost nothing: recovery recreates it.
+ */
+function findMissingCleanActiveSegment(logBases: readonly number[], state: PartitionState | undefined, nowMs: number): OfflineMark | undefined {
+  const clean = state?.clean;
+  if (clean === undefined || clean.logEndOffset <= clean.activeBaseOffset || logBases.includes(clean.activeBaseOffset)) return undefined;
+  return {
+    reason: 'CORRUPT_DATA',
+    segmentBaseOffset: clean.activeBaseOffset,
+    position: 0,
+    detail: `segment file is missing; it held offsets ${clean.activeBaseOffset}..${clean.logEndOffset - 1} at the last clean close`,
+    detectedAtMs: nowMs,
+  };
 }
 
 async function readProducerSnapshot(context: SegmentContext): Promise<ProducerSnapshot | undefined> {

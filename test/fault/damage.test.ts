@@ -385,17 +385,16 @@ describe('a changed byte inside a log', () => {
 describe('a .log whose name does not match the base offsets of its batches', () => {
   // Its first batch is whole, with a valid CRC, and older than the name says: no crash writes
   // that. Cutting it as a torn tail would drop every batch of the file.
-  for (const isClean of [true, false]) {
-    it(`as the only segment: offline with CORRUPT_DATA and nothing cut (${isClean ? 'after a clean close' : 'no partition.state'})`, async () => {
-      const dir = tempDir();
-      const log = await openTestLog({ dir, config: { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 } });
-      await appendBatches(log, { count: 20, tag: 'before', seed: 81 });
-      await log.close();
+  for (const isStateKept of [true, false]) {
+    it(`as the only segment: offline with CORRUPT_DATA and nothing cut (${isStateKept ? 'after an unclean stop' : 'no partition.state'})`, async () => {
+      const liveDir = tempDir();
+      const live = await openTestLog({ dir: liveDir, config: { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 } });
+      await appendBatches(live, { count: 20, tag: 'before', seed: 81 });
+      const dir = copyUncleanly(liveDir);
+      await live.close();
       expect(logFileBases(dir)).toEqual([0]);
-      for (const kind of ['log', 'index', 'timeindex'] as const) {
-        renameSync(join(dir, segmentFileName(0, kind)), join(dir, segmentFileName(1000, kind)));
-      }
-      if (!isClean) unlinkSync(join(dir, 'partition.state'));
+      renameSync(logPath(dir, 0), logPath(dir, 1000));
+      if (!isStateKept) unlinkSync(join(dir, 'partition.state'));
       const sizesBefore = logFileSizes(dir);
 
       const logger = recordingLogger();
@@ -524,6 +523,25 @@ function shiftIndexPositions(bytes: Buffer, deltaFor: (position: number) => numb
   }
   return shifted;
 }
+
+describe('a segment file missing after a clean close', () => {
+  it('the active one, which held records: offline with CORRUPT_DATA, not a shorter log whose offsets are used again', async () => {
+    const dir = tempDir();
+    const batches = await writeClosedLog(dir, { count: 90, seed: 91 });
+    const bases = logFileBases(dir);
+    const activeBase = bases.at(-1) as number;
+    expect(batches.some((batch) => batch.segmentBaseOffset === activeBase)).toBe(true);
+    unlinkSync(logPath(dir, activeBase));
+    const sizesBefore = logFileSizes(dir);
+
+    const reopened = await openLog(dir);
+    expect(reopened.isOnline).toBe(false);
+    await expectRejection(reopened.append(makeBatch({ tag: 'after' })), 'CORRUPT_DATA');
+    expect(readStateFile(dir).offline).toMatchObject({ reason: 'CORRUPT_DATA', segmentBaseOffset: activeBase });
+    await reopened.close();
+    expect(logFileSizes(dir)).toEqual(sizesBefore);
+  });
+});
 
 describe('a missing or unreadable partition.state', () => {
   const variants: { name: string; edit: (path: string) => void }[] = [
