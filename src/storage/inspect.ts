@@ -109,6 +109,12 @@ export interface RepairPlan {
   /** Offsets from here on are lost (the new log end offset). */
   newLogEndOffset: number;
   lostBytes: number;
+  /**
+   * The offline mark in partition.state, which the repair clears. With no damage in the files
+   * it is the only record of what was lost (a missing segment file, say), so the operator must
+   * see it before accepting `newLogEndOffset`.
+   */
+  offline?: { segmentBaseOffset: number; position: number; detail: string };
 }
 
 /**
@@ -129,7 +135,7 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
       const { offline: _offline, clean: _clean, ...rest } = state;
       await writePartitionState(fileSystem, dir, { ...rest, recoveryCheckpoint: report.segments[0]?.baseOffset ?? 0 });
     }
-    return { deletedSegmentBaseOffsets: [], newLogEndOffset: report.logEndOffset, lostBytes: 0 };
+    return { deletedSegmentBaseOffsets: [], newLogEndOffset: report.logEndOffset, lostBytes: 0, ...(report.offline === undefined ? {} : { offline: report.offline }) };
   }
   const damaged = report.segments[damagedIndex] as SegmentReport;
   const cutPosition = damaged.problem?.kind === 'segment-gap' ? damaged.sizeBytes : (damaged.problem?.position ?? damaged.sizeBytes);
@@ -140,6 +146,7 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
     deletedSegmentBaseOffsets: later.map((segment) => segment.baseOffset),
     newLogEndOffset: damaged.nextOffset,
     lostBytes: damaged.sizeBytes - cutPosition + later.reduce((sum, segment) => sum + segment.sizeBytes, 0),
+    ...(report.offline === undefined ? {} : { offline: report.offline }),
   };
   if (!options.apply) return plan;
 

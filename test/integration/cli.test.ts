@@ -9,7 +9,7 @@
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -437,6 +437,33 @@ describe('runnel log', () => {
         [null, Buffer.from('plain')],
         [null, Buffer.alloc(0)],
       ]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('runnel log repair', () => {
+  it('on a partition marked offline whose files read clean, shows what the mark says before clearing it', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));
+    try {
+      const dir = join(scratch, 'lost-0');
+      await runOk(['log', 'append', dir], { input: 'one\ntwo\nthree\n' });
+      // What start-up writes when a cleanly closed segment's file is gone: the files left are
+      // whole, so the mark is the only record of the offsets lost.
+      const statePath = join(dir, 'partition.state');
+      const state = JSON.parse(readFileSync(statePath, 'utf8')) as Any;
+      const detail = 'segment file is missing; it held offsets 3..9 at the last clean close';
+      const { clean: _clean, ...rest } = state;
+      writeFileSync(statePath, `${JSON.stringify({ ...rest, offline: { reason: 'CORRUPT_DATA', segmentBaseOffset: 3, position: 0, detail, detectedAtMs: 1 } })}\n`);
+
+      const dryRun = await runOk(['log', 'repair', dir]);
+      expect(dryRun).toContain(detail);
+      expect(dryRun).toMatch(/--yes clears the mark.*log end offset 3/);
+      expect(JSON.parse(readFileSync(statePath, 'utf8')).offline).toBeDefined();
+      expect(await runOk(['log', 'repair', dir, '--yes'])).toMatch(new RegExp(`offline mark cleared \\(it said: ${detail}.*log end offset 3`));
+      expect(JSON.parse(readFileSync(statePath, 'utf8')).offline).toBeUndefined();
+      expect(await runOk(['log', 'verify', dir])).toMatch(/^healthy: offsets 0\.\.2/m);
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

@@ -128,8 +128,20 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
         process.stdout.write(`${JSON.stringify({ applied: options.yes === true, ...plan })}\n`);
         return;
       }
+      if (plan.cutSegmentBaseOffset === undefined && plan.offline !== undefined) {
+        // The files read clean, but the mark says what was found missing or damaged: clearing
+        // it accepts the log as it is, and new records take the offsets from its end on.
+        const mark = `${plan.offline.detail} (segment ${plan.offline.segmentBaseOffset}, position ${plan.offline.position})`;
+        process.stdout.write(
+          options.yes === true
+            ? `no damage found in the files of ${dir}; offline mark cleared (it said: ${mark}); log end offset ${plan.newLogEndOffset}, new records take offsets from there\n`
+            : `no damage found in the files of ${dir}, but it is marked offline: ${mark}\n` +
+                `--yes clears the mark and serves the log as it is: log end offset ${plan.newLogEndOffset}, new records take offsets from there\n`,
+        );
+        return;
+      }
       if (plan.cutSegmentBaseOffset === undefined) {
-        process.stdout.write(`no damage found in ${dir}; log end offset ${plan.newLogEndOffset}${options.yes === true ? '; offline mark cleared' : ''}\n`);
+        process.stdout.write(`no damage found in ${dir}; log end offset ${plan.newLogEndOffset}\n`);
         return;
       }
       const verb = options.yes === true ? 'cut' : 'would cut';
