@@ -31,7 +31,7 @@
  * - A failed background fdatasync (flush=interval) means acknowledged bytes may not be on disk:
  *   the partition goes offline (STORAGE_ERROR) rather than pretend.
  * - Damage found anywhere (recovery, read, index rebuild): offline with CORRUPT_DATA,
- *   persisted in partition.state, until an operator repairs it (repair.ts).
+ *   persisted in partition.state, until an operator repairs it (`runnel log repair`, inspect.ts).
  */
 import { assert } from '../common/assert.js';
 import type { Clock } from '../common/clock.js';

@@ -13,7 +13,7 @@
  *   "offline": { "reason": "CORRUPT_DATA", "segmentBaseOffset": 0, "position": 8192,
  *                "detail": "CRC-32C mismatch", "detectedAtMs": 1763700000000 } }
  *                                    // damage found; the partition stays offline until an
- *                                    // operator repairs it (repair.ts)
+ *                                    // operator repairs it (inspect.ts)
  * ```
  *
  * A missing or unreadable file is not an error: start-up then scans every segment, which is

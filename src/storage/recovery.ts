@@ -16,7 +16,7 @@
  * - Invalid bytes with a valid batch after them, or any damage in a segment that is not the
  *   last, or a gap between segments, is not a crash artifact: the partition goes offline with
  *   CORRUPT_DATA (gRPC DATA_LOSS), the mark is persisted, and nothing is truncated or skipped.
- *   An operator acts with `repairPartition` (repair.ts).
+ *   An operator acts with `runnel log repair` (`repairPartitionDirectory`, inspect.ts).
  * - Index files are always rebuildable: missing or garbled ones only cost a rebuild.
  *
  * Producer state (producer-state.ts) is rebuilt here too: the snapshot (producer-snapshot.ts)
