@@ -108,6 +108,22 @@ describe('Consumer', () => {
     ]);
   });
 
+  it('yields every record appended after a seek by time later than every record, even ones stamped before that time', async () => {
+    // No record is that late: ListOffsets answers with the log end and no timestamp. What is
+    // appended afterwards follows the time in the log, whatever its producer stamped on it.
+    const { consumer, transport } = makeConsumer();
+    transport.offsets = () => ({ offset: 5, timestamp: -1 });
+    consumer.assign([tp]);
+    await consumer.seek(tp, { timestamp: 9_000 });
+    expect(consumer.position(tp)).toBe(5);
+    transport.latest.reply(storedBatch(5, 3, 1_000), 8);
+    expect((await take(consumer, 3)).map((record) => [record.offset, record.timestamp])).toEqual([
+      [5, 1_000],
+      [6, 1_001],
+      [7, 1_002],
+    ]);
+  });
+
   it('grants credit back as records are taken, a quarter window at a time', async () => {
     const { consumer, transport } = makeConsumer({ partitionBufferBytes: 64 * 1024 });
     consumer.assign([tp]);

@@ -98,10 +98,20 @@ export interface SubscriptionStream {
 export interface ConsumerTransport {
   /** Opens a Subscribe stream to the leader of `topic`/`partition`. */
   openSubscription(topic: string, partition: number): SubscriptionStream;
-  /** Resolves `spec` to an offset via ListOffsets (retried). */
-  listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<number>;
+  /**
+   * Resolves `spec` via ListOffsets (retried): the offset, and for a time the timestamp of the
+   * record found there, or -1 when no record is that late (the offset is then the log end).
+   */
+  listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset>;
   /** Reloads the topic's metadata; resolves with its partition count or rejects TOPIC_NOT_FOUND. */
   refreshMetadata(topic: string): Promise<number>;
+}
+
+/** What ListOffsets answered for one partition. */
+export interface ListedOffset {
+  offset: number;
+  /** For a time: the found record's timestamp, or -1 when no record is that late; otherwise -1. */
+  timestamp: number;
 }
 
 type FetchState =
@@ -255,7 +265,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /**
    * Moves an assigned partition: to the earliest or latest offset, an exact offset, or the
    * first record whose timestamp is at or after `{ timestamp }` (the log end offset when no
-   * record is that late). Buffered records are dropped; the next record the
+   * record is that late; every record appended after that is yielded, whatever its own
+   * timestamp, as in Kafka). Buffered records are dropped; the next record the
    * iterator yields for the partition is at the new position. Resolves once the position is
    * known (ListOffsets, retried). Reasons: INVALID_REQUEST (not assigned, closed, bad
    * spec), TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, or the last retriable error.
@@ -408,11 +419,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     assigned.chunks = [];
     assigned.bufferedBytes = 0;
     assigned.position = -1;
-    assigned.skipBeforeTimestampMs = typeof spec === 'object' ? spec.timestamp : -1;
+    assigned.skipBeforeTimestampMs = -1;
     assigned.state = { kind: 'resolving' };
-    let offset: number;
+    let listed: ListedOffset;
     try {
-      offset = typeof spec === 'number' ? spec : await this.transport.listOffset(assigned.topic, assigned.partition, spec);
+      listed = typeof spec === 'number' ? { offset: spec, timestamp: -1 } : await this.transport.listOffset(assigned.topic, assigned.partition, spec);
     } catch (error) {
       const brokerError = errorFromGrpc(error);
       if (assigned.generation === generation) {
@@ -422,8 +433,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       throw brokerError;
     }
     if (assigned.generation !== generation || this.isClosed) return;
+    const offset = listed.offset;
     assigned.position = offset;
     assigned.fetchOffset = offset;
+    // Only when the broker found a record that late: with none, the position is the log end,
+    // and whatever is appended later follows the time in the log, even when its producer
+    // stamped it earlier; filtering it would drop records silently.
+    if (typeof spec === 'object' && listed.timestamp >= 0) assigned.skipBeforeTimestampMs = spec.timestamp;
     // A seek ends an outage (see the onRecovered option); an offset reset after a reopen
     // found the log moved does not: the stream opened next tells onRecovered when it works.
     if (isCallerWaiting) assigned.failedAttempts = 0;

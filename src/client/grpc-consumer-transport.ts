@@ -6,7 +6,7 @@
 import { BrokerError } from '../errors/index.js';
 import type { Admin } from './admin.js';
 import type { Connections } from './connections.js';
-import { asSubscriptionStream, type ConsumerTransport, type SubscriptionStream } from './consumer.js';
+import { asSubscriptionStream, type ConsumerTransport, type ListedOffset, type SubscriptionStream } from './consumer.js';
 import type { MetadataCache } from './metadata-cache.js';
 import type { OffsetSpec } from './types.js';
 
@@ -26,13 +26,13 @@ export class GrpcConsumerTransport implements ConsumerTransport {
     return asSubscriptionStream(this.connections.log(address).subscribe());
   }
 
-  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<number> {
+  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset> {
     const offsets = await this.admin.listOffsets({ topic, partitions: [partition], spec });
     const found = offsets.find((offset) => offset.partition === partition);
     if (found === undefined) {
       throw new BrokerError('PARTITION_NOT_FOUND', `ListOffsets returned nothing for ${topic}-${partition}`, { topic, partition });
     }
-    return found.offset;
+    return { offset: found.offset, timestamp: found.timestamp };
   }
 
   refreshMetadata(topic: string): Promise<number> {

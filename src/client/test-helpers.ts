@@ -12,7 +12,7 @@ import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequ
 import type { PartitionResult__Output } from '../protocol/generated/runnel/v1/PartitionResult.js';
 import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
-import type { ConsumerTransport, SubscriptionStream } from './consumer.js';
+import type { ConsumerTransport, ListedOffset, SubscriptionStream } from './consumer.js';
 import type { ProduceChannel, ProduceReplyCallback } from './produce-channel.js';
 import type { ProducerTransport } from './producer.js';
 import type { OffsetSpec } from './types.js';
@@ -231,7 +231,8 @@ export class FakeSubscription extends EventEmitter implements SubscriptionStream
 export class FakeConsumerTransport implements ConsumerTransport {
   readonly subscriptions: { topic: string; partition: number; stream: FakeSubscription }[] = [];
   readonly listOffsetCalls: { topic: string; partition: number; spec: Exclude<OffsetSpec, number> }[] = [];
-  offsets: (topic: string, partition: number, spec: Exclude<OffsetSpec, number>) => number = () => 0;
+  /** A bare number for a time means a record at that time was found there. */
+  offsets: (topic: string, partition: number, spec: Exclude<OffsetSpec, number>) => number | ListedOffset = () => 0;
   partitionCount = 1;
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
@@ -240,9 +241,11 @@ export class FakeConsumerTransport implements ConsumerTransport {
     return stream;
   }
 
-  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<number> {
+  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset> {
     this.listOffsetCalls.push({ topic, partition, spec });
-    return this.offsets(topic, partition, spec);
+    const answer = this.offsets(topic, partition, spec);
+    if (typeof answer !== 'number') return answer;
+    return { offset: answer, timestamp: typeof spec === 'object' ? spec.timestamp : -1 };
   }
 
   refreshMetadata(): Promise<number> {
