@@ -254,6 +254,20 @@ describe('Consumer', () => {
     await expect(take(consumer, 1)).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
   });
 
+  it('decodes a gzip batch that inflates to far more than maxMessageBytes, as the broker accepted it', async () => {
+    // A 4 MiB records section that gzip squeezes to a few KiB; the consumer asked for 64 KiB replies.
+    const { consumer, transport } = makeConsumer({ maxMessageBytes: 64 * 1024 });
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const value = Buffer.alloc(64 * 1024, 'x');
+    const bytes = encodeBatch({ records: Array.from({ length: 64 }, () => ({ key: null, value, headers: [], timestamp: 1_000 })), compression: 'gzip' });
+    expect(bytes.length).toBeLessThan(64 * 1024);
+    transport.latest.reply(bytes, 64);
+    const records = await take(consumer, 64);
+    expect(records.map((record) => record.offset)).toEqual(Array.from({ length: 64 }, (_, index) => index));
+    expect(records.every((record) => record.value?.equals(value))).toBe(true);
+  });
+
   it('fails a partition whose batch does not pass its CRC check', async () => {
     const { consumer, transport } = makeConsumer();
     consumer.assign([tp]);

@@ -29,7 +29,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../common/index.js';
 import { MiB, KiB } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { CONTROL_BIT, int64ToNumber, iterateBatchesAs, numberToInt64, type RecordFactory } from '../protocol/index.js';
+import { CONTROL_BIT, DECOMPRESSED_BYTES_MAX_DEFAULT, int64ToNumber, iterateBatchesAs, numberToInt64, type RecordFactory } from '../protocol/index.js';
 import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { clientClock } from './client-clock.js';
@@ -656,7 +656,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const records: ConsumerRecord[] = [];
     let position = assigned.position;
     try {
-      for (const batch of iterateBatchesAs(bytes, { decompressedBytesMax: this.maxMessageBytes * 64 }, assigned.makeRecord)) {
+      // The broker's own bound when it checked the batch at produce time, whatever reply size
+      // this consumer asked for: a stored batch it accepted must decode here too.
+      for (const batch of iterateBatchesAs(bytes, { decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT }, assigned.makeRecord)) {
         const header = batch.header;
         const lastOffset = header.baseOffset + header.lastOffsetDelta;
         if (lastOffset < position) continue;
