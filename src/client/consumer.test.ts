@@ -70,6 +70,22 @@ describe('Consumer', () => {
     expect(consumer.position(tp)).toBe(7);
   });
 
+  it('reports as position the offset after the last record handed out, also in the middle of a fetched chunk', async () => {
+    // An application that stores position() after processing each record resumes from there:
+    // the end of the chunk would skip the records of it not processed yet.
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(Buffer.concat([storedBatch(0, 4), storedBatch(4, 2)]), 6);
+    const positions: number[] = [];
+    for await (const record of consumer) {
+      positions.push(consumer.position(tp)!);
+      if (record.offset === 5) break;
+    }
+    expect(positions).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(consumer.position(tp)).toBe(6);
+  });
+
   it('resolves earliest, latest and timestamp seeks through ListOffsets', async () => {
     const { consumer, transport } = makeConsumer();
     transport.offsets = (_topic, _partition, spec) => (spec === 'earliest' ? 0 : spec === 'latest' ? 100 : 42);

@@ -166,6 +166,13 @@ class AssignedPartition {
   }
 }
 
+/** Which chunk `nextChunk` returned last: what an iterator checks before each record it hands out. */
+interface ChunkStamp {
+  version: number;
+  assigned: AssignedPartition | undefined;
+  generation: number;
+}
+
 /** Credit below which a reopened stream still starts (the broker sends a batch at least). */
 const CREDIT_BYTES_MIN = 64 * KiB;
 
@@ -194,8 +201,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * partition, or after close comes out (`RecordIterator`).
    */
   controlVersion = 0;
-  /** `controlVersion` and the partition's generation when `nextChunk` last returned a chunk. */
-  lastChunkStamp = { version: 0, generation: 0 };
+  /** `controlVersion`, the partition and its generation when `nextChunk` last returned a chunk. */
+  lastChunkStamp: ChunkStamp = { version: 0, assigned: undefined, generation: 0 };
+  /**
+   * While an iterator hands out a chunk record by record: its partition (and generation) and
+   * the offset of the chunk's next record, which `position()` reports until the chunk is done
+   * (then the partition's own position, after the whole chunk, is right again). Set by
+   * `noteHandedOut`, cleared when a chunk is returned or records are given back.
+   */
+  private handingOut: { assigned: AssignedPartition | undefined; generation: number; nextOffset: number } = { assigned: undefined, generation: 0, nextOffset: -1 };
   /** Shared by every waiting `nextChunk` call; resolved (and dropped) by `wake`. */
   private wakeup: { promise: Promise<void>; resolve: () => void } | undefined;
   private isClosed = false;
@@ -284,10 +298,17 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     await this.resolveAndStart(assigned, spec, true);
   }
 
-  /** The next offset the iterator yields for `tp` (after what it already handed out); undefined if unknown. */
+  /**
+   * The next offset the iterator yields for `tp`: right after the last record it handed out,
+   * also in the middle of a fetched chunk (after a whole chunk with `batches()`), so it is
+   * the offset to resume from once those records are processed. Undefined if unknown.
+   */
   position(tp: TopicPartition): number | undefined {
     const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
-    return assigned === undefined || assigned.position < 0 ? undefined : assigned.position;
+    if (assigned === undefined) return undefined;
+    const handingOut = this.handingOut;
+    if (handingOut.assigned === assigned && handingOut.generation === assigned.generation) return handingOut.nextOffset;
+    return assigned.position < 0 ? undefined : assigned.position;
   }
 
   /** The partition's high watermark as of the newest reply (lag = it − position); undefined if none yet. */
@@ -358,7 +379,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (assigned !== undefined) {
         const records = this.decodeNextChunk(assigned);
         if (records.length > 0) {
-          this.lastChunkStamp = { version: this.controlVersion, generation: assigned.generation };
+          this.handingOut.assigned = undefined;
+          this.lastChunkStamp = { version: this.controlVersion, assigned, generation: assigned.generation };
           return records;
         }
         continue;
@@ -381,12 +403,24 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * given, is the partition's generation when they were decoded).
    */
   unread(records: ConsumerRecord[], generation?: number): void {
+    this.handingOut.assigned = undefined;
     const first = records[0];
     if (first === undefined || this.isClosed) return;
     const assigned = this.byKey.get(keyOf(first.topic, first.partition));
     if (assigned === undefined || (generation !== undefined && generation !== assigned.generation)) return;
     this.leftovers.push({ assigned, generation: assigned.generation, records, positionAfter: assigned.position });
     assigned.position = first.offset;
+  }
+
+  /**
+   * An iterator handed out a record of the chunk `stamp` names; `next` is the chunk's record
+   * after it, undefined when that was the last (`position()`).
+   */
+  noteHandedOut(stamp: ChunkStamp, next: ConsumerRecord | undefined): void {
+    const handingOut = this.handingOut;
+    handingOut.assigned = next === undefined ? undefined : stamp.assigned;
+    handingOut.generation = stamp.generation;
+    handingOut.nextOffset = next === undefined ? -1 : next.offset;
   }
 
   private takeLeftover(): ConsumerRecord[] | undefined {
@@ -399,7 +433,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (leftover.assigned.isPaused) continue;
       this.leftovers.splice(index, 1);
       leftover.assigned.position = leftover.positionAfter;
-      this.lastChunkStamp = { version: this.controlVersion, generation: leftover.generation };
+      this.handingOut.assigned = undefined;
+      this.lastChunkStamp = { version: this.controlVersion, assigned: leftover.assigned, generation: leftover.generation };
       return leftover.records;
     }
     return undefined;
@@ -720,7 +755,7 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
   private index = 0;
   private isDone = false;
   /** The consumer's `lastChunkStamp` for `chunk`. */
-  private stamp = { version: 0, generation: 0 };
+  private stamp: ChunkStamp = { version: 0, assigned: undefined, generation: 0 };
 
   constructor(consumer: Consumer) {
     this.consumer = consumer;
@@ -728,7 +763,11 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
 
   next(): Promise<IteratorResult<ConsumerRecord>> {
     if (this.index < this.chunk.length) {
-      if (this.stamp.version === this.consumer.controlVersion) return Promise.resolve({ value: this.chunk[this.index++]!, done: false });
+      if (this.stamp.version === this.consumer.controlVersion) {
+        const value = this.chunk[this.index++]!;
+        this.consumer.noteHandedOut(this.stamp, this.chunk[this.index]);
+        return Promise.resolve({ value, done: false });
+      }
       // A seek, pause, assign or close since the chunk was decoded: the rest goes back, and
       // the consumer decides what of it still comes out (unread).
       this.consumer.unread(this.chunk.slice(this.index), this.stamp.generation);
@@ -745,6 +784,7 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
         this.chunk = chunk;
         this.stamp = this.consumer.lastChunkStamp;
         this.index = 1;
+        this.consumer.noteHandedOut(this.stamp, chunk[1]);
         return { value: chunk[0]!, done: false };
       },
       (error: unknown) => {
