@@ -36,6 +36,16 @@ interface BrokerStubs {
   admin: AdminServiceClient;
 }
 
+/**
+ * Long-lived streams one connection of `streamLog` carries at most. A broker serves at most
+ * `inFlightRequestsPerConnectionMax` calls at once on a connection (HTTP/2
+ * max_concurrent_streams, default 1,024), and the client's HTTP/2 session queues the streams
+ * past that, unsent: a Subscribe stream beyond it would wait, silently, until another ends.
+ * Well below the broker's default, so that a consumer of thousands of partitions spreads its
+ * streams over enough connections.
+ */
+export const STREAMS_PER_CONNECTION_MAX = 100;
+
 /** grpc-js reconnect backoff: 100 ms doubling to 1 s (defaults 1 s to 120 s). */
 const RECONNECT_BACKOFF_MS_MIN = 100;
 const RECONNECT_BACKOFF_MS_MAX = 1_000;
@@ -53,6 +63,8 @@ export class Connections {
   readonly requestTimeoutMs: number;
   private readonly bootstrap: readonly string[];
   private readonly stubs = new Map<string, BrokerStubs>();
+  /** LogService stubs on connections of their own for long-lived streams, by `index@address`. */
+  private readonly streamStubs = new Map<string, LogServiceClient>();
   private readonly channelOptions: grpc.ChannelOptions;
   /** Aborted by close(): ends every retry wait so pending calls settle promptly. */
   private readonly closing = new AbortController();
@@ -110,6 +122,25 @@ export class Connections {
   }
 
   /**
+   * A LogService stub on connection number `index` to `address`, separate from the one unary
+   * calls use, for long-lived streams: the caller puts at most `STREAMS_PER_CONNECTION_MAX`
+   * streams on each (see there).
+   */
+  streamLog(address: string, index: number): LogServiceClient {
+    this.ensureOpen();
+    const key = `${index}@${address}`;
+    let log = this.streamStubs.get(key);
+    if (log === undefined) {
+      const { proto } = loadRunnelProto();
+      // A local subchannel pool: otherwise grpc-js would share one connection among every
+      // channel to the same address with the same options.
+      log = new proto.runnel.v1.LogService(address, grpc.credentials.createInsecure(), { ...this.channelOptions, 'grpc.use_local_subchannel_pool': 1 });
+      this.streamStubs.set(key, log);
+    }
+    return log;
+  }
+
+  /**
    * One unary call with a deadline, retried on retriable failures until the retry deadline
    * (rotating bootstrap brokers when the call may go anywhere). `invoke` receives the
    * address to call. Throws the mapped `BrokerError`.
@@ -149,6 +180,8 @@ export class Connections {
       stubs.admin.close();
     }
     this.stubs.clear();
+    for (const log of this.streamStubs.values()) log.close();
+    this.streamStubs.clear();
   }
 
   private stubsFor(address: string): BrokerStubs {

@@ -1,11 +1,16 @@
 /**
  * The consumer's transport over gRPC: Subscribe streams to the partition leader (the
  * bootstrap broker on a single node), ListOffsets through `Admin` (retried), and metadata
- * refreshes through the shared `MetadataCache`. Holds no state of its own.
+ * refreshes through the shared `MetadataCache`.
+ *
+ * Owns: how many Subscribe streams are open on each of its connections to each broker. The
+ * streams are spread over connections of their own, at most `STREAMS_PER_CONNECTION_MAX` on
+ * each, so that a consumer of many partitions never has a stream queued, unsent, behind the
+ * broker's limit of concurrent calls per connection (test/integration/client-consumer.test.ts).
  */
 import { BrokerError } from '../errors/index.js';
 import type { Admin } from './admin.js';
-import type { Connections } from './connections.js';
+import { STREAMS_PER_CONNECTION_MAX, type Connections } from './connections.js';
 import { asSubscriptionStream, type ConsumerTransport, type ListedOffset, type SubscriptionStream } from './consumer.js';
 import type { MetadataCache } from './metadata-cache.js';
 import type { OffsetSpec } from './types.js';
@@ -14,6 +19,8 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   private readonly connections: Connections;
   private readonly admin: Admin;
   private readonly metadata: MetadataCache;
+  /** Per broker address: open Subscribe streams on each of its stream connections, by index. */
+  private readonly streamCounts = new Map<string, number[]>();
 
   constructor(connections: Connections, admin: Admin, metadata: MetadataCache) {
     this.connections = connections;
@@ -23,7 +30,18 @@ export class GrpcConsumerTransport implements ConsumerTransport {
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
     const address = this.metadata.leaderAddress(topic, partition) ?? this.connections.anyAddress();
-    return asSubscriptionStream(this.connections.log(address).subscribe());
+    let counts = this.streamCounts.get(address);
+    if (counts === undefined) {
+      counts = [];
+      this.streamCounts.set(address, counts);
+    }
+    let index = counts.findIndex((count) => count < STREAMS_PER_CONNECTION_MAX);
+    if (index < 0) index = counts.push(0) - 1;
+    const call = this.connections.streamLog(address, index).subscribe();
+    counts[index]!++;
+    // 'status' comes once whichever way the call ends (a cancel too).
+    call.once('status', () => counts[index]!--);
+    return asSubscriptionStream(call);
   }
 
   async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset> {
