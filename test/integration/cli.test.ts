@@ -267,6 +267,26 @@ describe('runnel produce and consume', () => {
     expect(await logEndOffsets('cli-stream')).toEqual([2]);
   });
 
+  it('while following, reads partitions added to the topic meanwhile, from their start', async () => {
+    // A log tail must not miss the share of records producers send to new partitions.
+    await runOk(['topic', 'create', 'cli-grow']);
+    const consumer = startCli(['consume', 'cli-grow', '--from', 'beginning', '--format', 'json']);
+    await runOk(['produce', 'cli-grow'], { input: 'in-0\n' });
+    await waitFor(() => consumer.stdout().includes('"in-0"'), { timeoutMs: 20_000, describe: () => `consume printed ${JSON.stringify(consumer.stdout())}` });
+    await runOk(['topic', 'alter', 'cli-grow', '--partitions', '3']);
+    await runOk(['produce', 'cli-grow', '--partition', '2'], { input: 'in-2a\nin-2b\n' });
+    await waitFor(() => consumer.stdout().includes('"in-2b"'), { timeoutMs: 20_000, describe: () => `consume printed ${JSON.stringify(consumer.stdout())}; stderr ${consumer.stderr()}` });
+    consumer.signal('SIGINT');
+    const result = await consumer.result;
+    expect(result).toMatchObject({ code: 130, stderr: '' });
+    const printed = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Any);
+    expect(printed.map((record) => [record.partition, record.offset, record.value])).toEqual([
+      [0, 0, 'in-0'],
+      [2, 0, 'in-2a'],
+      [2, 1, 'in-2b'],
+    ]);
+  });
+
   it('tails from the end by default and stops after --max records', async () => {
     await runOk(['topic', 'create', 'cli-tail']);
     await runOk(['produce', 'cli-tail'], { input: 'old\n' });

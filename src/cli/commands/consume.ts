@@ -8,6 +8,10 @@
  * still printed. Default: `end` when following (like `tail -f` and Kafka's console consumer),
  * `beginning` with `--no-follow` (which would print nothing from the end).
  *
+ * While following every partition (no `--partition`), partitions added to the topic meanwhile
+ * (`runnel topic add-partitions`) are found within `PARTITION_CHECK_INTERVAL_MS` and read from
+ * their start: all they hold was written after the command began.
+ *
  * Where it stops: `--no-follow` takes every partition's log end offset at start and stops each
  * partition there; `--max N` after N records; otherwise it tails until Ctrl-C (exit 130) or a
  * closed stdout (`| head`, exit 0).
@@ -68,6 +72,9 @@ interface PartitionPlan {
   skipBeforeMs: number | undefined;
 }
 
+/** While following every partition: how often the topic's partitions are listed again. */
+const PARTITION_CHECK_INTERVAL_MS = 5_000;
+
 const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 const NEWLINE = Buffer.from('\n');
 
@@ -106,7 +113,8 @@ or base64 for all of them when one is not valid UTF-8 (the object then has
 array of {"key","value"} in order when a header key repeats. --format value prints each
 value followed by a newline (a null value prints an empty line).
 
-Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130). When the broker
+Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130), and without
+--partition it also reads partitions added meanwhile, from their start, within 5 s. When the broker
 goes away it keeps retrying and resumes where it stopped; stderr says so when it starts
 (then every 10 s, later every minute) and when reading resumes:
   runnel consume: cannot reach broker 127.0.0.1:7070 (connection refused); retrying until Ctrl-C, reading resumes where it stopped
@@ -158,14 +166,18 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.stdout.on('error', onStdoutError);
+  const byPartition = new Map(active.map((plan) => [plan.partition, { ...plan }]));
+  let stopFollowingNewPartitions: (() => void) | undefined;
   try {
     consumer.assign(active.map((plan) => ({ topic, partition: plan.partition })));
     for (const plan of active) await consumer.seek({ topic, partition: plan.partition }, plan.startOffset);
-    await printRecords(consumer, topic, active, flags, state, stop);
+    if (isFollowing && flags.partition === undefined) stopFollowingNewPartitions = followNewPartitions(client, consumer, topic, byPartition);
+    await printRecords(consumer, topic, byPartition, flags, state, stop);
   } catch (error) {
     // Once stopping, the consumer is closed under assign/seek/the loop: their failure is expected.
     if (!state.isStopping) throw translateConsumeError(error, topic);
   } finally {
+    stopFollowingNewPartitions?.();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.stdout.off('error', onStdoutError);
@@ -209,6 +221,36 @@ class ConsumeOutage {
     if (this.retrying.size > 0) return;
     this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; reading ${this.topic} again after ${formatElapsed(outageMs)}`);
   }
+}
+
+/**
+ * Lists the topic's partitions every `PARTITION_CHECK_INTERVAL_MS` and assigns the new ones,
+ * from their start (they were created after the command began). A failed check is left to
+ * the next one: the streams of the partitions already read report an unreachable broker, and
+ * a deleted topic ends the read loop with TOPIC_NOT_FOUND. Returns the function that stops it.
+ */
+function followNewPartitions(client: RunnelClient, consumer: Consumer, topic: string, byPartition: Map<number, PartitionPlan>): () => void {
+  let isChecking = false;
+  let isStopped = false;
+  const check = async (): Promise<void> => {
+    const partitions = await selectPartitions(client, topic, undefined);
+    const added = partitions.filter((partition) => !byPartition.has(partition));
+    if (added.length === 0 || isStopped) return;
+    for (const partition of added) byPartition.set(partition, { partition, startOffset: 0, endOffset: undefined, skipBeforeMs: undefined });
+    consumer.assign([...byPartition.keys()].map((partition) => ({ topic, partition })));
+    for (const partition of added) await consumer.seek({ topic, partition }, 'earliest');
+  };
+  const timer = setInterval(() => {
+    if (isChecking || isStopped) return;
+    isChecking = true;
+    check()
+      .catch(() => undefined)
+      .finally(() => (isChecking = false));
+  }, PARTITION_CHECK_INTERVAL_MS);
+  return () => {
+    isStopped = true;
+    clearInterval(timer);
+  };
 }
 
 async function selectPartitions(client: RunnelClient, topic: string, partition: number | undefined): Promise<number[]> {
@@ -283,16 +325,16 @@ interface ConsumeState {
   isStopping: boolean;
 }
 
+/** `byPartition`: the plan of every partition read; while following, new partitions join it. */
 async function printRecords(
   consumer: Consumer,
   topic: string,
-  plans: PartitionPlan[],
+  byPartition: Map<number, PartitionPlan>,
   flags: ConsumeFlags,
   state: ConsumeState,
   stop: (exitCode: number) => void,
 ): Promise<void> {
-  const byPartition = new Map(plans.map((plan) => [plan.partition, { ...plan }]));
-  let unfinishedCount = plans.length;
+  let unfinishedCount = byPartition.size;
   for await (const chunk of consumer.batches()) {
     const first = chunk[0];
     if (state.isStopping || first === undefined) continue;
