@@ -159,6 +159,37 @@ describe('Consumer', () => {
     expect(grants.every((grant) => grant >= 16 * 1024)).toBe(true);
   });
 
+  it('shares bufferBytes among the assigned partitions, so buffered bytes do not grow with the partition count', async () => {
+    // 64 MiB across 40 partitions, not 8 MiB each: a replay of many partitions must not
+    // buffer gigabytes before the application reads any of it.
+    const { consumer, transport } = makeConsumer({ partitionBufferBytes: 8 * 1024 * 1024, bufferBytes: 1024 * 1024, autoOffsetReset: 'none' });
+    const eight = Array.from({ length: 8 }, (_, partition) => ({ topic: 't', partition }));
+    consumer.assign(eight);
+    for (const partition of eight) await consumer.seek(partition, 0);
+    const startCredits = () => transport.subscriptions.map((entry) => entry.stream.writes[0]!.start!.creditBytes);
+    expect(startCredits()).toEqual(new Array(8).fill(128 * 1024));
+
+    // Twice as many partitions: the new ones start with half, and an old one, once its
+    // replies are read, is topped up only to the new window.
+    const sixteen = Array.from({ length: 16 }, (_, partition) => ({ topic: 't', partition }));
+    consumer.assign(sixteen);
+    for (const partition of sixteen.slice(8)) await consumer.seek(partition, 0);
+    expect(startCredits().slice(8)).toEqual(new Array(8).fill(64 * 1024));
+    const first = transport.subscriptions[0]!.stream;
+    let offset = 0;
+    let bytesSent = 0;
+    while (bytesSent < 128 * 1024 - 2048) {
+      const batch = storedBatch(offset, 50);
+      first.reply(batch, offset + 50);
+      offset += 50;
+      bytesSent += batch.length;
+    }
+    await take(consumer, offset);
+    const granted = first.writes.filter((write) => write.creditBytes !== undefined).reduce((sum, write) => sum + write.creditBytes!, 0);
+    expect(128 * 1024 - bytesSent + granted).toBeLessThanOrEqual(64 * 1024);
+    expect(granted).toBeGreaterThan(0);
+  });
+
   it('reopens the stream from the next offset after the connection drops', async () => {
     const { clock, consumer, transport } = makeConsumer();
     consumer.assign([tp]);

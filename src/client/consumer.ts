@@ -6,8 +6,9 @@
  * Transport: one `Subscribe` stream per assigned partition, not long-poll `Fetch`. The
  * broker pushes record batches as they exist (replay at disk speed, tailing without a poll
  * loop) while the client holds credit; the client grants credit back as the application
- * takes records, so at most `partitionBufferBytes` per partition are buffered here and the
- * broker never buffers for a slow reader. A Fetch loop would pay one request round trip per
+ * takes records, so at most a window per partition is buffered here (`bufferBytes` shared
+ * among the assigned partitions, each window within `partitionBufferBytes`) and the broker
+ * never buffers for a slow reader. A Fetch loop would pay one request round trip per
  * chunk and ~120 µs of client CPU per call (FINDINGS.md) for the same bytes. Batches come in
  * RECORD_FORMAT_BATCHES, exactly as stored, and are decoded here with `iterateBatchesAs`,
  * which checks every batch's CRC-32C; records below the requested offset are dropped (a
@@ -45,6 +46,13 @@ export interface ConsumerOptions {
   autoOffsetReset?: 'earliest' | 'latest' | 'none';
   /** Bytes buffered per partition at most (the Subscribe credit window). Default 8 MiB. */
   partitionBufferBytes?: number;
+  /**
+   * Bytes buffered across all assigned partitions: each gets an equal share as its window,
+   * within [64 KiB, partitionBufferBytes] (so more than this with more than `bufferBytes` /
+   * 64 KiB partitions; a reply also holds at least one whole batch). Default 64 MiB, as
+   * Kafka's fetch.max.bytes bounds a whole fetch rather than a partition.
+   */
+  bufferBytes?: number;
   /** Largest single Subscribe reply. Default 1 MiB. */
   maxMessageBytes?: number;
   /** Reconnect backoff; `timeoutMs` is how long a partition may fail before it gives up. */
@@ -135,8 +143,12 @@ class AssignedPartition {
   /** Replies not yet decoded, oldest first. Bounded by the credit window. */
   chunks: Buffer[] = [];
   bufferedBytes = 0;
-  /** Bytes handed to the application but not yet granted back to the broker. */
-  ungrantedBytes = 0;
+  /**
+   * Credit the broker holds for this stream as far as the client knows: granted, less what
+   * replies used (negative after a batch larger than the credit). The client grants enough to
+   * keep it plus `bufferedBytes` at the window (`grantCredit`).
+   */
+  brokerCreditBytes = 0;
   isPaused = false;
   /**
    * After a seek by time: records older than this are skipped until the first one at or
@@ -182,7 +194,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly random: RandomSource;
   private readonly retry: RetryOptions;
   private readonly autoOffsetReset: 'earliest' | 'latest' | 'none';
-  private readonly windowBytes: number;
+  private readonly partitionBufferBytes: number;
+  private readonly bufferBytes: number;
+  /** Each partition's credit window: its share of `bufferBytes` (`assign`). */
+  private windowBytes: number;
   private readonly maxMessageBytes: number;
   private readonly onRetry: ((error: BrokerError, retrying: RetryingPartition) => void) | undefined;
   private readonly onRecovered: ((recovered: RecoveredPartition) => void) | undefined;
@@ -220,15 +235,20 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.random = options.random ?? Math.random;
     this.retry = { ...RETRY_DEFAULTS, ...options.retry };
     this.autoOffsetReset = options.autoOffsetReset ?? 'latest';
-    this.windowBytes = options.partitionBufferBytes ?? 8 * MiB;
+    this.partitionBufferBytes = options.partitionBufferBytes ?? 8 * MiB;
+    this.bufferBytes = options.bufferBytes ?? 64 * MiB;
+    this.windowBytes = this.partitionBufferBytes;
     this.maxMessageBytes = options.maxMessageBytes ?? 1 * MiB;
     this.onRetry = options.onRetry;
     this.onRecovered = options.onRecovered;
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) {
       throw new BrokerError('INVALID_REQUEST', `autoOffsetReset must be 'earliest', 'latest' or 'none'`);
     }
-    if (!Number.isSafeInteger(this.windowBytes) || this.windowBytes < CREDIT_BYTES_MIN) {
+    if (!Number.isSafeInteger(this.partitionBufferBytes) || this.partitionBufferBytes < CREDIT_BYTES_MIN) {
       throw new BrokerError('INVALID_REQUEST', `partitionBufferBytes must be an integer ≥ ${CREDIT_BYTES_MIN}`);
+    }
+    if (!Number.isSafeInteger(this.bufferBytes) || this.bufferBytes < CREDIT_BYTES_MIN) {
+      throw new BrokerError('INVALID_REQUEST', `bufferBytes must be an integer ≥ ${CREDIT_BYTES_MIN}`);
     }
   }
 
@@ -267,6 +287,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     for (const key of [...this.byKey.keys()]) if (!wanted.has(key)) this.byKey.delete(key);
     this.partitions = next;
+    // Streams already open keep the credit they hold; from their next grant on, they fill
+    // only up to the new window.
+    this.windowBytes = Math.max(CREDIT_BYTES_MIN, Math.min(this.partitionBufferBytes, Math.floor(this.bufferBytes / Math.max(1, next.length))));
     this.nextPartitionIndex = 0;
     this.wake();
   }
@@ -493,7 +516,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     const state: FetchState & { kind: 'streaming' } = { kind: 'streaming', stream, openedAtMs: this.clock.nowMs(), cancelRecoveryTimer: undefined };
     assigned.state = state;
-    assigned.ungrantedBytes = 0;
+    const creditBytes = Math.max(this.windowBytes - assigned.bufferedBytes, CREDIT_BYTES_MIN);
+    assigned.brokerCreditBytes = creditBytes;
     if (assigned.failedAttempts > 0) {
       // Up for the longest backoff: the broker took the stream (startStreamRecovered).
       state.cancelRecoveryTimer = this.clock.setTimer(this.retry.backoffMsMax, () => {
@@ -514,7 +538,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         topic: assigned.topic,
         partition: assigned.partition,
         offset: numberToInt64(assigned.fetchOffset),
-        creditBytes: Math.max(this.windowBytes - assigned.bufferedBytes, CREDIT_BYTES_MIN),
+        creditBytes,
         format: 'RECORD_FORMAT_BATCHES',
         maxMessageBytes: this.maxMessageBytes,
       },
@@ -534,6 +558,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (response.recordBatches.length > 0) {
       assigned.chunks.push(response.recordBatches);
       assigned.bufferedBytes += response.recordBatches.length;
+      assigned.brokerCreditBytes -= response.recordBatches.length;
     }
     if (nextOffset > assigned.fetchOffset) assigned.fetchOffset = nextOffset;
     if (assigned.failedAttempts > 0) this.startStreamRecovered(assigned);
@@ -687,7 +712,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private decodeNextChunk(assigned: AssignedPartition): ConsumerRecord[] {
     const bytes = assigned.chunks.shift()!;
     assigned.bufferedBytes -= bytes.length;
-    this.grantCredit(assigned, bytes.length);
+    this.grantCredit(assigned);
     const records: ConsumerRecord[] = [];
     let position = assigned.position;
     try {
@@ -725,12 +750,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     else this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
   }
 
-  private grantCredit(assigned: AssignedPartition, bytes: number): void {
-    assigned.ungrantedBytes += bytes;
+  /** Tops the broker's credit up to the window less what is buffered, a quarter window at least at a time. */
+  private grantCredit(assigned: AssignedPartition): void {
     const state = assigned.state;
-    if (state.kind !== 'streaming' || assigned.ungrantedBytes < this.windowBytes / 4) return;
-    state.stream.write({ creditBytes: assigned.ungrantedBytes });
-    assigned.ungrantedBytes = 0;
+    const grantBytes = this.windowBytes - assigned.bufferedBytes - assigned.brokerCreditBytes;
+    if (state.kind !== 'streaming' || grantBytes < this.windowBytes / 4) return;
+    state.stream.write({ creditBytes: grantBytes });
+    assigned.brokerCreditBytes += grantBytes;
   }
 
   private wake(): void {
