@@ -3,7 +3,7 @@ import { ManualClock } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
 import { encodeBatch, setBatchBaseOffset, type LogRecord } from '../protocol/index.js';
 import * as grpc from '@grpc/grpc-js';
-import { Consumer, type ConsumerOptions } from './consumer.js';
+import { Consumer, type ConsumerOptions, type OffsetReset } from './consumer.js';
 import { FakeConsumerTransport, settle } from './test-helpers.js';
 import type { ConsumerRecord } from './types.js';
 
@@ -325,16 +325,20 @@ describe('Consumer', () => {
     await expect(take(consumer, 1)).rejects.toMatchObject({ reason: 'CORRUPT_MESSAGE' });
   });
 
-  it('moves to autoOffsetReset after OFFSET_OUT_OF_RANGE', async () => {
-    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+  it('moves to autoOffsetReset after OFFSET_OUT_OF_RANGE, and tells onOffsetReset which records it skipped', async () => {
+    const resets: OffsetReset[] = [];
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest', onOffsetReset: (reset) => resets.push(reset) });
     transport.offsets = () => 10;
     consumer.assign([tp]);
     await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 2), 2);
+    expect((await take(consumer, 2)).map((record) => record.offset)).toEqual([0, 1]);
     const metadata = new grpc.Metadata();
     metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
     transport.latest.emit('error', Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'gone', metadata }));
     await settle();
     expect(transport.latest.writes[0]!.start!.offset).toBe('10');
+    expect(resets).toMatchObject([{ topic: 't', partition: 0, fromOffset: 2, toOffset: 10, resetTo: 'earliest', error: { reason: 'OFFSET_OUT_OF_RANGE' } }]);
   });
 
   it('hands out what it fetched before an OFFSET_OUT_OF_RANGE, then resets (or fails with autoOffsetReset none)', async () => {

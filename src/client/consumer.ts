@@ -18,7 +18,8 @@
  * a retriable one is reopened from the next offset after capped exponential backoff, until
  * `retry.timeoutMs` passes without data; `onRetry` hears of each reopen scheduled and
  * `onRecovered` of the end of the outage. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
- * metadata once and then fail. OFFSET_OUT_OF_RANGE moves to `autoOffsetReset`. A failure
+ * metadata once and then fail. OFFSET_OUT_OF_RANGE moves to `autoOffsetReset` and tells
+ * `onOffsetReset`. A failure
  * that is not retried is thrown by the iterator once, and the partition stops until the next
  * `seek`.
  *
@@ -71,6 +72,14 @@ export interface ConsumerOptions {
    * Not called when a seek or unassign ends the retrying instead. From a microtask.
    */
   onRecovered?: (recovered: RecoveredPartition) => void;
+  /**
+   * Called each time a partition moved to `autoOffsetReset` because its offset was out of
+   * range (retention deleted the records it was at, or the log is shorter than it after a
+   * topic was re-created): how a caller learns that records were skipped, and which, as
+   * Kafka's consumer logs it. Not called with autoOffsetReset 'none' (the iterator throws
+   * OFFSET_OUT_OF_RANGE instead). From a microtask.
+   */
+  onOffsetReset?: (reset: OffsetReset) => void;
   clock?: Clock;
   random?: RandomSource;
 }
@@ -83,6 +92,18 @@ export interface RetryingPartition {
   attempts: number;
   /** When (clock ms) the partition fails if it has not streamed again; Infinity when `retry.timeoutMs` is. */
   giveUpAtMs: number;
+}
+
+/** What an `onOffsetReset` call reports. */
+export interface OffsetReset {
+  topic: string;
+  partition: number;
+  /** Where the partition was reading when the broker answered OFFSET_OUT_OF_RANGE. */
+  fromOffset: number;
+  /** Where it reads now: the log start ('earliest') or end ('latest') at the time of the reset. */
+  toOffset: number;
+  resetTo: 'earliest' | 'latest';
+  error: BrokerError;
 }
 
 /** Which partition an `onRecovered` call reports. */
@@ -201,6 +222,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly maxMessageBytes: number;
   private readonly onRetry: ((error: BrokerError, retrying: RetryingPartition) => void) | undefined;
   private readonly onRecovered: ((recovered: RecoveredPartition) => void) | undefined;
+  private readonly onOffsetReset: ((reset: OffsetReset) => void) | undefined;
   /** Assigned partitions in assignment order; bounded by what the application assigns. */
   private partitions: AssignedPartition[] = [];
   private readonly byKey = new Map<string, AssignedPartition>();
@@ -241,6 +263,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.maxMessageBytes = options.maxMessageBytes ?? 1 * MiB;
     this.onRetry = options.onRetry;
     this.onRecovered = options.onRecovered;
+    this.onOffsetReset = options.onOffsetReset;
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) {
       throw new BrokerError('INVALID_REQUEST', `autoOffsetReset must be 'earliest', 'latest' or 'none'`);
     }
@@ -470,7 +493,12 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * position rejects; with `isCallerWaiting` false (assign, offset reset) nobody awaits that
    * promise, so the iterator reports the failure instead.
    */
-  private async resolveAndStart(assigned: AssignedPartition, spec: OffsetSpec, isCallerWaiting: boolean): Promise<void> {
+  private async resolveAndStart(
+    assigned: AssignedPartition,
+    spec: OffsetSpec,
+    isCallerWaiting: boolean,
+    outOfRange?: { error: BrokerError; fromOffset: number },
+  ): Promise<void> {
     this.stopStream(assigned);
     const generation = ++assigned.generation;
     assigned.outOfRangeAfterBuffered = undefined;
@@ -503,6 +531,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (isCallerWaiting) assigned.failedAttempts = 0;
     this.startStream(assigned);
     this.wake();
+    const onOffsetReset = this.onOffsetReset;
+    if (outOfRange !== undefined && onOffsetReset !== undefined && (spec === 'earliest' || spec === 'latest')) {
+      const reset: OffsetReset = { topic: assigned.topic, partition: assigned.partition, fromOffset: outOfRange.fromOffset, toOffset: offset, resetTo: spec, error: outOfRange.error };
+      queueMicrotask(() => onOffsetReset(reset));
+    }
   }
 
   private startStream(assigned: AssignedPartition): void {
@@ -606,7 +639,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       return;
     }
     if (error.reason === 'OFFSET_OUT_OF_RANGE' && this.autoOffsetReset !== 'none') {
-      this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
+      this.resolveAndStart(assigned, this.autoOffsetReset, false, { error, fromOffset: assigned.fetchOffset }).catch(() => undefined);
       return;
     }
     if ((error.reason === 'TOPIC_NOT_FOUND' || error.reason === 'PARTITION_NOT_FOUND') && !assigned.hasRefreshedMetadata) {
@@ -747,7 +780,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private afterBufferedRecords(assigned: AssignedPartition, error: BrokerError): void {
     assigned.outOfRangeAfterBuffered = undefined;
     if (this.autoOffsetReset === 'none') this.failPartition(assigned, error);
-    else this.resolveAndStart(assigned, this.autoOffsetReset, false).catch(() => undefined);
+    else this.resolveAndStart(assigned, this.autoOffsetReset, false, { error, fromOffset: assigned.fetchOffset }).catch(() => undefined);
   }
 
   /** Tops the broker's credit up to the window less what is buffered, a quarter window at least at a time. */

@@ -31,7 +31,7 @@ export type {
   TopicMetadata,
   TopicSummary,
 } from './admin.js';
-export { Consumer, type ConsumerOptions, type RecoveredPartition, type RetryingPartition } from './consumer.js';
+export { Consumer, type ConsumerOptions, type OffsetReset, type RecoveredPartition, type RetryingPartition } from './consumer.js';
 export { errorFromGrpc, errorFromPartitionError, reasonForStatus } from './errors.js';
 export { PendingSend } from './producer-batch.js';
 export { Producer, type Acks, type FailedRecords, type ProducerMetrics, type ProducerOptions, type RetryingRecords } from './producer.js';
