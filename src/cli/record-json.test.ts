@@ -32,6 +32,21 @@ describe('records as JSON lines', () => {
     expect(parseJsonInputRecord(line).headers).toEqual(headers);
   });
 
+  it('keeps a header named __proto__ and the order of headers named like numbers, as an array', () => {
+    const headers = [
+      { key: 'b', value: Buffer.from('1') },
+      { key: '2', value: Buffer.from('2') },
+      { key: '__proto__', value: Buffer.from('3') },
+    ];
+    const line = consumerRecordToJson(record({ value: Buffer.from('v'), headers }));
+    expect(JSON.parse(line).headers).toEqual([
+      { key: 'b', value: '1' },
+      { key: '2', value: '2' },
+      { key: '__proto__', value: '3' },
+    ]);
+    expect(parseJsonInputRecord(line).headers).toEqual(headers);
+  });
+
   it('refuses a base64 field that is not base64, instead of storing what Buffer.from makes of it', () => {
     expect(parseJsonInputRecord('{"key":"aw==","value":"//4=","encoding":"base64"}')).toMatchObject({ key: Buffer.from('k'), value: Buffer.from([0xff, 0xfe]) });
     expect(parseJsonInputRecord('{"value":"","encoding":"base64"}').value).toEqual(Buffer.alloc(0));

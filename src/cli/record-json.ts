@@ -6,8 +6,10 @@
  * values as UTF-8 strings (null stays null); when any of them is not valid UTF-8, all of them
  * are base64 and the object gains `"encoding":"base64"`, so one flag says how to read the
  * line. Headers are an object (`{"trace-id":"abc"}`), as `runnel log dump --records` prints
- * them, unless a key repeats: then they are a `[{"key","value"}]` array, in order, so that
- * no header is lost (produce --format json takes either).
+ * them, unless a key repeats, or is one an object cannot hold as it is (`__proto__`, which
+ * would set the prototype, or an array index such as "2", which JavaScript moves ahead of the
+ * other keys): then they are a `[{"key","value"}]` array, in order, so that no header is
+ * lost or reordered (produce --format json takes either).
  *
  * In (`produce --format json`): `{"key","value","headers","partition","timestamp"}`, every
  * field optional but `value`; headers as an object or a `[{"key","value"}]` array; timestamp
@@ -23,7 +25,7 @@ export function consumerRecordToJson(record: ConsumerRecord): string {
   const encoding: BufferEncoding = isText ? 'utf8' : 'base64';
   const hasRepeatedKey = new Set(record.headers.map((header) => header.key)).size < record.headers.length;
   let headers: Record<string, string | null> | { key: string; value: string | null }[];
-  if (hasRepeatedKey) {
+  if (hasRepeatedKey || record.headers.some((header) => isKeyAnObjectChanges(header.key))) {
     headers = record.headers.map((header) => ({ key: header.key, value: header.value?.toString(encoding) ?? null }));
   } else {
     const byKey: Record<string, string | null> = {};
@@ -40,6 +42,11 @@ export function consumerRecordToJson(record: ConsumerRecord): string {
     headers,
     ...(isText ? {} : { encoding: 'base64' }),
   });
+}
+
+/** `__proto__` sets the prototype instead of a property; array-index keys are listed first, in numeric order. */
+function isKeyAnObjectChanges(key: string): boolean {
+  return key === '__proto__' || /^(?:0|[1-9]\d{0,9})$/.test(key);
 }
 
 function isTextOrNull(bytes: Buffer | null): boolean {

@@ -110,7 +110,7 @@ beginning with --no-follow.
 --format json prints one object per line; key, value and header values are UTF-8 strings,
 or base64 for all of them when one is not valid UTF-8 (the object then has
 "encoding":"base64"); null stays null. "headers" is an object ({"trace":"abc"}), or an
-array of {"key","value"} in order when a header key repeats. --format value prints each
+array of {"key","value"} in order when a header key repeats, is __proto__, or is a number. --format value prints each
 value followed by a newline (a null value prints an empty line).
 
 Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130), and without
