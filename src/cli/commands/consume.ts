@@ -390,9 +390,19 @@ async function writeOut(data: string | Buffer): Promise<void> {
   await writeWithBackpressure(process.stdout, data);
 }
 
-function translateConsumeError(error: unknown, topic: string): unknown {
+/** The one-line CliError for a failure that ends a consume (OFFSET_OUT_OF_RANGE says which way). */
+export function translateConsumeError(error: unknown, topic: string): unknown {
   if (isBrokerError(error, 'OFFSET_OUT_OF_RANGE')) {
     const where = error.partition === undefined ? topic : `${topic}-${error.partition}`;
+    const offset = Number(error.details.offset);
+    const logEndOffset = Number(error.details.logEndOffset);
+    if (Number.isSafeInteger(offset) && Number.isSafeInteger(logEndOffset) && offset > logEndOffset) {
+      // Past the end, not before the start: the log is shorter than what was read already.
+      return new CliError(
+        `${where} now ends at offset ${logEndOffset}, before offset ${offset} this consumer had reached: the topic was deleted and created again, ` +
+          `or its records were lost (${error.message}); start again with --from beginning or --from end`,
+      );
+    }
     return new CliError(`records of ${where} were deleted by retention before they were read (${error.message}): start again with --from beginning`);
   }
   return error;

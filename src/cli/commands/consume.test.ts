@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { BrokerError } from '../../errors/index.js';
+import { CliError } from '../cli-error.js';
+import { translateConsumeError } from './consume.js';
+
+describe('translateConsumeError', () => {
+  const outOfRange = (offset: number, logStartOffset: number, logEndOffset: number) =>
+    new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside logs-0's range [${logStartOffset}, ${logEndOffset}]`, {
+      topic: 'logs',
+      partition: 0,
+      details: { offset: String(offset), logStartOffset, logEndOffset },
+    });
+
+  it('blames retention for an offset below the log start', () => {
+    const error = translateConsumeError(outOfRange(5, 100, 200), 'logs');
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).message).toMatch(/^records of logs-0 were deleted by retention before they were read/);
+  });
+
+  it('says the log got shorter, not retention, for an offset past the log end (the topic was deleted and created again)', () => {
+    const error = translateConsumeError(outOfRange(500, 0, 3), 'logs');
+    expect((error as CliError).message).toMatch(/^logs-0 now ends at offset 3, before offset 500 this consumer had reached: the topic was deleted and created again/);
+    expect((error as CliError).message).not.toMatch(/retention/);
+  });
+
+  it('passes other errors through', () => {
+    const other = new BrokerError('TOPIC_NOT_FOUND', 'no topic logs', { topic: 'logs' });
+    expect(translateConsumeError(other, 'logs')).toBe(other);
+  });
+});
