@@ -404,7 +404,7 @@ export class Broker {
       if (header !== undefined && isBatchCrcValid(request.batch, header)) stampLogAppendTime(request.batch, logAppendTimeMs);
     }
     const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
-      const result = await log.append(request.batch, { recordChecks: CLIENT_RECORD_CHECKS });
+      const result = await log.append(request.batch, { recordChecks: CLIENT_RECORD_CHECKS, isProducerIdIssued: (producerId) => this.meta.isProducerIdIssued(producerId) });
       return { ...result, logStartOffset: log.logStartOffset };
     });
     if (request.acks === 'none') {

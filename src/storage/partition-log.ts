@@ -87,6 +87,13 @@ export interface AppendOptions {
    * batches a client sent. Without it, append checks the header and CRC only.
    */
   recordChecks?: RecordChecks;
+  /**
+   * For batches a client sent: whether the broker ever handed out this producer id. An
+   * idempotent batch (producerId ≥ 0) with an id it did not is refused with INVALID_REQUEST,
+   * nothing written: a made-up id would be recorded as that producer's, and the producer the
+   * id is handed to later would see its first batches answered as duplicates and dropped.
+   */
+  isProducerIdIssued?: (producerId: number) => boolean;
 }
 
 /**
@@ -434,6 +441,13 @@ export class PartitionLog {
       this.throwIfNotWritable();
       const header = validateBatchOrThrow(batch, { batchBytesMax: Math.min(this.config.maxMessageBytes, limits.batchBytesMax) });
       validateProducerFieldsOrThrow(header);
+      if (header.producerId >= 0 && options.isProducerIdIssued !== undefined && !options.isProducerIdIssued(header.producerId)) {
+        throw new BrokerError('INVALID_REQUEST', `producer id ${header.producerId} was never handed out by this broker; ask InitProducerId for one`, {
+          topic: this.topic,
+          partition: this.partition,
+          details: { producerId: header.producerId },
+        });
+      }
       if (options.recordChecks !== undefined) validateBatchRecordsOrThrow(batch, header, options.recordChecks);
       if (this.queue.length >= limits.pendingAppendsPerPartitionMax || this.queuedBytes + batch.length > limits.pendingAppendBytesPerPartitionMax) {
         throw new BrokerError('LIMIT_REACHED', `too many appends waiting on ${this.topic}-${this.partition}; retry after a backoff`, {

@@ -311,6 +311,21 @@ describe('broker gRPC API', () => {
       expect(await logEndOffset('api-bad')).toBe(end + 1);
     });
 
+    it('refuses an idempotent batch whose producer id was never handed out, so the producer it goes to later loses nothing', async () => {
+      const before = await logEndOffset('api-bad');
+      // Plain records with an empty ProducerInfo (id 0, which is never handed out), twice:
+      // accepted, the second was answered as a duplicate of the first and its record dropped.
+      for (const value of ['first', 'second']) {
+        const response = await produce('api-bad', [{ partition: 0, records: { records: [{ value: Buffer.from(value) }] }, producer: {} }]);
+        expect(response.topics[0].partitions[0].error?.reason).toBe('INVALID_REQUEST');
+      }
+      // A made-up id in a prebuilt batch would claim that id's sequence 0 before its owner.
+      const madeUp = encodeBatch({ records: [{ key: null, value: Buffer.from('made up'), headers: [], timestamp: Date.now() }], producerId: 424_242, producerEpoch: 0, baseSequence: 0 });
+      const response = await produce('api-bad', [{ partition: 0, recordBatch: madeUp }]);
+      expect(response.topics[0].partitions[0].error?.reason).toBe('INVALID_REQUEST');
+      expect(await logEndOffset('api-bad')).toBe(before);
+    });
+
     it.each([
       ['an id it never handed out', { producerId: '424242424242', producerEpoch: 7 }],
       ['an id beyond 2^53', { producerId: '9007199254740993', producerEpoch: 0 }],
