@@ -24,7 +24,7 @@ import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
-import { DECOMPRESSED_BYTES_MAX_DEFAULT, decodeBatch, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, type RecordChecks } from '../protocol/index.js';
+import { DECOMPRESSED_BYTES_MAX_DEFAULT, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
@@ -651,9 +651,13 @@ function firstRecordAtOrAfter(bytes: Buffer, baseOffset: number, timestampMs: nu
   const header = tryReadBatchHeader(bytes);
   if (header === undefined) return { offset: baseOffset, timestampMs: -1 };
   try {
-    for (const record of decodeBatch(bytes).records) {
-      if (record.timestamp >= timestampMs) return { offset: record.offset, timestampMs: record.timestamp };
-    }
+    // Record by record, keeping none: a batch can hold millions (see `visitRecords`).
+    let found: { offset: number; timestampMs: number } | undefined;
+    visitRecords(bytes.subarray(0, header.sizeBytes), {}, (record) => {
+      if (record.timestamp >= timestampMs) found = { offset: record.offset, timestampMs: record.timestamp };
+      return found === undefined;
+    });
+    if (found !== undefined) return found;
   } catch {
     // Falls through to the batch-level answer.
   }

@@ -21,6 +21,7 @@ import {
   iterateBatchesAs,
   readBatchAttributes,
   validateBatchRecordsOrThrow,
+  visitRecords,
   type LogRecord,
 } from './record-batch.js';
 
@@ -420,6 +421,22 @@ describe('decodeBatches', () => {
     expect(made.map(({ source: _source, ...fields }) => fields)).toEqual(decodeBatches(bytes));
     bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
     expectReason(() => [...iterateBatchesAs(bytes, {}, (offset) => offset)], 'CORRUPT_MESSAGE', /CRC/);
+  });
+
+  it('visits records from an offset, across batches, until told to stop', () => {
+    const { bytes } = threeBatches();
+    const visited: [number, number][] = [];
+    visitRecords(bytes, { fromOffset: 1 }, (record, header) => {
+      visited.push([record.offset, header.baseOffset]);
+      return record.offset < 2;
+    });
+    expect(visited).toEqual([
+      [1, 0],
+      [2, 2],
+    ]);
+    const all: number[] = [];
+    visitRecords(bytes, {}, (record) => all.push(record.offset) > 0);
+    expect(all).toEqual([0, 1, 2, 3]);
   });
 
   it('yields whole batches with their headers through iterateBatches', () => {

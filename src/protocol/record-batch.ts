@@ -575,6 +575,69 @@ export function* iterateBatchesAs<R>(bytes: Buffer, options: DecodeBatchOptions,
   }
 }
 
+/**
+ * Calls `visit` with each record of the whole batches in `bytes` (laid back to back, as
+ * `iterateBatches` reads them) whose offset is at least `fromOffset`, in order, until `visit`
+ * returns false. Nothing is kept and records below `fromOffset` are stepped over without
+ * being built, so a reader that needs part of a batch holds one record at a time: a gzip batch
+ * of empty records can hold millions (a few MiB inflate to 64 MiB of 7-byte records), and
+ * decoding it whole took gigabytes. The checks are `decodeBatch`'s, for the records reached.
+ */
+export function visitRecords(bytes: Buffer, options: DecodeBatchOptions & { fromOffset?: number }, visit: (record: DecodedRecord, header: BatchHeader) => boolean): void {
+  const decompressedBytesMax = options.decompressedBytesMax ?? DECOMPRESSED_BYTES_MAX_DEFAULT;
+  const fromOffset = options.fromOffset ?? 0;
+  let position = 0;
+  while (bytes.length - position >= BATCH_LOG_OVERHEAD_BYTES) {
+    const batchLength = bytes.readInt32BE(position + BatchField.batchLength);
+    if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) {
+      throw new BrokerError('CORRUPT_MESSAGE', `batch at byte ${position} has an impossible length ${batchLength}`);
+    }
+    const sizeBytes = batchLength + BATCH_LOG_OVERHEAD_BYTES;
+    if (sizeBytes > bytes.length - position) return;
+    const header = decodeBatchHeaderOrThrow(bytes, position);
+    const isLastOffsetBelow = header.baseOffset + header.lastOffsetDelta < fromOffset;
+    if (!isLastOffsetBelow && !visitRecordsOfBatch(bytes, position, header, { decompressedBytesMax, fromOffset }, visit)) return;
+    position += sizeBytes;
+  }
+}
+
+/** One batch of `visitRecords`; returns false once `visit` did. */
+function visitRecordsOfBatch(
+  bytes: Buffer,
+  position: number,
+  header: BatchHeader,
+  options: { decompressedBytesMax: number; fromOffset: number },
+  visit: (record: DecodedRecord, header: BatchHeader) => boolean,
+): boolean {
+  const attributes = readBatchAttributes(header.attributes);
+  const storedSection = bytes.subarray(position + BATCH_HEADER_BYTES, position + header.sizeBytes);
+  const section = decompressRecords(attributes.compression, storedSection, { decompressedBytesMax: options.decompressedBytesMax });
+  if (header.recordCount * RECORD_BYTES_MIN > section.length) {
+    throw decodeBatchCountMismatch(header, `its ${section.length}-byte records section cannot hold that many`);
+  }
+  const isLogAppendTime = attributes.timestampType === 'log-append';
+  const cursor: ReadCursor = { position: 0, end: section.length };
+  for (let index = 0; index < header.recordCount; index++) {
+    if (cursor.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
+    const recordStart = cursor.position;
+    const bodySize = readVarint(section, cursor);
+    const recordEnd = cursor.position + bodySize;
+    if (bodySize < RECORD_BODY_BYTES_MIN || recordEnd > section.length) {
+      throw new BrokerError('CORRUPT_MESSAGE', `record length ${bodySize} at byte ${recordStart} does not fit the records section`);
+    }
+    cursor.position += 1; // record attributes, unused
+    readVarlong(section, cursor);
+    if (header.baseOffset + readVarint(section, cursor) < options.fromOffset) {
+      cursor.position = recordEnd;
+      continue;
+    }
+    cursor.position = recordStart;
+    if (!visit(decodeBatchRecord(section, cursor, header, isLogAppendTime, makeDecodedRecord), header)) return false;
+  }
+  if (cursor.position !== section.length) throw decodeBatchCountMismatch(header, `${section.length - cursor.position} bytes follow the last one`);
+  return true;
+}
+
 /** The records of every whole batch in `bytes`, in order; see `iterateBatches`. */
 export function decodeBatches(bytes: Buffer, options: DecodeBatchOptions = {}): DecodedRecord[] {
   const records: DecodedRecord[] = [];

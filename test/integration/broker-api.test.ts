@@ -8,9 +8,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_CRC_START, BatchField, crc32c, decodeBatches, encodeBatch } from '../../src/protocol/index.js';
+import { BATCH_CRC_START, BatchField, crc32c, decodeBatches, encodeBatch, varintSizeBytes, writeVarint } from '../../src/protocol/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
 import { rawClients, reasonOf, unary, type RawClients } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait-for.js';
@@ -187,6 +188,52 @@ describe('broker gRPC API', () => {
       offset = Number(response.nextOffset);
     }
     expect(offsets).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('reads a gzip batch of millions of empty records as decoded records, in bounded replies, and finds offsets by time in it', async () => {
+    // 5,000,000 records of key null, value null, no headers: ~50 MB inflated, a few MiB stored.
+    // Decoded whole, one reply of them passed the 65 MiB message limit and took the broker
+    // past its heap limit (it crashed, and did again on every retry).
+    await createTopic('api-many-records', 1, { 'max.message.bytes': String(16 * 1024 * 1024) });
+    const recordCount = 5_000_000;
+    const timestamp = 1_700_000_000_000;
+    const section = Buffer.alloc(recordCount * 10);
+    let position = 0;
+    for (let delta = 0; delta < recordCount; delta++) {
+      const deltaBytes = varintSizeBytes(delta);
+      position = writeVarint(section, 5 + deltaBytes, position); // body: attributes, timestamp delta, offset delta, key, value, headers
+      section[position++] = 0; // attributes
+      section[position++] = 0; // timestamp delta 0
+      position = writeVarint(section, delta, position);
+      position = writeVarint(section, -1, position); // key null
+      position = writeVarint(section, -1, position); // value null
+      position = writeVarint(section, 0, position); // no headers
+    }
+    const zipped = gzipSync(section.subarray(0, position));
+    const template = encodeBatch({ records: [{ key: null, value: null, headers: [], timestamp }], compression: 'gzip' });
+    const many = withCrcRestamped(Buffer.concat([template.subarray(0, 61), zipped]), (b) => {
+      b.writeInt32BE(b.length - 12, BatchField.batchLength);
+      b.writeInt32BE(recordCount - 1, BatchField.lastOffsetDelta);
+      b.writeInt32BE(recordCount, BatchField.recordCount);
+    });
+    const produced = await produce('api-many-records', [{ partition: 0, recordBatch: many }]);
+    expect(produced.topics[0].partitions[0].error).toBeNull();
+
+    // Each reply is cut within the batch and the next one starts where it ended.
+    const fetchFrom = (offset: number): Promise<Any> => unary<Any, Any>(clients.log, 'Fetch', { topic: 'api-many-records', partition: 0, offset: String(offset), maxBytes: 64 * 1024 * 1024 });
+    const first = await fetchFrom(0);
+    const firstEnd = Number(first.nextOffset);
+    expect(first.records.length).toBe(firstEnd);
+    expect(firstEnd).toBeGreaterThan(0);
+    expect(firstEnd).toBeLessThan(recordCount);
+    const second = await fetchFrom(firstEnd);
+    expect(second.records[0].offset).toBe(String(firstEnd));
+    const last = await fetchFrom(recordCount - 3);
+    expect(last.records.map((r: Any) => r.offset)).toEqual([recordCount - 3, recordCount - 2, recordCount - 1].map(String));
+    expect(last.nextOffset).toBe(String(recordCount));
+    const byTime = await unary<Any, Any>(clients.log, 'ListOffsets', { topic: 'api-many-records', spec: 'OFFSET_SPEC_TIMESTAMP', timestampMs: String(timestamp) });
+    expect(byTime.partitions[0]).toMatchObject({ offset: '0', timestampMs: String(timestamp) });
+    expect(() => process.kill(broker.pid, 0)).not.toThrow();
   });
 
   describe('bad input gets its status and reason and writes nothing', () => {

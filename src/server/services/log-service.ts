@@ -9,7 +9,7 @@ import type { Clock } from '../../common/clock.js';
 import { limits } from '../../config/limits.js';
 import { BrokerError } from '../../errors/index.js';
 import type { Logger } from '../../observability/index.js';
-import { int64ToNumber, iterateBatches, numberToInt64 } from '../../protocol/index.js';
+import { int64ToNumber, numberToInt64, visitRecords, type BatchHeader } from '../../protocol/index.js';
 import type { Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
 import type { LogServiceHandlers } from '../../protocol/generated/runnel/v1/LogService.js';
 import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRecord.js';
@@ -111,39 +111,59 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
    * The records of `result` from `fromOffset` on, decoded, batch by batch while their decoded
    * size stays within `bytesMax` (the first batch always goes, so a reader never stalls). A
    * compressed batch can decode to many times its stored size: without this bound a reply
-   * could outgrow the gRPC message limit and the reader would be stuck at that offset.
-   * Returns where the reply ends (the next offset to ask for) and the stored bytes it used.
+   * could outgrow the gRPC message limit and the reader would be stuck at that offset. The
+   * first batch itself is cut after the record that reaches DECODED_REPLY_BYTES_MAX: one gzip
+   * batch can hold millions of empty records, and decoding it whole ran the broker out of
+   * memory. Returns where the reply ends (the next offset to ask for) and the stored bytes of
+   * the batches it used.
    */
   function toFetchedRecords(result: FetchResult, fromOffset: number, bytesMax: number): { records: FetchedRecord[]; nextOffset: number; storedBytes: number } {
     const records: FetchedRecord[] = [];
     let decodedBytes = 0;
     let storedBytes = 0;
     let nextOffset = result.nextOffset;
+    // The records of the batch being read, kept apart until it is known to fit `bytesMax`.
+    let batchHeader: BatchHeader | undefined;
+    let batchRecords: FetchedRecord[] = [];
+    let batchBytes = 0;
+    const isFirstBatch = (): boolean => records.length === 0;
     try {
-      for (const batch of iterateBatches(result.bytes)) {
-        let batchBytes = 0;
-        const fetchedBatch: FetchedRecord[] = [];
-        for (const record of batch.records) {
-          if (record.offset < fromOffset) continue;
-          const fetched: FetchedRecord = {
-            offset: numberToInt64(record.offset),
-            headers: record.headers.map((header) => (header.value === null ? { key: header.key } : { key: header.key, value: header.value })),
-            timestampMs: numberToInt64(record.timestamp),
-          };
-          batchBytes += FETCHED_RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
-          for (const header of record.headers) batchBytes += header.key.length + (header.value?.length ?? 0) + FETCHED_RECORD_OVERHEAD_BYTES;
-          if (record.key !== null) fetched.key = record.key;
-          if (record.value !== null) fetched.value = record.value;
-          fetchedBatch.push(fetched);
+      visitRecords(result.bytes, { fromOffset }, (record, header) => {
+        if (header !== batchHeader) {
+          for (const fetched of batchRecords) records.push(fetched);
+          decodedBytes += batchBytes;
+          batchHeader = header;
+          batchRecords = [];
+          batchBytes = 0;
+          storedBytes += header.sizeBytes;
         }
-        if (storedBytes > 0 && decodedBytes + batchBytes > bytesMax) {
-          nextOffset = batch.header.baseOffset;
-          break;
+        let recordBytes = FETCHED_RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+        for (const header of record.headers) recordBytes += header.key.length + (header.value?.length ?? 0) + FETCHED_RECORD_OVERHEAD_BYTES;
+        const replyBytes = decodedBytes + batchBytes + recordBytes;
+        if (!isFirstBatch() && replyBytes > bytesMax) {
+          // Only whole batches after the first: this one goes in the next reply.
+          batchRecords = [];
+          batchBytes = 0;
+          storedBytes -= header.sizeBytes;
+          nextOffset = Math.max(header.baseOffset, fromOffset);
+          return false;
         }
-        for (const fetched of fetchedBatch) records.push(fetched);
-        decodedBytes += batchBytes;
-        storedBytes += batch.header.sizeBytes;
-      }
+        if (batchRecords.length > 0 && replyBytes > DECODED_REPLY_BYTES_MAX) {
+          nextOffset = record.offset;
+          return false;
+        }
+        const fetched: FetchedRecord = {
+          offset: numberToInt64(record.offset),
+          headers: record.headers.map((header) => (header.value === null ? { key: header.key } : { key: header.key, value: header.value })),
+          timestampMs: numberToInt64(record.timestamp),
+        };
+        if (record.key !== null) fetched.key = record.key;
+        if (record.value !== null) fetched.value = record.value;
+        batchRecords.push(fetched);
+        batchBytes += recordBytes;
+        return true;
+      });
+      for (const fetched of batchRecords) records.push(fetched);
     } catch (error) {
       // The batch passed its CRC check on the way in and out, so this is stored data the broker
       // cannot decode, not a bad request.
