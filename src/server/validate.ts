@@ -8,6 +8,7 @@ import { BrokerError } from '../errors/index.js';
 import { encodeBatch, int64ToNumber, type LogRecord } from '../protocol/index.js';
 import type { Acks } from '../broker/index.js';
 import type { Acks as WireAcks } from '../protocol/generated/runnel/v1/Acks.js';
+import type { RecordFormat as WireRecordFormat } from '../protocol/generated/runnel/v1/RecordFormat.js';
 import type { PartitionData__Output } from '../protocol/generated/runnel/v1/PartitionData.js';
 import type { Record__Output } from '../protocol/generated/runnel/v1/Record.js';
 
@@ -42,14 +43,37 @@ export function checkOffset(value: string | number, what = 'offset'): number {
   return offset;
 }
 
-export function acksFromWire(acks: WireAcks | string | undefined): Acks {
+/**
+ * proto3 enums are open: a value this broker does not know (a newer client's, or a number
+ * sent by mistake, such as Kafka's acks -1) arrives as its number and is refused, never
+ * read as the default.
+ */
+export function acksFromWire(acks: WireAcks | string | number | undefined): Acks {
   switch (acks) {
     case 'ACKS_NONE':
       return 'none';
     case 'ACKS_LEADER':
       return 'leader';
-    default:
+    case 'ACKS_ALL':
+    case 'ACKS_UNSPECIFIED':
+    case undefined:
       return 'all';
+    default:
+      throw invalid(`acks ${String(acks)} is not one of ACKS_NONE (1), ACKS_LEADER (2), ACKS_ALL (3)`);
+  }
+}
+
+/** How a Fetch or Subscribe reply carries records; an unknown value is refused (see acksFromWire). */
+export function formatFromWire(format: WireRecordFormat | string | number | undefined): 'records' | 'batches' {
+  switch (format) {
+    case 'RECORD_FORMAT_BATCHES':
+      return 'batches';
+    case 'RECORD_FORMAT_RECORDS':
+    case 'RECORD_FORMAT_UNSPECIFIED':
+    case undefined:
+      return 'records';
+    default:
+      throw invalid(`format ${String(format)} is not one of RECORD_FORMAT_RECORDS (1), RECORD_FORMAT_BATCHES (2)`);
   }
 }
 

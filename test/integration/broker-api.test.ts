@@ -315,6 +315,29 @@ describe('broker gRPC API', () => {
       expect(reasonOf(failure)).toEqual({ code, reason });
     });
 
+    it('refuses enum values it does not know instead of reading them as the default', async () => {
+      // proto3 enums are open: an unknown number arrives as is. acks 99 was appended as
+      // ACKS_ALL, and format 7 answered as RECORD_FORMAT_RECORDS.
+      const before = await logEndOffset('api-bad');
+      const invalidArgument = (e: unknown) => reasonOf(e).code === grpc.status.INVALID_ARGUMENT && reasonOf(e).reason === 'INVALID_REQUEST';
+      for (const acks of [99, -1]) {
+        await expect(unary(clients.log, 'Produce', { acks, topics: [{ topic: 'api-bad', partitions: [{ partition: 0, recordBatch: batch(['x']) }] }] })).rejects.toSatisfy(invalidArgument);
+      }
+      expect(await logEndOffset('api-bad')).toBe(before);
+      await expect(unary(clients.log, 'Fetch', { topic: 'api-bad', partition: 0, offset: '0', format: 7 })).rejects.toSatisfy(invalidArgument);
+      const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+      let failure: unknown;
+      call.on('data', () => undefined);
+      call.on('error', (error) => (failure = error));
+      call.write({ start: { topic: 'api-bad', partition: 0, offset: '0', creditBytes: 1_000_000, format: 7 } });
+      try {
+        await waitFor(() => failure !== undefined, { timeoutMs: 10_000, describe: () => 'the Subscribe never ended with a status' });
+      } finally {
+        call.cancel();
+      }
+      expect(invalidArgument(failure)).toBe(true);
+    });
+
     it('ends a ProduceStream at an invalid request with its status, after answering the one before it', async () => {
       await createTopic('api-stream');
       const call = (clients.log as unknown as { ProduceStream(): grpc.ClientDuplexStream<Any, Any> }).ProduceStream();

@@ -15,10 +15,9 @@ import type { LogServiceHandlers } from '../../protocol/generated/runnel/v1/LogS
 import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRecord.js';
 import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse } from '../../protocol/generated/runnel/v1/ProduceResponse.js';
-import type { RecordFormat } from '../../protocol/generated/runnel/v1/RecordFormat.js';
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
-import { acksFromWire, batchFromPartitionData, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
+import { acksFromWire, batchFromPartitionData, formatFromWire, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
 const FETCH_BYTES_DEFAULT = 1 * MiB;
 const SUBSCRIBE_MESSAGE_BYTES_DEFAULT = 1 * MiB;
@@ -178,8 +177,8 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
   }
 
   /** A Fetch or Subscribe reply in `format`; `bytesMax` bounds decoded records (see toFetchedRecords). */
-  function fetchReply(result: FetchResult, format: RecordFormat | string, fromOffset: number, bytesMax: number) {
-    const decoded = format === 'RECORD_FORMAT_BATCHES' ? undefined : toFetchedRecords(result, fromOffset, Math.min(bytesMax, DECODED_REPLY_BYTES_MAX));
+  function fetchReply(result: FetchResult, format: 'records' | 'batches', fromOffset: number, bytesMax: number) {
+    const decoded = format === 'batches' ? undefined : toFetchedRecords(result, fromOffset, Math.min(bytesMax, DECODED_REPLY_BYTES_MAX));
     const nextOffset = decoded?.nextOffset ?? result.nextOffset;
     return {
       reply: {
@@ -267,6 +266,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       (async () => {
         const offset = checkOffset(request.offset);
         const maxBytes = checkMaxBytes(request.maxBytes, FETCH_BYTES_DEFAULT);
+        const format = formatFromWire(request.format);
         const result = await broker.fetch({
           topic: checkTopic(request.topic),
           partition: checkPartition(request.partition),
@@ -276,7 +276,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           maxWaitMs: request.maxWaitMs,
           signal: controller.signal,
         });
-        return fetchReply(result, request.format, offset, maxBytes).reply;
+        return fetchReply(result, format, offset, maxBytes).reply;
       })()
         .finally(stopWatching)
         .then(
@@ -336,6 +336,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           const partition = checkPartition(start.partition);
           let offset = checkOffset(start.offset);
           const messageBytesMax = checkMaxBytes(start.maxMessageBytes, SUBSCRIBE_MESSAGE_BYTES_DEFAULT);
+          const format = formatFromWire(start.format);
           const read = (from: number): Promise<FetchResult> =>
             broker.fetch({
               topic,
@@ -361,7 +362,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
               const result = await (readAhead ?? read(offset));
               readAhead = undefined;
               if (result.bytes.length === 0 || controller.signal.aborted) continue;
-              const { reply, nextOffset, storedBytes } = fetchReply(result, start.format, offset, messageBytesMax);
+              const { reply, nextOffset, storedBytes } = fetchReply(result, format, offset, messageBytesMax);
               credit -= storedBytes;
               offset = nextOffset;
               if (credit > 0) readAhead = read(offset);
