@@ -411,6 +411,13 @@ describe('broker gRPC API', () => {
         { partition: 10_000, recordBatch: batch(['x']) },
       ]);
       expect(response.topics[0].partitions.map((p: Any) => p.error.reason)).toEqual(['PARTITION_NOT_FOUND', 'PARTITION_NOT_FOUND']);
+      // ListOffsets answers per partition too: the others still get their offsets.
+      const offsets = await unary<Any, Any>(clients.log, 'ListOffsets', { topic: 'api-bad', partitions: [0, 7, 10_000], spec: 'OFFSET_SPEC_EARLIEST' });
+      expect(offsets.partitions.map((p: Any) => [p.partition, p.offset, p.error?.reason ?? null])).toEqual([
+        [0, '0', null],
+        [7, '-1', 'PARTITION_NOT_FOUND'],
+        [10_000, '-1', 'PARTITION_NOT_FOUND'],
+      ]);
     });
 
     it('answers each partition of ListOffsets once and caps how many a request names', async () => {

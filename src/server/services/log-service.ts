@@ -400,12 +400,13 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
                   })();
         const partitions =
           request.partitions.length > 0
-            ? distinctWithin(request.partitions, limits.partitionsPerTopicMax, 'partitions in a ListOffsets request').map(checkPartition)
+            ? distinctWithin(request.partitions, limits.partitionsPerTopicMax, 'partitions in a ListOffsets request')
             : (broker.metadata([topic]).topics[0]?.partitions ?? []);
         const results = await Promise.all(
           partitions.map(async (partition) => {
             try {
-              const found = await broker.listOffset(topic, partition, query);
+              // Per partition, as the README promises: one past any topic's last fails only itself.
+              const found = await broker.listOffset(topic, checkPartition(partition), query);
               return { partition, offset: numberToInt64(found.offset), timestampMs: numberToInt64(found.timestampMs), error: null };
             } catch (error) {
               if (error instanceof BrokerError && error.reason === 'TOPIC_NOT_FOUND') throw error;
