@@ -359,6 +359,20 @@ describe('validateBatchRecordsOrThrow (what a client produces)', () => {
     expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 2)), 'UNSUPPORTED_COMPRESSION', /snappy/);
   });
 
+  it('rejects a create-time maxTimestamp other than its newest record\'s (the time index and retention trust it)', () => {
+    const records = [T0 + 10, T0 + 30, T0 + 20].map((timestamp) => ({ key: null, value: Buffer.from('v'), headers: [], timestamp }));
+    const withMaxTimestamp = (maxTimestamp: number, attributes?: number): Buffer => {
+      const bytes = encodeBatch({ records });
+      if (attributes !== undefined) bytes.writeInt16BE(attributes, BatchField.attributes);
+      bytes.writeBigInt64BE(BigInt(maxTimestamp), BatchField.maxTimestamp);
+      return restampCrc(bytes);
+    };
+    check(withMaxTimestamp(T0 + 30));
+    expectReason(() => check(withMaxTimestamp(T0 + 10)), 'CORRUPT_MESSAGE', /maxTimestamp .* newest timestamp/);
+    expectReason(() => check(withMaxTimestamp(T0 + 31)), 'CORRUPT_MESSAGE', /maxTimestamp/);
+    check(withMaxTimestamp(T0 + 99, 0x08)); // log-append time: the broker sets maxTimestamp
+  });
+
   it('rejects more headers than the limit, and control or transactional batches, with INVALID_REQUEST', () => {
     expectReason(() => check(craftBatch(Buffer.from(TWO_HEADERS, 'hex'), 1), { ...CHECKS, headersPerRecordMax: 1 }), 'INVALID_REQUEST', /2 headers; at most 1/);
     expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 0x20)), 'INVALID_REQUEST', /control/);

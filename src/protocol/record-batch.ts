@@ -489,8 +489,9 @@ export interface RecordChecks {
  * Checks every record of one batch a producer sent, as Kafka's broker does before appending:
  * a supported codec; no control or transactional batch (no transactions here); each record's
  * length and fields inside the records section, with nothing left over; offset deltas 0, 1,
- * 2, … in order (readers compute offsets from them); timestamps in range; at most
- * `headersPerRecordMax` headers. Reads lengths and skips, building nothing. Call it on a
+ * 2, … in order (readers compute offsets from them); timestamps in range, and a create-time
+ * batch's maxTimestamp equal to its newest record's (Kafka rewrites it; a producer that
+ * sends another is refused here); at most `headersPerRecordMax` headers. Reads lengths and skips, building nothing. Call it on a
  * batch whose header and CRC already passed `validateBatchOrThrow`.
  *
  * Throws `BrokerError`: CORRUPT_MESSAGE, UNSUPPORTED_COMPRESSION, INVALID_REQUEST.
@@ -505,6 +506,7 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
     throw decodeBatchCountMismatch(header, `its ${section.length}-byte records section cannot hold that many`);
   }
   const cursor: ReadCursor = { position: 0, end: section.length };
+  let timestampMax = Number.NEGATIVE_INFINITY;
   for (let index = 0; index < header.recordCount; index++) {
     if (cursor.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
     const bodySize = readVarint(section, cursor);
@@ -518,6 +520,7 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
     if (!Number.isSafeInteger(header.baseTimestamp + timestampDelta)) {
       throw new BrokerError('CORRUPT_MESSAGE', `record ${index}: timestamp delta ${timestampDelta} puts it out of range`);
     }
+    if (header.baseTimestamp + timestampDelta > timestampMax) timestampMax = header.baseTimestamp + timestampDelta;
     const offsetDelta = readVarint(section, cursor);
     if (offsetDelta !== index) {
       throw new BrokerError('CORRUPT_MESSAGE', `record ${index} has offset delta ${offsetDelta}; a batch's records must have deltas 0, 1, 2, … in order`);
@@ -539,6 +542,14 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
     cursor.end = section.length;
   }
   if (cursor.position !== section.length) throw decodeBatchCountMismatch(header, `${section.length - cursor.position} bytes follow the last one`);
+  // The time index, seek by time, segment.ms and retention all go by the header's
+  // maxTimestamp: one below the records' hid them from ListOffsets by time and let retention
+  // delete them early; one above kept a segment forever. (Log-append time sets it instead.)
+  if (attributes.timestampType === 'create' && header.maxTimestamp !== timestampMax) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch maxTimestamp ${header.maxTimestamp} is not its records' newest timestamp ${timestampMax}`, {
+      details: { maxTimestamp: header.maxTimestamp, recordTimestampMax: timestampMax },
+    });
+  }
 }
 
 /** Skips a length-prefixed field; `lengthMin` is −1 where null is allowed, 0 where not. */

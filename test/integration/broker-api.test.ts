@@ -273,6 +273,7 @@ describe('broker gRPC API', () => {
       ['bytes shorter than a header', () => Buffer.from('hello'), 'CORRUPT_MESSAGE'],
       ['a batch over max.message.bytes', () => batch(['y'.repeat(5 * 1024 * 1024)]), 'BATCH_TOO_LARGE'],
       ['records that do not parse, under a valid CRC', () => withCrcRestamped(batch(['x']), (b) => b.writeUInt8(0x7f, 61)), 'CORRUPT_MESSAGE'],
+      ['a maxTimestamp below its newest record (ListOffsets by time skipped it)', () => withCrcRestamped(batch(['x', 'y'], 1_000_000), (b) => b.writeBigInt64BE(1_000_000n, BatchField.maxTimestamp)), 'CORRUPT_MESSAGE'],
       [
         'a record with more headers than the limit',
         () => encodeBatch({ records: [{ key: null, value: Buffer.from('h'), headers: Array.from({ length: 1_001 }, (_, i) => ({ key: `h${i}`, value: null })), timestamp: Date.now() }] }),
