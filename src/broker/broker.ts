@@ -396,7 +396,8 @@ export class Broker {
     this.throwIfClosed();
     const topic = this.partitionOrThrow(request.topic, request.partition);
     let logAppendTimeMs = -1;
-    if (topic.overrides['message.timestamp.type'] === 'LogAppendTime') {
+    const isLogAppendTime = topic.overrides['message.timestamp.type'] === 'LogAppendTime';
+    if (isLogAppendTime) {
       logAppendTimeMs = this.clock.nowMs();
       // Stamping rewrites the CRC, so it goes only on a batch whose CRC holds: a damaged one
       // is left as it came, for storage to reject (CORRUPT_MESSAGE), never sealed as valid.
@@ -404,7 +405,8 @@ export class Broker {
       if (header !== undefined && isBatchCrcValid(request.batch, header)) stampLogAppendTime(request.batch, logAppendTimeMs);
     }
     const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
-      const result = await log.append(request.batch, { recordChecks: CLIENT_RECORD_CHECKS, isProducerIdIssued: (producerId) => this.meta.isProducerIdIssued(producerId) });
+      const recordChecks: RecordChecks = { ...CLIENT_RECORD_CHECKS, timestampType: isLogAppendTime ? 'log-append' : 'create' };
+      const result = await log.append(request.batch, { recordChecks, isProducerIdIssued: (producerId) => this.meta.isProducerIdIssued(producerId) });
       return { ...result, logStartOffset: log.logStartOffset };
     });
     if (request.acks === 'none') {

@@ -23,6 +23,7 @@ import {
   validateBatchRecordsOrThrow,
   visitRecords,
   type LogRecord,
+  type RecordChecks,
 } from './record-batch.js';
 
 const T0 = 1_700_000_000_000;
@@ -326,7 +327,7 @@ describe('decodeBatch on damaged input', () => {
 
 describe('validateBatchRecordsOrThrow (what a client produces)', () => {
   const CHECKS = { headersPerRecordMax: 2, decompressedBytesMax: 1 << 20 };
-  const check = (bytes: Buffer, checks = CHECKS): void => validateBatchRecordsOrThrow(bytes, validateBatchOrThrow(bytes, { batchBytesMax: 1 << 20 }), checks);
+  const check = (bytes: Buffer, checks: RecordChecks = CHECKS): void => validateBatchRecordsOrThrow(bytes, validateBatchOrThrow(bytes, { batchBytesMax: 1 << 20 }), checks);
   const GOOD_RECORD = '0e00000001027600'; // offset delta 0, value "v"
   const SECOND_RECORD = '0e00000201027600'; // the same with offset delta 1
   const TWO_HEADERS = '14' + '00000001010400010001'; // no key or value, two headers ('' → null)
@@ -371,6 +372,13 @@ describe('validateBatchRecordsOrThrow (what a client produces)', () => {
     expectReason(() => check(withMaxTimestamp(T0 + 10)), 'CORRUPT_MESSAGE', /maxTimestamp .* newest timestamp/);
     expectReason(() => check(withMaxTimestamp(T0 + 31)), 'CORRUPT_MESSAGE', /maxTimestamp/);
     check(withMaxTimestamp(T0 + 99, 0x08)); // log-append time: the broker sets maxTimestamp
+  });
+
+  it('rejects a batch whose timestamp type is not the topic\'s with INVALID_REQUEST', () => {
+    const logAppend = craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 0x08);
+    expectReason(() => check(logAppend, { ...CHECKS, timestampType: 'create' }), 'INVALID_REQUEST', /log-append-time batch/);
+    check(logAppend, { ...CHECKS, timestampType: 'log-append' });
+    expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1), { ...CHECKS, timestampType: 'log-append' }), 'INVALID_REQUEST');
   });
 
   it('rejects more headers than the limit, and control or transactional batches, with INVALID_REQUEST', () => {

@@ -483,6 +483,12 @@ export interface RecordChecks {
   headersPerRecordMax: number;
   /** Largest records section after decompression (see `DecodeBatchOptions`). */
   decompressedBytesMax: number;
+  /**
+   * The timestamp type the topic stores. A batch of the other type is refused with
+   * INVALID_REQUEST: a producer's log-append bit on a create-time topic made every record
+   * read back with the batch's maxTimestamp, a time the broker never set.
+   */
+  timestampType?: TimestampType;
 }
 
 /**
@@ -500,6 +506,12 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
   const attributes = readBatchAttributes(header.attributes);
   if (attributes.isControl || attributes.isTransactional) {
     throw new BrokerError('INVALID_REQUEST', `${attributes.isControl ? 'control' : 'transactional'} batches are not accepted from producers: Runnel has no transactions`);
+  }
+  if (checks.timestampType !== undefined && attributes.timestampType !== checks.timestampType) {
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `a ${attributes.timestampType}-time batch on a topic that stores ${checks.timestampType} time: producers send create-time batches, and the topic's message.timestamp.type decides`,
+    );
   }
   const section = decompressRecords(attributes.compression, bytes.subarray(BATCH_HEADER_BYTES, header.sizeBytes), { decompressedBytesMax: checks.decompressedBytesMax });
   if (header.recordCount * RECORD_BYTES_MIN > section.length) {

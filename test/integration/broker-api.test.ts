@@ -273,6 +273,7 @@ describe('broker gRPC API', () => {
       ['bytes shorter than a header', () => Buffer.from('hello'), 'CORRUPT_MESSAGE'],
       ['a batch over max.message.bytes', () => batch(['y'.repeat(5 * 1024 * 1024)]), 'BATCH_TOO_LARGE'],
       ['records that do not parse, under a valid CRC', () => withCrcRestamped(batch(['x']), (b) => b.writeUInt8(0x7f, 61)), 'CORRUPT_MESSAGE'],
+      ['a log-append-time bit a producer set on a CreateTime topic (records read back at its maxTimestamp)', () => withCrcRestamped(batch(['x']), (b) => b.writeInt16BE(b.readInt16BE(BatchField.attributes) | 0x08, BatchField.attributes)), 'INVALID_REQUEST'],
       ['a maxTimestamp below its newest record (ListOffsets by time skipped it)', () => withCrcRestamped(batch(['x', 'y'], 1_000_000), (b) => b.writeBigInt64BE(1_000_000n, BatchField.maxTimestamp)), 'CORRUPT_MESSAGE'],
       [
         'a record with more headers than the limit',
