@@ -60,10 +60,23 @@ export const limits = {
   topicsPerMetadataRequestMax: 1_000,
   /** Partitions named in one Produce request. Hit: INVALID_REQUEST. */
   partitionsPerRequestMax: 10_000,
-  /** Plain records in one partition of a Produce request. Hit: INVALID_REQUEST. */
-  recordsPerPartitionRequestMax: 1_000_000,
+  /**
+   * Plain records in one Produce request, all partitions together. grpc-js builds an object
+   * for each before a handler runs, so this is counted on the wire first
+   * (server/request-guard.ts). Hit: INVALID_REQUEST, nothing decoded.
+   */
+  recordsPerProduceRequestMax: 1_000_000,
   /** Headers on one record. Hit: INVALID_REQUEST. */
   headersPerRecordMax: 1_000,
+  /** Headers on the plain records of one Produce request, counted as records are. Hit: INVALID_REQUEST. */
+  headersPerProduceRequestMax: 1_000_000,
+  /**
+   * Largest request message of every method but Produce and ProduceStream (which carry
+   * batches up to `grpcMessageBytesMax`). Their largest valid requests (1,000 topic names,
+   * 10,000 partitions) take well under 1 MiB, and a repeated field's empty elements cost
+   * ~50 times their wire size once decoded. Hit: INVALID_REQUEST, nothing decoded.
+   */
+  requestBytesMax: 1 * MiB,
   /** Longest a Fetch may park waiting for data. Longer requests are cut to this. */
   fetchWaitMsMax: 60_000,
   /** Parked fetches and subscriptions per partition. Hit: LIMIT_REACHED. */

@@ -9,6 +9,7 @@ import type { Clock } from '../common/clock.js';
 import type { Broker } from '../broker/index.js';
 import type { Logger } from '../observability/index.js';
 import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
+import { checkProduceRequest, guardService } from './request-guard.js';
 import { createAdminService } from './services/admin-service.js';
 import { createLogService } from './services/log-service.js';
 
@@ -41,7 +42,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Aborted first thing in close(): long-lived calls end instead of holding the shutdown.
   const stopping = new AbortController();
   setMaxListeners(0, stopping.signal); // one listener per open streaming call, removed when it ends
-  server.addService(proto.runnel.v1.LogService.service, createLogService({ ...options, stopping: stopping.signal }) as unknown as grpc.UntypedServiceImplementation);
+  // Every request is bounded before grpc-js decodes it (request-guard.ts).
+  const logService = guardService(proto.runnel.v1.LogService.service, { Produce: checkProduceRequest, ProduceStream: checkProduceRequest });
+  server.addService(logService, createLogService({ ...options, stopping: stopping.signal }) as unknown as grpc.UntypedServiceImplementation);
   const isWindowSet = widenStreamWindow(server);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
@@ -51,7 +54,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const [advertisedHost, advertisedPortText] = (options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`).split(':');
   server.addService(
-    proto.runnel.v1.AdminService.service,
+    guardService(proto.runnel.v1.AdminService.service, {}),
     createAdminService({
       broker: options.broker,
       logger: options.logger,

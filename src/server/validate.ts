@@ -94,8 +94,9 @@ export function batchFromPartitionData(data: PartitionData__Output, nowMs: numbe
   }
   const records = data.records.records;
   if (records.length === 0) throw invalid(`partition ${data.partition}: records is empty`);
-  if (records.length > limits.recordsPerPartitionRequestMax) {
-    throw invalid(`partition ${data.partition}: ${records.length} records; at most ${limits.recordsPerPartitionRequestMax} per partition per request`);
+  if (records.length > limits.recordsPerProduceRequestMax) {
+    // request-guard.ts counted them on the wire already; kept for callers that build requests.
+    throw invalid(`partition ${data.partition}: ${records.length} records; at most ${limits.recordsPerProduceRequestMax} per request`);
   }
   if (data.compression !== 0 && data.compression !== 1) throw new BrokerError('UNSUPPORTED_COMPRESSION', `compression ${data.compression} is not supported; use 0 (none) or 1 (gzip)`);
   const producer = data.producer;

@@ -8,6 +8,7 @@ import type { Logger } from '../../observability/index.js';
 import { numberToInt64 } from '../../protocol/index.js';
 import type { AdminServiceHandlers } from '../../protocol/generated/runnel/v1/AdminService.js';
 import type { TopicDescription } from '../../protocol/generated/runnel/v1/TopicDescription.js';
+import { requestOrThrow } from '../request-guard.js';
 import { toServiceError } from '../status.js';
 import { checkTopic, distinctWithin } from '../validate.js';
 
@@ -39,9 +40,10 @@ function describe(info: TopicInfo): TopicDescription {
   };
 }
 
-/** Runs `work` and answers the unary call with its result or its mapped error. */
-function answer<T>(callback: grpc.sendUnaryData<T>, logger: Logger, method: string, work: () => Promise<T> | T): void {
+/** Runs `work` and answers the unary call with its result or its mapped error (a refused request's too). */
+function answer<T>(call: { request: unknown }, callback: grpc.sendUnaryData<T>, logger: Logger, method: string, work: () => Promise<T> | T): void {
   Promise.resolve()
+    .then(() => requestOrThrow(call.request))
     .then(work)
     .then(
       (value) => callback(null, value),
@@ -54,35 +56,35 @@ export function createAdminService(deps: AdminServiceDeps): AdminServiceHandlers
   return {
     CreateTopic(call, callback) {
       const request = call.request;
-      answer(callback, logger, 'CreateTopic', async () => ({
+      answer(call, callback, logger, 'CreateTopic', async () => ({
         topic: describe(
           await broker.createTopic({ name: checkTopic(request.name), partitions: request.partitions, replicationFactor: request.replicationFactor, configs: request.configs }),
         ),
       }));
     },
     DeleteTopic(call, callback) {
-      answer(callback, logger, 'DeleteTopic', async () => {
+      answer(call, callback, logger, 'DeleteTopic', async () => {
         await broker.deleteTopic(checkTopic(call.request.name));
         return {};
       });
     },
-    ListTopics(_call, callback) {
-      answer(callback, logger, 'ListTopics', () => ({ topics: broker.listTopics() }));
+    ListTopics(call, callback) {
+      answer(call, callback, logger, 'ListTopics', () => ({ topics: broker.listTopics() }));
     },
     DescribeTopic(call, callback) {
-      answer(callback, logger, 'DescribeTopic', async () => describe(await broker.describeTopic(checkTopic(call.request.name))));
+      answer(call, callback, logger, 'DescribeTopic', async () => describe(await broker.describeTopic(checkTopic(call.request.name))));
     },
     AlterTopicConfigs(call, callback) {
       const request = call.request;
-      answer(callback, logger, 'AlterTopicConfigs', async () =>
+      answer(call, callback, logger, 'AlterTopicConfigs', async () =>
         describe(await broker.alterTopicConfigs(checkTopic(request.name), { set: request.set, remove: request.remove })),
       );
     },
     AddPartitions(call, callback) {
-      answer(callback, logger, 'AddPartitions', async () => describe(await broker.addPartitions(checkTopic(call.request.name), call.request.partitionCount)));
+      answer(call, callback, logger, 'AddPartitions', async () => describe(await broker.addPartitions(checkTopic(call.request.name), call.request.partitionCount)));
     },
     GetMetadata(call, callback) {
-      answer(callback, logger, 'GetMetadata', () => {
+      answer(call, callback, logger, 'GetMetadata', () => {
         const metadata = broker.metadata(distinctWithin(call.request.topics, limits.topicsPerMetadataRequestMax, 'topics in a metadata request').map(checkTopic));
         return {
           clusterId: broker.clusterId,

@@ -16,6 +16,7 @@ import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRe
 import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse } from '../../protocol/generated/runnel/v1/ProduceResponse.js';
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
+import { requestOrThrow } from '../request-guard.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
 import { acksFromWire, batchFromPartitionData, formatFromWire, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
@@ -73,6 +74,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
 
   /** One Produce request: every partition in parallel, each with its own result or error. */
   async function produce(request: ProduceRequest__Output): Promise<ProduceResponse> {
+    requestOrThrow(request);
     const acks = acksFromWire(request.acks);
     const timeoutMs = request.timeoutMs === 0 ? deps.produceTimeoutMs : Math.min(request.timeoutMs, deps.produceTimeoutMs * 10);
     let partitionCount = 0;
@@ -264,6 +266,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       // Shutting down: a parked fetch answers now with what it has.
       const stopWatching = whenStopping(deps.stopping, () => controller.abort());
       (async () => {
+        requestOrThrow(request);
         const offset = checkOffset(request.offset);
         const maxBytes = checkMaxBytes(request.maxBytes, FETCH_BYTES_DEFAULT);
         const format = formatFromWire(request.format);
@@ -319,6 +322,12 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       const stopWatching = whenStopping(deps.stopping, () => fail(shuttingDown()));
       forgetWhenDone(call, stopWatching);
       call.on('data', (message: SubscribeRequest__Output) => {
+        try {
+          requestOrThrow(message);
+        } catch (error) {
+          fail(error);
+          return;
+        }
         if (message.kind === 'creditBytes') {
           credit = Math.min(credit + (message.creditBytes ?? 0), limits.readBytesMax * 4);
           wake?.();
@@ -387,6 +396,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
     ListOffsets(call, callback) {
       const request = call.request;
       (async () => {
+        requestOrThrow(request);
         const topic = checkTopic(request.topic);
         const query: OffsetQuery =
           request.spec === 'OFFSET_SPEC_EARLIEST'
@@ -424,6 +434,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
     InitProducerId(call, callback) {
       // Converted inside the chain: a producer_id beyond 2^53 is INVALID_REQUEST, not a throw.
       Promise.resolve()
+        .then(() => requestOrThrow(call.request))
         .then(() => broker.initProducerId({ producerId: int64ToNumber(call.request.producerId, 'producer_id'), producerEpoch: call.request.producerEpoch }))
         .then(
           (result) => callback(null, { producerId: numberToInt64(result.producerId), producerEpoch: result.producerEpoch }),
