@@ -340,6 +340,21 @@ describe('broker gRPC API', () => {
       expect(invalidArgument(failure)).toBe(true);
     });
 
+    it('ends a Subscribe whose first message grants credit instead of starting, rather than dropping that credit', async () => {
+      const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+      let failure: unknown;
+      call.on('data', () => undefined);
+      call.on('error', (error) => (failure = error));
+      call.write({ creditBytes: 1_000_000 });
+      call.write({ start: { topic: 'api-bad', partition: 0, offset: '0', creditBytes: 0, format: 'RECORD_FORMAT_BATCHES' } });
+      try {
+        await waitFor(() => failure !== undefined, { timeoutMs: 10_000, describe: () => 'the Subscribe never ended with a status' });
+      } finally {
+        call.cancel();
+      }
+      expect(reasonOf(failure)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST' });
+    });
+
     it('ends a ProduceStream at an invalid request with its status, after answering the one before it', async () => {
       await createTopic('api-stream');
       const call = (clients.log as unknown as { ProduceStream(): grpc.ClientDuplexStream<Any, Any> }).ProduceStream();

@@ -328,7 +328,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           fail(error);
           return;
         }
-        if (message.kind === 'creditBytes') {
+        // Credit before `start` was dropped silently (start sets the credit), and a client that
+        // granted it could wait for data that never came: it breaks the rule like any other.
+        if (message.kind === 'creditBytes' && isStarted) {
           credit = Math.min(credit + (message.creditBytes ?? 0), limits.readBytesMax * 4);
           wake?.();
           return;
