@@ -1,5 +1,9 @@
 // Original file: proto/runnel/v1/log.proto
 
+/**
+ * Any other value (Kafka's -1 included) fails the request with INVALID_ARGUMENT
+ * (reason INVALID_REQUEST).
+ */
 export const Acks = {
   /**
    * Same as ACKS_ALL.
@@ -19,6 +23,10 @@ export const Acks = {
   ACKS_ALL: 'ACKS_ALL',
 } as const;
 
+/**
+ * Any other value (Kafka's -1 included) fails the request with INVALID_ARGUMENT
+ * (reason INVALID_REQUEST).
+ */
 export type Acks =
   /**
    * Same as ACKS_ALL.
@@ -41,4 +49,8 @@ export type Acks =
   | 'ACKS_ALL'
   | 3
 
+/**
+ * Any other value (Kafka's -1 included) fails the request with INVALID_ARGUMENT
+ * (reason INVALID_REQUEST).
+ */
 export type Acks__Output = typeof Acks[keyof typeof Acks]

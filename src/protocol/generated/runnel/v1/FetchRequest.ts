@@ -8,13 +8,17 @@ export interface FetchRequest {
   'partition'?: (number);
   'offset'?: (number | string | Long);
   /**
-   * Response size budget; at least one whole batch is returned even when larger.
+   * Response size budget; 0 = 1 MiB, and at most 64 MiB (more is cut). At least one whole
+   * batch is returned even when larger.
    */
   'maxBytes'?: (number);
   /**
    * Wait until at least this many bytes are available (or max_wait_ms passes); 0 = reply now.
    */
   'minBytes'?: (number);
+  /**
+   * How long to wait for min_bytes; at most 60,000 (more is cut). 0 = reply now.
+   */
   'maxWaitMs'?: (number);
   'format'?: (_runnel_v1_RecordFormat);
 }
@@ -24,13 +28,17 @@ export interface FetchRequest__Output {
   'partition': (number);
   'offset': (string);
   /**
-   * Response size budget; at least one whole batch is returned even when larger.
+   * Response size budget; 0 = 1 MiB, and at most 64 MiB (more is cut). At least one whole
+   * batch is returned even when larger.
    */
   'maxBytes': (number);
   /**
    * Wait until at least this many bytes are available (or max_wait_ms passes); 0 = reply now.
    */
   'minBytes': (number);
+  /**
+   * How long to wait for min_bytes; at most 60,000 (more is cut). 0 = reply now.
+   */
   'maxWaitMs': (number);
   'format': (_runnel_v1_RecordFormat__Output);
 }

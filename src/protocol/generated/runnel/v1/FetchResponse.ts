@@ -11,8 +11,10 @@ export interface FetchResponse {
   'recordBatches'?: (Buffer | Uint8Array | string);
   /**
    * RECORD_FORMAT_RECORDS: records from `offset` on, decoded. Batches decode to about
-   * `max_bytes` of record data at most (16 MiB at most, but always the first batch), so a
-   * reply may end before the bytes read did: continue from `next_offset`.
+   * `max_bytes` of record data at most (always the first batch), and never much past 16 MiB:
+   * a batch that decodes past that (a gzip batch can hold millions of records) is cut after
+   * the record that reaches it, so a reply may end before the bytes read did, even inside a
+   * batch: continue from `next_offset`.
    */
   'records'?: (_runnel_v1_FetchedRecord)[];
   /**
@@ -34,8 +36,10 @@ export interface FetchResponse__Output {
   'recordBatches': (Buffer);
   /**
    * RECORD_FORMAT_RECORDS: records from `offset` on, decoded. Batches decode to about
-   * `max_bytes` of record data at most (16 MiB at most, but always the first batch), so a
-   * reply may end before the bytes read did: continue from `next_offset`.
+   * `max_bytes` of record data at most (always the first batch), and never much past 16 MiB:
+   * a batch that decodes past that (a gzip batch can hold millions of records) is cut after
+   * the record that reaches it, so a reply may end before the bytes read did, even inside a
+   * batch: continue from `next_offset`.
    */
   'records': (_runnel_v1_FetchedRecord__Output)[];
   /**

@@ -4,7 +4,9 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface InitProducerIdRequest {
   /**
-   * 0 / unset: a new producer id. Set with its current epoch to bump the epoch.
+   * 0 / unset (or negative): a new producer id. Set with its current epoch to bump the epoch;
+   * an id this broker never handed out is INVALID_REQUEST. A negative epoch, or one of 32,766
+   * or more (nothing left to bump to), gets a new id at epoch 0, as Kafka does.
    */
   'producerId'?: (number | string | Long);
   'producerEpoch'?: (number);
@@ -12,7 +14,9 @@ export interface InitProducerIdRequest {
 
 export interface InitProducerIdRequest__Output {
   /**
-   * 0 / unset: a new producer id. Set with its current epoch to bump the epoch.
+   * 0 / unset (or negative): a new producer id. Set with its current epoch to bump the epoch;
+   * an id this broker never handed out is INVALID_REQUEST. A negative epoch, or one of 32,766
+   * or more (nothing left to bump to), gets a new id at epoch 0, as Kafka does.
    */
   'producerId': (string);
   'producerEpoch': (number);

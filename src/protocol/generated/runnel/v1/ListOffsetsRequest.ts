@@ -6,7 +6,8 @@ import type { Long } from '@grpc/proto-loader';
 export interface ListOffsetsRequest {
   'topic'?: (string);
   /**
-   * Empty: every partition of the topic.
+   * Empty: every partition of the topic. At most 10,000 distinct partitions; a repeated one
+   * is answered once.
    */
   'partitions'?: (number)[];
   'spec'?: (_runnel_v1_OffsetSpec);
@@ -16,7 +17,8 @@ export interface ListOffsetsRequest {
 export interface ListOffsetsRequest__Output {
   'topic': (string);
   /**
-   * Empty: every partition of the topic.
+   * Empty: every partition of the topic. At most 10,000 distinct partitions; a repeated one
+   * is answered once.
    */
   'partitions': (number)[];
   'spec': (_runnel_v1_OffsetSpec__Output);

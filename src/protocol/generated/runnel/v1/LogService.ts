@@ -91,14 +91,18 @@ export interface LogServiceClient extends grpc.Client {
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while too many requests are in flight, so HTTP/2 flow control pushes back.
+   * reading while 64 requests are in flight, so HTTP/2 flow control pushes back. A request
+   * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
+   * its status once the replies to the requests before it went out; later ones go unread.
    */
   ProduceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
   ProduceStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while too many requests are in flight, so HTTP/2 flow control pushes back.
+   * reading while 64 requests are in flight, so HTTP/2 flow control pushes back. A request
+   * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
+   * its status once the replies to the requests before it went out; later ones go unread.
    */
   produceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
   produceStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
@@ -155,7 +159,9 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while too many requests are in flight, so HTTP/2 flow control pushes back.
+   * reading while 64 requests are in flight, so HTTP/2 flow control pushes back. A request
+   * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
+   * its status once the replies to the requests before it went out; later ones go unread.
    */
   ProduceStream: grpc.handleBidiStreamingCall<_runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse>;
   

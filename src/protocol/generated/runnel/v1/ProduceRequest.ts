@@ -11,7 +11,8 @@ export interface ProduceRequest {
   'sequence'?: (number | string | Long);
   'acks'?: (_runnel_v1_Acks);
   /**
-   * How long to wait for acks before failing with ACK_TIMEOUT; 0 = the broker default.
+   * How long to wait for acks before failing with ACK_TIMEOUT; 0 = the broker default
+   * (RUNNEL_PRODUCE_TIMEOUT_MS, 30 s unless set). At most ten times that default; more is cut.
    */
   'timeoutMs'?: (number);
   'topics'?: (_runnel_v1_TopicData)[];
@@ -24,7 +25,8 @@ export interface ProduceRequest__Output {
   'sequence': (string);
   'acks': (_runnel_v1_Acks__Output);
   /**
-   * How long to wait for acks before failing with ACK_TIMEOUT; 0 = the broker default.
+   * How long to wait for acks before failing with ACK_TIMEOUT; 0 = the broker default
+   * (RUNNEL_PRODUCE_TIMEOUT_MS, 30 s unless set). At most ten times that default; more is cut.
    */
   'timeoutMs': (number);
   'topics': (_runnel_v1_TopicData__Output)[];

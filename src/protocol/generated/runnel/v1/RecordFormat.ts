@@ -1,7 +1,8 @@
 // Original file: proto/runnel/v1/common.proto
 
 /**
- * How fetched data comes back.
+ * How fetched data comes back. Any other value fails the Fetch or Subscribe with
+ * INVALID_ARGUMENT (reason INVALID_REQUEST).
  */
 export const RecordFormat = {
   /**
@@ -20,7 +21,8 @@ export const RecordFormat = {
 } as const;
 
 /**
- * How fetched data comes back.
+ * How fetched data comes back. Any other value fails the Fetch or Subscribe with
+ * INVALID_ARGUMENT (reason INVALID_REQUEST).
  */
 export type RecordFormat =
   /**
@@ -41,6 +43,7 @@ export type RecordFormat =
   | 2
 
 /**
- * How fetched data comes back.
+ * How fetched data comes back. Any other value fails the Fetch or Subscribe with
+ * INVALID_ARGUMENT (reason INVALID_REQUEST).
  */
 export type RecordFormat__Output = typeof RecordFormat[keyof typeof RecordFormat]

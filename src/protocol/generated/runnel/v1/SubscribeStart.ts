@@ -8,12 +8,14 @@ export interface SubscribeStart {
   'partition'?: (number);
   'offset'?: (number | string | Long);
   /**
-   * Bytes the broker may send before the client grants more.
+   * Bytes the broker may send before the client grants more. The last reply may overshoot
+   * it by up to one message. Later grants raise the credit to at most 256 MiB.
    */
   'creditBytes'?: (number);
   'format'?: (_runnel_v1_RecordFormat);
   /**
-   * Largest single response message; 0 = the broker default.
+   * Largest single response message; 0 = 1 MiB, and at most 64 MiB (more is cut). A batch
+   * larger than this still goes whole, in a message of its own.
    */
   'maxMessageBytes'?: (number);
 }
@@ -23,12 +25,14 @@ export interface SubscribeStart__Output {
   'partition': (number);
   'offset': (string);
   /**
-   * Bytes the broker may send before the client grants more.
+   * Bytes the broker may send before the client grants more. The last reply may overshoot
+   * it by up to one message. Later grants raise the credit to at most 256 MiB.
    */
   'creditBytes': (number);
   'format': (_runnel_v1_RecordFormat__Output);
   /**
-   * Largest single response message; 0 = the broker default.
+   * Largest single response message; 0 = 1 MiB, and at most 64 MiB (more is cut). A batch
+   * larger than this still goes whole, in a message of its own.
    */
   'maxMessageBytes': (number);
 }
