@@ -7,9 +7,17 @@ export interface PartitionDescription {
   'leader'?: (number);
   'replicas'?: (number)[];
   'isr'?: (number)[];
+  /**
+   * The three offsets are -1 when the partition's log cannot be opened at all (status
+   * "offline", offline_reason STORAGE_ERROR: an I/O error such as EIO); an offline partition
+   * whose log opened (CORRUPT_DATA) still reports them.
+   */
   'logStartOffset'?: (number | string | Long);
   'logEndOffset'?: (number | string | Long);
   'highWatermark'?: (number | string | Long);
+  /**
+   * Bytes in the partition's segment files (also when offline: what is on disk).
+   */
   'sizeBytes'?: (number | string | Long);
   /**
    * "online" or "offline" (then `offline_reason` says why, e.g. CORRUPT_DATA).
@@ -23,9 +31,17 @@ export interface PartitionDescription__Output {
   'leader': (number);
   'replicas': (number)[];
   'isr': (number)[];
+  /**
+   * The three offsets are -1 when the partition's log cannot be opened at all (status
+   * "offline", offline_reason STORAGE_ERROR: an I/O error such as EIO); an offline partition
+   * whose log opened (CORRUPT_DATA) still reports them.
+   */
   'logStartOffset': (string);
   'logEndOffset': (string);
   'highWatermark': (string);
+  /**
+   * Bytes in the partition's segment files (also when offline: what is on disk).
+   */
   'sizeBytes': (string);
   /**
    * "online" or "offline" (then `offline_reason` says why, e.g. CORRUPT_DATA).
