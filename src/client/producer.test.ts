@@ -588,6 +588,22 @@ describe('Producer buffer, flush and close', () => {
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
   });
 
+  it('close with a timeout ends a close that was already waiting without one', async () => {
+    // The broker is unreachable: the first close() would wait out the delivery timeout; a
+    // later close({ timeoutMs }) (a shutdown handler, RunnelClient.close) must not wait with it.
+    const { clock, producer, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    const first = producer.close();
+    const second = producer.close({ timeoutMs: 100 });
+    expect(second).toBe(first);
+    clock.advance(100);
+    await expect(handle).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT' });
+    await expect(second).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT' });
+    expect(transport.isClosed).toBe(true);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
+  });
+
   it('rejects a bad record without affecting the others in its batch', async () => {
     const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
     const bad = producer.send({ topic: 't', value: 'a', timestamp: 1.5 });

@@ -317,6 +317,10 @@ export class Producer {
   private shouldDrainAgain = false;
   private isClosed = false;
   private closePromise: Promise<void> | undefined;
+  /** Whether close() has finished (its timeouts then have nothing left to fail). */
+  private isCloseDone = false;
+  /** Cancels the timers of close() calls with a timeout; bounded by those calls until close is done. */
+  private closeTimerCancels: (() => void)[] = [];
   private fatalError: BrokerError | undefined;
   /** The first failure of a record nobody awaited, reported by the next flush(). */
   private unobservedFailure: BrokerError | undefined;
@@ -435,10 +439,15 @@ export class Producer {
   /**
    * Stops taking records, flushes, and closes the producer's streams. With `timeoutMs`,
    * records still unacknowledged then fail with REQUEST_TIMED_OUT instead of being waited
-   * for. Rejects like `flush()` when a record nobody awaited failed. Idempotent.
+   * for. Rejects like `flush()` when a record nobody awaited failed. Idempotent: a later call
+   * returns the same promise, and its `timeoutMs` applies as well (the earliest deadline wins).
    */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.closePromise ??= this.closeOnce(options.timeoutMs);
+    this.closePromise ??= this.closeOnce();
+    // Every call's timeout counts, not only the first one's: a close() still waiting for a
+    // broker that is down must give way to a later close({ timeoutMs }) (a shutdown handler,
+    // RunnelClient.close), as Kafka's close(Duration) does from another thread.
+    if (options.timeoutMs !== undefined && !this.isCloseDone) this.armCloseTimeout(options.timeoutMs);
     return this.closePromise;
   }
 
@@ -1245,24 +1254,26 @@ export class Producer {
     }
   }
 
-  private async closeOnce(timeoutMs: number | undefined): Promise<void> {
+  private async closeOnce(): Promise<void> {
     this.isClosed = true;
-    let cancelTimer: (() => void) | undefined;
     try {
-      const flushed = this.flush();
-      if (timeoutMs === undefined) {
-        await flushed;
-      } else {
-        cancelTimer = this.clock.setTimer(timeoutMs, () =>
-          this.failAllPending(new BrokerError('REQUEST_TIMED_OUT', `the producer closed after ${timeoutMs} ms with records unacknowledged`)),
-        );
-        await flushed;
-      }
+      await this.flush();
     } finally {
-      cancelTimer?.();
+      this.isCloseDone = true;
+      for (const cancel of this.closeTimerCancels) cancel();
+      this.closeTimerCancels = [];
       this.failAllPending(new BrokerError('INVALID_REQUEST', 'the producer is closed'));
       this.transport.close();
     }
+  }
+
+  /** After `timeoutMs`, what a close is still waiting for fails with REQUEST_TIMED_OUT. */
+  private armCloseTimeout(timeoutMs: number): void {
+    this.closeTimerCancels.push(
+      this.clock.setTimer(timeoutMs, () =>
+        this.failAllPending(new BrokerError('REQUEST_TIMED_OUT', `the producer closed after ${timeoutMs} ms with records unacknowledged`)),
+      ),
+    );
   }
 }
 
