@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/index.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
-import { decodeBatch, partitionForKey } from '../protocol/index.js';
+import { decodeBatch, HEADERS_PER_RECORD_MAX, partitionForKey } from '../protocol/index.js';
 import { Producer, type FailedRecords, type ProducerOptions, type RetryingRecords } from './producer.js';
 import { BATCH_HEAP_BYTES, OBSERVED_RECORD_HEAP_BYTES, PendingSend, RECORD_HEAP_BYTES } from './producer-batch.js';
 import { FakePartitionLog, FakeProducerTransport, settle, type PartitionAnswer, type SentPartition } from './test-helpers.js';
@@ -612,6 +612,20 @@ describe('Producer buffer, flush and close', () => {
     channel.replyNext(() => ({ baseOffset: 0 }));
     await expect(bad).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
     expect((await good).offset).toBe(0);
+  });
+
+  it('fails a record with more headers than the broker accepts alone, not the records batched with it', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const headers = Array.from({ length: HEADERS_PER_RECORD_MAX + 1 }, (_, index) => ({ key: `h${index}`, value: 'x' }));
+    const before = producer.send({ topic: 't', value: 'a' });
+    const bad = producer.send({ topic: 't', value: 'b', headers });
+    const atLimit = producer.send({ topic: 't', value: 'c', headers: headers.slice(1) });
+    await settle();
+    const log = new FakePartitionLog();
+    channel.replyNext((sent) => log.append(sent.bytes));
+    await expect(bad).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+    expect((await Promise.all([before, atLimit])).map((metadata) => metadata.offset)).toEqual([0, 1]);
+    expect(log.records[1]!.headers).toHaveLength(HEADERS_PER_RECORD_MAX);
   });
 
   it('counts acknowledged and failed records and calls onError once per failed batch, from a microtask', async () => {

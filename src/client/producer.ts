@@ -57,7 +57,7 @@
 import type { Clock } from '../common/index.js';
 import { KiB, MiB } from '../common/index.js';
 import { BrokerError, isBrokerError, type Reason } from '../errors/index.js';
-import { CHANNEL_OPTIONS, encodeBatch, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
+import { CHANNEL_OPTIONS, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
 import type { PartitionData } from '../protocol/generated/runnel/v1/PartitionData.js';
 import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse__Output } from '../protocol/generated/runnel/v1/ProduceResponse.js';
@@ -1373,6 +1373,8 @@ function toBytesOrNull(value: unknown, what: string): Buffer | null {
 
 function toHeaders(headers: NonNullable<ProducerRecord['headers']>): RecordHeader[] {
   const entries = Array.isArray(headers) ? headers.map((header) => [header.key, header.value] as const) : Object.entries(headers);
+  // The broker refuses the whole batch for one such record: it fails here, alone.
+  if (entries.length > HEADERS_PER_RECORD_MAX) throw new BrokerError('INVALID_REQUEST', `a record has ${entries.length} headers; at most ${HEADERS_PER_RECORD_MAX}`);
   return entries.map(([key, value]) => {
     if (typeof key !== 'string') throw new BrokerError('INVALID_REQUEST', 'header keys must be strings');
     return { key, value: toBytesOrNull(value, `header ${key}`) };

@@ -2,12 +2,21 @@
  * Fakes for the client's unit tests: a produce channel whose replies the test controls, a
  * producer transport around it, and a tiny in-memory partition log that answers produce
  * requests the way the broker's idempotence rules do (duplicates get their original
- * offsets, sequence gaps get OUT_OF_ORDER_SEQUENCE) and its size limit (BATCH_TOO_LARGE).
+ * offsets, sequence gaps get OUT_OF_ORDER_SEQUENCE), its size limit (BATCH_TOO_LARGE) and its
+ * record checks (one bad record refuses the batch).
  * Not part of the client's surface.
  */
 import { EventEmitter } from 'node:events';
 import { BrokerError, type Reason } from '../errors/index.js';
-import { decodeBatch, tryReadBatchHeader, type BatchHeader, type DecodedRecord } from '../protocol/index.js';
+import {
+  decodeBatch,
+  DECOMPRESSED_BYTES_MAX_DEFAULT,
+  HEADERS_PER_RECORD_MAX,
+  tryReadBatchHeader,
+  validateBatchRecordsOrThrow,
+  type BatchHeader,
+  type DecodedRecord,
+} from '../protocol/index.js';
 import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { PartitionResult__Output } from '../protocol/generated/runnel/v1/PartitionResult.js';
 import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
@@ -118,6 +127,13 @@ export class FakePartitionLog {
       return { error: 'BATCH_TOO_LARGE', message: `batch is ${bytes.length} bytes; the limit is ${this.maxMessageBytes}` };
     }
     const header = tryReadBatchHeader(bytes)!;
+    try {
+      // The broker's record checks (broker.ts): one bad record refuses the whole batch.
+      validateBatchRecordsOrThrow(bytes, header, { headersPerRecordMax: HEADERS_PER_RECORD_MAX, decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT });
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      return { error: error.reason, message: error.message };
+    }
     const count = header.recordCount;
     if (header.producerId >= 0) {
       const state = this.producers.get(header.producerId);

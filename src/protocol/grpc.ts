@@ -55,6 +55,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_timeout_ms': 10_000,
 };
 
+/**
+ * Most headers one record may carry: the broker refuses a batch holding a record with more
+ * (INVALID_REQUEST), so a client checks each record before it joins a batch with others.
+ */
+export const HEADERS_PER_RECORD_MAX: number = limits.headersPerRecordMax;
+
 /** Trailing-metadata keys that carry a BrokerError across the wire. */
 export const ErrorMetadata = {
   reason: 'runnel-reason',
