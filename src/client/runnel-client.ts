@@ -93,10 +93,17 @@ export class RunnelClient {
   /**
    * Closes every producer (delivering what they hold for up to `timeoutMs`), every consumer,
    * and every channel. Resolves when all is closed, even if some producer reported a failed
-   * record (that error is the rejection of the producer's own `close()`). Idempotent.
+   * record (that error is the rejection of the producer's own `close()`). Idempotent: a later
+   * call returns the same promise, and a `timeoutMs` it gives applies to the producers as well,
+   * so a second close({ timeoutMs: 0 }) (a second Ctrl-C) ends a first one still delivering.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closePromise ??= this.closeOnce(options.timeoutMs ?? 30_000);
+    if (this.closePromise === undefined) {
+      this.closePromise = this.closeOnce(options.timeoutMs ?? 30_000);
+    } else if (options.timeoutMs !== undefined) {
+      // Its rejection is already reported through the first call (closeOnce settles them all).
+      for (const producer of this.producers) producer.close({ timeoutMs: options.timeoutMs }).catch(() => undefined);
+    }
     return this.closePromise;
   }
 
