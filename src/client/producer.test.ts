@@ -419,6 +419,15 @@ describe('Producer idempotence and retries', () => {
     expect(() => new Producer(transport, { acks: 'none', idempotent: true })).toThrow(BrokerError);
     expect(() => new Producer(transport, { inFlightBatchesPerPartitionMax: 6 })).toThrow(/at most 5/);
   });
+
+  it('refuses a batchBytes larger than any broker takes in one batch (64 MiB), which would fail every record of its batches', () => {
+    // Such a batch did not fit one gRPC message (retried as BROKER_UNAVAILABLE until the
+    // delivery timeout) or, gzipped, inflated past the broker's bound (RECORD_TOO_LARGE).
+    const transport = new FakeProducerTransport();
+    const bufferBytes = 256 * 1024 * 1024;
+    expect(() => new Producer(transport, { batchBytes: 64 * 1024 * 1024 + 1, bufferBytes })).toThrow(/batchBytes must be at most/);
+    expect(() => new Producer(transport, { batchBytes: 64 * 1024 * 1024, bufferBytes })).not.toThrow();
+  });
 });
 
 describe('Producer buffer, flush and close', () => {

@@ -57,7 +57,7 @@
 import type { Clock } from '../common/index.js';
 import { KiB, MiB } from '../common/index.js';
 import { BrokerError, isBrokerError, type Reason } from '../errors/index.js';
-import { CHANNEL_OPTIONS, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
+import { CHANNEL_OPTIONS, DECOMPRESSED_BYTES_MAX_DEFAULT, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
 import type { PartitionData } from '../protocol/generated/runnel/v1/PartitionData.js';
 import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse__Output } from '../protocol/generated/runnel/v1/ProduceResponse.js';
@@ -81,9 +81,9 @@ export interface ProducerOptions {
   /** How long a batch waits for more records before it is sent. Default 5. */
   lingerMs?: number;
   /**
-   * A batch closes at this many (estimated) bytes of records. Default 256 KiB. For a topic
-   * whose max.message.bytes refused a batch, the producer uses less from then on (see the
-   * class comment).
+   * A batch closes at this many (estimated) bytes of records. Default 256 KiB, at most
+   * 64 MiB (no broker takes a larger batch). For a topic whose max.message.bytes refused a
+   * batch, the producer uses less from then on (see the class comment).
    */
   batchBytes?: number;
   /**
@@ -230,6 +230,12 @@ const RECORD_HELD_EXTRA_BYTES = RECORD_HEAP_BYTES - RECORD_OVERHEAD_BYTES;
 const BUFFER_WAITING_BYTES_MIN = 4 * MiB;
 /** Largest record accepted: one batch must still fit a gRPC message with room for framing. */
 const RECORD_BYTES_MAX = (CHANNEL_OPTIONS['grpc.max_send_message_length'] as number) - 64 * KiB;
+/**
+ * Largest `batchBytes`: the broker inflates a compressed batch only up to this bound, and no
+ * topic's max.message.bytes allows more. A larger batch is refused whole, or does not fit one
+ * gRPC message, though each of its records alone would be taken.
+ */
+const BATCH_BYTES_MAX = DECOMPRESSED_BYTES_MAX_DEFAULT;
 /** A request closes at this many bytes; more requests keep the broker's appends pipelined. */
 const REQUEST_BYTES_MAX = 8 * MiB;
 /** Partitions per request; the broker accepts 10,000. */
@@ -1424,6 +1430,7 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
   ] as const) {
     if (!Number.isSafeInteger(value) || value < min) throw invalidOption(`${name} must be an integer ≥ ${min}, got ${value}`);
   }
+  if (resolved.batchBytes > BATCH_BYTES_MAX) throw invalidOption(`batchBytes must be at most ${BATCH_BYTES_MAX}, got ${resolved.batchBytes}`);
   if (resolved.bufferBytes < resolved.batchBytes) throw invalidOption('bufferBytes must be at least batchBytes');
   if (resolved.onError !== undefined && typeof resolved.onError !== 'function') throw invalidOption('onError must be a function');
   if (resolved.onRetry !== undefined && typeof resolved.onRetry !== 'function') throw invalidOption('onRetry must be a function');
