@@ -104,6 +104,16 @@ describe('Producer batching', () => {
     }
     expect(channel.sent[0]!.partitions.map((partition) => partition.partition).sort()).toEqual([0, 1]);
   });
+
+  it('sends a large batch in a request of its own rather than on top of other partitions\' batches', async () => {
+    // 7 MiB and 60 MiB together would pass the gRPC message limit (65 MiB): the stream would
+    // refuse the request, and every retry built the same way again.
+    const { producer, channel } = makeProducer({ t: 2 }, { lingerMs: 0, batchBytes: 64 * 1024 * 1024, bufferBytes: 128 * 1024 * 1024 });
+    void producer.send({ topic: 't', partition: 0, value: Buffer.alloc(7 * 1024 * 1024) });
+    void producer.send({ topic: 't', partition: 1, value: Buffer.alloc(60 * 1024 * 1024) });
+    await settle();
+    expect(channel.sent.map((sent) => sent.partitions.map((partition) => partition.partition))).toEqual([[0], [1]]);
+  });
 });
 
 describe('Producer partitioning', () => {

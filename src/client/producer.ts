@@ -57,7 +57,7 @@
 import type { Clock } from '../common/index.js';
 import { KiB, MiB } from '../common/index.js';
 import { BrokerError, isBrokerError, type Reason } from '../errors/index.js';
-import { CHANNEL_OPTIONS, DECOMPRESSED_BYTES_MAX_DEFAULT, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
+import { BATCH_HEADER_BYTES, CHANNEL_OPTIONS, DECOMPRESSED_BYTES_MAX_DEFAULT, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
 import type { PartitionData } from '../protocol/generated/runnel/v1/PartitionData.js';
 import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse__Output } from '../protocol/generated/runnel/v1/ProduceResponse.js';
@@ -896,12 +896,20 @@ export class Producer {
       return true;
     }
     let request = requests.get(channel);
+    if (request?.has(partition) === true) return false;
+    // A large batch (up to 64 MiB) goes in a request of its own rather than on top of others:
+    // together they could pass the gRPC message limit, and the stream would refuse them all.
+    const sizeBytes = next.bytes?.length ?? BATCH_HEADER_BYTES + next.estimatedBytes;
+    if (request !== undefined && request.sizeBytes + sizeBytes > REQUEST_BYTES_MAX) {
+      this.sendRequest(channel, request);
+      requests.delete(channel);
+      request = undefined;
+    }
     if (request === undefined) {
       if (channel.inFlightCount >= CHANNEL_IN_FLIGHT_MAX) return false;
       request = new RequestBuilder();
       requests.set(channel, request);
     }
-    if (request.has(partition)) return false;
     partition.markSent(next, this.options.isIdempotent);
     try {
       this.stampBytes(next);
