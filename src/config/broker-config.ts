@@ -29,6 +29,11 @@ export interface BrokerConfig {
   inFlightRequestsPerConnectionMax: number;
   /** Longest a produce waits for its acknowledgement before ACK_TIMEOUT. */
   produceTimeoutMs: number;
+  /**
+   * Produce request bytes held at once over every connection (Kafka's queued.max.request.bytes).
+   * Hit: streams stop being read until requests are answered; a unary Produce gets LIMIT_REACHED.
+   */
+  produceBytesInFlightMax: number;
 }
 
 type Key = keyof BrokerConfig;
@@ -56,6 +61,7 @@ const SPECS: Record<Key, KeySpec> = {
   retentionCheckIntervalMs: { kind: 'integer', min: 1_000, max: 2 ** 31 - 1, env: 'RUNNEL_RETENTION_CHECK_INTERVAL_MS' },
   inFlightRequestsPerConnectionMax: { kind: 'integer', min: 1, max: 100_000, env: 'RUNNEL_IN_FLIGHT_REQUESTS_MAX' },
   produceTimeoutMs: { kind: 'integer', min: 100, max: 600_000, env: 'RUNNEL_PRODUCE_TIMEOUT_MS' },
+  produceBytesInFlightMax: { kind: 'integer', min: 1 << 20, max: 2 ** 40, env: 'RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX' },
 };
 
 export const brokerConfigDefaults: BrokerConfig = {
@@ -74,6 +80,7 @@ export const brokerConfigDefaults: BrokerConfig = {
   retentionCheckIntervalMs: defaults.retentionCheckIntervalMs,
   inFlightRequestsPerConnectionMax: 1_024,
   produceTimeoutMs: 30_000,
+  produceBytesInFlightMax: 256 * 1024 * 1024,
 };
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

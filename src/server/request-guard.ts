@@ -25,6 +25,7 @@ import { BrokerError } from '../errors/index.js';
 import { invalid } from './validate.js';
 
 const REFUSED = Symbol('refused request');
+const WIRE_BYTES = Symbol('wire bytes');
 
 interface RefusedRequest {
   readonly [REFUSED]: BrokerError;
@@ -35,6 +36,11 @@ export function requestOrThrow<T>(request: T): T {
   const refused = (request as Partial<RefusedRequest> | null)?.[REFUSED];
   if (refused !== undefined) throw refused;
   return request;
+}
+
+/** The size of a request on the wire (before decoding), as its guarded deserializer saw it; 0 if unknown. */
+export function wireBytesOf(request: unknown): number {
+  return (request as { [WIRE_BYTES]?: number } | null)?.[WIRE_BYTES] ?? 0;
 }
 
 /** Checks one request's wire bytes; returns the error to refuse it with, if any. */
@@ -51,7 +57,10 @@ export function guardService(service: grpc.ServiceDefinition, checks: Readonly<R
         const refused = check(bytes);
         if (refused !== undefined) return { [REFUSED]: refused } satisfies RefusedRequest;
         try {
-          return method.requestDeserialize(bytes);
+          const request = method.requestDeserialize(bytes) as Record<symbol, unknown>;
+          // For the broker-wide budget of produce bytes held (byte-budget.ts).
+          if (typeof request === 'object' && request !== null) request[WIRE_BYTES] = bytes.length;
+          return request;
         } catch (error) {
           return { [REFUSED]: invalid(`the ${name} request is not a valid protobuf message (${(error as Error).message})`) } satisfies RefusedRequest;
         }

@@ -9,6 +9,7 @@ import type { Clock } from '../common/clock.js';
 import type { Broker } from '../broker/index.js';
 import type { Logger } from '../observability/index.js';
 import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
+import { ByteBudget } from './byte-budget.js';
 import { checkProduceRequest, guardService } from './request-guard.js';
 import { createAdminService } from './services/admin-service.js';
 import { createLogService } from './services/log-service.js';
@@ -24,6 +25,8 @@ export interface ServerOptions {
   clock: Clock;
   produceTimeoutMs: number;
   inFlightRequestsPerConnectionMax: number;
+  /** Produce request bytes the broker holds at once, over every connection (byte-budget.ts). */
+  produceBytesInFlightMax: number;
 }
 
 export interface RunningServer {
@@ -44,7 +47,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   setMaxListeners(0, stopping.signal); // one listener per open streaming call, removed when it ends
   // Every request is bounded before grpc-js decodes it (request-guard.ts).
   const logService = guardService(proto.runnel.v1.LogService.service, { Produce: checkProduceRequest, ProduceStream: checkProduceRequest });
-  server.addService(logService, createLogService({ ...options, stopping: stopping.signal }) as unknown as grpc.UntypedServiceImplementation);
+  server.addService(logService, createLogService({ ...options, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation);
   const isWindowSet = widenStreamWindow(server);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));

@@ -83,7 +83,7 @@ it('ends its streams and parked fetches at a clean stop instead of waiting out t
 it('ends a Subscribe whose client half-closed (as grpcurl does after its last message) at a clean stop too', async () => {
   const testBroker = await startBroker();
   const logger = recordingLogger();
-  const server = await startServer({ broker: testBroker.broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100 });
+  const server = await startServer({ broker: testBroker.broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 1 << 28 });
   const raw = rawClients(server.address);
   try {
     await testBroker.broker.createTopic({ name: 'half', partitions: 1, replicationFactor: 1, configs: {} });

@@ -33,6 +33,7 @@ export async function startBroker(options: { dataDir?: string; config?: Partial<
     clock: systemClock,
     produceTimeoutMs: config.produceTimeoutMs,
     inFlightRequestsPerConnectionMax: config.inFlightRequestsPerConnectionMax,
+    produceBytesInFlightMax: config.produceBytesInFlightMax,
   });
   return {
     broker,

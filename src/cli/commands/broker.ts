@@ -78,6 +78,7 @@ async function runBroker(config: BrokerConfig): Promise<void> {
       clock: systemClock,
       produceTimeoutMs: config.produceTimeoutMs,
       inFlightRequestsPerConnectionMax: config.inFlightRequestsPerConnectionMax,
+      produceBytesInFlightMax: config.produceBytesInFlightMax,
     });
   } catch (error) {
     // Nothing was served: close what was opened (and release the data directory) first.

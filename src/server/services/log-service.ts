@@ -16,7 +16,8 @@ import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRe
 import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse } from '../../protocol/generated/runnel/v1/ProduceResponse.js';
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
-import { requestOrThrow } from '../request-guard.js';
+import type { ByteBudget } from '../byte-budget.js';
+import { requestOrThrow, wireBytesOf } from '../request-guard.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
 import { acksFromWire, batchFromPartitionData, formatFromWire, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
@@ -43,6 +44,8 @@ export interface LogServiceDeps {
    * long-lived calls hold the shutdown until its grace period runs out.
    */
   stopping: AbortSignal;
+  /** Produce request bytes held at once over every call (byte-budget.ts). */
+  produceBudget: ByteBudget;
 }
 
 /** Runs `onStop` once when `signal` aborts; returns the remover (call it when the call ends). */
@@ -63,6 +66,14 @@ function forgetWhenDone(call: NodeJS.EventEmitter, forget: () => void): void {
   call.once('finish', forget);
   call.once('cancelled', forget);
   call.once('close', forget);
+}
+
+function produceBudgetSpent(budget: ByteBudget): BrokerError {
+  return new BrokerError(
+    'LIMIT_REACHED',
+    `the broker holds ${budget.used} bytes of produce requests, its limit (produceBytesInFlightMax ${budget.bytesMax}); retry after a backoff`,
+    { details: { usedBytes: budget.used, bytesMax: budget.bytesMax } },
+  );
 }
 
 function shuttingDown(): BrokerError {
@@ -197,20 +208,42 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
 
   return {
     Produce(call, callback) {
-      produce(call.request).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toServiceError(error, logger, 'Produce')),
-      );
+      const bytes = wireBytesOf(call.request);
+      if (!deps.produceBudget.tryTake(bytes)) {
+        callback(toServiceError(produceBudgetSpent(deps.produceBudget), logger, 'Produce'));
+        return;
+      }
+      produce(call.request)
+        .finally(() => deps.produceBudget.release(bytes))
+        .then(
+          (response) => callback(null, response),
+          (error: unknown) => callback(toServiceError(error, logger, 'Produce')),
+        );
     },
 
     ProduceStream(call) {
       // Replies go back in request order. Reading pauses while too many requests are in
-      // flight, so HTTP/2 flow control holds the client back instead of broker memory.
+      // flight, or while the broker-wide produce budget is spent, so HTTP/2 flow control holds
+      // the client back instead of broker memory.
+      const budget = deps.produceBudget;
       const inFlight: Promise<ProduceResponse>[] = [];
       let isWriting = false;
       let isEnded = false;
       let isFailed = false;
       let isStopping = false;
+      let stopWaitingForRoom: (() => void) | undefined;
+      /** Reads on if nothing holds it back; while the budget is spent, once there is room. */
+      const resumeIfRoom = (): void => {
+        if (isFailed || isStopping || call.cancelled || !call.isPaused()) return;
+        if (budget.isSpent) {
+          stopWaitingForRoom ??= budget.whenRoom(() => {
+            stopWaitingForRoom = undefined;
+            resumeIfRoom();
+          });
+          return;
+        }
+        if (inFlight.length < limits.produceStreamInFlightMax) call.resume();
+      };
       const pump = async (): Promise<void> => {
         if (isWriting || isFailed) return;
         isWriting = true;
@@ -220,7 +253,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
             inFlight.shift();
             if (call.cancelled) return;
             if (!call.write(response)) await new Promise<void>((resolve) => call.once('drain', resolve));
-            if (inFlight.length < limits.produceStreamInFlightMax && call.isPaused() && !isStopping) call.resume();
+            resumeIfRoom();
           }
           if (isEnded) call.end();
           // Shutting down: every request taken is answered; requests the client sent after
@@ -238,12 +271,18 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       };
       call.on('data', (request: ProduceRequest__Output) => {
         if (isFailed) return;
-        const response = produce(request);
+        // Read already: it is answered whatever the budget, which stops the reading after it.
+        const bytes = wireBytesOf(request);
+        budget.take(bytes);
+        const response = produce(request).finally(() => budget.release(bytes));
         // Handled now: a request may fail while an earlier one is still awaited (pump reports it
         // when its turn comes); left unhandled until then, it would stop the process.
         response.catch(() => undefined);
         inFlight.push(response);
-        if (inFlight.length >= limits.produceStreamInFlightMax) call.pause();
+        if (inFlight.length >= limits.produceStreamInFlightMax || budget.isSpent) {
+          call.pause();
+          resumeIfRoom(); // waits for room when that is what holds it back
+        }
         void pump();
       });
       const stopWatching = whenStopping(deps.stopping, () => {
@@ -255,7 +294,10 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         isEnded = true;
         void pump();
       });
-      forgetWhenDone(call, stopWatching);
+      forgetWhenDone(call, () => {
+        stopWatching();
+        stopWaitingForRoom?.();
+      });
       call.on('error', () => undefined);
     },
 
