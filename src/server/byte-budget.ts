@@ -1,6 +1,7 @@
 /**
  * A broker-wide budget of produce request bytes held at once, over every connection (Kafka's
- * `queued.max.request.bytes`). Each ProduceStream stops reading while it has 64 requests in
+ * `queued.max.request.bytes`). A request counts its wire bytes plus the heap its plain
+ * records and headers take decoded (request-guard.ts `heldBytesOf`). Each ProduceStream stops reading while it has 64 requests in
  * flight, and each connection carries at most `inFlightRequestsPerConnectionMax` calls, but
  * neither bounds the sum: many producers, or one stream of 64 large requests, could hold
  * gigabytes. With this budget:

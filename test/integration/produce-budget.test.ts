@@ -61,6 +61,21 @@ it('refuses a unary Produce that does not fit with LIMIT_REACHED (retriable), wr
   expect(await storedFills(testBroker)).toEqual([1, 3]);
 });
 
+it('counts what plain records take decoded, not only their wire bytes', async () => {
+  const { clients, produceCalls, open } = await gatedBroker();
+  // 4,000 one-byte records: ~28 KB on the wire, over 1 MiB once decoded (~320 bytes each).
+  const manySmall = {
+    acks: 'ACKS_ALL',
+    topics: [{ topic: 'held', partitions: [{ partition: 0, records: { records: Array.from({ length: 4_000 }, () => ({ value: Buffer.from('x') })) } }] }],
+  };
+  const first = unary<Any, Any>(clients.log, 'Produce', manySmall);
+  await vi.waitFor(() => expect(produceCalls()).toBe(1), { timeout: 10_000 });
+  const refused = await unary<Any, Any>(clients.log, 'Produce', manySmall).catch((error: unknown) => error);
+  expect(reasonOf(refused).reason).toBe('LIMIT_REACHED');
+  open();
+  expect((await first).topics[0].partitions[0]).toMatchObject({ baseOffset: '0', error: null });
+});
+
 it('stops reading a ProduceStream while the budget is spent, and reads on, in order, once requests are answered', async () => {
   const { testBroker, clients, produceCalls, open } = await gatedBroker();
   const stream = (clients.log as Any).ProduceStream();

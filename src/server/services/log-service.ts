@@ -17,7 +17,7 @@ import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/
 import type { ProduceResponse } from '../../protocol/generated/runnel/v1/ProduceResponse.js';
 import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { ByteBudget } from '../byte-budget.js';
-import { requestOrThrow, wireBytesOf } from '../request-guard.js';
+import { requestOrThrow, heldBytesOf } from '../request-guard.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
 import { acksFromWire, batchFromPartitionData, formatFromWire, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
@@ -208,7 +208,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
 
   return {
     Produce(call, callback) {
-      const bytes = wireBytesOf(call.request);
+      const bytes = heldBytesOf(call.request);
       if (!deps.produceBudget.tryTake(bytes)) {
         callback(toServiceError(produceBudgetSpent(deps.produceBudget), logger, 'Produce'));
         return;
@@ -272,7 +272,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       call.on('data', (request: ProduceRequest__Output) => {
         if (isFailed) return;
         // Read already: it is answered whatever the budget, which stops the reading after it.
-        const bytes = wireBytesOf(request);
+        const bytes = heldBytesOf(request);
         budget.take(bytes);
         const response = produce(request).finally(() => budget.release(bytes));
         // Handled now: a request may fail while an earlier one is still awaited (pump reports it
