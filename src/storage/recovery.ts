@@ -12,7 +12,9 @@
  * Corruption policy:
  * - A torn tail of the last segment is normal after a crash: the log is truncated at the first
  *   invalid batch, provided no valid batch follows it anywhere in the segment. A whole batch
- *   with a valid CRC but the wrong base offset is never a torn tail (see below).
+ *   with a valid CRC but the wrong base offset is never a torn tail (see below), and neither is
+ *   a log shorter than its clean-shutdown mark says (no crash leaves one: the mark is written
+ *   after the fdatasync and replaced before the next write).
  * - Invalid bytes with a valid batch after them, or any damage in a segment that is not the
  *   last, or a gap between segments, is not a crash artifact: the partition goes offline with
  *   CORRUPT_DATA (gRPC DATA_LOSS), the mark is persisted, and nothing is truncated or skipped.
@@ -410,6 +412,18 @@ async function recoverFromCheckpoint(
       // leaves a short batch or a bad header or checksum, never this. A .log named for other
       // offsets than it holds (a copy or restore) starts with one; cutting would drop it all.
       return offlineAt(activeBase, problem.position, `${problem.detail}: a whole batch with a valid checksum, not a torn write`);
+    }
+    const clean = state?.clean;
+    if (clean !== undefined && clean.activeBaseOffset === activeBase && built.scan.nextOffset < clean.logEndOffset) {
+      // The mark was written after the segment's fdatasync at a clean close, and the next
+      // write after a clean open replaces it: no crash leaves a shorter log under it. Bytes
+      // were lost or an older copy restored; cutting would hand their offsets to new records.
+      return offlineAt(
+        activeBase,
+        built.scan.validEndPosition,
+        `the log closed cleanly with offsets up to ${clean.logEndOffset - 1} (${clean.activeSizeBytes} bytes in this segment), ` +
+          `but its valid batches end at offset ${built.scan.nextOffset - 1} (${sizeBytes} bytes on disk): records are missing, not a torn write`,
+      );
     }
     if (problem !== undefined) {
       const validAfter = await findValidBatchAfter(lease.handle, { fromPosition: problem.position, toPosition: sizeBytes, offsetAtLeast: built.scan.nextOffset });

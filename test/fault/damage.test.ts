@@ -168,7 +168,8 @@ function copyUncleanly(fromDir: string): string {
 describe('a torn or extended tail of the active segment', () => {
   for (const seed of [11, 12, 13, 14, 15, 16]) {
     const isClean = seed % 2 === 0;
-    it(`is cut back to the last whole batch, and appends continue there (seed ${seed}, ${isClean ? 'after a clean close' : 'after an unclean stop'})`, async () => {
+    const outcome = isClean ? 'is no torn write after a clean close: offline with CORRUPT_DATA, nothing cut' : 'is cut back to the last whole batch after an unclean stop, and appends continue there';
+    it(`${outcome} (seed ${seed})`, async () => {
       const random = seededRandom(seed);
       let dir = tempDir();
       const log = await openTestLog({ dir, config: DAMAGE_CONFIG });
@@ -192,6 +193,14 @@ describe('a torn or extended tail of the active segment', () => {
 
       const logger = recordingLogger();
       const reopened = await openLog(dir, logger);
+      if (isClean) {
+        // The clean mark says the log held every batch: a shorter file lost acknowledged records.
+        expect(reopened.isOnline).toBe(false);
+        expect((await reopened.stats()).offlineReason).toBe('CORRUPT_DATA');
+        expect(statSync(logPath(dir, activeBase)).size).toBe(cutPosition);
+        await expect(reopened.read({ offset: 0, bytesMax: 1 })).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+        return;
+      }
       expect(reopened.isOnline).toBe(true);
       expect(reopened.logEndOffset).toBe(torn.baseOffset);
       expect(statSync(logPath(dir, activeBase)).size).toBe(torn.position);
@@ -207,6 +216,21 @@ describe('a torn or extended tail of the active segment', () => {
       expect(decodeValue(await reopened.read({ offset: next.baseOffset, bytesMax: 1 }))).toMatch(/^after-0:/);
     });
   }
+
+  it('cut at a batch boundary after a clean close (an older copy restored): offline with CORRUPT_DATA, its offsets not handed out again', async () => {
+    const dir = tempDir();
+    const batches = await writeClosedLog(dir, { count: 50, seed: 23 });
+    const activeBase = Math.max(...logFileBases(dir));
+    const active = batches.filter((batch) => batch.segmentBaseOffset === activeBase);
+    const last = active.at(-1) as StoredBatch;
+    truncateSync(logPath(dir, activeBase), last.position);
+
+    const reopened = await openLog(dir);
+    expect(reopened.isOnline).toBe(false);
+    expect((await reopened.stats()).offlineReason).toBe('CORRUPT_DATA');
+    await expect(reopened.append(makeBatch({ tag: 'after' }))).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+    expect(statSync(logPath(dir, activeBase)).size).toBe(last.position);
+  });
 
   it('drops zeros appended past the last batch, as a power loss that extended the file leaves', async () => {
     const dir = tempDir();
