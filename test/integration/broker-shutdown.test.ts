@@ -6,7 +6,8 @@
  * its grace period (no "cutting them" warning). Afterwards a restarted broker serves both
  * clients again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -103,5 +104,41 @@ it('ends a Subscribe whose client half-closed (as grpcurl does after its last me
     raw.close();
     await server.close(1_000);
     await testBroker.close();
+  }
+}, 60_000);
+
+/**
+ * Ctrl-C pressed twice, or a supervisor that repeats SIGTERM: the second signal must not cut a
+ * clean stop short. A half-sent call (headers, no message) holds the stop in its grace period,
+ * so the second signal surely lands while the broker is still stopping.
+ */
+it('finishes a clean stop when a second SIGINT or SIGTERM arrives during it', async () => {
+  for (const [first, second] of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGTERM']] as const) {
+    const ownDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-twice-'));
+    const broker = await startBrokerProcess({ dataDir: ownDir });
+    const session = connect(`http://${broker.address}`);
+    session.on('error', () => undefined); // the forced end of the stop (GOAWAY) is expected
+    const raw = rawClients(broker.address);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/runnel.v1.AdminService/ListTopics', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+      stream.on('error', () => undefined);
+      const logged = (message: string): boolean => broker.logs.some((line) => (JSON.parse(line) as { msg?: string }).msg === message);
+      await unary<Any, Any>(raw.admin, 'ListTopics', {}); // the broker is serving
+      process.kill(broker.pid, first);
+      await waitFor(() => logged('shutting down'), { timeoutMs: 10_000, describe: () => `no "shutting down" after ${first}: ${broker.logs.join('\n')}` });
+      process.kill(broker.pid, second);
+      const exitCode = await broker.exited;
+      expect({ exitCode, stoppedCleanly: logged('broker stopped cleanly'), lockLeft: existsSync(join(ownDir, 'broker.lock')) }).toEqual({
+        exitCode: 0,
+        stoppedCleanly: true,
+        lockLeft: false,
+      });
+      expect(broker.logs.some((line) => (JSON.parse(line) as { msg?: string; signal?: string }).msg?.startsWith('already shutting down') === true)).toBe(true);
+    } finally {
+      raw.close();
+      session.destroy();
+      await broker.kill();
+      rmSync(ownDir, { recursive: true, force: true });
+    }
   }
 }, 60_000);

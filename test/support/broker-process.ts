@@ -17,6 +17,8 @@ export interface BrokerProcess {
   readonly pid: number;
   /** Log lines (JSON) the broker printed so far. */
   readonly logs: string[];
+  /** Settles when the process ends, with its exit code (null when a signal ended it). */
+  readonly exited: Promise<number | null>;
   /** SIGTERM, then wait for a clean exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   /** Sends `signal` (default SIGKILL) and waits for the process to end. */
@@ -74,6 +76,7 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
     port,
     pid,
     logs,
+    exited,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
       process.kill(pid, 'SIGTERM');

@@ -43,7 +43,8 @@ Examples:
   RUNNEL_PORT=9092 runnel broker --log-level debug
 
 Stop it with Ctrl-C or SIGTERM: in-flight appends finish and every log is closed cleanly,
-so the next start skips recovery. One broker uses a data directory at a time: it holds
+so the next start skips recovery. A second Ctrl-C or SIGTERM does not cut that short (the
+log says so); SIGKILL does, and the next start then recovers. One broker uses a data directory at a time: it holds
 <data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
     )
     .action(async (flags: BrokerFlags) => {
@@ -93,8 +94,14 @@ async function runBroker(config: BrokerConfig): Promise<void> {
   logger.info({ port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush }, 'broker started');
   await new Promise<void>((resolve) => {
     let isStopping = false;
-    const stop = (signal: string): void => {
-      if (isStopping) return;
+    const stop = (signal: NodeJS.Signals): void => {
+      // Handlers stay installed until the end: with `once`, a second Ctrl-C (or a supervisor's
+      // second SIGTERM) met node's default action and killed the broker mid-shutdown, with no
+      // log line, leaving its lock and unflushed logs for recovery. SIGKILL still stops it at once.
+      if (isStopping) {
+        logger.warn({ signal }, 'already shutting down (calls get at most 5 s, then every log is closed cleanly); send SIGKILL to stop at once');
+        return;
+      }
       isStopping = true;
       logger.info({ signal }, 'shutting down');
       server
@@ -110,7 +117,7 @@ async function runBroker(config: BrokerConfig): Promise<void> {
           resolve();
         });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
 }
