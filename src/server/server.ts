@@ -3,6 +3,7 @@
  * grpcurl works without the .proto files) on host:port with the declared message limits.
  */
 import { setMaxListeners } from 'node:events';
+import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Clock } from '../common/clock.js';
@@ -84,6 +85,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         });
       }),
   };
+}
+
+/**
+ * Sends what grpc-js itself logs (by default `console.error` lines such as "E No address added
+ * out of total 1 resolved" when the port is taken) into the broker's JSON log, component
+ * `grpc`, instead of stderr: an operator greps one log, and a failed start leaves stderr to the
+ * one line that says what to do. grpc-js's logger is process-wide; its verbosity still follows
+ * GRPC_VERBOSITY. grpc-js reports errors there that the broker handles or reports itself, so
+ * they are warnings here.
+ */
+export function routeGrpcLogs(logger: Logger): void {
+  grpc.setLogger({
+    error: (message?: unknown, ...rest: unknown[]) => logger.warn({}, format(message, ...rest)),
+    info: (message?: unknown, ...rest: unknown[]) => logger.info({}, format(message, ...rest)),
+    debug: (message?: unknown, ...rest: unknown[]) => logger.debug({}, format(message, ...rest)),
+  });
 }
 
 /**

@@ -8,7 +8,7 @@ import { systemClock } from '../../common/clock.js';
 import { loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
 import { createRootLogger } from '../../observability/index.js';
-import { startServer } from '../../server/index.js';
+import { routeGrpcLogs, startServer } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
 
 interface BrokerFlags {
@@ -67,6 +67,7 @@ log says so); SIGKILL does, and the next start then recovers. One broker uses a 
 
 async function runBroker(config: BrokerConfig): Promise<void> {
   const logger = createRootLogger({ level: config.logLevel });
+  routeGrpcLogs(logger.child({ component: 'grpc' }));
   const broker = await Broker.open({ config, logger });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
