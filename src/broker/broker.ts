@@ -16,7 +16,7 @@
  * and left for the operator (losing meta/ must never cost data).
  */
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { BrokerConfig } from '../config/broker-config.js';
 import { limits } from '../config/limits.js';
@@ -132,7 +132,7 @@ export class Broker {
     } catch (error) {
       throw new BrokerError('INVALID_REQUEST', `the broker's flush setting (--flush or RUNNEL_FLUSH) is invalid: ${(error as Error).message}`);
     }
-    mkdirSync(config.dataDir, { recursive: true });
+    makeDataDirOrThrow(config.dataDir);
     // Before anything in the directory is opened: one broker per data directory.
     const lock = lockDataDir(config.dataDir);
     if (lock.takenOverFrom !== undefined) {
@@ -664,4 +664,25 @@ function firstRecordAtOrAfter(bytes: Buffer, baseOffset: number, timestampMs: nu
     // Falls through to the batch-level answer.
   }
   return { offset: baseOffset, timestampMs: header.maxTimestamp };
+}
+
+/**
+ * Creates the data directory if needed. A path that cannot be one (a file, a path through a
+ * file, no permission, a read-only file system) is refused with the directory named and
+ * what to do, not node's bare "EEXIST: file already exists, mkdir …".
+ */
+function makeDataDirOrThrow(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    if (!statSync(dataDir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'EEXIST' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const problem =
+      code === 'EEXIST' || code === 'ENOTDIR'
+        ? 'it is not a directory (a file is in the way)'
+        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+          ? 'no permission to create it (or a read-only file system)'
+          : (error as Error).message;
+    throw new BrokerError('INVALID_REQUEST', `cannot use data directory ${dataDir}: ${problem}; pass a writable directory with --data-dir (or RUNNEL_DATA_DIR)`, { cause: error });
+  }
 }

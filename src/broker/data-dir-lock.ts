@@ -45,7 +45,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     try {
       fd = openSync(path, 'wx');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(`cannot create ${path}: ${(error as Error).message}`);
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(`cannot create ${path}: ${(error as Error).message}; the broker needs write access to its data directory: fix its permissions, or pass another with --data-dir`);
       const pid = tryReadHolderPid(path);
       if (pid !== undefined && isLiveHolder(pid, key)) throw inUse(dataDir, pid);
       takenOverFrom = { pid };

@@ -426,6 +426,21 @@ describe('runnel errors', () => {
     }
   });
 
+  it('says which data directory it cannot use and what to do when --data-dir is a file or lies under one', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-datadir-'));
+    try {
+      const file = join(scratch, 'a-file');
+      writeFileSync(file, 'not a directory\n');
+      for (const dataDir of [file, join(file, 'data')]) {
+        const result = await runCli(['broker', '--port', '0', '--data-dir', dataDir, '--log-level', 'silent'], { timeoutMs: 30_000 });
+        expect(expectOneLineFailure(result)).toContain(`cannot use data directory ${dataDir}: it is not a directory (a file is in the way); pass a writable directory with --data-dir`);
+      }
+      expect(readFileSync(file, 'utf8')).toBe('not a directory\n');
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   it('answers commands of later capabilities, and a delete of a missing topic, with what to do', async () => {
     expect(expectOneLineFailure(await runCli(['group', 'list']))).toMatch(/consumer groups .* not available yet.*runnel consume TOPIC --partition N/);
     expect(expectOneLineFailure(await runCli(['cluster', 'describe', '--json']))).toMatch(/clusters .* not available yet/);
