@@ -111,9 +111,14 @@ export function loadBrokerConfig(sources: BrokerConfigSources = {}): Readonly<Br
     if (value !== undefined && value !== '') config[key] = checkValue(key, value, `environment variable ${spec.env}`);
   }
   for (const [key, value] of Object.entries(sources.flags ?? {})) {
-    if (value !== undefined) config[key] = checkValue(key, value, `flag for ${key}`);
+    if (value !== undefined) config[key] = checkValue(key, value, flagName(key));
   }
   return Object.freeze(config as unknown as BrokerConfig);
+}
+
+/** The command-line flag of a setting, as `runnel broker` spells it: logLevel → --log-level. */
+function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
 }
 
 function checkValue(key: string, value: unknown, where: string): unknown {

@@ -441,6 +441,24 @@ describe('runnel errors', () => {
     }
   });
 
+  it('refuses a bad broker setting in one line naming the flag, variable or file key, with no wire reason tag', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-settings-'));
+    try {
+      const file = join(scratch, 'runnel.json');
+      writeFileSync(file, JSON.stringify({ dataDir: join(scratch, 'data'), bogus: 1 }));
+      const [viaFlag, viaEnv, viaFile] = await Promise.all([
+        runCli(['broker', '--data-dir', join(scratch, 'data'), '--port', '0', '--log-level', 'verbose']),
+        runCli(['broker', '--data-dir', join(scratch, 'data')], { env: { RUNNEL_PORT: '70000' } }),
+        runCli(['broker', '--config', file, '--port', '0']),
+      ]);
+      expect(expectOneLineFailure(viaFlag)).toBe('runnel: --log-level must be one of fatal, error, warn, info, debug, trace, silent');
+      expect(expectOneLineFailure(viaEnv)).toBe('runnel: environment variable RUNNEL_PORT must be an integer from 0 to 65535, got "70000"');
+      expect(expectOneLineFailure(viaFile)).toMatch(/^runnel: unknown setting in config file key "bogus"; known settings: dataDir, .*produceTimeoutMs$/);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   it('answers commands of later capabilities, and a delete of a missing topic, with what to do', async () => {
     expect(expectOneLineFailure(await runCli(['group', 'list']))).toMatch(/consumer groups .* not available yet.*runnel consume TOPIC --partition N/);
     expect(expectOneLineFailure(await runCli(['cluster', 'describe', '--json']))).toMatch(/clusters .* not available yet/);

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
 import { loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
+import { isBrokerError } from '../../errors/index.js';
 import { createRootLogger } from '../../observability/index.js';
 import { routeGrpcLogs, startServer } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
@@ -44,25 +45,36 @@ Examples:
 
 Stop it with Ctrl-C or SIGTERM: in-flight appends finish and every log is closed cleanly,
 so the next start skips recovery. A second Ctrl-C or SIGTERM does not cut that short (the
-log says so); SIGKILL does, and the next start then recovers. One broker uses a data directory at a time: it holds
-<data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
+log says so); SIGKILL does, and the next start then recovers. One broker uses a data
+directory at a time: it holds <data-dir>/broker.lock while it runs (a lock left by a killed
+broker is taken over).`,
     )
     .action(async (flags: BrokerFlags) => {
-      const config = loadBrokerConfig({
-        configFile: flags.config,
-        env: process.env,
-        flags: {
-          dataDir: flags.dataDir,
-          port: flags.port,
-          host: flags.host,
-          logLevel: flags.logLevel,
-          brokerId: flags.brokerId,
-          advertise: flags.advertise,
-          flush: flags.flush,
-        },
-      });
-      await runBroker(config);
+      try {
+        await runBroker(loadBrokerConfigFromFlags(flags));
+      } catch (error) {
+        // A setting or data directory refused at start-up: the message already says what to
+        // do; the wire reason tag ("[INVALID_REQUEST]") means nothing to an operator.
+        if (isBrokerError(error, 'INVALID_REQUEST')) throw new CliError(error.message, { cause: error });
+        throw error;
+      }
     });
+}
+
+function loadBrokerConfigFromFlags(flags: BrokerFlags): Readonly<BrokerConfig> {
+  return loadBrokerConfig({
+    configFile: flags.config,
+    env: process.env,
+    flags: {
+      dataDir: flags.dataDir,
+      port: flags.port,
+      host: flags.host,
+      logLevel: flags.logLevel,
+      brokerId: flags.brokerId,
+      advertise: flags.advertise,
+      flush: flags.flush,
+    },
+  });
 }
 
 async function runBroker(config: BrokerConfig): Promise<void> {

@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { brokerConfigDefaults, loadBrokerConfig } from './broker-config.js';
+
+const scratchDirs: string[] = [];
+
+afterEach(() => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function configFile(settings: object): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runnel-broker-config-'));
+  scratchDirs.push(dir);
+  const path = join(dir, 'runnel.json');
+  writeFileSync(path, JSON.stringify(settings));
+  return path;
+}
+
+describe('loadBrokerConfig', () => {
+  it('takes each setting from the flag, else the environment, else the file, else the default', () => {
+    const file = configFile({ port: 7001, host: '127.0.0.2', logLevel: 'warn', dataDir: '/from/file' });
+    const config = loadBrokerConfig({
+      configFile: file,
+      env: { RUNNEL_PORT: '7002', RUNNEL_HOST: '127.0.0.3' },
+      flags: { port: '7003', dataDir: undefined },
+    });
+    expect({ port: config.port, host: config.host, logLevel: config.logLevel, dataDir: config.dataDir, brokerId: config.brokerId }).toEqual({
+      port: 7003,
+      host: '127.0.0.3',
+      logLevel: 'warn',
+      dataDir: '/from/file',
+      brokerId: brokerConfigDefaults.brokerId,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('names a refused flag as the operator typed it, and the environment variable or file key otherwise', () => {
+    expect(() => loadBrokerConfig({ flags: { logLevel: 'verbose' } })).toThrow(/^--log-level must be one of fatal, error, warn, info, debug/);
+    expect(() => loadBrokerConfig({ flags: { port: '70000' } })).toThrow('--port must be an integer from 0 to 65535, got "70000"');
+    expect(() => loadBrokerConfig({ flags: { brokerId: '-1' } })).toThrow(/^--broker-id must be an integer/);
+    expect(() => loadBrokerConfig({ env: { RUNNEL_PORT: 'abc' } })).toThrow('environment variable RUNNEL_PORT must be an integer');
+    expect(() => loadBrokerConfig({ configFile: configFile({ port: '7071x' }) })).toThrow('config file key "port" must be an integer');
+    expect(() => loadBrokerConfig({ configFile: configFile({ bogus: 1 }) })).toThrow(/unknown setting in config file key "bogus"; known settings: dataDir, host, port/);
+  });
+});
