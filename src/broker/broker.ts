@@ -123,7 +123,10 @@ export class Broker {
   }
 
   static async open(options: BrokerOpenOptions): Promise<Broker> {
-    const { config, logger } = options;
+    const { config } = options;
+    // The broker's own lines (topic admin, start-up checks) carry component 'broker' like every
+    // other line, so an operator can filter by it; meta and storage bind their own.
+    const logger = options.logger.child({ component: 'broker' });
     const clock = options.clock ?? systemClock;
     // The broker default must be a value a topic could set, or every topic would inherit a
     // policy nothing can open: refuse it before anything is created.
@@ -141,7 +144,7 @@ export class Broker {
         'the previous broker on this data directory did not stop cleanly (its lock was left behind); each partition is recovered when first used',
       );
     }
-    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger }).catch((error: unknown) => {
+    const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger: options.logger }).catch((error: unknown) => {
       lock.release();
       throw error;
     }); // binds component: 'meta' itself
@@ -149,7 +152,7 @@ export class Broker {
     const logs = await LogManager.start({
       dataDir: config.dataDir,
       clock,
-      logger: logger.child({ component: 'storage' }),
+      logger: options.logger.child({ component: 'storage' }),
       configForTopic: (topic) => (broker as Broker).partitionLogConfig(topic),
       openFilesMax: config.openSegmentFilesMax,
       indexCacheBytesMax: config.indexCacheBytesMax,

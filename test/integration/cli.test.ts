@@ -475,6 +475,31 @@ describe('runnel errors', () => {
   });
 });
 
+describe('runnel broker logs', () => {
+  it('writes every line as one JSON object with a component, from start through topic admin to a clean stop', async () => {
+    const ownDir = mkdtempSync(join(tmpdir(), 'runnel-cli-logs-'));
+    const own = await startBrokerProcess({ dataDir: ownDir });
+    try {
+      const onOwn = { env: { RUNNEL_BROKER: own.address } };
+      for (const args of [['topic', 'create', 'cli-logged', '--partitions', '2'], ['topic', 'alter', 'cli-logged', '--config', 'retention.ms=60000'], ['topic', 'delete', 'cli-logged']]) {
+        const result = await runCli(args, onOwn);
+        expect(result.code, result.stderr).toBe(0);
+      }
+      expect(await own.stop()).toBe(0);
+      const entries = own.logs.map((line) => JSON.parse(line) as Any);
+      expect(entries.filter((entry) => typeof entry.component !== 'string').map((entry) => entry.msg)).toEqual([]);
+      const byMessage = (msg: string): Any | undefined => entries.find((entry) => entry.msg === msg);
+      expect(byMessage('topic created')).toMatchObject({ component: 'broker', topic: 'cli-logged' });
+      expect(byMessage('topic deleted')).toMatchObject({ component: 'broker', topic: 'cli-logged' });
+      expect(byMessage('broker started')).toMatchObject({ component: 'broker' });
+      expect(byMessage('broker stopped cleanly')).toMatchObject({ component: 'broker' });
+    } finally {
+      await own.kill();
+      rmSync(ownDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('runnel log', () => {
   it('appends lines that are not UTF-8 byte for byte, keys split at the separator, as produce does', async () => {
     const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));

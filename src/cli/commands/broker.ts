@@ -78,9 +78,10 @@ function loadBrokerConfigFromFlags(flags: BrokerFlags): Readonly<BrokerConfig> {
 }
 
 async function runBroker(config: BrokerConfig): Promise<void> {
-  const logger = createRootLogger({ level: config.logLevel });
-  routeGrpcLogs(logger.child({ component: 'grpc' }));
-  const broker = await Broker.open({ config, logger });
+  const rootLogger = createRootLogger({ level: config.logLevel });
+  routeGrpcLogs(rootLogger.child({ component: 'grpc' }));
+  const broker = await Broker.open({ config, logger: rootLogger });
+  const logger = rootLogger.child({ component: 'broker' }); // start and stop lines
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -88,7 +89,7 @@ async function runBroker(config: BrokerConfig): Promise<void> {
       host: config.host,
       port: config.port,
       advertise: config.advertise,
-      logger: logger.child({ component: 'server' }),
+      logger: rootLogger.child({ component: 'server' }),
       clock: systemClock,
       produceTimeoutMs: config.produceTimeoutMs,
       inFlightRequestsPerConnectionMax: config.inFlightRequestsPerConnectionMax,
