@@ -83,6 +83,11 @@ export const brokerConfigDefaults: BrokerConfig = {
   produceBytesInFlightMax: 256 * 1024 * 1024,
 };
 
+/** Every setting with its RUNNEL_* environment variable, in the order `runnel broker --help` lists them. */
+export function brokerSettingNames(): { key: keyof BrokerConfig; env: string }[] {
+  return (Object.entries(SPECS) as [Key, KeySpec][]).map(([key, spec]) => ({ key, env: spec.env }));
+}
+
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export interface BrokerConfigSources {

@@ -5,4 +5,4 @@
 export { limits } from './limits.js';
 export { defaults } from './defaults.js';
 export { validateTopicName, isValidTopicName } from './topic-name.js';
-export { brokerConfigDefaults, loadBrokerConfig, type BrokerConfig, type BrokerConfigSources } from './broker-config.js';
+export { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig, type BrokerConfigSources } from './broker-config.js';

@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { brokerSettingNames } from '../../src/config/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
 import { killAllCliProcesses, startCliProcess, type CliProcess, type CliResult } from '../support/cli-process.js';
 import { waitFor } from '../support/wait-for.js';
@@ -472,6 +473,17 @@ describe('runnel errors', () => {
     const badFrom = await runCli(['consume', 'cli-any', '--from', 'yesterday']);
     expect(badFrom.code).toBe(1);
     expect(badFrom.stderr).toContain("option '--from <position>' argument 'yesterday' is invalid");
+  });
+});
+
+describe('runnel broker --help', () => {
+  it('names every setting with its config file key, RUNNEL_* variable and default, as CLI.md promises each can be set', async () => {
+    const help = await runOk(['broker', '--help']);
+    for (const { key, env } of brokerSettingNames()) {
+      expect(help).toMatch(new RegExp(`^\\s+${key}\\s+${env}\\s`, 'm'));
+    }
+    expect(help).toMatch(/^\s+inFlightRequestsPerConnectionMax\s+RUNNEL_IN_FLIGHT_REQUESTS_MAX\s+1024$/m);
+    expect(help).toContain('--config /etc/runnel.json');
   });
 });
 

@@ -5,12 +5,13 @@
  */
 import type { Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
-import { loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
+import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
 import { isBrokerError } from '../../errors/index.js';
 import { createRootLogger } from '../../observability/index.js';
 import { routeGrpcLogs, startServer } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
+import { formatTable } from '../table.js';
 
 interface BrokerFlags {
   dataDir?: string;
@@ -42,6 +43,11 @@ Examples:
   runnel broker                                   # ./data, port 7070
   runnel broker --data-dir /var/lib/runnel --flush always
   RUNNEL_PORT=9092 runnel broker --log-level debug
+  runnel broker --config /etc/runnel.json         # {"dataDir": "/var/lib/runnel", "port": 9092}
+
+Every setting comes from a flag, else its RUNNEL_* variable, else its key in the --config
+file (a JSON object; unknown keys are refused), else the default:
+${formatSettings()}
 
 Stop it with Ctrl-C or SIGTERM: in-flight appends finish and every log is closed cleanly,
 so the next start skips recovery. A second Ctrl-C or SIGTERM does not cut that short (the
@@ -59,6 +65,18 @@ broker is taken over).`,
         throw error;
       }
     });
+}
+
+/** The settings table of the help: config file key, variable, flag, default. */
+function formatSettings(): string {
+  const flagged = new Set(['dataDir', 'port', 'host', 'logLevel', 'brokerId', 'advertise', 'flush']);
+  const rows = brokerSettingNames().map(({ key, env }) => [
+    key,
+    env,
+    flagged.has(key) ? `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}` : '',
+    String(brokerConfigDefaults[key] ?? 'the bound address'),
+  ]);
+  return formatTable(['  FILE KEY', 'VARIABLE', 'FLAG', 'DEFAULT'], rows.map(([key, ...rest]) => [`  ${key}`, ...rest])).trimEnd();
 }
 
 function loadBrokerConfigFromFlags(flags: BrokerFlags): Readonly<BrokerConfig> {
