@@ -470,6 +470,7 @@ describe('runnel errors', () => {
   it('refuses flags it cannot honour with a clear line', async () => {
     expect(expectOneLineFailure(await runCli(['consume', 'cli-any', '--group', 'g']))).toContain('consumer groups are not supported yet');
     expect(expectOneLineFailure(await runCli(['topic', 'list', '--broker', 'no-port']))).toContain('is not HOST:PORT');
+    expect(expectOneLineFailure(await runCli(['broker', '--cluster', 'etcd://127.0.0.1:2379', '--broker-id', '1', '--port', '0']))).toMatch(/clusters \(--cluster\) are not available yet.*without --cluster/);
     const badFrom = await runCli(['consume', 'cli-any', '--from', 'yesterday']);
     expect(badFrom.code).toBe(1);
     expect(badFrom.stderr).toContain("option '--from <position>' argument 'yesterday' is invalid");

@@ -3,7 +3,7 @@
  * --port. SIGTERM/SIGINT shut down cleanly: stop taking calls, finish in-flight appends,
  * flush, write clean-shutdown marks. Logs are JSON lines on stdout (pino).
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
@@ -22,6 +22,7 @@ interface BrokerFlags {
   brokerId?: string;
   advertise?: string;
   flush?: string;
+  cluster?: string;
 }
 
 export function registerBrokerCommand(program: Command): void {
@@ -36,6 +37,8 @@ export function registerBrokerCommand(program: Command): void {
     .option('--broker-id <n>', 'this broker\'s id (default 0)')
     .option('--advertise <host:port>', 'address clients are told to use (default the bound one)')
     .option('--flush <policy>', 'default flush policy of topics: always | never | interval:<ms> (default interval:1000)')
+    // In CLI.md for a later release: refused with what to do, not "unknown option".
+    .addOption(new Option('--cluster <etcd-urls>').hideHelp())
     .addHelpText(
       'after',
       `
@@ -56,6 +59,9 @@ directory at a time: it holds <data-dir>/broker.lock while it runs (a lock left 
 broker is taken over).`,
     )
     .action(async (flags: BrokerFlags) => {
+      if (flags.cluster !== undefined) {
+        throw new CliError('clusters (--cluster) are not available yet: this release runs a single broker; start it without --cluster');
+      }
       try {
         await runBroker(loadBrokerConfigFromFlags(flags));
       } catch (error) {
