@@ -477,6 +477,16 @@ describe('runnel errors', () => {
   });
 });
 
+describe('runnel --help of topic and perf commands', () => {
+  it('teaches each command with examples that name the command itself', async () => {
+    const commands = [['topic', 'create'], ['topic', 'list'], ['topic', 'describe'], ['topic', 'alter'], ['topic', 'delete'], ['perf', 'produce'], ['perf', 'consume'], ['broker']];
+    const helps = await Promise.all(commands.map((command) => runOk([...command, '--help'])));
+    commands.forEach((command, index) => {
+      expect(helps[index], command.join(' ')).toMatch(new RegExp(`\\nExamples:\\n  runnel ${command.join(' ')}\\b`));
+    });
+  });
+});
+
 describe('runnel broker --help', () => {
   it('names every setting with its config file key, RUNNEL_* variable and default, as CLI.md promises each can be set', async () => {
     const help = await runOk(['broker', '--help']);

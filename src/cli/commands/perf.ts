@@ -108,6 +108,11 @@ Examples:
     .addHelpText(
       'after',
       `
+Examples:
+  runnel perf produce perf --records 1000000 --size 100
+  runnel perf produce perf --records 100000 --size 1000 --throughput 20000 --acks 1
+  runnel perf produce perf --records 1000000 --size 100 --compression gzip --json
+
 Latency is from send() to acknowledgement (with --acks all: every in-sync replica has it),
 including time spent waiting in a batch and for buffer space; flat out, that is mostly the
 time a record waits behind the 32 MiB buffer, so use --throughput to measure latency at a
@@ -140,6 +145,10 @@ MB is 10^6 bytes.`,
     .addHelpText(
       'after',
       `
+Examples:
+  runnel perf consume perf --records 1000000
+  runnel perf consume perf --records 1000000 --json
+
 Reads every partition from its first offset. Exits 1 if fewer than --records records arrive
 (no new record for --timeout-ms).
 

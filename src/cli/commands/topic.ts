@@ -83,7 +83,19 @@ ${CONFIG_HELP}`,
       .command('list')
       .description('list topics with their partition counts')
       .option('--json', 'print {"topics":[{"name","partitions","replicationFactor"}]}'),
-  ).action(async (flags: ClientFlags & { json?: boolean }) => {
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runnel topic list
+  runnel topic list --json | jq -r '.topics[].name'
+  runnel topic list --broker 10.0.0.5:7070
+
+Topics are sorted by name. With no topics, prints nothing on stdout (a hint on stderr; with
+--json, {"topics":[]}) and exits 0.`,
+    )
+    .action(async (flags: ClientFlags & { json?: boolean }) => {
     await withClient(flags, undefined, async ({ client }) => {
       const topics = (await client.admin.listTopics()).sort((a, b) => a.name.localeCompare(b.name));
       if (flags.json === true) {
@@ -111,6 +123,10 @@ ${CONFIG_HELP}`,
     .addHelpText(
       'after',
       `
+Examples:
+  runnel topic describe app-logs
+  runnel topic describe app-logs --json | jq '.partitions[] | {partition, logEndOffset}'
+
 START is the log start offset (first offset still readable), END the log end offset (next
 offset to be written), HWM the high watermark (consumers read below it). Configs marked *
 are set on this topic; the others are the broker's defaults.
@@ -185,7 +201,17 @@ ${CONFIG_HELP}`,
       .description('delete a topic and all its records')
       .argument('<name>', 'topic name')
       .option('--if-exists', 'succeed when there is no such topic'),
-  ).action(async (name: string, flags: ClientFlags & { ifExists?: boolean }) => {
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runnel topic delete app-logs
+  runnel topic delete app-logs --if-exists          # exit 0 when it is already gone
+
+The records cannot be recovered: the partition directories are removed from the broker's disk.`,
+    )
+    .action(async (name: string, flags: ClientFlags & { ifExists?: boolean }) => {
     await withClient(flags, name, async ({ client }) => {
       try {
         await client.admin.deleteTopic(name);
