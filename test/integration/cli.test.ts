@@ -592,4 +592,16 @@ describe('runnel perf', () => {
     const short = expectOneLineFailure(await runCli(['perf', 'consume', 'cli-perf', '--records', '5000', '--timeout-ms', '500']));
     expect(short).toContain('only 3,500 of 5,000 records arrived');
   });
+
+  it('counts only acknowledged records in the produce rates: a run the broker refuses reports no throughput and exits 1', async () => {
+    await runOk(['topic', 'create', 'cli-perf-refused', '--config', 'max.message.bytes=1024']);
+    const refused = await runCli(['perf', 'produce', 'cli-perf-refused', '--records', '20', '--size', '5000', '--json'], { timeoutMs: 60_000 });
+    expect(expectOneLineFailure(refused)).toContain('some records were not acknowledged; the first failure: record too large');
+    expect(JSON.parse(refused.stdout)).toMatchObject({ records: 20, acknowledgedRecords: 0, failedRecords: 20, bytes: 0, recordsPerSec: 0, mbPerSec: 0 });
+    const text = await runCli(['perf', 'produce', 'cli-perf-refused', '--records', '20', '--size', '5000']);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^perf produce cli-perf-refused: 20 records of 5,000 bytes in [\d.]+ s \(0 acknowledged, 20 failed\)\nthroughput  0 records\/s  0\.00 MB\/s\n/);
+    const produced = JSON.parse(await runOk(['perf', 'produce', 'cli-perf-refused', '--records', '20', '--size', '100', '--json'])) as Any;
+    expect(produced).toMatchObject({ records: 20, acknowledgedRecords: 20, failedRecords: 0, bytes: 2000 });
+  });
 });
