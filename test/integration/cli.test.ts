@@ -454,7 +454,7 @@ describe('runnel errors', () => {
       ]);
       expect(expectOneLineFailure(viaFlag)).toBe('runnel: --log-level must be one of fatal, error, warn, info, debug, trace, silent');
       expect(expectOneLineFailure(viaEnv)).toBe('runnel: environment variable RUNNEL_PORT must be an integer from 0 to 65535, got "70000"');
-      expect(expectOneLineFailure(viaFile)).toMatch(/^runnel: unknown setting in config file key "bogus"; known settings: dataDir, .*produceTimeoutMs$/);
+      expect(expectOneLineFailure(viaFile)).toMatch(/^runnel: unknown setting in config file key "bogus"; known settings: dataDir, .*produceTimeoutMs\b/);
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
