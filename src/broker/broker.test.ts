@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
 import { silentLogger } from '../observability/index.js';
-import { decodeBatches, encodeBatch } from '../protocol/index.js';
+import { decodeBatches, encodeBatch, setBatchLeaderEpoch, tryReadBatchHeader } from '../protocol/index.js';
 import { MetaStore } from '../meta/index.js';
 import { LogManager, nodeFileSystem, PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
@@ -392,5 +392,17 @@ describe('a partition whose log cannot be opened', () => {
       ['online', 2],
       ['online', 2],
     ]);
+  });
+});
+
+describe('Broker.produce and the partition leader epoch', () => {
+  it('stores the leader epoch (0 on a single node), not the one the producer put in the batch', async () => {
+    const broker = await openBroker();
+    const sent = batch(['e0', 'e1']);
+    setBatchLeaderEpoch(sent, 777);
+    await broker.produce({ topic: 'tail', partition: 0, batch: sent, acks: 'leader', timeoutMs: 10_000 });
+    const fetched = await fetchAt(broker, 0);
+    expect(tryReadBatchHeader(fetched.bytes)?.partitionLeaderEpoch).toBe(0);
+    expect([...decodeBatches(fetched.bytes)].map((record) => record.value?.toString())).toEqual(['e0', 'e1']); // CRC still holds
   });
 });

@@ -35,6 +35,9 @@ export type Acks = 'none' | 'leader' | 'all';
  * checks only the header and CRC by itself): the header limit the plain-records path has,
  * and a bound on what a compressed batch may inflate to while it is checked.
  */
+/** A single node's partitions keep leader epoch 0 (GetMetadata says so); replication will bump it. */
+const SINGLE_NODE_LEADER_EPOCH = 0;
+
 const CLIENT_RECORD_CHECKS: RecordChecks = { headersPerRecordMax: limits.headersPerRecordMax, decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT };
 
 export interface ProduceResult {
@@ -409,7 +412,13 @@ export class Broker {
     }
     const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
       const recordChecks: RecordChecks = { ...CLIENT_RECORD_CHECKS, timestampType: isLogAppendTime ? 'log-append' : 'create' };
-      const result = await log.append(request.batch, { recordChecks, isProducerIdIssued: (producerId) => this.meta.isProducerIdIssued(producerId) });
+      // The stored batch carries the leader's epoch, whatever the producer put there (as in
+      // Kafka; the field is outside the CRC).
+      const result = await log.append(request.batch, {
+        recordChecks,
+        isProducerIdIssued: (producerId) => this.meta.isProducerIdIssued(producerId),
+        leaderEpoch: SINGLE_NODE_LEADER_EPOCH,
+      });
       return { ...result, logStartOffset: log.logStartOffset };
     });
     if (request.acks === 'none') {
