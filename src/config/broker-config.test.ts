@@ -36,6 +36,14 @@ describe('loadBrokerConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('takes --advertise only as HOST:PORT (IPv6 in brackets), naming what is wrong', () => {
+    expect(loadBrokerConfig({ flags: { advertise: 'broker-1.internal:7070' } }).advertise).toBe('broker-1.internal:7070');
+    expect(loadBrokerConfig({ flags: { advertise: '[::1]:7070' } }).advertise).toBe('[::1]:7070');
+    for (const bad of ['foo:bar', 'foo', 'foo:0', 'foo:70000', '::1:7070', 'a b:7070', ':7070']) {
+      expect(() => loadBrokerConfig({ flags: { advertise: bad } }), bad).toThrow(/^--advertise must be HOST:PORT with a port from 1 to 65535/);
+    }
+  });
+
   it('names a refused flag as the operator typed it, and the environment variable or file key otherwise', () => {
     expect(() => loadBrokerConfig({ flags: { logLevel: 'verbose' } })).toThrow(/^--log-level must be one of fatal, error, warn, info, debug/);
     expect(() => loadBrokerConfig({ flags: { port: '70000' } })).toThrow('--port must be an integer from 0 to 65535, got "70000"');

@@ -39,7 +39,7 @@ export interface BrokerConfig {
 type Key = keyof BrokerConfig;
 
 interface KeySpec {
-  kind: 'string' | 'integer' | 'level';
+  kind: 'string' | 'integer' | 'level' | 'address';
   min?: number;
   max?: number;
   env: string;
@@ -51,7 +51,7 @@ const SPECS: Record<Key, KeySpec> = {
   port: { kind: 'integer', min: 0, max: 65_535, env: 'RUNNEL_PORT' },
   logLevel: { kind: 'level', env: 'RUNNEL_LOG_LEVEL' },
   brokerId: { kind: 'integer', min: 0, max: 2 ** 31 - 1, env: 'RUNNEL_BROKER_ID' },
-  advertise: { kind: 'string', env: 'RUNNEL_ADVERTISE' },
+  advertise: { kind: 'address', env: 'RUNNEL_ADVERTISE' },
   defaultPartitions: { kind: 'integer', min: 1, max: limits.partitionsPerTopicMax, env: 'RUNNEL_DEFAULT_PARTITIONS' },
   flush: { kind: 'string', env: 'RUNNEL_FLUSH' },
   openSegmentFilesMax: { kind: 'integer', min: 16, max: 1_000_000, env: 'RUNNEL_OPEN_SEGMENT_FILES_MAX' },
@@ -133,6 +133,14 @@ function checkValue(key: string, value: unknown, where: string): unknown {
     case 'string':
       if (typeof value !== 'string' || value.length === 0) throw invalid(`${where} must be a non-empty string`);
       return value;
+    case 'address': {
+      // HOST:PORT, an IPv6 host in brackets ([::1]:7070), as clients will be told to dial it.
+      const match = typeof value === 'string' ? /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(value) : null;
+      if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65_535) {
+        throw invalid(`${where} must be HOST:PORT with a port from 1 to 65535 (an IPv6 host in brackets, [::1]:7070), got ${JSON.stringify(value)}`);
+      }
+      return value;
+    }
     case 'level':
       if (typeof value !== 'string' || !LEVELS.has(value)) throw invalid(`${where} must be one of ${[...LEVELS].join(', ')}`);
       return value;

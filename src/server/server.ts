@@ -56,7 +56,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (!isWindowSet || !widenSessionWindows(server)) {
     options.logger.warn({}, 'could not raise the HTTP/2 receive window (grpc-js internals changed?); uploads are limited to the 64 KiB default window');
   }
-  const [advertisedHost, advertisedPortText] = (options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`).split(':');
+  // HOST:PORT (checked in broker-config.ts); the port follows the last colon, so a bracketed
+  // IPv6 host ([::1]:7070) stays whole.
+  const advertised = options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`;
+  const portColon = advertised.lastIndexOf(':');
+  const [advertisedHost, advertisedPortText] = [advertised.slice(0, portColon), advertised.slice(portColon + 1)];
   server.addService(
     guardService(proto.runnel.v1.AdminService.service, {}),
     createAdminService({
