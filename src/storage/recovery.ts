@@ -104,10 +104,11 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
   const read = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context) : undefined;
   const snapshot = read?.isVersion1 === true ? fromVersion1(read, logBases[0]) : read;
 
+  // Before the empty-directory case: a partition of one segment whose .log is gone has no
+  // file left, and a new log there would hand out its offsets again (and drop the mark).
+  const offline = state?.offline ?? findMissingCleanActiveSegment(logBases, state, options.nowMs);
+  if (offline !== undefined) return openOffline(context, logBases.length > 0 ? logBases : [offline.segmentBaseOffset], state as PartitionState, offline);
   if (logBases.length === 0) return loadProducers(context, logBases, await createFirstSegment(context, state), snapshot, options);
-  if (state?.offline !== undefined) return openOffline(context, logBases, state, state.offline);
-  const missing = findMissingCleanActiveSegment(logBases, state, options.nowMs);
-  if (missing !== undefined) return openOffline(context, logBases, state as PartitionState, missing);
   const clean = await tryOpenClean(context, logBases, state);
   if (clean !== undefined) return loadProducers(context, logBases, clean, snapshot, options);
   return recoverFromCheckpoint(context, logBases, state, snapshot, options);
@@ -267,8 +268,9 @@ function sealedSegments(context: SegmentContext, logBases: readonly number[], co
 }
 
 async function createFirstSegment(context: SegmentContext, state: PartitionState | undefined): Promise<OpenedPartition> {
-  // A new partition (or one whose files were all removed by hand): start at offset 0, or at
-  // the checkpoint if a state file survived, so offsets are never reused.
+  // A new partition (or one whose files were all removed by hand, unless partition.state says
+  // they held records: openPartitionDirectory): start at offset 0, or at the checkpoint if a
+  // state file survived, so offsets are never reused.
   const baseOffset = state?.recoveryCheckpoint ?? 0;
   const segment = Segment.active(context, {
     baseOffset,
@@ -294,6 +296,7 @@ async function createFirstSegment(context: SegmentContext, state: PartitionState
   };
 }
 
+/** `logBases` names at least one segment; its files may be missing (nothing is read while offline). */
 function openOffline(context: SegmentContext, logBases: readonly number[], state: PartitionState, offline: OfflineMark): OpenedPartition {
   const segments = sealedSegments(context, logBases, logBases.length - 1);
   const lastBase = logBases[logBases.length - 1] as number;

@@ -565,6 +565,28 @@ describe('a segment file missing after a clean close', () => {
     await reopened.close();
     expect(logFileSizes(dir)).toEqual(sizesBefore);
   });
+
+  it('the only one, which held records: offline with CORRUPT_DATA, also at the next start, not a new log at offset 0', async () => {
+    // Most partitions have one segment: with its .log gone, no file is left to recover from,
+    // and starting an empty log would give offsets 0, 1, … to new records a second time.
+    const dir = tempDir();
+    const log = await openTestLog({ dir, config: { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 } });
+    await appendBatches(log, { count: 5, tag: 'before', seed: 92 });
+    const logEndOffset = log.logEndOffset;
+    await log.close();
+    expect(logFileBases(dir)).toEqual([0]);
+    unlinkSync(logPath(dir, 0));
+
+    for (const attempt of ['first open', 'next open']) {
+      const reopened = await openLog(dir);
+      expect(reopened.isOnline, attempt).toBe(false);
+      await expectRejection(reopened.append(makeBatch({ tag: 'after' })), 'CORRUPT_DATA');
+      expect(readStateFile(dir).offline, attempt).toMatchObject({ reason: 'CORRUPT_DATA', segmentBaseOffset: 0 });
+      expect(String((readStateFile(dir).offline as { detail: string }).detail)).toContain(`0..${logEndOffset - 1}`);
+      await reopened.close();
+      expect(logFileBases(dir), attempt).toEqual([]); // nothing created in its place
+    }
+  });
 });
 
 describe('a missing or unreadable partition.state', () => {
