@@ -60,7 +60,7 @@ interface ConsumeFlags extends ClientFlags {
 }
 
 /** What the read loop needs per partition. */
-interface PartitionPlan {
+export interface PartitionPlan {
   partition: number;
   startOffset: number;
   /** With --no-follow: stop before this offset (the log end offset at start). */
@@ -224,12 +224,20 @@ class ConsumeOutage {
 }
 
 /**
- * Lists the topic's partitions every `PARTITION_CHECK_INTERVAL_MS` and assigns the new ones,
- * from their start (they were created after the command began). A failed check is left to
- * the next one: the streams of the partitions already read report an unreachable broker, and
- * a deleted topic ends the read loop with TOPIC_NOT_FOUND. Returns the function that stops it.
+ * Lists the topic's partitions every `intervalMs` and assigns the new ones, from their start
+ * (they were created after the command began). A failed check is left to the next one: the
+ * streams of the partitions already read report an unreachable broker, and a deleted topic
+ * ends the read loop with TOPIC_NOT_FOUND. A new partition whose start could not be found
+ * (its log not created yet while the broker adds partitions, or the broker went away) is
+ * looked for again at the next check. Returns the function that stops it.
  */
-function followNewPartitions(client: RunnelClient, consumer: Consumer, topic: string, byPartition: Map<number, PartitionPlan>): () => void {
+export function followNewPartitions(
+  client: RunnelClient,
+  consumer: Consumer,
+  topic: string,
+  byPartition: Map<number, PartitionPlan>,
+  intervalMs = PARTITION_CHECK_INTERVAL_MS,
+): () => void {
   let isChecking = false;
   let isStopped = false;
   const check = async (): Promise<void> => {
@@ -238,7 +246,16 @@ function followNewPartitions(client: RunnelClient, consumer: Consumer, topic: st
     if (added.length === 0 || isStopped) return;
     for (const partition of added) byPartition.set(partition, { partition, startOffset: 0, endOffset: undefined, skipBeforeMs: undefined });
     consumer.assign([...byPartition.keys()].map((partition) => ({ topic, partition })));
-    for (const partition of added) await consumer.seek({ topic, partition }, 'earliest');
+    for (const partition of added) {
+      try {
+        await consumer.seek({ topic, partition }, 'earliest');
+      } catch (error) {
+        // Assigned but not positioned, so never read: forget it, and the next check finds it
+        // new again and seeks once more (the seek failure was not reported to the read loop).
+        byPartition.delete(partition);
+        if (isStopped) throw error;
+      }
+    }
   };
   const timer = setInterval(() => {
     if (isChecking || isStopped) return;
@@ -246,7 +263,7 @@ function followNewPartitions(client: RunnelClient, consumer: Consumer, topic: st
     check()
       .catch(() => undefined)
       .finally(() => (isChecking = false));
-  }, PARTITION_CHECK_INTERVAL_MS);
+  }, intervalMs);
   return () => {
     isStopped = true;
     clearInterval(timer);
