@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
 import { silentLogger } from '../observability/index.js';
 import { decodeBatches, encodeBatch, setBatchLeaderEpoch, tryReadBatchHeader } from '../protocol/index.js';
 import { MetaStore } from '../meta/index.js';
+import { BrokerError } from '../errors/index.js';
 import { LogManager, nodeFileSystem, PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
@@ -392,6 +393,34 @@ describe('a partition whose log cannot be opened', () => {
       ['online', 2],
       ['online', 2],
     ]);
+  });
+
+  /**
+   * A broker over topic `full` (2 partitions, 2 records each) where full-1 stopped uncleanly
+   * (no partition.state), so its open scans and then writes its state: creating that file
+   * fails with ENOSPC, as on a full disk; reads still work.
+   */
+  async function brokerWithFullDiskUnder(): Promise<Broker> {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'full', partitions: 2, replicationFactor: 1, configs: {} });
+    for (const partition of [0, 1]) await broker.produce({ topic: 'full', partition, batch: batch(['x', 'y']), acks: 'leader', timeoutMs: 10_000 });
+    await broker.close();
+    unlinkSync(join(dataDir, 'full-1', 'partition.state'));
+    const again = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    cleanups.push(() => again.close());
+    const enospc = (path: string) => Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' });
+    const isBroken = (path: string, mode: string) => path.startsWith(join(dataDir, 'full-1')) && mode === 'create';
+    const open = nodeFileSystem.open.bind(nodeFileSystem);
+    vi.spyOn(nodeFileSystem, 'open').mockImplementation(async (path, mode) => (isBroken(path, mode) ? Promise.reject(enospc(path)) : open(path, mode)));
+    return again;
+  }
+
+  it('fails a call with DISK_FULL, not a raw Node error, when its open cannot write partition.state', async () => {
+    // A raw error reaches the client as INTERNAL with no reason: nothing says the disk is full.
+    const broker = await brokerWithFullDiskUnder();
+    const failure = await broker.produce({ topic: 'full', partition: 1, batch: batch(['z']), acks: 'leader', timeoutMs: 10_000 }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BrokerError);
+    expect(failure).toMatchObject({ reason: 'DISK_FULL' });
   });
 });
 

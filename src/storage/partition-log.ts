@@ -308,8 +308,11 @@ export class PartitionLog {
     }
     if (opened.isStateStale) {
       // After a scan, every scanned segment is fsynced and indexed: the checkpoint moves to
-      // the active one. Crash before this write: the next start-up scans them again.
-      await writePartitionState(options.fileSystem, options.dir, opened.state);
+      // the active one. Crash before this write: the next start-up scans them again. A
+      // failure (ENOSPC on a full disk) fails the open like any other errno error on the way.
+      await writePartitionState(options.fileSystem, options.dir, opened.state).catch((error: unknown) => {
+        throw storageError('update', `${options.dir}/partition.state`, error);
+      });
     }
     if (opened.recovery.kind === 'scanned') {
       options.logger.info(
