@@ -422,6 +422,16 @@ describe('a partition whose log cannot be opened', () => {
     expect(failure).toBeInstanceOf(BrokerError);
     expect(failure).toMatchObject({ reason: 'DISK_FULL' });
   });
+
+  it('is described offline with DISK_FULL when its open meets a full disk, while the others are described', async () => {
+    // A full disk is when an operator runs describe: one partition that cannot write its
+    // files while opening must not hide the rest of the topic.
+    const broker = await brokerWithFullDiskUnder();
+    const described = await broker.describeTopic('full');
+    expect(described.partitions[0]).toMatchObject({ status: 'online', logEndOffset: 2 });
+    expect(described.partitions[1]).toMatchObject({ status: 'offline', offlineReason: 'DISK_FULL', logStartOffset: -1, logEndOffset: -1, isr: [] });
+    expect(described.partitions[1]!.sizeBytes).toBe(described.partitions[0]!.sizeBytes);
+  });
 });
 
 describe('Broker.produce and the partition leader epoch', () => {

@@ -312,9 +312,10 @@ export class Broker {
         };
       });
     } catch (error) {
-      // A log that cannot be opened (EIO, EACCES, its directory gone): describe is what an
-      // operator runs then, so show this partition offline with the reason, and the others.
-      if (!isBrokerError(error) || error.reason !== 'STORAGE_ERROR') throw error;
+      // A log that cannot be opened (EIO, EACCES, its directory gone, a full disk): describe
+      // is what an operator runs then, so show this partition offline with the reason, and
+      // the others.
+      if (!isBrokerError(error) || (error.reason !== 'STORAGE_ERROR' && error.reason !== 'DISK_FULL')) throw error;
       this.logger.warn({ topic, partition, err: error.message }, 'describe: partition log cannot be opened; reported offline');
       return {
         ...replicas,
@@ -324,7 +325,7 @@ export class Broker {
         highWatermark: -1,
         sizeBytes: (await this.logs.segmentBytesOnDisk(topic, partition)) ?? 0,
         status: 'offline',
-        offlineReason: 'STORAGE_ERROR',
+        offlineReason: error.reason,
       };
     }
   }

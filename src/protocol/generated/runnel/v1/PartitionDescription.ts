@@ -9,8 +9,8 @@ export interface PartitionDescription {
   'isr'?: (number)[];
   /**
    * The three offsets are -1 when the partition's log cannot be opened at all (status
-   * "offline", offline_reason STORAGE_ERROR: an I/O error such as EIO); an offline partition
-   * whose log opened (CORRUPT_DATA) still reports them.
+   * "offline", offline_reason STORAGE_ERROR for an I/O error such as EIO, DISK_FULL for a
+   * full disk); an offline partition whose log opened (CORRUPT_DATA) still reports them.
    */
   'logStartOffset'?: (number | string | Long);
   'logEndOffset'?: (number | string | Long);
@@ -33,8 +33,8 @@ export interface PartitionDescription__Output {
   'isr': (number)[];
   /**
    * The three offsets are -1 when the partition's log cannot be opened at all (status
-   * "offline", offline_reason STORAGE_ERROR: an I/O error such as EIO); an offline partition
-   * whose log opened (CORRUPT_DATA) still reports them.
+   * "offline", offline_reason STORAGE_ERROR for an I/O error such as EIO, DISK_FULL for a
+   * full disk); an offline partition whose log opened (CORRUPT_DATA) still reports them.
    */
   'logStartOffset': (string);
   'logEndOffset': (string);
