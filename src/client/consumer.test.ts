@@ -447,3 +447,10 @@ describe('Consumer', () => {
     await expect(consumer.seek(tp, 0)).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
   });
 });
+
+describe('Consumer options', () => {
+  it('refuses a partition window larger than the Subscribe credit a broker keeps (256 MiB), which would stall the stream', () => {
+    expect(() => makeConsumer({ partitionBufferBytes: 256 * 1024 * 1024 + 1, bufferBytes: 1024 * 1024 * 1024 })).toThrow(/partitionBufferBytes must be an integer from 65536 to 268435456/);
+    expect(() => makeConsumer({ partitionBufferBytes: 256 * 1024 * 1024, bufferBytes: 1024 * 1024 * 1024 })).not.toThrow();
+  });
+});

@@ -31,7 +31,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../common/index.js';
 import { MiB, KiB } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { CONTROL_BIT, DECOMPRESSED_BYTES_MAX_DEFAULT, int64ToNumber, iterateBatchesAs, numberToInt64, type RecordFactory } from '../protocol/index.js';
+import { CONTROL_BIT, DECOMPRESSED_BYTES_MAX_DEFAULT, int64ToNumber, iterateBatchesAs, numberToInt64, SUBSCRIBE_CREDIT_BYTES_MAX, type RecordFactory } from '../protocol/index.js';
 import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { clientClock } from './client-clock.js';
@@ -45,7 +45,7 @@ export interface ConsumerOptions {
    * OFFSET_OUT_OF_RANGE: 'latest' (default, as Kafka), 'earliest', or 'none' (fail instead).
    */
   autoOffsetReset?: 'earliest' | 'latest' | 'none';
-  /** Bytes buffered per partition at most (the Subscribe credit window). Default 8 MiB. */
+  /** Bytes buffered per partition at most (the Subscribe credit window). Default 8 MiB, at most 256 MiB (the broker's credit cap). */
   partitionBufferBytes?: number;
   /**
    * Bytes buffered across all assigned partitions: each gets an equal share as its window,
@@ -267,8 +267,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) {
       throw new BrokerError('INVALID_REQUEST', `autoOffsetReset must be 'earliest', 'latest' or 'none'`);
     }
-    if (!Number.isSafeInteger(this.partitionBufferBytes) || this.partitionBufferBytes < CREDIT_BYTES_MIN) {
-      throw new BrokerError('INVALID_REQUEST', `partitionBufferBytes must be an integer ≥ ${CREDIT_BYTES_MIN}`);
+    // A window past the broker's credit cap would wait for data the broker never sends.
+    if (!Number.isSafeInteger(this.partitionBufferBytes) || this.partitionBufferBytes < CREDIT_BYTES_MIN || this.partitionBufferBytes > SUBSCRIBE_CREDIT_BYTES_MAX) {
+      throw new BrokerError('INVALID_REQUEST', `partitionBufferBytes must be an integer from ${CREDIT_BYTES_MIN} to ${SUBSCRIBE_CREDIT_BYTES_MAX} (the most Subscribe credit a broker keeps)`);
     }
     if (!Number.isSafeInteger(this.bufferBytes) || this.bufferBytes < CREDIT_BYTES_MIN) {
       throw new BrokerError('INVALID_REQUEST', `bufferBytes must be an integer ≥ ${CREDIT_BYTES_MIN}`);

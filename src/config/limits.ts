@@ -31,6 +31,11 @@ export const limits = {
   /** Largest read of one partition in one call. Hit: the read is cut at a batch boundary. */
   readBytesMax: 64 * MiB,
   /**
+   * Subscribe credit a stream may hold unspent (granted and not yet used up by replies).
+   * Hit: more is not added; a consumer's window per partition must stay within it.
+   */
+  subscribeCreditBytesMax: 256 * MiB,
+  /**
    * Appends queued on one partition waiting for the writer. Bounds memory held by batches
    * not yet written. Hit: LIMIT_REACHED (retriable), nothing written.
    */

@@ -61,6 +61,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
  */
 export const HEADERS_PER_RECORD_MAX: number = limits.headersPerRecordMax;
 
+/**
+ * Most Subscribe credit a broker keeps for a stream: credit granted beyond it is dropped, so a
+ * consumer whose window were larger would wait for data the broker never sends.
+ */
+export const SUBSCRIBE_CREDIT_BYTES_MAX: number = limits.subscribeCreditBytesMax;
+
 /** Trailing-metadata keys that carry a BrokerError across the wire. */
 export const ErrorMetadata = {
   reason: 'runnel-reason',

@@ -14,4 +14,4 @@ export * from './varint.js';
 export * from './compression.js';
 export * from './record-batch.js';
 export * from './murmur2.js';
-export { CHANNEL_OPTIONS, ErrorMetadata, HEADERS_PER_RECORD_MAX, PROTO_FILES, PROTO_LOADER_OPTIONS, PROTO_ROOT, int64ToNumber, loadRunnelProto, numberToInt64, type RunnelProto } from './grpc.js';
+export { CHANNEL_OPTIONS, ErrorMetadata, HEADERS_PER_RECORD_MAX, PROTO_FILES, SUBSCRIBE_CREDIT_BYTES_MAX, PROTO_LOADER_OPTIONS, PROTO_ROOT, int64ToNumber, loadRunnelProto, numberToInt64, type RunnelProto } from './grpc.js';

@@ -373,7 +373,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         // Credit before `start` was dropped silently (start sets the credit), and a client that
         // granted it could wait for data that never came: it breaks the rule like any other.
         if (message.kind === 'creditBytes' && isStarted) {
-          credit = Math.min(credit + (message.creditBytes ?? 0), limits.readBytesMax * 4);
+          credit = Math.min(credit + (message.creditBytes ?? 0), limits.subscribeCreditBytesMax);
           wake?.();
           return;
         }
