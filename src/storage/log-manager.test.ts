@@ -9,6 +9,7 @@ import { LogManager, type LogManagerOptions } from './log-manager.js';
 import type { PartitionLogConfig } from './partition-log.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
+import { waitFor } from '../../test/support/wait-for.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -118,6 +119,27 @@ describe('LogManager', () => {
     clock.advance(5_000);
     manager.closeIdle();
     expect(manager.openPartitionCount).toBe(0);
+  });
+
+  it('closes idle logs although retention checks them more often than partitionIdleMs', async () => {
+    // The defaults check retention every 5 minutes and close logs idle for 10: a retention
+    // run must neither count as use nor leave open the logs it opened.
+    const { manager, clock } = await startManager({ partitionIdleMs: 10_000, openPartitionsMax: 100 });
+    for (let p = 0; p < 3; p++) {
+      await manager.createPartition('t', p);
+      await manager.withPartition('t', p, (log) => log.append(makeBatch()));
+    }
+    expect(manager.openPartitionCount).toBe(3);
+    for (let elapsedMs = 0; elapsedMs < 10_000; elapsedMs += 1_000) {
+      clock.advance(1_000);
+      await manager.runRetention();
+    }
+    manager.closeIdle();
+    await waitFor(() => manager.openPartitionCount === 0, { timeoutMs: 5_000, describe: () => `${manager.openPartitionCount} logs still open` });
+    // A run over closed logs opens each to check it, and closes it again.
+    await manager.runRetention();
+    expect(manager.openPartitionCount).toBe(0);
+    expect(await manager.withPartition('t', 2, async (log) => log.logEndOffset)).toBe(1);
   });
 
   it('runs retention over every partition, open or not', async () => {

@@ -373,8 +373,8 @@ export class LogManager {
   }
 
   /**
-   * Applies retention to every partition, one at a time (idle ones are opened, then closed
-   * again by the LRU bound). Errors are logged per partition; one bad log does not stop the rest.
+   * Applies retention to every partition, one at a time. Errors are logged per partition; one
+   * bad log does not stop the rest.
    */
   async runRetention(): Promise<void> {
     for (const entry of [...this.entries.values()]) {
@@ -383,13 +383,33 @@ export class LogManager {
       // everything: no retention settings can be known for it.
       if (entry.log === undefined && this.options.configForTopic(entry.topic) === undefined) continue;
       try {
-        await this.withEntry(entry, async (log) => {
-          if (log.isOnline) await log.applyRetention();
-        });
+        await this.runRetentionOn(entry);
       } catch (error) {
         this.options.logger.error({ topic: entry.topic, partition: entry.partition, err: String(error) }, 'retention failed');
       }
     }
+  }
+
+  /**
+   * Retention is not use: it leaves an open log's idle time and LRU place as they were, and
+   * closes again a log it had to open (unless someone used it meanwhile). Counted as use, a
+   * retention check more frequent than `partitionIdleMs` (the defaults: 5 and 10 minutes) kept
+   * every partition open forever, and each run reopened them all up to `openPartitionsMax`.
+   */
+  private async runRetentionOn(entry: Entry): Promise<void> {
+    const wasOpen = (entry.log !== undefined && entry.closing === undefined) || entry.opening !== undefined;
+    const lastUsedMs = entry.lastUsedMs;
+    entry.pins++;
+    try {
+      const log = await this.ensureOpen(entry);
+      if (log.isOnline) await log.applyRetention();
+    } finally {
+      entry.pins--;
+    }
+    // Not `isIdle`: the writer may still be winding down from the retention task; a close
+    // queues behind it.
+    const isUnused = entry.pins === 0 && entry.lastUsedMs === lastUsedMs && entry.log !== undefined && entry.closing === undefined;
+    if (!wasOpen && isUnused) await this.closeEntry(entry).catch((error: unknown) => this.logCloseFailure(entry, error));
   }
 
   private scheduleIdleSweep(): void {
