@@ -84,6 +84,14 @@ export const limits = {
   requestBytesMax: 1 * MiB,
   /** Longest a Fetch may park waiting for data. Longer requests are cut to this. */
   fetchWaitMsMax: 60_000,
+  /**
+   * Partition logs one broker opens or closes at the same time. Each open or close holds a few
+   * descriptors of its own (the segment, index and state files it reads or writes), outside
+   * `openSegmentFilesMax`: a burst over 3,000 partitions with a small `openPartitionsMax` closed
+   * them all at once and ran the broker out of descriptors (EMFILE). Hit: the next open or close
+   * waits for one to finish.
+   */
+  logOpensClosesInFlightMax: 8,
   /** Parked fetches and subscriptions per partition. Hit: LIMIT_REACHED. */
   waitersPerPartitionMax: 10_000,
   /** Producer ids remembered per partition for idempotence (least recently used go first). */

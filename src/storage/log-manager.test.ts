@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/clock.js';
+import { limits } from '../config/limits.js';
 import { isBrokerError } from '../errors/index.js';
 import { silentLogger } from '../observability/index.js';
 import { decodeBatches } from '../protocol/index.js';
@@ -33,6 +34,55 @@ async function startManager(options: Partial<LogManagerOptions> & { dataDir?: st
   });
   cleanups.push(() => manager.close());
   return { manager, dataDir, clock };
+}
+
+/**
+ * Wraps the node file system, counting the descriptors it holds at any moment: open handles
+ * until closed, and one during each call that opens a file or directory for itself.
+ */
+function countingFileSystem(): { fileSystem: FileSystem; readonly openNow: number; readonly max: number; resetMax(): void } {
+  let openNow = 0;
+  let max = 0;
+  const opened = (): void => {
+    openNow++;
+    max = Math.max(max, openNow);
+  };
+  const during = async <T>(work: () => Promise<T>): Promise<T> => {
+    opened();
+    try {
+      return await work();
+    } finally {
+      openNow--;
+    }
+  };
+  const fileSystem: FileSystem = {
+    ...nodeFileSystem,
+    async open(path, mode) {
+      const handle = await nodeFileSystem.open(path, mode);
+      opened();
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        openNow--;
+        await close();
+      };
+      return handle;
+    },
+    tryReadFile: (path) => during(() => nodeFileSystem.tryReadFile(path)),
+    readdir: (path) => during(() => nodeFileSystem.readdir(path)),
+    syncDirectory: (path) => during(() => nodeFileSystem.syncDirectory(path)),
+  };
+  return {
+    fileSystem,
+    get openNow() {
+      return openNow;
+    },
+    get max() {
+      return max;
+    },
+    resetMax() {
+      max = openNow;
+    },
+  };
 }
 
 describe('LogManager', () => {
@@ -106,6 +156,47 @@ describe('LogManager', () => {
     release();
     // Had the bound closed partition 0 under its user, this append would fail SHUTTING_DOWN.
     expect((await held).baseOffset).toBe(0);
+  });
+
+  it('closes a burst of idle logs a few at a time, within a bounded number of descriptors', async () => {
+    // Goal: every close holds descriptors of its own (the active segment to sync, the index,
+    // snapshot and state files it writes), so thousands of logs going idle together must not
+    // be closed all at once. Method: 300 partitions held open together (each has appended,
+    // so its close does real work), then released at once; a file system that counts the
+    // descriptors it holds open at any moment.
+    const descriptors = countingFileSystem();
+    const openFilesMax = 16;
+    const { manager } = await startManager({ openPartitionsMax: 16, openFilesMax, fileSystem: descriptors.fileSystem });
+    const partitionCount = 300;
+    for (let p = 0; p < partitionCount; p++) await manager.createPartition('burst', p);
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let appends = Promise.resolve();
+    let appendedCount = 0;
+    const held = Array.from({ length: partitionCount }, (_, p) =>
+      manager.withPartition('burst', p, async (log) => {
+        // One append at a time, so only the closes can run together.
+        const mine = appends.then(() => log.append(makeBatch({ tag: `p${p}` })));
+        appends = mine.then(() => undefined);
+        await mine;
+        appendedCount++;
+        await released;
+      }),
+    );
+    await waitFor(() => appendedCount === partitionCount, { timeoutMs: 20_000, describe: () => `${appendedCount} of ${partitionCount} appended` });
+    descriptors.resetMax();
+    release();
+    await Promise.all(held);
+    await waitFor(() => manager.openPartitionCount <= 16 && descriptors.openNow === manager.handles.openCount, {
+      timeoutMs: 30_000,
+      describe: () => `${manager.openPartitionCount} logs open, ${descriptors.openNow} descriptors`,
+    });
+    expect(descriptors.max).toBeLessThanOrEqual(openFilesMax + 3 * limits.logOpensClosesInFlightMax);
+    // Closed cleanly: each reopens without a scan and keeps its record.
+    const read = await manager.withPartition('burst', 299, (log) => log.read({ offset: 0, bytesMax: 1024 }));
+    expect(decodeBatches(read.bytes)[0]?.value?.toString().startsWith('p299-0:')).toBe(true);
   });
 
   it('closes logs idle for partitionIdleMs', async () => {

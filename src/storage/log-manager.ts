@@ -7,7 +7,9 @@
  * use (a clean open reads one small state file and the active segment's indexes); the least
  * recently used idle logs close (cleanly: they reopen without a scan) past `openPartitionsMax`
  * or after `partitionIdleMs`. Segment descriptors and sealed indexes live in the shared,
- * bounded `FileHandleCache` and `IndexCache`.
+ * bounded `FileHandleCache` and `IndexCache`. At most `limits.logOpensClosesInFlightMax` logs
+ * open or close at once (each holds descriptors of its own meanwhile); the idle ones to close
+ * are picked when a close can start, so a log used meanwhile stays open.
  *
  * Owner of mutable state: this object — the entry map, each entry's open/opening/closing
  * promise and pin count, the timers. A log is never closed while pinned (`withPartition`).
@@ -71,6 +73,10 @@ export class LogManager {
   private readonly entries = new Map<string, Entry>();
   /** Open entries, least recently used first (Map keeps insertion order). */
   private readonly openEntries = new Map<string, Entry>();
+  /** Opens and closes running (`limits.logOpensClosesInFlightMax`) and those waiting to. */
+  private readonly lifecycleSlots = new Slots(limits.logOpensClosesInFlightMax);
+  /** Closes of idle logs started by `startIdleCloses` and not finished. */
+  private idleClosesRunning = 0;
   private cancelTimers: (() => void)[] = [];
   private isClosed = false;
   private backgroundWork: Promise<void> = Promise.resolve();
@@ -302,7 +308,7 @@ export class LogManager {
     if (entry.opening === undefined) {
       const config = this.options.configForTopic(entry.topic);
       if (config === undefined) throw this.notFound(entry.topic, entry.partition);
-      entry.opening = PartitionLog.open({
+      entry.opening = this.lifecycleSlots.run(() => PartitionLog.open({
         dir: entry.dir,
         topic: entry.topic,
         partition: entry.partition,
@@ -313,7 +319,7 @@ export class LogManager {
         clock: this.options.clock,
         logger: this.options.logger.child({ topic: entry.topic, partition: entry.partition }), // component: 'storage' is bound already
         ...(this.options.producerIdExpirationMs === undefined ? {} : { producerIdExpirationMs: this.options.producerIdExpirationMs }),
-      }).then(
+      })).then(
         (log) => {
           entry.log = log;
           entry.opening = undefined;
@@ -331,11 +337,40 @@ export class LogManager {
 
   /** Closes the least recently used idle logs while more than `openPartitionsMax` are open. */
   private closeLeastRecentlyUsed(): void {
-    if (this.openEntries.size <= this.options.openPartitionsMax) return;
-    for (const entry of this.openEntries.values()) {
-      if (this.openEntries.size <= this.options.openPartitionsMax) break;
-      if (this.isIdle(entry)) void this.closeEntry(entry).catch((error: unknown) => this.logCloseFailure(entry, error));
+    if (this.openEntries.size > this.options.openPartitionsMax) this.startIdleCloses();
+  }
+
+  /**
+   * Starts closing idle logs, least recently used first, while closes are below
+   * `limits.logOpensClosesInFlightMax`: those over `openPartitionsMax`, and those unused for
+   * `partitionIdleMs`. Each finished close picks the next, so a log used in the meantime is
+   * never picked, and a burst over thousands of partitions closes them a few at a time.
+   */
+  private startIdleCloses(): void {
+    while (!this.isClosed && this.idleClosesRunning < limits.logOpensClosesInFlightMax) {
+      const entry = this.nextIdleToClose();
+      if (entry === undefined) return;
+      this.idleClosesRunning++;
+      void this.closeEntry(entry)
+        .catch((error: unknown) => this.logCloseFailure(entry, error))
+        .finally(() => {
+          this.idleClosesRunning--;
+          this.startIdleCloses();
+        });
     }
+  }
+
+  private nextIdleToClose(): Entry | undefined {
+    const isOverBound = this.openEntries.size > this.options.openPartitionsMax;
+    const idleSinceMs = this.options.clock.nowMs() - this.options.partitionIdleMs;
+    // Least recently used first: past the first entry used since `idleSinceMs`, only the
+    // bound can make one a candidate.
+    for (const entry of this.openEntries.values()) {
+      const isIdleLongEnough = entry.lastUsedMs <= idleSinceMs;
+      if (!isOverBound && !isIdleLongEnough) return undefined;
+      if (this.isIdle(entry)) return entry;
+    }
+    return undefined;
   }
 
   private isIdle(entry: Entry): boolean {
@@ -349,7 +384,7 @@ export class LogManager {
     const log = entry.log;
     if (log === undefined) return;
     this.openEntries.delete(entry.key);
-    entry.closing = log.close().finally(() => {
+    entry.closing = this.lifecycleSlots.run(() => log.close()).finally(() => {
       entry.log = undefined;
       entry.closing = undefined;
     });
@@ -422,14 +457,9 @@ export class LogManager {
     this.cancelTimers.push(this.options.clock.setTimer(periodMs, tick));
   }
 
-  /** Closes every open log unused for `partitionIdleMs`. */
+  /** Starts closing every open log unused for `partitionIdleMs` (a few at a time). */
   closeIdle(): void {
-    const nowMs = this.options.clock.nowMs();
-    for (const entry of [...this.openEntries.values()]) {
-      if (nowMs - entry.lastUsedMs >= this.options.partitionIdleMs && this.isIdle(entry)) {
-        void this.closeEntry(entry).catch((error: unknown) => this.logCloseFailure(entry, error));
-      }
-    }
+    this.startIdleCloses();
   }
 
   private removeInBackground(path: string): void {
@@ -464,5 +494,26 @@ export class LogManager {
 
   private throwIfClosed(): void {
     if (this.isClosed) throw new BrokerError('SHUTTING_DOWN', 'the log manager is closed');
+  }
+}
+
+/** Runs at most `count` tasks at a time; the others wait in order. */
+class Slots {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly count: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.count) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
+    try {
+      return await work();
+    } finally {
+      // Hand the slot straight to the next waiter, or give it back.
+      const next = this.waiting.shift();
+      if (next !== undefined) next();
+      else this.running--;
+    }
   }
 }
