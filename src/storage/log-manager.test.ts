@@ -199,6 +199,19 @@ describe('LogManager', () => {
     expect(decodeBatches(read.bytes)[0]?.value?.toString().startsWith('p299-0:')).toBe(true);
   });
 
+  it('refuses a use that waited for an idle close once the manager has closed, opening nothing', async () => {
+    const { manager, clock } = await startManager({ partitionIdleMs: 10_000 });
+    await manager.createPartition('t', 0);
+    await manager.withPartition('t', 0, (log) => log.append(makeBatch()));
+    clock.advance(10_000);
+    manager.closeIdle();
+    expect(manager.openPartitionCount).toBe(0); // its close is under way
+    const late = manager.withPartition('t', 0, (log) => log.append(makeBatch()));
+    await manager.close();
+    await expect(late).rejects.toSatisfy((error) => isBrokerError(error, 'SHUTTING_DOWN'));
+    expect(manager.openPartitionCount).toBe(0);
+  });
+
   it('closes logs idle for partitionIdleMs', async () => {
     const { manager, clock } = await startManager({ partitionIdleMs: 10_000, openPartitionsMax: 100 });
     await manager.createPartition('t', 0);

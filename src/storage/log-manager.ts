@@ -303,6 +303,9 @@ export class LogManager {
   private async ensureOpen(entry: Entry): Promise<PartitionLog> {
     // A close in progress finishes first; the log then reopens cleanly (no scan).
     while (entry.closing !== undefined) await entry.closing;
+    // The manager may have closed meanwhile (that close waited for this log's close too): a log
+    // opened now would never be closed, and its appends would make the next start recover it.
+    this.throwIfClosed();
     if (entry.isDeleted) throw this.notFound(entry.topic, entry.partition);
     if (entry.log !== undefined) return entry.log;
     if (entry.opening === undefined) {
