@@ -3,11 +3,16 @@
  * record must come back with the same key, value, headers and timestamp, in order, at offset
  * baseOffset + index, and every encoded batch must pass the broker's produce validation,
  * records included.
+ *
+ * Some batches hold more than 63 records and some records more than 63 headers, so offset
+ * deltas and header counts take two-byte varints as well as one: an encoder that wrapped either
+ * at 64 passed every test here while batches had at most 40 records of at most 4 headers.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tryReadBatchHeader, validateBatchOrThrow } from './batch-header.js';
-import { decodeBatch, decodeBatches, encodeBatch, validateBatchRecordsOrThrow, type LogRecord } from './record-batch.js';
+import { HEADERS_PER_RECORD_MAX } from './grpc.js';
+import { decodeBatch, decodeBatches, encodeBatch, validateBatchRecordsOrThrow, visitRecords, type DecodedRecord, type LogRecord } from './record-batch.js';
 
 const bytesOrNull = fc.option(
   fc.oneof(
@@ -29,14 +34,29 @@ const timestampArbitrary = fc.oneof(
   fc.constant(-1),
 );
 
+/** Small headers in numbers past 63, so the header count needs a two-byte varint. */
+const manyHeadersArbitrary = fc.array(
+  fc.record({ key: fc.string({ maxLength: 3 }), value: fc.option(fc.uint8Array({ maxLength: 3 }).map((array) => Buffer.from(array)), { nil: null }) }),
+  { minLength: 64, maxLength: 150 },
+);
+
 const recordArbitrary: fc.Arbitrary<LogRecord> = fc.record({
   key: bytesOrNull,
   value: bytesOrNull,
-  headers: fc.array(headerArbitrary, { maxLength: 4 }),
+  headers: fc.oneof({ arbitrary: fc.array(headerArbitrary, { maxLength: 4 }), weight: 9 }, { arbitrary: manyHeadersArbitrary, weight: 1 }),
   timestamp: timestampArbitrary,
 });
 
-const recordsArbitrary = fc.array(recordArbitrary, { minLength: 1, maxLength: 40 });
+/** Small records in numbers past 63, so offset deltas need two-byte varints. */
+const manyRecordsArbitrary: fc.Arbitrary<LogRecord[]> = fc.array(
+  fc.record({ key: fc.constant(null), value: bytesOrNull.map((value) => value?.subarray(0, 8) ?? null), headers: fc.constant([]).map((): LogRecord['headers'] => []), timestamp: timestampArbitrary }),
+  { minLength: 64, maxLength: 300 },
+);
+
+const recordsArbitrary: fc.Arbitrary<LogRecord[]> = fc.oneof(
+  { arbitrary: fc.array(recordArbitrary, { minLength: 1, maxLength: 40 }), weight: 4 },
+  { arbitrary: manyRecordsArbitrary, weight: 1 },
+);
 const compressionArbitrary = fc.constantFrom('none' as const, 'gzip' as const);
 
 function plain(records: readonly LogRecord[]): unknown[] {
@@ -58,7 +78,7 @@ describe('record batch round trip (property)', () => {
         (records, compression, baseOffset) => {
           const bytes = encodeBatch({ records, compression, baseOffset });
           const header = validateBatchOrThrow(bytes, { batchBytesMax: bytes.length });
-          validateBatchRecordsOrThrow(bytes, header, { headersPerRecordMax: 4, decompressedBytesMax: 1 << 24 });
+          validateBatchRecordsOrThrow(bytes, header, { headersPerRecordMax: HEADERS_PER_RECORD_MAX, decompressedBytesMax: 1 << 24 });
           expect(header.recordCount).toBe(records.length);
           expect(header.baseTimestamp).toBe(records[0]!.timestamp);
           expect(header.maxTimestamp).toBe(Math.max(...records.map((record) => record.timestamp)));
@@ -95,6 +115,25 @@ describe('record batch round trip (property)', () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  it('visits exactly the decoded records from any offset, and reads a log-append batch at its maxTimestamp', () => {
+    fc.assert(
+      fc.property(recordsArbitrary, compressionArbitrary, fc.boolean(), fc.nat(), (records, compression, isLogAppendTime, fromSeed) => {
+        const baseOffset = 1000;
+        const bytes = encodeBatch({ records, compression, baseOffset, timestampType: isLogAppendTime ? 'log-append' : 'create' });
+        const decoded = decodeBatch(bytes);
+        const maxTimestamp = Math.max(...records.map((record) => record.timestamp));
+        expect(decoded.records.map((record) => record.timestamp)).toEqual(records.map((record) => (isLogAppendTime ? maxTimestamp : record.timestamp)));
+
+        const fromOffset = baseOffset + (fromSeed % (records.length + 2)) - 1;
+        const visited: DecodedRecord[] = [];
+        visitRecords(bytes, { fromOffset }, (record) => visited.push(record) > 0);
+        expect(plain(visited)).toEqual(plain(decoded.records.filter((record) => record.offset >= fromOffset)));
+        expect(visited.map((record) => record.offset)).toEqual(decoded.records.filter((record) => record.offset >= fromOffset).map((record) => record.offset));
+      }),
+      { numRuns: 100 },
     );
   });
 });
