@@ -29,6 +29,29 @@ function restampCrc(bytes: Buffer): Buffer {
   return bytes;
 }
 
+/**
+ * One message in Kafka's legacy format (magic 0 or 1, before record batch v2): offset, size,
+ * CRC-32 (left 0 here; nothing reaches it), magic, attributes, a timestamp for magic 1, a null
+ * key and `value`.
+ */
+function legacyMessage(magic: 0 | 1, value: string): Buffer {
+  const valueBytes = Buffer.from(value);
+  const body = Buffer.alloc(4 + 1 + 1 + (magic === 1 ? 8 : 0) + 4 + 4 + valueBytes.length);
+  let position = 4; // crc
+  body.writeInt8(magic, position++);
+  position++; // attributes: no compression
+  if (magic === 1) {
+    body.writeBigInt64BE(1_700_000_000_000n, position);
+    position += 8;
+  }
+  body.writeInt32BE(-1, position); // null key
+  body.writeInt32BE(valueBytes.length, position + 4);
+  valueBytes.copy(body, position + 8);
+  const prefix = Buffer.alloc(12);
+  prefix.writeInt32BE(body.length, 8);
+  return Buffer.concat([prefix, body]);
+}
+
 /** Runs validateBatchOrThrow and checks the reason, the message, and that `bytes` is untouched. */
 function expectRejected(bytes: Buffer, batchBytesMax: number, reason: Reason, message: RegExp): void {
   const before = Buffer.from(bytes);
@@ -60,6 +83,15 @@ describe('validateBatchOrThrow', () => {
     const bytes = encodedBatch();
     bytes.writeInt8(1, BatchField.magic);
     expectRejected(bytes, 1 << 20, 'CORRUPT_MESSAGE', /magic 1/);
+  });
+
+  it('names the magic of a legacy (v0/v1) message set instead of calling it malformed', () => {
+    // What an old-format Kafka client sends: its magic sits at byte 16 as in v2, but the rest
+    // is laid out differently, so the v2 fields read from it are nonsense or missing.
+    expectRejected(legacyMessage(1, 'hello world, in the old format'), 1 << 20, 'CORRUPT_MESSAGE', /magic 1; only magic 2/);
+    expectRejected(legacyMessage(0, 'hi'), 1 << 20, 'CORRUPT_MESSAGE', /magic 0; only magic 2/);
+    expect(() => decodeBatch(legacyMessage(1, 'hello world, in the old format'))).toThrow(/magic 1; only magic 2/);
+    expect(() => decodeBatch(legacyMessage(0, 'hi'))).toThrow(/magic 0; only magic 2/);
   });
 
   it('rejects a flipped byte in the records with CORRUPT_MESSAGE (CRC)', () => {

@@ -105,6 +105,16 @@ export function tryReadBatchHeader(bytes: Buffer, position = 0): BatchHeader | u
   };
 }
 
+/**
+ * The magic byte of the batch at `position`, or `undefined` when the bytes end before it. Every
+ * Kafka message format (magic 0, 1 and 2) keeps it at byte 16, so it can be read, and a batch
+ * of another format told apart, before anything laid out after it.
+ */
+export function tryReadBatchMagic(bytes: Buffer, position = 0): number | undefined {
+  if (bytes.length - position <= BatchField.magic) return undefined;
+  return bytes.readInt8(position + BatchField.magic);
+}
+
 /** Whether the CRC stored in the batch at `position` matches its bytes. */
 export function isBatchCrcValid(bytes: Buffer, header: BatchHeader, position = 0): boolean {
   const end = position + header.sizeBytes;
@@ -129,15 +139,18 @@ export function validateBatchOrThrow(bytes: Buffer, options: ValidateBatchOption
       details: { batchBytes: bytes.length, batchBytesMax: options.batchBytesMax },
     });
   }
+  // The magic first: a legacy message set (magic 0 or 1) is laid out differently after it, so
+  // its bytes read as a v2 header are nonsense, and reporting them hid the real cause.
+  const magic = tryReadBatchMagic(bytes, 0);
+  if (magic !== undefined && magic !== BATCH_MAGIC) {
+    throw new BrokerError('CORRUPT_MESSAGE', `unsupported batch magic ${magic}; only magic 2 is accepted`);
+  }
   const header = tryReadBatchHeader(bytes, 0);
   if (header === undefined) {
     throw new BrokerError('CORRUPT_MESSAGE', `batch header is malformed or shorter than ${BATCH_HEADER_BYTES} bytes`);
   }
   if (header.sizeBytes !== bytes.length) {
     throw new BrokerError('CORRUPT_MESSAGE', `batchLength says ${header.sizeBytes} bytes but ${bytes.length} were sent`);
-  }
-  if (header.magic !== BATCH_MAGIC) {
-    throw new BrokerError('CORRUPT_MESSAGE', `unsupported batch magic ${header.magic}; only magic 2 is accepted`);
   }
   if (!isBatchCrcValid(bytes, header, 0)) {
     throw new BrokerError('CORRUPT_MESSAGE', 'batch CRC-32C does not match its contents');

@@ -43,6 +43,7 @@ import {
   TRANSACTIONAL_BIT,
   isBatchCrcValid,
   tryReadBatchHeader,
+  tryReadBatchMagic,
   type BatchHeader,
 } from './batch-header.js';
 import {
@@ -365,6 +366,11 @@ export function decodeBatchAs<R>(bytes: Buffer, position: number, options: Decod
 }
 
 function decodeBatchHeaderOrThrow(bytes: Buffer, position: number): BatchHeader {
+  // The magic first, as in validateBatchOrThrow: after it, a legacy message set is not a v2 header.
+  const magic = tryReadBatchMagic(bytes, position);
+  if (magic !== undefined && magic !== BATCH_MAGIC) {
+    throw new BrokerError('CORRUPT_MESSAGE', `unsupported batch magic ${magic}; only magic 2 is read`);
+  }
   const remainingBytes = bytes.length - position;
   if (remainingBytes < BATCH_HEADER_BYTES) {
     throw new BrokerError('CORRUPT_MESSAGE', `${remainingBytes} bytes cannot hold a ${BATCH_HEADER_BYTES}-byte batch header`);
@@ -375,9 +381,6 @@ function decodeBatchHeaderOrThrow(bytes: Buffer, position: number): BatchHeader 
   }
   if (header.sizeBytes > remainingBytes) {
     throw new BrokerError('CORRUPT_MESSAGE', `batch says ${header.sizeBytes} bytes but only ${remainingBytes} remain`);
-  }
-  if (header.magic !== BATCH_MAGIC) {
-    throw new BrokerError('CORRUPT_MESSAGE', `unsupported batch magic ${header.magic}; only magic 2 is read`);
   }
   if (!isBatchCrcValid(bytes, header, position)) {
     throw new BrokerError('CORRUPT_MESSAGE', `batch CRC-32C at byte ${position} does not match its contents`);
