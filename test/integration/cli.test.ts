@@ -427,6 +427,20 @@ describe('runnel errors', () => {
     }
   });
 
+  it('says what to do when --host is not an address of this machine or does not resolve', async () => {
+    const otherDir = mkdtempSync(join(tmpdir(), 'runnel-cli-host-'));
+    try {
+      // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of a real machine.
+      const foreign = await runCli(['broker', '--host', '192.0.2.1', '--port', '0', '--data-dir', otherDir, '--log-level', 'silent'], { timeoutMs: 30_000 });
+      expect(expectOneLineFailure(foreign)).toBe('runnel: --host 192.0.2.1 is not an address of this machine: pass one it has (0.0.0.0 listens on all, 127.0.0.1 on this machine only)');
+      const unknown = await runCli(['broker', '--host', 'no-such-host.invalid', '--port', '0', '--data-dir', otherDir, '--log-level', 'silent'], { timeoutMs: 30_000 });
+      expect(expectOneLineFailure(unknown)).toMatch(/^runnel: --host no-such-host\.invalid does not resolve to an address/);
+      expect(readdirSync(otherDir)).not.toContain('broker.lock');
+    } finally {
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
   it('says which data directory it cannot use and what to do when --data-dir is a file or lies under one', async () => {
     const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-datadir-'));
     try {

@@ -127,6 +127,12 @@ async function runBroker(config: BrokerConfig): Promise<void> {
     if (message.includes('EADDRINUSE')) {
       throw new CliError(`port ${config.port} on ${config.host} is in use: stop what uses it, or pick another with --port <n> (--port 0 takes a free one)`);
     }
+    if (message.includes('EADDRNOTAVAIL')) {
+      throw new CliError(`--host ${config.host} is not an address of this machine: pass one it has (0.0.0.0 listens on all, 127.0.0.1 on this machine only)`);
+    }
+    if (message.includes('Name resolution failed')) {
+      throw new CliError(`--host ${config.host} does not resolve to an address: pass an IP address of this machine (0.0.0.0 listens on all) or a name that resolves to one`);
+    }
     throw new CliError(`cannot listen on ${config.host}:${config.port}: ${message}`);
   }
   logger.info({ port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush }, 'broker started');
