@@ -588,17 +588,24 @@ export function* iterateBatches(bytes: Buffer, options: DecodeBatchOptions = {})
 
 /** `iterateBatches` with each record built by `make` (see `RecordFactory`). */
 export function* iterateBatchesAs<R>(bytes: Buffer, options: DecodeBatchOptions, make: RecordFactory<R>): Generator<DecodedBatch<R>> {
-  let position = 0;
-  while (bytes.length - position >= BATCH_LOG_OVERHEAD_BYTES) {
-    const batchLength = bytes.readInt32BE(position + BatchField.batchLength);
-    if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) {
-      throw new BrokerError('CORRUPT_MESSAGE', `batch at byte ${position} has an impossible length ${batchLength}`);
-    }
-    const sizeBytes = batchLength + BATCH_LOG_OVERHEAD_BYTES;
-    if (sizeBytes > bytes.length - position) return;
+  for (let position = 0, sizeBytes = wholeBatchBytesAt(bytes, 0); sizeBytes !== undefined; position += sizeBytes, sizeBytes = wholeBatchBytesAt(bytes, position)) {
     yield decodeBatchAs(bytes, position, options, make);
-    position += sizeBytes;
   }
+}
+
+/**
+ * The size of the whole batch at `position` of batches laid back to back, or undefined when
+ * fewer bytes than that are left (the end, or a partial batch a fetch cut at its byte limit).
+ * A length field too small to hold a header is damage (CORRUPT_MESSAGE), not a partial batch.
+ */
+function wholeBatchBytesAt(bytes: Buffer, position: number): number | undefined {
+  if (bytes.length - position < BATCH_LOG_OVERHEAD_BYTES) return undefined;
+  const batchLength = bytes.readInt32BE(position + BatchField.batchLength);
+  if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch at byte ${position} has an impossible length ${batchLength}`);
+  }
+  const sizeBytes = batchLength + BATCH_LOG_OVERHEAD_BYTES;
+  return sizeBytes > bytes.length - position ? undefined : sizeBytes;
 }
 
 /**
@@ -612,18 +619,10 @@ export function* iterateBatchesAs<R>(bytes: Buffer, options: DecodeBatchOptions,
 export function visitRecords(bytes: Buffer, options: DecodeBatchOptions & { fromOffset?: number }, visit: (record: DecodedRecord, header: BatchHeader) => boolean): void {
   const decompressedBytesMax = options.decompressedBytesMax ?? DECOMPRESSED_BYTES_MAX_DEFAULT;
   const fromOffset = options.fromOffset ?? 0;
-  let position = 0;
-  while (bytes.length - position >= BATCH_LOG_OVERHEAD_BYTES) {
-    const batchLength = bytes.readInt32BE(position + BatchField.batchLength);
-    if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) {
-      throw new BrokerError('CORRUPT_MESSAGE', `batch at byte ${position} has an impossible length ${batchLength}`);
-    }
-    const sizeBytes = batchLength + BATCH_LOG_OVERHEAD_BYTES;
-    if (sizeBytes > bytes.length - position) return;
+  for (let position = 0, sizeBytes = wholeBatchBytesAt(bytes, 0); sizeBytes !== undefined; position += sizeBytes, sizeBytes = wholeBatchBytesAt(bytes, position)) {
     const header = decodeBatchHeaderOrThrow(bytes, position);
     const isLastOffsetBelow = header.baseOffset + header.lastOffsetDelta < fromOffset;
     if (!isLastOffsetBelow && !visitRecordsOfBatch(bytes, position, header, { decompressedBytesMax, fromOffset }, visit)) return;
-    position += sizeBytes;
   }
 }
 
