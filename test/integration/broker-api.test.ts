@@ -6,14 +6,13 @@
  * driven by plain grpc-js clients built from proto/ (no Runnel client library).
  */
 import * as grpc from '@grpc/grpc-js';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BATCH_CRC_START, BatchField, crc32c, decodeBatches, encodeBatch, varintSizeBytes, writeVarint } from '../../src/protocol/index.js';
-import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
-import { rawClients, reasonOf, unary, type RawClients } from '../support/raw-grpc.js';
+import type { BrokerProcess } from '../support/broker-process.js';
+import { reasonOf, startRawBroker, stopRawBroker, unary, type RawClients } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait-for.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -23,17 +22,10 @@ let broker: BrokerProcess;
 let clients: RawClients;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'runnel-api-'));
-  broker = await startBrokerProcess({ dataDir, args: ['--flush', 'always'] });
-  clients = rawClients(broker.address);
+  ({ dataDir, broker, clients } = await startRawBroker('runnel-api-', { args: ['--flush', 'always'] }));
 }, 60_000);
 
-afterAll(async () => {
-  clients?.close();
-  await broker?.stop();
-  await stopAllBrokerProcesses();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => stopRawBroker({ dataDir, broker, clients }));
 
 async function createTopic(name: string, partitions = 1, configs: Record<string, string> = {}): Promise<Any> {
   return unary(clients.admin, 'CreateTopic', { name, partitions, configs });

@@ -7,13 +7,11 @@
  * sending hand-built wire bytes, and the broker's peak memory read from /proc.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHANNEL_OPTIONS } from '../../src/protocol/index.js';
-import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
-import { rawClients, reasonOf, unary, type RawClients } from '../support/raw-grpc.js';
+import type { BrokerProcess } from '../support/broker-process.js';
+import { reasonOf, startRawBroker, stopRawBroker, unary, type RawClients } from '../support/raw-grpc.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -22,18 +20,11 @@ let broker: BrokerProcess;
 let clients: RawClients;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'runnel-bounds-'));
-  broker = await startBrokerProcess({ dataDir });
-  clients = rawClients(broker.address);
+  ({ dataDir, broker, clients } = await startRawBroker('runnel-bounds-'));
   await unary(clients.admin, 'CreateTopic', { name: 'bounds', partitions: 1 });
 }, 60_000);
 
-afterAll(async () => {
-  clients?.close();
-  await broker?.stop();
-  await stopAllBrokerProcesses();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => stopRawBroker({ dataDir, broker, clients }));
 
 function varint(value: number): Buffer {
   const bytes: number[] = [];

@@ -3,9 +3,13 @@
  * what any gRPC user gets from proto/. For tests of the wire contract itself.
  */
 import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CHANNEL_OPTIONS, ErrorMetadata, loadRunnelProto } from '../../src/protocol/index.js';
 import type { AdminServiceClient } from '../../src/protocol/generated/runnel/v1/AdminService.js';
 import type { LogServiceClient } from '../../src/protocol/generated/runnel/v1/LogService.js';
+import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess, type BrokerProcessOptions } from './broker-process.js';
 
 export interface RawClients {
   log: LogServiceClient;
@@ -41,4 +45,26 @@ export function reasonOf(error: unknown): { code: grpc.status; reason: string | 
   const serviceError = error as grpc.ServiceError;
   const reason = serviceError.metadata?.get(ErrorMetadata.reason)[0];
   return { code: serviceError.code, reason: reason === undefined ? undefined : String(reason) };
+}
+
+/** One broker process on a fresh temp dir, with plain grpc-js clients to it. */
+export interface RawBroker {
+  dataDir: string;
+  broker: BrokerProcess;
+  clients: RawClients;
+}
+
+/** Starts a `RawBroker` (for a beforeAll); `dirPrefix` names its temp dir. */
+export async function startRawBroker(dirPrefix: string, options: Omit<BrokerProcessOptions, 'dataDir'> = {}): Promise<RawBroker> {
+  const dataDir = mkdtempSync(join(tmpdir(), dirPrefix));
+  const broker = await startBrokerProcess({ ...options, dataDir });
+  return { dataDir, broker, clients: rawClients(broker.address) };
+}
+
+/** Closes the clients, stops the broker (and any other left running, by PID) and removes the dir; for an afterAll. */
+export async function stopRawBroker(raw: Partial<RawBroker>): Promise<void> {
+  raw.clients?.close();
+  await raw.broker?.stop();
+  await stopAllBrokerProcesses();
+  if (raw.dataDir !== undefined) rmSync(raw.dataDir, { recursive: true, force: true });
 }
