@@ -78,6 +78,17 @@ describe('Broker.fetch parked at the log end', () => {
     expect(Date.now() - startedMs).toBeLessThan(5_000); // its maxWaitMs is 10 s
   });
 
+  it('is answered at once when minBytes is 0, whatever its maxWaitMs (the contract\'s "0 = reply now", as in Kafka)', async () => {
+    const broker = await openBroker();
+    await produce(broker, ['a0']);
+    const startedMs = Date.now();
+    const atEnd = await broker.fetch({ topic: 'tail', partition: 0, offset: 1, maxBytes: 1 << 20, minBytes: 0, maxWaitMs: 20_000 });
+    expect(atEnd.bytes.length).toBe(0);
+    expect(atEnd.nextOffset).toBe(1);
+    expect(atEnd.highWatermark).toBe(1);
+    expect(Date.now() - startedMs).toBeLessThan(5_000);
+  });
+
   it('keeps to maxBytes with at least one whole batch, like a read', async () => {
     const broker = await openBroker();
     const parked = fetchAt(broker, 0, { maxBytes: 10 });

@@ -435,7 +435,7 @@ export class Broker {
   /**
    * Reads whole batches from `offset`. When fewer than `minBytes` are there, parks until an
    * append arrives (woken by the append itself, no polling), `maxWaitMs` passes, or `signal`
-   * aborts. Rejects OFFSET_OUT_OF_RANGE, TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, LIMIT_REACHED
+   * aborts. `minBytes` 0 answers at once, even with nothing to return (as Kafka does). Rejects OFFSET_OUT_OF_RANGE, TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, LIMIT_REACHED
    * (too many parked readers on one partition).
    */
   async fetch(options: FetchOptions): Promise<FetchResult> {
@@ -451,7 +451,7 @@ export class Broker {
         const handed = appended?.[0]?.baseOffset === options.offset ? fromAppended(appended, options.maxBytes, log) : undefined;
         const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
         const remainingMs = deadlineMs - this.clock.nowMs();
-        if (result.bytes.length >= Math.max(options.minBytes, 1) || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
+        if (result.bytes.length >= options.minBytes || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
         appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, result.highWatermark, remainingMs, options.signal);
         if (log.isClosed && !this.isClosed) {
           // Woken by the close of a partition in use: only a delete closes one (idle closing
