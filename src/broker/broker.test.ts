@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
@@ -75,6 +75,26 @@ describe('Broker.fetch parked at the log end', () => {
     const startedMs = Date.now();
     await broker.deleteTopic('tail');
     expect(await parked).toBe('TOPIC_NOT_FOUND');
+    expect(Date.now() - startedMs).toBeLessThan(5_000); // its maxWaitMs is 10 s
+  });
+
+  it('is answered at once with the partition\'s error when the partition goes offline, not at its deadline', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'tail', partitions: 1, replicationFactor: 1, configs: {} });
+    await produce(broker, ['a0']);
+    const reads = vi.spyOn(PartitionLog.prototype, 'read');
+    const parked = fetchAt(broker, 1).then(
+      () => 'answered',
+      (error: unknown) => (error as { reason?: string }).reason,
+    );
+    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1)); // parked
+    // Damage in the stored batch, found by another reader: the partition goes offline.
+    const fd = openSync(join(dataDir, 'tail-0', '00000000000000000000.log'), 'r+');
+    writeSync(fd, Buffer.from('XX'), 0, 2, 64); // inside the first record
+    closeSync(fd);
+    const startedMs = Date.now();
+    await expect(fetchAt(broker, 0)).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+    expect(await parked).toBe('CORRUPT_DATA');
     expect(Date.now() - startedMs).toBeLessThan(5_000); // its maxWaitMs is 10 s
   });
 

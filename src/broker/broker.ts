@@ -468,8 +468,9 @@ export class Broker {
   }
 
   /**
-   * Resolves on the next append past `logEndOffset` with the batches it wrote, or with
-   * `undefined` after `timeoutMs`, on abort, or when an append landed before it listened.
+   * Resolves on the next append past `logEndOffset` with the batches it wrote, with no
+   * batches when the log closes or goes offline, or with `undefined` after `timeoutMs`, on
+   * abort, or when an append landed (or the log went offline) before it listened.
    */
   private waitForAppend(log: PartitionLog, key: string, logEndOffset: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<readonly AppendedBatch[] | undefined> {
     const waiting = this.waitersByPartition.get(key) ?? 0;
@@ -493,8 +494,9 @@ export class Broker {
       unsubscribe = log.onAppend((_end, appended) => finish(appended));
       cancelTimer = this.clock.setTimer(timeoutMs, onAbort);
       signal?.addEventListener('abort', onAbort, { once: true });
-      // An append may have landed between the read and subscribing.
-      if (log.logEndOffset > logEndOffset) finish();
+      // An append may have landed between the read and subscribing, or the log gone offline
+      // (it told its listeners then, before this one listened).
+      if (log.logEndOffset > logEndOffset || !log.isOnline) finish();
     });
   }
 

@@ -360,7 +360,8 @@ export class PartitionLog {
    * Calls `listener` after every write becomes visible (acknowledged), with the new log end
    * offset and the batches just written, so a reader tailing the log end can take them from
    * memory instead of reading them back. Once more, with no batches, when the log closes
-   * (`isClosed` is then true), so no reader waits on a log that will not grow.
+   * (`isClosed` is then true) or goes offline (`isOnline` is then false; a read then fails
+   * with the reason), so no reader waits on a log that will not grow.
    */
   onAppend(listener: AppendListener): () => void {
     this.appendListeners.add(listener);
@@ -1271,6 +1272,9 @@ export class PartitionLog {
     const pending = this.queue.splice(0).filter((task) => task.kind !== 'close');
     this.queuedBytes = 0;
     this.rejectAll(pending, error);
+    // Readers parked at the log end would otherwise wait out their whole wait (a Subscribe
+    // 30 s) before they learn why nothing comes; they read again and get the error now.
+    for (const listener of [...this.appendListeners]) listener(this.logEndOffset, []);
   }
 
   private corruptDataError(mark: OfflineMark): BrokerError {
