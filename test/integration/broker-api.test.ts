@@ -140,6 +140,25 @@ describe('broker gRPC API', () => {
     call.cancel();
   });
 
+  it('keeps each Subscribe message within a max_message_bytes under 1 KiB, while batches fit in it', async () => {
+    await createTopic('api-small-messages');
+    const batchBytes = batch(['m'.repeat(50)]).length;
+    for (let i = 0; i < 10; i++) await produce('api-small-messages', [{ partition: 0, recordBatch: batch(['m'.repeat(50)]) }]);
+    const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+    const messageSizes: number[] = [];
+    let nextOffset = 0;
+    call.on('data', (message: Any) => {
+      messageSizes.push(message.recordBatches.length);
+      nextOffset = Number(message.nextOffset);
+    });
+    call.on('error', () => undefined);
+    const messageBytesMax = 2 * batchBytes + 10;
+    call.write({ start: { topic: 'api-small-messages', partition: 0, offset: '0', creditBytes: 1_000_000, maxMessageBytes: messageBytesMax, format: 'RECORD_FORMAT_BATCHES' } });
+    await waitFor(() => nextOffset === 10, { timeoutMs: 10_000, describe: () => `read up to ${nextOffset} of 10 in messages of ${messageSizes.join(', ')} bytes` });
+    call.cancel();
+    expect(messageSizes).toEqual([2, 2, 2, 2, 2].map((count) => count * batchBytes));
+  });
+
   it('sends a subscriber that half-closed what its credit covers, then ends the call with OK', async () => {
     await createTopic('api-half-close');
     const payload = 'y'.repeat(1000);

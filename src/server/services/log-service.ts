@@ -395,7 +395,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
               topic,
               partition,
               offset: from,
-              maxBytes: Math.max(Math.min(credit, messageBytesMax), 1 * KiB),
+              // At least 1 KiB of a small credit left (one reply may overshoot it), but never
+              // past max_message_bytes: a reply holds more than that only as one larger batch.
+              maxBytes: Math.min(Math.max(credit, 1 * KiB), messageBytesMax),
               minBytes: 1,
               maxWaitMs: SUBSCRIBE_WAIT_MS,
               signal: controller.signal,
