@@ -258,6 +258,21 @@ describe('Broker.listOffset by timestamp', () => {
   });
 });
 
+describe('Broker.listOffset on an offline partition', () => {
+  it('fails earliest and latest with the partition\'s error, as it fails a timestamp and a fetch, rather than offsets nobody can read', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'tail', partitions: 1, replicationFactor: 1, configs: {} });
+    await produce(broker, ['a0', 'a1']);
+    const fd = openSync(join(dataDir, 'tail-0', '00000000000000000000.log'), 'r+');
+    writeSync(fd, Buffer.from('XX'), 0, 2, 64); // inside the first record
+    closeSync(fd);
+    await expect(fetchAt(broker, 0)).rejects.toMatchObject({ reason: 'CORRUPT_DATA' }); // found: offline now
+    for (const query of [{ kind: 'earliest' }, { kind: 'latest' }, { kind: 'timestamp', timestampMs: 0 }] as const) {
+      await expect(broker.listOffset('tail', 0, query), query.kind).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+    }
+  });
+});
+
 describe('concurrent admin calls on one topic', () => {
   const settled = (work: Promise<unknown>) => work.then(() => 'ok', (error: unknown) => (error as { reason?: string }).reason ?? String(error));
   const partitionDirs = (dataDir: string, topic: string) => readdirSync(dataDir).filter((name) => new RegExp(`^${topic}-\\d+$`).test(name));

@@ -505,10 +505,12 @@ export class Broker {
     this.partitionOrThrow(topic, partition);
     return this.logs.withPartition(topic, partition, async (log) => {
       switch (query.kind) {
+        // An offline partition answers with its reason, as a fetch or a timestamp query does
+        // (and as Kafka answers KAFKA_STORAGE_ERROR), not with offsets nobody can read.
         case 'earliest':
-          return { offset: log.logStartOffset, timestampMs: -1 };
+          return { offset: log.offsetRangeOrThrow().logStartOffset, timestampMs: -1 };
         case 'latest':
-          return { offset: log.logEndOffset, timestampMs: -1 };
+          return { offset: log.offsetRangeOrThrow().logEndOffset, timestampMs: -1 };
         case 'timestamp': {
           // Retention may delete the batch found between the lookup and the read: look again
           // (from the new log start); a few rounds at most, each after a deletion.

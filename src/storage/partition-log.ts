@@ -333,6 +333,16 @@ export class PartitionLog {
     return this.activeSegment.nextOffset;
   }
 
+  /**
+   * The log start and end offsets as a reader may use them: rejects as `read` does
+   * (the offline reason, e.g. CORRUPT_DATA, or SHUTTING_DOWN once closed) when the log
+   * cannot be read, so no caller hands out offsets of a partition nobody can read.
+   */
+  offsetRangeOrThrow(): { logStartOffset: number; logEndOffset: number } {
+    this.throwIfUnreadable();
+    return { logStartOffset: this.logStartOffset, logEndOffset: this.logEndOffset };
+  }
+
   /** Offsets below this are on stable storage (fdatasync'ed). */
   get flushedOffset(): number {
     return this.flushed;
