@@ -106,6 +106,9 @@ export interface PartitionOffset {
   timestamp: number;
 }
 
+/** One partition's answer from `listOffsetsEach`: its offset, or the error it alone got. */
+export type PartitionOffsetResult = (PartitionOffset & { error?: undefined }) | { partition: number; error: BrokerError };
+
 /** Where a call about a topic partition should go; undefined means any bootstrap broker. */
 export type PartitionRouter = (topic: string, partition: number | undefined) => string | undefined;
 
@@ -194,6 +197,18 @@ export class Admin {
    * ones are retried first. Idempotent.
    */
   async listOffsets(options: ListOffsetsOptions): Promise<PartitionOffset[]> {
+    const results = await this.listOffsetsEach(options);
+    const failed = results.find((result) => result.error !== undefined);
+    if (failed?.error !== undefined) throw failed.error;
+    return results as PartitionOffset[];
+  }
+
+  /**
+   * `listOffsets`, but a partition's own error (an offline partition: CORRUPT_DATA,
+   * STORAGE_ERROR) comes back in its place instead of failing the others, so a report can
+   * show every partition. Retriable errors are retried first, as in `listOffsets`.
+   */
+  async listOffsetsEach(options: ListOffsetsOptions): Promise<PartitionOffsetResult[]> {
     const request = {
       topic: options.topic,
       partitions: options.partitions ?? [],
@@ -204,20 +219,30 @@ export class Admin {
       throw new BrokerError('INVALID_REQUEST', `timestamp must be an integer (ms), got ${options.spec.timestamp}`);
     }
     const { connections } = this;
-    return withRetry({ clock: connections.clock, random: connections.random, retry: connections.retry, signal: connections.signal }, async () => {
-      const address = this.route(options.topic, options.partitions?.[0]) ?? connections.anyAddress();
-      const response = await connections.call<{ partitions: PartitionOffset__Output[] }>((callOptions, callback) =>
-        connections.log(address).listOffsets(request, callOptions, callback),
-      );
-      return response.partitions.map((result) => {
-        if (result.error !== null && result.error !== undefined) throw errorFromPartitionError(result.error, options.topic, result.partition);
-        return {
-          partition: result.partition,
-          offset: int64ToNumber(result.offset, 'offset'),
-          timestamp: int64ToNumber(result.timestampMs, 'timestamp_ms'),
-        };
+    // The answer whose retriable partition error was thrown to retry: once the retries are
+    // over, it is returned as it is (that partition with its error, the others answered).
+    let retried: { results: PartitionOffsetResult[]; error: BrokerError } | undefined;
+    try {
+      return await withRetry({ clock: connections.clock, random: connections.random, retry: connections.retry, signal: connections.signal }, async () => {
+        const address = this.route(options.topic, options.partitions?.[0]) ?? connections.anyAddress();
+        const response = await connections.call<{ partitions: PartitionOffset__Output[] }>((callOptions, callback) =>
+          connections.log(address).listOffsets(request, callOptions, callback),
+        );
+        const results: PartitionOffsetResult[] = response.partitions.map((result) =>
+          result.error !== null && result.error !== undefined
+            ? { partition: result.partition, error: errorFromPartitionError(result.error, options.topic, result.partition) }
+            : { partition: result.partition, offset: int64ToNumber(result.offset, 'offset'), timestamp: int64ToNumber(result.timestampMs, 'timestamp_ms') },
+        );
+        // A retriable one (a partition briefly unavailable) retries the whole call.
+        const retriable = results.find((result) => result.error?.retriable === true);
+        if (retriable?.error === undefined) return results;
+        retried = { results, error: retriable.error };
+        throw retriable.error;
       });
-    });
+    } catch (error) {
+      if (retried !== undefined && error === retried.error) return retried.results;
+      throw error;
+    }
   }
 }
 

@@ -27,6 +27,7 @@ export type {
   ListOffsetsOptions,
   PartitionDescription,
   PartitionOffset,
+  PartitionOffsetResult,
   TopicDescription,
   TopicMetadata,
   TopicSummary,

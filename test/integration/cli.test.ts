@@ -224,6 +224,30 @@ describe('runnel produce and consume', () => {
     expect(await runOk(['offsets', 'cli-time'])).toMatch(/PARTITION\s+START\s+END\n0\s+0\s+150\n/);
   });
 
+  it('offsets lists every partition, shows one that cannot be read as offline with its reason, and exits 1 naming it', async () => {
+    await runOk(['topic', 'create', 'cli-offline', '--partitions', '2']);
+    await runOk(['produce', 'cli-offline', '--partition', '0'], { input: 'a\n' });
+    await runOk(['produce', 'cli-offline', '--partition', '1'], { input: 'b\nc\n' });
+    // Damage partition 1 on disk (a byte of its first record), and let a read find it.
+    const logPath = join(dataDir, 'cli-offline-1', '00000000000000000000.log');
+    const bytes = readFileSync(logPath);
+    bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0xff;
+    writeFileSync(logPath, bytes);
+    expect((await runCli(['consume', 'cli-offline', '--partition', '1', '--from', 'beginning', '--no-follow'])).code).toBe(1);
+
+    const json = await runCli(['offsets', 'cli-offline', '--json']);
+    expect(expectOneLineFailure(json)).toMatch(/^runnel: cli-offline-1 \(CORRUPT_DATA\): no offsets, the partition is offline or unreadable .*runnel topic describe cli-offline/);
+    expect((JSON.parse(json.stdout) as Any).partitions).toEqual([
+      { partition: 0, logStartOffset: 0, logEndOffset: 1 },
+      { partition: 1, error: { reason: 'CORRUPT_DATA', message: expect.any(String) } },
+    ]);
+    const text = await runCli(['offsets', 'cli-offline']);
+    expect(text.stdout).toMatch(/0\s+0\s+1\n1\s+-\s+- offline \(CORRUPT_DATA\)\n/);
+    const atTime = await runCli(['offsets', 'cli-offline', '--time', '-1h', '--json']);
+    expect((JSON.parse(atTime.stdout) as Any).partitions[1]).toMatchObject({ partition: 1, error: { reason: 'CORRUPT_DATA' } });
+    expect(atTime.code).toBe(1);
+  });
+
   it('round-trips JSON records (timestamps, headers, base64) and starts --from @TIME inside a batch', async () => {
     await runOk(['topic', 'create', 'cli-json']);
     const input = [

@@ -5,10 +5,17 @@
  * at once.
  */
 import type { Command } from 'commander';
-import type { RunnelClient } from '../../client/index.js';
+import type { BrokerError, PartitionOffsetResult, RunnelClient } from '../../client/index.js';
+import { CliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { parseTimePoint } from '../option-parsers.js';
 import { formatTable } from '../table.js';
+
+/** What a report prints, and the failure to exit with after it when a partition could not be read. */
+interface Report {
+  text: string;
+  failure: CliError | undefined;
+}
 
 interface OffsetsFlags extends ClientFlags {
   time?: number;
@@ -35,6 +42,8 @@ Examples:
 Without --time: START is the first offset still readable, END the next offset to be written
 (so END - START records, fewer after deletions).
   --json: {"topic","partitions":[{"partition","logStartOffset","logEndOffset"}]}
+A partition that cannot be read (offline: damaged, or an I/O error) is listed with its
+reason ({"partition","error":{"reason","message"}} in JSON), and the command exits 1.
 With --time: OFFSET is the first record at or after the time (as Kafka answers: the first
 such record of the first batch that holds one); TIMESTAMP is that record's time. When no
 record is that late, OFFSET is the log end offset and TIMESTAMP is empty (null in JSON).
@@ -42,36 +51,71 @@ record is that late, OFFSET is the log end offset and TIMESTAMP is empty (null i
     )
     .action(async (topic: string, flags: OffsetsFlags) => {
       await withClient(flags, topic, async ({ client }) => {
-        process.stdout.write(flags.time === undefined ? await reportRange(client, topic, flags.json === true) : await reportTime(client, topic, flags.time, flags.json === true));
+        // Every partition is reported; one that could not be read is shown as such, and then
+        // the command fails (exit 1) naming it.
+        const report = flags.time === undefined ? await reportRange(client, topic, flags.json === true) : await reportTime(client, topic, flags.time, flags.json === true);
+        process.stdout.write(report.text);
+        if (report.failure !== undefined) throw report.failure;
       });
     });
 }
 
-async function reportRange(client: RunnelClient, topic: string, isJson: boolean): Promise<string> {
-  const [earliest, latest] = await Promise.all([client.admin.listOffsets({ topic, spec: 'earliest' }), client.admin.listOffsets({ topic, spec: 'latest' })]);
-  const endByPartition = new Map(latest.map((entry) => [entry.partition, entry.offset]));
-  const partitions = earliest
-    .map((entry) => ({ partition: entry.partition, logStartOffset: entry.offset, logEndOffset: endByPartition.get(entry.partition) ?? entry.offset }))
-    .sort((a, b) => a.partition - b.partition);
-  if (isJson) return `${JSON.stringify({ topic, partitions })}\n`;
-  return formatTable(
-    ['PARTITION', 'START', 'END'],
-    partitions.map((entry) => [String(entry.partition), String(entry.logStartOffset), String(entry.logEndOffset)]),
-  );
+/** A partition's own error, as a report shows it: the reason and the message. */
+interface PartitionFailure {
+  partition: number;
+  error: { reason: string; message: string };
 }
 
-async function reportTime(client: RunnelClient, topic: string, timeMs: number, isJson: boolean): Promise<string> {
-  const found = await client.admin.listOffsets({ topic, spec: { timestamp: timeMs } });
-  const partitions = found
-    .map((entry) => ({ partition: entry.partition, offset: entry.offset, timestamp: entry.timestamp >= 0 ? entry.timestamp : null }))
+/** One line naming the partitions that could not be read, and what to look at; undefined when none. */
+function failureSummary(topic: string, failures: readonly PartitionFailure[]): CliError | undefined {
+  if (failures.length === 0) return undefined;
+  const list = failures.map((failure) => `${topic}-${failure.partition} (${failure.error.reason})`).join(', ');
+  return new CliError(`${list}: no offsets, the partition is offline or unreadable (${failures[0]!.error.message}); see \`runnel topic describe ${topic}\``);
+}
+
+function failureOf(result: Extract<PartitionOffsetResult, { error: BrokerError }>): PartitionFailure {
+  return { partition: result.partition, error: { reason: result.error.reason, message: result.error.message } };
+}
+
+async function reportRange(client: RunnelClient, topic: string, isJson: boolean): Promise<Report> {
+  const [earliest, latest] = await Promise.all([client.admin.listOffsetsEach({ topic, spec: 'earliest' }), client.admin.listOffsetsEach({ topic, spec: 'latest' })]);
+  const endByPartition = new Map(latest.map((entry) => [entry.partition, entry]));
+  const rows = earliest
+    .map((start): PartitionFailure | { partition: number; logStartOffset: number; logEndOffset: number } => {
+      const end = endByPartition.get(start.partition);
+      if (start.error !== undefined) return failureOf(start);
+      if (end?.error !== undefined) return failureOf(end);
+      return { partition: start.partition, logStartOffset: start.offset, logEndOffset: end?.offset ?? start.offset };
+    })
     .sort((a, b) => a.partition - b.partition);
-  if (isJson) return `${JSON.stringify({ topic, time: timeMs, partitions })}\n`;
+  const failures = rows.filter((row): row is PartitionFailure => 'error' in row);
+  if (isJson) return { text: `${JSON.stringify({ topic, partitions: rows })}\n`, failure: failureSummary(topic, failures) };
+  const text = formatTable(
+    ['PARTITION', 'START', 'END'],
+    rows.map((row) => ('error' in row ? [String(row.partition), '-', `- offline (${row.error.reason})`] : [String(row.partition), String(row.logStartOffset), String(row.logEndOffset)])),
+  );
+  return { text, failure: failureSummary(topic, failures) };
+}
+
+async function reportTime(client: RunnelClient, topic: string, timeMs: number, isJson: boolean): Promise<Report> {
+  const found = await client.admin.listOffsetsEach({ topic, spec: { timestamp: timeMs } });
+  const rows = found
+    .map((entry): PartitionFailure | { partition: number; offset: number; timestamp: number | null } =>
+      entry.error !== undefined ? failureOf(entry) : { partition: entry.partition, offset: entry.offset, timestamp: entry.timestamp >= 0 ? entry.timestamp : null },
+    )
+    .sort((a, b) => a.partition - b.partition);
+  const failures = rows.filter((row): row is PartitionFailure => 'error' in row);
+  if (isJson) return { text: `${JSON.stringify({ topic, time: timeMs, partitions: rows })}\n`, failure: failureSummary(topic, failures) };
   const header = `offsets of ${topic} at ${new Date(timeMs).toISOString()}\n`;
-  return (
+  const text =
     header +
     formatTable(
       ['PARTITION', 'OFFSET', 'TIMESTAMP'],
-      partitions.map((entry) => [String(entry.partition), String(entry.offset), entry.timestamp === null ? '' : new Date(entry.timestamp).toISOString()]),
-    )
-  );
+      rows.map((row) =>
+        'error' in row
+          ? [String(row.partition), '-', `offline (${row.error.reason})`]
+          : [String(row.partition), String(row.offset), row.timestamp === null ? '' : new Date(row.timestamp).toISOString()],
+      ),
+    );
+  return { text, failure: failureSummary(topic, failures) };
 }
