@@ -103,6 +103,7 @@ export class MetaStore {
   private readonly clock: Clock;
   private readonly randomUuid: () => string;
   private readonly clusterIdValue: string;
+  private readonly dir: string;
   /**
    * Producer ids in [next, blockEnd) are reserved durably and not yet handed out. Both start
    * at 0, so the first allocation after open reserves a fresh block. Single writer:
@@ -111,6 +112,8 @@ export class MetaStore {
   private producerIdNext = 0;
   private producerIdBlockEnd = 0;
   private producerIdRefill: Promise<void> | undefined;
+  /** Writes not yet settled (writeDurably); `close` waits for them. Bounded by the callers' own queues. */
+  private readonly writesInFlight = new Set<Promise<unknown>>();
   private isClosed = false;
 
   private constructor(env: RootDatabase, databases: MetaDatabases, options: MetaStoreOptions, clusterId: string) {
@@ -121,6 +124,7 @@ export class MetaStore {
     this.clock = options.clock ?? systemClock;
     this.randomUuid = options.randomUuid ?? randomUUID;
     this.clusterIdValue = clusterId;
+    this.dir = options.dir;
   }
 
   /**
@@ -130,8 +134,21 @@ export class MetaStore {
   static async open(options: MetaStoreOptions): Promise<MetaStore> {
     await mkdir(options.dir, { recursive: true });
     // Explicit about durability (STYLE H8): noSync false means lmdb fsyncs its commits;
-    // `env.flushed` below tells when they are on disk.
-    const env = open({ path: options.dir, maxDbs: DATABASES_MAX, noSync: false, cache: false, encoding: 'json' });
+    // `env.flushed` below tells when they are on disk. Two lmdb defaults are turned off for
+    // what happens when a commit fails (a full disk, test/fault/disk-full-broker.test.ts):
+    // event-turn batching leaves a commit promise of its own that nothing observes, so a
+    // failed commit became an unhandled rejection that ended the broker; with overlapping
+    // sync, a failed commit's flush promise never settles, so `flushed` and `close` hung.
+    // Without it each commit includes its fsync: a few commits a second at most here.
+    const env = open({
+      path: options.dir,
+      maxDbs: DATABASES_MAX,
+      noSync: false,
+      cache: false,
+      encoding: 'json',
+      eventTurnBatching: false,
+      overlappingSync: false,
+    });
     try {
       const databases: MetaDatabases = {
         broker: env.openDB<unknown, BrokerKey>({ name: 'broker', encoding: 'json', cache: false }),
@@ -178,17 +195,17 @@ export class MetaStore {
   async createTopic(topic: NewTopic): Promise<TopicRecord> {
     this.assertOpen();
     const record = this.createTopicRecord(topic);
-    const outcome = await this.topics.transaction((): CreateOutcome => {
+    const outcome = await this.writeDurably(this.topics, 'create topic ' + record.name, (): CreateOutcome => {
       // Inside the write transaction: the existence check, the count and the put are atomic.
       if (this.topics.doesExist(record.name)) return 'exists';
       if (this.topics.getKeysCount() >= limits.topicsPerBrokerMax) return 'limit';
       this.topics.putSync(record.name, record);
       return 'created';
     });
-    // Crash consistency: committed is not on disk. Until this flush resolves a power loss may
-    // undo the create, and no caller has been told it happened; after it, the topic survives
-    // any crash. Flushed on every outcome so "already exists" too is a durable observation.
-    await this.env.flushed;
+    // Crash consistency: committed is not on disk. Until writeDurably's flush resolves a power
+    // loss may undo the create, and no caller has been told it happened; after it, the topic
+    // survives any crash. Flushed on every outcome so "already exists" too is a durable
+    // observation.
     switch (outcome) {
       case 'exists':
         throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${record.name} already exists: pick another name, or delete it first`, {
@@ -216,7 +233,7 @@ export class MetaStore {
    */
   async updateTopic(name: string, change: (old: TopicRecord) => TopicRecord): Promise<TopicRecord> {
     this.assertOpen();
-    const outcome = await this.topics.transaction((): UpdateOutcome => {
+    const outcome = await this.writeDurably(this.topics, 'update topic ' + name, (): UpdateOutcome => {
       // Inside the write transaction: no other writer can change the record between this
       // read and the put, so concurrent updates apply one after the other, never lost.
       const stored = this.topics.get(name);
@@ -231,9 +248,8 @@ export class MetaStore {
       this.topics.putSync(name, record);
       return { kind: 'updated', record };
     });
-    // Crash consistency: as in createTopic, the new record is durable only once flushed; a
-    // crash before leaves the old record whole, never a mix.
-    await this.env.flushed;
+    // Crash consistency: as in createTopic, the new record is durable only once flushed (in
+    // writeDurably); a crash before leaves the old record whole, never a mix.
     switch (outcome.kind) {
       case 'not-found':
         throw topicNotFound(name);
@@ -253,7 +269,7 @@ export class MetaStore {
   async undoPartitionCount(name: string, from: number, to: number): Promise<boolean> {
     this.assertOpen();
     assert(Number.isInteger(to) && to >= 1 && to < from, `undoPartitionCount goes down from ${from} to ${to}`);
-    const isUndone = await this.topics.transaction((): boolean => {
+    const isUndone = await this.writeDurably(this.topics, 'update topic ' + name, (): boolean => {
       const stored = this.topics.get(name);
       if (stored === undefined) return false;
       const old = readTopicRecord(name, stored);
@@ -261,7 +277,6 @@ export class MetaStore {
       this.topics.putSync(name, freezeTopicRecord({ ...old, partitionCount: to }));
       return true;
     });
-    await this.env.flushed;
     return isUndone;
   }
 
@@ -271,16 +286,15 @@ export class MetaStore {
    */
   async deleteTopic(name: string): Promise<TopicRecord> {
     this.assertOpen();
-    const deleted = await this.topics.transaction((): TopicRecord | undefined => {
+    const deleted = await this.writeDurably(this.topics, 'delete topic ' + name, (): TopicRecord | undefined => {
       const stored = this.topics.get(name);
       if (stored === undefined) return undefined;
       const record = readTopicRecord(name, stored);
       this.topics.removeSync(name);
       return record;
     });
-    // Crash consistency: until flushed, a power loss may bring the topic back; the caller has
-    // not been told it is gone yet, so it has not removed the logs either.
-    await this.env.flushed;
+    // Crash consistency: until flushed (in writeDurably), a power loss may bring the topic
+    // back; the caller has not been told it is gone yet.
     if (deleted === undefined) throw topicNotFound(name);
     this.logger.debug({ topic: name, topicId: deleted.topicId }, 'topic record deleted');
     return deleted;
@@ -326,10 +340,38 @@ export class MetaStore {
     if (this.isClosed) return;
     this.isClosed = true;
     await this.producerIdRefill?.catch(() => undefined);
-    await this.env.committed;
-    await this.env.flushed;
+    // Every write goes through writeDurably, which resolves once its commit is flushed, so
+    // waiting for those is waiting for the disk. Not lmdb's `committed` and `flushed`: after a
+    // commit failed (a full disk) they keep answering with that failure, already reported to
+    // its caller, and a broker could not stop cleanly once a metadata write had failed.
+    await Promise.allSettled([...this.writesInFlight]);
     await this.env.close();
     this.logger.info({}, 'meta store closed');
+  }
+
+  /**
+   * lmdb's write transaction `body`, then its flush to disk. A commit that fails (ENOSPC when
+   * the file must grow on a full disk, EIO) rejects with lmdb's bare "Commit failed" Error, and
+   * lmdb rejects a second promise, `commitError`, holding the cause, that nothing else
+   * observes: left alone it is an unhandled rejection, which ends the process. So the cause
+   * is taken here and thrown as DISK_FULL or STORAGE_ERROR. lmdb aborted the transaction, so
+   * nothing of `body` was written, and the environment stays usable
+   * (test/fault/disk-full-broker.test.ts).
+   */
+  private async writeDurably<T, K extends string>(db: Database<unknown, K>, operation: string, body: () => T): Promise<T> {
+    const write = (async () => {
+      const outcome = await db.transaction(body);
+      await this.env.flushed;
+      return outcome;
+    })();
+    this.writesInFlight.add(write);
+    try {
+      return await write;
+    } catch (error) {
+      throw await metaWriteError(this.dir, operation, error);
+    } finally {
+      this.writesInFlight.delete(write);
+    }
   }
 
   private assertOpen(): void {
@@ -338,7 +380,7 @@ export class MetaStore {
 
   /** Reserves the next block of producer ids durably; the single caller is allocateProducerId. */
   private async refillProducerIdBlock(): Promise<void> {
-    const block = await this.broker.transaction((): { start: number; end: number } | undefined => {
+    const block = await this.writeDurably(this.broker, 'reserve producer ids', (): { start: number; end: number } | undefined => {
       // Read the durable bound inside the write transaction, not the in-memory one: even a
       // second process on the same directory then gets a disjoint block.
       const start = this.broker.get('producerIdBlockEnd');
@@ -348,10 +390,9 @@ export class MetaStore {
       this.broker.putSync('producerIdBlockEnd', end);
       return { start, end };
     });
-    // Crash consistency: no id of the new block is handed out before this flush resolves. A
-    // crash before it may undo the reservation, but then none of its ids was returned; after
-    // it, the next open starts at or above `end`.
-    await this.env.flushed;
+    // Crash consistency: no id of the new block is handed out before writeDurably's flush
+    // resolves. A crash before it may undo the reservation, but then none of its ids was
+    // returned; after it, the next open starts at or above `end`.
     if (block === undefined) {
       throw new BrokerError('LIMIT_REACHED', `producer ids are exhausted (all ids up to ${PRODUCER_ID_MAX} were handed out)`);
     }
@@ -421,6 +462,35 @@ async function openInitialiseBroker(env: RootDatabase, broker: Database<unknown,
   const clusterId = broker.get('clusterId');
   assert(typeof clusterId === 'string' && clusterId.length > 0, 'meta clusterId is malformed');
   return clusterId;
+}
+
+/**
+ * The typed error of a failed lmdb write. Observes `commitError` (see `writeDurably`) at once,
+ * before anything else is awaited, so it never counts as unhandled.
+ */
+async function metaWriteError(dir: string, operation: string, error: unknown): Promise<unknown> {
+  const commitError = (error as { commitError?: unknown } | undefined)?.commitError;
+  if (!(commitError instanceof Promise)) return error;
+  // lmdb rejects it in the same callback that fails the commit, so it has settled by now; the
+  // next turn of the event loop is only a guard against waiting forever on one that has not.
+  const cause: unknown = await Promise.race([
+    commitError.then(
+      () => error,
+      (rejection: unknown) => rejection,
+    ),
+    new Promise<unknown>((resolve) => setImmediate(() => resolve(error))),
+  ]);
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const what = cause instanceof Error ? cause.message : String(cause);
+  // lmdb reports the errno as a number (28 = ENOSPC, 122 = EDQUOT on Linux).
+  const isFull = code === 28 || code === 122 || code === 'ENOSPC' || code === 'EDQUOT' || /no space left|quota exceeded/i.test(what);
+  return new BrokerError(
+    isFull ? 'DISK_FULL' : 'STORAGE_ERROR',
+    isFull
+      ? `disk full while trying to ${operation} in the broker metadata (${dir}); free space in the data directory and retry`
+      : `I/O error while trying to ${operation} in the broker metadata (${dir}): ${what}`,
+    { cause, details: { operation, path: dir, code: typeof code === 'number' || typeof code === 'string' ? code : 'UNKNOWN' } },
+  );
 }
 
 /**
