@@ -316,6 +316,22 @@ describe('PartitionLog', () => {
     expect(log.flushedOffset).toBe(3);
   });
 
+  it('fails a close on a full disk with DISK_FULL (typed, saying what to do), not a raw ENOSPC, and reopens with everything', async () => {
+    const faulty = createFaultyFileSystem();
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const dir = temp.dir;
+    const log = await openTestLog({ dir, config: {}, fileSystem: faulty.fileSystem });
+    await log.append(makeBatch({ count: 2 }));
+    // The clean mark cannot be written (the index files before it can).
+    faulty.faults.failWritesWith('ENOSPC', { path: /partition\.state/ });
+    await expect(log.close()).rejects.toMatchObject({ reason: 'DISK_FULL', message: expect.stringMatching(/free space/) });
+    faulty.faults.clear();
+    const reopened = await openTestLog({ dir });
+    cleanups.push(() => reopened.close());
+    expect(reopened.logEndOffset).toBe(2);
+  });
+
   it('reports the bytes an offline partition holds on disk, not 0 (the data awaits repair)', async () => {
     const { log, dir } = await freshLog({ segmentBytes: 2048 });
     for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));

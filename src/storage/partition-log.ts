@@ -1223,6 +1223,10 @@ export class PartitionLog {
           this.logger.warn({ err: String(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
         });
       }
+    } catch (error) {
+      // A failed sync or file write (ENOSPC, EIO): the log stays unclean and is recovered at
+      // its next open. Typed, so the caller's log line says DISK_FULL and what to do.
+      throw storageError('close', this.dir, error);
     } finally {
       this.status = { kind: 'closed' };
       for (const segment of this.segments) segment.forget();
