@@ -44,6 +44,18 @@ const produce = (broker: Broker, values: string[]) => broker.produce({ topic: 't
 const fetchAt = (broker: Broker, offset: number, options: { maxBytes?: number; minBytes?: number } = {}) =>
   broker.fetch({ topic: 'tail', partition: 0, offset, maxBytes: options.maxBytes ?? 1 << 20, minBytes: options.minBytes ?? 1, maxWaitMs: 10_000 });
 
+/** A fetch at `offset`, once it has parked (its first read found nothing): `parked` settles with 'answered' or its error's reason. */
+async function parkedFetchAt(broker: Broker, offset: number): Promise<{ parked: Promise<string | undefined> }> {
+  const reads = vi.spyOn(PartitionLog.prototype, 'read');
+  const parked = fetchAt(broker, offset).then(
+    () => 'answered',
+    (error: unknown) => (error as { reason?: string }).reason,
+  );
+  await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1));
+  reads.mockRestore();
+  return { parked }; // wrapped: an async function returning the promise itself would wait for it
+}
+
 describe('Broker.fetch parked at the log end', () => {
   it('is answered with the appended batches themselves, byte for byte what a read returns, without reading', async () => {
     const broker = await openBroker();
@@ -66,12 +78,7 @@ describe('Broker.fetch parked at the log end', () => {
   it('is answered at once with TOPIC_NOT_FOUND when its topic is deleted, not at its deadline', async () => {
     const broker = await openBroker();
     await produce(broker, ['a0']);
-    const reads = vi.spyOn(PartitionLog.prototype, 'read');
-    const parked = fetchAt(broker, 1).then(
-      () => 'answered',
-      (error: unknown) => (error as { reason?: string }).reason,
-    );
-    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1)); // parked
+    const { parked } = await parkedFetchAt(broker, 1);
     const startedMs = Date.now();
     await broker.deleteTopic('tail');
     expect(await parked).toBe('TOPIC_NOT_FOUND');
@@ -82,12 +89,7 @@ describe('Broker.fetch parked at the log end', () => {
     const { broker, dataDir } = await openFresh();
     await broker.createTopic({ name: 'tail', partitions: 1, replicationFactor: 1, configs: {} });
     await produce(broker, ['a0']);
-    const reads = vi.spyOn(PartitionLog.prototype, 'read');
-    const parked = fetchAt(broker, 1).then(
-      () => 'answered',
-      (error: unknown) => (error as { reason?: string }).reason,
-    );
-    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1)); // parked
+    const { parked } = await parkedFetchAt(broker, 1);
     // Damage in the stored batch, found by another reader: the partition goes offline.
     const fd = openSync(join(dataDir, 'tail-0', '00000000000000000000.log'), 'r+');
     writeSync(fd, Buffer.from('XX'), 0, 2, 64); // inside the first record
