@@ -45,7 +45,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     try {
       fd = openSync(path, 'wx');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(`cannot create ${path}: ${(error as Error).message}; the broker needs write access to its data directory: fix its permissions, or pass another with --data-dir`);
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockFileError('create', path, dataDir, error);
       const pid = tryReadHolderPid(path);
       if (pid !== undefined && isLiveHolder(pid, key)) throw inUse(dataDir, pid);
       takenOverFrom = { pid };
@@ -54,9 +54,17 @@ export function lockDataDir(dataDir: string): DataDirLock {
     }
     try {
       writeSync(fd, `${JSON.stringify({ pid: process.pid, startedAtMs: Date.now() })}\n`);
-    } finally {
+    } catch (error) {
+      // Nothing of ours may stay: an empty lock file would only be taken over, but say why.
       closeSync(fd);
+      try {
+        unlinkSync(path);
+      } catch {
+        // Already gone.
+      }
+      throw lockFileError('write', path, dataDir, error);
     }
+    closeSync(fd);
     heldHere.add(key);
     let isReleased = false;
     return {
@@ -127,6 +135,15 @@ function inUse(dataDir: string, pid: number, what = 'start a broker on it'): Bro
     `data directory ${dataDir} is in use by process ${pid} (${join(dataDir, LOCK_FILE_NAME)}): stop that broker before you ${what}; ` +
       `if no Runnel broker runs there, remove the lock file`,
   );
+}
+
+/** Why the lock file could not be made, and what to do: DISK_FULL for a full disk, else write access. */
+function lockFileError(verb: 'create' | 'write', path: string, dataDir: string, error: unknown): BrokerError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new BrokerError('DISK_FULL', `the disk holding ${dataDir} is full (cannot ${verb} ${path}): free space in the data directory, or pass another --data-dir`);
+  }
+  return lockError(`cannot ${verb} ${path}: ${(error as Error).message}; the broker needs write access to its data directory: fix its permissions, or pass another with --data-dir`);
 }
 
 function lockError(message: string): BrokerError {

@@ -11,9 +11,11 @@
  * file takes every free byte; deleting it gives the space back. lmdb must grow its file for a
  * new topic record on a fresh store, so a create on the full disk is refused by the kernel.
  */
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, isBrokerError, type RunnelClient } from '../../src/client/index.js';
+import { lockDataDir } from '../../src/broker/data-dir-lock.js';
 import { BrokerError } from '../../src/errors/index.js';
 import { MetaStore } from '../../src/meta/index.js';
 import { silentLogger } from '../../src/observability/index.js';
@@ -146,5 +148,25 @@ describe.skipIf(!hasTmpfs)('a broker whose disk is full', () => {
     cleanups.push(() => again.close({ timeoutMs: 1_000 }));
     expect((await again.admin.listTopics()).map((topic) => topic.name).sort()).toEqual(['after', 'kept']);
     expect(await restarted.stop()).toBe(0);
+  });
+});
+
+describe.skipIf(!hasTmpfs)('a broker started on a full disk', () => {
+  it('says the disk is full and what to do, and leaves no lock file behind', async () => {
+    const disk = smallDisk() as SmallTmpfs;
+    const dataDir = join(disk.root, 'data');
+    mkdirSync(dataDir);
+    cleanups.push(fillDisk(disk.root));
+    const refused = (() => {
+      try {
+        lockDataDir(dataDir).release();
+        return new Error('expected the lock to be refused');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expectDiskFull(refused);
+    expect((refused as BrokerError).message).toMatch(/the disk holding .* is full .*pass another --data-dir/);
+    expect(readdirSync(dataDir)).toEqual([]);
   });
 });
