@@ -8,8 +8,11 @@
  * inflate to gigabytes, so zlib is told to stop at the limit (its `maxOutputLength`) rather than
  * the result being measured afterwards.
  *
- * The broker never calls this on its append or fetch path (it stores producer bytes as they
- * are); producers compress and consumers decompress.
+ * The broker stores and serves a producer's batch bytes as they are (it never recompresses),
+ * but it does run this code: it inflates a compressed batch to check its records before
+ * appending (record-batch.ts `validateBatchRecordsOrThrow`), compresses the plain records a
+ * client asks it to encode with gzip (server/validate.ts), and inflates batches to answer a
+ * RECORD_FORMAT_RECORDS Fetch or Subscribe and a ListOffsets by timestamp (`visitRecords`).
  */
 import { promisify } from 'node:util';
 import { gunzip, gunzipSync, gzip, gzipSync } from 'node:zlib';
