@@ -73,7 +73,10 @@ export interface LogServiceClient extends grpc.Client {
   
   /**
    * Appends to one or more partitions. Each partition's data is either one prebuilt record
-   * batch (v2 bytes) or plain records the broker encodes into one batch.
+   * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
+   * a broker holds at once, all connections together, have a budget
+   * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
+   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable).
    */
   Produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
   Produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
@@ -81,7 +84,10 @@ export interface LogServiceClient extends grpc.Client {
   Produce(argument: _runnel_v1_ProduceRequest, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Appends to one or more partitions. Each partition's data is either one prebuilt record
-   * batch (v2 bytes) or plain records the broker encodes into one batch.
+   * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
+   * a broker holds at once, all connections together, have a budget
+   * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
+   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable).
    */
   produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
   produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
@@ -91,7 +97,8 @@ export interface LogServiceClient extends grpc.Client {
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while 64 requests are in flight, so HTTP/2 flow control pushes back. A request
+   * reading while 64 requests are in flight, or while that budget is spent, so HTTP/2 flow
+   * control pushes back. A request
    * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
    */
@@ -100,7 +107,8 @@ export interface LogServiceClient extends grpc.Client {
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while 64 requests are in flight, so HTTP/2 flow control pushes back. A request
+   * reading while 64 requests are in flight, or while that budget is spent, so HTTP/2 flow
+   * control pushes back. A request
    * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
    */
@@ -152,14 +160,18 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Appends to one or more partitions. Each partition's data is either one prebuilt record
-   * batch (v2 bytes) or plain records the broker encodes into one batch.
+   * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
+   * a broker holds at once, all connections together, have a budget
+   * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
+   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable).
    */
   Produce: grpc.handleUnaryCall<_runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse>;
   
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while 64 requests are in flight, so HTTP/2 flow control pushes back. A request
+   * reading while 64 requests are in flight, or while that budget is spent, so HTTP/2 flow
+   * control pushes back. A request
    * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
    */
