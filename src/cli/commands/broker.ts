@@ -33,7 +33,7 @@ export function registerBrokerCommand(program: Command): void {
     .option('--port <n>', 'gRPC port; 0 picks a free one (default 7070, env RUNNEL_PORT)')
     .option('--host <addr>', 'address to listen on (default 0.0.0.0, env RUNNEL_HOST)')
     .option('--config <file>', 'JSON file of settings (flags and RUNNEL_* variables override it)')
-    .option('--log-level <level>', 'fatal | error | warn | info | debug (default info)')
+    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
     .option('--broker-id <n>', 'this broker\'s id (default 0)')
     .option('--advertise <host:port>', 'address clients are told to use (default the bound one)')
     .option('--flush <policy>', 'default flush policy of topics: always | never | interval:<ms> (default interval:1000)')

@@ -6,7 +6,7 @@ import type { ProducerInfo as _runnel_v1_ProducerInfo, ProducerInfo__Output as _
 export interface PartitionData {
   'partition'?: (number);
   /**
-   * Exactly one record batch, magic 2, base offset 0 (the broker assigns offsets).
+   * Exactly one record batch, magic 2, any base offset (the broker assigns offsets and overwrites it; 0 by convention).
    */
   'recordBatch'?: (Buffer | Uint8Array | string);
   'records'?: (_runnel_v1_Records | null);
@@ -24,7 +24,7 @@ export interface PartitionData {
 export interface PartitionData__Output {
   'partition': (number);
   /**
-   * Exactly one record batch, magic 2, base offset 0 (the broker assigns offsets).
+   * Exactly one record batch, magic 2, any base offset (the broker assigns offsets and overwrites it; 0 by convention).
    */
   'recordBatch'?: (Buffer);
   'records'?: (_runnel_v1_Records__Output | null);
