@@ -17,7 +17,7 @@ import type { Metadata__Output } from '../protocol/generated/runnel/v1/Metadata.
 import type { PartitionOffset__Output } from '../protocol/generated/runnel/v1/PartitionOffset.js';
 import type { TopicDescription__Output } from '../protocol/generated/runnel/v1/TopicDescription.js';
 import type { Connections } from './connections.js';
-import { errorFromPartitionError } from './errors.js';
+import { errorFromPartitionError, isTransportFailure } from './errors.js';
 import { withRetry } from './retry.js';
 import type { OffsetSpec } from './types.js';
 
@@ -225,9 +225,15 @@ export class Admin {
     try {
       return await withRetry({ clock: connections.clock, random: connections.random, retry: connections.retry, signal: connections.signal }, async () => {
         const address = this.route(options.topic, options.partitions?.[0]) ?? connections.anyAddress();
-        const response = await connections.call<{ partitions: PartitionOffset__Output[] }>((callOptions, callback) =>
-          connections.log(address).listOffsets(request, callOptions, callback),
-        );
+        let response: { partitions: PartitionOffset__Output[] };
+        try {
+          response = await connections.call<{ partitions: PartitionOffset__Output[] }>((callOptions, callback) =>
+            connections.log(address).listOffsets(request, callOptions, callback),
+          );
+        } catch (error) {
+          if (isTransportFailure(error)) connections.reportUnreachable(address);
+          throw error;
+        }
         const results: PartitionOffsetResult[] = response.partitions.map((result) =>
           result.error !== null && result.error !== undefined
             ? { partition: result.partition, error: errorFromPartitionError(result.error, options.topic, result.partition) }

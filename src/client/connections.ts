@@ -16,7 +16,7 @@ import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
 import type { AdminServiceClient } from '../protocol/generated/runnel/v1/AdminService.js';
 import type { LogServiceClient } from '../protocol/generated/runnel/v1/LogService.js';
 import { BrokerError } from '../errors/index.js';
-import { errorFromGrpc } from './errors.js';
+import { errorFromGrpc, isTransportFailure } from './errors.js';
 import { withRetry, type RandomSource, type RetryOptions } from './retry.js';
 
 export interface ConnectionsOptions {
@@ -101,16 +101,23 @@ export class Connections {
     return this.closing.signal.aborted;
   }
 
-  /** A bootstrap address; successive calls rotate through the list. */
-  nextBootstrapAddress(): string {
-    const address = this.bootstrap[this.bootstrapIndex % this.bootstrap.length]!;
-    this.bootstrapIndex = (this.bootstrapIndex + 1) % this.bootstrap.length;
-    return address;
+  /**
+   * The address a call that may go to any broker should use now: the bootstrap address that
+   * last answered, or the next one to try after `reportUnreachable`. Unary calls, produce
+   * streams and Subscribe streams all start here, so one dead or mistyped address in the list
+   * costs one failed attempt, not every call.
+   */
+  anyAddress(): string {
+    return this.bootstrap[this.bootstrapIndex]!;
   }
 
-  /** The address a call that may go to any broker should use now. */
-  anyAddress(): string {
-    return this.bootstrap[this.bootstrapIndex % this.bootstrap.length]!;
+  /**
+   * A call to `address` failed below the broker's handlers (refused, unknown host, no answer
+   * in time): calls that may go to any broker move on to the next bootstrap address. Nothing
+   * changes when `address` is not the current one (another failure already moved on).
+   */
+  reportUnreachable(address: string): void {
+    if (this.bootstrap[this.bootstrapIndex] === address) this.bootstrapIndex = (this.bootstrapIndex + 1) % this.bootstrap.length;
   }
 
   log(address: string): LogServiceClient {
@@ -142,17 +149,23 @@ export class Connections {
 
   /**
    * One unary call with a deadline, retried on retriable failures until the retry deadline
-   * (rotating bootstrap brokers when the call may go anywhere). `invoke` receives the
+   * (moving on to the next bootstrap broker after a transport failure when the call may go
+   * anywhere). `invoke` receives the
    * address to call. Throws the mapped `BrokerError`.
    */
   callWithRetry<Response>(
     invoke: (address: string) => UnaryInvoker<Response>,
     address?: () => string,
   ): Promise<Response> {
-    return withRetry({ clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal }, (attempt) => {
+    return withRetry({ clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal }, async () => {
       this.ensureOpen();
-      const target = address !== undefined ? address() : attempt === 0 ? this.anyAddress() : this.nextBootstrapAddress();
-      return this.call(invoke(target));
+      const target = address !== undefined ? address() : this.anyAddress();
+      try {
+        return await this.call(invoke(target));
+      } catch (error) {
+        if (isTransportFailure(error)) this.reportUnreachable(target);
+        throw error;
+      }
     });
   }
 

@@ -8,7 +8,9 @@
  * each, so that a consumer of many partitions never has a stream queued, unsent, behind the
  * broker's limit of concurrent calls per connection (test/integration/client-consumer.test.ts).
  */
+import * as grpc from '@grpc/grpc-js';
 import { BrokerError } from '../errors/index.js';
+import { ErrorMetadata } from '../protocol/index.js';
 import type { Admin } from './admin.js';
 import { STREAMS_PER_CONNECTION_MAX, type Connections } from './connections.js';
 import { asSubscriptionStream, type ConsumerTransport, type ListedOffset, type SubscriptionStream } from './consumer.js';
@@ -39,8 +41,15 @@ export class GrpcConsumerTransport implements ConsumerTransport {
     if (index < 0) index = counts.push(0) - 1;
     const call = this.connections.streamLog(address, index).subscribe();
     counts[index]!++;
-    // 'status' comes once whichever way the call ends (a cancel too).
-    call.once('status', () => counts[index]!--);
+    // 'status' comes once whichever way the call ends (a cancel too). One that ended below
+    // the broker's handlers (no runnel-reason: refused, unknown host) sends the reopened
+    // stream to the next bootstrap broker.
+    call.once('status', (status: grpc.StatusObject) => {
+      counts[index]!--;
+      if (status.code !== grpc.status.OK && status.code !== grpc.status.CANCELLED && status.metadata.get(ErrorMetadata.reason).length === 0) {
+        this.connections.reportUnreachable(address);
+      }
+    });
     return asSubscriptionStream(call);
   }
 

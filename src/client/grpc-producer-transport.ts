@@ -42,7 +42,8 @@ export class GrpcProducerTransport implements ProducerTransport {
     const address = this.metadata.leaderAddress(topic, partition) ?? this.connections.anyAddress();
     let channel = this.channels.get(address);
     if (channel === undefined) {
-      channel = new GrpcProduceChannel(this.connections.log(address));
+      const connections = this.connections;
+      channel = new GrpcProduceChannel(connections.log(address), () => connections.reportUnreachable(address));
       if (this.isClosed) channel.close();
       this.channels.set(address, channel);
     }

@@ -48,9 +48,16 @@ export class GrpcProduceChannel implements ProduceChannel {
   private pending: PendingRequest[] = [];
   private isClosed = false;
 
-  /** `client` is the broker's LogService stub (connections.ts owns its channel). */
-  constructor(client: LogServiceClient) {
+  private readonly onTransportFailure: () => void;
+
+  /**
+   * `client` is the broker's LogService stub (connections.ts owns its channel).
+   * `onTransportFailure` hears of a stream that broke below the broker's handlers, so the
+   * next stream can go to another bootstrap broker (`Connections.reportUnreachable`).
+   */
+  constructor(client: LogServiceClient, onTransportFailure: () => void = () => undefined) {
     this.openStream = () => client.produceStream();
+    this.onTransportFailure = onTransportFailure;
   }
 
   get inFlightCount(): number {
@@ -82,7 +89,10 @@ export class GrpcProduceChannel implements ProduceChannel {
     const stream = this.openStream();
     this.stream = stream;
     stream.on('data', (response: ProduceResponse__Output) => this.onResponse(stream, response));
-    stream.on('error', (error: unknown) => this.onStreamEnd(stream, toStreamError(error)));
+    stream.on('error', (error: unknown) => {
+      if (stream === this.stream && isTransportFailure(error)) this.onTransportFailure();
+      this.onStreamEnd(stream, toStreamError(error));
+    });
     // A stream the broker ends cleanly while requests are pending lost them all the same.
     stream.on('end', () => this.onStreamEnd(stream, new BrokerError('BROKER_UNAVAILABLE', 'the broker ended the produce stream')));
     return stream;

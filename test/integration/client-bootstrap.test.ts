@@ -1,0 +1,59 @@
+/**
+ * Several bootstrap addresses, one of them dead (nothing listens on port 1): the client must
+ * settle on the one that answers, for every kind of call. Method: a real broker in this
+ * process, a client whose random source makes it try the dead address first, and retry and
+ * delivery budgets short enough that a client stuck on the dead address fails the test.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createClient, type ConsumerRecord, type RunnelClient } from '../../src/client/index.js';
+import { startBroker, type TestBroker } from '../support/broker.js';
+
+const DEAD_ADDRESS = '127.0.0.1:1';
+
+let broker: TestBroker;
+let client: RunnelClient;
+
+beforeEach(async () => {
+  broker = await startBroker();
+});
+
+afterEach(async () => {
+  await client?.close({ timeoutMs: 1_000 });
+  await broker?.close();
+});
+
+/** A client trying the dead address first (random 0 picks the list's first entry). */
+function clientDeadFirst(): RunnelClient {
+  return createClient({ brokers: [DEAD_ADDRESS, broker.address], random: () => 0, retry: { timeoutMs: 5_000 } });
+}
+
+async function firstRecord(iterable: AsyncIterable<ConsumerRecord>): Promise<ConsumerRecord> {
+  for await (const record of iterable) return record;
+  throw new Error('the consumer ended without a record');
+}
+
+describe('client with a dead bootstrap address', () => {
+  it('sends admin calls, ListOffsets and produce streams to the live broker once the dead one failed', async () => {
+    client = clientDeadFirst();
+    await client.admin.createTopic({ name: 'boot', partitions: 2 });
+    // ListOffsets and the produce stream used to stay on the dead address (the first entry)
+    // while retried unary calls moved on: they failed after their whole budget.
+    await expect(client.admin.listOffsets({ topic: 'boot', spec: 'latest' })).resolves.toHaveLength(2);
+    const producer = client.producer({ deliveryTimeoutMs: 5_000, lingerMs: 0 });
+    await expect(producer.send({ topic: 'boot', partition: 1, value: 'v' })).resolves.toMatchObject({ partition: 1, offset: 0 });
+  });
+
+  it('moves a Subscribe stream that failed on the dead address to the live broker', async () => {
+    const setup = createClient({ brokers: [broker.address] });
+    await setup.admin.createTopic({ name: 'boot-sub', partitions: 1 });
+    await setup.producer().send({ topic: 'boot-sub', value: 'first' });
+    await setup.close();
+
+    client = clientDeadFirst();
+    const consumer = client.consumer();
+    consumer.assign([{ topic: 'boot-sub', partition: 0 }]);
+    await consumer.seek({ topic: 'boot-sub', partition: 0 }, 0);
+    const record = await firstRecord(consumer);
+    expect(record.value?.toString()).toBe('first');
+  });
+});
