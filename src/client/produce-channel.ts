@@ -30,6 +30,11 @@ export interface ProduceChannel {
   readonly inFlightCount: number;
   /** Sends one request; `onReply` is called exactly once. `request.sequence` must be set. */
   send(request: ProduceRequest, onReply: ProduceReplyCallback): void;
+  /**
+   * Gives up on the current stream (its broker stopped answering): pending requests fail with
+   * `error`, and the next `send` opens a new stream. Nothing happens once closed.
+   */
+  reset(error: BrokerError): void;
   /** Ends the stream; pending requests fail with BROKER_UNAVAILABLE. Idempotent. */
   close(): void;
 }
@@ -74,6 +79,16 @@ export class GrpcProduceChannel implements ProduceChannel {
     // grpc-js serialises here (the batch bytes are copied into the frame), so the producer
     // may restamp a batch's header for a later retry without touching this send.
     stream.write(request);
+  }
+
+  reset(error: BrokerError): void {
+    if (this.isClosed) return;
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
+    // A broker that takes requests and never answers is as good as unreachable.
+    this.onTransportFailure();
+    this.failPending(error);
   }
 
   close(): void {

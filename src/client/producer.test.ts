@@ -359,6 +359,27 @@ describe('Producer idempotence and retries', () => {
     expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'after']);
   });
 
+  it('fails a batch the broker never answers at its delivery timeout, and resends the others on a new stream', async () => {
+    // A broker that accepts the stream but never replies (SIGSTOPped): no reply, no error.
+    const { clock, producer, channel } = makeProducer({ t: 2 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 10, backoffMsMax: 10 } });
+    const stuck = producer.send({ topic: 't', partition: 0, value: 'stuck' });
+    await settle();
+    clock.advance(500);
+    const later = producer.send({ topic: 't', partition: 1, value: 'later' });
+    await settle();
+    expect(channel.pending).toHaveLength(2);
+    clock.advance(501);
+    await settle();
+    await expect(stuck).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT', message: expect.stringMatching(/delivery timeout/) });
+    expect(channel.resetCount).toBe(1);
+    // The later batch still had time: resent after its backoff, and delivered.
+    clock.advance(10);
+    await settle();
+    expect(channel.pending.map((sent) => sent.partitions[0]!.partition)).toEqual([1]);
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await expect(later).resolves.toMatchObject({ partition: 1, offset: 0 });
+  });
+
   it('bumps the epoch and restarts sequences at 0 when a batch whose outcome is unknown times out', async () => {
     const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
     const lost = producer.send({ topic: 't', value: 'lost' });

@@ -960,10 +960,31 @@ export class Producer {
       topics: builder.topicData(),
     };
     this.inFlightBatchCount += builder.batches.length;
+    this.armReplyTimer(channel, builder);
     channel.send(request, (error, response) => this.onReply(builder, error, response));
   }
 
+  /**
+   * A request whose oldest batch reaches its delivery deadline unanswered gives up on its
+   * stream (`reset`): a broker that accepts the connection but never answers (stopped, hung)
+   * would otherwise hold the request, and its records, forever, since the deadline is checked
+   * when a reply comes. Every request on the stream then fails with REQUEST_TIMED_OUT: batches
+   * past their deadline fail for good, the others are resent on a new stream. The timer fires
+   * a millisecond late, as timers may fire early by that much and the batch must be past due.
+   */
+  private armReplyTimer(channel: ProduceChannel, builder: RequestBuilder): void {
+    let createdMsMin = Number.POSITIVE_INFINITY;
+    for (const batch of builder.batches) createdMsMin = Math.min(createdMsMin, batch.createdMs);
+    const deadlineMs = createdMsMin + this.options.deliveryTimeoutMs;
+    builder.cancelReplyTimer = this.clock.setTimer(Math.max(0, deadlineMs - this.clock.nowMs()) + 1, () => {
+      builder.cancelReplyTimer = undefined;
+      channel.reset(new BrokerError('REQUEST_TIMED_OUT', `the broker sent no produce reply within the delivery timeout (${this.options.deliveryTimeoutMs} ms)`));
+    });
+  }
+
   private onReply(builder: RequestBuilder, error: BrokerError | undefined, response: ProduceResponse__Output | undefined): void {
+    builder.cancelReplyTimer?.();
+    builder.cancelReplyTimer = undefined;
     this.inFlightBatchCount -= builder.batches.length;
     const results = response === undefined ? undefined : indexResults(response);
     for (const batch of builder.batches) {
@@ -1295,6 +1316,8 @@ export class Producer {
 class RequestBuilder {
   readonly batches: ProducerBatch[] = [];
   sizeBytes = 0;
+  /** Cancels the timer that gives up on the stream when no reply comes (armReplyTimer). */
+  cancelReplyTimer: (() => void) | undefined;
   private readonly partitions = new Set<ProducerPartition>();
   private readonly byTopic = new Map<string, PartitionData[]>();
 

@@ -71,6 +71,14 @@ export class FakeProduceChannel implements ProduceChannel {
     this.isClosed = true;
   }
 
+  /** How many times the producer gave up on the stream (`reset`). */
+  resetCount = 0;
+
+  reset(error: BrokerError): void {
+    this.resetCount++;
+    this.failAll(error);
+  }
+
   /** Answers the oldest pending request, partition by partition. */
   replyNext(answer: (partition: SentPartition) => PartitionAnswer): void {
     const sent = this.pending.shift();
