@@ -41,6 +41,12 @@ export function brokerAddresses(flags: ClientFlags, env: NodeJS.ProcessEnv = pro
     if (!/^[^\s:/]+:\d{1,5}$/.test(address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(address)) {
       throw new CliError(`broker address ${JSON.stringify(address)} is not HOST:PORT: pass e.g. --broker 127.0.0.1:7070`);
     }
+    // Five digits also allow 0 and 65536–99999, which no broker listens on: a typo there
+    // would otherwise be retried, then reported as a broker that is not running.
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65_535) {
+      throw new CliError(`broker address ${JSON.stringify(address)} has port ${port}, outside 1-65535: pass e.g. --broker 127.0.0.1:7070`);
+    }
   }
   if (addresses.length === 0) throw new CliError('no broker address given: pass e.g. --broker 127.0.0.1:7070');
   return addresses;
