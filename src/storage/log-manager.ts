@@ -22,7 +22,7 @@ import { BrokerError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { storageError } from './errors.js';
 import { FileHandleCache } from './file-handle-cache.js';
-import { partitionDirName, tryParsePartitionDirName } from './file-names.js';
+import { partitionDirName, tryParsePartitionDirName, tryParseSegmentFileName } from './file-names.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type PartitionLogConfig } from './partition-log.js';
@@ -281,7 +281,7 @@ export class LogManager {
     }
     let bytes = 0;
     for (const name of names) {
-      if (name.endsWith('.log')) bytes += (await this.fileSystem.trySizeBytes(join(entry.dir, name)).catch(() => undefined)) ?? 0;
+      if (tryParseSegmentFileName(name)?.kind === 'log') bytes += (await this.fileSystem.trySizeBytes(join(entry.dir, name)).catch(() => undefined)) ?? 0;
     }
     return bytes;
   }

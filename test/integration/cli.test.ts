@@ -69,6 +69,21 @@ function expectOneLineFailure(result: CliResult): string {
   return lines[0]!;
 }
 
+/**
+ * Produces `new 0`, `new 1`, … to `topic`, one line per round, until `consumer` (a tailing
+ * `runnel consume --max 3`) has printed three lines and exited: it starts at the log end only
+ * once it is up, so lines produced before that are not its. Each round gives it up to 100 ms
+ * to exit; at most 100 rounds.
+ */
+async function produceUntilExit(consumer: CliProcess, topic: string): Promise<CliResult> {
+  for (let round = 0; round < 100 && consumer.stdout().split('\n').length < 4; round++) {
+    await runOk(['produce', topic], { input: `new ${round}\n` });
+    const exited = await Promise.race([consumer.result.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
+    if (exited === true) break;
+  }
+  return consumer.result;
+}
+
 function jsonLines(text: string): Any[] {
   return text
     .split('\n')
@@ -317,12 +332,7 @@ describe('runnel produce and consume', () => {
     await runOk(['produce', 'cli-tail'], { input: 'old\n' });
     const consumer = startCli(['consume', 'cli-tail', '--max', '3']);
     // The consumer starts at the end once it is up; keep producing until it has seen three.
-    for (let round = 0; round < 100 && consumer.stdout().split('\n').length < 4; round++) {
-      await runOk(['produce', 'cli-tail'], { input: `new ${round}\n` });
-      const exited = await Promise.race([consumer.result.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
-      if (exited === true) break;
-    }
-    const result = await consumer.result;
+    const result = await produceUntilExit(consumer, 'cli-tail');
     expect(result).toMatchObject({ code: 0, stderr: '' });
     const printed = result.stdout.trimEnd().split('\n');
     expect(printed).toHaveLength(3);
@@ -337,12 +347,7 @@ describe('runnel produce and consume', () => {
     // No record is an hour ahead: the consumer starts at the log end, and what is appended
     // from then on follows that point in the log, though stamped earlier than the time.
     const consumer = startCli(['consume', 'cli-time-late', '--from', `@${Date.now() + 3_600_000}`, '--max', '3']);
-    for (let round = 0; round < 100 && consumer.stdout().split('\n').length < 4; round++) {
-      await runOk(['produce', 'cli-time-late'], { input: `new ${round}\n` });
-      const exited = await Promise.race([consumer.result.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
-      if (exited === true) break;
-    }
-    const result = await consumer.result;
+    const result = await produceUntilExit(consumer, 'cli-time-late');
     expect(result).toMatchObject({ code: 0, stderr: '' });
     const rounds = result.stdout.trimEnd().split('\n').map((line) => Number(/^new (\d+)$/.exec(line)?.[1]));
     expect(rounds).toEqual([rounds[0]!, rounds[0]! + 1, rounds[0]! + 2]);

@@ -6,12 +6,12 @@
  * producer saw acknowledged must be read back exactly once, in offset order per partition,
  * both by the consumer that ran through the restarts and by a fresh one.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
-import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { startBrokerProcess, tearDownBrokerProcess, type BrokerProcess } from '../support/broker-process.js';
 import { waitFor } from '../support/wait-for.js';
 
 let dataDir: string | undefined;
@@ -19,13 +19,8 @@ let broker: BrokerProcess | undefined;
 let client: RunnelClient | undefined;
 
 afterEach(async () => {
-  await client?.close({ timeoutMs: 1_000 });
-  client = undefined;
-  await broker?.kill('SIGKILL');
-  broker = undefined;
-  await stopAllBrokerProcesses();
-  if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
-  dataDir = undefined;
+  await tearDownBrokerProcess({ client, broker, dataDir });
+  [client, broker, dataDir] = [undefined, undefined, undefined];
 });
 
 async function readRecords(iterable: AsyncIterable<ConsumerRecord>, count: number): Promise<ConsumerRecord[]> {

@@ -8,13 +8,13 @@
  * the default 256 KiB batches, then a fresh consumer reads every partition from the start;
  * each record's value carries its send index, so duplicates, gaps and reordering show.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type Producer, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
 import { partitionForKey } from '../../src/protocol/index.js';
-import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { startBrokerProcess, tearDownBrokerProcess, type BrokerProcess } from '../support/broker-process.js';
 import { waitFor } from '../support/wait-for.js';
 
 const RECORD_COUNT = 5_000;
@@ -32,13 +32,8 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await client?.close({ timeoutMs: 1_000 });
-  client = undefined;
-  await broker?.kill('SIGKILL');
-  broker = undefined;
-  await stopAllBrokerProcesses();
-  if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
-  dataDir = undefined;
+  await tearDownBrokerProcess({ client, broker, dataDir });
+  [client, broker, dataDir] = [undefined, undefined, undefined];
 });
 
 const keyOf = (index: number) => `key-${index % 101}`;

@@ -5,6 +5,7 @@
  * (call it in afterEach) kills any still running, by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -102,4 +103,20 @@ export async function stopAllBrokerProcesses(): Promise<void> {
         }),
     ),
   );
+}
+
+/**
+ * An afterEach teardown for a test with one broker process and a client of it: closes the
+ * client (bounded), kills the broker and any other still running (SIGKILL, by PID) and removes
+ * the data directory. Each may be absent (a test that failed before making it).
+ */
+export async function tearDownBrokerProcess(state: {
+  client?: { close(options: { timeoutMs: number }): Promise<unknown> } | undefined;
+  broker?: BrokerProcess | undefined;
+  dataDir?: string | undefined;
+}): Promise<void> {
+  await state.client?.close({ timeoutMs: 1_000 });
+  await state.broker?.kill('SIGKILL');
+  await stopAllBrokerProcesses();
+  if (state.dataDir !== undefined) rmSync(state.dataDir, { recursive: true, force: true });
 }
