@@ -25,7 +25,7 @@ export const defaults = {
    * loses nothing (the bytes are in the page cache). See storage/flush-policy.ts.
    */
   flush: 'interval:1000',
-  /** Segment log files kept open at once across all partitions of a broker. */
+  /** Segment log files open at once across all partitions of a broker (a hard bound: more users wait). */
   openSegmentFilesMax: 1024,
   /** Memory for loaded indexes of sealed segments, across all partitions. */
   indexCacheBytesMax: 64 * MiB,

@@ -92,6 +92,16 @@ export const limits = {
    * waits for one to finish.
    */
   logOpensClosesInFlightMax: 8,
+  /**
+   * Descriptors storage holds at once outside the segment file cache (`openSegmentFilesMax`):
+   * files it opens only for a moment, such as partition state and producer snapshot writes,
+   * index loads and writes, directory fsyncs and a new segment's create. A burst of rolls or of
+   * first writes after a clean start over 2,000 partitions opened one each at once and ran a
+   * broker under `ulimit -n 400` out of descriptors (EMFILE). 64 keeps dozens of partitions
+   * rolling in parallel on the thread pool, which runs 4 at a time anyway. Hit: the operation
+   * waits for one to finish.
+   */
+  storageFileOpsInFlightMax: 64,
   /** Parked fetches and subscriptions per partition. Hit: LIMIT_REACHED. */
   waitersPerPartitionMax: 10_000,
   /** Producer ids remembered per partition for idempotence (least recently used go first). */

@@ -11,6 +11,8 @@ import { makeTempDir } from './test-helpers.js';
  */
 class CountingFileSystem {
   readonly opened: { path: string; mode: OpenMode; closeCalls: number }[] = [];
+  /** Paths asked to open, counted when asked (before the open finishes). */
+  readonly openCalls: string[] = [];
   private readonly closing = new Set<Promise<void>>();
   readonly fileSystem: FileSystem;
 
@@ -18,6 +20,7 @@ class CountingFileSystem {
     this.fileSystem = {
       ...nodeFileSystem,
       open: async (path, mode) => {
+        this.openCalls.push(path);
         const handle = await nodeFileSystem.open(path, mode);
         const record = { path, mode, closeCalls: 0 };
         this.opened.push(record);
@@ -122,22 +125,107 @@ describe('FileHandleCache', () => {
     expect(counting.closeCallsOf(c)).toEqual([0]);
   });
 
-  it('goes over the bound rather than close a handle in use, and comes back under on release', async () => {
+  it('waits for a release rather than go over the bound, first come first served', async () => {
     const { counting, cache, paths } = setUp(1, 3);
     const [a, b, c] = paths as [string, string, string];
     const leaseA = await cache.acquire(a, 'read');
-    const leaseB = await cache.acquire(b, 'read');
-    const leaseC = await cache.acquire(c, 'read');
-    expect(cache.openCount).toBe(3);
-    expect(await readText(leaseA)).toBe('contents of file 0');
-    leaseB.release();
-    leaseC.release();
+    const order: string[] = [];
+    const pendingB = cache.acquire(b, 'read').then((lease) => (order.push('b'), lease));
+    const pendingC = cache.acquire(c, 'read').then((lease) => (order.push('c'), lease));
     await counting.settled();
-    expect(cache.openCount).toBe(1);
+    expect(order).toEqual([]);
+    expect(counting.openCalls).toEqual([a]);
+    expect(cache.hasWaiters).toBe(true);
     expect(counting.liveCount).toBe(1);
-    expect(await readText(leaseA)).toBe('contents of file 0');
+    expect(cache.descriptorCount).toBe(1);
+
     leaseA.release();
-    expect(cache.openCount).toBe(1);
+    const leaseB = await pendingB;
+    await counting.settled();
+    expect(order).toEqual(['b']);
+    expect(counting.liveCount).toBe(1);
+    expect(await readText(leaseB)).toBe('contents of file 1');
+
+    leaseB.release();
+    const leaseC = await pendingC;
+    expect(order).toEqual(['b', 'c']);
+    expect(cache.hasWaiters).toBe(false);
+    await counting.settled();
+    expect(counting.liveCount).toBe(1);
+    expect(await readText(leaseC)).toBe('contents of file 2');
+    leaseC.release();
+  });
+
+  it('never waits for a lease on a file already open', async () => {
+    const { counting, cache, paths } = setUp(1, 2);
+    const [a, b] = paths as [string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    const pendingB = cache.acquire(b, 'read');
+    const again = await cache.acquire(a, 'read');
+    expect(again.handle).toBe(leaseA.handle);
+    again.release();
+    leaseA.release();
+    (await pendingB).release();
+    expect(counting.opened.map((record) => record.path)).toEqual([a, b]);
+  });
+
+  it('lets waiters for the same file share the handle the first of them opens', async () => {
+    const { counting, cache, paths } = setUp(1, 2);
+    const [a, b] = paths as [string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    const waiting = [cache.acquire(b, 'read'), cache.acquire(b, 'read'), cache.acquire(b, 'read')];
+    leaseA.release();
+    const leases = await Promise.all(waiting);
+    expect(new Set(leases.map((lease) => lease.handle)).size).toBe(1);
+    expect(counting.opened.map((record) => record.path)).toEqual([a, b]);
+    for (const lease of leases) lease.release();
+  });
+
+  it('hands the slot of a failed open to the next waiter', async () => {
+    const { counting, cache, paths } = setUp(1, 2);
+    const [a, b] = paths as [string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    const missing = cache.acquire(`${b}.missing`, 'read');
+    const pendingB = cache.acquire(b, 'read');
+    leaseA.release();
+    await expect(missing).rejects.toMatchObject({ code: 'ENOENT' });
+    const leaseB = await pendingB;
+    expect(await readText(leaseB)).toBe('contents of file 1');
+    await counting.settled();
+    expect(counting.liveCount).toBe(1);
+    expect(cache.descriptorCount).toBe(1);
+    leaseB.release();
+  });
+
+  it('keeps a discarded handle still leased within the bound', async () => {
+    const { counting, cache, paths } = setUp(1, 2);
+    const [a, b] = paths as [string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    cache.discard(a);
+    expect(cache.openCount).toBe(0);
+    const pendingB = cache.acquire(b, 'read');
+    expect(counting.openCalls).toEqual([a]);
+    leaseA.release();
+    (await pendingB).release();
+    await counting.settled();
+    expect(counting.liveCount).toBe(1);
+  });
+
+  it('serves many concurrent users of many files within the bound', async () => {
+    const { counting, cache, paths } = setUp(4, 40);
+    let liveMax = 0;
+    await Promise.all(
+      Array.from({ length: 400 }, async (_, i) => {
+        const index = (i * 7) % paths.length;
+        const lease = await cache.acquire(paths[index] as string, i % 3 === 0 ? 'read-write' : 'read');
+        liveMax = Math.max(liveMax, counting.liveCount);
+        expect(cache.descriptorCount).toBeLessThanOrEqual(4);
+        expect(await readText(lease)).toBe(`contents of file ${index}`);
+        lease.release();
+      }),
+    );
+    expect(liveMax).toBeLessThanOrEqual(4);
+    expect(cache.hasWaiters).toBe(false);
   });
 
   it('does not close a handle discarded while leased until its lease is released', async () => {

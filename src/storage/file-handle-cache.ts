@@ -1,12 +1,21 @@
 /**
- * A bounded pool of open segment files shared by every partition of a broker, so 100,000
- * segments never mean 100,000 descriptors. Handles are reference counted: an evicted or
- * discarded handle closes only when its last user releases it, so a read never sees its
- * descriptor closed under it.
+ * A bounded pool of open segment files shared by every partition of a broker, so neither
+ * 100,000 segments nor thousands of partitions written at once mean as many descriptors.
+ * Handles are reference counted: an evicted or discarded handle closes only when its last user
+ * releases it, so a read never sees its descriptor closed under it.
  *
- * Owner of mutable state: this object alone (the map and each entry's count). The bound is
- * soft: when every handle is in use, opening one more goes over it until releases bring the
- * pool back under (the overshoot is bounded by concurrent operations).
+ * The bound is hard: at most `openFilesMax` descriptors are open (or opening, or closing) at
+ * any moment. An `acquire` that needs a new descriptor while every one is in use waits, first
+ * come first served, until a release frees one; while anybody waits, a handle that goes idle
+ * is closed at once to make room. A lease on a file already open never waits.
+ *
+ * No deadlock: a caller that waits here holds no lease on another file. The partition writer
+ * is the only user that holds a lease while asking for one (a flush=always run holds its own
+ * during its fdatasync while the next run is written), and that is the same file, already
+ * open; under pressure it finishes the earlier run first (`hasWaiters`), so a busy partition
+ * cannot keep its descriptor forever while others wait.
+ *
+ * Owner of mutable state: this object alone (the map, the waiters, each entry's count).
  */
 import type { FileHandle, FileSystem, OpenMode } from './file-system.js';
 
@@ -21,51 +30,80 @@ interface Entry {
   handle: Promise<FileHandle>;
   users: number;
   isDiscarded: boolean;
+  /** Its close has started (it runs once: a second close could hit a reused descriptor number). */
+  isClosing: boolean;
+  /** Its descriptor slot was given back (closed, or the open failed). */
+  isSlotFreed: boolean;
 }
 
 export class FileHandleCache {
   // Map iteration order is insertion order; re-inserting on use makes it an LRU list.
   private readonly entries = new Map<string, Entry>();
+  /** Descriptors open, opening or closing: what counts against `openFilesMax`. */
+  private slotsHeld = 0;
+  /** Closes started and not finished: each will hand its slot on. */
+  private closesRunning = 0;
+  /**
+   * Acquires waiting for a descriptor, oldest first. `wake(true)` hands one a slot;
+   * `wake(false)` tells it its file was opened meanwhile, so it needs none.
+   */
+  private readonly waiters: { path: string; wake(hasSlot: boolean): void }[] = [];
 
   constructor(
     private readonly fileSystem: FileSystem,
     readonly openFilesMax: number,
   ) {}
 
+  /** Handles in the cache (idle or leased). */
   get openCount(): number {
     return this.entries.size;
+  }
+
+  /** Descriptors open, opening or closing, including discarded handles still leased. Never above `openFilesMax`. */
+  get descriptorCount(): number {
+    return this.slotsHeld;
+  }
+
+  /** Whether an acquire is waiting for a descriptor: a holder of a lease it could give back should. */
+  get hasWaiters(): boolean {
+    return this.waiters.length > 0;
   }
 
   /**
    * Leases a handle on `path`. A cached read-write handle also serves 'read'; a cached
    * read-only one is replaced when 'read-write' is asked for. 'create' is never cached as such:
-   * the file is created, then cached as read-write.
+   * the file is created, then cached as read-write. Waits when a new descriptor is needed and
+   * `openFilesMax` are in use.
    */
   async acquire(path: string, mode: OpenMode): Promise<HandleLease> {
-    let entry = this.entries.get(path);
-    if (entry !== undefined && mode !== 'read' && entry.mode === 'read') {
-      this.drop(entry);
-      entry = undefined;
-    }
-    if (entry === undefined) {
-      entry = {
-        path,
-        mode: mode === 'read' ? 'read' : 'read-write',
-        handle: this.fileSystem.open(path, mode),
-        users: 0,
-        isDiscarded: false,
-      };
-      this.entries.set(path, entry);
-      const opened = entry;
-      opened.handle.catch(() => {
-        if (this.entries.get(path) === opened) this.entries.delete(path);
-      });
-    } else {
-      this.entries.delete(path);
-      this.entries.set(path, entry);
+    let hasSlot = false;
+    let entry: Entry | undefined;
+    for (;;) {
+      entry = this.entries.get(path);
+      if (entry !== undefined && mode !== 'read' && entry.mode === 'read') {
+        this.drop(entry);
+        entry = undefined;
+      }
+      if (entry !== undefined) {
+        // Opened by someone else while this call waited: the slot it got goes on.
+        if (hasSlot) this.giveSlotBack();
+        this.entries.delete(path);
+        this.entries.set(path, entry);
+        break;
+      }
+      if (!hasSlot && this.waiters.length === 0 && this.slotsHeld < this.openFilesMax) {
+        this.slotsHeld++;
+        hasSlot = true;
+      }
+      if (hasSlot) {
+        entry = this.openEntry(path, mode);
+        break;
+      }
+      const handedOver = new Promise<boolean>((wake) => this.waiters.push({ path, wake }));
+      this.evictIdle();
+      hasSlot = await handedOver;
     }
     entry.users++;
-    this.evictIdle();
     let handle: FileHandle;
     try {
       handle = await entry.handle;
@@ -81,7 +119,7 @@ export class FileHandleCache {
         if (isReleased) return;
         isReleased = true;
         leased.users--;
-        if (leased.users === 0 && leased.isDiscarded) this.closeQuietly(leased);
+        if (leased.users === 0 && leased.isDiscarded) void this.closeQuietly(leased);
         else this.evictIdle();
       },
     };
@@ -106,23 +144,76 @@ export class FileHandleCache {
     await Promise.all(closing);
   }
 
+  /** A new entry on a slot this call holds. */
+  private openEntry(path: string, mode: OpenMode): Entry {
+    const entry: Entry = {
+      path,
+      mode: mode === 'read' ? 'read' : 'read-write',
+      handle: this.fileSystem.open(path, mode),
+      users: 0,
+      isDiscarded: false,
+      isClosing: false,
+      isSlotFreed: false,
+    };
+    this.entries.set(path, entry);
+    // Waiters for this same file share the new handle instead of waiting for slots of their own.
+    if (this.waiters.some((waiter) => waiter.path === path)) {
+      for (const waiter of this.waiters.filter((candidate) => candidate.path === path)) {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        waiter.wake(false);
+      }
+    }
+    entry.handle.catch(() => {
+      if (this.entries.get(path) === entry) this.entries.delete(path);
+      // No descriptor was made: the slot goes on at once.
+      this.freeSlotOf(entry);
+    });
+    return entry;
+  }
+
   private drop(entry: Entry): Promise<void> | undefined {
-    this.entries.delete(entry.path);
+    if (this.entries.get(entry.path) === entry) this.entries.delete(entry.path);
     entry.isDiscarded = true;
     return entry.users === 0 ? this.closeQuietly(entry) : undefined;
   }
 
+  /**
+   * Closes least recently used idle handles while the cache is over its bound, or while more
+   * acquires wait than closes are running to serve them.
+   */
   private evictIdle(): void {
-    if (this.entries.size <= this.openFilesMax) return;
     for (const entry of this.entries.values()) {
-      if (this.entries.size <= this.openFilesMax) break;
+      const isOver = this.slotsHeld - this.closesRunning > this.openFilesMax;
+      if (!isOver && this.waiters.length <= this.closesRunning) break;
       if (entry.users === 0) this.drop(entry);
     }
   }
 
   private closeQuietly(entry: Entry): Promise<void> {
+    if (entry.isClosing || entry.isSlotFreed) return Promise.resolve();
+    entry.isClosing = true;
+    this.closesRunning++;
     // A close error on a descriptor we no longer use cannot lose data: every durable write
     // was fdatasync'ed through it before its acknowledgement.
-    return entry.handle.then((handle) => handle.close()).catch(() => undefined);
+    return entry.handle
+      .then((handle) => handle.close())
+      .catch(() => undefined)
+      .then(() => {
+        this.closesRunning--;
+        this.freeSlotOf(entry);
+      });
+  }
+
+  private freeSlotOf(entry: Entry): void {
+    if (entry.isSlotFreed) return;
+    entry.isSlotFreed = true;
+    this.giveSlotBack();
+  }
+
+  /** A descriptor slot is free: the oldest waiter takes it over, or the count goes down. */
+  private giveSlotBack(): void {
+    const next = this.waiters.shift();
+    if (next !== undefined) next.wake(true);
+    else this.slotsHeld--;
   }
 }

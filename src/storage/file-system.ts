@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import type { Slots } from '../common/slots.js';
 
 export type OpenMode =
   /** Existing file, read only. */
@@ -136,6 +137,89 @@ export const nodeFileSystem: FileSystem = {
     }
   },
 };
+
+/**
+ * `fileSystem` with at most `slots.count` descriptors held at once by its calls: an open holds
+ * a slot until its handle closes, a whole-file read, a directory listing, a directory fsync or
+ * a tree removal holds one while it runs, and the calls that need none (stat, rename, unlink,
+ * mkdir) pass straight through. The others wait their turn.
+ *
+ * Storage uses it for every file it opens only for a moment (partition state, producer
+ * snapshots, index files, directory fsyncs, a new segment's create) so a burst over thousands
+ * of partitions (rolls, first writes after a clean start) cannot run the broker out of
+ * descriptors; segment files have their own bound (`FileHandleCache`). No deadlock: none of
+ * these calls is made while the caller holds a handle from another one (each opens, works and
+ * closes before the next), so every holder finishes without waiting for a slot.
+ */
+export function withDescriptorSlots(fileSystem: FileSystem, slots: Slots): FileSystem {
+  return {
+    async open(path, mode) {
+      await slots.acquire();
+      let handle: FileHandle;
+      try {
+        handle = await fileSystem.open(path, mode);
+      } catch (error) {
+        slots.release();
+        throw error;
+      }
+      return new SlottedFileHandle(handle, slots);
+    },
+    tryReadFile: (path) => slots.run(() => fileSystem.tryReadFile(path)),
+    trySizeBytes: (path) => fileSystem.trySizeBytes(path),
+    readdir: (path) => slots.run(() => fileSystem.readdir(path)),
+    mkdir: (path) => fileSystem.mkdir(path),
+    rename: (fromPath, toPath) => fileSystem.rename(fromPath, toPath),
+    unlink: (path) => fileSystem.unlink(path),
+    removeTree: (path) => slots.run(() => fileSystem.removeTree(path)),
+    syncDirectory: (path) => slots.run(() => fileSystem.syncDirectory(path)),
+  };
+}
+
+/** A handle that gives its descriptor slot back once closed. */
+class SlottedFileHandle implements FileHandle {
+  private isClosed = false;
+
+  constructor(
+    private readonly inner: FileHandle,
+    private readonly slots: Slots,
+  ) {}
+
+  get path(): string {
+    return this.inner.path;
+  }
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return this.inner.read(buffer, offset, length, position);
+  }
+
+  writev(buffers: readonly Buffer[], position: number): Promise<number> {
+    return this.inner.writev(buffers, position);
+  }
+
+  datasync(): Promise<void> {
+    return this.inner.datasync();
+  }
+
+  truncate(sizeBytes: number): Promise<void> {
+    return this.inner.truncate(sizeBytes);
+  }
+
+  sizeBytes(): Promise<number> {
+    return this.inner.sizeBytes();
+  }
+
+  async close(): Promise<void> {
+    // Once only: a second close(2) could close a descriptor number the OS has reused since.
+    if (this.isClosed) return;
+    this.isClosed = true;
+    try {
+      await this.inner.close();
+    } finally {
+      // Even a failed close(2) has released the descriptor on Linux.
+      this.slots.release();
+    }
+  }
+}
 
 /**
  * Replaces `path` with `data` so that a crash at any moment leaves either the old file whole

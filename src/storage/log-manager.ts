@@ -16,6 +16,7 @@
  */
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.js';
+import { Slots } from '../common/slots.js';
 import { limits } from '../config/limits.js';
 import { validateTopicName, isValidTopicName } from '../config/topic-name.js';
 import { BrokerError } from '../errors/index.js';
@@ -23,7 +24,7 @@ import type { Logger } from '../observability/index.js';
 import { storageError } from './errors.js';
 import { FileHandleCache } from './file-handle-cache.js';
 import { partitionDirName, tryParsePartitionDirName, tryParseSegmentFileName } from './file-names.js';
-import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { nodeFileSystem, withDescriptorSlots, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type PartitionLogConfig } from './partition-log.js';
 
@@ -82,8 +83,10 @@ export class LogManager {
   private backgroundWork: Promise<void> = Promise.resolve();
 
   private constructor(private readonly options: LogManagerOptions) {
-    this.fileSystem = options.fileSystem ?? nodeFileSystem;
-    this.handles = new FileHandleCache(this.fileSystem, options.openFilesMax);
+    const fileSystem = options.fileSystem ?? nodeFileSystem;
+    // Segment files are bounded by the cache; everything else storage opens, by the slots.
+    this.handles = new FileHandleCache(fileSystem, options.openFilesMax);
+    this.fileSystem = withDescriptorSlots(fileSystem, new Slots(limits.storageFileOpsInFlightMax));
     this.indexCache = new IndexCache(options.indexCacheBytesMax);
   }
 
@@ -497,26 +500,5 @@ export class LogManager {
 
   private throwIfClosed(): void {
     if (this.isClosed) throw new BrokerError('SHUTTING_DOWN', 'the log manager is closed');
-  }
-}
-
-/** Runs at most `count` tasks at a time; the others wait in order. */
-class Slots {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly count: number) {}
-
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.running >= this.count) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.running++;
-    try {
-      return await work();
-    } finally {
-      // Hand the slot straight to the next waiter, or give it back.
-      const next = this.waiting.shift();
-      if (next !== undefined) next();
-      else this.running--;
-    }
   }
 }

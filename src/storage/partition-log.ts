@@ -669,6 +669,17 @@ export class PartitionLog {
    * one earlier run's fdatasync runs; it is completed (or failed) before this run's own starts.
    */
   private async writeRun(run: PendingAppend[]): Promise<void> {
+    if (this.unsynced !== undefined && this.context.handles.hasWaiters) {
+      // Other files wait for a descriptor (FileHandleCache): complete the earlier run so its
+      // lease goes back before this run asks for one. Otherwise a partition written without a
+      // pause would hold its descriptor for good while others wait. Costs the overlap of this
+      // write with that fdatasync, only while descriptors are short.
+      const failure = await this.completeUnsynced();
+      if (failure !== undefined) {
+        this.rejectAll(run, failure);
+        return;
+      }
+    }
     const active = this.activeSegment;
     const earlier = this.unsynced;
     assert(earlier === undefined || earlier.segment === active, 'a roll completes the unsynced run first');
