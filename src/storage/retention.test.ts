@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { countSegmentsToDelete, type RetentionCandidate, type RetentionPolicy } from './retention.js';
+import { countSegmentsToDelete, isRetentionDue, summarizeForRetention, type RetentionCandidate, type RetentionPolicy } from './retention.js';
 
 const NOW = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -190,6 +190,55 @@ describe('countSegmentsToDelete', () => {
         if (rule.retentionMs < 0 && rule.retentionBytes < 0) expect(count).toBe(0);
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('isRetentionDue', () => {
+  it('tells from the oldest segment alone that a later expired segment is not due', () => {
+    // The stop rule: a fresh oldest segment keeps every later one, however old.
+    const segments = [segment(100, 0), segment(100, 5 * HOUR), segment(100, 5 * HOUR)];
+    expect(isRetentionDue(summarizeForRetention(segments), policy({ ms: HOUR }))).toBe(false);
+  });
+
+  it('becomes due a millisecond after the oldest segment is retention.ms old, as time passes', () => {
+    const summary = summarizeForRetention([segment(100, 0), segment(100, 0)]);
+    expect(isRetentionDue(summary, { retentionMs: HOUR, retentionBytes: -1, nowMs: NOW + HOUR })).toBe(false);
+    expect(isRetentionDue(summary, { retentionMs: HOUR, retentionBytes: -1, nowMs: NOW + HOUR + 1 })).toBe(true);
+  });
+
+  it('is due by size while the later segments alone hold retention.bytes', () => {
+    const summary = summarizeForRetention([segment(300, 0), segment(100, 0), segment(100, 0)]);
+    expect(isRetentionDue(summary, policy({ bytes: 200 }))).toBe(true);
+    expect(isRetentionDue(summary, policy({ bytes: 201 }))).toBe(false);
+  });
+
+  it('is due for a quiet active segment that expired, never for an empty one', () => {
+    expect(isRetentionDue(summarizeForRetention([segment(100, HOUR + 1)]), policy({ ms: HOUR }))).toBe(true);
+    expect(isRetentionDue(summarizeForRetention([segment(0, null)]), policy({ ms: 0, bytes: 0 }))).toBe(false);
+    expect(isRetentionDue(summarizeForRetention([]), policy({ ms: 0, bytes: 0 }))).toBe(false);
+  });
+
+  /**
+   * The summary of a closed log lets a retention run skip it without opening it; a skip must
+   * never hide a segment a run would delete, for any policy the topic may be altered to and any
+   * time the check runs at. So the two must agree exactly, over random logs and policies.
+   */
+  it('agrees with countSegmentsToDelete > 0 over random segment lists, policies and times', () => {
+    const candidate = fc.record({
+      sizeBytes: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5000 })),
+      maxTimestamp: fc.oneof(fc.constant(-1), fc.integer({ min: -1000, max: 1_000_000 }).map((ageMs) => NOW - ageMs)),
+    });
+    const policyArbitrary = fc.record({
+      retentionMs: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 1_000_000 })),
+      retentionBytes: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 50_000 })),
+      nowMs: fc.integer({ min: NOW - 1000, max: NOW + 2_000_000 }),
+    });
+    fc.assert(
+      fc.property(fc.array(candidate, { maxLength: 20 }), policyArbitrary, (segments, rule) => {
+        expect(isRetentionDue(summarizeForRetention(segments), rule)).toBe(countSegmentsToDelete(segments, rule) > 0);
+      }),
+      { numRuns: 2000 },
     );
   });
 });

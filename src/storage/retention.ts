@@ -48,3 +48,55 @@ export function countSegmentsToDelete(segments: readonly RetentionCandidate[], p
   }
   return count;
 }
+
+/**
+ * What a retention run needs to know of a log it has not opened, to tell whether it would
+ * delete anything. `countSegmentsToDelete` deletes something exactly when the oldest segment
+ * qualifies (it stops at the first one that does not), so the oldest segment, the bytes
+ * after it and whether it is the only one decide: four numbers, whatever the segment count.
+ *
+ * Facts, never a verdict: the policy (retention.ms and retention.bytes may be altered while
+ * the log is closed) and the time are applied when the summary is used (`isRetentionDue`).
+ * Segment settings (segment.bytes, segment.ms) play no part: they decide rolls at append,
+ * and an append opens the log.
+ */
+export interface RetentionSummary {
+  /** The oldest segment's largest timestamp, −1 when it holds no timestamped batch. */
+  oldestMaxTimestamp: number;
+  oldestSizeBytes: number;
+  /** Bytes in every segment after the oldest (0 when it is the only one). */
+  laterSizeBytes: number;
+  segmentCount: number;
+}
+
+/**
+ * The summary of a log whose segments, oldest first and ending with the active one, are
+ * `segments`. Reads only the oldest segment's `maxTimestamp`: the others' may be left −1.
+ */
+export function summarizeForRetention(segments: readonly RetentionCandidate[]): RetentionSummary {
+  const oldest = segments[0];
+  let laterSizeBytes = 0;
+  for (const segment of segments.slice(1)) laterSizeBytes += segment.sizeBytes;
+  return {
+    oldestMaxTimestamp: oldest?.maxTimestamp ?? -1,
+    oldestSizeBytes: oldest?.sizeBytes ?? 0,
+    laterSizeBytes,
+    segmentCount: segments.length,
+  };
+}
+
+/**
+ * Whether a retention run over the summarised log would delete anything: exactly
+ * `countSegmentsToDelete(segments, policy) > 0` (retention.test.ts checks the two agree over
+ * random logs). Two comparisons: the oldest segment expires once `nowMs` passes its largest
+ * timestamp plus `retentionMs`, and it is over the size limit while the later segments alone
+ * hold `retentionBytes`.
+ */
+export function isRetentionDue(summary: RetentionSummary, policy: RetentionPolicy): boolean {
+  if (summary.segmentCount === 0) return false;
+  // An empty active segment as the only one is the log end itself.
+  if (summary.segmentCount === 1 && summary.oldestSizeBytes === 0) return false;
+  const isExpired = policy.retentionMs >= 0 && summary.oldestMaxTimestamp >= 0 && policy.nowMs - summary.oldestMaxTimestamp > policy.retentionMs;
+  const isOverSize = policy.retentionBytes >= 0 && summary.laterSizeBytes >= policy.retentionBytes;
+  return isExpired || isOverSize;
+}
