@@ -7,7 +7,8 @@
  * - `PartitionLog`: its segment list, append queue, flush timer, status and idempotent
  *   producer state (`ProducerState`); its single writer (runWriter) is the only code that
  *   changes its files or its producer state.
- * - `LogManager`: the map of known and open partitions, the idle and retention timers.
+ * - `LogManager`: the map of known and open partitions, each closed log's retention summary,
+ *   the idle and retention timers.
  * - `FileHandleCache` / `IndexCache`: shared, broker-wide, bounded pools.
  */
 export { FileHandleCache } from './file-handle-cache.js';

@@ -9,10 +9,12 @@
  * or after `partitionIdleMs`. Segment descriptors and sealed indexes live in the shared,
  * bounded `FileHandleCache` and `IndexCache`. At most `limits.logOpensClosesInFlightMax` logs
  * open or close at once (each holds descriptors of its own meanwhile); the idle ones to close
- * are picked when a close can start, so a log used meanwhile stays open.
+ * are picked when a close can start, so a log used meanwhile stays open. A retention check
+ * opens no closed log that has nothing due: a clean close leaves a few numbers that decide it
+ * (retention.ts `RetentionSummary`), so a check over quiet partitions costs no I/O.
  *
  * Owner of mutable state: this object — the entry map, each entry's open/opening/closing
- * promise and pin count, the timers. A log is never closed while pinned (`withPartition`).
+ * promise, pin count and retention summary, the timers. A log is never closed while pinned (`withPartition`).
  */
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.js';
@@ -27,6 +29,7 @@ import { partitionDirName, tryParsePartitionDirName, tryParseSegmentFileName } f
 import { nodeFileSystem, withDescriptorSlots, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type PartitionLogConfig } from './partition-log.js';
+import { isRetentionDue, type RetentionSummary } from './retention.js';
 
 export interface LogManagerOptions {
   dataDir: string;
@@ -62,6 +65,11 @@ interface Entry extends TopicPartition {
   pins: number;
   lastUsedMs: number;
   isDeleted: boolean;
+  /**
+   * What retention needs to know of the log, left by its last clean close; defined only while
+   * the log is closed (dropped when an open starts). See `runRetentionOn`.
+   */
+  retentionSummary: RetentionSummary | undefined;
 }
 
 /** Renamed partition directories waiting for removal end with this (never a valid partition name). */
@@ -134,6 +142,7 @@ export class LogManager {
       pins: 0,
       lastUsedMs: 0,
       isDeleted: false,
+      retentionSummary: undefined,
     };
     this.entries.set(key, entry);
     return entry;
@@ -314,6 +323,8 @@ export class LogManager {
     if (entry.opening === undefined) {
       const config = this.options.configForTopic(entry.topic);
       if (config === undefined) throw this.notFound(entry.topic, entry.partition);
+      // From here on the log may change its files: the summary of the last close is stale.
+      entry.retentionSummary = undefined;
       entry.opening = this.lifecycleSlots.run(() => PartitionLog.open({
         dir: entry.dir,
         topic: entry.topic,
@@ -393,6 +404,8 @@ export class LogManager {
     entry.closing = this.lifecycleSlots.run(() => log.close()).finally(() => {
       entry.log = undefined;
       entry.closing = undefined;
+      // Undefined after a failed close: the next open recovers the log and may change it.
+      entry.retentionSummary = log.retentionSummary;
     });
     return entry.closing;
   }
@@ -436,8 +449,26 @@ export class LogManager {
    * closes again a log it had to open (unless someone used it meanwhile). Counted as use, a
    * retention check more frequent than `partitionIdleMs` (the defaults: 5 and 10 minutes) kept
    * every partition open forever, and each run reopened them all up to `openPartitionsMax`.
+   *
+   * A closed log is not opened when the summary its last clean close left says a run would
+   * delete nothing, under the topic's retention settings as they are now and at the present
+   * time (retention.ts `isRetentionDue`, which agrees exactly with the run's own decision).
+   * Without it, every check opened and closed every closed partition: 10,000 quiet partitions
+   * cost 10,000 opens every 5 minutes. The summary holds timestamps and sizes, not a verdict,
+   * so time passing and an altered retention.ms or retention.bytes are judged afresh; the
+   * files change only through an open, which drops the summary (`ensureOpen`) until the next
+   * clean close takes a new one; a deleted partition's entry goes with it, and a re-created or
+   * added one starts without one. A log never closed cleanly since start-up has none, and is
+   * opened once to be checked (its close then leaves one). Not persisted: partition.state
+   * would have to drop it before every retention delete as well as every append, and a
+   * summary trusted without opening the log could not notice files restored or changed
+   * behind the broker's back.
    */
   private async runRetentionOn(entry: Entry): Promise<void> {
+    // A close under way (an idle close) leaves a summary: wait for it rather than reopen the
+    // log. A failed one leaves none, and the log is opened below.
+    while (entry.closing !== undefined) await entry.closing.catch(() => undefined);
+    if (this.isNothingDueWhileClosed(entry)) return;
     const wasOpen = (entry.log !== undefined && entry.closing === undefined) || entry.opening !== undefined;
     const lastUsedMs = entry.lastUsedMs;
     entry.pins++;
@@ -451,6 +482,14 @@ export class LogManager {
     // queues behind it.
     const isUnused = entry.pins === 0 && entry.lastUsedMs === lastUsedMs && entry.log !== undefined && entry.closing === undefined;
     if (!wasOpen && isUnused) await this.closeEntry(entry).catch((error: unknown) => this.logCloseFailure(entry, error));
+  }
+
+  private isNothingDueWhileClosed(entry: Entry): boolean {
+    const summary = entry.retentionSummary;
+    if (summary === undefined || entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined) return false;
+    const config = this.options.configForTopic(entry.topic);
+    if (config === undefined) return true; // no topic record: never opened for retention (`runRetention`)
+    return !isRetentionDue(summary, { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes, nowMs: this.options.clock.nowMs() });
   }
 
   private scheduleIdleSweep(): void {

@@ -50,7 +50,7 @@ import { writePartitionState, type OfflineMark, type PartitionState } from './pa
 import { writeProducerSnapshot } from './producer-snapshot.js';
 import { ProducerState, validateProducerFieldsOrThrow, type ProducerStateChanges, type ProducerVerdict } from './producer-state.js';
 import { openPartitionDirectory, type OpenedPartition } from './recovery.js';
-import { countSegmentsToDelete } from './retention.js';
+import { countSegmentsToDelete, summarizeForRetention, type RetentionCandidate, type RetentionSummary } from './retention.js';
 import { CorruptionFound, Segment, SegmentIndexBuilder, type SegmentContext } from './segment.js';
 
 export interface PartitionLogConfig {
@@ -1201,6 +1201,8 @@ export class PartitionLog {
   /** The last partition.state write (`writeState`), settled or not. */
   private stateWrites: Promise<void> = Promise.resolve();
   private closingWasOnline = false;
+  /** Set by a clean close (`summarizeForRetentionAtClose`); see `retentionSummary`. */
+  private summaryAtClose: RetentionSummary | undefined;
 
   private async closeNow(): Promise<void> {
     this.cancelFlushTimer?.();
@@ -1234,6 +1236,7 @@ export class PartitionLog {
           this.logger.warn({ err: String(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
         });
       }
+      if (this.closingWasOnline) this.summaryAtClose = await this.summarizeForRetentionAtClose();
     } catch (error) {
       // A failed sync or file write (ENOSPC, EIO): the log stays unclean and is recovered at
       // its next open. Typed, so the caller's log line says DISK_FULL and what to do.
@@ -1244,6 +1247,39 @@ export class PartitionLog {
       const listeners = [...this.appendListeners];
       this.appendListeners.clear();
       for (const listener of listeners) listener(this.logEndOffset, []);
+    }
+  }
+
+  /**
+   * What retention needs to know of this log to skip it while it is closed (retention.ts
+   * `RetentionSummary`), taken by a clean close after the writer's last task, so nothing
+   * changes the files after it until the log is opened again. `undefined` before the close
+   * finished, when the log was not online, or when the close failed (the next open then
+   * recovers the log and may cut it).
+   */
+  get retentionSummary(): RetentionSummary | undefined {
+    return this.status.kind === 'closed' ? this.summaryAtClose : undefined;
+  }
+
+  /**
+   * The retention summary as the close leaves the log. Sizes are known for every segment a
+   * retention run or a read looked at (a stat for the others), and the oldest segment's
+   * largest timestamp is its time index's last entry (cached, or one file read). Only a
+   * saving, so a failure gives no summary (the log is then opened to be checked), not a
+   * failed close.
+   */
+  private async summarizeForRetentionAtClose(): Promise<RetentionSummary | undefined> {
+    try {
+      const candidates: RetentionCandidate[] = [];
+      for (const [index, segment] of this.segments.entries()) {
+        // Only the oldest segment's timestamp decides (`isRetentionDue`), and only it is read
+        // (`summarizeForRetention`): the others' would cost an index load each.
+        candidates.push({ sizeBytes: await segment.knownSizeBytes(), maxTimestamp: index === 0 ? await segment.maxTimestamp() : -1 });
+      }
+      return summarizeForRetention(candidates);
+    } catch (error) {
+      this.logger.debug({ err: String(error) }, 'no retention summary at close; the next retention run opens the log');
+      return undefined;
     }
   }
 
