@@ -9,7 +9,7 @@
  * (produce batches, consume subscriptions) keep their own, longer, retry budgets.
  */
 import { Option, type Command } from 'commander';
-import { createClient, type RunnelClient } from '../client/index.js';
+import { createClient, describeBrokerAddressProblem, type RunnelClient } from '../client/index.js';
 import { CliError, toCliError } from './cli-error.js';
 
 export const BROKER_ADDRESS_DEFAULT = '127.0.0.1:7070';
@@ -38,15 +38,9 @@ export function brokerAddresses(flags: ClientFlags, env: NodeJS.ProcessEnv = pro
     .map((address) => address.trim())
     .filter((address) => address !== '');
   for (const address of addresses) {
-    if (!/^[^\s:/]+:\d{1,5}$/.test(address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(address)) {
-      throw new CliError(`broker address ${JSON.stringify(address)} is not HOST:PORT: pass e.g. --broker 127.0.0.1:7070`);
-    }
-    // Five digits also allow 0 and 65536–99999, which no broker listens on: a typo there
-    // would otherwise be retried, then reported as a broker that is not running.
-    const port = Number(address.slice(address.lastIndexOf(':') + 1));
-    if (port < 1 || port > 65_535) {
-      throw new CliError(`broker address ${JSON.stringify(address)} has port ${port}, outside 1-65535: pass e.g. --broker 127.0.0.1:7070`);
-    }
+    // The client library's own check (it would refuse the address too), worded for the command line.
+    const problem = describeBrokerAddressProblem(address);
+    if (problem !== undefined) throw new CliError(`broker address ${JSON.stringify(address)} ${problem}: pass e.g. --broker 127.0.0.1:7070`);
   }
   if (addresses.length === 0) throw new CliError('no broker address given: pass e.g. --broker 127.0.0.1:7070');
   return addresses;

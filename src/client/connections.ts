@@ -16,11 +16,12 @@ import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
 import type { AdminServiceClient } from '../protocol/generated/runnel/v1/AdminService.js';
 import type { LogServiceClient } from '../protocol/generated/runnel/v1/LogService.js';
 import { BrokerError } from '../errors/index.js';
+import { checkBrokerAddressesOrThrow } from './broker-address.js';
 import { errorFromGrpc, isTransportFailure } from './errors.js';
 import { withRetry, type RandomSource, type RetryOptions } from './retry.js';
 
 export interface ConnectionsOptions {
-  /** Bootstrap brokers, `host:port` each. */
+  /** Bootstrap brokers, `host:port` each (port 1-65535); checked here, INVALID_REQUEST otherwise. */
   brokers: string[];
   /** Sent as the gRPC user agent so broker logs can tell clients apart. */
   clientId?: string;
@@ -71,14 +72,7 @@ export class Connections {
   private bootstrapIndex = 0;
 
   constructor(options: ConnectionsOptions) {
-    if (options.brokers.length === 0) {
-      throw new BrokerError('INVALID_REQUEST', 'at least one bootstrap broker (host:port) is required');
-    }
-    for (const address of options.brokers) {
-      if (!/^[^\s:]+:\d+$/.test(address) && !/^\[[0-9a-fA-F:]+\]:\d+$/.test(address)) {
-        throw new BrokerError('INVALID_REQUEST', `broker address ${JSON.stringify(address)} is not host:port`);
-      }
-    }
+    checkBrokerAddressesOrThrow(options.brokers);
     this.bootstrap = [...options.brokers];
     this.clock = options.clock;
     this.random = options.random;

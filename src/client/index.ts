@@ -32,6 +32,7 @@ export type {
   TopicMetadata,
   TopicSummary,
 } from './admin.js';
+export { describeBrokerAddressProblem } from './broker-address.js';
 export { Consumer, type ConsumerOptions, type OffsetReset, type RecoveredPartition, type RetryingPartition } from './consumer.js';
 export { errorFromGrpc, errorFromPartitionError, reasonForStatus } from './errors.js';
 export { PendingSend } from './producer-batch.js';

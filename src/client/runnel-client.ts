@@ -18,7 +18,10 @@ import { Producer, type ProducerOptions } from './producer.js';
 import { RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
 
 export interface ClientOptions {
-  /** Bootstrap brokers, `host:port` each; any one of them is enough. */
+  /**
+   * Bootstrap brokers, `HOST:PORT` or `[IPV6]:PORT` each, port 1-65535; any one of them is
+   * enough. `createClient` throws INVALID_REQUEST naming an address not of that form.
+   */
   brokers: string[];
   /** Names this client in broker logs (gRPC user agent). */
   clientId?: string;
@@ -117,7 +120,11 @@ export class RunnelClient {
   }
 }
 
-/** Creates a client for the given bootstrap brokers; no connection is made until first use. */
+/**
+ * Creates a client for the given bootstrap brokers; no connection is made until first use.
+ * Throws INVALID_REQUEST for an empty list or an address that is not HOST:PORT with a port in
+ * 1-65535 (see broker-address.ts).
+ */
 export function createClient(options: ClientOptions): RunnelClient {
   return new RunnelClient(options);
 }
