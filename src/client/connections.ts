@@ -144,16 +144,18 @@ export class Connections {
   /**
    * One unary call with a deadline, retried on retriable failures until the retry deadline
    * (moving on to the next bootstrap broker after a transport failure when the call may go
-   * anywhere). `invoke` receives the
-   * address to call. Throws the mapped `BrokerError`.
+   * anywhere). `invoke` receives the address to call: `options.address()`, else any
+   * bootstrap broker. `options.onRetry` hears of each failure that will be retried. Throws the
+   * mapped `BrokerError`.
    */
   callWithRetry<Response>(
     invoke: (address: string) => UnaryInvoker<Response>,
-    address?: () => string,
+    options: { address?: () => string; onRetry?: (error: BrokerError) => void } = {},
   ): Promise<Response> {
-    return withRetry({ clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal }, async () => {
+    const context = { clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal, onRetry: options.onRetry };
+    return withRetry(context, async () => {
       this.ensureOpen();
-      const target = address !== undefined ? address() : this.anyAddress();
+      const target = options.address !== undefined ? options.address() : this.anyAddress();
       try {
         return await this.call(invoke(target));
       } catch (error) {

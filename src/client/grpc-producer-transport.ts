@@ -3,6 +3,7 @@
  * partition counts from the shared `MetadataCache`, and one `GrpcProduceChannel`
  * (ProduceStream) per broker address, owned by one producer.
  */
+import type { BrokerError } from '../errors/index.js';
 import { int64ToNumber, numberToInt64 } from '../protocol/index.js';
 import type { InitProducerIdResponse__Output } from '../protocol/generated/runnel/v1/InitProducerIdResponse.js';
 import type { Connections } from './connections.js';
@@ -22,10 +23,14 @@ export class GrpcProducerTransport implements ProducerTransport {
     this.metadata = metadata;
   }
 
-  async initProducerId(current: { producerId: number; producerEpoch: number } | undefined): Promise<{ producerId: number; producerEpoch: number }> {
+  async initProducerId(
+    current: { producerId: number; producerEpoch: number } | undefined,
+    onRetry?: (error: BrokerError) => void,
+  ): Promise<{ producerId: number; producerEpoch: number }> {
     const request = current === undefined ? { producerId: '0', producerEpoch: 0 } : { producerId: numberToInt64(current.producerId), producerEpoch: current.producerEpoch };
-    const response = await this.connections.callWithRetry<InitProducerIdResponse__Output>((address) => (callOptions, callback) =>
-      this.connections.log(address).initProducerId(request, callOptions, callback),
+    const response = await this.connections.callWithRetry<InitProducerIdResponse__Output>(
+      (address) => (callOptions, callback) => this.connections.log(address).initProducerId(request, callOptions, callback),
+      { onRetry },
     );
     return { producerId: int64ToNumber(response.producerId, 'producer_id'), producerEpoch: response.producerEpoch };
   }

@@ -380,6 +380,57 @@ describe('Producer idempotence and retries', () => {
     await expect(later).resolves.toMatchObject({ partition: 1, offset: 0 });
   });
 
+  it('fails records waiting for a producer id at their delivery timeout, naming the last InitProducerId failure', async () => {
+    // An unreachable broker: InitProducerId retries for the client's retry budget (60 s by
+    // default); the records waiting for it must still fail at their own delivery deadline.
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 3_000 });
+    transport.holdInit = true;
+    transport.initRetryError = new BrokerError('BROKER_UNAVAILABLE', 'No connection established');
+    const first = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    clock.advance(1_000);
+    const second = producer.send({ topic: 't', value: 'b' });
+    let isSecondSettled = false;
+    second.then(
+      () => (isSecondSettled = true),
+      () => (isSecondSettled = true),
+    );
+    await settle();
+    clock.advance(2_001);
+    await settle();
+    await expect(first).rejects.toMatchObject({
+      reason: 'BROKER_UNAVAILABLE',
+      message: 'records not acknowledged within the delivery timeout; last error: No connection established',
+    });
+    expect(isSecondSettled).toBe(false); // its own deadline is a second later
+    clock.advance(1_000);
+    await settle();
+    await expect(second).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
+    expect(channel.sent).toHaveLength(0);
+    expect(transport.initCalls).toHaveLength(1);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 2 });
+    // Once the id comes, later records go out under it.
+    transport.answerHeldInits();
+    const third = producer.send({ topic: 't', value: 'c' });
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await expect(third).resolves.toMatchObject({ offset: 0 });
+  });
+
+  it('fails records waiting for an epoch bump at their delivery timeout, REQUEST_TIMED_OUT when InitProducerId never answered', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 1_000 });
+    const waiting = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    transport.holdInit = true; // a broker that stops answering after the first id
+    channel.replyNext(() => ({ error: 'OUT_OF_ORDER_SEQUENCE' })); // unexplained: asks for an epoch bump
+    await settle();
+    expect(transport.initCalls).toHaveLength(2);
+    clock.advance(1_001);
+    await settle();
+    await expect(waiting).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT', message: expect.stringMatching(/delivery timeout.*next producer epoch/) });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
+  });
+
   it('bumps the epoch and restarts sequences at 0 when a batch whose outcome is unknown times out', async () => {
     const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
     const lost = producer.send({ topic: 't', value: 'lost' });

@@ -38,7 +38,9 @@
  *
  * Errors: a non-retriable error fails the records of that batch only. Retriable errors
  * (BROKER_UNAVAILABLE, ACK_TIMEOUT, LIMIT_REACHED, …) retry with capped exponential backoff
- * until `deliveryTimeoutMs` after the batch was created. PRODUCER_FENCED is fatal: every
+ * until `deliveryTimeoutMs` after the batch was created; batches waiting for a producer id
+ * (InitProducerId, retried for the client's retry budget) fail at that deadline too, with
+ * InitProducerId's last failure as their last error. PRODUCER_FENCED is fatal: every
  * pending and later record fails with it. Besides each record's handle, failures reach the
  * `onError` option once per failed batch and the `ackedRecords`/`failedRecords` counters of
  * `metrics()`, so a sender need not observe every record to notice one.
@@ -101,7 +103,10 @@ export interface ProducerOptions {
   compression?: 'none' | 'gzip';
   /** Unacknowledged batches per partition; at most 5 with idempotence. Default 5. */
   inFlightBatchesPerPartitionMax?: number;
-  /** A record fails when not acknowledged this long after its batch was created. Default 120 s. */
+  /**
+   * A record fails when not acknowledged this long after its batch was created, whatever held
+   * it: retries, a broker that does not answer, or waiting for a producer id. Default 120 s.
+   */
   deliveryTimeoutMs?: number;
   /** The broker waits this long for acks before ACK_TIMEOUT (sent as timeout_ms). Default 30 s. */
   ackTimeoutMs?: number;
@@ -159,8 +164,14 @@ export interface RetryingRecords {
 
 /** What the producer needs from outside; `RunnelClient` wires the gRPC versions. */
 export interface ProducerTransport {
-  /** A new producer id (no argument) or the next epoch of `current`; retries internally. */
-  initProducerId(current: { producerId: number; producerEpoch: number } | undefined): Promise<{ producerId: number; producerEpoch: number }>;
+  /**
+   * A new producer id (no argument) or the next epoch of `current`; retries internally, and
+   * tells `onRetry` of each failure it will retry.
+   */
+  initProducerId(
+    current: { producerId: number; producerEpoch: number } | undefined,
+    onRetry?: (error: BrokerError) => void,
+  ): Promise<{ producerId: number; producerEpoch: number }>;
   /** The cached partition count of `topic`, if known. */
   partitionCount(topic: string): number | undefined;
   /** Fetches `topic`'s partition count from the broker (TOPIC_NOT_FOUND if it has none). */
@@ -307,6 +318,10 @@ export class Producer {
   /** Callers of waitForBufferSpace(); bounded by the callers awaiting it. */
   private bufferSpaceWaiters: (() => void)[] = [];
   private idState: IdState = 'none';
+  /** The last retried failure of the InitProducerId in progress: why batches waiting for it fail. */
+  private identityLastError: BrokerError | undefined;
+  /** Fails batches past their delivery deadline while they wait for a producer id (armIdentityWaitTimer). */
+  private cancelIdentityWaitTimer: (() => void) | undefined;
   private producerId = -1;
   private producerEpoch = -1;
   private needsEpochBump = false;
@@ -840,6 +855,7 @@ export class Producer {
     if (this.fatalError !== undefined || this.sendable.size === 0) return;
     if (this.options.isIdempotent && this.idState !== 'ready') {
       if (this.idState === 'none') this.initProducerId();
+      this.armIdentityWaitTimer();
       return;
     }
     if (this.needsEpochBump) {
@@ -1202,8 +1218,10 @@ export class Producer {
 
   private initProducerId(): void {
     this.idState = 'initializing';
-    this.transport.initProducerId(undefined).then(
+    this.identityLastError = undefined;
+    this.transport.initProducerId(undefined, (error) => (this.identityLastError = error)).then(
       (identity) => {
+        this.stopIdentityWaitTimer();
         this.producerId = identity.producerId;
         this.producerEpoch = identity.producerEpoch;
         this.idState = 'ready';
@@ -1217,8 +1235,10 @@ export class Producer {
   private bumpEpochWhenIdle(): void {
     if (this.idState !== 'ready' || this.inFlightBatchCount > 0) return;
     this.idState = 'bumping';
-    this.transport.initProducerId({ producerId: this.producerId, producerEpoch: this.producerEpoch }).then(
+    this.identityLastError = undefined;
+    this.transport.initProducerId({ producerId: this.producerId, producerEpoch: this.producerEpoch }, (error) => (this.identityLastError = error)).then(
       (identity) => {
+        this.stopIdentityWaitTimer();
         this.producerId = identity.producerId;
         this.producerEpoch = identity.producerEpoch;
         this.needsEpochBump = false;
@@ -1232,6 +1252,8 @@ export class Producer {
       },
       (error: unknown) => this.onIdentityFailure(toBrokerError(error)),
     );
+    // The batches waiting for the bump may see no other drain before their deadline.
+    this.armIdentityWaitTimer();
   }
 
   /**
@@ -1239,6 +1261,7 @@ export class Producer {
    * and the next record starts over with a new id. PRODUCER_FENCED is fatal instead.
    */
   private onIdentityFailure(error: BrokerError): void {
+    this.stopIdentityWaitTimer();
     if (error.reason === 'PRODUCER_FENCED') {
       this.fail(error);
       return;
@@ -1247,6 +1270,59 @@ export class Producer {
     this.needsEpochBump = false;
     this.failAllPending(error);
     this.forEachPartition((partition) => partition.resetForNewEpoch());
+  }
+
+  /**
+   * While the producer waits for a producer id (the first one, or an epoch bump), its batches
+   * cannot be sent, so neither the check before a send nor a reply timer (armReplyTimer) can
+   * fail them at their delivery deadline; InitProducerId retries for the client's whole retry
+   * budget (60 s by default), which may be far longer than `deliveryTimeoutMs`. This one timer,
+   * for the earliest deadline among the waiting batches, fails those past it as any batch past
+   * its deadline fails, with the last InitProducerId failure as the last error. Re-armed from
+   * drain() (a batch closed meanwhile) and after each expiry; stopped once the id comes.
+   */
+  private armIdentityWaitTimer(): void {
+    if (this.cancelIdentityWaitTimer !== undefined) return;
+    let createdMsMin = Number.POSITIVE_INFINITY;
+    this.forEachPartition((partition) => {
+      for (const batch of partition.unacked) createdMsMin = Math.min(createdMsMin, batch.createdMs);
+      for (const batch of partition.ready) createdMsMin = Math.min(createdMsMin, batch.createdMs);
+    });
+    if (createdMsMin === Number.POSITIVE_INFINITY) return;
+    const deadlineMs = createdMsMin + this.options.deliveryTimeoutMs;
+    // A millisecond late, as in armReplyTimer: timers may fire early by that much.
+    this.cancelIdentityWaitTimer = this.clock.setTimer(Math.max(0, deadlineMs - this.clock.nowMs()) + 1, () => {
+      this.cancelIdentityWaitTimer = undefined;
+      if (this.idState !== 'initializing' && this.idState !== 'bumping') return;
+      this.armIdentityWaitTimerExpire();
+      this.armIdentityWaitTimer();
+    });
+  }
+
+  /** Fails every batch waiting for a producer id whose delivery deadline has passed. */
+  private armIdentityWaitTimerExpire(): void {
+    const nowMs = this.clock.nowMs();
+    const waitingFor = this.idState === 'bumping' ? 'the next producer epoch' : 'a producer id';
+    const lastError = this.identityLastError ?? new BrokerError('REQUEST_TIMED_OUT', `still waiting for ${waitingFor} (InitProducerId not answered)`);
+    // The id is what they wait for now, so its failure is their last error (not, say, the
+    // OUT_OF_ORDER_SEQUENCE that asked for the bump).
+    this.forEachPartition((partition) => {
+      // None is in flight: a bump waits until nothing is, and before the first id nothing was sent.
+      for (const batch of [...partition.unacked]) {
+        if (!batch.isInFlight && batch.createdMs + this.options.deliveryTimeoutMs <= nowMs) this.failBatch(partition, batch, deliveryTimeout(batch, lastError));
+      }
+      for (const batch of [...partition.ready]) {
+        if (batch.createdMs + this.options.deliveryTimeoutMs > nowMs) continue;
+        // Never sent, so no sequence was used: it leaves without a gap.
+        partition.remove(batch);
+        this.completeBatch(batch, { kind: 'failed', error: deliveryTimeout(batch, lastError) });
+      }
+    });
+  }
+
+  private stopIdentityWaitTimer(): void {
+    this.cancelIdentityWaitTimer?.();
+    this.cancelIdentityWaitTimer = undefined;
   }
 
   // ---- Failing and closing ------------------------------------------------------------------

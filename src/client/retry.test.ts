@@ -59,6 +59,23 @@ describe('withRetry', () => {
     expect(await outcome).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: 'down 2' });
   });
 
+  it('tells onRetry of each failure it will retry, and not of the last one it throws', async () => {
+    const clock = new ManualClock();
+    const heard: string[] = [];
+    let attempts = 0;
+    const result = withRetry({ clock, random: () => 0.999, retry: { ...options, timeoutMs: 250 }, onRetry: (error) => heard.push(error.message) }, async () => {
+      attempts++;
+      throw new BrokerError('BROKER_UNAVAILABLE', `down ${attempts}`);
+    });
+    const outcome = result.catch((error: unknown) => error);
+    for (let step = 0; step < 5; step++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      clock.advance(1_000);
+    }
+    expect(await outcome).toMatchObject({ message: 'down 2' });
+    expect(heard).toEqual(['down 1']);
+  });
+
   it('stops waiting when its signal aborts', async () => {
     const controller = new AbortController();
     const result = withRetry({ clock: new ManualClock(), random: () => 0, retry: options, signal: controller.signal }, async () => {

@@ -49,6 +49,8 @@ export interface RetryContext {
   retry: RetryOptions;
   /** Aborts the waiting between attempts (close()); the last error is thrown. */
   signal?: AbortSignal;
+  /** Told of each failure that will be retried, before the backoff (a caller that gives up sooner can name it). */
+  onRetry?: (error: BrokerError) => void;
 }
 
 /**
@@ -70,6 +72,7 @@ export async function withRetry<T>(
       if (!isRetriable(error) || context.signal?.aborted === true) throw error;
       const delayMs = backoffDelayMs(attempt, context.retry, context.random);
       if (context.clock.nowMs() + delayMs - startMs > context.retry.timeoutMs) throw error;
+      context.onRetry?.(error);
       const isWoken = await sleep(context.clock, delayMs, context.signal);
       if (!isWoken) throw error;
     }

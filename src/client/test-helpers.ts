@@ -177,6 +177,11 @@ export class FakeProducerTransport implements ProducerTransport {
   private nextProducerId = 1000;
   /** When set, InitProducerId fails with it. */
   initError: BrokerError | undefined;
+  /** When true, InitProducerId stays unanswered (a broker out of reach) until `answerHeldInits()`. */
+  holdInit = false;
+  /** Reported to the producer as a retried failure of each held InitProducerId. */
+  initRetryError: BrokerError | undefined;
+  private heldInits: (() => void)[] = [];
 
   constructor(topics: Record<string, number> = {}) {
     for (const [topic, count] of Object.entries(topics)) {
@@ -185,11 +190,25 @@ export class FakeProducerTransport implements ProducerTransport {
     }
   }
 
-  initProducerId(current: { producerId: number; producerEpoch: number } | undefined): Promise<{ producerId: number; producerEpoch: number }> {
+  initProducerId(
+    current: { producerId: number; producerEpoch: number } | undefined,
+    onRetry?: (error: BrokerError) => void,
+  ): Promise<{ producerId: number; producerEpoch: number }> {
     this.initCalls.push(current);
     if (this.initError !== undefined) return Promise.reject(this.initError);
-    if (current === undefined) return Promise.resolve({ producerId: this.nextProducerId++, producerEpoch: 0 });
-    return Promise.resolve({ producerId: current.producerId, producerEpoch: current.producerEpoch + 1 });
+    const answer = (): { producerId: number; producerEpoch: number } =>
+      current === undefined ? { producerId: this.nextProducerId++, producerEpoch: 0 } : { producerId: current.producerId, producerEpoch: current.producerEpoch + 1 };
+    if (!this.holdInit) return Promise.resolve(answer());
+    if (this.initRetryError !== undefined) onRetry?.(this.initRetryError);
+    return new Promise((resolve) => this.heldInits.push(() => resolve(answer())));
+  }
+
+  /** Answers every held InitProducerId and stops holding new ones. */
+  answerHeldInits(): void {
+    this.holdInit = false;
+    const held = this.heldInits;
+    this.heldInits = [];
+    for (const answer of held) answer();
   }
 
   partitionCount(topic: string): number | undefined {

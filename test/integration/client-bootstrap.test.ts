@@ -3,6 +3,8 @@
  * settle on the one that answers, for every kind of call. Method: a real broker in this
  * process, a client whose random source makes it try the dead address first, and retry and
  * delivery budgets short enough that a client stuck on the dead address fails the test.
+ * Then a broker that goes away under a client: an idempotent producer's records waiting for
+ * InitProducerId fail at the producer's delivery timeout, measured on the wall clock.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RunnelClient } from '../../src/client/index.js';
@@ -55,5 +57,31 @@ describe('client with a dead bootstrap address', () => {
     await consumer.seek({ topic: 'boot-sub', partition: 0 }, 0);
     const record = await firstRecord(consumer);
     expect(record.value?.toString()).toBe('first');
+  });
+});
+
+describe('client whose broker went away', () => {
+  it('fails a record waiting for a producer id at the delivery timeout, not at the end of the retry budget', async () => {
+    // The topic's metadata is cached (a producer without idempotence sent first), so the
+    // idempotent producer's records wait only for InitProducerId, which retries for the
+    // client's 60 s. They used to wait that long whatever deliveryTimeoutMs said.
+    const gone = await startBroker();
+    client = createClient({ brokers: [gone.address] });
+    try {
+      await client.admin.createTopic({ name: 'gone', partitions: 1 });
+      await client.producer({ acks: 'leader', lingerMs: 0 }).send({ topic: 'gone', value: 'cached' });
+    } finally {
+      await gone.close();
+    }
+    const producer = client.producer({ deliveryTimeoutMs: 2_000, lingerMs: 0 });
+    const startMs = Date.now();
+    const failure = await producer.send({ topic: 'gone', value: 'v' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const elapsedMs = Date.now() - startMs;
+    expect(failure).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/^records not acknowledged within the delivery timeout/) });
+    expect(elapsedMs).toBeGreaterThanOrEqual(1_900);
+    expect(elapsedMs).toBeLessThan(10_000);
   });
 });
