@@ -33,12 +33,21 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
   const topic = error.topic ?? context.topic ?? '?';
   const brokers = context.brokers.join(',');
   switch (error.reason) {
-    case 'BROKER_UNAVAILABLE':
+    case 'BROKER_UNAVAILABLE': {
+      // A host name that does not resolve is a typo or a DNS problem, not a stopped broker.
+      const host = unresolvedHost(error.message);
+      if (host !== undefined) {
+        return new CliError(
+          `the broker host name ${host} could not be resolved (brokers ${brokers}): check the host in --broker HOST:PORT or RUNNEL_BROKER`,
+          { cause: error },
+        );
+      }
       return new CliError(
         `cannot reach broker ${brokers} (${shortTransportDetail(error.message)}): is \`runnel broker\` running? ` +
           'Point at another with --broker HOST:PORT or RUNNEL_BROKER',
         { cause: error },
       );
+    }
     case 'REQUEST_TIMED_OUT':
       return new CliError(`broker ${brokers} did not answer in time (${error.message}): check that it is healthy, then try again`, { cause: error });
     case 'SHUTTING_DOWN':
@@ -71,8 +80,11 @@ export function describeBrokerTrouble(error: unknown, brokers: readonly string[]
   const addresses = brokers.join(',');
   if (!isBrokerError(error)) return `broker ${addresses} failed (${error instanceof Error ? error.message : String(error)})`;
   switch (error.reason) {
-    case 'BROKER_UNAVAILABLE':
+    case 'BROKER_UNAVAILABLE': {
+      const host = unresolvedHost(error.message);
+      if (host !== undefined) return `the broker host name ${host} could not be resolved (brokers ${addresses})`;
       return `cannot reach broker ${addresses} (${shortTransportDetail(error.message)})`;
+    }
     case 'REQUEST_TIMED_OUT':
       return `broker ${addresses} does not answer in time`;
     case 'SHUTTING_DOWN':
@@ -80,6 +92,24 @@ export function describeBrokerTrouble(error: unknown, brokers: readonly string[]
     default:
       return `broker ${addresses} answers ${error.reason} (${shortTransportDetail(error.message)})`;
   }
+}
+
+/**
+ * The host name a failure says could not be resolved, if that is what it says: grpc-js reports
+ * "Name resolution failed for target dns:HOST:PORT" (for ENOTFOUND and EAI_AGAIN alike); a
+ * bare "getaddrinfo ENOTFOUND HOST" is read too.
+ */
+function unresolvedHost(message: string): string | undefined {
+  const target = /Name resolution failed for target (?:dns:(?:\/\/[^/]*\/)?)?(\S+)/.exec(message)?.[1];
+  if (target !== undefined) return hostOf(target);
+  return /\b(?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(message)?.[1];
+}
+
+/** `HOST` of `HOST:PORT` or `[IPV6]:PORT`; the text itself when it has no port. */
+function hostOf(address: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (bracketed !== null) return bracketed[1]!;
+  return /^([^:]+):\d+$/.exec(address)?.[1] ?? address;
 }
 
 /** grpc-js says "No connection established. Last error: Error: connect ECONNREFUSED …"; keep the gist. */

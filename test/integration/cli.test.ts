@@ -5,7 +5,8 @@
  * data dir. Each scenario uses its own topics. Checked: topic administration in text and
  * JSON, a keyed file piped through `produce` and back through `consume` (each line exactly
  * once, in order per partition), starting at a point in time, `--max`, tailing and Ctrl-C,
- * `offsets`, the one-line errors for an unknown topic and an unreachable broker, the exit
+ * `offsets`, the one-line errors for an unknown topic, an unreachable broker and a broker
+ * host name that does not resolve, the exit
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
 import { randomBytes } from 'node:crypto';
@@ -419,6 +420,22 @@ describe('runnel errors', () => {
     expect(expectOneLineFailure(viaFlag)).toContain('`runnel broker`');
     expect(expectOneLineFailure(viaEnv)).toContain(`cannot reach broker ${address}`);
     expect(expectOneLineFailure(producing)).toContain(`cannot reach broker ${address}`);
+  });
+
+  it('says which broker host name cannot be resolved and where it came from, not that the broker may be down', async () => {
+    // .invalid never resolves (RFC 2606), so no DNS server is needed for the answer.
+    const address = 'no-such-broker.invalid:7070';
+    const [viaFlag, viaEnv, producing] = await Promise.all([
+      runCli(['topic', 'list', '--broker', address]),
+      runCli(['consume', 'anything', '--no-follow'], { env: { RUNNEL_BROKER: address } }),
+      runCli(['produce', 'anything', '--broker', address], { input: 'x\n' }),
+    ]);
+    for (const result of [viaFlag, viaEnv, producing]) {
+      const line = expectOneLineFailure(result);
+      expect(line).toContain('the broker host name no-such-broker.invalid could not be resolved');
+      expect(line).toContain('--broker HOST:PORT or RUNNEL_BROKER');
+      expect(line).not.toContain('running');
+    }
   });
 
   it('refuses log repair --yes and log append on a data directory a live broker holds, changing nothing', async () => {
