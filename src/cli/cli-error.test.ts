@@ -23,3 +23,14 @@ describe('toCliError for a broker host name that does not resolve', () => {
     expect(toCliError(error, { brokers: ['127.0.0.1:7070'] }).message).toMatch(/^cannot reach broker 127\.0\.0\.1:7070 \(connection refused\): is `runnel broker` running\?/);
   });
 });
+
+describe('toCliError for a full disk', () => {
+  it('says the broker\'s disk is full, where, and to free space or shorten retention', () => {
+    const error = new BrokerError('DISK_FULL', 'disk full while trying to commit in the broker metadata (/data/meta); free space in the data directory and retry', {
+      details: { operation: 'commit', path: '/data/meta' },
+    });
+    expect(toCliError(error, { brokers: ['127.0.0.1:7070'], topic: 't' }).message).toBe(
+      'the disk of broker 127.0.0.1:7070 is full (/data/meta): free space in its data directory, or shorten retention (retention.ms, retention.bytes) so old segments are deleted, then try again',
+    );
+  });
+});

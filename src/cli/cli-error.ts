@@ -52,6 +52,15 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
       return new CliError(`broker ${brokers} did not answer in time (${error.message}): check that it is healthy, then try again`, { cause: error });
     case 'SHUTTING_DOWN':
       return new CliError(`broker ${brokers} is shutting down: try again once it is back`, { cause: error });
+    case 'DISK_FULL': {
+      // Not retried by admin changes (client/retry.ts): it needs the operator.
+      const path = typeof error.details.path === 'string' ? ` (${error.details.path})` : '';
+      return new CliError(
+        `the disk of broker ${brokers} is full${path}: free space in its data directory, or shorten retention ` +
+          '(retention.ms, retention.bytes) so old segments are deleted, then try again',
+        { cause: error },
+      );
+    }
     case 'TOPIC_NOT_FOUND':
       return new CliError(`topic ${topic} does not exist: create it with \`runnel topic create ${topic}\``, { cause: error });
     case 'TOPIC_ALREADY_EXISTS':

@@ -3,7 +3,9 @@
  *
  * Every method is one unary call with a deadline, retried on retriable failures (broker
  * unavailable, timed out, limit reached) with capped exponential backoff until the client's
- * retry deadline. Replies are converted to plain objects with offsets as JS numbers (range
+ * retry deadline. Changes (create, delete, alter, add partitions) fail at once with DISK_FULL
+ * or STORAGE_ERROR instead: the broker's disk needs an operator (retry.ts,
+ * `isRetriableForAdminChange`). Replies are converted to plain objects with offsets as JS numbers (range
  * checked by `int64ToNumber`).
  *
  * Owns: nothing mutable. Connections belong to `Connections`.
@@ -18,7 +20,7 @@ import type { PartitionOffset__Output } from '../protocol/generated/runnel/v1/Pa
 import type { TopicDescription__Output } from '../protocol/generated/runnel/v1/TopicDescription.js';
 import type { Connections } from './connections.js';
 import { errorFromPartitionError, isTransportFailure } from './errors.js';
-import { withRetry } from './retry.js';
+import { isRetriableForAdminChange, withRetry } from './retry.js';
 import type { OffsetSpec } from './types.js';
 
 export interface CreateTopicOptions {
@@ -109,6 +111,9 @@ export interface PartitionOffset {
 /** One partition's answer from `listOffsetsEach`: its offset, or the error it alone got. */
 export type PartitionOffsetResult = (PartitionOffset & { error?: undefined }) | { partition: number; error: BrokerError };
 
+/** How admin changes are retried: not on a full or failing disk. */
+const ADMIN_CHANGE = { isRetriable: isRetriableForAdminChange };
+
 /** Where a call about a topic partition should go; undefined means any bootstrap broker. */
 export type PartitionRouter = (topic: string, partition: number | undefined) => string | undefined;
 
@@ -123,8 +128,9 @@ export class Admin {
 
   /**
    * Creates a topic. Reasons: TOPIC_ALREADY_EXISTS, INVALID_TOPIC_NAME, INVALID_REQUEST (bad
-   * config or counts). Retried on retriable failures; since a retry may follow an attempt
-   * that succeeded unseen, TOPIC_ALREADY_EXISTS after a retry can mean "created by us".
+   * config or counts), DISK_FULL and STORAGE_ERROR (not retried). Retried on other retriable
+   * failures; since a retry may follow an attempt that succeeded unseen,
+   * TOPIC_ALREADY_EXISTS after a retry can mean "created by us".
    */
   async createTopic(options: CreateTopicOptions): Promise<TopicDescription> {
     const response = await this.connections.callWithRetry<CreateTopicResponse__Output>((address) => (callOptions, callback) =>
@@ -138,6 +144,7 @@ export class Admin {
         callOptions,
         callback,
       ),
+      ADMIN_CHANGE,
     );
     if (response.topic === null) throw new BrokerError('INTERNAL_ERROR', 'CreateTopic replied without the topic');
     return toTopicDescription(response.topic);
@@ -147,6 +154,7 @@ export class Admin {
   async deleteTopic(name: string): Promise<void> {
     await this.connections.callWithRetry<DeleteTopicResponse__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).deleteTopic({ name }, callOptions, callback),
+      ADMIN_CHANGE,
     );
   }
 
@@ -170,6 +178,7 @@ export class Admin {
   async alterTopicConfigs(options: { name: string; set?: Record<string, string>; remove?: string[] }): Promise<TopicDescription> {
     const response = await this.connections.callWithRetry<TopicDescription__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).alterTopicConfigs({ name: options.name, set: options.set ?? {}, remove: options.remove ?? [] }, callOptions, callback),
+      ADMIN_CHANGE,
     );
     return toTopicDescription(response);
   }
@@ -178,6 +187,7 @@ export class Admin {
   async addPartitions(options: { name: string; partitionCount: number }): Promise<TopicDescription> {
     const response = await this.connections.callWithRetry<TopicDescription__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).addPartitions({ name: options.name, partitionCount: options.partitionCount }, callOptions, callback),
+      ADMIN_CHANGE,
     );
     return toTopicDescription(response);
   }

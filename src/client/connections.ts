@@ -145,12 +145,13 @@ export class Connections {
    * One unary call with a deadline, retried on retriable failures until the retry deadline
    * (moving on to the next bootstrap broker after a transport failure when the call may go
    * anywhere). `invoke` receives the address to call: `options.address()`, else any
-   * bootstrap broker. `options.onRetry` hears of each failure that will be retried. Throws the
+   * bootstrap broker. `options.isRetriable` decides which failures are retried (default: the
+   * error's `retriable` flag); `options.onRetry` hears of each failure that will be. Throws the
    * mapped `BrokerError`.
    */
   callWithRetry<Response>(
     invoke: (address: string) => UnaryInvoker<Response>,
-    options: { address?: () => string; onRetry?: (error: BrokerError) => void } = {},
+    options: { address?: () => string; isRetriable?: (error: BrokerError) => boolean; onRetry?: (error: BrokerError) => void } = {},
   ): Promise<Response> {
     const context = { clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal, onRetry: options.onRetry };
     return withRetry(context, async () => {
@@ -162,7 +163,7 @@ export class Connections {
         if (isTransportFailure(error)) this.reportUnreachable(target);
         throw error;
       }
-    });
+    }, options.isRetriable);
   }
 
   /** One attempt of a unary call with the request deadline; rejects with the mapped error. */

@@ -380,6 +380,18 @@ describe('Producer idempotence and retries', () => {
     await expect(later).resolves.toMatchObject({ partition: 1, offset: 0 });
   });
 
+  it('retries a batch refused with DISK_FULL within its delivery timeout (retention may free space), unlike admin changes', async () => {
+    const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 10_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
+    const handle = producer.send({ topic: 't', value: 'a' });
+    await settle();
+    channel.replyNext(() => ({ error: 'DISK_FULL', message: 'disk full while trying to append' }));
+    clock.advance(100);
+    await settle();
+    expect(channel.sent).toHaveLength(2);
+    channel.replyNext(() => ({ baseOffset: 4 }));
+    await expect(handle).resolves.toMatchObject({ offset: 4 });
+  });
+
   it('fails records waiting for a producer id at their delivery timeout, naming the last InitProducerId failure', async () => {
     // An unreachable broker: InitProducerId retries for the client's retry budget (60 s by
     // default); the records waiting for it must still fail at their own delivery deadline.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { backoffDelayMs, withRetry, type RetryOptions } from './retry.js';
+import { backoffDelayMs, isRetriableForAdminChange, withRetry, type RetryOptions } from './retry.js';
 
 const options: RetryOptions = { backoffMsMin: 100, backoffMsMax: 1_000, timeoutMs: 5_000 };
 
@@ -84,5 +84,16 @@ describe('withRetry', () => {
     await new Promise((resolve) => setImmediate(resolve));
     controller.abort();
     await expect(result).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE' });
+  });
+});
+
+describe('isRetriableForAdminChange', () => {
+  it('leaves out a full or failing disk, which needs an operator, and keeps the other retriable reasons', () => {
+    expect(isRetriableForAdminChange(new BrokerError('DISK_FULL', 'full'))).toBe(false);
+    expect(isRetriableForAdminChange(new BrokerError('STORAGE_ERROR', 'EIO'))).toBe(false);
+    for (const reason of ['BROKER_UNAVAILABLE', 'REQUEST_TIMED_OUT', 'SHUTTING_DOWN', 'LIMIT_REACHED'] as const) {
+      expect(isRetriableForAdminChange(new BrokerError(reason, 'x')), reason).toBe(true);
+    }
+    expect(isRetriableForAdminChange(new BrokerError('TOPIC_NOT_FOUND', 'x'))).toBe(false);
   });
 });

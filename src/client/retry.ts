@@ -4,10 +4,11 @@
  * computes its delays here, so they behave the same and tests can drive them with a clock.
  *
  * The policy does not decide *what* is retriable: callers pass a predicate, usually
- * `error.retriable` of the mapped `BrokerError`.
+ * `error.retriable` of the mapped `BrokerError`; admin changes pass
+ * `isRetriableForAdminChange`, which leaves out a full or failing disk.
  */
 import type { Clock } from '../common/index.js';
-import type { BrokerError } from '../errors/index.js';
+import type { BrokerError, Reason } from '../errors/index.js';
 import { errorFromGrpc } from './errors.js';
 
 export interface RetryOptions {
@@ -28,6 +29,22 @@ export const RETRY_DEFAULTS: Readonly<RetryOptions> = Object.freeze({
   backoffMsMax: 2_000,
   timeoutMs: 60_000,
 });
+
+/**
+ * Reasons an admin change (create or delete a topic, alter its configs, add partitions) does
+ * not retry, though they are retriable for a producer: the broker's disk is full (DISK_FULL) or
+ * fails (STORAGE_ERROR). These are environment failures (STYLE.md H7) that an operator must fix
+ * on the broker host; the change goes to the same broker's metadata store again, so a retry
+ * only delays the answer, by the client's whole retry budget (60 s by default), for a person
+ * at a prompt. A producer keeps retrying them within its delivery timeout: retention may free
+ * space, and another broker may take over a failed partition.
+ */
+const ADMIN_CHANGE_NOT_RETRIED_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DISK_FULL', 'STORAGE_ERROR']);
+
+/** Whether an admin change retries `error` (see ADMIN_CHANGE_NOT_RETRIED_REASONS). */
+export function isRetriableForAdminChange(error: BrokerError): boolean {
+  return error.retriable && !ADMIN_CHANGE_NOT_RETRIED_REASONS.has(error.reason);
+}
 
 /** A source of uniform numbers in [0, 1), injectable for tests. */
 export type RandomSource = () => number;
