@@ -4,7 +4,8 @@
  * Goal: a metadata write that the disk refuses (a topic create, a config change, a producer
  * id block) fails that request with DISK_FULL, saying to free space, and nothing else: the
  * broker keeps running and serving, the store stays usable, it closes, a clean stop exits 0,
- * and once space is freed the same request succeeds without a restart.
+ * and once space is freed the same request succeeds without a restart. The client does not
+ * retry such an admin change (it needs an operator), and `runnel topic create` says so at once.
  *
  * Method: a real tmpfs of a few MiB (mounting needs root; without it these tests are skipped,
  * since neither lmdb nor a broker child process can be given the faulty file system). A filler
@@ -20,6 +21,7 @@ import { BrokerError } from '../../src/errors/index.js';
 import { MetaStore } from '../../src/meta/index.js';
 import { silentLogger } from '../../src/observability/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
+import { killAllCliProcesses, startCliProcess } from '../support/cli-process.js';
 import { fillDisk, mountSmallTmpfs, type SmallTmpfs } from '../support/small-tmpfs.js';
 
 const DISK_BYTES = 2 * 1024 * 1024;
@@ -123,17 +125,22 @@ describe.skipIf(!hasTmpfs)('a broker whose disk is full', () => {
     const dataDir = join(disk.root, 'data');
     const broker = await startBrokerProcess({ dataDir });
     cleanups.push(() => stopAllBrokerProcesses());
-    // No retries: the test wants the broker's answer to one request.
-    const client: RunnelClient = createClient({ brokers: [broker.address], retry: { timeoutMs: 1 } });
+    cleanups.push(() => killAllCliProcesses());
+    // The default retry budget (60 s): an admin change must not spend it on a full disk.
+    const client: RunnelClient = createClient({ brokers: [broker.address] });
     cleanups.push(() => client.close({ timeoutMs: 1_000 }));
     await client.admin.createTopic({ name: 'kept', partitions: 1 });
     const acked = await client.producer().send({ topic: 'kept', value: Buffer.from('acknowledged before the disk filled') });
 
     const freeSpace = fillDisk(disk.root);
-    const refused = await errorOf(client.admin.createTopic({ name: 'refused', partitions: 1 }));
+    // At once, not after the retry budget: DISK_FULL stays retriable for producers only.
+    const refused = await within(errorOf(client.admin.createTopic({ name: 'refused', partitions: 1 })), 10_000, 'the refused create');
     expectDiskFull(refused);
     expect(refused).toBeInstanceOf(BrokerError);
     expect((refused as BrokerError).retriable).toBe(true);
+    const cli = await startCliProcess(['topic', 'create', 'refused-cli', '--broker', broker.address]).result;
+    expect(cli.code, cli.stderr).toBe(1);
+    expect(cli.stderr).toMatch(/^runnel: the disk of broker \S+ is full \(.*\): free space in its data directory, or shorten retention/);
     // Still running and serving: the refused topic left nothing, the acknowledged record reads back.
     expect((await client.admin.listTopics()).map((topic) => topic.name)).toEqual(['kept']);
     const [latest] = await client.admin.listOffsets({ topic: 'kept', spec: 'latest' });
