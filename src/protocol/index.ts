@@ -4,7 +4,8 @@
  *
  * Nothing here holds mutable state: every export is a pure function of its arguments, except
  * the in-place writers (`setBatchBaseOffset`, `setBatchLeaderEpoch`, `writeVarint`, …), which
- * change only the buffer they are given. The client imports this folder, so it must stay free
+ * change only the buffer they are given, and `RecordCursor`, whose place in its batches
+ * belongs to the one caller that made it. The client imports this folder, so it must stay free
  * of broker code.
  */
 export * from './batch-header.js';

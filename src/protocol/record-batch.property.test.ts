@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tryReadBatchHeader, validateBatchOrThrow } from './batch-header.js';
 import { HEADERS_PER_RECORD_MAX } from './grpc.js';
-import { decodeBatch, decodeBatches, encodeBatch, validateBatchRecordsOrThrow, visitRecords, type DecodedRecord, type LogRecord } from './record-batch.js';
+import { decodeBatch, decodeBatches, encodeBatch, RecordCursor, validateBatchRecordsOrThrow, visitRecords, type DecodedRecord, type LogRecord } from './record-batch.js';
 
 const bytesOrNull = fc.option(
   fc.oneof(
@@ -133,6 +133,43 @@ describe('record batch round trip (property)', () => {
         expect(plain(visited)).toEqual(plain(decoded.records.filter((record) => record.offset >= fromOffset)));
         expect(visited.map((record) => record.offset)).toEqual(decoded.records.filter((record) => record.offset >= fromOffset).map((record) => record.offset));
       }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('reads through a RecordCursor in slices of any size exactly the records decodeBatches reads from any offset, resumable at nextOffset', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(recordsArbitrary, compressionArbitrary), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 70 }), { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        (batches, sliceSizes, fromSeed) => {
+          let baseOffset = 0;
+          const bytes = Buffer.concat(
+            batches.map(([records, compression]) => {
+              const encoded = encodeBatch({ records, compression, baseOffset });
+              baseOffset += records.length;
+              return encoded;
+            }),
+          );
+          const fromOffset = fromSeed % (baseOffset + 2);
+          const expected = decodeBatches(bytes).filter((record) => record.offset >= fromOffset);
+          const cursor = new RecordCursor(bytes, { fromOffset }, (offset, timestamp, key, value, headers): DecodedRecord => ({ offset, timestamp, key, value, headers }));
+          const read: DecodedRecord[] = [];
+          for (let sliceIndex = 0; !cursor.isDone; sliceIndex++) {
+            const countMax = sliceSizes[sliceIndex % sliceSizes.length]!;
+            const slice = cursor.take(countMax);
+            expect(slice.length).toBeLessThanOrEqual(countMax);
+            if (slice.length < countMax) expect(cursor.isDone).toBe(true);
+            read.push(...slice);
+            // A reader stopping here resumes at nextOffset: right after what it was handed.
+            const last = read.at(-1);
+            expect(cursor.nextOffset).toBe(cursor.isDone ? Math.max(fromOffset, baseOffset) : last!.offset + 1);
+          }
+          expect(plain(read)).toEqual(plain(expected));
+          expect(read.map((record) => record.offset)).toEqual(expected.map((record) => record.offset));
+        },
+      ),
       { numRuns: 100 },
     );
   });

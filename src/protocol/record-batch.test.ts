@@ -7,6 +7,7 @@ import {
   BATCH_LOG_OVERHEAD_BYTES,
   BatchField,
   COMPRESSION_MASK,
+  CONTROL_BIT,
   setBatchBaseOffset,
   tryReadBatchHeader,
   validateBatchOrThrow,
@@ -20,6 +21,7 @@ import {
   iterateBatches,
   iterateBatchesAs,
   readBatchAttributes,
+  RecordCursor,
   validateBatchRecordsOrThrow,
   visitRecords,
   type LogRecord,
@@ -317,6 +319,11 @@ describe('decodeBatch on damaged input', () => {
     ['a negative recordCount', GOOD_RECORD, -1, /negative record count/],
   ] as const)('rejects %s with CORRUPT_MESSAGE', (_what, sectionHex, recordCount, message) => {
     expectReason(() => decodeBatch(craftBatch(Buffer.from(sectionHex, 'hex'), recordCount)), 'CORRUPT_MESSAGE', message);
+    // The cursor makes the same checks, each when it reaches them.
+    const cursor = new RecordCursor(craftBatch(Buffer.from(sectionHex, 'hex'), recordCount), {}, (offset) => offset);
+    expectReason(() => {
+      while (!cursor.isDone) cursor.take(1);
+    }, 'CORRUPT_MESSAGE', message);
   });
 
   it('rejects damage inside a gzip section the same way', () => {
@@ -469,5 +476,105 @@ describe('decodeBatches', () => {
       [2, 1],
       [3, 1],
     ]);
+  });
+});
+
+describe('RecordCursor', () => {
+  /** `count` empty records from offset 0 in one gzip batch: the shape that once took gigabytes to decode whole. */
+  function manyTinyRecords(count: number): Buffer {
+    return encodeBatch({ records: Array.from({ length: count }, (_, index) => ({ key: null, value: Buffer.from([index & 0xff]), headers: [], timestamp: T0 + index })), compression: 'gzip' });
+  }
+
+  /** A factory that counts what it built. */
+  function countingFactory(): { built: () => number; make: (offset: number, timestamp: number, key: Buffer | null, value: Buffer | null) => { offset: number; value: Buffer | null } } {
+    let builtCount = 0;
+    return { built: () => builtCount, make: (offset, _timestamp, _key, value) => (builtCount++, { offset, value }) };
+  }
+
+  it('builds no more records than each take asks for, and resumes where it stopped', () => {
+    const counting = countingFactory();
+    const cursor = new RecordCursor(manyTinyRecords(10_000), {}, counting.make);
+    const first = cursor.take(300);
+    expect(first.map((record) => record.offset)).toEqual(Array.from({ length: 300 }, (_, index) => index));
+    expect(counting.built()).toBe(300);
+    expect(cursor.nextOffset).toBe(300);
+    expect(cursor.isDone).toBe(false);
+    const second = cursor.take(300);
+    expect(second[0]!.offset).toBe(300);
+    expect(counting.built()).toBe(600);
+    expect(cursor.nextOffset).toBe(600);
+  });
+
+  it('inflates a batch once for all its slices: every slice is a view into the same records section', () => {
+    const cursor = new RecordCursor(manyTinyRecords(1_000), {}, (offset, _timestamp, _key, value) => value);
+    const first = cursor.take(10)[0]!;
+    const later = cursor.take(500).at(-1)!;
+    expect(later.buffer).toBe(first.buffer);
+  });
+
+  it('steps over the records below fromOffset without building them, also inside a batch', () => {
+    const counting = countingFactory();
+    const cursor = new RecordCursor(manyTinyRecords(10_000), { fromOffset: 7_777 }, counting.make);
+    expect(cursor.nextOffset).toBe(7_777);
+    const slice = cursor.take(100);
+    expect(slice.map((record) => record.offset)).toEqual(Array.from({ length: 100 }, (_, index) => 7_777 + index));
+    expect(slice[0]!.value).toEqual(Buffer.from([7_777 & 0xff]));
+    expect(counting.built()).toBe(100);
+  });
+
+  it('is done, with nextOffset after the last batch, as soon as it hands out the last record', () => {
+    const bytes = Buffer.concat([encodeBatch({ records: RECORDS.slice(0, 2) }), encodeBatch({ records: RECORDS.slice(2), baseOffset: 2 })]);
+    const cursor = new RecordCursor(bytes, {}, (offset) => offset);
+    expect(cursor.take(2)).toEqual([0, 1]);
+    expect(cursor.isDone).toBe(false);
+    expect(cursor.take(2)).toEqual([2, 3]);
+    expect(cursor.isDone).toBe(true);
+    expect(cursor.nextOffset).toBe(4);
+    expect(cursor.take(2)).toEqual([]);
+    expect(cursor.next()).toBeUndefined();
+  });
+
+  it('ignores a partial batch at the end, and is done with nothing to read', () => {
+    const whole = encodeBatch({ records: RECORDS.slice(0, 2) });
+    const cursor = new RecordCursor(Buffer.concat([whole, whole.subarray(0, 40)]), {}, (offset) => offset);
+    expect(cursor.take(10)).toEqual([0, 1]);
+    expect(cursor.isDone).toBe(true);
+    const empty = new RecordCursor(Buffer.alloc(0), { fromOffset: 5 }, (offset) => offset);
+    expect(empty.take(10)).toEqual([]);
+    expect(empty.isDone).toBe(true);
+    expect(empty.nextOffset).toBe(5);
+  });
+
+  it('steps over control batches when asked, moving nextOffset past them, and reads them otherwise', () => {
+    const control = encodeBatch({ records: RECORDS.slice(0, 1), baseOffset: 2 });
+    control.writeInt16BE(control.readInt16BE(BatchField.attributes) | CONTROL_BIT, BatchField.attributes);
+    restampCrc(control);
+    const bytes = Buffer.concat([encodeBatch({ records: RECORDS.slice(0, 2) }), control, encodeBatch({ records: RECORDS.slice(0, 1), baseOffset: 3 })]);
+    const skipping = new RecordCursor(bytes, { isControlSkipped: true }, (offset) => offset);
+    expect(skipping.take(2)).toEqual([0, 1]);
+    expect(skipping.take(1)).toEqual([3]);
+    expect(skipping.take(10)).toEqual([]);
+    const onlyControl = new RecordCursor(control, { isControlSkipped: true }, (offset) => offset);
+    expect(onlyControl.take(10)).toEqual([]);
+    expect(onlyControl.nextOffset).toBe(3);
+    expect(new RecordCursor(bytes, {}, (offset) => offset).take(10)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('throws a damaged batch at once, and keeps throwing', () => {
+    const bytes = encodeBatch({ records: RECORDS });
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
+    const cursor = new RecordCursor(bytes, {}, (offset) => offset);
+    expectReason(() => cursor.take(10), 'CORRUPT_MESSAGE', /CRC/);
+    expectReason(() => cursor.next(), 'CORRUPT_MESSAGE', /CRC/);
+  });
+
+  it('returns the records before a malformed one, and throws on the next call', () => {
+    // Offset deltas 0 and 1, then a record with key length -2 at delta 2.
+    const section = '0e00000001027600' + '0e00000201027600' + '0e00000403027600';
+    const cursor = new RecordCursor(craftBatch(Buffer.from(section, 'hex'), 3), {}, (offset) => offset);
+    expect(cursor.take(10)).toEqual([0, 1]);
+    expect(cursor.nextOffset).toBe(2);
+    expectReason(() => cursor.take(10), 'CORRUPT_MESSAGE', /key length -2/);
+    expectReason(() => cursor.take(10), 'CORRUPT_MESSAGE', /key length -2/);
   });
 });

@@ -608,59 +608,228 @@ function wholeBatchBytesAt(bytes: Buffer, position: number): number | undefined 
   return sizeBytes > bytes.length - position ? undefined : sizeBytes;
 }
 
+/** What a `RecordCursor` reads, beyond `DecodeBatchOptions`. */
+export interface RecordCursorOptions extends DecodeBatchOptions {
+  /** Records below this offset are stepped over without being built, and batches wholly below it without being decompressed. Default 0. */
+  fromOffset?: number;
+  /**
+   * Steps over control batches (their CRC checked, their records not read), as a consumer
+   * does: they mark transaction ends and hold no application records. Default false.
+   */
+  isControlSkipped?: boolean;
+}
+
+/** The batch a `RecordCursor` is inside: its records section, decompressed once, and how far it got. */
+interface CursorBatch {
+  header: BatchHeader;
+  section: Buffer;
+  read: ReadCursor;
+  /** Records of the batch read so far, built or stepped over. */
+  recordIndex: number;
+  isLogAppendTime: boolean;
+  /** Whether some of its records may lie below `fromOffset` (each record's offset is then read first). */
+  isFiltered: boolean;
+}
+
+/**
+ * Reads the records of whole batches laid back to back (what `iterateBatches` reads) a few at a
+ * time, keeping its place between calls: `next` builds one record, `take` up to a count. Only
+ * the batch it is inside is decompressed, once, and held until its last record is read (keys
+ * and values are views into it), so a reader can hand out a gzip batch of millions of records
+ * in bounded slices, never building them all at once nor inflating a batch twice. Records below
+ * `fromOffset` are stepped over without being built (a seek into the middle of a batch).
+ *
+ * The checks and errors are `decodeBatch`'s, each made when the cursor gets there: a batch's
+ * header and CRC when it enters the batch, a record's fields when it reads that record, the
+ * record count when it leaves the batch. So the records before a malformed one come out before
+ * the error does; inside a batch whose CRC matched, only a broken encoder makes one (the broker
+ * checks every record at produce time). After an error every call throws it again.
+ *
+ * Mutable: owned by the one caller that made it.
+ */
+export class RecordCursor<R = DecodedRecord> {
+  /**
+   * The offset right after the last record or batch the cursor passed: where a reader that
+   * stops here resumes. Starts at `fromOffset` and never moves back.
+   */
+  nextOffset: number;
+  /** The header of the batch the record `next` returned last is from: the same object for every record of that batch. */
+  header: BatchHeader | undefined;
+  /** Set once no whole batch is left to read (a partial batch at the end is ignored, as `iterateBatches` does). */
+  isDone = false;
+
+  private readonly bytes: Buffer;
+  /** The caller's factory, noting each built record's offset for `nextOffset`. */
+  private readonly make: RecordFactory<R>;
+  private builtOffset = -1;
+  private readonly decompressedBytesMax: number;
+  private readonly fromOffset: number;
+  private readonly isControlSkipped: boolean;
+  /** Byte position in `bytes` of the next batch to enter. */
+  private batchPosition = 0;
+  private batch: CursorBatch | undefined;
+  /** The error the cursor met; every call throws it from then on. */
+  private failure: { error: unknown } | undefined;
+
+  constructor(bytes: Buffer, options: RecordCursorOptions, make: RecordFactory<R>) {
+    const decompressedBytesMax = options.decompressedBytesMax ?? DECOMPRESSED_BYTES_MAX_DEFAULT;
+    assert(Number.isSafeInteger(decompressedBytesMax) && decompressedBytesMax > 0, 'decompressedBytesMax must be positive');
+    this.bytes = bytes;
+    this.make = (offset, timestamp, key, value, headers) => {
+      this.builtOffset = offset;
+      return make(offset, timestamp, key, value, headers);
+    };
+    this.decompressedBytesMax = decompressedBytesMax;
+    this.fromOffset = options.fromOffset ?? 0;
+    this.isControlSkipped = options.isControlSkipped ?? false;
+    this.nextOffset = this.fromOffset;
+  }
+
+  /** The next record at or after `fromOffset`, or undefined at the end (`isDone`). Throws `decodeBatch`'s errors. */
+  next(): R | undefined {
+    if (this.failure !== undefined) throw this.failure.error;
+    try {
+      return this.nextRecord();
+    } catch (error) {
+      this.failure = { error };
+      throw error;
+    }
+  }
+
+  /**
+   * Up to `countMax` next records, fewer only at the end. An error after some records returns
+   * those, and the next call throws it; an error before any throws at once.
+   */
+  take(countMax: number): R[] {
+    const records: R[] = [];
+    while (records.length < countMax) {
+      let record: R | undefined;
+      try {
+        record = this.next();
+      } catch (error) {
+        if (records.length === 0) throw error;
+        return records;
+      }
+      if (record === undefined) break;
+      records.push(record);
+    }
+    return records;
+  }
+
+  private nextRecord(): R | undefined {
+    for (;;) {
+      const batch = this.batch ?? this.nextRecordEnterBatch();
+      if (batch === undefined) {
+        if (this.isDone) return undefined;
+        continue; // stepped over a batch
+      }
+      while (batch.recordIndex < batch.header.recordCount) {
+        const record = this.nextRecordRead(batch);
+        if (record === undefined) continue;
+        this.header = batch.header;
+        if (batch.recordIndex === batch.header.recordCount) {
+          // Left at once, so `isDone` is exact after a batch's last record; what this finds
+          // wrong comes with the next call, after the record already built.
+          try {
+            this.nextRecordLeaveBatch(batch);
+          } catch (error) {
+            this.failure = { error };
+          }
+        }
+        return record;
+      }
+      this.nextRecordLeaveBatch(batch);
+    }
+  }
+
+  /** Enters the next whole batch: undefined when it steps over it, or at the end (`isDone`). */
+  private nextRecordEnterBatch(): CursorBatch | undefined {
+    const position = this.batchPosition;
+    const sizeBytes = wholeBatchBytesAt(this.bytes, position);
+    if (sizeBytes === undefined) {
+      this.isDone = true;
+      return undefined;
+    }
+    const header = decodeBatchHeaderOrThrow(this.bytes, position);
+    this.batchPosition = position + sizeBytes;
+    const lastOffset = header.baseOffset + header.lastOffsetDelta;
+    if (lastOffset < this.fromOffset) return undefined;
+    if (this.isControlSkipped && (header.attributes & CONTROL_BIT) !== 0) {
+      this.nextOffset = Math.max(this.nextOffset, lastOffset + 1);
+      return undefined;
+    }
+    const attributes = readBatchAttributes(header.attributes);
+    const storedSection = this.bytes.subarray(position + BATCH_HEADER_BYTES, position + header.sizeBytes);
+    const section = decompressRecords(attributes.compression, storedSection, { decompressedBytesMax: this.decompressedBytesMax });
+    // Bounds the record loop by the bytes present before trusting recordCount.
+    if (header.recordCount * RECORD_BYTES_MIN > section.length) {
+      throw decodeBatchCountMismatch(header, `its ${section.length}-byte records section cannot hold that many`);
+    }
+    const batch: CursorBatch = {
+      header,
+      section,
+      read: { position: 0, end: section.length },
+      recordIndex: 0,
+      isLogAppendTime: attributes.timestampType === 'log-append',
+      isFiltered: header.baseOffset < this.fromOffset,
+    };
+    this.batch = batch;
+    return batch;
+  }
+
+  /** Reads the batch's next record: built, or undefined when it lies below `fromOffset`. */
+  private nextRecordRead(batch: CursorBatch): R | undefined {
+    const { header, section, read } = batch;
+    if (read.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${batch.recordIndex}`);
+    batch.recordIndex++;
+    if (batch.isFiltered) {
+      const recordStart = read.position;
+      const bodySize = readVarint(section, read);
+      const recordEnd = read.position + bodySize;
+      if (bodySize < RECORD_BODY_BYTES_MIN || recordEnd > section.length) {
+        throw new BrokerError('CORRUPT_MESSAGE', `record length ${bodySize} at byte ${recordStart} does not fit the records section`);
+      }
+      read.end = recordEnd;
+      read.position += 1; // record attributes, unused
+      readVarlong(section, read);
+      const offset = header.baseOffset + readVarint(section, read);
+      read.end = section.length;
+      if (offset < this.fromOffset) {
+        read.position = recordEnd;
+        return undefined;
+      }
+      read.position = recordStart;
+    }
+    const record = decodeBatchRecord(section, read, header, batch.isLogAppendTime, this.make);
+    this.nextOffset = Math.max(this.nextOffset, this.builtOffset + 1);
+    return record;
+  }
+
+  /** Leaves the batch (it holds no more records than it declares), and notes when no whole batch follows it. */
+  private nextRecordLeaveBatch(batch: CursorBatch): void {
+    this.batch = undefined;
+    if (batch.read.position !== batch.section.length) {
+      throw decodeBatchCountMismatch(batch.header, `${batch.section.length - batch.read.position} bytes follow the last one`);
+    }
+    this.nextOffset = Math.max(this.nextOffset, batch.header.baseOffset + batch.header.lastOffsetDelta + 1);
+    if (wholeBatchBytesAt(this.bytes, this.batchPosition) === undefined) this.isDone = true;
+  }
+}
+
 /**
  * Calls `visit` with each record of the whole batches in `bytes` (laid back to back, as
  * `iterateBatches` reads them) whose offset is at least `fromOffset`, in order, until `visit`
  * returns false. Nothing is kept and records below `fromOffset` are stepped over without
  * being built, so a reader that needs part of a batch holds one record at a time: a gzip batch
  * of empty records can hold millions (a few MiB inflate to 64 MiB of 7-byte records), and
- * decoding it whole took gigabytes. The checks are `decodeBatch`'s, for the records reached.
+ * decoding it whole took gigabytes. The checks are `decodeBatch`'s, for the records reached
+ * (a `RecordCursor` reads them).
  */
-export function visitRecords(bytes: Buffer, options: DecodeBatchOptions & { fromOffset?: number }, visit: (record: DecodedRecord, header: BatchHeader) => boolean): void {
-  const decompressedBytesMax = options.decompressedBytesMax ?? DECOMPRESSED_BYTES_MAX_DEFAULT;
-  const fromOffset = options.fromOffset ?? 0;
-  for (let position = 0, sizeBytes = wholeBatchBytesAt(bytes, 0); sizeBytes !== undefined; position += sizeBytes, sizeBytes = wholeBatchBytesAt(bytes, position)) {
-    const header = decodeBatchHeaderOrThrow(bytes, position);
-    const isLastOffsetBelow = header.baseOffset + header.lastOffsetDelta < fromOffset;
-    if (!isLastOffsetBelow && !visitRecordsOfBatch(bytes, position, header, { decompressedBytesMax, fromOffset }, visit)) return;
+export function visitRecords(bytes: Buffer, options: RecordCursorOptions, visit: (record: DecodedRecord, header: BatchHeader) => boolean): void {
+  const cursor = new RecordCursor(bytes, options, makeDecodedRecord);
+  for (let record = cursor.next(); record !== undefined; record = cursor.next()) {
+    if (!visit(record, cursor.header!)) return;
   }
-}
-
-/** One batch of `visitRecords`; returns false once `visit` did. */
-function visitRecordsOfBatch(
-  bytes: Buffer,
-  position: number,
-  header: BatchHeader,
-  options: { decompressedBytesMax: number; fromOffset: number },
-  visit: (record: DecodedRecord, header: BatchHeader) => boolean,
-): boolean {
-  const attributes = readBatchAttributes(header.attributes);
-  const storedSection = bytes.subarray(position + BATCH_HEADER_BYTES, position + header.sizeBytes);
-  const section = decompressRecords(attributes.compression, storedSection, { decompressedBytesMax: options.decompressedBytesMax });
-  if (header.recordCount * RECORD_BYTES_MIN > section.length) {
-    throw decodeBatchCountMismatch(header, `its ${section.length}-byte records section cannot hold that many`);
-  }
-  const isLogAppendTime = attributes.timestampType === 'log-append';
-  const cursor: ReadCursor = { position: 0, end: section.length };
-  for (let index = 0; index < header.recordCount; index++) {
-    if (cursor.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
-    const recordStart = cursor.position;
-    const bodySize = readVarint(section, cursor);
-    const recordEnd = cursor.position + bodySize;
-    if (bodySize < RECORD_BODY_BYTES_MIN || recordEnd > section.length) {
-      throw new BrokerError('CORRUPT_MESSAGE', `record length ${bodySize} at byte ${recordStart} does not fit the records section`);
-    }
-    cursor.position += 1; // record attributes, unused
-    readVarlong(section, cursor);
-    if (header.baseOffset + readVarint(section, cursor) < options.fromOffset) {
-      cursor.position = recordEnd;
-      continue;
-    }
-    cursor.position = recordStart;
-    if (!visit(decodeBatchRecord(section, cursor, header, isLogAppendTime, makeDecodedRecord), header)) return false;
-  }
-  if (cursor.position !== section.length) throw decodeBatchCountMismatch(header, `${section.length - cursor.position} bytes follow the last one`);
-  return true;
 }
 
 /** The records of every whole batch in `bytes`, in order; see `iterateBatches`. */
