@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { encodeBatch, setBatchBaseOffset, type LogRecord } from '../protocol/index.js';
+import { BATCH_CRC_START, BatchField, CONTROL_BIT, crc32c, encodeBatch, setBatchBaseOffset, type LogRecord } from '../protocol/index.js';
 import * as grpc from '@grpc/grpc-js';
-import { Consumer, type ConsumerOptions, type OffsetReset } from './consumer.js';
+import { Consumer, SLICE_RECORD_COUNT_MAX, type ConsumerOptions, type OffsetReset } from './consumer.js';
 import { FakeConsumerTransport, settle } from './test-helpers.js';
 import type { ConsumerRecord } from './types.js';
 
@@ -445,6 +445,194 @@ describe('Consumer', () => {
   it('rejects a seek of a partition that is not assigned', async () => {
     const { consumer } = makeConsumer();
     await expect(consumer.seek(tp, 0)).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+  });
+});
+
+/**
+ * `count` records in one gzip batch from offset 0, each a 1-byte value, timestamps 1000 + offset:
+ * the kind of batch a topic with a raised max.message.bytes can hold millions of.
+ */
+function tinyRecordsBatch(count: number): Buffer {
+  return encodeBatch({
+    records: Array.from({ length: count }, (_, index) => ({ key: null, value: Buffer.from([index & 0xff]), headers: [], timestamp: 1_000 + index })),
+    compression: 'gzip',
+  });
+}
+
+const LARGE_RECORD_COUNT = 200_000;
+let largeBatch: Buffer | undefined;
+/** One 200,000-record gzip batch (a few hundred KiB), built once for the tests that share it. */
+function largeTinyRecordsBatch(): Buffer {
+  largeBatch ??= tinyRecordsBatch(LARGE_RECORD_COUNT);
+  return largeBatch;
+}
+
+function outOfRangeError() {
+  const metadata = new grpc.Metadata();
+  metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+  return Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'gone', metadata });
+}
+
+/** Offsets from..to−1. */
+function offsetRange(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, index) => from + index);
+}
+
+describe('Consumer decoding a batch of many records', () => {
+  it('decodes a batch of 200,000 tiny records a slice at a time: after the first record is out, at most SLICE_RECORD_COUNT_MAX are decoded', async () => {
+    // Every record decoded is held in the slice the iterator hands out from; a loop that
+    // breaks after one record gives the rest back, so the slice it held is visible. Decoded
+    // whole, the batch was 200,000 record objects before the first came out.
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(largeTinyRecordsBatch(), LARGE_RECORD_COUNT);
+    expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([0]);
+    const chunks = consumer.batches();
+    const rest = (await chunks.next()).value!;
+    expect(rest.length + 1).toBeLessThanOrEqual(SLICE_RECORD_COUNT_MAX);
+    expect(rest[0]!.offset).toBe(1);
+    const next = (await chunks.next()).value!;
+    expect(next.length).toBeLessThanOrEqual(SLICE_RECORD_COUNT_MAX);
+    expect(next[0]!.offset).toBe(rest.at(-1)!.offset + 1);
+  });
+
+  it('hands out every record of a large batch in order, with position() right after each, across slice boundaries', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(Buffer.concat([largeTinyRecordsBatch(), storedBatch(LARGE_RECORD_COUNT, 2)]), LARGE_RECORD_COUNT + 2);
+    let expected = 0;
+    let wrong = '';
+    for await (const record of consumer) {
+      const position = consumer.position(tp);
+      if (wrong === '' && (record.offset !== expected || position !== expected + 1 || (record.offset < LARGE_RECORD_COUNT && record.value![0] !== (expected & 0xff)))) {
+        wrong = `record ${record.offset} (position ${position}) where ${expected} was due`;
+      }
+      expected++;
+      if (record.offset === LARGE_RECORD_COUNT + 1) break;
+    }
+    expect(wrong).toBe('');
+    expect(expected).toBe(LARGE_RECORD_COUNT + 2);
+    expect(consumer.position(tp)).toBe(LARGE_RECORD_COUNT + 2);
+  });
+
+  it('yields a large batch through batches() in arrays of at most SLICE_RECORD_COUNT_MAX, position() after each', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(largeTinyRecordsBatch(), LARGE_RECORD_COUNT);
+    let next = 0;
+    for await (const chunk of consumer.batches()) {
+      expect(chunk.length).toBeLessThanOrEqual(SLICE_RECORD_COUNT_MAX);
+      expect([chunk[0]!.offset, chunk.at(-1)!.offset]).toEqual([next, next + chunk.length - 1]);
+      next += chunk.length;
+      expect(consumer.position(tp)).toBe(next);
+      if (next === LARGE_RECORD_COUNT) break;
+    }
+  });
+
+  it('starts a seek into the middle of a large batch at the sought record, decoding none before it', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 123_457);
+    transport.latest.reply(largeTinyRecordsBatch(), LARGE_RECORD_COUNT); // the broker sends the whole batch
+    const chunks = consumer.batches();
+    const first: ConsumerRecord[] = (await chunks.next()).value!;
+    expect(first[0]!.offset).toBe(123_457);
+    expect(first.length).toBeLessThanOrEqual(SLICE_RECORD_COUNT_MAX);
+    const offsets = first.map((record) => record.offset);
+    for (let chunk = first; chunk.at(-1)!.offset < LARGE_RECORD_COUNT - 1; ) {
+      chunk = (await chunks.next()).value!;
+      for (const record of chunk) offsets.push(record.offset);
+    }
+    expect(offsets).toEqual(offsetRange(123_457, LARGE_RECORD_COUNT));
+  });
+
+  it('drops the rest of a large batch being decoded on a seek inside the loop, and reads from the new offset', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(largeTinyRecordsBatch(), LARGE_RECORD_COUNT);
+    const seen: number[] = [];
+    for await (const record of consumer) {
+      seen.push(record.offset);
+      if (record.offset === SLICE_RECORD_COUNT_MAX + 10) {
+        // In the second slice; the same batch arrives again for the new offset, as the broker sends it.
+        await consumer.seek(tp, 150_000);
+        transport.latest.reply(largeTinyRecordsBatch(), LARGE_RECORD_COUNT);
+      }
+      if (record.offset === 150_000 + SLICE_RECORD_COUNT_MAX) break;
+    }
+    expect(seen).toEqual([...offsetRange(0, SLICE_RECORD_COUNT_MAX + 11), ...offsetRange(150_000, 150_000 + SLICE_RECORD_COUNT_MAX + 1)]);
+    expect(consumer.position(tp)).toBe(150_000 + SLICE_RECORD_COUNT_MAX + 1);
+  });
+
+  it('holds back the rest of a large batch while its partition is paused, and goes on exactly where it stopped after resume', async () => {
+    const { consumer, latestOf } = await twoPartitionsFromZero();
+    const count = 3 * SLICE_RECORD_COUNT_MAX + 5;
+    latestOf(0).reply(tinyRecordsBatch(count), count);
+    const seen: string[] = [];
+    for await (const record of consumer) {
+      seen.push(`${record.partition}:${record.offset}`);
+      if (record.partition === 0 && record.offset === SLICE_RECORD_COUNT_MAX + 2) {
+        consumer.pause([tp]);
+        latestOf(1).reply(storedBatch(0, 1), 1);
+      }
+      if (record.partition === 1) break;
+    }
+    expect(seen.at(-1)).toBe('1:0');
+    expect(consumer.position(tp)).toBe(SLICE_RECORD_COUNT_MAX + 3);
+    consumer.resume([tp]);
+    const rest = await take(consumer, count - (SLICE_RECORD_COUNT_MAX + 3));
+    expect(rest.map((record) => record.offset)).toEqual(offsetRange(SLICE_RECORD_COUNT_MAX + 3, count));
+    expect(seen.slice(0, -1)).toEqual(offsetRange(0, SLICE_RECORD_COUNT_MAX + 3).map((offset) => `0:${offset}`));
+  });
+
+  it('skips the records older than a sought time across several slices of one batch', async () => {
+    const { consumer, transport } = makeConsumer();
+    transport.offsets = () => 0; // the base offset of the batch holding the time
+    consumer.assign([tp]);
+    await consumer.seek(tp, { timestamp: 1_000 + 3 * SLICE_RECORD_COUNT_MAX + 7 });
+    const count = 4 * SLICE_RECORD_COUNT_MAX;
+    transport.latest.reply(tinyRecordsBatch(count), count);
+    const records = await take(consumer, SLICE_RECORD_COUNT_MAX - 7);
+    expect(records.map((record) => record.offset)).toEqual(offsetRange(3 * SLICE_RECORD_COUNT_MAX + 7, count));
+    expect(consumer.position(tp)).toBe(count);
+  });
+
+  it('hands out the whole large batch it fetched before an OFFSET_OUT_OF_RANGE, and only then resets', async () => {
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+    transport.offsets = () => 500_000;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const count = 2 * SLICE_RECORD_COUNT_MAX + 3;
+    const stream = transport.latest;
+    stream.reply(tinyRecordsBatch(count), count);
+    expect((await take(consumer, SLICE_RECORD_COUNT_MAX + 1)).at(-1)!.offset).toBe(SLICE_RECORD_COUNT_MAX);
+    stream.emit('error', outOfRangeError()); // retention passed the fetch offset meanwhile
+    await settle();
+    expect(transport.latest).toBe(stream); // not reset yet: records fetched before are due
+    const rest = await take(consumer, count - SLICE_RECORD_COUNT_MAX - 1);
+    expect(rest.map((record) => record.offset)).toEqual(offsetRange(SLICE_RECORD_COUNT_MAX + 1, count));
+    await settle();
+    expect(transport.latest.writes[0]!.start!.offset).toBe('500000');
+  });
+
+  it('skips a control batch inside a reply and moves its position past it', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const controlBatch = (offset: number): Buffer => {
+      const control = storedBatch(offset, 1);
+      control.writeInt16BE(control.readInt16BE(BatchField.attributes) | CONTROL_BIT, BatchField.attributes);
+      control.writeUInt32BE(crc32c(control.subarray(BATCH_CRC_START)), BatchField.crc);
+      return control;
+    };
+    transport.latest.reply(Buffer.concat([storedBatch(0, 2), controlBatch(2), storedBatch(3, 2), controlBatch(5)]), 6);
+    expect((await take(consumer, 4)).map((record) => record.offset)).toEqual([0, 1, 3, 4]);
+    await settle();
+    expect(consumer.position(tp)).toBe(6);
   });
 });
 

@@ -10,9 +10,16 @@
  * among the assigned partitions, each window within `partitionBufferBytes`) and the broker
  * never buffers for a slow reader. A Fetch loop would pay one request round trip per
  * chunk and ~120 µs of client CPU per call (FINDINGS.md) for the same bytes. Batches come in
- * RECORD_FORMAT_BATCHES, exactly as stored, and are decoded here with `iterateBatchesAs`,
- * which checks every batch's CRC-32C; records below the requested offset are dropped (a
- * fetched batch may start earlier), and control batches are skipped.
+ * RECORD_FORMAT_BATCHES, exactly as stored, and are decoded here through a `RecordCursor`,
+ * which checks every batch's CRC-32C; records below the requested offset are stepped over
+ * unbuilt (a fetched batch may start earlier), and control batches are skipped.
+ *
+ * Decoded records are bounded too, not only buffered bytes: a reply is decoded a slice of at
+ * most `SLICE_RECORD_COUNT_MAX` records at a time, the next slice only once the application
+ * asks for more than it was handed, and each batch is inflated once for all its slices. A
+ * gzip batch of millions of tiny records used to become millions of record objects (over a
+ * gigabyte) before the first one came out. Records before a malformed one in a batch whose
+ * CRC matched (which only a broken encoder makes) now come out before the failure does.
  *
  * Failures: a stream that breaks without a Runnel reason (broker restarted or killed) or with
  * a retriable one is reopened from the next offset after capped exponential backoff, until
@@ -31,7 +38,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../common/index.js';
 import { MiB, KiB } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { CONTROL_BIT, DECOMPRESSED_BYTES_MAX_DEFAULT, int64ToNumber, iterateBatchesAs, numberToInt64, SUBSCRIBE_CREDIT_BYTES_MAX, type RecordFactory } from '../protocol/index.js';
+import { DECOMPRESSED_BYTES_MAX_DEFAULT, int64ToNumber, numberToInt64, RecordCursor, SUBSCRIBE_CREDIT_BYTES_MAX, type RecordFactory } from '../protocol/index.js';
 import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
 import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { clientClock } from './client-clock.js';
@@ -165,6 +172,12 @@ class AssignedPartition {
   chunks: Buffer[] = [];
   bufferedBytes = 0;
   /**
+   * The reply being decoded slice by slice (taken off `chunks`, no longer counted in
+   * `bufferedBytes`): it holds the reply and the one batch of it inflated now. Undefined
+   * between replies.
+   */
+  decoding: RecordCursor<ConsumerRecord> | undefined;
+  /**
    * Credit the broker holds for this stream as far as the client knows: granted, less what
    * replies used (negative after a batch larger than the credit). The client grants enough to
    * keep it plus `bufferedBytes` at the window (`grantCredit`).
@@ -197,6 +210,18 @@ class AssignedPartition {
     this.partition = partition;
     this.makeRecord = (offset, timestamp, key, value, headers) => ({ topic, partition, offset, key, value, headers, timestamp });
   }
+
+  /** Whether records fetched are still to be decoded: whole replies, or the rest of one. */
+  hasUndecoded(): boolean {
+    return this.chunks.length > 0 || this.decoding !== undefined;
+  }
+
+  /** Drops what was fetched and not yet decoded. */
+  dropUndecoded(): void {
+    this.chunks = [];
+    this.bufferedBytes = 0;
+    this.decoding = undefined;
+  }
 }
 
 /** Which chunk `nextChunk` returned last: what an iterator checks before each record it hands out. */
@@ -208,6 +233,22 @@ interface ChunkStamp {
 
 /** Credit below which a reopened stream still starts (the broker sends a batch at least). */
 const CREDIT_BYTES_MIN = 64 * KiB;
+
+/**
+ * Most records decoded at a time: one slice of a reply, which the iterator hands out (or
+ * `batches()` yields) before the next slice is decoded. A record's headers count as records
+ * here, since each costs about as much heap.
+ *
+ * Why bound it: one stored batch can hold millions of records (a gzip batch of empty records
+ * inflates to up to DECOMPRESSED_BYTES_MAX_DEFAULT, 64 MiB, some 9 million 7-byte records), and
+ * a decoded record costs ~150 B of heap, ~350 B with a key and a value (two Buffer views),
+ * a header ~170 B (measured on Node 20): decoded whole, such a batch took over a gigabyte
+ * before its first record came out. Why 4096: a slice then holds ~0.6–1.4 MiB of record
+ * objects (keys and values are views into the one inflated section the cursor holds, not
+ * copies), while the cost per slice, one more pass through `nextChunk` (a promise hop), stays
+ * negligible beside thousands of records.
+ */
+export const SLICE_RECORD_COUNT_MAX = 4096;
 
 export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly transport: ConsumerTransport;
@@ -391,8 +432,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   /**
-   * The same records as arrays (one decoded Subscribe reply of one partition each): the
-   * faster way to read when records are handled in bulk.
+   * The same records as arrays (a slice of at most `SLICE_RECORD_COUNT_MAX` records of one
+   * Subscribe reply of one partition each): the faster way to read when records are handled
+   * in bulk.
    */
   async *batches(): AsyncGenerator<ConsumerRecord[]> {
     for (;;) {
@@ -424,7 +466,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (failed !== undefined) throw failed;
       const assigned = this.pickReadyPartition();
       if (assigned !== undefined) {
-        const records = this.decodeNextChunk(assigned);
+        const records = this.decodeNextSlice(assigned);
         if (records.length > 0) {
           this.handingOut.assigned = undefined;
           this.lastChunkStamp = { version: this.controlVersion, assigned, generation: assigned.generation };
@@ -503,8 +545,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.stopStream(assigned);
     const generation = ++assigned.generation;
     assigned.outOfRangeAfterBuffered = undefined;
-    assigned.chunks = [];
-    assigned.bufferedBytes = 0;
+    assigned.dropUndecoded();
     assigned.position = -1;
     assigned.skipBeforeTimestampMs = -1;
     assigned.state = { kind: 'resolving' };
@@ -632,7 +673,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (assigned.state.kind === 'streaming') assigned.state.cancelRecoveryTimer?.();
     stream?.cancel();
     assigned.state = { kind: 'idle' };
-    if (error.reason === 'OFFSET_OUT_OF_RANGE' && assigned.chunks.length > 0) {
+    if (error.reason === 'OFFSET_OUT_OF_RANGE' && assigned.hasUndecoded()) {
       // The log moved (retention, or a tail cut at an unclean restart) past where the stream
       // was; what it fetched before is still due, in order, as Kafka's consumer delivers
       // what it buffered before it resets.
@@ -713,8 +754,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     assigned.generation++;
     assigned.outOfRangeAfterBuffered = undefined;
     this.stopStream(assigned);
-    assigned.chunks = [];
-    assigned.bufferedBytes = 0;
+    assigned.dropUndecoded();
   }
 
   // ---- Handing out records ------------------------------------------------------------------
@@ -724,7 +764,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (let step = 0; step < count; step++) {
       const index = (this.nextPartitionIndex + step) % count;
       const assigned = this.partitions[index]!;
-      if (assigned.chunks.length > 0 && !assigned.isPaused && assigned.state.kind !== 'failed') {
+      if (assigned.hasUndecoded() && !assigned.isPaused && assigned.state.kind !== 'failed') {
         this.nextPartitionIndex = (index + 1) % count;
         return assigned;
       }
@@ -742,42 +782,55 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     return undefined;
   }
 
-  /** Decodes the partition's oldest chunk (CRC-checked) into records at or after its position. */
-  private decodeNextChunk(assigned: AssignedPartition): ConsumerRecord[] {
-    const bytes = assigned.chunks.shift()!;
-    assigned.bufferedBytes -= bytes.length;
-    this.grantCredit(assigned);
+  /**
+   * Decodes the next slice of the partition's records at or after its position: at most
+   * `SLICE_RECORD_COUNT_MAX` (headers included), from the reply being decoded or else the
+   * oldest buffered one (CRC-checked). Empty when what it passed was below the position, in a
+   * control batch, or before a sought time. Moves the position past what it passed.
+   */
+  private decodeNextSlice(assigned: AssignedPartition): ConsumerRecord[] {
+    const cursor = assigned.decoding ?? this.decodeNextSliceStartReply(assigned);
     const records: ConsumerRecord[] = [];
-    let position = assigned.position;
+    let decodedCount = 0;
     try {
-      // The broker's own bound when it checked the batch at produce time, whatever reply size
-      // this consumer asked for: a stored batch it accepted must decode here too.
-      for (const batch of iterateBatchesAs(bytes, { decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT }, assigned.makeRecord)) {
-        const header = batch.header;
-        const lastOffset = header.baseOffset + header.lastOffsetDelta;
-        if (lastOffset < position) continue;
-        if ((header.attributes & CONTROL_BIT) === 0) {
-          for (const record of batch.records) {
-            if (record.offset < position) continue;
-            if (assigned.skipBeforeTimestampMs >= 0) {
-              if (record.timestamp < assigned.skipBeforeTimestampMs) continue;
-              assigned.skipBeforeTimestampMs = -1;
-            }
-            records.push(record);
-          }
+      while (decodedCount < SLICE_RECORD_COUNT_MAX) {
+        const record = cursor.next();
+        if (record === undefined) break;
+        decodedCount += 1 + record.headers.length;
+        if (assigned.skipBeforeTimestampMs >= 0) {
+          if (record.timestamp < assigned.skipBeforeTimestampMs) continue;
+          assigned.skipBeforeTimestampMs = -1;
         }
-        position = lastOffset + 1;
+        records.push(record);
       }
     } catch (error) {
-      this.failPartition(assigned, errorFromGrpc(error));
-      return records;
+      // Records this slice decoded before the damage go out first; the cursor throws the
+      // same error again on the next slice, which fails the partition then.
+      if (records.length === 0) {
+        assigned.decoding = undefined;
+        this.failPartition(assigned, errorFromGrpc(error));
+        return records;
+      }
     }
-    assigned.position = position;
-    if (assigned.chunks.length === 0 && assigned.outOfRangeAfterBuffered !== undefined) this.afterBufferedRecords(assigned, assigned.outOfRangeAfterBuffered);
+    assigned.position = cursor.nextOffset;
+    if (cursor.isDone) assigned.decoding = undefined;
+    if (!assigned.hasUndecoded() && assigned.outOfRangeAfterBuffered !== undefined) this.afterBufferedRecords(assigned, assigned.outOfRangeAfterBuffered);
     return records;
   }
 
-  /** The last buffered chunk is decoded: now the OFFSET_OUT_OF_RANGE that waited for it applies. */
+  /** Takes the oldest buffered reply off the window (granting its credit back) to decode it. */
+  private decodeNextSliceStartReply(assigned: AssignedPartition): RecordCursor<ConsumerRecord> {
+    const bytes = assigned.chunks.shift()!;
+    assigned.bufferedBytes -= bytes.length;
+    this.grantCredit(assigned);
+    // The broker's own bound when it checked the batch at produce time, whatever reply size
+    // this consumer asked for: a stored batch it accepted must decode here too.
+    const cursor = new RecordCursor(bytes, { decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT, fromOffset: assigned.position, isControlSkipped: true }, assigned.makeRecord);
+    assigned.decoding = cursor;
+    return cursor;
+  }
+
+  /** The last buffered record is decoded: now the OFFSET_OUT_OF_RANGE that waited for it applies. */
   private afterBufferedRecords(assigned: AssignedPartition, error: BrokerError): void {
     assigned.outOfRangeAfterBuffered = undefined;
     if (this.autoOffsetReset === 'none') this.failPartition(assigned, error);

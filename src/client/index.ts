@@ -13,7 +13,7 @@
  *   its records until encoded, then its bytes, its outcome and its share of the buffer. Its
  *   ProduceStreams (produce-channel.ts) belong to its transport (grpc-producer-transport.ts).
  * - `Consumer` (consumer.ts): per assigned partition the position, fetch offset, buffered
- *   chunks and the Subscribe stream.
+ *   chunks, the reply being decoded slice by slice (its `RecordCursor`) and the Subscribe stream.
  * - `Admin` (admin.ts): nothing mutable.
  * - `RunnelClient` (runnel-client.ts): the above, and the producers and consumers it made.
  *
@@ -33,7 +33,7 @@ export type {
   TopicSummary,
 } from './admin.js';
 export { describeBrokerAddressProblem } from './broker-address.js';
-export { Consumer, type ConsumerOptions, type OffsetReset, type RecoveredPartition, type RetryingPartition } from './consumer.js';
+export { Consumer, SLICE_RECORD_COUNT_MAX, type ConsumerOptions, type OffsetReset, type RecoveredPartition, type RetryingPartition } from './consumer.js';
 export { errorFromGrpc, errorFromPartitionError, reasonForStatus } from './errors.js';
 export { PendingSend } from './producer-batch.js';
 export { Producer, type Acks, type FailedRecords, type ProducerMetrics, type ProducerOptions, type RetryingRecords } from './producer.js';
