@@ -4,9 +4,9 @@
  * killed by PID; the broker is one `runnel broker` child process on 127.0.0.1:0 with a fresh
  * data dir. Each scenario uses its own topics. Checked: topic administration in text and
  * JSON, a keyed file piped through `produce` and back through `consume` (each line exactly
- * once, in order per partition), starting at a point in time, `--max`, tailing and Ctrl-C,
- * `offsets`, the one-line errors for an unknown topic, an unreachable broker and a broker
- * host name that does not resolve, the exit
+ * once, in order per partition), starting at a point in time, `--max`, a batch of 200,000
+ * records read from inside it, tailing and Ctrl-C, `offsets`, the one-line errors for an
+ * unknown topic, an unreachable broker and a broker host name that does not resolve, the exit
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { brokerSettingNames } from '../../src/config/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
 import { killAllCliProcesses, startCliProcess, type CliProcess, type CliResult } from '../support/cli-process.js';
+import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
+import { rawClients } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait-for.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -291,6 +293,28 @@ describe('runnel produce and consume', () => {
     await runOk(['produce', 'cli-json-copy', '--format', 'json'], { input: `${all.map((record) => JSON.stringify(record)).join('\n')}\n` });
     const copied = jsonLines(await runOk(['consume', 'cli-json-copy', '--from', 'beginning', '--no-follow', '--format', 'json']));
     expect(copied.map(({ topic: _topic, ...rest }) => rest)).toEqual(all.map(({ topic: _topic, ...rest }) => rest));
+  });
+
+  it('prints a gzip batch of 200,000 records from an offset or a time inside it, or --max of it, every record once and in order', async () => {
+    // consume reads through the consumer's batches(), which decodes such a batch a slice at a
+    // time: --no-follow must still stop at the end offset, and --from and --max must land
+    // inside the batch across slice boundaries.
+    await runOk(['topic', 'create', 'cli-many-records']);
+    const timestampMs = 1_700_000_000_000;
+    const raw = rawClients(broker.address);
+    try {
+      await produceRawBatch(raw, 'cli-many-records', manyTinyRecordsBatch(200_000, timestampMs));
+    } finally {
+      raw.close();
+    }
+    const offsetsOf = (stdout: string): number[] => jsonLines(stdout).map((record) => record.offset as number);
+    const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, index) => from + index);
+    const fromOffset = await runOk(['consume', 'cli-many-records', '--partition', '0', '--from', '150001', '--no-follow', '--format', 'json'], { timeoutMs: 60_000 });
+    expect(offsetsOf(fromOffset)).toEqual(range(150_001, 200_000));
+    const fromTime = await runOk(['consume', 'cli-many-records', '--from', `@${timestampMs + 190_000}`, '--no-follow', '--format', 'json'], { timeoutMs: 60_000 });
+    expect(offsetsOf(fromTime)).toEqual(range(190_000, 200_000));
+    const values = await runOk(['consume', 'cli-many-records', '--partition', '0', '--from', '1000', '--max', '10000'], { timeoutMs: 60_000 });
+    expect(values).toBe(range(1_000, 11_000).map((offset) => `${offset % 10}\n`).join(''));
   });
 
   it('streams: produce sends lines before EOF, a following consume prints them, and Ctrl-C ends both cleanly', async () => {

@@ -5,8 +5,10 @@
  * config) and closes its client and broker in afterEach.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type RunnelClient } from '../../src/client/index.js';
+import { createClient, SLICE_RECORD_COUNT_MAX, type RunnelClient } from '../../src/client/index.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
+import { rawClients } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait-for.js';
 
 let broker: TestBroker | undefined;
@@ -48,6 +50,54 @@ describe('consumer against a real broker', () => {
       describe: () => `${seen.size} of ${partitionCount} partitions delivered; none yet from ${[...Array(partitionCount).keys()].filter((partition) => !seen.has(partition)).slice(0, 10).join(', ')}…`,
     });
     await reading;
+    await consumer.close();
+  });
+
+  it('reads a gzip batch of 200,000 tiny records in slices of at most SLICE_RECORD_COUNT_MAX, every record in order, also after a seek into its middle', async () => {
+    // Goal: a stored batch of millions of records must not become millions of record objects
+    // at once in the consumer. Method: one 200,000-record gzip batch appended with plain gRPC
+    // Produce; the consumer reads it with batches(), whose arrays are the slices it decoded,
+    // checking each slice's size and that offsets run on without a gap; then it seeks to an
+    // offset inside the batch (the broker sends the batch from its start) and reads to the end.
+    broker = await startBroker();
+    client = createClient({ brokers: [broker.address] });
+    const topic = 'many-records';
+    const recordCount = 200_000;
+    await client.admin.createTopic({ name: topic, partitions: 1 });
+    const raw = rawClients(broker.address);
+    try {
+      await produceRawBatch(raw, topic, manyTinyRecordsBatch(recordCount));
+    } finally {
+      raw.close();
+    }
+    const tp = { topic, partition: 0 };
+    const consumer = client.consumer({ autoOffsetReset: 'earliest' });
+    consumer.assign([tp]);
+
+    const readToEnd = async (fromOffset: number): Promise<{ sliceCount: number; wrong: string[] }> => {
+      let next = fromOffset;
+      let sliceCount = 0;
+      const wrong: string[] = [];
+      for await (const slice of consumer.batches()) {
+        sliceCount++;
+        if (slice.length > SLICE_RECORD_COUNT_MAX) wrong.push(`a slice of ${slice.length} records`);
+        for (const record of slice) {
+          if (record.offset !== next || record.value?.toString() !== String(next % 10)) wrong.push(`offset ${record.offset} (value ${record.value?.toString()}) where ${next} was due`);
+          next = record.offset + 1;
+        }
+        if (next === recordCount || wrong.length > 0) break;
+      }
+      return { sliceCount, wrong: wrong.slice(0, 5) };
+    };
+    const whole = await readToEnd(0);
+    expect(whole.wrong).toEqual([]);
+    expect(whole.sliceCount).toBeGreaterThanOrEqual(Math.ceil(recordCount / SLICE_RECORD_COUNT_MAX));
+    expect(consumer.position(tp)).toBe(recordCount);
+
+    await consumer.seek(tp, 150_001);
+    const tail = await readToEnd(150_001);
+    expect(tail.wrong).toEqual([]);
+    expect(consumer.position(tp)).toBe(recordCount);
     await consumer.close();
   });
 });
