@@ -1,8 +1,9 @@
 /**
  * Real broker processes for tests: `runnel broker` from sources in a child process, on
  * 127.0.0.1 with port 0 and the given data dir. Resolves once the broker logs "broker
- * started" with its port. Every process started here is tracked; `stopAllBrokerProcesses`
- * (call it in afterEach) kills any still running, by PID.
+ * started" with its port; one that has not started by its deadline is killed (by PID) before
+ * the start fails. Every process started here is tracked; `stopAllBrokerProcesses` (call it
+ * in afterEach) kills any still running, by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -52,8 +53,8 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
   const logs: string[] = [];
   const stderr: string[] = [];
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`broker did not start within ${options.startTimeoutMs ?? 30_000} ms; stderr: ${stderr.join('')}`)), options.startTimeoutMs ?? 30_000);
+  const started = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker (pid ${String(child.pid)}) did not start within ${options.startTimeoutMs ?? 30_000} ms; stderr: ${stderr.join('')}`)), options.startTimeoutMs ?? 30_000);
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       logs.push(line);
       try {
@@ -72,6 +73,19 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
     });
   });
   const pid = child.pid as number;
+  let port: number;
+  try {
+    port = await started;
+  } catch (error) {
+    // A broker that is still starting when its deadline passes is killed here, by PID, so a
+    // failed start leaves no process behind even in a file that never calls
+    // `stopAllBrokerProcesses`.
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(pid, 'SIGKILL');
+      await exited;
+    }
+    throw error;
+  }
   return {
     address: `127.0.0.1:${port}`,
     port,
