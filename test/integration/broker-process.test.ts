@@ -1,8 +1,10 @@
 /**
- * The test harness's broker processes (test/support/broker-process.ts) leave nothing running.
- * Method: a real `runnel broker` child process given a start deadline far shorter than its
- * start-up, so the start fails; the PID it names must be gone by the time the start rejects,
- * without any call to `stopAllBrokerProcesses` (as in a test file that never makes one).
+ * The test harness's broker processes (test/support/broker-process.ts) leave nothing running
+ * and signal only their own PID. Method: a real `runnel broker` child process given a start
+ * deadline far shorter than its start-up, so the start fails; the PID it names must be gone by
+ * the time the start rejects, without any call to `stopAllBrokerProcesses` (as in a test file
+ * that never makes one). And a broker a signal already ended is not signalled again by
+ * `stop()` (an afterAll's stop after a SIGKILL, or after a crash).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,4 +39,11 @@ it('kills, by PID, a broker that did not start by its deadline before the start 
   const pid = Number(/broker \(pid (\d+)\) did not start within 50 ms/.exec(message)?.[1]);
   expect(pid, message).toBeGreaterThan(0);
   expect(isRunning(pid), `broker ${pid} still running after its start failed`).toBe(false);
+});
+
+it('stops a broker that a signal already ended without signalling its PID again', async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'runnel-stop-after-kill-'));
+  const broker = await startBrokerProcess({ dataDir });
+  await broker.kill('SIGKILL');
+  await expect(broker.stop()).resolves.toBeNull();
 });

@@ -21,7 +21,7 @@ export interface BrokerProcess {
   readonly logs: string[];
   /** Settles when the process ends, with its exit code (null when a signal ended it). */
   readonly exited: Promise<number | null>;
-  /** SIGTERM, then wait for a clean exit; resolves with the exit code. */
+  /** SIGTERM, then wait for a clean exit; resolves with the exit code (null when a signal ended it, also earlier). */
   stop(): Promise<number | null>;
   /** Sends `signal` (default SIGKILL) and waits for the process to end. */
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -93,7 +93,8 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
     logs,
     exited,
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      // Already gone (also when a signal ended it): its PID may belong to another process now.
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       process.kill(pid, 'SIGTERM');
       return exited;
     },
