@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -33,7 +33,17 @@ async function reasonOf(promise: Promise<unknown>): Promise<string> {
   throw new Error('expected a BrokerError, but the call succeeded');
 }
 
+/** Allocator children not yet seen to close; afterEach kills any left (by PID) before their dirs go. */
+const allocatorChildren = new Map<ChildProcess, Promise<void>>();
+/** How long one allocator child may take to print what the test waits for. */
+const ALLOCATOR_DEADLINE_MS = 20_000;
+
 afterEach(async () => {
+  for (const [child, closed] of allocatorChildren) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    await closed;
+  }
+  allocatorChildren.clear();
   for (const store of openStores.splice(0)) await store.close();
   removeTempDirs();
 });
@@ -282,11 +292,17 @@ interface KillOptions {
   ids: number[];
 }
 
-/** Starts the allocator child, kills it with SIGKILL by PID, and resolves once it is gone. */
+/**
+ * Starts the allocator child, kills it with SIGKILL by PID, and resolves once it is gone. A
+ * child that has not printed enough within ALLOCATOR_DEADLINE_MS is killed too, and the call
+ * fails; one left by a test that failed otherwise is killed in afterEach (it never exits by
+ * itself: it idles once it has allocated every id).
+ */
 function runAllocatorAndKill(dir: string, options: KillOptions): Promise<void> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD_SCRIPT, 'allocate-producer-ids', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  allocatorChildren.set(child, new Promise<void>((resolve) => child.once('close', () => resolve())));
   const pid = child.pid;
   if (pid === undefined) throw new Error('the allocator child did not start');
   const startCount = options.ids.length;
@@ -312,9 +328,19 @@ function runAllocatorAndKill(dir: string, options: KillOptions): Promise<void> {
       const childCount = options.ids.length - startCount;
       if (options.killAfterIds === 'all' ? childCount >= CHILD_PRODUCER_IDS_MAX : childCount >= options.killAfterIds) kill();
     });
+    let isPastDeadline = false;
+    const deadline = setTimeout(() => {
+      if (isKillSent) return; // printed enough; its close is on the way
+      isPastDeadline = true;
+      kill();
+    }, ALLOCATOR_DEADLINE_MS);
     // 'close' fires after exit and after the pipes drained, so every printed line was read.
     child.on('close', (code, signal) => {
-      if (signal === 'SIGKILL' && isKillSent) resolve();
+      clearTimeout(deadline);
+      allocatorChildren.delete(child);
+      const printedCount = options.ids.length - startCount;
+      if (isPastDeadline) reject(new Error(`the allocator child printed ${printedCount} ids in ${ALLOCATOR_DEADLINE_MS} ms, short of ${String(options.killAfterIds)}; killed: ${stderr}`));
+      else if (signal === 'SIGKILL' && isKillSent) resolve();
       else reject(new Error(`the allocator child ended by itself (code ${code}, signal ${signal}): ${stderr}`));
     });
   });
