@@ -51,20 +51,27 @@ async function produceRange(broker: BrokerProcess, from: number, to: number, ack
   }
 }
 
+/** More Fetch replies than reading a partition of this test takes (300,000 records at most, 1 MiB a reply). */
+const FETCHES_PER_PARTITION_MAX = 1_000;
+
 async function readAll(broker: BrokerProcess): Promise<Map<number, { key: string; value: string }[]>> {
   const clients = rawClients(broker.address);
   const result = new Map<number, { key: string; value: string }[]>();
   try {
     for (let partition = 0; partition < PARTITIONS; partition++) {
       const records: { key: string; value: string }[] = [];
-      for (let offset = 0; ; ) {
+      // Bounded: every reply must move the offset on, and there are at most so many replies.
+      for (let offset = 0, fetches = 0; ; fetches++) {
+        expect(fetches, `partition ${partition} still unread at offset ${offset}`).toBeLessThan(FETCHES_PER_PARTITION_MAX);
         const response = await unary<Any, Any>(clients.log, 'Fetch', { topic: 'plain', partition, offset: String(offset), maxBytes: 1 << 20 });
         for (const record of response.records) {
-          expect(Number(record.offset)).toBe(offset + (records.length - offset));
+          expect(Number(record.offset), 'offsets are dense from 0').toBe(records.length);
           records.push({ key: record.key.toString(), value: record.value.toString() });
         }
-        offset = Number(response.nextOffset);
-        if (offset >= Number(response.highWatermark)) break;
+        const nextOffset = Number(response.nextOffset);
+        if (nextOffset >= Number(response.highWatermark)) break;
+        expect(nextOffset, `a Fetch at ${offset} below the high watermark ${response.highWatermark} moved no further`).toBeGreaterThan(offset);
+        offset = nextOffset;
       }
       result.set(partition, records);
     }
