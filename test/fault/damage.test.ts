@@ -150,10 +150,17 @@ async function expectRejection(promise: Promise<unknown>, reason: Reason): Promi
   expectReason(await rejectionOf(promise), reason);
 }
 
-/** Reads from the log start to the end in small steps, so every batch and index entry is visited. */
+/**
+ * Reads from the log start to the end in small steps, so every batch and index entry is
+ * visited. Each read must move on (a read that does not would otherwise loop for ever).
+ */
 async function readThrough(log: PartitionLog): Promise<void> {
   let offset = log.logStartOffset;
-  while (offset < log.logEndOffset) offset = (await log.read({ offset, bytesMax: 2048 })).nextOffset;
+  while (offset < log.logEndOffset) {
+    const { nextOffset } = await log.read({ offset, bytesMax: 2048 });
+    expect(nextOffset, `a read at ${offset} below the log end ${log.logEndOffset} moved no further`).toBeGreaterThan(offset);
+    offset = nextOffset;
+  }
 }
 
 /** Copies a partition directory while its log is open: what a crash would leave (no clean mark). */
