@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import { createClient, type BrokerError } from '../../src/client/index.js';
 import { systemClock } from '../../src/common/clock.js';
 import { startServer } from '../../src/server/index.js';
@@ -23,10 +23,9 @@ import { waitFor } from '../support/wait-for.js';
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const dataDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-'));
-afterAll(async () => {
-  await stopAllBrokerProcesses();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+// A test that fails half-way leaves no broker process running into the next one.
+afterEach(() => stopAllBrokerProcesses());
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 it('ends its streams and parked fetches at a clean stop instead of waiting out the grace period', async () => {
   const broker = await startBrokerProcess({ dataDir });
