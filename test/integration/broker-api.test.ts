@@ -132,7 +132,10 @@ describe('broker gRPC API', () => {
     call.write({ start: { topic: 'api-credit', partition: 0, offset: '0', creditBytes: 8_000, format: 'RECORD_FORMAT_BATCHES' } });
     await waitFor(() => receivedMessages > 0, { timeoutMs: 10_000, describe: () => 'no subscribe data' });
     // One reply may overshoot the credit by less than one message; then the broker stops.
-    await produce('api-credit', [{ partition: 0, recordBatch: batch(['late']) }]);
+    // Stopping is shown over a window of ten appends, each a round trip to the broker that
+    // also wakes the subscription: a broker made to ignore the credit sent about 28 KB during
+    // one such round trip, so ten leave it far past the cap, while a correct one sends nothing.
+    for (let i = 0; i < 10; i++) await produce('api-credit', [{ partition: 0, recordBatch: batch([`late-${i}`]) }]);
     const capped = receivedBytes;
     expect(capped).toBeLessThan(8_000 + 16_000);
     call.write({ creditBytes: 1_000_000 });
