@@ -27,6 +27,7 @@ import type { Logger } from '../observability/index.js';
 import { DECOMPRESSED_BYTES_MAX_DEFAULT, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { openFilesLimitWarning, readOwnProcLimits } from './open-files-limit.js';
 
 export type Acks = 'none' | 'leader' | 'all';
 
@@ -146,6 +147,11 @@ export class Broker {
         { previousPid: lock.takenOverFrom.pid, dataDir: config.dataDir },
         'the previous broker on this data directory did not stop cleanly (its lock was left behind); each partition is recovered when first used',
       );
+    }
+    const openFilesWarning = openFilesLimitWarning(config.openSegmentFilesMax, readOwnProcLimits());
+    if (openFilesWarning !== undefined) {
+      const { message, ...figures } = openFilesWarning;
+      logger.warn(figures, message);
     }
     const meta = await MetaStore.open({ dir: join(config.dataDir, 'meta'), logger: options.logger }).catch((error: unknown) => {
       lock.release();

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { limits } from '../config/limits.js';
+import { CONNECTION_DESCRIPTORS_MIN, openFilesLimitWarning, parseOpenFilesLimit, storageDescriptorsMax } from './open-files-limit.js';
+
+function procLimits(openFiles: string): string {
+  return [
+    'Limit                     Soft Limit           Hard Limit           Units     ',
+    'Max cpu time              unlimited            unlimited            seconds   ',
+    `Max open files            ${openFiles}                files     `,
+    'Max locked memory         8388608              8388608              bytes     ',
+    '',
+  ].join('\n');
+}
+
+describe('open-files limit at start', () => {
+  it('reads the soft limit of Max open files', () => {
+    expect(parseOpenFilesLimit(procLimits('1024                 524288     '))).toBe(1024);
+    expect(parseOpenFilesLimit(procLimits('unlimited            unlimited  '))).toBeUndefined();
+    expect(parseOpenFilesLimit('no such line')).toBeUndefined();
+  });
+
+  it('counts segment files, short-lived storage files and log opens in what storage may hold', () => {
+    expect(storageDescriptorsMax(1024)).toBeGreaterThan(1024 + limits.storageFileOpsInFlightMax);
+    expect(storageDescriptorsMax(2048) - storageDescriptorsMax(1024)).toBe(1024);
+  });
+
+  it('warns when the limit leaves no room for connections, naming both ways out', () => {
+    const warning = openFilesLimitWarning(1024, procLimits('1024                 1024       '));
+    expect(warning).toMatchObject({ openFilesLimit: 1024, storageDescriptorsMax: storageDescriptorsMax(1024) });
+    expect(warning?.message).toContain('ulimit -n');
+    expect(warning?.message).toContain('openSegmentFilesMax');
+    expect(warning?.message).toContain(String(storageDescriptorsMax(1024) + CONNECTION_DESCRIPTORS_MIN));
+  });
+
+  it('stays quiet when the limit is large enough, unlimited, or unknown', () => {
+    const enough = storageDescriptorsMax(1024) + CONNECTION_DESCRIPTORS_MIN;
+    expect(openFilesLimitWarning(1024, procLimits(`${enough}                 ${enough}       `))).toBeUndefined();
+    expect(openFilesLimitWarning(1024, procLimits(`${enough - 1}                 ${enough}       `))).toBeDefined();
+    expect(openFilesLimitWarning(1024, procLimits('unlimited            unlimited  '))).toBeUndefined();
+    expect(openFilesLimitWarning(1024, undefined)).toBeUndefined();
+  });
+});

@@ -1,0 +1,53 @@
+/**
+ * The start-up check of the process's open-files limit (`ulimit -n`) against what storage may
+ * hold: `openSegmentFilesMax` segment files, `limits.storageFileOpsInFlightMax` short-lived
+ * files, the descriptors of log opens and closes in flight, and a few of the process's own
+ * (lmdb, stdio, the event loop). Client connections come on top, one each. Below that the
+ * broker still runs, but a busy moment would fail requests with EMFILE, so it warns at start
+ * instead of letting an operator find out under load.
+ */
+import { readFileSync } from 'node:fs';
+import { limits } from '../config/limits.js';
+
+/** Descriptors a log open or close holds besides its segment file (state, index, snapshot, directory). */
+const DESCRIPTORS_PER_LOG_OPEN_OR_CLOSE = 4;
+/** The process's own: stdio, lmdb's files, the event loop's, the listening socket. */
+const PROCESS_DESCRIPTORS = 32;
+/** Room asked for client connections on top of storage before the limit is called too low. */
+export const CONNECTION_DESCRIPTORS_MIN = 256;
+
+/** Descriptors storage may hold at once with this segment file bound. */
+export function storageDescriptorsMax(openSegmentFilesMax: number): number {
+  return openSegmentFilesMax + limits.storageFileOpsInFlightMax + limits.logOpensClosesInFlightMax * DESCRIPTORS_PER_LOG_OPEN_OR_CLOSE + PROCESS_DESCRIPTORS;
+}
+
+/** The soft "Max open files" of a /proc/<pid>/limits text; `undefined` when unlimited or absent. */
+export function parseOpenFilesLimit(procLimits: string): number | undefined {
+  const line = procLimits.split('\n').find((candidate) => candidate.startsWith('Max open files'));
+  const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+  return soft !== undefined && /^\d+$/.test(soft) ? Number(soft) : undefined;
+}
+
+/** The warning to log at start, or `undefined` when the limit leaves room (or is unknown: not Linux). */
+export function openFilesLimitWarning(openSegmentFilesMax: number, procLimits: string | undefined): { message: string; openFilesLimit: number; storageDescriptorsMax: number } | undefined {
+  const limit = procLimits === undefined ? undefined : parseOpenFilesLimit(procLimits);
+  const needed = storageDescriptorsMax(openSegmentFilesMax);
+  if (limit === undefined || limit >= needed + CONNECTION_DESCRIPTORS_MIN) return undefined;
+  return {
+    openFilesLimit: limit,
+    storageDescriptorsMax: needed,
+    message:
+      `the open-files limit (ulimit -n) is ${limit}, but storage may hold ${needed} descriptors with openSegmentFilesMax ${openSegmentFilesMax}, ` +
+      `and each client connection takes one more: raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to at least ${needed + CONNECTION_DESCRIPTORS_MIN}, ` +
+      `or lower openSegmentFilesMax (its config file key, or RUNNEL_OPEN_SEGMENT_FILES_MAX)`,
+  };
+}
+
+/** This process's /proc limits, or `undefined` off Linux. */
+export function readOwnProcLimits(): string | undefined {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return undefined;
+  }
+}
