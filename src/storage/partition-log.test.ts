@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
@@ -9,10 +9,15 @@ import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { waitFor } from '../../test/support/wait-for.js';
 import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 import type { PartitionLog } from './partition-log.js';
+import { countSegmentsToDelete } from './retention.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+const templateRemovals: (() => void)[] = [];
+afterAll(() => {
+  for (const remove of templateRemovals.splice(0)) remove();
 });
 
 async function freshLog(config: Parameters<typeof openTestLog>[0]['config'] = {}, extra: Partial<Parameters<typeof openTestLog>[0]> = {}) {
@@ -441,5 +446,121 @@ describe('PartitionLog', () => {
     const offsets = results.map((r) => r.baseOffset).sort((a, b) => a - b);
     expect(offsets).toEqual(Array.from({ length: 64 }, (_, i) => i * 2));
     expect(log.flushedOffset).toBe(128);
+  });
+});
+
+/**
+ * A retention run reads a segment's largest timestamp only as far as its decision needs, so a
+ * partition of many sealed segments does not load every index into the shared cache at each
+ * run (pushing out those readers use). Method: 200 sealed one-batch segments plus an active
+ * one, segment i stamped `MANY_FIRST_MS + i` seconds; a file system that counts reads of
+ * .timeindex files (each is one index load); the deletion compared with
+ * `countSegmentsToDelete` over every segment's facts, which is what a run used to compute.
+ */
+describe('PartitionLog retention over many sealed segments', () => {
+  const SEALED_COUNT = 200;
+  const MANY_FIRST_MS = 1_000_000;
+  const STEP_MS = 1_000;
+  const RETENTION_MS = 3_600_000;
+  /** The clock at which segments 0 … n−1 have expired and segment n has not. */
+  const nowExpiring = (n: number): number => MANY_FIRST_MS + (n - 1) * STEP_MS + RETENTION_MS + 1;
+  const batchOf = (i: number): Buffer => makeBatch({ count: 1, timestamp: MANY_FIRST_MS + i * STEP_MS });
+  const batchBytes = batchOf(0).length;
+  // One batch per segment: every append past the first of a segment rolls.
+  const oneBatchPerSegment = { relativeOffsetMax: 0 };
+  let templateDir: string | undefined;
+
+  /** A copy of the 201-segment log, written once per file (200 rolls take a while). */
+  async function copyOfManySegmentLog(): Promise<string> {
+    if (templateDir === undefined) {
+      const template = makeTempDir();
+      const log = await openTestLog({ dir: template.dir, rollLimits: oneBatchPerSegment });
+      for (let i = 0; i <= SEALED_COUNT; i++) await log.append(batchOf(i));
+      expect(log.segmentCount).toBe(SEALED_COUNT + 1);
+      await log.close();
+      templateDir = template.dir;
+      templateRemovals.push(template.remove);
+    }
+    const copy = makeTempDir();
+    cleanups.push(copy.remove);
+    cpSync(templateDir, copy.dir, { recursive: true });
+    return copy.dir;
+  }
+
+  function countingTimeIndexReads(): { fileSystem: FileSystem; readonly count: number; reset(): void } {
+    let count = 0;
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      tryReadFile(path) {
+        if (path.endsWith('.timeindex')) count++;
+        return nodeFileSystem.tryReadFile(path);
+      },
+    };
+    return { fileSystem, get count() { return count; }, reset: () => (count = 0) };
+  }
+
+  /** How many leading segments a run deletes by the pure rule, given every segment's facts. */
+  function expectedDeletions(settings: { retentionMs: number; retentionBytes: number; nowMs: number }): number {
+    const segments = Array.from({ length: SEALED_COUNT + 1 }, (_, i) => ({ sizeBytes: batchBytes, maxTimestamp: MANY_FIRST_MS + i * STEP_MS }));
+    return countSegmentsToDelete(segments, settings);
+  }
+
+  async function reopenCold(settings: { retentionMs: number; retentionBytes: number; nowMs: number }) {
+    const dir = await copyOfManySegmentLog();
+    const reads = countingTimeIndexReads();
+    const clock = new ManualClock(settings.nowMs);
+    const log = await openTestLog({
+      dir,
+      config: { retentionMs: settings.retentionMs, retentionBytes: settings.retentionBytes },
+      fileSystem: reads.fileSystem,
+      clock,
+      rollLimits: oneBatchPerSegment,
+    });
+    cleanups.push(() => log.close());
+    reads.reset();
+    return { log, reads };
+  }
+
+  const cases: { name: string; settings: { retentionMs: number; retentionBytes: number; nowMs: number }; deleted: number; timeIndexReadsMax: number }[] = [
+    // Segments 0–2 expired: their time indexes and that of segment 3, which stops the run.
+    { name: 'by time only', settings: { retentionMs: RETENTION_MS, retentionBytes: -1, nowMs: nowExpiring(3) }, deleted: 3, timeIndexReadsMax: 4 },
+    // Sizes need no index at all.
+    { name: 'by size only', settings: { retentionMs: -1, retentionBytes: (SEALED_COUNT + 1 - 3) * batchBytes, nowMs: nowExpiring(3) }, deleted: 3, timeIndexReadsMax: 0 },
+    // Size lets segment 0 go without its timestamp; time then takes 1 and 2; 3 stops it.
+    { name: 'by size, then by time', settings: { retentionMs: RETENTION_MS, retentionBytes: SEALED_COUNT * batchBytes, nowMs: nowExpiring(3) }, deleted: 3, timeIndexReadsMax: 3 },
+    // Size takes 0–2, nothing has expired: only segment 3's timestamp is read.
+    { name: 'by size, with nothing expired', settings: { retentionMs: RETENTION_MS, retentionBytes: (SEALED_COUNT + 1 - 3) * batchBytes, nowMs: nowExpiring(0) }, deleted: 3, timeIndexReadsMax: 1 },
+    // Nothing due either way: one time index, the oldest segment's.
+    { name: 'with nothing due', settings: { retentionMs: RETENTION_MS, retentionBytes: (SEALED_COUNT + 1) * batchBytes, nowMs: nowExpiring(0) }, deleted: 0, timeIndexReadsMax: 1 },
+  ];
+
+  for (const { name, settings, deleted, timeIndexReadsMax } of cases) {
+    it(`deletes as before ${name}, loading only the time indexes the decision needs`, async () => {
+      expect(expectedDeletions(settings), 'the case is set up as described').toBe(deleted);
+      const { log, reads } = await reopenCold(settings);
+      await log.applyRetention();
+      expect({ logStartOffset: log.logStartOffset, segmentCount: log.segmentCount }).toEqual({ logStartOffset: deleted, segmentCount: SEALED_COUNT + 1 - deleted });
+      expect(reads.count, 'time index loads (every segment\'s before)').toBeLessThanOrEqual(timeIndexReadsMax);
+      // A second run remembers the largest timestamps it read: no index load at all.
+      reads.reset();
+      await log.applyRetention();
+      expect(log.logStartOffset).toBe(deleted);
+      expect(reads.count).toBe(0);
+    });
+  }
+
+  it('remembers the largest timestamp of each segment it sealed, so retention loads no index the cache dropped', async () => {
+    const reads = countingTimeIndexReads();
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const clock = new ManualClock(nowExpiring(3));
+    // An index cache that holds one segment's indexes at most: each roll evicts the last.
+    const log = await openTestLog({ dir: temp.dir, config: { retentionMs: RETENTION_MS }, fileSystem: reads.fileSystem, clock, indexCacheBytesMax: 0, rollLimits: oneBatchPerSegment });
+    cleanups.push(() => log.close());
+    for (let i = 0; i <= SEALED_COUNT; i++) await log.append(batchOf(i));
+    reads.reset();
+    await log.applyRetention();
+    expect(log.logStartOffset).toBe(3);
+    expect(reads.count).toBe(0);
   });
 });

@@ -50,7 +50,7 @@ import { writePartitionState, type OfflineMark, type PartitionState } from './pa
 import { writeProducerSnapshot } from './producer-snapshot.js';
 import { ProducerState, validateProducerFieldsOrThrow, type ProducerStateChanges, type ProducerVerdict } from './producer-state.js';
 import { openPartitionDirectory, type OpenedPartition } from './recovery.js';
-import { countSegmentsToDelete, summarizeForRetention, type RetentionCandidate, type RetentionSummary } from './retention.js';
+import { countSegmentsToDeleteLazily, summarizeForRetention, type RetentionCandidate, type RetentionSummary } from './retention.js';
 import { CorruptionFound, Segment, SegmentIndexBuilder, type SegmentContext } from './segment.js';
 
 export interface PartitionLogConfig {
@@ -1048,15 +1048,16 @@ export class PartitionLog {
   private async deleteExpiredSegments(): Promise<void> {
     if (this.status.kind !== 'online') return;
     let segments = this.segments;
-    const candidates = [];
-    for (const segment of segments) {
-      candidates.push({ sizeBytes: await segment.knownSizeBytes(), maxTimestamp: await this.guard(() => segment.maxTimestamp()) });
-    }
-    let count = countSegmentsToDelete(candidates, {
-      retentionMs: this.config.retentionMs,
-      retentionBytes: this.config.retentionBytes,
-      nowMs: this.clock.nowMs(),
-    });
+    const sizesBytes: number[] = [];
+    for (const segment of segments) sizesBytes.push(await segment.knownSizeBytes());
+    // Largest timestamps only as far as the decision needs them (at most one segment past the
+    // deleted ones), and most are remembered by their segments (segment.ts
+    // `sealedMaxTimestamp`): reading every segment's loaded all their indexes into the shared
+    // cache at each run, pushing out the ones readers were using.
+    let count = await countSegmentsToDeleteLazily(
+      { sizesBytes, maxTimestampAt: (index) => this.guard(() => (segments[index] as Segment).maxTimestamp()) },
+      { retentionMs: this.config.retentionMs, retentionBytes: this.config.retentionBytes, nowMs: this.clock.nowMs() },
+    );
     // A reader that found damage may have taken the log offline meanwhile: its files stay for repair.
     if (count === 0 || this.status.kind !== 'online') return;
     if (count === segments.length) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { countSegmentsToDelete, isRetentionDue, summarizeForRetention, type RetentionCandidate, type RetentionPolicy } from './retention.js';
+import { countSegmentsToDelete, countSegmentsToDeleteLazily, isRetentionDue, summarizeForRetention, type RetentionCandidate, type RetentionPolicy } from './retention.js';
 
 const NOW = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -190,6 +190,74 @@ describe('countSegmentsToDelete', () => {
         if (rule.retentionMs < 0 && rule.retentionBytes < 0) expect(count).toBe(0);
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('countSegmentsToDeleteLazily', () => {
+  /** Runs the lazy form over `segments`, recording which timestamps it asked for. */
+  async function countLazily(segments: readonly RetentionCandidate[], rule: RetentionPolicy): Promise<{ count: number; readIndexes: number[] }> {
+    const readIndexes: number[] = [];
+    const count = await countSegmentsToDeleteLazily(
+      {
+        sizesBytes: segments.map((s) => s.sizeBytes),
+        maxTimestampAt: async (index) => {
+          readIndexes.push(index);
+          return (segments[index] as RetentionCandidate).maxTimestamp;
+        },
+      },
+      rule,
+    );
+    return { count, readIndexes };
+  }
+
+  it('reads the timestamps of the expired leading segments and of the one that stops the run, no further', async () => {
+    const segments = [segment(100, 5 * HOUR), segment(100, 3 * HOUR), segment(100, 2 * HOUR), segment(100, 0), ...Array.from({ length: 196 }, () => segment(100, 0))];
+    expect(await countLazily(segments, policy({ ms: HOUR }))).toEqual({ count: 3, readIndexes: [0, 1, 2, 3] });
+  });
+
+  it('reads no timestamp when retention.ms is −1', async () => {
+    const segments = [segment(100, 5 * HOUR), segment(100, 5 * HOUR), segment(100, 5 * HOUR), segment(100, 0)];
+    expect(await countLazily(segments, policy({ bytes: 200 }))).toEqual({ count: 2, readIndexes: [] });
+  });
+
+  it('reads no timestamp of a segment the size rule deletes', async () => {
+    const segments = [segment(100, 0), segment(100, 0), segment(100, 2 * HOUR), segment(100, 0), segment(100, 0)];
+    // Size takes the first two (300 remain ≥ 300); time takes the third; the fourth stops it.
+    expect(await countLazily(segments, policy({ ms: HOUR, bytes: 300 }))).toEqual({ count: 3, readIndexes: [2, 3] });
+  });
+
+  it('reads no timestamp of an empty active segment, the log end', async () => {
+    expect(await countLazily([segment(100, 5 * HOUR), segment(0, null)], policy({ ms: HOUR, bytes: 0 }))).toEqual({ count: 1, readIndexes: [] });
+  });
+
+  /**
+   * The lazy form is what a log runs; it must decide exactly as `countSegmentsToDelete` over
+   * every segment's facts, and read timestamps only from the first segment the size rule
+   * keeps up to the one that stops the run: at most (count + 1), oldest first, none twice.
+   */
+  it('agrees with countSegmentsToDelete over random segment lists, policies and times, reading at most count + 1 timestamps', async () => {
+    const candidate = fc.record({
+      sizeBytes: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5000 })),
+      maxTimestamp: fc.oneof(fc.constant(-1), fc.integer({ min: -1000, max: 1_000_000 }).map((ageMs) => NOW - ageMs)),
+    });
+    const policyArbitrary = fc.record({
+      retentionMs: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 1_000_000 })),
+      retentionBytes: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 50_000 })),
+      nowMs: fc.integer({ min: NOW - 1000, max: NOW + 2_000_000 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(candidate, { maxLength: 20 }), policyArbitrary, async (segments, rule) => {
+        const { count, readIndexes } = await countLazily(segments, rule);
+        expect(count).toBe(countSegmentsToDelete(segments, rule));
+        expect(readIndexes.length).toBeLessThanOrEqual(count + 1);
+        for (const [i, index] of readIndexes.entries()) {
+          expect(index).toBeLessThanOrEqual(count);
+          if (i > 0) expect(index).toBe((readIndexes[i - 1] as number) + 1);
+        }
+        if (rule.retentionMs < 0) expect(readIndexes).toEqual([]);
+      }),
+      { numRuns: 2000 },
     );
   });
 });

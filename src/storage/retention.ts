@@ -32,21 +32,64 @@ export interface RetentionPolicy {
  * `segments.length` when the active one goes too: roll first, then delete every sealed one.
  */
 export function countSegmentsToDelete(segments: readonly RetentionCandidate[], policy: RetentionPolicy): number {
-  let totalBytes = 0;
-  for (const segment of segments) totalBytes += segment.sizeBytes;
+  const sizesBytes = segments.map((segment) => segment.sizeBytes);
+  let count = countSegmentsToDeleteBySize(sizesBytes, policy);
+  while (count < segments.length && mayExpire(sizesBytes, count, policy) && isExpired((segments[count] as RetentionCandidate).maxTimestamp, policy)) count++;
+  return count;
+}
+
+/**
+ * The same decision as `countSegmentsToDelete`, reading each segment's largest timestamp only
+ * when the decision needs it: from the first segment the size rule keeps, oldest first, up to
+ * the first one that has not expired. So it reads at most (the answer + 1) timestamps, and
+ * none when retention.ms is −1. For a log, a timestamp may cost an index load
+ * (partition-log.ts `deleteExpiredSegments`), and reading every segment's pushed the indexes
+ * readers need out of the shared cache at each run. retention.test.ts checks the two agree,
+ * and which timestamps this one reads, over random logs.
+ */
+export async function countSegmentsToDeleteLazily(
+  segments: { sizesBytes: readonly number[]; maxTimestampAt: (index: number) => Promise<number> },
+  policy: RetentionPolicy,
+): Promise<number> {
+  const { sizesBytes, maxTimestampAt } = segments;
+  let count = countSegmentsToDeleteBySize(sizesBytes, policy);
+  while (count < sizesBytes.length && mayExpire(sizesBytes, count, policy) && isExpired(await maxTimestampAt(count), policy)) count++;
+  return count;
+}
+
+/**
+ * How many leading segments go by size alone, with no timestamp. Whether segment i is over
+ * the size limit depends only on the bytes after it (deleting earlier segments, by either
+ * rule, leaves exactly those), and that only shrinks as i grows: the size rule lets a prefix
+ * go and no segment after it. The rest of the walk is by time: from here, segments go while
+ * they have expired, and the first that has not stops it (`countSegmentsToDelete`).
+ */
+function countSegmentsToDeleteBySize(sizesBytes: readonly number[], policy: RetentionPolicy): number {
+  if (policy.retentionBytes < 0) return 0;
+  let laterBytes = 0;
+  for (const sizeBytes of sizesBytes) laterBytes += sizeBytes;
   let count = 0;
-  while (count < segments.length) {
-    const segment = segments[count];
-    if (segment === undefined) break;
-    // An empty active segment is the log end itself: nothing to delete.
-    if (count === segments.length - 1 && segment.sizeBytes === 0) break;
-    const isExpired = policy.retentionMs >= 0 && segment.maxTimestamp >= 0 && policy.nowMs - segment.maxTimestamp > policy.retentionMs;
-    const isOverSize = policy.retentionBytes >= 0 && totalBytes - segment.sizeBytes >= policy.retentionBytes;
-    if (!isExpired && !isOverSize) break;
-    totalBytes -= segment.sizeBytes;
+  while (count < sizesBytes.length && !isEmptyActive(sizesBytes, count)) {
+    laterBytes -= sizesBytes[count] as number;
+    if (laterBytes < policy.retentionBytes) break;
     count++;
   }
   return count;
+}
+
+/** Whether segment `index` can go by time at all, before its timestamp is read. */
+function mayExpire(sizesBytes: readonly number[], index: number, policy: RetentionPolicy): boolean {
+  return policy.retentionMs >= 0 && !isEmptyActive(sizesBytes, index);
+}
+
+/** An empty active segment is the log end itself: never deleted. */
+function isEmptyActive(sizesBytes: readonly number[], index: number): boolean {
+  return index === sizesBytes.length - 1 && sizesBytes[index] === 0;
+}
+
+/** A segment with no timestamp (−1) never expires. */
+function isExpired(maxTimestamp: number, policy: RetentionPolicy): boolean {
+  return policy.retentionMs >= 0 && maxTimestamp >= 0 && policy.nowMs - maxTimestamp > policy.retentionMs;
 }
 
 /**
