@@ -494,6 +494,38 @@ describe('LogManager', () => {
       expect(await manager.withPartition('t', 0, async (log) => [log.logStartOffset, log.logEndOffset])).toEqual([1, 1]);
     });
 
+    /**
+     * A log of 20 sealed segments, reopened after a manager restart so none of their sizes or
+     * indexes are known; `calls` then records only what `finish` does. A retention summary
+     * would look up every sealed size and load the oldest segment's indexes.
+     */
+    async function whatClosingAColdLogLooksUp(finish: (manager: LogManager) => Promise<void>): Promise<string[]> {
+      const recording = recordingFileSystem();
+      const { manager, dataDir, clock } = await startManager({ ...quietOptions, config: { retentionMs: HOUR_MS }, fileSystem: recording.fileSystem });
+      await manager.createPartition('t', 0);
+      await manager.withPartition('t', 0, async (log) => {
+        for (let i = 0; i < 20; i++) {
+          await log.append(makeBatch({ timestamp: clock.nowMs() }));
+          await log.roll();
+        }
+      });
+      await manager.close();
+      const { manager: again } = await startManager({ ...quietOptions, dataDir, clock, config: { retentionMs: HOUR_MS }, fileSystem: recording.fileSystem });
+      await again.withPartition('t', 0, (log) => log.append(makeBatch({ timestamp: clock.nowMs() })));
+      recording.calls.length = 0;
+      await finish(again);
+      return recording.calls.filter((call) => call.startsWith('trySizeBytes ') || call.startsWith('tryReadFile '));
+    }
+
+    it('takes no retention summary of the logs it closes at shutdown, where none is ever used', async () => {
+      expect(await whatClosingAColdLogLooksUp((manager) => manager.close())).toEqual([]);
+    });
+
+    it('takes no retention summary of a partition being deleted', async () => {
+      expect(await whatClosingAColdLogLooksUp((manager) => manager.deletePartition('t', 0))).toEqual([]);
+    });
+    // An idle close still takes one: 'checks quiet closed partitions without opening them' above.
+
     it('judges a re-created partition by its own records, not by the deleted one', async () => {
       const { manager, clock } = await startManager({ ...quietOptions, config: { retentionMs: HOUR_MS } });
       await manager.createPartition('t', 0);

@@ -401,7 +401,10 @@ export class LogManager {
     const log = entry.log;
     if (log === undefined) return;
     this.openEntries.delete(entry.key);
-    entry.closing = this.lifecycleSlots.run(() => log.close()).finally(() => {
+    // A summary is only of use to later retention checks: none once the manager is closing or
+    // the partition is going (it costs a size lookup per sealed segment not yet looked at).
+    const shouldSummarizeForRetention = !this.isClosed && !entry.isDeleted;
+    entry.closing = this.lifecycleSlots.run(() => log.close({ shouldSummarizeForRetention })).finally(() => {
       entry.log = undefined;
       entry.closing = undefined;
       // Undefined after a failed close: the next open recovers the log and may change it.

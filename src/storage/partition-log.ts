@@ -1184,13 +1184,19 @@ export class PartitionLog {
   /**
    * Stops taking appends (those still queued fail with SHUTTING_DOWN; those already written
    * complete), makes everything durable, writes the active indexes and marks the log clean
-   * so the next open skips the scan. Idempotent.
+   * so the next open skips the scan. Idempotent (a second call's options are ignored).
+   *
+   * `shouldSummarizeForRetention: false` leaves no `retentionSummary`, for a caller that will
+   * never use it (the manager at shutdown, a partition being deleted): taking one costs a
+   * size lookup per sealed segment whose size is not known yet and may load the oldest
+   * segment's indexes.
    */
-  async close(): Promise<void> {
+  async close(options: { shouldSummarizeForRetention?: boolean } = {}): Promise<void> {
     if (this.status.kind === 'closed' || this.status.kind === 'closing') return this.closing;
     const wasOnline = this.status.kind === 'online';
     this.status = { kind: 'closing' };
     this.closingWasOnline = wasOnline;
+    this.shouldSummarizeAtClose = options.shouldSummarizeForRetention ?? true;
     this.closing = new Promise<void>((resolve, reject) => {
       this.queue.push({ kind: 'close', resolve, reject });
       void this.runWriter();
@@ -1202,6 +1208,7 @@ export class PartitionLog {
   /** The last partition.state write (`writeState`), settled or not. */
   private stateWrites: Promise<void> = Promise.resolve();
   private closingWasOnline = false;
+  private shouldSummarizeAtClose = true;
   /** Set by a clean close (`summarizeForRetentionAtClose`); see `retentionSummary`. */
   private summaryAtClose: RetentionSummary | undefined;
 
@@ -1237,7 +1244,7 @@ export class PartitionLog {
           this.logger.warn({ err: String(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
         });
       }
-      if (this.closingWasOnline) this.summaryAtClose = await this.summarizeForRetentionAtClose();
+      if (this.closingWasOnline && this.shouldSummarizeAtClose) this.summaryAtClose = await this.summarizeForRetentionAtClose();
     } catch (error) {
       // A failed sync or file write (ENOSPC, EIO): the log stays unclean and is recovered at
       // its next open. Typed, so the caller's log line says DISK_FULL and what to do.
@@ -1255,8 +1262,8 @@ export class PartitionLog {
    * What retention needs to know of this log to skip it while it is closed (retention.ts
    * `RetentionSummary`), taken by a clean close after the writer's last task, so nothing
    * changes the files after it until the log is opened again. `undefined` before the close
-   * finished, when the log was not online, or when the close failed (the next open then
-   * recovers the log and may cut it).
+   * finished, when the log was not online, when the close failed (the next open then
+   * recovers the log and may cut it), or when the caller asked for none (`close`).
    */
   get retentionSummary(): RetentionSummary | undefined {
     return this.status.kind === 'closed' ? this.summaryAtClose : undefined;
