@@ -8,8 +8,9 @@
  */
 import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClient, type ConsumerRecord, type RunnelClient } from '../../src/client/index.js';
+import { createClient, type RunnelClient } from '../../src/client/index.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { readRecordsWithin } from '../support/read-within.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** Forwards 127.0.0.1:port ↔ target; can drop what the target sends and cut every connection. */
@@ -108,11 +109,7 @@ describe('idempotent producer against a real broker', () => {
     const consumer = direct.consumer();
     consumer.assign([{ topic, partition: 0 }]);
     await consumer.seek({ topic, partition: 0 }, 'earliest');
-    const records: ConsumerRecord[] = [];
-    for await (const record of consumer) {
-      records.push(record);
-      if (records.length === 3) break;
-    }
+    const records = await readRecordsWithin(consumer, 3, { timeoutMs: 10_000, expected: "'first', 'reply lost', 'after' at offsets 0-2" });
     expect(records.map((record) => record.value?.toString())).toEqual(['first', 'reply lost', 'after']);
     expect(await logEndOffset(topic)).toBe(3);
   });

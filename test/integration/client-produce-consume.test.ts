@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
 import { partitionForKey } from '../../src/protocol/index.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { readRecordsWithin } from '../support/read-within.js';
 
 let broker: TestBroker;
 let client: RunnelClient;
@@ -27,15 +28,15 @@ afterEach(async () => {
   await broker?.close();
 });
 
-/** Reads `count` records from the consumer's iterator (then stops iterating). */
-async function readRecords(iterable: AsyncIterable<ConsumerRecord>, count: number): Promise<ConsumerRecord[]> {
-  const records: ConsumerRecord[] = [];
-  if (count === 0) return records;
-  for await (const record of iterable) {
-    records.push(record);
-    if (records.length === count) break;
-  }
-  return records;
+/** How long a read of a few records may take: they are stored already, or produced right after the read starts. */
+const READ_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads `count` records from the consumer's iterator (then stops iterating), failing after
+ * `timeoutMs` with what was read and `expected`.
+ */
+function readRecords(iterable: AsyncIterable<ConsumerRecord>, count: number, expected: string, timeoutMs = READ_TIMEOUT_MS): Promise<ConsumerRecord[]> {
+  return readRecordsWithin(iterable, count, { timeoutMs, expected });
 }
 
 describe('client against a real broker', () => {
@@ -70,7 +71,7 @@ describe('client against a real broker', () => {
     const partitions = Array.from({ length: partitionCount }, (_, partition) => ({ topic, partition }));
     consumer.assign(partitions);
     for (const tp of partitions) await consumer.seek(tp, 'earliest');
-    const records = await readRecords(consumer, total);
+    const records = await readRecords(consumer, total, `${total} records, offsets 0 on in each of ${partitionCount} partitions`, 60_000);
 
     const nextOffset = new Array<number>(partitionCount).fill(0);
     const lastIndexOfKey = new Map<string, number>();
@@ -106,23 +107,24 @@ describe('client against a real broker', () => {
     consumer.assign([tp]);
 
     await consumer.seek(tp, { timestamp: base + 10_000 + 5 });
-    const [fromTime] = await readRecords(consumer, 1);
+    const [fromTime] = await readRecords(consumer, 1, "'g1-5' at offset 15");
     expect(fromTime).toMatchObject({ offset: 15, timestamp: base + 10_005 });
     expect(fromTime!.value?.toString()).toBe('g1-5');
 
     await consumer.seek(tp, { timestamp: base + 10_000 });
-    expect((await readRecords(consumer, 1))[0]!.offset).toBe(10);
+    expect((await readRecords(consumer, 1, 'offset 10'))[0]!.offset).toBe(10);
 
     await consumer.seek(tp, 27);
-    expect((await readRecords(consumer, 3)).map((record) => record.offset)).toEqual([27, 28, 29]);
+    expect((await readRecords(consumer, 3, 'offsets 27-29')).map((record) => record.offset)).toEqual([27, 28, 29]);
 
     await consumer.seek(tp, 'earliest');
-    expect((await readRecords(consumer, 1))[0]!.offset).toBe(0);
+    expect((await readRecords(consumer, 1, 'offset 0'))[0]!.offset).toBe(0);
 
     // Later than every record: the log end, so only new records arrive.
     await consumer.seek(tp, { timestamp: base + 60_000 });
     expect(consumer.position(tp)).toBe(30);
-    const next = readRecords(consumer, 1);
+    const next = readRecords(consumer, 1, "'new' at offset 30");
+    next.catch(() => undefined); // awaited below; observed now in case the send fails first
     await producer.send({ topic, value: 'new' });
     expect((await next)[0]).toMatchObject({ offset: 30 });
 
@@ -141,7 +143,8 @@ describe('client against a real broker', () => {
     ]);
     await consumer.seek({ topic, partition: 0 }, 'latest');
     await consumer.seek({ topic, partition: 1 }, 'latest');
-    const received = readRecords(consumer, 4);
+    const received = readRecords(consumer, 4, "'live-0' to 'live-3', two on each partition");
+    received.catch(() => undefined); // awaited below; observed now in case a send fails first
     const producer = client.producer({ lingerMs: 1 });
     for (let index = 0; index < 4; index++) await producer.send({ topic, partition: index % 2, value: `live-${index}` });
     const records = await received;
@@ -166,7 +169,7 @@ describe('client against a real broker', () => {
     const consumer = client.consumer();
     consumer.assign([{ topic, partition: 0 }]);
     await consumer.seek({ topic, partition: 0 }, 0);
-    const records = await readRecords(consumer, 4);
+    const records = await readRecords(consumer, 4, 'offsets 0-3: two gzip records, then leader and fire-and-forget');
     expect(records[0]).toMatchObject({ key: null, value: null, headers: [{ key: 'h', value: null }, { key: 'h', value: Buffer.from('x') }] });
     expect(records[1]!.key).toEqual(Buffer.from([0, 1]));
     expect(records[1]!.value?.toString()).toBe('zipped'.repeat(100));
