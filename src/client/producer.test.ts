@@ -443,6 +443,65 @@ describe('Producer idempotence and retries', () => {
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
   });
 
+  it('asks for a producer id again while records wait within their delivery timeout, after InitProducerId used up its retry budget', async () => {
+    // InitProducerId retries for the client's retry budget, 5 s in the CLI: a broker down for
+    // longer when the first record comes must not fail it before its delivery timeout.
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 30_000, retry: { backoffMsMin: 100, backoffMsMax: 1_000 } });
+    transport.initError = new BrokerError('BROKER_UNAVAILABLE', 'No connection established'); // the budget is used up
+    const handle = producer.send({ topic: 't', value: 'a' });
+    let isSettled = false;
+    handle.then(
+      () => (isSettled = true),
+      () => (isSettled = true),
+    );
+    await settle();
+    expect(transport.initCalls).toHaveLength(1);
+    for (let second = 0; second < 10; second++) {
+      clock.advance(1_000); // the longest backoff
+      await settle();
+    }
+    expect(isSettled).toBe(false);
+    expect(transport.initCalls).toHaveLength(11);
+    transport.initError = undefined; // the broker is back
+    clock.advance(1_000);
+    await settle();
+    expect(transport.initCalls).toHaveLength(12);
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await expect(handle).resolves.toMatchObject({ offset: 0 });
+    expect(producer.metrics()).toMatchObject({ producerId: 1000, ackedRecords: 1, failedRecords: 0 });
+  });
+
+  it('stops asking for a producer id once the records waiting for it failed at their delivery timeout, and asks afresh for the next record', async () => {
+    const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 3_000, retry: { backoffMsMin: 100, backoffMsMax: 1_000 } });
+    transport.initError = new BrokerError('BROKER_UNAVAILABLE', 'No connection established');
+    const handle = producer.send({ topic: 't', value: 'a' });
+    handle.catch(() => undefined); // checked below
+    await settle();
+    for (let step = 0; step < 4; step++) {
+      clock.advance(1_000);
+      await settle();
+    }
+    await expect(handle).rejects.toMatchObject({
+      reason: 'BROKER_UNAVAILABLE',
+      message: 'records not acknowledged within the delivery timeout; last error: No connection established',
+    });
+    const callsAtDeadline = transport.initCalls.length;
+    clock.advance(10_000);
+    await settle();
+    expect(transport.initCalls).toHaveLength(callsAtDeadline);
+    // A non-retriable failure still fails the records at once.
+    transport.initError = new BrokerError('INVALID_REQUEST', 'refused');
+    const refused = producer.send({ topic: 't', value: 'b' });
+    await expect(refused).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+    expect(transport.initCalls).toHaveLength(callsAtDeadline + 1);
+    transport.initError = undefined;
+    const delivered = producer.send({ topic: 't', value: 'c' });
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await expect(delivered).resolves.toMatchObject({ offset: 0 });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 1, failedRecords: 2 });
+  });
+
   it('bumps the epoch and restarts sequences at 0 when a batch whose outcome is unknown times out', async () => {
     const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
     const lost = producer.send({ topic: 't', value: 'lost' });

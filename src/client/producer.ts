@@ -39,8 +39,9 @@
  * Errors: a non-retriable error fails the records of that batch only. Retriable errors
  * (BROKER_UNAVAILABLE, ACK_TIMEOUT, LIMIT_REACHED, …) retry with capped exponential backoff
  * until `deliveryTimeoutMs` after the batch was created; batches waiting for a producer id
- * (InitProducerId, retried for the client's retry budget) fail at that deadline too, with
- * InitProducerId's last failure as their last error. PRODUCER_FENCED is fatal: every
+ * fail at that deadline too, with InitProducerId's last failure as their last error
+ * (InitProducerId retries for the client's retry budget, and is asked again after it while
+ * batches wait, so a short budget cannot fail them sooner). PRODUCER_FENCED is fatal: every
  * pending and later record fails with it. Besides each record's handle, failures reach the
  * `onError` option once per failed batch and the `ackedRecords`/`failedRecords` counters of
  * `metrics()`, so a sender need not observe every record to notice one.
@@ -257,6 +258,8 @@ const CHANNEL_IN_FLIGHT_MAX = 32;
 const TIMESTAMP_USES_MAX = 64;
 /** Kafka's limit for idempotence: the broker remembers five batches per producer. */
 const IDEMPOTENT_IN_FLIGHT_MAX = 5;
+/** An attempt number past every doubling: backoffDelayMs gives the longest backoff (askIdentityAgainLater). */
+const IDENTITY_RETRY_BACKOFF_ATTEMPT = 30;
 
 const EMPTY_HEADERS: RecordHeader[] = Object.freeze([]) as unknown as RecordHeader[];
 
@@ -322,6 +325,8 @@ export class Producer {
   private identityLastError: BrokerError | undefined;
   /** Fails batches past their delivery deadline while they wait for a producer id (armIdentityWaitTimer). */
   private cancelIdentityWaitTimer: (() => void) | undefined;
+  /** Asks for a producer id again after InitProducerId gave up (askIdentityAgainLater). */
+  private cancelIdentityRetryTimer: (() => void) | undefined;
   private producerId = -1;
   private producerEpoch = -1;
   private needsEpochBump = false;
@@ -1219,16 +1224,7 @@ export class Producer {
   private initProducerId(): void {
     this.idState = 'initializing';
     this.identityLastError = undefined;
-    this.transport.initProducerId(undefined, (error) => (this.identityLastError = error)).then(
-      (identity) => {
-        this.stopIdentityWaitTimer();
-        this.producerId = identity.producerId;
-        this.producerEpoch = identity.producerEpoch;
-        this.idState = 'ready';
-        this.drain();
-      },
-      (error: unknown) => this.onIdentityFailure(toBrokerError(error)),
-    );
+    this.requestIdentity();
   }
 
   /** With nothing in flight, asks for the next epoch and restarts every partition's sequences. */
@@ -1236,29 +1232,39 @@ export class Producer {
     if (this.idState !== 'ready' || this.inFlightBatchCount > 0) return;
     this.idState = 'bumping';
     this.identityLastError = undefined;
-    this.transport.initProducerId({ producerId: this.producerId, producerEpoch: this.producerEpoch }, (error) => (this.identityLastError = error)).then(
-      (identity) => {
-        this.stopIdentityWaitTimer();
-        this.producerId = identity.producerId;
-        this.producerEpoch = identity.producerEpoch;
-        this.needsEpochBump = false;
-        this.epochBumpCount++;
-        this.idState = 'ready';
-        this.forEachPartition((partition) => {
-          partition.resetForNewEpoch();
-          this.sendable.add(partition);
-        });
-        this.drain();
-      },
-      (error: unknown) => this.onIdentityFailure(toBrokerError(error)),
-    );
+    this.requestIdentity();
     // The batches waiting for the bump may see no other drain before their deadline.
     this.armIdentityWaitTimer();
   }
 
+  /** One InitProducerId, retried by the transport, for what `idState` waits for: a first id or the next epoch. */
+  private requestIdentity(): void {
+    const isBump = this.idState === 'bumping';
+    const current = isBump ? { producerId: this.producerId, producerEpoch: this.producerEpoch } : undefined;
+    this.transport.initProducerId(current, (error) => (this.identityLastError = error)).then(
+      (identity) => {
+        this.stopIdentityWaitTimer();
+        this.producerId = identity.producerId;
+        this.producerEpoch = identity.producerEpoch;
+        this.idState = 'ready';
+        if (isBump) {
+          this.needsEpochBump = false;
+          this.epochBumpCount++;
+          this.forEachPartition((partition) => {
+            partition.resetForNewEpoch();
+            this.sendable.add(partition);
+          });
+        }
+        this.drain();
+      },
+      (error: unknown) => this.onIdentityFailure(toBrokerError(error)),
+    );
+  }
+
   /**
-   * No producer id could be had (retries exhausted): what is pending fails with that error
-   * and the next record starts over with a new id. PRODUCER_FENCED is fatal instead.
+   * InitProducerId failed for good. PRODUCER_FENCED is fatal. A retriable failure while
+   * batches still wait for the id is retried again (askIdentityAgainLater). Otherwise what is
+   * pending fails with that error and the next record starts over with a new id.
    */
   private onIdentityFailure(error: BrokerError): void {
     this.stopIdentityWaitTimer();
@@ -1266,10 +1272,56 @@ export class Producer {
       this.fail(error);
       return;
     }
+    if (error.retriable && this.fatalError === undefined && this.hasBatchWaitingForIdentity()) {
+      this.askIdentityAgainLater(error);
+      return;
+    }
+    this.giveUpIdentity(error);
+  }
+
+  /**
+   * The transport retries InitProducerId for the client's retry budget (60 s by default, 5 s
+   * in the CLI), but what bounds a record is its delivery timeout, retries or not: a broker
+   * down for longer than the budget when the first record comes (or an epoch bump is due) must
+   * not fail records that a producer with an id would keep retrying. So after a backoff, as a
+   * failed batch is sent again, InitProducerId is asked again while any batch still waits;
+   * meanwhile armIdentityWaitTimer fails each at its deadline, with `error` as its last error.
+   * Test: producer.test.ts ("asks for a producer id again while records wait…").
+   */
+  private askIdentityAgainLater(error: BrokerError): void {
+    this.identityLastError = error;
+    this.armIdentityWaitTimer();
+    // The budget's worth of attempts is behind: the longest backoff, with jitter.
+    const delayMs = backoffDelayMs(IDENTITY_RETRY_BACKOFF_ATTEMPT, this.options.retry, this.random);
+    this.cancelIdentityRetryTimer = this.clock.setTimer(delayMs, () => {
+      this.cancelIdentityRetryTimer = undefined;
+      // The batches may have failed at their deadline, or all failed (fail(), close()) meanwhile.
+      if (this.fatalError !== undefined) return;
+      if (this.hasBatchWaitingForIdentity()) this.requestIdentity();
+      else this.giveUpIdentity(undefined); // records still open start over with a new id
+    });
+  }
+
+  /** No producer id for now: what is pending fails with `error` (if given), and the next record starts over with a new id. */
+  private giveUpIdentity(error: BrokerError | undefined): void {
     this.idState = 'none';
     this.needsEpochBump = false;
-    this.failAllPending(error);
+    if (error !== undefined) this.failAllPending(error);
     this.forEachPartition((partition) => partition.resetForNewEpoch());
+  }
+
+  private stopIdentityRetryTimer(): void {
+    this.cancelIdentityRetryTimer?.();
+    this.cancelIdentityRetryTimer = undefined;
+  }
+
+  /** Whether a closed batch waits for a producer id (none is in flight while the producer waits for one). */
+  private hasBatchWaitingForIdentity(): boolean {
+    let isAnyWaiting = false;
+    this.forEachPartition((partition) => {
+      if (partition.ready.length > 0 || partition.unacked.some((batch) => !batch.isInFlight)) isAnyWaiting = true;
+    });
+    return isAnyWaiting;
   }
 
   /**
@@ -1330,6 +1382,7 @@ export class Producer {
   /** Fatal: every pending and later record fails with `error`. */
   private fail(error: BrokerError): void {
     this.fatalError ??= error;
+    this.stopIdentityRetryTimer();
     this.failAllPending(this.fatalError);
   }
 
@@ -1373,6 +1426,7 @@ export class Producer {
       this.isCloseDone = true;
       for (const cancel of this.closeTimerCancels) cancel();
       this.closeTimerCancels = [];
+      this.stopIdentityRetryTimer();
       this.failAllPending(new BrokerError('INVALID_REQUEST', 'the producer is closed'));
       this.transport.close();
     }
