@@ -9,7 +9,7 @@ import { createClient, SLICE_RECORD_COUNT_MAX, type RunnelClient } from '../../s
 import { startBroker, type TestBroker } from '../support/broker.js';
 import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
 import { rawClients } from '../support/raw-grpc.js';
-import { waitFor } from '../support/wait-for.js';
+import { readEachWithin } from '../support/read-within.js';
 
 let broker: TestBroker | undefined;
 let client: RunnelClient | undefined;
@@ -38,18 +38,19 @@ describe('consumer against a real broker', () => {
     const consumer = client.consumer({ autoOffsetReset: 'earliest' });
     consumer.assign(Array.from({ length: partitionCount }, (_, partition) => ({ topic, partition })));
     const seen = new Set<number>();
-    const reading = (async () => {
-      for await (const record of consumer) {
+    // Read in the test body, so a wrong record fails the test at once with its own message.
+    await readEachWithin(
+      consumer,
+      {
+        timeoutMs: 20_000,
+        describe: () => `${seen.size} of ${partitionCount} partitions delivered; none yet from ${[...Array(partitionCount).keys()].filter((partition) => !seen.has(partition)).slice(0, 10).join(', ')}…`,
+      },
+      (record) => {
         expect(record.value?.toString()).toBe(`p${record.partition}`);
         seen.add(record.partition);
-        if (seen.size === partitionCount) break;
-      }
-    })();
-    await waitFor(() => seen.size === partitionCount, {
-      timeoutMs: 20_000,
-      describe: () => `${seen.size} of ${partitionCount} partitions delivered; none yet from ${[...Array(partitionCount).keys()].filter((partition) => !seen.has(partition)).slice(0, 10).join(', ')}…`,
-    });
-    await reading;
+        return seen.size === partitionCount;
+      },
+    );
     await consumer.close();
   });
 

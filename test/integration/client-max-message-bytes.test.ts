@@ -12,9 +12,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClient, type ConsumerRecord, type Producer, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
+import { createClient, type Producer, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
 import { partitionForKey } from '../../src/protocol/index.js';
+import { BackgroundTask } from '../support/background-task.js';
 import { startBrokerProcess, tearDownBrokerProcess, type BrokerProcess } from '../support/broker-process.js';
+import { readRecordsWithin } from '../support/read-within.js';
 import { waitFor } from '../support/wait-for.js';
 
 const RECORD_COUNT = 5_000;
@@ -69,11 +71,7 @@ async function checkReadBack(topic: string, acknowledged: RecordMetadata[]): Pro
   const partitions = Array.from({ length: PARTITION_COUNT }, (_, partition) => ({ topic, partition }));
   consumer.assign(partitions);
   for (const tp of partitions) await consumer.seek(tp, 'earliest');
-  const records: ConsumerRecord[] = [];
-  for await (const record of consumer) {
-    records.push(record);
-    if (records.length === acknowledged.length) break;
-  }
+  const records = await readRecordsWithin(consumer, acknowledged.length, { timeoutMs: 30_000, expected: 'every acknowledged record, offsets 0 on in each partition' });
   const nextOffset = new Array<number>(PARTITION_COUNT).fill(0);
   const lastIndex = new Array<number>(PARTITION_COUNT).fill(-1);
   const seen = new Set<number>();
@@ -118,21 +116,35 @@ describe('producer and a topic max.message.bytes below its batch size', () => {
     const lowered = new Promise<void>((resolve) => (markLowered = resolve));
     // The sender keeps going while the config changes; it sends its second half only after
     // the change, so some batches are certainly refused.
-    const sending = (async () => {
-      for (let index = 0; index < RECORD_COUNT; index++) {
+    let isStopRequested = false;
+    const sending = new BackgroundTask('the sender', async () => {
+      for (let index = 0; index < RECORD_COUNT && !isStopRequested; index++) {
         if (index === RECORD_COUNT / 2) await lowered;
         handles.push(sendOne(producer, topic, index));
         if (index % 50 === 49) await new Promise<void>((resolve) => setImmediate(resolve));
         if (!producer.hasBufferSpace) await producer.waitForBufferSpace();
       }
-    })();
-    await waitFor(() => producer.metrics().ackedRecords >= 200, {
-      timeoutMs: 30_000,
-      describe: () => `only ${producer.metrics().ackedRecords} records acknowledged before the config change`,
     });
-    await client!.admin.alterTopicConfigs({ name: topic, set: { 'max.message.bytes': '20000' } });
+    try {
+      await waitFor(
+        () => {
+          sending.throwIfFailed();
+          return producer.metrics().ackedRecords >= 200;
+        },
+        { timeoutMs: 30_000, describe: () => `only ${producer.metrics().ackedRecords} records acknowledged before the config change` },
+      );
+      await client!.admin.alterTopicConfigs({ name: topic, set: { 'max.message.bytes': '20000' } });
+    } catch (error) {
+      // The sender may be waiting for the change, which will not come now, or for buffer space:
+      // stop it (closing the producer frees what waits for space) and let it end.
+      isStopRequested = true;
+      markLowered();
+      await producer.close({ timeoutMs: 1_000 }).catch(() => undefined);
+      await sending.settled();
+      throw error;
+    }
     markLowered();
-    await sending;
+    await sending.finish();
     await expectEverySendDeliveredOnce(producer, handles, topic);
   });
 
