@@ -854,6 +854,46 @@ describe('Producer buffer, flush and close', () => {
     expect(retries).toHaveLength(2);
   });
 
+  it('calls onRetry for each batch waiting for a producer id each time InitProducerId fails and will be retried, with the batch\'s delivery deadline', async () => {
+    const retries: { reason: string; retrying: RetryingRecords }[] = [];
+    const { clock, producer, channel, transport } = makeProducer(
+      { t: 2 },
+      { lingerMs: 0, deliveryTimeoutMs: 30_000, retry: { backoffMsMin: 100, backoffMsMax: 1_000 }, onRetry: (error, retrying) => retries.push({ reason: error.reason, retrying }) },
+    );
+    // A broker that is down: the transport reports one retried failure, then keeps retrying.
+    transport.holdInit = true;
+    transport.initRetryError = new BrokerError('BROKER_UNAVAILABLE', 'No connection established');
+    const createdMs = clock.nowMs();
+    const first = producer.send({ topic: 't', partition: 0, value: 'a' });
+    const second = producer.send({ topic: 't', partition: 1, value: 'b' });
+    await settle();
+    expect(retries).toEqual([
+      { reason: 'BROKER_UNAVAILABLE', retrying: { topic: 't', partition: 0, recordCount: 1, attempts: 0, deliveryDeadlineMs: createdMs + 30_000 } },
+      { reason: 'BROKER_UNAVAILABLE', retrying: { topic: 't', partition: 1, recordCount: 1, attempts: 0, deliveryDeadlineMs: createdMs + 30_000 } },
+    ]);
+    // The transport's budget used up: the producer asks again after a backoff, and says so each time.
+    transport.initError = new BrokerError('BROKER_UNAVAILABLE', 'No connection established');
+    transport.failHeldInits(transport.initError);
+    await settle();
+    expect(retries).toHaveLength(4);
+    clock.advance(1_000);
+    await settle();
+    expect(transport.initCalls).toHaveLength(2);
+    expect(retries).toHaveLength(6);
+    expect(retries.slice(2).map(({ reason, retrying }) => `${reason} ${retrying.partition} #${retrying.attempts}`)).toEqual([
+      'BROKER_UNAVAILABLE 0 #0',
+      'BROKER_UNAVAILABLE 1 #0',
+      'BROKER_UNAVAILABLE 0 #0',
+      'BROKER_UNAVAILABLE 1 #0',
+    ]);
+    transport.initError = undefined; // the broker is back
+    clock.advance(1_000);
+    await settle();
+    expect(channel.sent).toHaveLength(1);
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await Promise.all([first, second]);
+  });
+
   it('returns a handle that works with await, then, catch and Promise.all', async () => {
     const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
     const handle = producer.send({ topic: 't', value: 'a' });

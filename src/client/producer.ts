@@ -130,10 +130,13 @@ export interface ProducerOptions {
    * Called each time a batch failed with a retriable error (broker unreachable or restarting,
    * ACK_TIMEOUT, LIMIT_REACHED, …) and will be sent again after a backoff: how a caller learns
    * that records are stuck well before `deliveryTimeoutMs` fails them (`runnel produce` tells
-   * the operator on stderr). Delivery has resumed once a record is acknowledged after such a
-   * call; there is no separate "recovered" call. Not called for the resends that sequence
-   * bookkeeping needs (OUT_OF_ORDER_SEQUENCE behind an earlier failure) or for the one
-   * metadata refresh after TOPIC_NOT_FOUND. Called from a microtask, like `onError`.
+   * the operator on stderr). Also called, for each batch waiting for it, each time
+   * InitProducerId (the producer id an idempotent producer needs before its first send, and
+   * again for an epoch bump) failed retriably and will be retried. Delivery has resumed once a
+   * record is acknowledged after such a call; there is no separate "recovered" call. Not
+   * called for the resends that sequence bookkeeping needs (OUT_OF_ORDER_SEQUENCE behind an
+   * earlier failure) or for the one metadata refresh after TOPIC_NOT_FOUND. Called from a
+   * microtask, like `onError`.
    */
   onRetry?: (error: BrokerError, retrying: RetryingRecords) => void;
   /** Test seams. */
@@ -157,7 +160,10 @@ export interface RetryingRecords {
   partition: number;
   /** Records in the batch that will be sent again. */
   recordCount: number;
-  /** Sends of this batch so far, the failed one included. */
+  /**
+   * Sends of this batch so far, the failed one included; when the failure is InitProducerId's
+   * (see `onRetry`), the sends before it (0 before the first producer id).
+   */
   attempts: number;
   /** When (clock ms) the batch fails with the last error if still unacknowledged: its creation plus `deliveryTimeoutMs`. */
   deliveryDeadlineMs: number;
@@ -1241,7 +1247,7 @@ export class Producer {
   private requestIdentity(): void {
     const isBump = this.idState === 'bumping';
     const current = isBump ? { producerId: this.producerId, producerEpoch: this.producerEpoch } : undefined;
-    this.transport.initProducerId(current, (error) => (this.identityLastError = error)).then(
+    this.transport.initProducerId(current, (error) => this.onIdentityRetry(error)).then(
       (identity) => {
         this.stopIdentityWaitTimer();
         this.producerId = identity.producerId;
@@ -1282,14 +1288,15 @@ export class Producer {
   /**
    * The transport retries InitProducerId for the client's retry budget (60 s by default, 5 s
    * in the CLI), but what bounds a record is its delivery timeout, retries or not: a broker
-   * down for longer than the budget when the first record comes (or an epoch bump is due) must
-   * not fail records that a producer with an id would keep retrying. So after a backoff, as a
-   * failed batch is sent again, InitProducerId is asked again while any batch still waits;
-   * meanwhile armIdentityWaitTimer fails each at its deadline, with `error` as its last error.
+   * down for longer than the budget while the producer waits for its id (or an epoch bump)
+   * must not fail records that a producer with an id would keep retrying. So after a backoff,
+   * as a failed batch is sent again, InitProducerId is asked again while any batch still
+   * waits; meanwhile armIdentityWaitTimer fails each at its deadline, with `error` as its last
+   * error.
    * Test: producer.test.ts ("asks for a producer id again while records wait…").
    */
   private askIdentityAgainLater(error: BrokerError): void {
-    this.identityLastError = error;
+    this.onIdentityRetry(error);
     this.armIdentityWaitTimer();
     // The budget's worth of attempts is behind: the longest backoff, with jitter.
     const delayMs = backoffDelayMs(IDENTITY_RETRY_BACKOFF_ATTEMPT, this.options.retry, this.random);
@@ -1315,13 +1322,31 @@ export class Producer {
     this.cancelIdentityRetryTimer = undefined;
   }
 
-  /** Whether a closed batch waits for a producer id (none is in flight while the producer waits for one). */
+  /**
+   * InitProducerId failed and will be tried again (by the transport, or askIdentityAgainLater):
+   * its error becomes the last error of the batches waiting for it, and `onRetry` hears of each
+   * of them, as of a batch that failed and will be sent again. Otherwise a caller watching
+   * `onRetry` (`runnel produce`, on stderr) would see nothing while a broker that is down keeps
+   * a producer without an id from sending.
+   */
+  private onIdentityRetry(error: BrokerError): void {
+    this.identityLastError = error;
+    this.forEachBatchWaitingForIdentity((batch) => this.reportRetry(batch, error));
+  }
+
+  /** Whether a closed batch waits for a producer id. */
   private hasBatchWaitingForIdentity(): boolean {
     let isAnyWaiting = false;
-    this.forEachPartition((partition) => {
-      if (partition.ready.length > 0 || partition.unacked.some((batch) => !batch.isInFlight)) isAnyWaiting = true;
-    });
+    this.forEachBatchWaitingForIdentity(() => (isAnyWaiting = true));
     return isAnyWaiting;
+  }
+
+  /** Each closed batch waiting for a producer id (none is in flight while the producer waits for one). */
+  private forEachBatchWaitingForIdentity(action: (batch: ProducerBatch) => void): void {
+    this.forEachPartition((partition) => {
+      for (const batch of partition.unacked) if (!batch.isInFlight) action(batch);
+      for (const batch of partition.ready) action(batch);
+    });
   }
 
   /**

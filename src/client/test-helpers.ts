@@ -181,7 +181,7 @@ export class FakeProducerTransport implements ProducerTransport {
   holdInit = false;
   /** Reported to the producer as a retried failure of each held InitProducerId. */
   initRetryError: BrokerError | undefined;
-  private heldInits: (() => void)[] = [];
+  private heldInits: { answer: () => void; fail: (error: BrokerError) => void }[] = [];
 
   constructor(topics: Record<string, number> = {}) {
     for (const [topic, count] of Object.entries(topics)) {
@@ -200,7 +200,7 @@ export class FakeProducerTransport implements ProducerTransport {
       current === undefined ? { producerId: this.nextProducerId++, producerEpoch: 0 } : { producerId: current.producerId, producerEpoch: current.producerEpoch + 1 };
     if (!this.holdInit) return Promise.resolve(answer());
     if (this.initRetryError !== undefined) onRetry?.(this.initRetryError);
-    return new Promise((resolve) => this.heldInits.push(() => resolve(answer())));
+    return new Promise((resolve, reject) => this.heldInits.push({ answer: () => resolve(answer()), fail: reject }));
   }
 
   /** Answers every held InitProducerId and stops holding new ones. */
@@ -208,7 +208,15 @@ export class FakeProducerTransport implements ProducerTransport {
     this.holdInit = false;
     const held = this.heldInits;
     this.heldInits = [];
-    for (const answer of held) answer();
+    for (const { answer } of held) answer();
+  }
+
+  /** Fails every held InitProducerId with `error` (as when its retry budget is used up) and stops holding new ones. */
+  failHeldInits(error: BrokerError): void {
+    this.holdInit = false;
+    const held = this.heldInits;
+    this.heldInits = [];
+    for (const { fail } of held) fail(error);
   }
 
   partitionCount(topic: string): number | undefined {
