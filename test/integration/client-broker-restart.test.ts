@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
+import { BackgroundTask } from '../support/background-task.js';
 import { startBrokerProcess, tearDownBrokerProcess, type BrokerProcess } from '../support/broker-process.js';
+import { readRecordsWithin } from '../support/read-within.js';
 import { waitFor } from '../support/wait-for.js';
 
 let dataDir: string | undefined;
@@ -22,15 +24,6 @@ afterEach(async () => {
   await tearDownBrokerProcess({ client, broker, dataDir });
   [client, broker, dataDir] = [undefined, undefined, undefined];
 });
-
-async function readRecords(iterable: AsyncIterable<ConsumerRecord>, count: number): Promise<ConsumerRecord[]> {
-  const records: ConsumerRecord[] = [];
-  for await (const record of iterable) {
-    records.push(record);
-    if (records.length === count) break;
-  }
-  return records;
-}
 
 /** Every record once, dense offsets from 0 and in order per partition; returns the values. */
 function checkReplay(records: ConsumerRecord[], partitionCount: number): Set<string> {
@@ -62,9 +55,9 @@ describe('client across broker restarts', () => {
     consumer.assign(partitions);
     for (const tp of partitions) await consumer.seek(tp, 'earliest');
     const throughRestarts: ConsumerRecord[] = [];
-    const consuming = (async () => {
+    const consuming = new BackgroundTask('the consumer reading through the restarts', async () => {
       for await (const record of consumer) throughRestarts.push(record);
-    })();
+    });
 
     // The producer sends windows of 200 records (awaited) with a 5 ms pause between them (a
     // throttle that keeps the test's volume moderate, not a wait for a condition), so batches
@@ -73,7 +66,7 @@ describe('client across broker restarts', () => {
     const acknowledged = new Map<number, RecordMetadata>();
     let sent = 0;
     let isStopRequested = false;
-    const producing = (async () => {
+    const producing = new BackgroundTask('the producer loop', async () => {
       while (!isStopRequested) {
         const window: Promise<void>[] = [];
         for (let count = 0; count < 200; count++) {
@@ -88,43 +81,68 @@ describe('client across broker restarts', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       await producer.flush();
-    })();
+    });
+    // A failed send ends the loop: the wait fails at once with that error, not at its deadline.
     const ackedAtLeast = async (count: number, what: string) =>
-      waitFor(() => acknowledged.size >= count, { timeoutMs: 90_000, describe: () => `${acknowledged.size} of ${count} acknowledged ${what}` });
+      waitFor(
+        () => {
+          producing.throwIfFailed();
+          return acknowledged.size >= count;
+        },
+        { timeoutMs: 90_000, describe: () => `${acknowledged.size} of ${count} acknowledged ${what}` },
+      );
 
-    await ackedAtLeast(3_000, 'before the clean stop');
-    expect(await broker.stop()).toBe(0);
-    broker = await startBrokerProcess({ dataDir, port });
-    await ackedAtLeast(acknowledged.size + 3_000, 'after the clean restart');
-    await broker.kill('SIGKILL');
-    broker = await startBrokerProcess({ dataDir, port });
-    await ackedAtLeast(acknowledged.size + 3_000, 'after the SIGKILL');
-    isStopRequested = true;
-    await producing;
+    try {
+      await ackedAtLeast(3_000, 'before the clean stop');
+      expect(await broker.stop()).toBe(0);
+      broker = await startBrokerProcess({ dataDir, port });
+      await ackedAtLeast(acknowledged.size + 3_000, 'after the clean restart');
+      await broker.kill('SIGKILL');
+      broker = await startBrokerProcess({ dataDir, port });
+      await ackedAtLeast(acknowledged.size + 3_000, 'after the SIGKILL');
+      isStopRequested = true;
+      await producing.finish();
 
-    const total = sent;
-    const metrics = producer.metrics();
-    if (process.env.RUNNEL_TEST_VERBOSE === '1') console.log('producer metrics after restarts', metrics, 'records', total);
-    expect(acknowledged.size).toBe(total);
-    const offsets = new Set([...acknowledged.values()].map((metadata) => `${metadata.partition}:${metadata.offset}`));
-    expect(offsets.size).toBe(total);
+      const total = sent;
+      const metrics = producer.metrics();
+      if (process.env.RUNNEL_TEST_VERBOSE === '1') console.log('producer metrics after restarts', metrics, 'records', total);
+      expect(acknowledged.size).toBe(total);
+      const offsets = new Set([...acknowledged.values()].map((metadata) => `${metadata.partition}:${metadata.offset}`));
+      expect(offsets.size).toBe(total);
 
-    await waitFor(() => throughRestarts.length >= total, { timeoutMs: 60_000, describe: () => `${throughRestarts.length} of ${total} consumed` });
-    await consumer.close();
-    await consuming;
-    expect(checkReplay(throughRestarts, partitionCount).size).toBe(total);
+      await waitFor(
+        () => {
+          consuming.throwIfFailed();
+          return throughRestarts.length >= total;
+        },
+        { timeoutMs: 60_000, describe: () => `${throughRestarts.length} of ${total} consumed` },
+      );
+      await consumer.close();
+      await consuming.finish();
+      expect(checkReplay(throughRestarts, partitionCount).size).toBe(total);
 
-    const fresh = client.consumer();
-    fresh.assign(partitions);
-    for (const tp of partitions) await fresh.seek(tp, 'earliest');
-    const replayed = await readRecords(fresh, total);
-    expect(checkReplay(replayed, partitionCount).size).toBe(total);
-    for (const record of replayed) {
-      const metadata = acknowledged.get(Number(record.value!.toString()))!;
-      expect([record.partition, record.offset]).toEqual([metadata.partition, metadata.offset]);
+      const fresh = client.consumer();
+      fresh.assign(partitions);
+      for (const tp of partitions) await fresh.seek(tp, 'earliest');
+      const replayed = await readRecordsWithin(fresh, total, { timeoutMs: 60_000, expected: `all ${total} acknowledged records, offsets 0 on in each of ${partitionCount} partitions` });
+      expect(checkReplay(replayed, partitionCount).size).toBe(total);
+      for (const record of replayed) {
+        const metadata = acknowledged.get(Number(record.value!.toString()))!;
+        expect([record.partition, record.offset]).toEqual([metadata.partition, metadata.offset]);
+      }
+      const latest = await client.admin.listOffsets({ topic, spec: 'latest' });
+      expect(latest.reduce((sum, offset) => sum + offset.offset, 0)).toBe(total); // nothing appended twice
+    } finally {
+      // After a failure above both loops may still be running, the producer's perhaps waiting
+      // for a window a stopped broker will never acknowledge: stop them (closing the producer
+      // fails what it still holds after a second) and wait for them to end, so nothing runs
+      // on, or rejects, after the test. Their own failures are not what this test reports then.
+      isStopRequested = true;
+      await producer.close({ timeoutMs: 1_000 }).catch(() => undefined);
+      await consumer.close();
+      await producing.settled();
+      await consuming.settled();
     }
-    const latest = await client.admin.listOffsets({ topic, spec: 'latest' });
-    expect(latest.reduce((sum, offset) => sum + offset.offset, 0)).toBe(total); // nothing appended twice
   });
 
   it('retries an admin call made while the broker is down until it is back', async () => {
