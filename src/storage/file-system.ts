@@ -175,14 +175,9 @@ export function withDescriptorSlots(fileSystem: FileSystem, slots: Slots): FileS
   };
 }
 
-/** A handle that gives its descriptor slot back once closed. */
-class SlottedFileHandle implements FileHandle {
-  private isClosed = false;
-
-  constructor(
-    private readonly inner: FileHandle,
-    private readonly slots: Slots,
-  ) {}
+/** A handle that passes every call to `inner`: the base of wrappers that change a few of them. */
+export class ForwardingFileHandle implements FileHandle {
+  constructor(protected readonly inner: FileHandle) {}
 
   get path(): string {
     return this.inner.path;
@@ -208,7 +203,23 @@ class SlottedFileHandle implements FileHandle {
     return this.inner.sizeBytes();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** A handle that gives its descriptor slot back once closed. */
+class SlottedFileHandle extends ForwardingFileHandle {
+  private isClosed = false;
+
+  constructor(
+    inner: FileHandle,
+    private readonly slots: Slots,
+  ) {
+    super(inner);
+  }
+
+  override async close(): Promise<void> {
     // Once only: a second close(2) could close a descriptor number the OS has reused since.
     if (this.isClosed) return;
     this.isClosed = true;

@@ -10,6 +10,25 @@ function segment(sizeBytes: number, ageMs: number | null): RetentionCandidate {
   return { sizeBytes, maxTimestamp: ageMs === null ? -1 : NOW - ageMs };
 }
 
+/**
+ * Random segments (empty ones, ones with no timestamp, future ones) and policies (off, 0, any;
+ * checked at any time from just before NOW to well after): what the lazy walk and the closed-log
+ * summary must agree with `countSegmentsToDelete` on.
+ */
+function randomLogsAndPolicies() {
+  return {
+    candidate: fc.record({
+      sizeBytes: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5000 })),
+      maxTimestamp: fc.oneof(fc.constant(-1), fc.integer({ min: -1000, max: 1_000_000 }).map((ageMs) => NOW - ageMs)),
+    }),
+    policyArbitrary: fc.record({
+      retentionMs: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 1_000_000 })),
+      retentionBytes: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 50_000 })),
+      nowMs: fc.integer({ min: NOW - 1000, max: NOW + 2_000_000 }),
+    }),
+  };
+}
+
 function policy(retention: { ms?: number; bytes?: number }): RetentionPolicy {
   return { retentionMs: retention.ms ?? -1, retentionBytes: retention.bytes ?? -1, nowMs: NOW };
 }
@@ -237,15 +256,7 @@ describe('countSegmentsToDeleteLazily', () => {
    * keeps up to the one that stops the run: at most (count + 1), oldest first, none twice.
    */
   it('agrees with countSegmentsToDelete over random segment lists, policies and times, reading at most count + 1 timestamps', async () => {
-    const candidate = fc.record({
-      sizeBytes: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5000 })),
-      maxTimestamp: fc.oneof(fc.constant(-1), fc.integer({ min: -1000, max: 1_000_000 }).map((ageMs) => NOW - ageMs)),
-    });
-    const policyArbitrary = fc.record({
-      retentionMs: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 1_000_000 })),
-      retentionBytes: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 50_000 })),
-      nowMs: fc.integer({ min: NOW - 1000, max: NOW + 2_000_000 }),
-    });
+    const { candidate, policyArbitrary } = randomLogsAndPolicies();
     await fc.assert(
       fc.asyncProperty(fc.array(candidate, { maxLength: 20 }), policyArbitrary, async (segments, rule) => {
         const { count, readIndexes } = await countLazily(segments, rule);
@@ -293,15 +304,7 @@ describe('isRetentionDue', () => {
    * time the check runs at. So the two must agree exactly, over random logs and policies.
    */
   it('agrees with countSegmentsToDelete > 0 over random segment lists, policies and times', () => {
-    const candidate = fc.record({
-      sizeBytes: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5000 })),
-      maxTimestamp: fc.oneof(fc.constant(-1), fc.integer({ min: -1000, max: 1_000_000 }).map((ageMs) => NOW - ageMs)),
-    });
-    const policyArbitrary = fc.record({
-      retentionMs: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 1_000_000 })),
-      retentionBytes: fc.oneof(fc.constant(-1), fc.constant(0), fc.integer({ min: 0, max: 50_000 })),
-      nowMs: fc.integer({ min: NOW - 1000, max: NOW + 2_000_000 }),
-    });
+    const { candidate, policyArbitrary } = randomLogsAndPolicies();
     fc.assert(
       fc.property(fc.array(candidate, { maxLength: 20 }), policyArbitrary, (segments, rule) => {
         expect(isRetentionDue(summarizeForRetention(segments), rule)).toBe(countSegmentsToDelete(segments, rule) > 0);

@@ -27,7 +27,7 @@
  * to share between tests; make one per test.
  */
 import { constants as osConstants } from 'node:os';
-import { nodeFileSystem, takeBytes, type FileHandle, type FileSystem, type OpenMode } from '../../src/storage/index.js';
+import { ForwardingFileHandle, nodeFileSystem, takeBytes, type FileHandle, type FileSystem, type OpenMode } from '../../src/storage/index.js';
 
 export type FaultCode = 'EIO' | 'ENOSPC' | 'EDQUOT' | 'EROFS';
 
@@ -227,21 +227,15 @@ function matches(scope: FaultScope, path: string): boolean {
   return scope.path === undefined || scope.path.test(path);
 }
 
-class FaultyFileHandle implements FileHandle {
+class FaultyFileHandle extends ForwardingFileHandle {
   constructor(
-    private readonly inner: FileHandle,
+    inner: FileHandle,
     private readonly faults: FaultController,
-  ) {}
-
-  get path(): string {
-    return this.inner.path;
+  ) {
+    super(inner);
   }
 
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return this.inner.read(buffer, offset, length, position);
-  }
-
-  async writev(buffers: readonly Buffer[], position: number): Promise<number> {
+  override async writev(buffers: readonly Buffer[], position: number): Promise<number> {
     const requestedBytes = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
     const sizeBytesBefore = await this.inner.sizeBytes();
     const allowedBytes = this.faults.admitWrite(this.path, requestedBytes, position, sizeBytesBefore);
@@ -250,26 +244,18 @@ class FaultyFileHandle implements FileHandle {
     return written;
   }
 
-  async datasync(): Promise<void> {
+  override async datasync(): Promise<void> {
     await this.faults.waitWhileHeld(this.path);
     this.faults.checkDatasync(this.path);
     await this.inner.datasync();
   }
 
-  async truncate(sizeBytes: number): Promise<void> {
+  override async truncate(sizeBytes: number): Promise<void> {
     this.faults.checkTruncate(this.path);
     const before = await this.inner.sizeBytes();
     this.faults.claimBytes(this.path, sizeBytes - before);
     await this.inner.truncate(sizeBytes);
     this.faults.releaseBytes(before - sizeBytes);
-  }
-
-  sizeBytes(): Promise<number> {
-    return this.inner.sizeBytes();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
