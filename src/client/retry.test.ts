@@ -43,10 +43,11 @@ describe('withRetry', () => {
     expect(attempts).toBe(1);
   });
 
-  it('gives up with the last error when the next attempt would pass the deadline', async () => {
+  /** Attempts that all fail BROKER_UNAVAILABLE ("down 1", "down 2", …) within a 250 ms budget, run to their end. */
+  async function failUntilGivenUp(onRetry?: (error: BrokerError) => void): Promise<unknown> {
     const clock = new ManualClock();
     let attempts = 0;
-    const result = withRetry({ clock, random: () => 0.999, retry: { ...options, timeoutMs: 250 } }, async () => {
+    const result = withRetry({ clock, random: () => 0.999, retry: { ...options, timeoutMs: 250 }, ...(onRetry === undefined ? {} : { onRetry }) }, async () => {
       attempts++;
       throw new BrokerError('BROKER_UNAVAILABLE', `down ${attempts}`);
     });
@@ -55,24 +56,17 @@ describe('withRetry', () => {
       await new Promise((resolve) => setImmediate(resolve));
       clock.advance(1_000);
     }
+    return outcome;
+  }
+
+  it('gives up with the last error when the next attempt would pass the deadline', async () => {
     // Delays ~100 then ~200 ms: the third attempt would start past 250 ms.
-    expect(await outcome).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: 'down 2' });
+    expect(await failUntilGivenUp()).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: 'down 2' });
   });
 
   it('tells onRetry of each failure it will retry, and not of the last one it throws', async () => {
-    const clock = new ManualClock();
     const heard: string[] = [];
-    let attempts = 0;
-    const result = withRetry({ clock, random: () => 0.999, retry: { ...options, timeoutMs: 250 }, onRetry: (error) => heard.push(error.message) }, async () => {
-      attempts++;
-      throw new BrokerError('BROKER_UNAVAILABLE', `down ${attempts}`);
-    });
-    const outcome = result.catch((error: unknown) => error);
-    for (let step = 0; step < 5; step++) {
-      await new Promise((resolve) => setImmediate(resolve));
-      clock.advance(1_000);
-    }
-    expect(await outcome).toMatchObject({ message: 'down 2' });
+    expect(await failUntilGivenUp((error) => heard.push(error.message))).toMatchObject({ message: 'down 2' });
     expect(heard).toEqual(['down 1']);
   });
 
