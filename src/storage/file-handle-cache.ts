@@ -9,11 +9,15 @@
  * come first served, until a release frees one; while anybody waits, a handle that goes idle
  * is closed at once to make room. A lease on a file already open never waits.
  *
- * No deadlock: a caller that waits here holds no lease on another file. The partition writer
- * is the only user that holds a lease while asking for one (a flush=always run holds its own
- * during its fdatasync while the next run is written), and that is the same file, already
- * open; under pressure it finishes the earlier run first (`hasWaiters`), so a busy partition
- * cannot keep its descriptor forever while others wait.
+ * No deadlock: a caller that waits here holds no lease. The partition writer is the only user
+ * that holds a lease while asking for one (a flush=always run holds its own during its
+ * fdatasync while the next run is written), and that is the same file, already open and in
+ * use, so that acquire never waits; under pressure it finishes the earlier run first
+ * (`hasWaiters`), so a busy partition cannot keep its descriptor forever while others wait. A
+ * read that must rebuild a segment's indexes reads through the lease it holds (segment.ts
+ * `rebuildIndexes`): asking again would need a new descriptor once its entry was discarded.
+ * Holders may wait for a `withDescriptorSlots` slot (index and state files), whose holders
+ * never ask for a lease, so that order cannot close a cycle either.
  *
  * Owner of mutable state: this object alone (the map, the waiters, each entry's count).
  */

@@ -70,6 +70,8 @@ export class Segment {
   /** Visible bytes; `undefined` for a sealed segment not yet looked at. */
   sizeBytes: number | undefined;
   private isActive: boolean;
+  /** Set by `forget`: indexes rebuilt after it are neither cached nor written (`rebuildIndexes`). */
+  private isForgotten = false;
   /** Active only: the in-memory indexes and the writer's bookkeeping. */
   private active: SegmentIndexBuilder | undefined;
   /**
@@ -234,7 +236,7 @@ export class Segment {
     const lease = await this.lease();
     try {
       try {
-        return await this.readWith(lease, options, await this.indexes());
+        return await this.readWith(lease, options, await this.indexes(lease));
       } catch (error) {
         if (!(error instanceof IndexMismatch)) throw error;
         // The index pointed somewhere wrong: rebuild it from the log and try once more.
@@ -335,7 +337,7 @@ export class Segment {
     const lease = await this.lease();
     try {
       try {
-        return await this.firstOffsetAtOrAfterTimestampWith(lease, { timestamp, visibleBytes, isIndexRebuilt: false }, await this.indexes());
+        return await this.firstOffsetAtOrAfterTimestampWith(lease, { timestamp, visibleBytes, isIndexRebuilt: false }, await this.indexes(lease));
       } catch (error) {
         if (!(error instanceof IndexMismatch)) throw error;
         // As in `read`: the scan began at an index entry, and what it met there or after it
@@ -395,8 +397,12 @@ export class Segment {
 
   // ---- Indexes -------------------------------------------------------------------------------
 
-  /** This segment's indexes: in memory when active, else cached, loaded or rebuilt. */
-  async indexes(): Promise<SegmentIndexes> {
+  /**
+   * This segment's indexes: in memory when active, else cached, loaded or rebuilt. A caller
+   * that holds a lease on this segment passes it, so a rebuild reads through it (see
+   * `rebuildIndexes`).
+   */
+  async indexes(heldLease?: HandleLease): Promise<SegmentIndexes> {
     if (this.active !== undefined) return this.active.indexes;
     const cached = this.context.indexCache.get(this.indexKey);
     if (cached !== undefined) {
@@ -408,7 +414,7 @@ export class Segment {
       this.cacheIndexes(loaded);
       return loaded;
     }
-    return this.rebuildIndexes();
+    return this.rebuildIndexes(heldLease);
   }
 
   /** Puts a sealed segment's indexes in the shared cache and remembers its largest timestamp. */
@@ -441,10 +447,17 @@ export class Segment {
    * Rebuilds a sealed segment's indexes by scanning its whole log with CRC checks (damage
    * raises `CorruptionFound`), then rewrites the index files. Writing them is best effort: the
    * indexes are correct in memory either way and a later open rebuilds again if needed.
+   *
+   * A caller holding a lease on this segment passes it (`heldLease`), and the scan reads
+   * through it: asking the cache for another could need a new descriptor (the held one may
+   * have been discarded meanwhile, by retention or close), and one that waits for a descriptor
+   * while holding one can deadlock the bounded cache (file-handle-cache.ts;
+   * descriptor-bound.test.ts). Once the segment is forgotten (deleted or its log closed),
+   * the indexes serve only this caller: they are neither cached nor written.
    */
-  async rebuildIndexes(): Promise<SegmentIndexes> {
+  async rebuildIndexes(heldLease?: HandleLease): Promise<SegmentIndexes> {
     assert(this.active === undefined, 'the active segment keeps its indexes in memory');
-    const lease = await this.lease();
+    const lease = heldLease ?? (await this.lease());
     let indexes: SegmentIndexes;
     try {
       const built = await buildIndexes(lease, {
@@ -461,9 +474,9 @@ export class Segment {
       }
       indexes = built.builder.finish();
     } finally {
-      lease.release();
+      if (lease !== heldLease) lease.release();
     }
-    await this.persistIndexes(indexes, { isBestEffort: true });
+    if (!this.isForgotten) await this.persistIndexes(indexes, { isBestEffort: true });
     return indexes;
   }
 
@@ -477,7 +490,7 @@ export class Segment {
       const rebuilt = await this.rebuildActiveIndexes(lease);
       if (rebuilt !== undefined) return rebuilt;
     }
-    return this.rebuildIndexes();
+    return this.rebuildIndexes(lease);
   }
 
   /**
@@ -537,8 +550,9 @@ export class Segment {
     }
   }
 
-  /** Drops cached state before the files go (retention, deletion). */
+  /** Drops cached state before the files go (retention, deletion) or the log closes. */
   forget(): void {
+    this.isForgotten = true;
     this.context.indexCache.delete(this.indexKey);
     this.context.handles.discard(this.logPath);
   }

@@ -35,6 +35,8 @@ export interface TestLogOptions {
   clock?: Clock;
   logger?: Logger;
   openFilesMax?: number;
+  /** A cache shared with other logs or inspected by the test; `openFilesMax` is then unused. */
+  handles?: FileHandleCache;
   indexCacheBytesMax?: number;
   rollLimits?: PartitionLogOptions['rollLimits'];
 }
@@ -47,7 +49,7 @@ export function openTestLog(options: TestLogOptions): Promise<PartitionLog> {
     partition: 0,
     config: { ...testConfig, ...options.config },
     fileSystem,
-    handles: new FileHandleCache(fileSystem, options.openFilesMax ?? 64),
+    handles: options.handles ?? new FileHandleCache(fileSystem, options.openFilesMax ?? 64),
     indexCache: new IndexCache(options.indexCacheBytesMax ?? 1024 * 1024),
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silentLogger,
