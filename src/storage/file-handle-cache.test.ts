@@ -156,17 +156,56 @@ describe('FileHandleCache', () => {
     leaseC.release();
   });
 
-  it('never waits for a lease on a file already open', async () => {
-    const { counting, cache, paths } = setUp(1, 2);
-    const [a, b] = paths as [string, string];
+  it('shares a file already open without waiting while nobody waits for a descriptor', async () => {
+    const { counting, cache, paths } = setUp(1, 1);
+    const [a] = paths as [string];
     const leaseA = await cache.acquire(a, 'read');
-    const pendingB = cache.acquire(b, 'read');
     const again = await cache.acquire(a, 'read');
     expect(again.handle).toBe(leaseA.handle);
     again.release();
     leaseA.release();
+    expect(counting.opened.map((record) => record.path)).toEqual([a]);
+  });
+
+  it('never waits for a lease shared from one held, even while others wait', async () => {
+    const { counting, cache, paths } = setUp(1, 2);
+    const [a, b] = paths as [string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    const pendingB = cache.acquire(b, 'read');
+    const shared = leaseA.share();
+    expect(shared.handle).toBe(leaseA.handle);
+    leaseA.release();
+    expect(await readText(shared)).toBe('contents of file 0');
+    shared.release();
     (await pendingB).release();
     expect(counting.opened.map((record) => record.path)).toEqual([a, b]);
+    await counting.settled();
+    expect(counting.liveCount).toBe(1);
+  });
+
+  it('serves a waiter even while the leases on every open file overlap without a break', async () => {
+    // Readers of one busy file, each starting before the previous one is done, used to keep
+    // its descriptor for good: a new lease on a file already open never waited, so its users
+    // never all let go at once, and a waiter for another file waited forever.
+    const { counting, cache, paths } = setUp(1, 2);
+    const [a, b] = paths as [string, string];
+    let current = await cache.acquire(a, 'read');
+    let isBServed = false;
+    const pendingB = cache.acquire(b, 'read').then((lease) => {
+      isBServed = true;
+      lease.release();
+    });
+    for (let round = 0; round < 20 && !isBServed; round++) {
+      const next = cache.acquire(a, 'read'); // the next reader arrives while `current` reads
+      await counting.settled();
+      current.release();
+      current = await next;
+      expect(cache.descriptorCount).toBeLessThanOrEqual(1);
+    }
+    expect(isBServed, 'the waiter for another file was served').toBe(true);
+    await pendingB;
+    expect(await readText(current)).toBe('contents of file 0');
+    current.release();
   });
 
   it('lets waiters for the same file share the handle the first of them opens', async () => {

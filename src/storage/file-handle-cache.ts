@@ -6,18 +6,21 @@
  *
  * The bound is hard: at most `openFilesMax` descriptors are open (or opening, or closing) at
  * any moment. An `acquire` that needs a new descriptor while every one is in use waits, first
- * come first served, until a release frees one; while anybody waits, a handle that goes idle
- * is closed at once to make room. A lease on a file already open never waits.
+ * come first served, until a release frees one. While anybody waits, handles are given up to
+ * make room, least recently used first: an idle one is closed at once, and one in use is
+ * forgotten (a new acquire of its file then waits its turn too) and closed once its users are
+ * done. Without this, leases on a busy file that overlap without a break (readers of one
+ * segment, each starting before the last is done) would keep its descriptor for good while
+ * others wait (file-handle-cache.test.ts). A lease on a file the cache holds open is shared at
+ * once; only one on a file given up (or not open) waits its turn.
  *
- * No deadlock: a caller that waits here holds no lease. The partition writer is the only user
- * that holds a lease while asking for one (a flush=always run holds its own during its
- * fdatasync while the next run is written), and that is the same file, already open and in
- * use, so that acquire never waits; under pressure it finishes the earlier run first
- * (`hasWaiters`), so a busy partition cannot keep its descriptor forever while others wait. A
- * read that must rebuild a segment's indexes reads through the lease it holds (segment.ts
- * `rebuildIndexes`): asking again would need a new descriptor once its entry was discarded.
- * Holders may wait for a `withDescriptorSlots` slot (index and state files), whose holders
- * never ask for a lease, so that order cannot close a cycle either.
+ * No deadlock: nobody asks `acquire` while holding a lease. A holder that needs its file again
+ * takes `share()` of the lease it holds, which never waits: the partition writer, whose
+ * flush=always run keeps its lease during its fdatasync while the next run is written (under
+ * pressure it finishes the earlier run first, `hasWaiters`, so it gives its descriptor up too),
+ * and a read that must rebuild a segment's indexes, which reads through the lease it holds
+ * (segment.ts `rebuildIndexes`). Holders may wait for a `withDescriptorSlots` slot (index and
+ * state files), whose holders never ask for a lease, so that order cannot close a cycle either.
  *
  * Owner of mutable state: this object alone (the map, the waiters, each entry's count).
  */
@@ -26,6 +29,11 @@ import type { FileHandle, FileSystem, OpenMode } from './file-system.js';
 export interface HandleLease {
   readonly handle: FileHandle;
   release(): void;
+  /**
+   * Another lease on the same handle, which stays open until both are released. Never waits:
+   * for a holder that needs the file again before it lets go (see the header).
+   */
+  share(): HandleLease;
 }
 
 interface Entry {
@@ -38,6 +46,8 @@ interface Entry {
   isClosing: boolean;
   /** Its descriptor slot was given back (closed, or the open failed). */
   isSlotFreed: boolean;
+  /** Dropped while in use and not closing yet: counted in `draining`. */
+  isDraining: boolean;
 }
 
 export class FileHandleCache {
@@ -47,6 +57,8 @@ export class FileHandleCache {
   private slotsHeld = 0;
   /** Closes started and not finished: each will hand its slot on. */
   private closesRunning = 0;
+  /** Handles dropped while in use whose close has not started: each will hand its slot on too. */
+  private draining = 0;
   /**
    * Acquires waiting for a descriptor, oldest first. `wake(true)` hands one a slot;
    * `wake(false)` tells it its file was opened meanwhile, so it needs none.
@@ -104,7 +116,7 @@ export class FileHandleCache {
         break;
       }
       const handedOver = new Promise<boolean>((wake) => this.waiters.push({ path, wake }));
-      this.evictIdle();
+      this.makeRoom();
       hasSlot = await handedOver;
     }
     entry.users++;
@@ -115,16 +127,25 @@ export class FileHandleCache {
       entry.users--;
       throw error;
     }
+    return this.leaseOf(entry, handle);
+  }
+
+  /** One more user of `entry`, whose open has finished. */
+  private leaseOf(entry: Entry, handle: FileHandle): HandleLease {
     let isReleased = false;
-    const leased = entry;
     return {
       handle,
       release: () => {
         if (isReleased) return;
         isReleased = true;
-        leased.users--;
-        if (leased.users === 0 && leased.isDiscarded) void this.closeQuietly(leased);
-        else this.evictIdle();
+        entry.users--;
+        if (entry.users === 0 && entry.isDiscarded) void this.closeQuietly(entry);
+        else this.makeRoom();
+      },
+      share: () => {
+        if (isReleased) throw new Error(`a released lease on ${entry.path} cannot be shared`);
+        entry.users++;
+        return this.leaseOf(entry, handle);
       },
     };
   }
@@ -158,6 +179,7 @@ export class FileHandleCache {
       isDiscarded: false,
       isClosing: false,
       isSlotFreed: false,
+      isDraining: false,
     };
     this.entries.set(path, entry);
     // Waiters for this same file share the new handle instead of waiting for slots of their own.
@@ -178,23 +200,41 @@ export class FileHandleCache {
   private drop(entry: Entry): Promise<void> | undefined {
     if (this.entries.get(entry.path) === entry) this.entries.delete(entry.path);
     entry.isDiscarded = true;
-    return entry.users === 0 ? this.closeQuietly(entry) : undefined;
+    if (entry.users === 0) return this.closeQuietly(entry);
+    if (!entry.isDraining && !entry.isClosing && !entry.isSlotFreed) {
+      entry.isDraining = true;
+      this.draining++;
+    }
+    return undefined;
   }
 
   /**
-   * Closes least recently used idle handles while the cache is over its bound, or while more
-   * acquires wait than closes are running to serve them.
+   * Gives up handles for the acquires that wait, least recently used first: idle ones, closed
+   * at once, while more wait than closes are running; then, for waiters no close is coming for
+   * yet, ones in use (forgotten now, closed when their users are done; see the header). An
+   * idle handle is closed even while one in use drains: that one may take a while (an
+   * fdatasync), and it serves the next waiter when it does.
    */
-  private evictIdle(): void {
+  private makeRoom(): void {
     for (const entry of this.entries.values()) {
-      const isOver = this.slotsHeld - this.closesRunning > this.openFilesMax;
-      if (!isOver && this.waiters.length <= this.closesRunning) break;
+      if (this.waiters.length <= this.closesRunning) break;
       if (entry.users === 0) this.drop(entry);
     }
+    for (const entry of this.entries.values()) {
+      if (this.waiters.length <= this.closesRunning + this.draining) return;
+      this.drop(entry);
+    }
+  }
+
+  private stopDraining(entry: Entry): void {
+    if (!entry.isDraining) return;
+    entry.isDraining = false;
+    this.draining--;
   }
 
   private closeQuietly(entry: Entry): Promise<void> {
     if (entry.isClosing || entry.isSlotFreed) return Promise.resolve();
+    this.stopDraining(entry);
     entry.isClosing = true;
     this.closesRunning++;
     // A close error on a descriptor we no longer use cannot lose data: every durable write
@@ -210,6 +250,7 @@ export class FileHandleCache {
 
   private freeSlotOf(entry: Entry): void {
     if (entry.isSlotFreed) return;
+    this.stopDraining(entry);
     entry.isSlotFreed = true;
     this.giveSlotBack();
   }

@@ -672,8 +672,9 @@ export class PartitionLog {
     if (this.unsynced !== undefined && this.context.handles.hasWaiters) {
       // Other files wait for a descriptor (FileHandleCache): complete the earlier run so its
       // lease goes back before this run asks for one. Otherwise a partition written without a
-      // pause would hold its descriptor for good while others wait. Costs the overlap of this
-      // write with that fdatasync, only while descriptors are short.
+      // pause would hold its descriptor for good while others wait (each run shares the
+      // earlier one's lease). Costs the overlap of this write with that fdatasync, only while
+      // descriptors are short.
       const failure = await this.completeUnsynced();
       if (failure !== undefined) {
         this.rejectAll(run, failure);
@@ -723,7 +724,9 @@ export class PartitionLog {
 
     let lease: HandleLease;
     try {
-      lease = await active.lease();
+      // The earlier run's lease is held until its fdatasync is done: share it, never ask the
+      // cache again while holding one (file-handle-cache.ts, no deadlock).
+      lease = earlier === undefined ? await active.lease() : earlier.lease.share();
     } catch (error) {
       await this.completeUnsynced();
       this.rejectAll(run, isBrokerError(error) ? error : storageError('open', active.logPath, error));
