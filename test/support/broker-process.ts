@@ -37,6 +37,11 @@ export interface BrokerProcessOptions {
   /** Fixed port (for restarts on the same address); 0 by default. */
   port?: number;
   startTimeoutMs?: number;
+  /**
+   * Aborting it before the broker has started SIGKILLs the process (by PID) and fails the
+   * start: a crash in the middle of start-up and recovery (`test/support/broker-chaos.ts`).
+   */
+  signal?: AbortSignal;
 }
 
 export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
@@ -71,15 +76,16 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
       clearTimeout(timer);
       reject(new Error(`broker exited with ${String(code)} before starting; stderr: ${stderr.join('')}`));
     });
+    options.signal?.addEventListener('abort', () => reject(new Error(`broker (pid ${String(child.pid)}) start aborted`)), { once: true });
   });
   const pid = child.pid as number;
   let port: number;
   try {
     port = await started;
   } catch (error) {
-    // A broker that is still starting when its deadline passes is killed here, by PID, so a
-    // failed start leaves no process behind even in a file that never calls
-    // `stopAllBrokerProcesses`.
+    // A broker that is still starting when its deadline passes (or its start is aborted) is
+    // killed here, by PID, so a failed start leaves no process behind even in a file that
+    // never calls `stopAllBrokerProcesses`.
     if (child.exitCode === null && child.signalCode === null) {
       process.kill(pid, 'SIGKILL');
       await exited;
