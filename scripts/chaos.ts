@@ -29,9 +29,10 @@ What it does, for each flush policy asked for:
      gone and starts it again on the same data directory and port (some kills come within
      300 ms of a restart, while the producers are resending); after one restart in
      three, one producer is replaced by a new one, which asks the restarted broker for a
-     producer id; one restart in four is itself SIGKILLed within 600 ms of its spawn,
-     in the middle of start-up and recovery, before the broker is started again; a tailing
-     consumer reads every partition from offset 0 through all of it;
+     producer id; one restart in four is itself SIGKILLed within 1.5 s of its spawn, during
+     start-up or while the first requests make it recover the partitions, before the broker
+     is started again; a tailing consumer reads every partition from offset 0 through all of
+     it;
   4. stops producing, waits for every record to be acknowledged or to fail, stops the broker
      cleanly and starts it again, reads every partition from offset 0 to its end, and checks:
      every acknowledged record is there exactly once at the offset it was acknowledged with,
