@@ -58,6 +58,13 @@ Options:
   --segment-bytes <n>  the topic's segment.bytes (default 262144; at least 1024)
   --rate <n>        records per second, all producers together (default 2000)
   --value-bytes <n> bytes per record value (default 100)
+  --delivery-timeout-ms <n>
+                    the producers' delivery timeout (default 120000: no record fails). Shorter
+                    than a restart (say 1500), records fail with their outcome unknown and the
+                    producers bump their epoch; a batch then waiting for a retry, whose earlier
+                    attempt was appended, is appended again under the new epoch (KIP-360's
+                    trade-off, see src/client/producer.ts), and the run reports those copies as
+                    duplicates: a way to watch that trade-off, not a clean run
   --keep            keep the data directory (it is always kept after a violation)
   --quiet           print only the summary
   -h, --help        this text
@@ -83,6 +90,7 @@ interface Arguments {
   segmentBytes: number;
   rate: number;
   valueBytes: number;
+  deliveryTimeoutMs: number;
   keep: boolean;
   quiet: boolean;
 }
@@ -100,6 +108,7 @@ function parseArguments(argv: string[]): Arguments | 'help' {
       'segment-bytes': { type: 'string' },
       rate: { type: 'string' },
       'value-bytes': { type: 'string' },
+      'delivery-timeout-ms': { type: 'string' },
       keep: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -121,6 +130,7 @@ function parseArguments(argv: string[]): Arguments | 'help' {
     segmentBytes: integer(values['segment-bytes'], '--segment-bytes', 256 * 1024, 1024),
     rate: integer(values.rate, '--rate', 2_000, 1),
     valueBytes: integer(values['value-bytes'], '--value-bytes', 100, 1),
+    deliveryTimeoutMs: integer(values['delivery-timeout-ms'], '--delivery-timeout-ms', 120_000, 1),
     keep: values.keep === true,
     quiet: values.quiet === true,
   };
@@ -131,6 +141,23 @@ function integer(text: string | undefined, name: string, fallback: number, min: 
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
   return value;
+}
+
+/** The command that runs the same again: the seed, and every option not at its default. */
+function replayCommand(args: Arguments, flush?: string): string {
+  const flags = [`--seed ${args.seed}`, `--seconds ${args.seconds}`, `--kills ${args.kills}`];
+  if (flush !== undefined) flags.push(`--flush ${flush}`);
+  else if (args.flushes.length === 1) flags.push(`--flush ${args.flushes[0]}`);
+  const optional: [string, number, number][] = [
+    ['--partitions', args.partitions, 4],
+    ['--producers', args.producers, 2],
+    ['--segment-bytes', args.segmentBytes, 256 * 1024],
+    ['--rate', args.rate, 2_000],
+    ['--value-bytes', args.valueBytes, 100],
+    ['--delivery-timeout-ms', args.deliveryTimeoutMs, 120_000],
+  ];
+  for (const [name, value, fallback] of optional) if (value !== fallback) flags.push(`${name} ${value}`);
+  return `npm run chaos -- ${flags.join(' ')}`;
 }
 
 async function main(): Promise<number> {
@@ -149,7 +176,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => {
     void stopAllBrokerProcesses().finally(() => process.exit(130));
   });
-  console.log(`chaos: seed ${args.seed}; replay with: npm run chaos -- --seed ${args.seed} --seconds ${args.seconds} --kills ${args.kills}`);
+  console.log(`chaos: seed ${args.seed}; replay with: ${replayCommand(args)}`);
   const reports: ChaosReport[] = [];
   for (const flush of args.flushes) {
     const report = await runBrokerChaos({
@@ -162,6 +189,7 @@ async function main(): Promise<number> {
       segmentBytes: args.segmentBytes,
       rate: args.rate,
       valueBytes: args.valueBytes,
+      deliveryTimeoutMs: args.deliveryTimeoutMs,
       keepDataDir: args.keep,
       log: args.quiet ? undefined : (line) => console.log(`  ${flush}: ${line}`),
     });
@@ -171,7 +199,7 @@ async function main(): Promise<number> {
   const failed = reports.filter((report) => report.violations.length > 0);
   if (failed.length > 0) {
     for (const report of failed) {
-      console.log(`chaos: FAILED under flush=${report.flush}; replay with: npm run chaos -- --seed ${args.seed} --seconds ${args.seconds} --kills ${args.kills} --flush ${report.flush}`);
+      console.log(`chaos: FAILED under flush=${report.flush}; replay with: ${replayCommand(args, report.flush)}`);
     }
     return 1;
   }

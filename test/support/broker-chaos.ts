@@ -99,6 +99,15 @@ export interface ChaosOptions {
   rate?: number;
   /** Bytes of each record's value. Default 100 (at least what its name needs). */
   valueBytes?: number;
+  /**
+   * The producers' `deliveryTimeoutMs`. Default 120 s (the producer's), far longer than a
+   * restart, so no record fails. Shorter than a restart, records fail with their outcome
+   * unknown, and each such failure makes the producer bump its epoch and restart its
+   * sequences; a batch waiting for a retry then, whose earlier attempt was appended, is
+   * appended again under the new epoch (KIP-360's trade-off, src/client/producer.ts), and the
+   * run reports those copies as duplicates, of failed and of acknowledged records alike.
+   */
+  deliveryTimeoutMs?: number;
   /** Keep the data directory even when the run found nothing (it is always kept after a violation). */
   keepDataDir?: boolean;
   /** Progress lines (a restart, the final read); nothing is printed when absent. */
@@ -152,6 +161,7 @@ const PRODUCERS_DEFAULT = 2;
 const SEGMENT_BYTES_DEFAULT = 256 * 1024;
 const RATE_DEFAULT = 2_000;
 const VALUE_BYTES_DEFAULT = 100;
+const DELIVERY_TIMEOUT_MS_DEFAULT = 120_000;
 /** Distinct keys per producer; keyed records spread over every partition (murmur2). */
 const KEY_COUNT = 32;
 /** The producers send once per tick, what the rate allows since the start. */
@@ -296,6 +306,7 @@ class ChaosRun {
       segmentBytes: SEGMENT_BYTES_DEFAULT,
       rate: RATE_DEFAULT,
       valueBytes: VALUE_BYTES_DEFAULT,
+      deliveryTimeoutMs: DELIVERY_TIMEOUT_MS_DEFAULT,
       keepDataDir: false,
       ...options,
     };
@@ -467,9 +478,10 @@ class ChaosRun {
   private newProducer(): number {
     if (this.client === undefined) throw new Error('no client');
     this.ledgers.push(new ProducerLedger());
-    // Kafka's defaults otherwise (lingerMs 5, deliveryTimeoutMs 120 s): a restart takes a
-    // second or two, so a failed record here means a broker that stayed unreachable.
-    this.producers.push(this.client.producer({ acks: 'all', idempotent: true }));
+    // The producer's defaults otherwise (lingerMs 5). With the default delivery timeout
+    // (120 s) against a restart of a second or two, a failed record means a broker that
+    // stayed unreachable.
+    this.producers.push(this.client.producer({ acks: 'all', idempotent: true, deliveryTimeoutMs: this.options.deliveryTimeoutMs }));
     return this.producers.length - 1;
   }
 
@@ -680,7 +692,7 @@ class ChaosRun {
     }
     if (ledger.seen[seq]! > 0) {
       this.duplicates++;
-      this.violation(`${where}: record ${index}:${seq} (${describeState(ledger.state[seq])}) is there twice; first at partition ${ledger.seenPartition[seq]} offset ${ledger.seenOffset[seq]}`);
+      this.violation(`${where}: record ${index}:${seq} (${describeState(ledger.state[seq])}) is there again; first at partition ${ledger.seenPartition[seq]} offset ${ledger.seenOffset[seq]}`);
       if (ledger.seen[seq]! < 255) ledger.seen[seq]!++;
       return; // a second copy is out of sequence order too: one violation is enough
     }
