@@ -172,8 +172,10 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  // Ctrl-C: kill the brokers this process started (by PID), then exit.
+  // Ctrl-C: kill the brokers this process started (by PID), then exit; the data directory
+  // of the run cut short stays, for a look (its path is in the first progress line).
   process.once('SIGINT', () => {
+    console.log('chaos: interrupted; its brokers are stopped, its data directory is left');
     void stopAllBrokerProcesses().finally(() => process.exit(130));
   });
   console.log(`chaos: seed ${args.seed}; replay with: ${replayCommand(args)}`);
