@@ -18,6 +18,17 @@
  *   offsets. Sequences change only when the recovery step finds a gap left by a batch that
  *   failed for good and was certainly not appended; a batch that *may* have been appended is
  *   never renumbered: the recovery asks for an epoch bump instead (`prepareResend`).
+ * - Before an epoch bump restarts the sequences (`resetForNewEpoch`), every batch that holds a
+ *   sequence of the current epoch and may have been appended is resolved: resent as it is,
+ *   under the old epoch, until the broker says whether it holds it (`nextToResolve`, as
+ *   Kafka's TransactionManager keeps a partition with unresolved sequences from bumping).
+ *   Success or a duplicate: appended, acknowledged with the broker's offsets.
+ *   OUT_OF_ORDER_SEQUENCE: not appended (`onNotAppended`), so a new sequence is safe. That
+ *   answer is conclusive because of the window above: every batch the broker may have
+ *   appended after an unacknowledged one was sent less than `inFlightMax` (at most five)
+ *   ordinals after it, so the broker still remembers the unacknowledged one among its
+ *   producer's last five (storage/producer-state.ts, PRODUCER_BATCHES_CACHED_MAX) and would
+ *   answer its resend as a duplicate; an older duplicate would get OUT_OF_ORDER_SEQUENCE too.
  * - A batch the broker refused as too large (certainly not appended) is replaced in `unacked`
  *   by its pieces, which take over its sequence range; the batches behind it then fail with
  *   OUT_OF_ORDER_SEQUENCE and are resent behind the pieces by the same recovery
@@ -124,6 +135,48 @@ export class ProducerPartition {
     // one out of the window, and its resend would then be appended again.
     if (next !== undefined && oldest !== undefined && next.ordinal - oldest.ordinal >= inFlightMax) return undefined;
     return next;
+  }
+
+  /**
+   * Whether a batch holds a sequence of the current epoch that the broker may have appended,
+   * so the epoch must not be bumped yet (see the file comment). In flight or waiting.
+   */
+  get hasUnresolvedSequence(): boolean {
+    return this.firstUnresolved() !== undefined;
+  }
+
+  /**
+   * The oldest batch with an unresolved sequence, to resend under its old epoch and sequence
+   * before an epoch bump; undefined while a batch is in flight here (one resend at a time, in
+   * order) or a backoff is pending. Does not mark it sent, and renumbers nothing.
+   */
+  nextToResolve(nowMs: number): ProducerBatch | undefined {
+    if (this.inFlight > 0 || (this.isRecovering && nowMs < this.retryAtMs)) return undefined;
+    return this.firstUnresolved();
+  }
+
+  /**
+   * The broker answered OUT_OF_ORDER_SEQUENCE to `batch`: no attempt of it was appended, or
+   * the broker would have answered a duplicate (within the window, see the file comment).
+   */
+  onNotAppended(batch: ProducerBatch): void {
+    batch.mayBeAppended = false;
+  }
+
+  /**
+   * The first batch that holds a sequence of this epoch and may have been appended, unless a
+   * batch before it certainly was not: one with a sequence, no attempt of unknown outcome and
+   * no reply outstanding. The broker appends a known producer's sequences only in order, so
+   * nothing after such a batch is in the log either, and resending it first could only put it
+   * ahead of that batch.
+   */
+  private firstUnresolved(): ProducerBatch | undefined {
+    for (const batch of this.unacked) {
+      if (batch.baseSequence < 0) return undefined; // numbered after a reset, or never sent
+      if (batch.mayBeAppended) return batch;
+      if (!batch.isInFlight) return undefined;
+    }
+    return undefined;
   }
 
   /**

@@ -535,6 +535,71 @@ describe('Producer idempotence and retries', () => {
     expect((await handle).offset).toBe(3);
   });
 
+  describe('resolves batches that may have been appended before an epoch bump', () => {
+    // The partition's first batch is acknowledged first (until then one batch at a time is in
+    // flight), so A and B go out together as sequences 1 and 2. The connection breaks with both
+    // unanswered just as A reaches its delivery deadline: A fails (outcome unknown), which asks
+    // for an epoch bump, while B waits out a backoff. B's first attempt may be in the log: it
+    // must be resent under the old epoch and sequence until the broker says whether it is.
+    async function breakWhileAExpires(isAppended: boolean) {
+      const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
+      const log = new FakePartitionLog();
+      const first = producer.send({ topic: 't', value: 'first' });
+      await settle();
+      channel.replyNext((sent) => log.append(sent.bytes));
+      expect((await first).offset).toBe(0);
+      const batchA = producer.send({ topic: 't', value: 'A' });
+      await settle();
+      clock.advance(500);
+      const batchB = producer.send({ topic: 't', value: 'B' });
+      await settle();
+      expect(channel.pending.map((sent) => sent.partitions[0]!.header.baseSequence)).toEqual([1, 2]);
+      if (isAppended) for (const sent of channel.pending) log.append(sent.partitions[0]!.bytes); // replies lost
+      clock.advance(500); // A's deadline
+      channel.failAll();
+      await expect(batchA).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
+      await settle();
+      const sendsOfB = () => channel.sent.flatMap((request) => request.partitions).filter((sent) => decodeBatch(sent.bytes).records[0]!.value?.toString() === 'B');
+      return { clock, producer, channel, transport, log, batchB, sendsOfB };
+    }
+
+    it('acknowledges a batch the broker had appended with its original offset, never under a new sequence', async () => {
+      const { clock, producer, channel, transport, log, batchB, sendsOfB } = await breakWhileAExpires(true);
+      for (let round = 0; round < 5; round++) {
+        clock.advance(100);
+        await settle();
+        while (channel.pending.length > 0) channel.replyNext((sent) => log.append(sent.bytes));
+        await settle();
+      }
+      expect((await batchB).offset).toBe(2);
+      expect(sendsOfB().map((sent) => [sent.header.producerEpoch, sent.header.baseSequence])).toEqual([[0, 2], [0, 2]]);
+      expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'A', 'B']);
+      // The bump still happens (A's sequence may be a gap), and new records start the new epoch at 0.
+      const next = producer.send({ topic: 't', value: 'next' });
+      await settle();
+      expect(transport.initCalls).toHaveLength(2);
+      expect(channel.pending.map((sent) => [sent.partitions[0]!.header.producerEpoch, sent.partitions[0]!.header.baseSequence])).toEqual([[1, 0]]);
+      channel.replyNext((sent) => log.append(sent.bytes));
+      expect((await next).offset).toBe(3);
+      expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 3, failedRecords: 1 });
+    });
+
+    it('gives a batch the broker had not appended (OUT_OF_ORDER_SEQUENCE under the old epoch) a new sequence after the bump, and delivers it once', async () => {
+      const { clock, producer, channel, transport, log, batchB, sendsOfB } = await breakWhileAExpires(false);
+      for (let round = 0; round < 5; round++) {
+        clock.advance(100);
+        await settle();
+        while (channel.pending.length > 0) channel.replyNext((sent) => log.append(sent.bytes));
+        await settle();
+      }
+      expect((await batchB).offset).toBe(1);
+      expect(sendsOfB().map((sent) => [sent.header.producerEpoch, sent.header.baseSequence])).toEqual([[0, 2], [0, 2], [1, 0]]);
+      expect(transport.initCalls).toHaveLength(2);
+      expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'B']);
+      expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 2, failedRecords: 1 });
+    });
+  });
+
   it('refreshes metadata once on TOPIC_NOT_FOUND and then fails the batch', async () => {
     const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0 });
     const handle = producer.send({ topic: 't', value: 'a' });

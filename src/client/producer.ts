@@ -869,11 +869,11 @@ export class Producer {
       this.armIdentityWaitTimer();
       return;
     }
+    const nowMs = this.clock.nowMs();
     if (this.needsEpochBump) {
-      this.bumpEpochWhenIdle();
+      this.resolveThenBumpEpoch(nowMs);
       return;
     }
-    const nowMs = this.clock.nowMs();
     for (;;) {
       const requests = new Map<ProduceChannel, RequestBuilder>();
       let isAnyAdded = false;
@@ -884,7 +884,7 @@ export class Producer {
       for (const [channel, request] of requests) this.sendRequest(channel, request);
       if (!isAnyAdded || this.needsEpochBump) break;
     }
-    if (this.needsEpochBump) this.bumpEpochWhenIdle();
+    if (this.needsEpochBump) this.resolveThenBumpEpoch(nowMs);
   }
 
   /** Adds `partition`'s next batch to its channel's request; returns whether one was added. */
@@ -914,6 +914,11 @@ export class Producer {
       }
       return true;
     }
+    return this.addToRequest(partition, next, requests);
+  }
+
+  /** Adds `batch`, due now, to its channel's request; returns whether it was added or failed. */
+  private addToRequest(partition: ProducerPartition, next: ProducerBatch, requests: Map<ProduceChannel, RequestBuilder>): boolean {
     let channel: ProduceChannel;
     try {
       channel = this.transport.channelFor(partition.topic, partition.partition);
@@ -1068,6 +1073,7 @@ export class Producer {
       return;
     }
     if (this.options.isIdempotent && error.reason === 'OUT_OF_ORDER_SEQUENCE') {
+      partition.onNotAppended(batch);
       if (isPastDeadline) {
         this.failBatch(partition, batch, error);
       } else if (partition.failureCount > batch.failureCountAtSend) {
@@ -1233,7 +1239,49 @@ export class Producer {
     this.requestIdentity();
   }
 
-  /** With nothing in flight, asks for the next epoch and restarts every partition's sequences. */
+  /**
+   * The way to an epoch bump (KIP-360, as Kafka's TransactionManager does it for batches with
+   * unresolved sequences): the bump restarts every partition's sequences at 0, and the broker
+   * cannot recognise a batch of the old epoch as a duplicate once it carries a new epoch and
+   * sequence. So first each batch that holds a sequence of the current epoch and may have been
+   * appended is resent as it is, under the old epoch, one per partition at a time, until its
+   * outcome is known (ProducerPartition.nextToResolve): success or a duplicate acknowledges it
+   * with the broker's offsets; OUT_OF_ORDER_SEQUENCE says it was not appended, so it takes a
+   * new sequence after the bump; at its delivery deadline it fails (outcome unknown: at most
+   * once). Nothing new is sent meanwhile. Once none is left and nothing is in flight, the
+   * epoch is bumped. Tests: producer.test.ts ("resolves batches that may have been appended
+   * before an epoch bump").
+   */
+  private resolveThenBumpEpoch(nowMs: number): void {
+    const requests = new Map<ProduceChannel, RequestBuilder>();
+    let isAnyUnresolved = false;
+    this.forEachPartition((partition) => {
+      while (partition.hasUnresolvedSequence) {
+        const batch = partition.nextToResolve(nowMs);
+        if (batch === undefined) {
+          // Waiting out a backoff with nothing in flight: only a timer can wake it.
+          if (partition.inFlight === 0 && partition.cancelRetryTimer === undefined) this.armRetryTimer(partition);
+          return;
+        }
+        if (batch.createdMs + this.options.deliveryTimeoutMs <= nowMs) {
+          // Its outcome stays unknown: it may be in the log once, and is never sent again.
+          this.failBatch(partition, batch, deliveryTimeout(batch, batch.lastError));
+          continue;
+        }
+        this.addToRequest(partition, batch, requests);
+        return;
+      }
+    });
+    for (const [channel, request] of requests) this.sendRequest(channel, request);
+    // Counted after the loop: a batch failed at its deadline there resolved its partition.
+    this.forEachPartition((partition) => (isAnyUnresolved ||= partition.hasUnresolvedSequence));
+    if (!isAnyUnresolved) this.bumpEpochWhenIdle();
+  }
+
+  /**
+   * With nothing in flight and no sequence unresolved (resolveThenBumpEpoch), asks for the
+   * next epoch and restarts every partition's sequences.
+   */
   private bumpEpochWhenIdle(): void {
     if (this.idState !== 'ready' || this.inFlightBatchCount > 0) return;
     this.idState = 'bumping';
