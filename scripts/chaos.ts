@@ -61,10 +61,9 @@ Options:
   --delivery-timeout-ms <n>
                     the producers' delivery timeout (default 120000: no record fails). Shorter
                     than a restart (say 1500), records fail with their outcome unknown and the
-                    producers bump their epoch; a batch then waiting for a retry, whose earlier
-                    attempt was appended, is appended again under the new epoch (KIP-360's
-                    trade-off, see src/client/producer.ts), and the run reports those copies as
-                    duplicates: a way to watch that trade-off, not a clean run
+                    producers bump their epoch, after resolving every batch an earlier attempt
+                    may have appended under the old epoch (see src/client/producer.ts); the run
+                    still must find no record twice
   --keep            keep the data directory (it is always kept after a violation)
   --quiet           print only the summary
   -h, --help        this text

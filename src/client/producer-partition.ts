@@ -23,12 +23,14 @@
  *   under the old epoch, until the broker says whether it holds it (`nextToResolve`, as
  *   Kafka's TransactionManager keeps a partition with unresolved sequences from bumping).
  *   Success or a duplicate: appended, acknowledged with the broker's offsets.
- *   OUT_OF_ORDER_SEQUENCE: not appended (`onNotAppended`), so a new sequence is safe. That
- *   answer is conclusive because of the window above: every batch the broker may have
- *   appended after an unacknowledged one was sent less than `inFlightMax` (at most five)
- *   ordinals after it, so the broker still remembers the unacknowledged one among its
- *   producer's last five (storage/producer-state.ts, PRODUCER_BATCHES_CACHED_MAX) and would
- *   answer its resend as a duplicate; an older duplicate would get OUT_OF_ORDER_SEQUENCE too.
+ *   OUT_OF_ORDER_SEQUENCE: not appended (`onNotAppended`), so a new sequence is safe. The
+ *   broker (storage/producer-state.ts) answers a resend as a duplicate only while it is among
+ *   the producer's last five batches there (PRODUCER_BATCHES_CACHED_MAX); an older one gets
+ *   OUT_OF_ORDER_SEQUENCE, as a gap does, and would be taken for "not appended". That cannot
+ *   happen to an unacknowledged batch, by the window above: every batch the broker may have
+ *   appended after it was sent fewer than `inFlightMax` (at most five: the producer refuses
+ *   more with idempotence) ordinals after it, so at most four came after it, and nothing new
+ *   is sent while batches are being resolved.
  * - A batch the broker refused as too large (certainly not appended) is replaced in `unacked`
  *   by its pieces, which take over its sequence range; the batches behind it then fail with
  *   OUT_OF_ORDER_SEQUENCE and are resent behind the pieces by the same recovery

@@ -598,6 +598,26 @@ describe('Producer idempotence and retries', () => {
       expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'B']);
       expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, ackedRecords: 2, failedRecords: 1 });
     });
+
+    it('fails a batch whose outcome stays unknown at its delivery deadline, never resending it under a new sequence, then bumps', async () => {
+      const { clock, producer, channel, transport, log, batchB, sendsOfB } = await breakWhileAExpires(true);
+      const failure = expect(batchB).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
+      for (let round = 0; round < 6; round++) {
+        clock.advance(100);
+        await settle();
+        channel.failAll(); // the broker is still down
+        await settle();
+      }
+      await failure;
+      expect(sendsOfB().every((sent) => sent.header.producerEpoch === 0 && sent.header.baseSequence === 2)).toBe(true);
+      const next = producer.send({ topic: 't', value: 'next' });
+      await settle();
+      expect(transport.initCalls).toHaveLength(2);
+      expect(channel.pending.map((sent) => [sent.partitions[0]!.header.producerEpoch, sent.partitions[0]!.header.baseSequence])).toEqual([[1, 0]]);
+      channel.replyNext((sent) => log.append(sent.bytes));
+      expect((await next).offset).toBe(3);
+      expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'A', 'B', 'next']);
+    });
   });
 
   it('refreshes metadata once on TOPIC_NOT_FOUND and then fails the batch', async () => {

@@ -14,15 +14,21 @@
  * *same* sequence after the in-flight ones before it answered (producer-partition.ts), so a
  * broker that already appended it answers with the original offsets. When the sequence state
  * cannot be repaired (a batch whose outcome is unknown failed for good, or the broker reports
- * an unexplained sequence gap) the producer waits until nothing is in flight, bumps its epoch
- * and restarts every partition's sequences at 0. A batch still waiting for a retry at that
- * moment, whose earlier attempt may have been appended, can then be appended twice: the new
- * epoch cannot recognise it (Kafka's KIP-360 accepts the same). Until the broker has
- * acknowledged one batch of a partition, that partition has one batch in flight: the broker
- * takes any sequence from a producer it does not know, and a batch sent beside a refused one
- * would overtake it. Tests: producer.test.ts ("resends a batch after a broken stream with the
- * same sequence…", "resends later in-flight batches in order…", "bumps the epoch…", "sends
- * one batch at a time until…"), test/integration/client-idempotence.test.ts.
+ * an unexplained sequence gap) the producer bumps its epoch and restarts every partition's
+ * sequences at 0, as Kafka's does (KIP-360); but first, with nothing new sent, it resends
+ * every batch that holds a sequence of the old epoch and may have been appended (an attempt
+ * went unanswered) under that old epoch and sequence until its outcome is known: a success
+ * or duplicate acknowledges it with the broker's offsets, OUT_OF_ORDER_SEQUENCE says it was
+ * not appended (it takes a new sequence after the bump), and a batch past its delivery
+ * deadline fails with its outcome unknown (in the log at most once). So a bump appends no
+ * record twice and reorders none within a partition (resolveThenBumpEpoch). Until the broker
+ * has acknowledged one batch of a partition, that partition has one batch in flight: the
+ * broker takes any sequence from a producer it does not know, and a batch sent beside a
+ * refused one would overtake it. Tests: producer.test.ts ("resends a batch after a broken
+ * stream with the same sequence…", "resends later in-flight batches in order…", "bumps the
+ * epoch…", "resolves batches that may have been appended before an epoch bump", "sends one
+ * batch at a time until…"), test/integration/client-idempotence.test.ts,
+ * test/fault/broker-chaos.test.ts.
  *
  * Batches larger than a topic's max.message.bytes (the broker refuses them whole with
  * BATCH_TOO_LARGE, before the write) are split, as Kafka's producer does: a refused batch of

@@ -103,9 +103,8 @@ export interface ChaosOptions {
    * The producers' `deliveryTimeoutMs`. Default 120 s (the producer's), far longer than a
    * restart, so no record fails. Shorter than a restart, records fail with their outcome
    * unknown, and each such failure makes the producer bump its epoch and restart its
-   * sequences; a batch waiting for a retry then, whose earlier attempt was appended, is
-   * appended again under the new epoch (KIP-360's trade-off, src/client/producer.ts), and the
-   * run reports those copies as duplicates, of failed and of acknowledged records alike.
+   * sequences, after resolving under the old epoch every batch an earlier attempt may have
+   * appended (src/client/producer.ts); a record in the log twice is still a violation.
    */
   deliveryTimeoutMs?: number;
   /** Keep the data directory even when the run found nothing (it is always kept after a violation). */
@@ -799,9 +798,6 @@ export function formatChaosReport(report: ChaosReport, violationsShown = 10): st
   ];
   for (const violation of report.violations.slice(0, violationsShown)) lines.push(`  VIOLATION ${violation}`);
   if (report.violations.length > violationsShown) lines.push(`  … and ${report.violations.length - violationsShown} more`);
-  if (report.violations.length > 0 && report.epochBumps > 0) {
-    lines.push('  note: the producers bumped their epoch; a batch waiting for a retry then may be appended twice by design (KIP-360, see src/client/producer.ts)');
-  }
   if (report.violations.length > 0 && report.brokerWarnings.length > 0) {
     lines.push('  broker warnings:');
     for (const warning of report.brokerWarnings.slice(0, 10)) lines.push(`    ${warning.slice(0, 400)}`);
