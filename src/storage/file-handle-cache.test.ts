@@ -13,6 +13,8 @@ class CountingFileSystem {
   readonly opened: { path: string; mode: OpenMode; closeCalls: number }[] = [];
   /** Paths asked to open, counted when asked (before the open finishes). */
   readonly openCalls: string[] = [];
+  /** Called as an open is asked for, before it starts: lets a test act at that exact point. */
+  onOpenCall: ((path: string) => void) | undefined;
   private readonly closing = new Set<Promise<void>>();
   readonly fileSystem: FileSystem;
 
@@ -21,6 +23,7 @@ class CountingFileSystem {
       ...nodeFileSystem,
       open: async (path, mode) => {
         this.openCalls.push(path);
+        this.onOpenCall?.(path);
         const handle = await nodeFileSystem.open(path, mode);
         const record = { path, mode, closeCalls: 0 };
         this.opened.push(record);
@@ -81,6 +84,13 @@ function setUp(openFilesMax: number, fileCount: number): { counting: CountingFil
   const cache = new FileHandleCache(counting.fileSystem, openFilesMax);
   cleanups.push(() => cache.closeAll());
   return { counting, cache, paths };
+}
+
+/** Acquires `path` and releases it at once, recording in `served` when it got it. */
+async function acquireAndRelease(cache: FileHandleCache, path: string, mode: OpenMode, served: string[], name: string): Promise<void> {
+  const lease = await cache.acquire(path, mode);
+  served.push(name);
+  lease.release();
 }
 
 async function readText(lease: HandleLease): Promise<string> {
@@ -359,6 +369,50 @@ describe('FileHandleCache', () => {
     const lease = await cache.acquire(missing, 'read');
     expect(await readText(lease)).toBe('late');
     lease.release();
+  });
+
+  it('keeps the place of a waiter for read-write when the one ahead of it opens its file read-only', async () => {
+    // The read-only handle cannot serve it. It used to be woken to share that handle anyway,
+    // give it up, and queue again behind every acquire that came after it.
+    const { cache, paths } = setUp(1, 3);
+    const [a, b, c] = paths as [string, string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    const served: string[] = [];
+    const all = Promise.all([
+      acquireAndRelease(cache, b, 'read', served, 'b read'),
+      acquireAndRelease(cache, b, 'read-write', served, 'b read-write'),
+      acquireAndRelease(cache, c, 'read', served, 'c'),
+    ]);
+    leaseA.release();
+    await all;
+    expect(served).toEqual(['b read', 'b read-write', 'c']);
+    expect(cache.descriptorCount).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps the place of a waiter woken to share a file that is given up before it runs', async () => {
+    // b's second waiter is woken to share the handle b's first waiter opens. Before it runs,
+    // an acquire of d arrives (queued as b's open is asked for, so it runs first) and the cache
+    // gives b up to make room. The waiter must then wait again ahead of c and d, which came
+    // after it; it used to queue behind them.
+    const { counting, cache, paths } = setUp(1, 4);
+    const [a, b, c, d] = paths as [string, string, string, string];
+    const leaseA = await cache.acquire(a, 'read');
+    const served: string[] = [];
+    const waiting = [
+      acquireAndRelease(cache, b, 'read', served, 'b first'),
+      acquireAndRelease(cache, b, 'read', served, 'b second'),
+      acquireAndRelease(cache, c, 'read', served, 'c'),
+    ];
+    counting.onOpenCall = (path) => {
+      if (path !== b) return;
+      counting.onOpenCall = undefined;
+      queueMicrotask(() => waiting.push(acquireAndRelease(cache, d, 'read', served, 'd')));
+    };
+    leaseA.release();
+    await waiting[0]; // d has joined by then: it came as b was opened
+    await Promise.all(waiting);
+    expect(served).toEqual(['b first', 'b second', 'c', 'd']);
+    expect(counting.openCalls).toEqual([a, b, b, c, d]);
   });
 
   describe('closeAll', () => {

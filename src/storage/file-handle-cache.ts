@@ -22,6 +22,10 @@
  * (segment.ts `rebuildIndexes`). Holders may wait for a `withDescriptorSlots` slot (index and
  * state files), whose holders never ask for a lease, so that order cannot close a cycle either.
  *
+ * First come first served holds across wake-ups too: an acquire woken because another opened
+ * the file it waits for, which then finds that file gone (given up meanwhile, or its open failed)
+ * waits again in the place it had, ahead of every acquire that came after it.
+ *
  * Owner of mutable state: this object alone (the map, the waiters, each entry's count).
  */
 import type { FileHandle, FileSystem, OpenMode } from './file-system.js';
@@ -50,6 +54,15 @@ interface Entry {
   isDraining: boolean;
 }
 
+interface Waiter {
+  readonly path: string;
+  readonly mode: OpenMode;
+  /** Order of arrival: the queue is kept sorted by it, also when a waiter comes back. */
+  readonly ticket: number;
+  /** `true` hands it a slot; `false` tells it its file was opened meanwhile, so it needs none. */
+  wake(hasSlot: boolean): void;
+}
+
 export class FileHandleCache {
   // Map iteration order is insertion order; re-inserting on use makes it an LRU list.
   private readonly entries = new Map<string, Entry>();
@@ -59,11 +72,9 @@ export class FileHandleCache {
   private closesRunning = 0;
   /** Handles dropped while in use whose close has not started: each will hand its slot on too. */
   private draining = 0;
-  /**
-   * Acquires waiting for a descriptor, oldest first. `wake(true)` hands one a slot;
-   * `wake(false)` tells it its file was opened meanwhile, so it needs none.
-   */
-  private readonly waiters: { path: string; wake(hasSlot: boolean): void }[] = [];
+  /** Acquires waiting for a descriptor, oldest (lowest ticket) first. */
+  private readonly waiters: Waiter[] = [];
+  private nextTicket = 0;
 
   constructor(
     private readonly fileSystem: FileSystem,
@@ -93,10 +104,11 @@ export class FileHandleCache {
    */
   async acquire(path: string, mode: OpenMode): Promise<HandleLease> {
     let hasSlot = false;
+    let ticket: number | undefined;
     let entry: Entry | undefined;
     for (;;) {
       entry = this.entries.get(path);
-      if (entry !== undefined && mode !== 'read' && entry.mode === 'read') {
+      if (entry !== undefined && !servesMode(entry, mode)) {
         this.drop(entry);
         entry = undefined;
       }
@@ -115,7 +127,11 @@ export class FileHandleCache {
         entry = this.openEntry(path, mode);
         break;
       }
-      const handedOver = new Promise<boolean>((wake) => this.waiters.push({ path, wake }));
+      // The ticket is taken at the first wait. A waiter woken without a slot whose file is gone
+      // again when it runs (given up meanwhile, or its open failed) keeps it, and so waits in the
+      // place it had, not behind the acquires that came after it.
+      ticket ??= this.nextTicket++;
+      const handedOver = this.enqueue(path, mode, ticket);
       this.makeRoom();
       hasSlot = await handedOver;
     }
@@ -128,6 +144,16 @@ export class FileHandleCache {
       throw error;
     }
     return this.leaseOf(entry, handle);
+  }
+
+  /** Queues an acquire in ticket order; resolves when it is woken. */
+  private enqueue(path: string, mode: OpenMode, ticket: number): Promise<boolean> {
+    return new Promise<boolean>((wake) => {
+      const waiter: Waiter = { path, mode, ticket, wake };
+      let index = this.waiters.length;
+      while (index > 0 && (this.waiters[index - 1] as Waiter).ticket > ticket) index--;
+      this.waiters.splice(index, 0, waiter);
+    });
   }
 
   /** One more user of `entry`, whose open has finished. */
@@ -182,12 +208,12 @@ export class FileHandleCache {
       isDraining: false,
     };
     this.entries.set(path, entry);
-    // Waiters for this same file share the new handle instead of waiting for slots of their own.
-    if (this.waiters.some((waiter) => waiter.path === path)) {
-      for (const waiter of this.waiters.filter((candidate) => candidate.path === path)) {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        waiter.wake(false);
-      }
+    // Waiters for this same file share the new handle instead of waiting for slots of their own;
+    // one it cannot serve (read-write asked of a read-only handle) keeps its place and slot turn.
+    const sharers = this.waiters.filter((waiter) => waiter.path === path && servesMode(entry, waiter.mode));
+    for (const waiter of sharers) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1);
+      waiter.wake(false);
     }
     entry.handle.catch(() => {
       if (this.entries.get(path) === entry) this.entries.delete(path);
@@ -261,4 +287,9 @@ export class FileHandleCache {
     if (next !== undefined) next.wake(true);
     else this.slotsHeld--;
   }
+}
+
+/** Whether a handle opened as `entry.mode` serves a lease asked for in `mode`. */
+function servesMode(entry: Entry, mode: OpenMode): boolean {
+  return mode === 'read' || entry.mode !== 'read';
 }
