@@ -102,6 +102,14 @@ export const limits = {
    * waits for one to finish.
    */
   storageFileOpsInFlightMax: 64,
+  /**
+   * How long closing storage (`LogManager.close`) waits, once every log is closed, for reads
+   * still holding segment files. A read does not go through its log's writer queue, so the
+   * log's close does not wait for it, and its file is never closed under it; all it still waits
+   * for is its own disk reads (at most `readBytesMax`). Hit: the close returns and logs a
+   * warning; those files close as their reads end.
+   */
+  closeReadWaitMsMax: 5_000,
   /** Parked fetches and subscriptions per partition. Hit: LIMIT_REACHED. */
   waitersPerPartitionMax: 10_000,
   /** Producer ids remembered per partition for idempotence (least recently used go first). */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isBrokerError } from '../errors/index.js';
 import { FileHandleCache, type HandleLease } from './file-handle-cache.js';
 import { nodeFileSystem, readFully, type FileHandle, type FileSystem, type OpenMode } from './file-system.js';
 import { makeTempDir } from './test-helpers.js';
@@ -10,7 +11,7 @@ import { makeTempDir } from './test-helpers.js';
  * close calls still in flight (so a test can wait for them instead of sleeping).
  */
 class CountingFileSystem {
-  readonly opened: { path: string; mode: OpenMode; closeCalls: number }[] = [];
+  readonly opened: { path: string; mode: OpenMode; closeCalls: number; closesFinished: number }[] = [];
   /** Paths asked to open, counted when asked (before the open finishes). */
   readonly openCalls: string[] = [];
   /** Called as an open is asked for, before it starts: lets a test act at that exact point. */
@@ -25,7 +26,7 @@ class CountingFileSystem {
         this.openCalls.push(path);
         this.onOpenCall?.(path);
         const handle = await nodeFileSystem.open(path, mode);
-        const record = { path, mode, closeCalls: 0 };
+        const record = { path, mode, closeCalls: 0, closesFinished: 0 };
         this.opened.push(record);
         const counted: FileHandle = {
           path: handle.path,
@@ -36,7 +37,7 @@ class CountingFileSystem {
           sizeBytes: () => handle.sizeBytes(),
           close: () => {
             record.closeCalls++;
-            const closed = handle.close();
+            const closed = handle.close().finally(() => record.closesFinished++);
             const tracked = closed.catch(() => undefined);
             this.closing.add(tracked);
             void tracked.then(() => this.closing.delete(tracked));
@@ -51,6 +52,11 @@ class CountingFileSystem {
   /** Handles opened and never closed. */
   get liveCount(): number {
     return this.opened.filter((record) => record.closeCalls === 0).length;
+  }
+
+  /** Descriptors opened whose close has not finished (never asked for, or still running). */
+  get descriptorsOpen(): number {
+    return this.opened.filter((record) => record.closesFinished === 0).length;
   }
 
   closeCallsOf(path: string): number[] {
@@ -84,6 +90,19 @@ function setUp(openFilesMax: number, fileCount: number): { counting: CountingFil
   const cache = new FileHandleCache(counting.fileSystem, openFilesMax);
   cleanups.push(() => cache.closeAll());
   return { counting, cache, paths };
+}
+
+/** A promise's state as of now, updated as it settles (read it after letting callbacks run). */
+function track<T>(promise: Promise<T>): { readonly state: 'pending' | 'fulfilled' | 'rejected'; readonly error: unknown } {
+  const tracked = { state: 'pending' as 'pending' | 'fulfilled' | 'rejected', error: undefined as unknown };
+  void promise.then(
+    () => (tracked.state = 'fulfilled'),
+    (error: unknown) => {
+      tracked.state = 'rejected';
+      tracked.error = error;
+    },
+  );
+  return tracked;
 }
 
 /** Acquires `path` and releases it at once, recording in `served` when it got it. */
@@ -425,19 +444,104 @@ describe('FileHandleCache', () => {
       for (const path of paths) expect(counting.closeCallsOf(path)).toEqual([1]);
     });
 
-    it('leaves a leased handle open until its lease is released', async () => {
+    it('waits for a leased handle, closing it only once its lease is released', async () => {
       const { counting, cache, paths } = setUp(8, 2);
       const [a, b] = paths as [string, string];
       const lease = await cache.acquire(a, 'read');
       (await cache.acquire(b, 'read')).release();
-      await cache.closeAll();
+      const closing = track(cache.closeAll());
       await counting.settled();
       expect(cache.openCount).toBe(0);
       expect(counting.closeCallsOf(b)).toEqual([1]);
       expect(counting.closeCallsOf(a)).toEqual([0]);
+      expect(closing.state).toBe('pending');
       expect(await readText(lease)).toBe('contents of file 0');
       lease.release();
+      await cache.closeAll();
+      expect(counting.closeCallsOf(a)).toEqual([1]);
+      expect(counting.descriptorsOpen).toBe(0);
+    });
+
+    it('waits for the closes of handles given up before it was called', async () => {
+      // A log's close forgets its segments (discard) before the manager calls closeAll: those
+      // closes ran on after closeAll returned, and their descriptors outlived the cache.
+      const { counting, cache, paths } = setUp(8, 3);
+      for (const path of paths) (await cache.acquire(path, 'read')).release();
+      for (const path of paths) cache.discard(path);
+      await cache.closeAll();
+      expect(counting.descriptorsOpen).toBe(0);
+      expect(cache.descriptorCount).toBe(0);
+      for (const path of paths) expect(counting.closeCallsOf(path)).toEqual([1]);
+    });
+
+    it('waits for a handle drained for a waiter while leased, once its lease is released', async () => {
+      const { counting, cache, paths } = setUp(1, 2);
+      const [a, b] = paths as [string, string];
+      const leaseA = await cache.acquire(a, 'read');
+      const pendingB = track(cache.acquire(b, 'read')); // gives a up: closed on release
+      const closing = track(cache.closeAll());
       await counting.settled();
+      expect(closing.state).toBe('pending');
+      leaseA.release();
+      await cache.closeAll();
+      expect(counting.descriptorsOpen).toBe(0);
+      expect(pendingB.state).toBe('rejected');
+    });
+
+    it('makes a later acquire fail with SHUTTING_DOWN and open nothing', async () => {
+      // A read still running when its log closed could open a descriptor after closeAll that
+      // nobody would ever close.
+      const { counting, cache, paths } = setUp(4, 1);
+      const [a] = paths as [string];
+      await cache.closeAll();
+      await expect(cache.acquire(a, 'read')).rejects.toSatisfy((error) => isBrokerError(error, 'SHUTTING_DOWN'));
+      expect(counting.openCalls).toEqual([]);
+      expect(cache.descriptorCount).toBe(0);
+    });
+
+    it('fails the acquires waiting for a descriptor with SHUTTING_DOWN instead of leaving them hanging', async () => {
+      const { counting, cache, paths } = setUp(1, 3);
+      const [a, b, c] = paths as [string, string, string];
+      const leaseA = await cache.acquire(a, 'read');
+      const pendingB = track(cache.acquire(b, 'read'));
+      const pendingC = track(cache.acquire(c, 'read-write'));
+      const closing = track(cache.closeAll());
+      await counting.settled();
+      expect(pendingB.state).toBe('rejected');
+      expect(isBrokerError(pendingB.error, 'SHUTTING_DOWN')).toBe(true);
+      expect(pendingC.state).toBe('rejected');
+      expect(isBrokerError(pendingC.error, 'SHUTTING_DOWN')).toBe(true);
+      expect(cache.hasWaiters).toBe(false);
+      expect(closing.state).toBe('pending'); // a is still leased
+      leaseA.release();
+      await cache.closeAll();
+      expect(counting.openCalls).toEqual([a]);
+      expect(counting.descriptorsOpen).toBe(0);
+    });
+
+    it('fails an acquire whose file is still opening when it is called, and closes that file', async () => {
+      const { counting, cache, paths } = setUp(4, 1);
+      const [a] = paths as [string];
+      const acquiring = cache.acquire(a, 'read');
+      const closing = cache.closeAll();
+      await expect(acquiring).rejects.toSatisfy((error) => isBrokerError(error, 'SHUTTING_DOWN'));
+      await closing;
+      expect(counting.closeCallsOf(a)).toEqual([1]);
+      expect(counting.descriptorsOpen).toBe(0);
+    });
+
+    it('still lets the holder of a lease share it, and closes the file after both are released', async () => {
+      const { counting, cache, paths } = setUp(4, 1);
+      const [a] = paths as [string];
+      const lease = await cache.acquire(a, 'read');
+      const closing = track(cache.closeAll());
+      const shared = lease.share();
+      lease.release();
+      expect(await readText(shared)).toBe('contents of file 0');
+      await counting.settled();
+      expect(closing.state).toBe('pending');
+      shared.release();
+      await cache.closeAll();
       expect(counting.closeCallsOf(a)).toEqual([1]);
     });
   });

@@ -26,8 +26,13 @@
  * the file it waits for, which then finds that file gone (given up meanwhile, or its open failed)
  * waits again in the place it had, ahead of every acquire that came after it.
  *
+ * `closeAll` ends the cache: it waits until every descriptor is closed, and every acquire after
+ * it, or waiting when it is called, fails with SHUTTING_DOWN, so nothing opens a descriptor that
+ * nobody would close.
+ *
  * Owner of mutable state: this object alone (the map, the waiters, each entry's count).
  */
+import { BrokerError } from '../errors/index.js';
 import type { FileHandle, FileSystem, OpenMode } from './file-system.js';
 
 export interface HandleLease {
@@ -61,6 +66,8 @@ interface Waiter {
   readonly ticket: number;
   /** `true` hands it a slot; `false` tells it its file was opened meanwhile, so it needs none. */
   wake(hasSlot: boolean): void;
+  /** The cache closed (`closeAll`). */
+  fail(error: BrokerError): void;
 }
 
 export class FileHandleCache {
@@ -75,6 +82,10 @@ export class FileHandleCache {
   /** Acquires waiting for a descriptor, oldest (lowest ticket) first. */
   private readonly waiters: Waiter[] = [];
   private nextTicket = 0;
+  /** Set by `closeAll`: no more leases. */
+  private isClosed = false;
+  /** `closeAll` calls waiting for `slotsHeld` to reach 0. */
+  private readonly allClosedListeners: (() => void)[] = [];
 
   constructor(
     private readonly fileSystem: FileSystem,
@@ -100,9 +111,11 @@ export class FileHandleCache {
    * Leases a handle on `path`. A cached read-write handle also serves 'read'; a cached
    * read-only one is replaced when 'read-write' is asked for. 'create' is never cached as such:
    * the file is created, then cached as read-write. Waits when a new descriptor is needed and
-   * `openFilesMax` are in use.
+   * `openFilesMax` are in use. Rejects SHUTTING_DOWN after `closeAll` (also when it was waiting
+   * then, or its file was still opening), and the open's own error when the file cannot be opened.
    */
   async acquire(path: string, mode: OpenMode): Promise<HandleLease> {
+    if (this.isClosed) throw this.closedError(path);
     let hasSlot = false;
     let ticket: number | undefined;
     let entry: Entry | undefined;
@@ -134,6 +147,11 @@ export class FileHandleCache {
       const handedOver = this.enqueue(path, mode, ticket);
       this.makeRoom();
       hasSlot = await handedOver;
+      // `closeAll` may have run since this waiter was woken.
+      if (this.isClosed) {
+        if (hasSlot) this.giveSlotBack();
+        throw this.closedError(path);
+      }
     }
     entry.users++;
     let handle: FileHandle;
@@ -143,13 +161,18 @@ export class FileHandleCache {
       entry.users--;
       throw error;
     }
+    if (this.isClosed) {
+      // Opened (or shared) as `closeAll` ran: it is dropped already, and closes now.
+      this.releaseUser(entry);
+      throw this.closedError(path);
+    }
     return this.leaseOf(entry, handle);
   }
 
-  /** Queues an acquire in ticket order; resolves when it is woken. */
+  /** Queues an acquire in ticket order; resolves when it is woken, rejects if the cache closes. */
   private enqueue(path: string, mode: OpenMode, ticket: number): Promise<boolean> {
-    return new Promise<boolean>((wake) => {
-      const waiter: Waiter = { path, mode, ticket, wake };
+    return new Promise<boolean>((wake, fail) => {
+      const waiter: Waiter = { path, mode, ticket, wake, fail };
       let index = this.waiters.length;
       while (index > 0 && (this.waiters[index - 1] as Waiter).ticket > ticket) index--;
       this.waiters.splice(index, 0, waiter);
@@ -164,9 +187,7 @@ export class FileHandleCache {
       release: () => {
         if (isReleased) return;
         isReleased = true;
-        entry.users--;
-        if (entry.users === 0 && entry.isDiscarded) void this.closeQuietly(entry);
-        else this.makeRoom();
+        this.releaseUser(entry);
       },
       share: () => {
         if (isReleased) throw new Error(`a released lease on ${entry.path} cannot be shared`);
@@ -176,23 +197,38 @@ export class FileHandleCache {
     };
   }
 
+  private releaseUser(entry: Entry): void {
+    entry.users--;
+    if (entry.users === 0 && entry.isDiscarded) void this.closeQuietly(entry);
+    else this.makeRoom();
+  }
+
   /** Forgets `path` (deleted or truncated away); closes it once its users are done. */
   discard(path: string): void {
     const entry = this.entries.get(path);
     if (entry !== undefined) this.drop(entry);
   }
 
-  /** Closes every handle not in use; in-use ones close on release. */
+  /**
+   * Ends the cache and resolves once every descriptor it opened is closed: idle handles (closed
+   * now), handles given up earlier whose close is still running (a log's close forgets its
+   * segments; pressure drains handles for waiters), and leased ones, which close when their
+   * last user releases them: a lease is never pulled from under its user. So this waits for the
+   * leases handed out before it; `LogManager.close` closes every log first, so only reads still
+   * running hold one then, and it bounds how long it waits for them. From the call on, acquire
+   * fails with SHUTTING_DOWN, and so do the acquires waiting for a descriptor (the cache test
+   * "closeAll"). `share()` of a lease still held keeps working. Idempotent.
+   */
   async closeAll(): Promise<void> {
-    // drop() closes each idle handle once; closing them here again would close a descriptor
-    // number the OS may already have reused, and closing leased ones would pull them from
-    // under their users.
-    const closing: Promise<void>[] = [];
-    for (const entry of [...this.entries.values()]) {
-      const closed = this.drop(entry);
-      if (closed !== undefined) closing.push(closed);
+    if (!this.isClosed) {
+      this.isClosed = true;
+      for (const waiter of this.waiters.splice(0)) waiter.fail(this.closedError(waiter.path));
+      // drop() closes each idle handle once (a second close could hit a descriptor number the
+      // OS has reused), and a leased one when it is released.
+      for (const entry of [...this.entries.values()]) this.drop(entry);
     }
-    await Promise.all(closing);
+    if (this.slotsHeld === 0) return;
+    await new Promise<void>((resolve) => this.allClosedListeners.push(resolve));
   }
 
   /** A new entry on a slot this call holds. */
@@ -284,8 +320,18 @@ export class FileHandleCache {
   /** A descriptor slot is free: the oldest waiter takes it over, or the count goes down. */
   private giveSlotBack(): void {
     const next = this.waiters.shift();
-    if (next !== undefined) next.wake(true);
-    else this.slotsHeld--;
+    if (next !== undefined) {
+      next.wake(true);
+      return;
+    }
+    this.slotsHeld--;
+    if (this.slotsHeld === 0) for (const listener of this.allClosedListeners.splice(0)) listener();
+  }
+
+  private closedError(path: string): BrokerError {
+    return new BrokerError('SHUTTING_DOWN', `storage is closed, so ${path} is not opened again; retry once the broker is back`, {
+      details: { path },
+    });
   }
 }
 

@@ -7,7 +7,7 @@ import { isBrokerError } from '../errors/index.js';
 import { silentLogger } from '../observability/index.js';
 import { decodeBatches } from '../protocol/index.js';
 import { LogManager, type LogManagerOptions } from './log-manager.js';
-import type { PartitionLogConfig } from './partition-log.js';
+import type { PartitionLog, PartitionLogConfig } from './partition-log.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
 import { waitFor } from '../../test/support/wait-for.js';
@@ -83,6 +83,76 @@ function countingFileSystem(): { fileSystem: FileSystem; readonly openNow: numbe
       max = openNow;
     },
   };
+}
+
+/**
+ * Wraps the node file system, counting segment (.log) descriptors from their open until their
+ * close has finished, and holding reads of segment files while the test says so.
+ */
+function segmentFileLedger(): { fileSystem: FileSystem; readonly openNow: number; readonly readsHeld: number; holdReads(): void; letReadsGo(): void } {
+  let openNow = 0;
+  let readsHeld = 0;
+  let gate: Promise<void> | undefined;
+  let openGate: () => void = () => undefined;
+  const fileSystem: FileSystem = {
+    ...nodeFileSystem,
+    async open(path, mode) {
+      const handle = await nodeFileSystem.open(path, mode);
+      if (!path.endsWith('.log')) return handle;
+      openNow++;
+      const close = handle.close.bind(handle);
+      const read = handle.read.bind(handle);
+      handle.close = async () => {
+        try {
+          await close();
+        } finally {
+          openNow--;
+        }
+      };
+      handle.read = async (buffer, offset, length, position) => {
+        while (gate !== undefined) {
+          readsHeld++;
+          await gate;
+          readsHeld--;
+        }
+        return read(buffer, offset, length, position);
+      };
+      return handle;
+    },
+  };
+  return {
+    fileSystem,
+    get openNow() {
+      return openNow;
+    },
+    get readsHeld() {
+      return readsHeld;
+    },
+    holdReads() {
+      gate = new Promise<void>((resolve) => {
+        openGate = resolve;
+      });
+    },
+    letReadsGo() {
+      gate = undefined;
+      openGate();
+    },
+  };
+}
+
+/** A promise's state as of now, updated as it settles (read it after letting callbacks run). */
+function track<T>(promise: Promise<T>): { readonly state: 'pending' | 'fulfilled' | 'rejected' } {
+  const tracked = { state: 'pending' as 'pending' | 'fulfilled' | 'rejected' };
+  void promise.then(
+    () => (tracked.state = 'fulfilled'),
+    () => (tracked.state = 'rejected'),
+  );
+  return tracked;
+}
+
+/** Lets every callback already due run (promise reactions and I/O already completed). */
+async function letCallbacksRun(): Promise<void> {
+  for (let round = 0; round < 3; round++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -254,8 +324,10 @@ describe('LogManager', () => {
     manager.closeIdle();
     expect(manager.openPartitionCount).toBe(0); // its close is under way
     const late = manager.withPartition('t', 0, (log) => log.append(makeBatch()));
+    // Handled from now on: it rejects while close still waits for the segment files to close.
+    const isRefused = expect(late).rejects.toSatisfy((error) => isBrokerError(error, 'SHUTTING_DOWN'));
     await manager.close();
-    await expect(late).rejects.toSatisfy((error) => isBrokerError(error, 'SHUTTING_DOWN'));
+    await isRefused;
     expect(manager.openPartitionCount).toBe(0);
   });
 
@@ -357,6 +429,61 @@ describe('LogManager', () => {
     // Removal runs in the background; it is gone once the tree removal settles.
     const { waitFor } = await import('../../test/support/wait-for.js');
     await waitFor(() => !existsSync(join(dataDir, 'x-0.123.deleted')), { timeoutMs: 5_000, describe: () => 'x-0.123.deleted still exists' });
+  });
+
+  describe('close', () => {
+    it('returns only once every segment file it had open is closed', async () => {
+      // Goal: no descriptor outlives the manager (a broker or test reopening the data directory
+      // would find files of the last one still open). Method: logs written and read, so the
+      // shared cache holds their segment files; each log's close forgets its segments, whose
+      // closes start then, before the manager's closeAll, which used to wait only for closes
+      // it started itself.
+      const ledger = segmentFileLedger();
+      const { manager } = await startManager({ fileSystem: ledger.fileSystem });
+      for (let p = 0; p < 3; p++) {
+        await manager.createPartition('t', p);
+        await manager.withPartition('t', p, async (log) => {
+          await log.append(makeBatch());
+          await log.read({ offset: 0, bytesMax: 1024 });
+        });
+      }
+      expect(ledger.openNow).toBeGreaterThan(0);
+      await manager.close();
+      expect(ledger.openNow).toBe(0);
+    });
+
+    it('waits up to closeReadWaitMsMax for a read still holding a segment file, which closes when the read ends', async () => {
+      // A read does not go through its log's writer queue, so the log's close does not wait
+      // for it, and the cache never closes a file under its user: the manager waits for it, but
+      // not for ever (a hung disk).
+      const ledger = segmentFileLedger();
+      const { manager, clock } = await startManager({ fileSystem: ledger.fileSystem });
+      await manager.createPartition('t', 0);
+      await manager.withPartition('t', 0, (log) => log.append(makeBatch({ tag: 'held' })));
+      ledger.holdReads();
+      let readLog: PartitionLog | undefined;
+      const reading = manager.withPartition('t', 0, (log) => {
+        readLog = log;
+        return log.read({ offset: 0, bytesMax: 1024 });
+      });
+      await waitFor(() => ledger.readsHeld === 1, { timeoutMs: 5_000, describe: () => 'the read never reached its segment file' });
+      const closing = track(manager.close());
+      await waitFor(() => readLog?.isClosed, { timeoutMs: 5_000, describe: () => 'the manager never started closing the log' });
+      await readLog?.close(); // the close the manager started: resolves when it is done
+      await letCallbacksRun();
+      expect(closing.state, 'close returned while a read held a segment file').toBe('pending');
+      clock.advance(limits.closeReadWaitMsMax - 1);
+      await letCallbacksRun();
+      expect(closing.state).toBe('pending');
+      clock.advance(1);
+      await letCallbacksRun();
+      expect(closing.state, 'close gave up waiting at closeReadWaitMsMax').toBe('fulfilled');
+      expect(ledger.openNow).toBe(1);
+      ledger.letReadsGo();
+      const read = await reading;
+      expect(decodeBatches(read.bytes)[0]?.value?.toString().startsWith('held')).toBe(true);
+      await waitFor(() => ledger.openNow === 0, { timeoutMs: 5_000, describe: () => `${ledger.openNow} segment files still open after the read ended` });
+    });
   });
 
   describe('retention over closed logs', () => {
