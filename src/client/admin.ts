@@ -111,6 +111,14 @@ export interface PartitionOffset {
 /** One partition's answer from `listOffsetsEach`: its offset, or the error it alone got. */
 export type PartitionOffsetResult = (PartitionOffset & { error?: undefined }) | { partition: number; error: BrokerError };
 
+/**
+ * For a call that is retried: told of each failure that will be, before the backoff (so a
+ * caller can say that it waits, and why, while it waits).
+ */
+export interface RetryListener {
+  onRetry?: (error: BrokerError) => void;
+}
+
 /** How admin changes are retried: not on a full or failing disk. */
 const ADMIN_CHANGE = { isRetriable: isRetriableForAdminChange };
 
@@ -166,10 +174,14 @@ export class Admin {
     return response.topics.map((topic) => ({ name: topic.name, partitions: topic.partitions, replicationFactor: topic.replicationFactor }));
   }
 
-  /** Partitions (leader, ISR, offsets, size, status) and configs. Reasons: TOPIC_NOT_FOUND. */
-  async describeTopic(name: string): Promise<TopicDescription> {
+  /**
+   * Partitions (leader, ISR, offsets, size, status) and configs. Reasons: TOPIC_NOT_FOUND.
+   * `onRetry` hears of each failure that will be retried.
+   */
+  async describeTopic(name: string, options: RetryListener = {}): Promise<TopicDescription> {
     const response = await this.connections.callWithRetry<TopicDescription__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).describeTopic({ name }, callOptions, callback),
+      { onRetry: options.onRetry },
     );
     return toTopicDescription(response);
   }
@@ -192,10 +204,14 @@ export class Admin {
     return toTopicDescription(response);
   }
 
-  /** Brokers and, for `topics` (all when empty), partition leaders. Reasons: TOPIC_NOT_FOUND. */
-  async getMetadata(topics: string[] = []): Promise<ClusterMetadata> {
+  /**
+   * Brokers and, for `topics` (all when empty), partition leaders. Reasons: TOPIC_NOT_FOUND.
+   * `onRetry` hears of each failure that will be retried.
+   */
+  async getMetadata(topics: string[] = [], options: RetryListener = {}): Promise<ClusterMetadata> {
     const response = await this.connections.callWithRetry<Metadata__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).getMetadata({ topics }, callOptions, callback),
+      { onRetry: options.onRetry },
     );
     return toClusterMetadata(response);
   }

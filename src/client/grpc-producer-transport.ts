@@ -39,8 +39,8 @@ export class GrpcProducerTransport implements ProducerTransport {
     return this.metadata.partitionCount(topic);
   }
 
-  loadPartitionCount(topic: string): Promise<number> {
-    return this.metadata.load(topic);
+  loadPartitionCount(topic: string, onRetry?: (error: BrokerError) => void): Promise<number> {
+    return this.metadata.load(topic, onRetry);
   }
 
   channelFor(topic: string, partition: number): ProduceChannel {

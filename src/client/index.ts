@@ -28,6 +28,7 @@ export type {
   PartitionDescription,
   PartitionOffset,
   PartitionOffsetResult,
+  RetryListener,
   TopicDescription,
   TopicMetadata,
   TopicSummary,

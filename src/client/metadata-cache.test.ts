@@ -26,6 +26,23 @@ describe('MetadataCache', () => {
     expect(calls).toBe(1);
   });
 
+  it('tells every caller that joined a load of each retried failure from then on', async () => {
+    let reportFailure: ((error: BrokerError) => void) | undefined;
+    let answer: (() => void) | undefined;
+    const cache = new MetadataCache((_topics, onRetry) => {
+      reportFailure = onRetry;
+      return new Promise((resolve) => (answer = () => resolve(metadata(1))));
+    }, new ManualClock());
+    const heard: string[] = [];
+    const first = cache.load('t', (error) => heard.push(`first ${error.reason}`));
+    reportFailure!(new BrokerError('BROKER_UNAVAILABLE', 'down'));
+    const second = cache.load('t', (error) => heard.push(`second ${error.reason}`));
+    reportFailure!(new BrokerError('SHUTTING_DOWN', 'stopping'));
+    answer!();
+    await expect(Promise.all([first, second])).resolves.toEqual([1, 1]);
+    expect(heard).toEqual(['first BROKER_UNAVAILABLE', 'first SHUTTING_DOWN', 'second SHUTTING_DOWN']);
+  });
+
   it('rejects TOPIC_NOT_FOUND when the broker does not list the topic, and forgets it', async () => {
     let exists = true;
     const cache = new MetadataCache(async () => (exists ? metadata(2) : { ...metadata(2), topics: [] }), new ManualClock());

@@ -9,7 +9,8 @@
  * Policy: a topic is loaded on first use. Entries older than `maxAgeMs` are refreshed in the
  * background on access (the stale value is still answered). Callers that hit
  * TOPIC_NOT_FOUND or PARTITION_NOT_FOUND refresh once with `load` and fail if the refreshed
- * metadata still says so. Concurrent loads of one topic share one call.
+ * metadata still says so. Concurrent loads of one topic share one call (retried for the
+ * client's retry budget), and each caller's `onRetry` hears of its retried failures.
  *
  * Routing: on a single broker every call goes to the bootstrap address the user gave (the
  * broker's advertised address may be spelled differently, e.g. `localhost` vs `127.0.0.1`).
@@ -18,6 +19,16 @@
 import type { Clock } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
 import type { ClusterMetadata } from './admin.js';
+
+/** Loads the metadata of `topics`, telling `onRetry` of each failure it will retry. */
+export type FetchMetadata = (topics: string[], onRetry: (error: BrokerError) => void) => Promise<ClusterMetadata>;
+
+/** A load in progress and the callers to tell of its retried failures. */
+interface RunningLoad {
+  partitionCount: Promise<number>;
+  /** Bounded by the callers that joined the load; dropped with it. */
+  retryListeners: Set<(error: BrokerError) => void>;
+}
 
 interface TopicEntry {
   partitionCount: number;
@@ -30,14 +41,14 @@ interface TopicEntry {
 export const METADATA_MAX_AGE_MS_DEFAULT = 5 * 60_000;
 
 export class MetadataCache {
-  private readonly fetchMetadata: (topics: string[]) => Promise<ClusterMetadata>;
+  private readonly fetchMetadata: FetchMetadata;
   private readonly clock: Clock;
   private readonly maxAgeMs: number;
   /** Bounded by the topics this client uses. */
   private readonly topics = new Map<string, TopicEntry>();
-  private readonly loads = new Map<string, Promise<number>>();
+  private readonly loads = new Map<string, RunningLoad>();
 
-  constructor(fetchMetadata: (topics: string[]) => Promise<ClusterMetadata>, clock: Clock, maxAgeMs = METADATA_MAX_AGE_MS_DEFAULT) {
+  constructor(fetchMetadata: FetchMetadata, clock: Clock, maxAgeMs = METADATA_MAX_AGE_MS_DEFAULT) {
     this.fetchMetadata = fetchMetadata;
     this.clock = clock;
     this.maxAgeMs = maxAgeMs;
@@ -56,14 +67,21 @@ export class MetadataCache {
   /**
    * Fetches `topic`'s metadata now (joining a load already running) and returns its
    * partition count. Rejects with TOPIC_NOT_FOUND when the broker has no such topic (the
-   * cached entry is dropped then), or with the call's error after its retries.
+   * cached entry is dropped then), or with the call's error after its retries. `onRetry`
+   * hears of each retried failure of the load from the time it joins.
    */
-  load(topic: string): Promise<number> {
-    const running = this.loads.get(topic);
-    if (running !== undefined) return running;
-    const load = this.fetchTopic(topic).finally(() => this.loads.delete(topic));
-    this.loads.set(topic, load);
-    return load;
+  load(topic: string, onRetry?: (error: BrokerError) => void): Promise<number> {
+    let running = this.loads.get(topic);
+    if (running === undefined) {
+      const retryListeners = new Set<(error: BrokerError) => void>();
+      const partitionCount = this.fetchTopic(topic, (error) => {
+        for (const listener of retryListeners) listener(error);
+      }).finally(() => this.loads.delete(topic));
+      running = { partitionCount, retryListeners };
+      this.loads.set(topic, running);
+    }
+    if (onRetry !== undefined) running.retryListeners.add(onRetry);
+    return running.partitionCount;
   }
 
   /** The address of `topic`/`partition`'s leader when known and there are several brokers. */
@@ -71,10 +89,10 @@ export class MetadataCache {
     return this.topics.get(topic)?.leaders[partition];
   }
 
-  private async fetchTopic(topic: string): Promise<number> {
+  private async fetchTopic(topic: string, onRetry: (error: BrokerError) => void): Promise<number> {
     let metadata: ClusterMetadata;
     try {
-      metadata = await this.fetchMetadata([topic]);
+      metadata = await this.fetchMetadata([topic], onRetry);
     } catch (error) {
       if (error instanceof BrokerError && error.reason === 'TOPIC_NOT_FOUND') this.topics.delete(topic);
       throw error;

@@ -78,7 +78,12 @@ export class ProducerBatch {
    * (ProducerPartition.replaceBySplit).
    */
   ordinal: number;
-  readonly createdMs: number;
+  /**
+   * When the batch was created, or earlier: when the delivery timeout of a record that
+   * waited for its topic's metadata started (its send), if that record joined the batch while
+   * open. Its delivery deadline counts from here.
+   */
+  createdMs: number;
   /** Records until the batch is encoded (or completes unencoded); then only `timestamps` is kept. */
   records: LogRecord[] = [];
   /** Sum of the records' estimated encoded sizes, for `batchBytes`. */

@@ -171,6 +171,133 @@ describe('Producer partitioning', () => {
   });
 });
 
+describe('Producer waiting for a topic\'s metadata', () => {
+  const unreachable = new BrokerError('BROKER_UNAVAILABLE', 'No connection established');
+
+  it('loads a topic\'s metadata again while its records wait within their delivery timeout, telling onRetry, then delivers them', async () => {
+    // A new producer whose broker is down: GetMetadata retries for the client's retry budget
+    // (5 s in the CLI), but the records waiting for it are bounded by their delivery timeout.
+    const retries: (RetryingRecords & { reason: string })[] = [];
+    const { clock, producer, channel, transport } = makeProducer(
+      {},
+      { lingerMs: 0, deliveryTimeoutMs: 30_000, retry: { backoffMsMin: 100, backoffMsMax: 1_000 }, onRetry: (error, retrying) => retries.push({ ...retrying, reason: error.reason }) },
+    );
+    transport.brokerPartitionCounts.set('t', 1);
+    transport.loadError = unreachable;
+    transport.loadRetriesPerCall = 2; // each load: two retried failures, then the budget is used up
+    const sentMs = clock.nowMs();
+    const first = producer.send({ topic: 't', value: 'a' });
+    let isFirstSettled = false;
+    first.then(
+      () => (isFirstSettled = true),
+      () => (isFirstSettled = true),
+    );
+    await settle();
+    expect(transport.loadCalls).toBe(1);
+    // Both retried failures and the given-up load, each for the topic's waiting records (no partition yet).
+    expect(retries).toEqual(Array(3).fill({ reason: 'BROKER_UNAVAILABLE', topic: 't', partition: undefined, recordCount: 1, attempts: 0, deliveryDeadlineMs: sentMs + 30_000 }));
+    for (let step = 0; step < 3; step++) {
+      clock.advance(1_000); // the longest backoff
+      await settle();
+    }
+    expect(transport.loadCalls).toBe(4);
+    const second = producer.send({ topic: 't', value: 'b' });
+    await settle();
+    expect(isFirstSettled).toBe(false);
+    expect(channel.sent).toHaveLength(0);
+    expect(retries).toHaveLength(12);
+    expect(producer.metrics().waitingRecords).toBe(2);
+
+    transport.loadError = undefined; // the broker is back
+    clock.advance(1_000);
+    await settle();
+    expect(transport.loadCalls).toBe(5);
+    expect(channel.sent).toHaveLength(1);
+    // The batch they joined keeps the first record's deadline, counted from its send.
+    channel.failAll();
+    await settle();
+    expect(retries.at(-1)).toMatchObject({ topic: 't', partition: 0, recordCount: 2, attempts: 1, deliveryDeadlineMs: sentMs + 30_000 });
+    clock.advance(1_000);
+    await settle();
+    channel.replyNext(() => ({ baseOffset: 0 }));
+    await expect(first).resolves.toMatchObject({ partition: 0, offset: 0 });
+    await expect(second).resolves.toMatchObject({ partition: 0, offset: 1 });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0, ackedRecords: 2, failedRecords: 0 });
+  });
+
+  it('fails records waiting for metadata at their own delivery deadline, with the last load failure, and stops loading once none waits', async () => {
+    const retries: RetryingRecords[] = [];
+    const failures: FailedRecords[] = [];
+    const { clock, producer, transport } = makeProducer(
+      {},
+      {
+        lingerMs: 0,
+        deliveryTimeoutMs: 3_000,
+        retry: { backoffMsMin: 100, backoffMsMax: 1_000 },
+        onRetry: (_error, retrying) => retries.push(retrying),
+        onError: (_error, failed) => failures.push(failed),
+      },
+    );
+    transport.brokerPartitionCounts.set('t', 1);
+    transport.loadError = unreachable;
+    const sentMs = clock.nowMs();
+    const first = producer.send({ topic: 't', value: 'a' });
+    first.catch(() => undefined); // checked below
+    await settle();
+    clock.advance(1_000);
+    const second = producer.send({ topic: 't', value: 'b' });
+    let isSecondSettled = false;
+    second.then(
+      () => (isSecondSettled = true),
+      () => (isSecondSettled = true),
+    );
+    await settle();
+    clock.advance(2_000);
+    await settle();
+    expect(isSecondSettled).toBe(false);
+    // Every load failure so far was reported for the waiting records, with the oldest one's deadline.
+    expect(retries.length).toBeGreaterThan(2);
+    expect(retries.every((retrying) => retrying.topic === 't' && retrying.partition === undefined && retrying.deliveryDeadlineMs === sentMs + 3_000)).toBe(true);
+    clock.advance(1); // the first record's deadline: 3,000 ms after its send
+    await settle();
+    await expect(first).rejects.toMatchObject({
+      reason: 'BROKER_UNAVAILABLE',
+      topic: 't',
+      message: 'records not acknowledged within the delivery timeout; last error: No connection established',
+    });
+    expect(isSecondSettled).toBe(false); // its own deadline is a second later
+    clock.advance(1_000);
+    await settle();
+    await expect(second).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
+    expect(failures).toEqual([
+      { topic: 't', partition: undefined, recordCount: 1 },
+      { topic: 't', partition: undefined, recordCount: 1 },
+    ]);
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0, failedRecords: 2 });
+    const loadsAtDeadline = transport.loadCalls;
+    clock.advance(10_000);
+    await settle();
+    expect(transport.loadCalls).toBe(loadsAtDeadline);
+
+    // A failure that is not retriable fails the waiting records at once; a later record loads afresh.
+    transport.loadError = new BrokerError('UNAUTHENTICATED', 'who are you');
+    await expect(producer.send({ topic: 't', value: 'c' })).rejects.toMatchObject({ reason: 'UNAUTHENTICATED' });
+    expect(transport.loadCalls).toBe(loadsAtDeadline + 1);
+  });
+
+  it('fails records waiting for metadata the broker never answers at their delivery deadline with REQUEST_TIMED_OUT', async () => {
+    const { clock, producer, transport } = makeProducer({}, { lingerMs: 0, deliveryTimeoutMs: 2_000 });
+    transport.holdLoads = true;
+    const handle = producer.send({ topic: 't', value: 'a' });
+    handle.catch(() => undefined); // checked below
+    await settle();
+    clock.advance(2_001);
+    await settle();
+    await expect(handle).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT', message: expect.stringMatching(/delivery timeout.*topic t's metadata/) });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0 });
+  });
+});
+
 describe('Producer idempotence and retries', () => {
   it('asks for a producer id once and numbers each partition’s batches from sequence 0', async () => {
     const { producer, channel, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });

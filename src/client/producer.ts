@@ -47,7 +47,10 @@
  * until `deliveryTimeoutMs` after the batch was created; batches waiting for a producer id
  * fail at that deadline too, with InitProducerId's last failure as their last error
  * (InitProducerId retries for the client's retry budget, and is asked again after it while
- * batches wait, so a short budget cannot fail them sooner). PRODUCER_FENCED is fatal: every
+ * batches wait, so a short budget cannot fail them sooner). Records waiting for their topic's
+ * metadata (its first use) are bounded the same way: the load is retried while any waits, each
+ * fails at its delivery deadline counted from its `send`, and a batch such a record joins keeps
+ * that deadline (waitForMetadata). PRODUCER_FENCED is fatal: every
  * pending and later record fails with it. Besides each record's handle, failures reach the
  * `onError` option once per failed batch and the `ackedRecords`/`failedRecords` counters of
  * `metrics()`, so a sender need not observe every record to notice one.
@@ -138,11 +141,13 @@ export interface ProducerOptions {
    * that records are stuck well before `deliveryTimeoutMs` fails them (`runnel produce` tells
    * the operator on stderr). Also called, for each batch waiting for it, each time
    * InitProducerId (the producer id an idempotent producer needs before its first send, and
-   * again for an epoch bump) failed retriably and will be retried. Delivery has resumed once a
-   * record is acknowledged after such a call; there is no separate "recovered" call. Not
-   * called for the resends that sequence bookkeeping needs (OUT_OF_ORDER_SEQUENCE behind an
-   * earlier failure) or for the one metadata refresh after TOPIC_NOT_FOUND. Called from a
-   * microtask, like `onError`.
+   * again for an epoch bump) failed retriably and will be retried. And called once per topic,
+   * with `partition` undefined, each time loading a topic's metadata (its partition count,
+   * which a record needs before it can be batched) failed retriably and will be retried, for
+   * the records waiting for it. Delivery has resumed once a record is acknowledged after such
+   * a call; there is no separate "recovered" call. Not called for the resends that sequence
+   * bookkeeping needs (OUT_OF_ORDER_SEQUENCE behind an earlier failure) or for the one
+   * metadata refresh after TOPIC_NOT_FOUND. Called from a microtask, like `onError`.
    */
   onRetry?: (error: BrokerError, retrying: RetryingRecords) => void;
   /** Test seams. */
@@ -163,15 +168,24 @@ export interface FailedRecords {
 /** Which records an `onRetry` call reports. */
 export interface RetryingRecords {
   topic: string;
-  partition: number;
-  /** Records in the batch that will be sent again. */
+  /**
+   * The batch's partition; undefined when the records wait for the topic's metadata, before a
+   * partition was chosen (as in `FailedRecords`).
+   */
+  partition: number | undefined;
+  /** Records in the batch that will be sent again, or records waiting for the topic's metadata. */
   recordCount: number;
   /**
    * Sends of this batch so far, the failed one included; when the failure is InitProducerId's
-   * (see `onRetry`), the sends before it (0 before the first producer id).
+   * or the metadata load's (see `onRetry`), the sends before it (0 before the first producer
+   * id, and always 0 for records waiting for metadata).
    */
   attempts: number;
-  /** When (clock ms) the batch fails with the last error if still unacknowledged: its creation plus `deliveryTimeoutMs`. */
+  /**
+   * When (clock ms) the batch fails with the last error if still unacknowledged: its creation
+   * plus `deliveryTimeoutMs`. For records waiting for metadata, the oldest one's: its `send`
+   * plus `deliveryTimeoutMs`.
+   */
   deliveryDeadlineMs: number;
 }
 
@@ -187,8 +201,12 @@ export interface ProducerTransport {
   ): Promise<{ producerId: number; producerEpoch: number }>;
   /** The cached partition count of `topic`, if known. */
   partitionCount(topic: string): number | undefined;
-  /** Fetches `topic`'s partition count from the broker (TOPIC_NOT_FOUND if it has none). */
-  loadPartitionCount(topic: string): Promise<number>;
+  /**
+   * Fetches `topic`'s partition count from the broker (TOPIC_NOT_FOUND if it has none);
+   * retries retriable failures for the client's retry budget, and tells `onRetry` of each
+   * failure it will retry.
+   */
+  loadPartitionCount(topic: string, onRetry?: (error: BrokerError) => void): Promise<number>;
   /** The channel to the leader of `topic`/`partition`. */
   channelFor(topic: string, partition: number): ProduceChannel;
   /** Closes this producer's channels. */
@@ -244,6 +262,27 @@ interface WaitingRecord {
   /** Whether metadata was already refreshed once for this record. */
   hasRefreshed: boolean;
   enqueuedMs: number;
+  /**
+   * While it waits for its topic's metadata: when its delivery timeout started, its `send`
+   * (or, for a record let in after waiting for buffer space, that moment, as for a record
+   * batched then). The batch it joins counts its deadline from here at the latest.
+   */
+  deliveryFromMs: number;
+}
+
+/**
+ * The records of one topic waiting for its metadata, and the load that will let them be
+ * batched (waitForMetadata). Bounded like every record: each fails at its delivery deadline.
+ */
+interface MetadataWait {
+  /** In order of `deliveryFromMs` (send order), so the head is the first to expire. */
+  records: WaitingRecord[];
+  /** The last retried failure of the load: what the records fail with at their deadline. */
+  lastError: BrokerError | undefined;
+  /** Loads the metadata again after the transport gave up on a retriable failure. */
+  cancelRetryTimer: (() => void) | undefined;
+  /** Fails the head record at its delivery deadline. */
+  cancelDeadlineTimer: (() => void) | undefined;
 }
 
 /** Per-record bytes beyond key, value and headers: length, attributes, deltas, lengths (varints). */
@@ -270,8 +309,11 @@ const CHANNEL_IN_FLIGHT_MAX = 32;
 const TIMESTAMP_USES_MAX = 64;
 /** Kafka's limit for idempotence: the broker remembers five batches per producer. */
 const IDEMPOTENT_IN_FLIGHT_MAX = 5;
-/** An attempt number past every doubling: backoffDelayMs gives the longest backoff (askIdentityAgainLater). */
-const IDENTITY_RETRY_BACKOFF_ATTEMPT = 30;
+/**
+ * An attempt number past every doubling: backoffDelayMs gives the longest backoff
+ * (askIdentityAgainLater, loadMetadataAgainLater: the transport's retries are behind).
+ */
+const RETRY_AGAIN_BACKOFF_ATTEMPT = 30;
 
 const EMPTY_HEADERS: RecordHeader[] = Object.freeze([]) as unknown as RecordHeader[];
 
@@ -312,8 +354,8 @@ export class Producer {
   private readonly sendable = new Set<ProducerPartition>();
   /** Partitions whose open batch closes at the next drain (lingerMs 0, or flushing). */
   private readonly closeOnDrain = new Set<ProducerPartition>();
-  /** Topic → records waiting for its metadata, in send order. */
-  private readonly metadataWaiters = new Map<string, WaitingRecord[]>();
+  /** Topic → the records waiting for its metadata, in send order. */
+  private readonly metadataWaiters = new Map<string, MetadataWait>();
   /** Records waiting for buffer space, in send order (from `bufferWaitersHead`). */
   private bufferWaiters: WaitingRecord[] = [];
   private bufferWaitersHead = 0;
@@ -419,11 +461,12 @@ export class Producer {
     const topic = record.topic;
     const partitionCount = this.metadataWaiters.has(topic) ? undefined : this.transport.partitionCount(topic);
     if (partitionCount === undefined) {
-      this.waitForMetadata({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0 });
+      const nowMs = this.clock.nowMs();
+      this.waitForMetadata({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0, deliveryFromMs: nowMs });
     } else if (this.bufferWaitersHead < this.bufferWaiters.length) {
-      this.waitForBuffer({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0 });
+      this.waitForBuffer({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0, deliveryFromMs: 0 });
     } else {
-      this.place(handle, topic, record.partition, logRecord, sizeBytes, false, partitionCount);
+      this.place(handle, topic, record.partition, logRecord, sizeBytes, false, partitionCount, undefined);
     }
     return handle;
   }
@@ -492,7 +535,7 @@ export class Producer {
   /** Counters and gauges of this producer (buffer use against its bound, outcomes, retries, identity). */
   metrics(): ProducerMetrics {
     let waitingRecords = this.bufferWaiters.length - this.bufferWaitersHead;
-    for (const list of this.metadataWaiters.values()) waitingRecords += list.length;
+    for (const wait of this.metadataWaiters.values()) waitingRecords += wait.records.length;
     return {
       bufferUsedBytes: this.buffer.usedBytes,
       bufferBytes: this.options.bufferBytes,
@@ -549,7 +592,11 @@ export class Producer {
     this.isTimestampResetQueued = false;
   };
 
-  /** Appends one record whose topic metadata is known; may divert it to a wait queue. */
+  /**
+   * Appends one record whose topic metadata is known; may divert it to a wait queue.
+   * `deliveryFromMs` is given for a record that waited for metadata: when its delivery timeout
+   * started (see WaitingRecord); undefined means now.
+   */
   private place(
     handle: PendingSend,
     topic: string,
@@ -558,6 +605,7 @@ export class Producer {
     sizeBytes: number,
     hasRefreshed: boolean,
     partitionCount: number,
+    deliveryFromMs: number | undefined,
   ): void {
     let partitionNumber: number;
     try {
@@ -566,7 +614,7 @@ export class Producer {
       const brokerError = error as BrokerError;
       if (brokerError.reason === 'PARTITION_NOT_FOUND' && !hasRefreshed) {
         // Partitions may have been added since the metadata was cached: refresh once.
-        this.waitForMetadata({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed: true, enqueuedMs: 0 });
+        this.waitForMetadata({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed: true, enqueuedMs: 0, deliveryFromMs: deliveryFromMs ?? this.clock.nowMs() });
       } else {
         this.failWaiting(handle, brokerError, topic, explicitPartition);
       }
@@ -579,7 +627,7 @@ export class Producer {
     const heldBytes = sizeBytes + RECORD_HELD_EXTRA_BYTES;
     const usedBytes = this.buffer.usedBytes;
     if (usedBytes > 0 && usedBytes + heldBytes > this.options.bufferBytes) {
-      this.waitForBuffer({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed, enqueuedMs: 0 });
+      this.waitForBuffer({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed, enqueuedMs: 0, deliveryFromMs: 0 });
       return;
     }
     const partition = this.partitionState(topic, partitionNumber);
@@ -590,6 +638,8 @@ export class Producer {
       batch = undefined;
     }
     batch ??= this.openBatch(partition);
+    // Its delivery timeout started before the batch was made: the batch's deadline is its oldest record's.
+    if (deliveryFromMs !== undefined && deliveryFromMs < batch.createdMs) batch.createdMs = deliveryFromMs;
     handle.place(batch, batch.append(record, sizeBytes, heldBytes));
     if (batch.estimatedBytes >= batchBytes) {
       this.closeOpenBatch(partition);
@@ -658,30 +708,136 @@ export class Producer {
 
   // ---- Waiting for metadata and buffer space -----------------------------------------------
 
+  /**
+   * Holds `waiting` until its topic's partition count is known. The first record of a topic
+   * starts the load; the transport retries it for the client's retry budget (60 s by default,
+   * 5 s in the CLI), and while records still wait after a retriable failure it is loaded again
+   * (loadMetadataAgainLater), as a failed batch is sent again: what bounds a record is its
+   * delivery timeout, counted from its `send`, not the retry budget (Kafka bounds this wait by
+   * max.block.ms inside send(); here send() never blocks). Each record fails at its deadline
+   * with the load's last error (armMetadataDeadlineTimer); each retried failure reaches
+   * `onRetry`. A failure that is not retriable (TOPIC_NOT_FOUND, which the broker answers
+   * from its current metadata; UNAUTHENTICATED; INVALID_REQUEST) fails them all at once.
+   * Test: producer.test.ts ("Producer waiting for a topic's metadata").
+   */
   private waitForMetadata(waiting: WaitingRecord): void {
     const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
     this.metadataWaitingBytes += heldBytes;
     this.buffer.usedBytes += heldBytes;
-    const list = this.metadataWaiters.get(waiting.topic);
-    if (list !== undefined) {
-      list.push(waiting);
+    const wait = this.metadataWaiters.get(waiting.topic);
+    if (wait !== undefined) {
+      waitForMetadataInsert(wait.records, waiting);
       return;
     }
-    this.metadataWaiters.set(waiting.topic, [waiting]);
-    this.transport.loadPartitionCount(waiting.topic).then(
-      (partitionCount) => this.releaseMetadataWaiters(waiting.topic, partitionCount, undefined),
-      (error: unknown) => this.releaseMetadataWaiters(waiting.topic, undefined, toBrokerError(error)),
+    const started: MetadataWait = { records: [waiting], lastError: undefined, cancelRetryTimer: undefined, cancelDeadlineTimer: undefined };
+    this.metadataWaiters.set(waiting.topic, started);
+    this.armMetadataDeadlineTimer(waiting.topic, started);
+    this.loadMetadata(waiting.topic, started);
+  }
+
+  /** One load of `topic`'s metadata (retried by the transport) for `wait`, if it is still the topic's wait when it lands. */
+  private loadMetadata(topic: string, wait: MetadataWait): void {
+    this.transport.loadPartitionCount(topic, (error) => this.onMetadataRetry(topic, wait, error)).then(
+      (partitionCount) => {
+        if (this.metadataWaiters.get(topic) === wait) this.releaseMetadataWaiters(topic, partitionCount, undefined);
+      },
+      (error: unknown) => this.onMetadataLoadFailure(topic, wait, toBrokerError(error)),
     );
   }
 
-  private releaseMetadataWaiters(topic: string, partitionCount: number | undefined, error: BrokerError | undefined): void {
-    const list = this.metadataWaiters.get(topic) ?? [];
-    this.metadataWaiters.delete(topic);
-    for (const waiting of list) {
+  /** The transport gave up on the load: load again later while records wait and the failure is retriable, else fail them. */
+  private onMetadataLoadFailure(topic: string, wait: MetadataWait, error: BrokerError): void {
+    if (this.metadataWaiters.get(topic) !== wait) return; // its records were placed, expired or failed meanwhile
+    if (error.retriable) {
+      this.loadMetadataAgainLater(topic, wait, error);
+      return;
+    }
+    this.releaseMetadataWaiters(topic, undefined, error);
+  }
+
+  /**
+   * The transport retried the load for the client's retry budget: after the longest backoff
+   * (with jitter) it is asked again, for as long as some record of the topic still waits.
+   */
+  private loadMetadataAgainLater(topic: string, wait: MetadataWait, error: BrokerError): void {
+    this.onMetadataRetry(topic, wait, error);
+    const delayMs = backoffDelayMs(RETRY_AGAIN_BACKOFF_ATTEMPT, this.options.retry, this.random);
+    wait.cancelRetryTimer = this.clock.setTimer(delayMs, () => {
+      wait.cancelRetryTimer = undefined;
+      if (this.metadataWaiters.get(topic) === wait) this.loadMetadata(topic, wait);
+    });
+  }
+
+  /** A retried failure of the load: the waiting records' last error, and `onRetry` hears of it. */
+  private onMetadataRetry(topic: string, wait: MetadataWait, error: BrokerError): void {
+    if (this.metadataWaiters.get(topic) !== wait) return;
+    wait.lastError = error;
+    const onRetry = this.options.onRetry;
+    const head = wait.records[0];
+    if (onRetry === undefined || head === undefined) return;
+    const retrying: RetryingRecords = {
+      topic,
+      partition: undefined,
+      recordCount: wait.records.length,
+      attempts: 0,
+      deliveryDeadlineMs: head.deliveryFromMs + this.options.deliveryTimeoutMs,
+    };
+    queueMicrotask(() => onRetry(error, retrying));
+  }
+
+  /**
+   * One timer per waiting topic, for its oldest record: fails the records past their delivery
+   * deadline, then re-arms for the next. A millisecond late, as in armReplyTimer: timers may
+   * fire early by that much.
+   */
+  private armMetadataDeadlineTimer(topic: string, wait: MetadataWait): void {
+    const head = wait.records[0];
+    if (head === undefined) return;
+    const deadlineMs = head.deliveryFromMs + this.options.deliveryTimeoutMs;
+    wait.cancelDeadlineTimer = this.clock.setTimer(Math.max(0, deadlineMs - this.clock.nowMs()) + 1, () => {
+      wait.cancelDeadlineTimer = undefined;
+      if (this.metadataWaiters.get(topic) !== wait) return;
+      this.armMetadataDeadlineTimerExpire(topic, wait);
+    });
+  }
+
+  /** Fails `wait`'s records whose delivery deadline has passed; ends the wait when none is left. */
+  private armMetadataDeadlineTimerExpire(topic: string, wait: MetadataWait): void {
+    const nowMs = this.clock.nowMs();
+    let expiredCount = 0;
+    while (expiredCount < wait.records.length && wait.records[expiredCount]!.deliveryFromMs + this.options.deliveryTimeoutMs <= nowMs) expiredCount++;
+    const expired = wait.records.splice(0, expiredCount);
+    this.releaseMetadataHeldBytes(expired);
+    if (wait.records.length === 0) this.endMetadataWait(topic, wait);
+    else this.armMetadataDeadlineTimer(topic, wait);
+    this.failWaitingGroup(expired, metadataDeliveryTimeout(topic, wait.lastError));
+    this.admitBufferWaiters();
+    this.notifyBufferSpace();
+  }
+
+  /** Removes `wait` and stops its timers; a load still running for it is ignored when it lands. */
+  private endMetadataWait(topic: string, wait: MetadataWait): void {
+    if (this.metadataWaiters.get(topic) === wait) this.metadataWaiters.delete(topic);
+    wait.cancelRetryTimer?.();
+    wait.cancelRetryTimer = undefined;
+    wait.cancelDeadlineTimer?.();
+    wait.cancelDeadlineTimer = undefined;
+  }
+
+  /** Gives back the buffer space records waiting for metadata held. */
+  private releaseMetadataHeldBytes(records: WaitingRecord[]): void {
+    for (const waiting of records) {
       const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
       this.metadataWaitingBytes -= heldBytes;
       this.buffer.usedBytes -= heldBytes;
     }
+  }
+
+  private releaseMetadataWaiters(topic: string, partitionCount: number | undefined, error: BrokerError | undefined): void {
+    const wait = this.metadataWaiters.get(topic);
+    const list = wait?.records ?? [];
+    if (wait !== undefined) this.endMetadataWait(topic, wait);
+    this.releaseMetadataHeldBytes(list);
     const failure = error ?? (partitionCount === undefined ? new BrokerError('TOPIC_NOT_FOUND', `topic ${topic} not found`, { topic }) : this.fatalError);
     if (failure !== undefined) {
       this.failWaitingGroup(list, failure);
@@ -694,7 +850,7 @@ export class Producer {
       if (this.bufferWaitersHead < this.bufferWaiters.length) {
         this.waitForBuffer(waiting);
       } else {
-        this.place(waiting.handle, topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount!);
+        this.place(waiting.handle, topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount!, waiting.deliveryFromMs);
       }
     }
     // The space these records held may let records of other topics in, which waited for it.
@@ -736,9 +892,10 @@ export class Producer {
       this.bufferWaitingBytes -= waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
       const partitionCount = this.transport.partitionCount(waiting.topic);
       if (partitionCount === undefined) {
+        waiting.deliveryFromMs = this.clock.nowMs(); // let in now, as a record batched now
         this.waitForMetadata(waiting);
       } else {
-        this.place(waiting.handle, waiting.topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount);
+        this.place(waiting.handle, waiting.topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount, undefined);
       }
     }
     this.compactBufferWaiters();
@@ -787,7 +944,11 @@ export class Producer {
   /** The newest waiting record of each wait queue. */
   private newestWaiting(): WaitingRecord[] {
     const newest: WaitingRecord[] = [];
-    for (const list of this.metadataWaiters.values()) if (list.length > 0) newest.push(list[list.length - 1]!);
+    for (const wait of this.metadataWaiters.values()) {
+      // The last in send order: records are placed in that order (waitForMetadataInsert keeps it).
+      const last = wait.records.at(-1);
+      if (last !== undefined) newest.push(last);
+    }
     if (this.bufferWaitersHead < this.bufferWaiters.length) newest.push(this.bufferWaiters[this.bufferWaiters.length - 1]!);
     return newest;
   }
@@ -799,7 +960,7 @@ export class Producer {
   }
 
   private *allWaiting(): Generator<WaitingRecord> {
-    for (const list of this.metadataWaiters.values()) yield* list;
+    for (const wait of this.metadataWaiters.values()) yield* wait.records;
     for (let index = this.bufferWaitersHead; index < this.bufferWaiters.length; index++) yield this.bufferWaiters[index]!;
   }
 
@@ -1353,7 +1514,7 @@ export class Producer {
     this.onIdentityRetry(error);
     this.armIdentityWaitTimer();
     // The budget's worth of attempts is behind: the longest backoff, with jitter.
-    const delayMs = backoffDelayMs(IDENTITY_RETRY_BACKOFF_ATTEMPT, this.options.retry, this.random);
+    const delayMs = backoffDelayMs(RETRY_AGAIN_BACKOFF_ATTEMPT, this.options.retry, this.random);
     this.cancelIdentityRetryTimer = this.clock.setTimer(delayMs, () => {
       this.cancelIdentityRetryTimer = undefined;
       // The batches may have failed at their deadline, or all failed (fail(), close()) meanwhile.
@@ -1467,7 +1628,7 @@ export class Producer {
 
   private failAllPending(error: BrokerError): void {
     const waiting = [...this.allWaiting()];
-    this.metadataWaiters.clear();
+    for (const [topic, wait] of [...this.metadataWaiters]) this.endMetadataWait(topic, wait);
     this.buffer.usedBytes -= this.metadataWaitingBytes;
     this.metadataWaitingBytes = 0;
     this.bufferWaiters = [];
@@ -1575,6 +1736,32 @@ function deliveryTimeout(batch: ProducerBatch, lastError: BrokerError | undefine
     details: { attempts: batch.attempts },
     cause: lastError,
   });
+}
+
+/** The error of records whose delivery deadline passed while they waited for `topic`'s metadata. */
+function metadataDeliveryTimeout(topic: string, lastError: BrokerError | undefined): BrokerError {
+  const why = lastError === undefined ? `still waiting for topic ${topic}'s metadata (GetMetadata not answered)` : `last error: ${lastError.message}`;
+  // Keep the last error's reason, as deliveryTimeout does.
+  return new BrokerError(lastError?.reason ?? 'REQUEST_TIMED_OUT', `records not acknowledged within the delivery timeout; ${why}`, { topic, cause: lastError });
+}
+
+/**
+ * Adds `waiting` to a topic's records waiting for metadata, keeping them in `deliveryFromMs`
+ * order: nearly always at the end (a later send); a record let in from the buffer queue or
+ * back for a metadata refresh may belong further up.
+ */
+function waitForMetadataInsert(records: WaitingRecord[], waiting: WaitingRecord): void {
+  let low = records.length;
+  if (low > 0 && records[low - 1]!.deliveryFromMs > waiting.deliveryFromMs) {
+    low = 0;
+    let high = records.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (records[middle]!.deliveryFromMs <= waiting.deliveryFromMs) low = middle + 1;
+      else high = middle;
+    }
+  }
+  records.splice(low, 0, waiting);
 }
 
 /** The error of a record refused as too large alone in its batch. */

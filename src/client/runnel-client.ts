@@ -63,7 +63,7 @@ export class RunnelClient {
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     });
     this.admin = new Admin(this.connections, (topic, partition) => (partition === undefined ? undefined : this.metadata.leaderAddress(topic, partition)));
-    this.metadata = new MetadataCache((topics) => this.admin.getMetadata(topics), this.clock, options.metadataMaxAgeMs ?? METADATA_MAX_AGE_MS_DEFAULT);
+    this.metadata = new MetadataCache((topics, onRetry) => this.admin.getMetadata(topics, { onRetry }), this.clock, options.metadataMaxAgeMs ?? METADATA_MAX_AGE_MS_DEFAULT);
   }
 
   /**

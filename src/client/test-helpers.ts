@@ -173,6 +173,14 @@ export class FakeProducerTransport implements ProducerTransport {
   readonly brokerPartitionCounts = new Map<string, number>();
   readonly initCalls: ({ producerId: number; producerEpoch: number } | undefined)[] = [];
   loadCalls = 0;
+  /**
+   * While set, a metadata load fails: the transport reports it `loadRetriesPerCall` times as a
+   * retried failure (its retry budget), then rejects with it. Each call counts one in `loadCalls`.
+   */
+  loadError: BrokerError | undefined;
+  loadRetriesPerCall = 0;
+  /** When true, a metadata load never settles (a broker that accepts the call and never answers). */
+  holdLoads = false;
   isClosed = false;
   private nextProducerId = 1000;
   /** When set, InitProducerId fails with it. */
@@ -223,8 +231,13 @@ export class FakeProducerTransport implements ProducerTransport {
     return this.partitionCounts.get(topic);
   }
 
-  loadPartitionCount(topic: string): Promise<number> {
+  loadPartitionCount(topic: string, onRetry?: (error: BrokerError) => void): Promise<number> {
     this.loadCalls++;
+    if (this.holdLoads) return new Promise(() => undefined);
+    if (this.loadError !== undefined) {
+      for (let retry = 0; retry < this.loadRetriesPerCall; retry++) onRetry?.(this.loadError);
+      return Promise.reject(this.loadError);
+    }
     const count = this.brokerPartitionCounts.get(topic);
     if (count === undefined) {
       this.partitionCounts.delete(topic);
