@@ -104,6 +104,15 @@ export function describeBrokerTrouble(error: unknown, brokers: readonly string[]
 }
 
 /**
+ * Whether `error` says a broker's host name could not be resolved: a typo or a DNS problem,
+ * which a command does not wait out (Kafka's producer refuses unresolvable bootstrap servers
+ * at once too), unlike a broker that is down.
+ */
+export function isUnresolvedHostError(error: unknown): boolean {
+  return isBrokerError(error, 'BROKER_UNAVAILABLE') && unresolvedHost(error.message) !== undefined;
+}
+
+/**
  * The host name a failure says could not be resolved, if that is what it says: grpc-js reports
  * "Name resolution failed for target dns:HOST:PORT" (for ENOTFOUND and EAI_AGAIN alike); a
  * bare "getaddrinfo ENOTFOUND HOST" is read too.

@@ -9,8 +9,11 @@
  * 0, and every line is read back exactly once, in order, by the consume that ran through the
  * outage and by a fresh one. And when the broker stays away past --delivery-timeout-ms,
  * produce gives up at the time its stderr announced, exiting 1 with the line that failed.
+ * A produce started while the broker is down says so the same way and waits for it, up to
+ * --delivery-timeout-ms, rather than failing after the CLI's 5 s retry budget for admin calls.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -35,6 +38,15 @@ async function waitForStderr(cli: CliProcess, pattern: RegExp, timeoutMs = 30_00
     intervalMs: 50,
     describe: () => `stderr ${JSON.stringify(cli.stderr())} does not match ${pattern}; stdout ${JSON.stringify(cli.stdout().slice(-300))}`,
   });
+}
+
+/** A port nothing listens on (taken from the kernel, then freed). */
+async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 async function waitForStdout(cli: CliProcess, expected: string, timeoutMs = 30_000): Promise<void> {
@@ -124,5 +136,50 @@ describe('runnel produce and consume while the broker restarts', () => {
     } finally {
       await client.close({ timeoutMs: 1_000 });
     }
+  });
+
+  it('produce started while the broker is down says it is retrying, waits for the broker, then delivers every line and exits 0', async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+    let broker = await startBrokerProcess({ dataDir });
+    const address = broker.address;
+    const env = { RUNNEL_BROKER: address };
+    const topic = 'cli-down-at-start';
+    const created = await startCliProcess(['topic', 'create', topic], { env }).result;
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    expect(await broker.stop()).toBe(0); // the topic stays on disk; nothing listens on the port now
+
+    const producer = startCliProcess(['produce', topic], { env, timeoutMs: 110_000 });
+    producer.write('line-1\n');
+    const escaped = address.replaceAll('.', '\\.');
+    await waitForStderr(
+      producer,
+      new RegExp(`^runnel produce: cannot reach broker ${escaped} \\([^)]+\\); stdin not read yet, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`, 'm'),
+    );
+    producer.write('line-2\n');
+    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is reachable after \\d+ s; reading stdin$`, 'm'));
+    producer.endInput();
+    const produced = await producer.result;
+    expect(produced.code, produced.stderr).toBe(0);
+    expect(produced.stderr.split('\n').filter((line) => line !== '').every((line) => line.startsWith('runnel produce: '))).toBe(true);
+
+    const replay = await startCliProcess(['consume', topic, '--from', 'beginning', '--no-follow'], { env }).result;
+    expect(replay, replay.stderr).toMatchObject({ code: 0, stdout: 'line-1\nline-2\n', stderr: '' });
+  });
+
+  it('produce started with no broker to reach gives up at --delivery-timeout-ms, not after the 5 s admin retry budget, saying meanwhile that it retries', async () => {
+    const address = `127.0.0.1:${await unusedPort()}`;
+    const startedMs = Date.now();
+    const producer = startCliProcess(['produce', 'cli-never-reached', '--delivery-timeout-ms', '9000'], { env: { RUNNEL_BROKER: address }, timeoutMs: 60_000 });
+    producer.write('x\n');
+    const result = await producer.result;
+    const elapsedMs = Date.now() - startedMs;
+    expect(result.code, result.stderr).toBe(1);
+    expect(elapsedMs).toBeGreaterThanOrEqual(9_000);
+    expect(elapsedMs).toBeLessThan(30_000);
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines.length, result.stderr).toBeGreaterThanOrEqual(2);
+    expect(lines.at(-1)).toMatch(new RegExp(`^runnel: cannot reach broker ${address.replaceAll('.', '\\.')} \\(connection refused\\): is \`runnel broker\` running\\?`));
+    expect(lines.slice(0, -1).every((line) => /^runnel produce: cannot reach broker .*; stdin not read yet, retrying until .* then exits 1$/.test(line)), result.stderr).toBe(true);
   });
 });

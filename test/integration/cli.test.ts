@@ -438,12 +438,16 @@ describe('runnel errors', () => {
     const [viaFlag, viaEnv, producing] = await Promise.all([
       runCli(['topic', 'list', '--broker', address]),
       runCli(['consume', 'anything', '--no-follow'], { env: { RUNNEL_BROKER: address } }),
-      runCli(['produce', 'anything', '--broker', address], { input: 'x\n' }),
+      // produce waits for the broker as for one that went away (cli-broker-restart.test.ts), saying so first.
+      runCli(['produce', 'anything', '--broker', address, '--delivery-timeout-ms', '1000'], { input: 'x\n' }),
     ]);
     expect(expectOneLineFailure(viaFlag)).toContain(`cannot reach broker ${address}`);
     expect(expectOneLineFailure(viaFlag)).toContain('`runnel broker`');
     expect(expectOneLineFailure(viaEnv)).toContain(`cannot reach broker ${address}`);
-    expect(expectOneLineFailure(producing)).toContain(`cannot reach broker ${address}`);
+    expect(producing.code, producing.stderr).toBe(1);
+    const producingLines = producing.stderr.trimEnd().split('\n');
+    expect(producingLines.at(-1)).toContain(`runnel: cannot reach broker ${address}`);
+    expect(producingLines.slice(0, -1).every((line) => line.startsWith(`runnel produce: cannot reach broker ${address}`)), producing.stderr).toBe(true);
   });
 
   it('says which broker host name cannot be resolved and where it came from, not that the broker may be down', async () => {

@@ -17,16 +17,19 @@
  *
  * While records cannot be delivered (broker down or restarting, retriable errors), stderr says
  * so, with the lines waiting and when the producer gives up (--delivery-timeout-ms after the
- * oldest of them was batched), and says again when delivery resumes (outage-notice.ts; tested
- * in test/integration/cli-broker-restart.test.ts).
+ * oldest of them was sent), and says again when delivery resumes (outage-notice.ts; tested
+ * in test/integration/cli-broker-restart.test.ts). A broker that cannot be reached when the
+ * command starts is waited for the same way, for --delivery-timeout-ms, before stdin is read
+ * (describeTopicRetrying); an unknown topic or a broker host name that does not resolve still
+ * fails at once.
  *
  * Every record is observed (a `.then` per send) so a failure is noticed while stdin is still
  * open, not only at EOF; at CLI rates the promise per record is cheap next to reading lines.
  */
 import type { Command } from 'commander';
-import type { Acks, Producer, ProducerRecord, RunnelClient } from '../../client/index.js';
+import { BrokerError, isBrokerError, type Acks, type Producer, type ProducerRecord, type RunnelClient, type TopicDescription } from '../../client/index.js';
 import { BATCH_HEADER_BYTES } from '../../protocol/index.js';
-import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
+import { CliError, describeBrokerTrouble, isUnresolvedHostError, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { readLines } from '../line-reader.js';
 import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../option-parsers.js';
@@ -130,7 +133,11 @@ While the broker is unreachable (down, restarting) the lines wait and are retrie
 says so when it starts (then every 10 s, later every minute), with the lines waiting and
 the time the command gives up (--delivery-timeout-ms), and says when delivery resumes:
   runnel produce: cannot reach broker 127.0.0.1:7070 (connection refused); 12 lines waiting, retrying until 12:34:56 (--delivery-timeout-ms), then exits 1
-  runnel produce: broker 127.0.0.1:7070 is back; lines delivered again after 14 s`,
+  runnel produce: broker 127.0.0.1:7070 is back; lines delivered again after 14 s
+A broker unreachable when the command starts is waited for the same way, for up to
+--delivery-timeout-ms, before stdin is read:
+  runnel produce: cannot reach broker 127.0.0.1:7070 (connection refused); stdin not read yet, retrying until 12:34:56 (--delivery-timeout-ms), then exits 1
+  runnel produce: broker 127.0.0.1:7070 is reachable after 9 s; reading stdin`,
     )
     .action(async (topic: string, flags: ProduceFlags) => {
       if (flags.keySeparator === '') throw new CliError('--key-separator must not be empty');
@@ -140,7 +147,6 @@ the time the command gives up (--delivery-timeout-ms), and says when delivery re
 }
 
 async function produceStdin(client: RunnelClient, topic: string, flags: ProduceFlags, brokers: string[]): Promise<number> {
-  const { batchBytes, maxMessageBytes } = await checkTopicAndSizeBatches(client, topic, flags.partition);
   const state: ProduceState = { sent: 0, acked: 0, firstFailure: undefined, stopCause: undefined, isInputDone: false };
   const startedMs = Date.now();
   const progress = new ProgressLine({
@@ -151,6 +157,8 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
       `${formatCount(ratePerSec(state.acked, Date.now() - startedMs))} lines/s`,
   });
   const outage = new ProduceOutage(brokers, (line) => progress.writeLine(line));
+  const description = await describeTopicRetrying(client, topic, flags.deliveryTimeoutMs, outage);
+  const { batchBytes, maxMessageBytes } = checkTopicAndSizeBatches(description, topic, flags.partition);
   const producer = client.producer({
     acks: flags.acks,
     lingerMs: flags.lingerMs,
@@ -220,6 +228,87 @@ class ProduceOutage {
   onDelivered(): void {
     this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; lines delivered again after ${formatElapsed(outageMs)}`);
   }
+
+  /** The start-up look-up of the topic failed and will be retried until `giveUpAtMs`; stdin is not read meanwhile. */
+  onStartRetry(error: unknown, giveUpAtMs: number): void {
+    this.giveUpAtMs = giveUpAtMs;
+    this.notice.retrying(({ isFirst, outageMs }) =>
+      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
+        `stdin not read yet, retrying until ${formatClockTime(giveUpAtMs)} (--delivery-timeout-ms), then exits 1`,
+    );
+  }
+
+  /** The start-up look-up succeeded: ends a start-up outage, if there was one. */
+  onStarted(): void {
+    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; reading stdin`);
+  }
+}
+
+/**
+ * The topic's description, asked for before stdin is read. A broker that cannot be reached
+ * (or answers only retriable errors) is waited for as a line would be: retried until
+ * --delivery-timeout-ms after the start, each retry reported on stderr (`outage`), and then the
+ * last failure ends the command. The client retries one look-up for its retry budget (5 s
+ * here, client-command.ts) and is asked again after it. Not waited out: an unknown topic (the
+ * "create it" line), any failure that is not retriable, and a broker host name that does not
+ * resolve (a typo, most likely). Tested in test/integration/cli-broker-restart.test.ts.
+ */
+async function describeTopicRetrying(client: RunnelClient, topic: string, deliveryTimeoutMs: number, outage: ProduceOutage): Promise<TopicDescription> {
+  const giveUpAtMs = Date.now() + deliveryTimeoutMs;
+  let lastError: BrokerError | undefined;
+  for (;;) {
+    try {
+      const description = await describeTopicRetryingOnce(client, topic, giveUpAtMs, (error) => {
+        lastError = error;
+        outage.onStartRetry(error, giveUpAtMs);
+      });
+      outage.onStarted();
+      return description;
+    } catch (error) {
+      if (error === START_DEADLINE_PASSED) {
+        throw lastError ?? new BrokerError('REQUEST_TIMED_OUT', `no answer within --delivery-timeout-ms (${deliveryTimeoutMs} ms)`);
+      }
+      if (!isBrokerError(error) || !error.retriable || isUnresolvedHostError(error) || Date.now() >= giveUpAtMs) throw error;
+      lastError = error;
+      outage.onStartRetry(error, giveUpAtMs); // the client's budget is used up: ask again
+    }
+  }
+}
+
+/** Thrown by describeTopicRetryingOnce when the start-up deadline passes first. */
+const START_DEADLINE_PASSED = Symbol('start deadline passed');
+
+/**
+ * One `describeTopic` (retried by the client for its budget), ended early at `giveUpAtMs` or
+ * at a failure not worth waiting out (isUnresolvedHostError): the call itself then runs on
+ * until the client is closed, which ends its retries, and its outcome is ignored.
+ */
+function describeTopicRetryingOnce(client: RunnelClient, topic: string, giveUpAtMs: number, onRetry: (error: BrokerError) => void): Promise<TopicDescription> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(START_DEADLINE_PASSED), Math.max(0, giveUpAtMs - Date.now()));
+    const clearDeadline = (): void => clearTimeout(timer);
+    client.admin
+      .describeTopic(topic, {
+        onRetry: (error) => {
+          if (!isUnresolvedHostError(error)) {
+            onRetry(error);
+            return;
+          }
+          clearDeadline();
+          reject(error);
+        },
+      })
+      .then(
+        (description) => {
+          clearDeadline();
+          resolve(description);
+        },
+        (error: unknown) => {
+          clearDeadline();
+          reject(error);
+        },
+      );
+  });
 }
 
 /**
@@ -228,8 +317,7 @@ class ProduceOutage {
  * producer would split each refused batch and resend it, a wasted round trip every time
  * until it has learnt the smaller size).
  */
-async function checkTopicAndSizeBatches(client: RunnelClient, topic: string, partition: number | undefined): Promise<{ batchBytes: number; maxMessageBytes: number | undefined }> {
-  const description = await client.admin.describeTopic(topic);
+function checkTopicAndSizeBatches(description: TopicDescription, topic: string, partition: number | undefined): { batchBytes: number; maxMessageBytes: number | undefined } {
   const partitionCount = description.partitions.length;
   if (partition !== undefined && partition >= partitionCount) {
     throw new CliError(`topic ${topic} has ${partitionCount} partition(s), so no partition ${partition}: pick 0..${partitionCount - 1} with --partition`);
