@@ -4,10 +4,12 @@
  * process, a client whose random source makes it try the dead address first, and retry and
  * delivery budgets short enough that a client stuck on the dead address fails the test.
  * Then a broker that goes away under a client: an idempotent producer's records waiting for
- * InitProducerId fail at the producer's delivery timeout, measured on the wall clock.
+ * InitProducerId fail at the producer's delivery timeout, measured on the wall clock, and so
+ * do records waiting for a topic's metadata, which are retried past the client's retry budget
+ * meanwhile, each retry told to `onRetry`.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClient, type ConsumerRecord, type RunnelClient } from '../../src/client/index.js';
+import { createClient, type ConsumerRecord, type RetryingRecords, type RunnelClient } from '../../src/client/index.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
 
 const DEAD_ADDRESS = '127.0.0.1:1';
@@ -83,5 +85,30 @@ describe('client whose broker went away', () => {
     expect(failure).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/^records not acknowledged within the delivery timeout/) });
     expect(elapsedMs).toBeGreaterThanOrEqual(1_900);
     expect(elapsedMs).toBeLessThan(10_000);
+  });
+
+  it('fails a record waiting for its topic\'s metadata at the delivery timeout, past the client\'s retry budget, telling onRetry meanwhile', async () => {
+    // A new producer's first record needs the topic's partition count (GetMetadata). With the
+    // broker gone, that load used to give up at the end of the client's retry budget (1 s
+    // here, 5 s in the CLI) and fail the record then, with no onRetry call.
+    const gone = await startBroker();
+    const address = gone.address;
+    await gone.close();
+    client = createClient({ brokers: [address], retry: { timeoutMs: 1_000 } });
+    const retries: RetryingRecords[] = [];
+    const producer = client.producer({ acks: 'leader', deliveryTimeoutMs: 3_000, lingerMs: 0, onRetry: (_error, retrying) => retries.push(retrying) });
+    const startMs = Date.now();
+    const failure = await producer.send({ topic: 'never-loaded', value: 'v' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const elapsedMs = Date.now() - startMs;
+    expect(failure).toMatchObject({ reason: 'BROKER_UNAVAILABLE', topic: 'never-loaded', message: expect.stringMatching(/^records not acknowledged within the delivery timeout/) });
+    expect(elapsedMs).toBeGreaterThanOrEqual(2_900);
+    expect(elapsedMs).toBeLessThan(10_000);
+    expect(retries.length).toBeGreaterThan(1);
+    expect(retries[0]).toMatchObject({ topic: 'never-loaded', partition: undefined, recordCount: 1, attempts: 0 });
+    expect(retries[0]!.deliveryDeadlineMs - startMs).toBeGreaterThanOrEqual(2_900);
+    expect(retries[0]!.deliveryDeadlineMs - startMs).toBeLessThanOrEqual(3_100);
   });
 });
