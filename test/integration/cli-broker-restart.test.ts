@@ -167,6 +167,44 @@ describe('runnel produce and consume while the broker restarts', () => {
     expect(replay, replay.stderr).toMatchObject({ code: 0, stdout: 'line-1\nline-2\n', stderr: '' });
   });
 
+  it('produce whose broker goes away before its first line says the line waits for the topic\'s metadata, then delivers it when the broker is back', async () => {
+    // The first line needs the topic's partition count (GetMetadata, through the client's
+    // metadata cache): with the broker gone, that load used to give up silently after the
+    // CLI's 5 s retry budget and fail the line, instead of retrying within --delivery-timeout-ms.
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+    let broker = await startBrokerProcess({ dataDir });
+    const address = broker.address;
+    const env = { RUNNEL_BROKER: address };
+    const topic = 'cli-first-line-waits';
+    const created = await startCliProcess(['topic', 'create', topic], { env }).result;
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    await broker.kill('SIGKILL');
+
+    // Started while the broker is down, so stderr says when the start-up look-up is done
+    // (before any line is sent): then the broker goes away again.
+    const producer = startCliProcess(['produce', topic], { env, timeoutMs: 110_000 });
+    const escaped = address.replaceAll('.', '\\.');
+    await waitForStderr(producer, /stdin not read yet, retrying until/);
+    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is reachable after \\d+ s; reading stdin$`, 'm'));
+    await broker.kill('SIGKILL');
+    producer.write('line-1\n');
+    await waitForStderr(
+      producer,
+      new RegExp(`^runnel produce: cannot reach broker ${escaped} \\([^)]+\\); 1 line waiting, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`, 'm'),
+    );
+    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is back; lines delivered again after \\d+ s$`, 'm'));
+    producer.write('line-2\n');
+    producer.endInput();
+    const produced = await producer.result;
+    expect(produced.code, produced.stderr).toBe(0);
+    expect(produced.stderr.split('\n').filter((line) => line !== '').every((line) => line.startsWith('runnel produce: '))).toBe(true);
+
+    const replay = await startCliProcess(['consume', topic, '--from', 'beginning', '--no-follow'], { env }).result;
+    expect(replay, replay.stderr).toMatchObject({ code: 0, stdout: 'line-1\nline-2\n', stderr: '' });
+  });
+
   it('produce started with no broker to reach gives up at --delivery-timeout-ms, not after the 5 s admin retry budget, saying meanwhile that it retries', async () => {
     const address = `127.0.0.1:${await unusedPort()}`;
     const startedMs = Date.now();
