@@ -6,7 +6,8 @@
  * Who owns which state (each has a single writer, the event loop code of its owner):
  * - `Connections` (connections.ts): one gRPC channel per broker address; closing it is what
  *   lets the process exit.
- * - `MetadataCache` (metadata-cache.ts): partition counts and leaders per topic.
+ * - `MetadataCache` (metadata-cache.ts): partition counts and leaders per topic, and the loads
+ *   in progress with the callers to tell of their retries.
  * - `Producer` (producer.ts): the accumulator (open and ready batches), buffer budget, wait
  *   queues, producer id and epoch; per partition, `ProducerPartition` (producer-partition.ts)
  *   keeps sequences and the unacknowledged batches; each `ProducerBatch` (producer-batch.ts)

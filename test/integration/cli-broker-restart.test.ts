@@ -10,7 +10,8 @@
  * outage and by a fresh one. And when the broker stays away past --delivery-timeout-ms,
  * produce gives up at the time its stderr announced, exiting 1 with the line that failed.
  * A produce started while the broker is down says so the same way and waits for it, up to
- * --delivery-timeout-ms, rather than failing after the CLI's 5 s retry budget for admin calls.
+ * --delivery-timeout-ms, rather than failing after the CLI's 5 s retry budget for admin calls;
+ * so does a first line whose topic metadata cannot be loaded because the broker went away.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
