@@ -918,6 +918,28 @@ describe('Producer buffer, flush and close', () => {
     expect(new Set((await Promise.all(handles)).map((metadata) => metadata.offset)).size).toBe(handles.length);
   });
 
+  it('bounds records waiting for their topic\'s metadata as it bounds records waiting for space', async () => {
+    // The topic is not known yet and its metadata never comes: a sender that ignores
+    // hasBufferSpace must hear LIMIT_REACHED past the buffer and as much again (4 MiB at least).
+    const { transport, producer } = makeProducer({}, { bufferBytes: 1024 * 1024, deliveryTimeoutMs: 600_000 });
+    transport.brokerPartitionCounts.set('t', 1);
+    transport.holdLoads = true;
+    const outcomes: string[] = [];
+    for (let i = 0; i < 80; i++) {
+      producer.send({ topic: 't', value: Buffer.alloc(100 * 1024) }).then(
+        () => outcomes.push('acked'),
+        (error: unknown) => outcomes.push(isBrokerError(error) ? error.reason : String(error)),
+      );
+    }
+    await settle();
+    const refused = outcomes.filter((outcome) => outcome === 'LIMIT_REACHED').length;
+    expect(outcomes.every((outcome) => outcome === 'LIMIT_REACHED')).toBe(true);
+    // 5 MiB of 100 KiB records (plus what each holds besides its bytes) wait; the rest is refused.
+    expect(80 - refused).toBeGreaterThanOrEqual(45);
+    expect(80 - refused).toBeLessThanOrEqual(51);
+    expect(producer.hasBufferSpace).toBe(false);
+  });
+
   it('fails a record with LIMIT_REACHED when no buffer space frees within bufferWaitMsMax', async () => {
     const { clock, producer } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 100, bufferBytes: 100, bufferWaitMsMax: 50 });
     void producer.send({ topic: 't', value: Buffer.alloc(60) });

@@ -424,7 +424,8 @@ export class Producer {
    *
    * The record waits first for its topic's metadata (once per topic) and for buffer space
    * when `bufferBytes` are held; a record that cannot get space within `bufferWaitMsMax`
-   * fails with LIMIT_REACHED, and so does one sent while `bufferBytes` more already wait. Retries are internal (see the class comment); with
+   * fails with LIMIT_REACHED, and so does one sent while `bufferBytes` more already wait
+   * (for space, or for their topic's metadata). Retries are internal (see the class comment); with
    * idempotence a retry never duplicates the record.
    *
    * Reasons: INVALID_REQUEST (bad record, closed producer), TOPIC_NOT_FOUND,
@@ -722,6 +723,14 @@ export class Producer {
    */
   private waitForMetadata(waiting: WaitingRecord): void {
     const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
+    // Records waiting for metadata hold buffer space, and may now wait up to the delivery
+    // timeout: the same bound as records waiting for space (the buffer, and as much again)
+    // keeps a sender that does not wait for space from queueing without limit meanwhile.
+    const heldMax = this.options.bufferBytes + Math.max(this.options.bufferBytes, BUFFER_WAITING_BYTES_MIN);
+    if (this.buffer.usedBytes > 0 && this.buffer.usedBytes + this.bufferWaitingBytes + heldBytes > heldMax) {
+      this.failWaiting(waiting.handle, this.bufferFullError(waiting.topic), waiting.topic, waiting.explicitPartition);
+      return;
+    }
     this.metadataWaitingBytes += heldBytes;
     this.buffer.usedBytes += heldBytes;
     const wait = this.metadataWaiters.get(waiting.topic);
@@ -858,21 +867,20 @@ export class Producer {
     this.notifyBufferSpace();
   }
 
+  private bufferFullError(topic: string): BrokerError {
+    return new BrokerError(
+      'LIMIT_REACHED',
+      `the producer's buffer (bufferBytes ${this.options.bufferBytes}) is full and as much again (at least ${BUFFER_WAITING_BYTES_MIN}) waits for it: await the send promises, or \`if (!producer.hasBufferSpace) await producer.waitForBufferSpace()\`, before sending more`,
+      { topic },
+    );
+  }
+
   private waitForBuffer(waiting: WaitingRecord): void {
     const heldBytes = waiting.sizeBytes + RECORD_HELD_EXTRA_BYTES;
     if (this.bufferWaitersHead < this.bufferWaiters.length && this.bufferWaitingBytes + heldBytes > Math.max(this.options.bufferBytes, BUFFER_WAITING_BYTES_MIN)) {
       // As many bytes again wait already: a sender that does not wait for space would queue
       // without bound. It hears of it now, per record (and through onError / metrics).
-      this.failWaiting(
-        waiting.handle,
-        new BrokerError(
-          'LIMIT_REACHED',
-          `the producer's buffer (bufferBytes ${this.options.bufferBytes}) is full and as much again (at least ${BUFFER_WAITING_BYTES_MIN}) waits for it: await the send promises, or \`if (!producer.hasBufferSpace) await producer.waitForBufferSpace()\`, before sending more`,
-          { topic: waiting.topic },
-        ),
-        waiting.topic,
-        waiting.explicitPartition,
-      );
+      this.failWaiting(waiting.handle, this.bufferFullError(waiting.topic), waiting.topic, waiting.explicitPartition);
       return;
     }
     waiting.enqueuedMs = this.clock.nowMs();

@@ -203,7 +203,8 @@ async function perfProduce(client: RunnelClient, topic: string, flags: PerfProdu
       else if (index % SENDS_PER_TURN === SENDS_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
       if (flags.throughput !== undefined) await perfProducePace(startedMs, index, flags.throughput);
       const pending = producer.send({ topic, value });
-      // Records waiting for topic metadata are not held against the buffer: await the first.
+      // The first is awaited: the topic's metadata and the producer id arrive before the rest
+      // is sent (records waiting for them hold buffer space, and would fill it meanwhile).
       if (index % sampleStride === 0) {
         const sentMs = performance.now();
         const observed = pending.then(() => latencies.record(performance.now() - sentMs), onFailed);

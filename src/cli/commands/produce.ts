@@ -389,8 +389,9 @@ async function sendLines(
           noteFailure(state, sentLine, error);
           stop({ kind: 'failed' });
         });
-        // Records waiting for topic metadata are not held against the producer's buffer, so
-        // the first one is awaited: afterwards every send is bounded by buffer space.
+        // The first record is awaited, so a line that cannot be delivered (a broker away past
+        // --delivery-timeout-ms, a topic gone) stops the command before more of stdin is read;
+        // afterwards every send is bounded by buffer space.
         if (state.sent === 1) await pending;
       }
     }
