@@ -13,6 +13,16 @@ function cyclingRandom(values: number[]): () => number {
   return () => values[index++ % values.length]!;
 }
 
+/** Whether `promise` has settled, to ask later (its rejection counts as handled). */
+function settledFlag(promise: Promise<unknown>): () => boolean {
+  let isSettled = false;
+  promise.then(
+    () => (isSettled = true),
+    () => (isSettled = true),
+  );
+  return () => isSettled;
+}
+
 function makeProducer(topics: Record<string, number>, options: ProducerOptions = {}) {
   const clock = new ManualClock();
   const transport = new FakeProducerTransport(topics);
@@ -187,11 +197,7 @@ describe('Producer waiting for a topic\'s metadata', () => {
     transport.loadRetriesPerCall = 2; // each load: two retried failures, then the budget is used up
     const sentMs = clock.nowMs();
     const first = producer.send({ topic: 't', value: 'a' });
-    let isFirstSettled = false;
-    first.then(
-      () => (isFirstSettled = true),
-      () => (isFirstSettled = true),
-    );
+    const isFirstSettled = settledFlag(first);
     await settle();
     expect(transport.loadCalls).toBe(1);
     // Both retried failures and the given-up load, each for the topic's waiting records (no partition yet).
@@ -203,7 +209,7 @@ describe('Producer waiting for a topic\'s metadata', () => {
     expect(transport.loadCalls).toBe(4);
     const second = producer.send({ topic: 't', value: 'b' });
     await settle();
-    expect(isFirstSettled).toBe(false);
+    expect(isFirstSettled()).toBe(false);
     expect(channel.sent).toHaveLength(0);
     expect(retries).toHaveLength(12);
     expect(producer.metrics().waitingRecords).toBe(2);
@@ -246,15 +252,11 @@ describe('Producer waiting for a topic\'s metadata', () => {
     await settle();
     clock.advance(1_000);
     const second = producer.send({ topic: 't', value: 'b' });
-    let isSecondSettled = false;
-    second.then(
-      () => (isSecondSettled = true),
-      () => (isSecondSettled = true),
-    );
+    const isSecondSettled = settledFlag(second);
     await settle();
     clock.advance(2_000);
     await settle();
-    expect(isSecondSettled).toBe(false);
+    expect(isSecondSettled()).toBe(false);
     // Every load failure so far was reported for the waiting records, with the oldest one's deadline.
     expect(retries.length).toBeGreaterThan(2);
     expect(retries.every((retrying) => retrying.topic === 't' && retrying.partition === undefined && retrying.deliveryDeadlineMs === sentMs + 3_000)).toBe(true);
@@ -265,7 +267,7 @@ describe('Producer waiting for a topic\'s metadata', () => {
       topic: 't',
       message: 'records not acknowledged within the delivery timeout; last error: No connection established',
     });
-    expect(isSecondSettled).toBe(false); // its own deadline is a second later
+    expect(isSecondSettled()).toBe(false); // its own deadline is a second later
     clock.advance(1_000);
     await settle();
     await expect(second).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
@@ -529,11 +531,7 @@ describe('Producer idempotence and retries', () => {
     await settle();
     clock.advance(1_000);
     const second = producer.send({ topic: 't', value: 'b' });
-    let isSecondSettled = false;
-    second.then(
-      () => (isSecondSettled = true),
-      () => (isSecondSettled = true),
-    );
+    const isSecondSettled = settledFlag(second);
     await settle();
     clock.advance(2_001);
     await settle();
@@ -541,7 +539,7 @@ describe('Producer idempotence and retries', () => {
       reason: 'BROKER_UNAVAILABLE',
       message: 'records not acknowledged within the delivery timeout; last error: No connection established',
     });
-    expect(isSecondSettled).toBe(false); // its own deadline is a second later
+    expect(isSecondSettled()).toBe(false); // its own deadline is a second later
     clock.advance(1_000);
     await settle();
     await expect(second).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
@@ -576,18 +574,14 @@ describe('Producer idempotence and retries', () => {
     const { clock, producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 30_000, retry: { backoffMsMin: 100, backoffMsMax: 1_000 } });
     transport.initError = new BrokerError('BROKER_UNAVAILABLE', 'No connection established'); // the budget is used up
     const handle = producer.send({ topic: 't', value: 'a' });
-    let isSettled = false;
-    handle.then(
-      () => (isSettled = true),
-      () => (isSettled = true),
-    );
+    const isSettled = settledFlag(handle);
     await settle();
     expect(transport.initCalls).toHaveLength(1);
     for (let second = 0; second < 10; second++) {
       clock.advance(1_000); // the longest backoff
       await settle();
     }
-    expect(isSettled).toBe(false);
+    expect(isSettled()).toBe(false);
     expect(transport.initCalls).toHaveLength(11);
     transport.initError = undefined; // the broker is back
     clock.advance(1_000);
