@@ -681,17 +681,21 @@ describe('Producer idempotence and retries', () => {
       await expect(batchA).rejects.toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringMatching(/delivery timeout/) });
       await settle();
       const sendsOfB = () => channel.sent.flatMap((request) => request.partitions).filter((sent) => decodeBatch(sent.bytes).records[0]!.value?.toString() === 'B');
-      return { clock, producer, channel, transport, log, batchB, sendsOfB };
+      /** The broker is back: five backoff steps, each answering every request with the log's verdict. */
+      const answerRounds = async (): Promise<void> => {
+        for (let round = 0; round < 5; round++) {
+          clock.advance(100);
+          await settle();
+          while (channel.pending.length > 0) channel.replyNext((sent) => log.append(sent.bytes));
+          await settle();
+        }
+      };
+      return { clock, producer, channel, transport, log, batchB, sendsOfB, answerRounds };
     }
 
     it('acknowledges a batch the broker had appended with its original offset, never under a new sequence', async () => {
-      const { clock, producer, channel, transport, log, batchB, sendsOfB } = await breakWhileAExpires(true);
-      for (let round = 0; round < 5; round++) {
-        clock.advance(100);
-        await settle();
-        while (channel.pending.length > 0) channel.replyNext((sent) => log.append(sent.bytes));
-        await settle();
-      }
+      const { producer, channel, transport, log, batchB, sendsOfB, answerRounds } = await breakWhileAExpires(true);
+      await answerRounds();
       expect((await batchB).offset).toBe(2);
       expect(sendsOfB().map((sent) => [sent.header.producerEpoch, sent.header.baseSequence])).toEqual([[0, 2], [0, 2]]);
       expect(log.records.map((record) => record.value?.toString())).toEqual(['first', 'A', 'B']);
@@ -706,13 +710,8 @@ describe('Producer idempotence and retries', () => {
     });
 
     it('gives a batch the broker had not appended (OUT_OF_ORDER_SEQUENCE under the old epoch) a new sequence after the bump, and delivers it once', async () => {
-      const { clock, producer, channel, transport, log, batchB, sendsOfB } = await breakWhileAExpires(false);
-      for (let round = 0; round < 5; round++) {
-        clock.advance(100);
-        await settle();
-        while (channel.pending.length > 0) channel.replyNext((sent) => log.append(sent.bytes));
-        await settle();
-      }
+      const { producer, channel, transport, log, batchB, sendsOfB, answerRounds } = await breakWhileAExpires(false);
+      await answerRounds();
       expect((await batchB).offset).toBe(1);
       expect(sendsOfB().map((sent) => [sent.header.producerEpoch, sent.header.baseSequence])).toEqual([[0, 2], [0, 2], [1, 0]]);
       expect(transport.initCalls).toHaveLength(2);

@@ -14,13 +14,13 @@
  * so does a first line whose topic metadata cannot be loaded because the broker went away.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { killAllCliProcesses, startCliProcess, type CliProcess } from '../support/cli-process.js';
-import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
+import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { unusedPort } from '../support/ports.js';
 import { waitFor } from '../support/wait-for.js';
 
 let dataDir: string | undefined;
@@ -41,13 +41,15 @@ async function waitForStderr(cli: CliProcess, pattern: RegExp, timeoutMs = 30_00
   });
 }
 
-/** A port nothing listens on (taken from the kernel, then freed). */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+/** A broker on a fresh data dir (port 0) with `topic` created through the CLI, and the env pointing the CLI at it. */
+async function brokerWithTopic(topic: string): Promise<{ broker: BrokerProcess; env: { RUNNEL_BROKER: string }; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+  dataDir = dir;
+  const broker = await startBrokerProcess({ dataDir: dir });
+  const env = { RUNNEL_BROKER: broker.address };
+  const created = await startCliProcess(['topic', 'create', topic], { env }).result;
+  expect(created, created.stderr).toMatchObject({ code: 0 });
+  return { broker, env, dir };
 }
 
 async function waitForStdout(cli: CliProcess, expected: string, timeoutMs = 30_000): Promise<void> {
@@ -60,13 +62,10 @@ async function waitForStdout(cli: CliProcess, expected: string, timeoutMs = 30_0
 
 describe('runnel produce and consume while the broker restarts', () => {
   it('say on stderr that the broker is unreachable and that it is back, lose and duplicate nothing, and produce exits 0', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
-    let broker = await startBrokerProcess({ dataDir });
-    const address = broker.address;
-    const env = { RUNNEL_BROKER: address };
     const topic = 'cli-restart';
-    const created = await startCliProcess(['topic', 'create', topic], { env }).result;
-    expect(created, created.stderr).toMatchObject({ code: 0 });
+    const started = await brokerWithTopic(topic);
+    let broker = started.broker;
+    const { env, dir } = started;
 
     const consumer = startCliProcess(['consume', topic, '--from', 'beginning'], { env, timeoutMs: 110_000 });
     const producer = startCliProcess(['produce', topic], { env, timeoutMs: 110_000 });
@@ -75,7 +74,7 @@ describe('runnel produce and consume while the broker restarts', () => {
 
     await broker.kill('SIGKILL');
     producer.write('line-2\n');
-    const escaped = address.replaceAll('.', '\\.');
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
     await waitForStderr(
       producer,
       new RegExp(`^runnel produce: cannot reach broker ${escaped} \\([^)]+\\); 1 line waiting, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`, 'm'),
@@ -83,7 +82,7 @@ describe('runnel produce and consume while the broker restarts', () => {
     await waitForStderr(consumer, new RegExp(`^runnel consume: cannot reach broker ${escaped} \\([^)]+\\); retrying until Ctrl-C, reading resumes where it stopped$`, 'm'));
     producer.write('line-3\n');
 
-    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    broker = await startBrokerProcess({ dataDir: dir, port: broker.port });
     await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is back; lines delivered again after \\d+ s$`, 'm'));
     await waitForStdout(consumer, 'line-1\nline-2\nline-3\n');
     await waitForStderr(consumer, new RegExp(`^runnel consume: broker ${escaped} is back; reading ${topic} again after \\d+ s$`, 'm'));
@@ -140,24 +139,21 @@ describe('runnel produce and consume while the broker restarts', () => {
   });
 
   it('produce started while the broker is down says it is retrying, waits for the broker, then delivers every line and exits 0', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
-    let broker = await startBrokerProcess({ dataDir });
-    const address = broker.address;
-    const env = { RUNNEL_BROKER: address };
     const topic = 'cli-down-at-start';
-    const created = await startCliProcess(['topic', 'create', topic], { env }).result;
-    expect(created, created.stderr).toMatchObject({ code: 0 });
+    const started = await brokerWithTopic(topic);
+    let broker = started.broker;
+    const { env, dir } = started;
     expect(await broker.stop()).toBe(0); // the topic stays on disk; nothing listens on the port now
 
     const producer = startCliProcess(['produce', topic], { env, timeoutMs: 110_000 });
     producer.write('line-1\n');
-    const escaped = address.replaceAll('.', '\\.');
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
     await waitForStderr(
       producer,
       new RegExp(`^runnel produce: cannot reach broker ${escaped} \\([^)]+\\); stdin not read yet, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`, 'm'),
     );
     producer.write('line-2\n');
-    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    broker = await startBrokerProcess({ dataDir: dir, port: broker.port });
     await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is reachable after \\d+ s; reading stdin$`, 'm'));
     producer.endInput();
     const produced = await producer.result;
@@ -172,21 +168,18 @@ describe('runnel produce and consume while the broker restarts', () => {
     // The first line needs the topic's partition count (GetMetadata, through the client's
     // metadata cache): with the broker gone, that load used to give up silently after the
     // CLI's 5 s retry budget and fail the line, instead of retrying within --delivery-timeout-ms.
-    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
-    let broker = await startBrokerProcess({ dataDir });
-    const address = broker.address;
-    const env = { RUNNEL_BROKER: address };
     const topic = 'cli-first-line-waits';
-    const created = await startCliProcess(['topic', 'create', topic], { env }).result;
-    expect(created, created.stderr).toMatchObject({ code: 0 });
+    const started = await brokerWithTopic(topic);
+    let broker = started.broker;
+    const { env, dir } = started;
     await broker.kill('SIGKILL');
 
     // Started while the broker is down, so stderr says when the start-up look-up is done
     // (before any line is sent): then the broker goes away again.
     const producer = startCliProcess(['produce', topic], { env, timeoutMs: 110_000 });
-    const escaped = address.replaceAll('.', '\\.');
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
     await waitForStderr(producer, /stdin not read yet, retrying until/);
-    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    broker = await startBrokerProcess({ dataDir: dir, port: broker.port });
     await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is reachable after \\d+ s; reading stdin$`, 'm'));
     await broker.kill('SIGKILL');
     producer.write('line-1\n');
@@ -194,7 +187,7 @@ describe('runnel produce and consume while the broker restarts', () => {
       producer,
       new RegExp(`^runnel produce: cannot reach broker ${escaped} \\([^)]+\\); 1 line waiting, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`, 'm'),
     );
-    broker = await startBrokerProcess({ dataDir, port: broker.port });
+    broker = await startBrokerProcess({ dataDir: dir, port: broker.port });
     await waitForStderr(producer, new RegExp(`^runnel produce: broker ${escaped} is back; lines delivered again after \\d+ s$`, 'm'));
     producer.write('line-2\n');
     producer.endInput();

@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '
 import { killAllCliProcesses, startCliProcess, type CliProcess, type CliResult } from '../support/cli-process.js';
 import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
 import { rawClients } from '../support/raw-grpc.js';
+import { unusedPort } from '../support/ports.js';
 import { waitFor } from '../support/wait-for.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -92,14 +92,6 @@ function jsonLines(text: string): Any[] {
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as Any);
-}
-
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function logEndOffsets(topic: string): Promise<number[]> {

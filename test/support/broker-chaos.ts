@@ -69,16 +69,15 @@
  * and which restarts replace a producer; the timing of the processes still varies, so a
  * replay is likely rather than certain to hit the same spot.
  */
-import { randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, isBrokerError, type Consumer, type Producer, type RunnelClient } from '../../src/client/index.js';
 import { startBrokerProcess, type BrokerProcess } from './broker-process.js';
+import { pickStablePort } from './ports.js';
 import { readEachWithin } from './read-within.js';
 import { seededRandom } from './seeded-random.js';
-import { waitFor } from './wait-for.js';
+import { pause, waitFor } from './wait-for.js';
 
 export interface ChaosOptions {
   /** How long the producers send, in seconds; the kills are spread over it. */
@@ -806,49 +805,6 @@ export function formatChaosReport(report: ChaosReport, violationsShown = 10): st
   return lines.join('\n');
 }
 
-/**
- * A port free now on 127.0.0.1 and outside the kernel's ephemeral range, so nothing can be
- * given it by the kernel while the broker is down (see the file header). Falls back to a
- * port-0 pick where the range cannot be read or leaves no room below it.
- */
-export async function pickStablePort(): Promise<number> {
-  let ephemeralLow = 32_768;
-  try {
-    ephemeralLow = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-  } catch {
-    // not Linux: assume the IANA range starts at 49152, or Linux's default 32768, whichever is lower
-  }
-  const low = 10_000;
-  if (Number.isSafeInteger(ephemeralLow) && ephemeralLow > low + 1_000) {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const port = randomInt(low, ephemeralLow);
-      if (await isPortFree(port)) return port;
-    }
-  }
-  return listenOnce(0);
-}
-
-async function isPortFree(port: number): Promise<boolean> {
-  try {
-    await listenOnce(port);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Listens on 127.0.0.1:`port`, closes, and returns the port that was bound. */
-function listenOnce(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      const bound = (server.address() as { port: number }).port;
-      server.close(() => resolve(bound));
-    });
-  });
-}
-
 /** SIGTERM, then SIGKILL (both by PID) when it has not exited within `timeoutMs`. */
 async function stopWithin(broker: BrokerProcess, timeoutMs: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -884,9 +840,4 @@ function describeState(state: number | undefined): string {
 function describeError(error: unknown): string {
   if (isBrokerError(error)) return `${error.reason}: ${error.message}`;
   return error instanceof Error ? error.message : String(error);
-}
-
-/** The chaos schedule's own pacing (how long until the next kill, a send tick), not a wait for a condition. */
-function pause(delayMs: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, delayMs));
 }

@@ -36,6 +36,7 @@ export async function waitFor<T>(condition: WaitCondition<T>, options: WaitForOp
   }
 }
 
-function pause(delayMs: number): Promise<void> {
+/** A plain delay: for pacing (a poll interval, a schedule), never as a wait for something to happen. */
+export function pause(delayMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, delayMs));
 }
