@@ -6,7 +6,11 @@
  *     total bytes). Target: ≥ 70 % of the raw MB/s.
  * (b) flush=always with 64 concurrent appenders (group commit), against (a) for the same
  *     record and batch size. Target: ≥ 50 % of flush=never. Also printed, for reading (b): a
- *     raw loop that fdatasyncs every 1 MiB / 16 MiB, the log's group sizes here.
+ *     raw loop that fdatasyncs every 1 MiB / 16 MiB, the log's group sizes here, and the same
+ *     loop pipelined as the log's group commit is (the next group written while the last one's
+ *     fdatasync runs) with the groups 64 × 16 KiB in flight allow: the disk's own ceiling for
+ *     (b) at 16 KiB, which says whether (a) and (b) can hold together there (both need
+ *     flush=always ≥ 35 % of raw).
  * Also printed per shape: append's validation (CRC-32C) alone, and the "serial bound" of
  * validating then writing, which is where flush=never ends up when the two never overlap.
  * Segment size: the default 1 GiB and runs of ≤ 1 GiB, so no run rolls a segment.
@@ -50,6 +54,7 @@ import {
   pct,
   prepareWriteRun,
   printHeader,
+  rawPipelinedSyncWrite,
   rawSequentialWrite,
   removeDir,
   runsText,
@@ -128,7 +133,7 @@ printHeader('storage-append', 'Q: PartitionLog.append throughput vs a raw sequen
   alwaysAppenders: appenders,
   roundsNever,
   roundsAlways,
-  rawBaseline: 'fs.write of 1 MiB at increasing positions, one at a time, no fsync (for (b), informational: also with fdatasync every 1 MiB and every 16 MiB)',
+  rawBaseline: 'fs.write of 1 MiB at increasing positions, one at a time, no fsync (for (b), informational: also with fdatasync every 1 MiB and every 16 MiB, and pipelined: the next group written while the last one\'s fdatasync runs)',
   betweenRuns: `files removed, sync${isPrewarm ? ', prewarm (write + remove a scratch file of the run size)' : ''} (not timed); log close (fdatasync) not timed`,
   shapes: shapes.map((shape) => ({ shape: shape.name, batchBytes: shape.built.batch.length, recordsPerBatch: shape.built.recordCount, batches: shape.batchCount })),
 });
@@ -156,6 +161,14 @@ function prepare(): Promise<void> {
 async function measureRaw(syncEveryBytes = 0): Promise<number> {
   await prepare();
   const elapsed = await rawSequentialWrite(rawPath, totalBytes, MiB, syncEveryBytes);
+  rmSync(rawPath, { force: true });
+  return mbPerSecond(totalBytes, elapsed);
+}
+
+/** `rawPipelinedSyncWrite` with groups of `groupBytes`: MB/s. */
+async function measureRawPipelined(groupBytes: number): Promise<number> {
+  await prepare();
+  const elapsed = await rawPipelinedSyncWrite(rawPath, totalBytes, groupBytes);
   rmSync(rawPath, { force: true });
   return mbPerSecond(totalBytes, elapsed);
 }
@@ -246,14 +259,29 @@ try {
   // (the log's groups are ~1 MiB for 16 KiB batches × 64 appenders, else 16 MiB, its cap).
   const syncGroups = [1 * MiB, 16 * MiB];
   const rawSynced = new Map<number, number[]>(syncGroups.map((group) => [group, []]));
+  // The disk's ceiling for the smallest batches: their appenders hold only appenders × batch
+  // bytes in flight, which the log's group commit splits into two groups taking turns.
+  const smallestBatchBytes = Math.min(...shapes.map((shape) => shape.batchBytes));
+  const pipelinedGroupBytes = (appenders * smallestBatchBytes) / 2;
+  const rawPipelined: number[] = [];
   for (let round = 0; round < roundsAlways; round++) {
     for (const group of syncGroups) (rawSynced.get(group) as number[]).push(await measureRaw(group));
+    rawPipelined.push(await measureRawPipelined(pipelinedGroupBytes));
     for (const shape of shapes) (always.get(shape) as LogRun[]).push(await measureLog(shape, { kind: 'always' }, appenders));
   }
   for (const group of syncGroups) {
     const runs = rawSynced.get(group) as number[];
     console.log(`\nraw fs.write 1 MiB + fdatasync every ${group / MiB} MiB (informational): median ${fmt(median(runs))} MB/s, runs ${runsText(runs)}`);
   }
+  const ceiling = median(rawPipelined);
+  const smallName = `${fmt(smallestBatchBytes / KiB)} KiB`;
+  console.log(
+    `\nraw fs.write + fdatasync, pipelined, ${fmt(pipelinedGroupBytes / KiB)} KiB groups (${appenders} × ${smallName} in flight; informational): median ${fmt(ceiling)} MB/s (${pct(ceiling / rawMedian)} of raw), runs ${runsText(rawPipelined)}\n` +
+      `  = what flush=always can reach for ${smallName} batches on this disk. (a) and (b) hold together only if flush=always ≥ ${pct(NEVER_TARGET * ALWAYS_TARGET)} of raw (${fmt(NEVER_TARGET * ALWAYS_TARGET * rawMedian)} MB/s here); ` +
+      (ceiling >= NEVER_TARGET * ALWAYS_TARGET * rawMedian
+        ? 'the disk allows it.'
+        : `the disk allows ${pct(ceiling / rawMedian)}, so for ${smallName} batches meeting (a) makes (b) at most ${pct(ceiling / (NEVER_TARGET * rawMedian))}, and (b) at 50 % needs flush=never ≤ ${pct((2 * ceiling) / rawMedian)} of raw.`),
+  );
   console.log(`\n(b) flush=always, ${appenders} concurrent appenders — ratio vs (a) flush=never, same shape (target ≥ ${pct(ALWAYS_TARGET)})`);
   console.log('shape (record × batch)   MB/s    records/s   vs never  bytes/writev  fdatasyncs  ms/fdatasync  in writev  in fdatasync  loop-busy  runs MB/s');
   for (const shape of shapes) {
