@@ -32,7 +32,8 @@
  *
  * Owner of mutable state: this object alone (the map, the waiters, each entry's count).
  */
-import { BrokerError } from '../errors/index.js';
+import type { BrokerError } from '../errors/index.js';
+import { storageClosedError } from './errors.js';
 import type { FileHandle, FileSystem, OpenMode } from './file-system.js';
 
 export interface HandleLease {
@@ -329,9 +330,7 @@ export class FileHandleCache {
   }
 
   private closedError(path: string): BrokerError {
-    return new BrokerError('SHUTTING_DOWN', `storage is closed, so ${path} is not opened again; retry once the broker is back`, {
-      details: { path },
-    });
+    return storageClosedError('open', path);
   }
 }
 
