@@ -104,10 +104,11 @@ export const limits = {
   storageFileOpsInFlightMax: 64,
   /**
    * How long closing storage (`LogManager.close`) waits, once every log is closed, for reads
-   * still holding segment files. A read does not go through its log's writer queue, so the
-   * log's close does not wait for it, and its file is never closed under it; all it still waits
-   * for is its own disk reads (at most `readBytesMax`). Hit: the close returns and logs a
-   * warning; those files close as their reads end.
+   * still holding files: segment files, or index files a read is loading or rebuilding. A read
+   * does not go through its log's writer queue, so the log's close does not wait for it, and
+   * its file is never closed under it; all it still waits for is its own disk reads (at most
+   * `readBytesMax`, or one segment's scan for a rebuild). Hit: the close returns and logs a
+   * warning naming what is still in use; those files close as their reads end.
    */
   closeReadWaitMsMax: 5_000,
   /** Parked fetches and subscriptions per partition. Hit: LIMIT_REACHED. */

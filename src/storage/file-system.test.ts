@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeFileSystem, writeAll, WRITE_CALL_BYTES_MAX, type FileHandle } from './file-system.js';
+import { Slots } from '../common/slots.js';
+import { isBrokerError } from '../errors/index.js';
+import { ClosableFileSystem, nodeFileSystem, withDescriptorSlots, writeAll, WRITE_CALL_BYTES_MAX, type FileHandle, type FileSystem } from './file-system.js';
 import { makeTempDir } from './test-helpers.js';
+import { waitFor } from '../../test/support/wait-for.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -59,5 +62,95 @@ describe('writeAll', () => {
     await writeAll(handle, buffers, 0);
     expect(calls.length).toBeGreaterThan(2);
     expect(readFileSync(path).equals(Buffer.concat(buffers))).toBe(true);
+  });
+});
+
+/** nodeFileSystem whose `readdir` calls wait until `release()`. */
+function heldListings(): { fileSystem: FileSystem; readonly heldCount: number; release(): void } {
+  let heldCount = 0;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const fileSystem: FileSystem = {
+    ...nodeFileSystem,
+    async readdir(path) {
+      heldCount++;
+      await released;
+      return nodeFileSystem.readdir(path);
+    },
+  };
+  return {
+    fileSystem,
+    get heldCount() {
+      return heldCount;
+    },
+    release: () => release(),
+  };
+}
+
+/** A promise's state once the callbacks already due have run. */
+async function stateOf(promise: Promise<unknown>): Promise<'pending' | 'settled'> {
+  let state: 'pending' | 'settled' = 'pending';
+  void promise.then(
+    () => (state = 'settled'),
+    () => (state = 'settled'),
+  );
+  for (let round = 0; round < 3; round++) await new Promise<void>((resolve) => setImmediate(resolve));
+  return state;
+}
+
+describe('ClosableFileSystem', () => {
+  it('refuses every call after closeAll with SHUTTING_DOWN, touching no file', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const files = new ClosableFileSystem(nodeFileSystem);
+    await files.closeAll();
+    const path = join(temp.dir, 'never');
+    const refused = (e: unknown): boolean => isBrokerError(e, 'SHUTTING_DOWN');
+    await expect(files.open(path, 'create')).rejects.toSatisfy(refused);
+    await expect(files.tryReadFile(path)).rejects.toSatisfy(refused);
+    await expect(files.readdir(temp.dir)).rejects.toSatisfy(refused);
+    await expect(files.syncDirectory(temp.dir)).rejects.toSatisfy(refused);
+    await expect(files.mkdir(path)).rejects.toSatisfy(refused);
+    await expect(files.removeTree(temp.dir)).rejects.toSatisfy(refused);
+    expect(await nodeFileSystem.readdir(temp.dir)).toEqual([]);
+  });
+
+  it('resolves closeAll once the calls running and the handles open then are done, and those handles keep working', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const held = heldListings();
+    const files = new ClosableFileSystem(held.fileSystem);
+    const handle = await files.open(join(temp.dir, 'open'), 'create');
+    const listing = files.readdir(temp.dir);
+    expect(held.heldCount).toBe(1);
+    const closing = files.closeAll();
+    expect(files.inUse).toEqual([`open ${join(temp.dir, 'open')}`, `list ${temp.dir}`]);
+    await writeAll(handle, [Buffer.from('still works')], 0);
+    held.release();
+    expect(await listing).toEqual(['open']);
+    expect(await stateOf(closing), 'closeAll returned while a handle was open').toBe('pending');
+    await handle.close();
+    await closing;
+    expect(files.inUse).toEqual([]);
+    expect(readFileSync(join(temp.dir, 'open'), 'utf8')).toBe('still works');
+  });
+
+  it('under descriptor slots, refuses a call that was waiting for a slot at closeAll once it gets one', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const held = heldListings();
+    const files = new ClosableFileSystem(held.fileSystem);
+    const slots = new Slots(1);
+    const slotted = withDescriptorSlots(files, slots);
+    const running = slotted.readdir(temp.dir);
+    await waitFor(() => held.heldCount === 1, { timeoutMs: 5_000, describe: () => 'the listing never started' });
+    const waiting = slotted.tryReadFile(join(temp.dir, 'absent')).catch((error: unknown) => error);
+    expect(slots.heldCount).toBe(1);
+    const closing = files.closeAll();
+    held.release();
+    await running;
+    expect(isBrokerError(await waiting, 'SHUTTING_DOWN')).toBe(true);
+    await closing;
+    expect(slots.heldCount).toBe(0);
   });
 });

@@ -5,11 +5,13 @@
  * fsync (test/support/faulty-file-system.ts).
  *
  * Errors come out as the raw Node `ErrnoException`; storage wraps them once, at its boundary,
- * with `storageError` (errors.ts in this folder).
+ * with `storageError` (errors.ts in this folder), which passes a `BrokerError` through as it
+ * is: the SHUTTING_DOWN of a `ClosableFileSystem` after its `closeAll`.
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import type { Slots } from '../common/slots.js';
+import { storageClosedError } from './errors.js';
 
 export type OpenMode =
   /** Existing file, read only. */
@@ -149,7 +151,8 @@ export const nodeFileSystem: FileSystem = {
  * of partitions (rolls, first writes after a clean start) cannot run the broker out of
  * descriptors; segment files have their own bound (`FileHandleCache`). No deadlock: none of
  * these calls is made while the caller holds a handle from another one (each opens, works and
- * closes before the next), so every holder finishes without waiting for a slot.
+ * closes before the next), so every holder finishes without waiting for a slot. Their end at
+ * shutdown is a `ClosableFileSystem` under the slots.
  */
 export function withDescriptorSlots(fileSystem: FileSystem, slots: Slots): FileSystem {
   return {
@@ -228,6 +231,142 @@ class SlottedFileHandle extends ForwardingFileHandle {
     } finally {
       // Even a failed close(2) has released the descriptor on Linux.
       this.slots.release();
+    }
+  }
+}
+
+/**
+ * `fileSystem` with an end, as `FileHandleCache.closeAll` is the segment files' end: from
+ * `closeAll()` on, every call fails with SHUTTING_DOWN (`storageClosedError`) and touches no
+ * file, and `closeAll` resolves once the calls already running have returned and every handle
+ * they opened is closed. A handle open by then keeps working until its holder closes it: like
+ * a segment lease, it is never closed under its user, whose next call is refused instead. A
+ * refused call leaves on disk what a crash just before it would: a `writeFileAtomically` whose
+ * rename is refused leaves its .tmp file, which the next open removes (recovery.ts).
+ *
+ * `LogManager` puts every file it opens only for a moment behind one, under
+ * `withDescriptorSlots` (so a call still waiting for a slot at `closeAll` is refused once it
+ * gets one, having opened nothing), and ends it only after every log has closed, because a
+ * log's close writes through it (the clean mark in partition.state, the producer snapshot, the
+ * active segment's index files). What may still be running then are reads, which do not go
+ * through a log's writer: an index load or rebuild (segment.ts `indexes`). Without the end,
+ * such a read kept an index file open after storage had closed, or opened the next one then
+ * (log-manager.test.ts, describe 'close').
+ *
+ * Owner of mutable state: this object (the calls running and handles open, and whether it is closed).
+ */
+export class ClosableFileSystem implements FileSystem {
+  /** Calls running and handles open, each as "<operation> <path>", under a number of its own. */
+  private readonly uses = new Map<number, string>();
+  private nextUseId = 0;
+  private isClosed = false;
+  /** `closeAll` calls waiting for `uses` to empty. */
+  private readonly idleListeners: (() => void)[] = [];
+
+  constructor(private readonly inner: FileSystem) {}
+
+  /** The calls running and handles open, as "<operation> <path>" (for a log line). */
+  get inUse(): string[] {
+    return [...this.uses.values()];
+  }
+
+  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    const useId = this.begin('open', path);
+    let handle: FileHandle;
+    try {
+      handle = await this.inner.open(path, mode);
+    } catch (error) {
+      this.end(useId);
+      throw error;
+    }
+    return new ClosableFileHandle(handle, () => this.end(useId));
+  }
+
+  tryReadFile(path: string): Promise<Buffer | undefined> {
+    return this.run('read', path, () => this.inner.tryReadFile(path));
+  }
+
+  trySizeBytes(path: string): Promise<number | undefined> {
+    return this.run('stat', path, () => this.inner.trySizeBytes(path));
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return this.run('list', path, () => this.inner.readdir(path));
+  }
+
+  mkdir(path: string): Promise<void> {
+    return this.run('make the directory', path, () => this.inner.mkdir(path));
+  }
+
+  rename(fromPath: string, toPath: string): Promise<void> {
+    return this.run('rename', fromPath, () => this.inner.rename(fromPath, toPath));
+  }
+
+  unlink(path: string): Promise<void> {
+    return this.run('remove', path, () => this.inner.unlink(path));
+  }
+
+  removeTree(path: string): Promise<void> {
+    return this.run('remove the tree', path, () => this.inner.removeTree(path));
+  }
+
+  syncDirectory(path: string): Promise<void> {
+    return this.run('fsync the directory', path, () => this.inner.syncDirectory(path));
+  }
+
+  /**
+   * Refuses every call from now on, and resolves once nothing is running or open (at once if
+   * nothing is). The caller bounds the wait: a read on a hung disk may never return.
+   * Idempotent.
+   */
+  async closeAll(): Promise<void> {
+    this.isClosed = true;
+    if (this.uses.size === 0) return;
+    await new Promise<void>((resolve) => this.idleListeners.push(resolve));
+  }
+
+  private async run<T>(operation: string, path: string, work: () => Promise<T>): Promise<T> {
+    const useId = this.begin(operation, path);
+    try {
+      return await work();
+    } finally {
+      this.end(useId);
+    }
+  }
+
+  private begin(operation: string, path: string): number {
+    if (this.isClosed) throw storageClosedError(operation, path);
+    const useId = this.nextUseId++;
+    this.uses.set(useId, `${operation} ${path}`);
+    return useId;
+  }
+
+  private end(useId: number): void {
+    this.uses.delete(useId);
+    if (this.uses.size === 0) for (const listener of this.idleListeners.splice(0)) listener();
+  }
+}
+
+/** A handle of a `ClosableFileSystem`: in use until closed. */
+class ClosableFileHandle extends ForwardingFileHandle {
+  private isClosed = false;
+
+  constructor(
+    inner: FileHandle,
+    private readonly onClosed: () => void,
+  ) {
+    super(inner);
+  }
+
+  override async close(): Promise<void> {
+    // Once only: a second close(2) could close a descriptor number the OS has reused since.
+    if (this.isClosed) return;
+    this.isClosed = true;
+    try {
+      await this.inner.close();
+    } finally {
+      // Even a failed close(2) has released the descriptor on Linux.
+      this.onClosed();
     }
   }
 }

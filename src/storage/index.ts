@@ -8,7 +8,8 @@
  *   producer state (`ProducerState`); its single writer (runWriter) is the only code that
  *   changes its files or its producer state.
  * - `LogManager`: the map of known and open partitions, each closed log's retention summary,
- *   the idle and retention timers.
+ *   the idle and retention timers, and (through its `ClosableFileSystem`) whether storage may
+ *   still open files.
  * - `FileHandleCache` / `IndexCache`: shared, broker-wide, bounded pools.
  */
 export { FileHandleCache } from './file-handle-cache.js';

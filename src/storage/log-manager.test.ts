@@ -8,8 +8,10 @@ import { silentLogger } from '../observability/index.js';
 import { decodeBatches } from '../protocol/index.js';
 import { LogManager, type LogManagerOptions } from './log-manager.js';
 import type { PartitionLog, PartitionLogConfig } from './partition-log.js';
-import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { nodeFileSystem, readFully, type FileSystem } from './file-system.js';
+import { segmentFilePath } from './file-names.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
+import { recordingLogger } from '../../test/support/recording-logger.js';
 import { waitFor } from '../../test/support/wait-for.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -23,7 +25,7 @@ async function startManager(options: Partial<LogManagerOptions> & { dataDir?: st
   const manager = await LogManager.start({
     dataDir,
     clock,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     configForTopic: () => ({ ...testConfig, ...options.config }),
     openFilesMax: options.openFilesMax ?? 16,
     indexCacheBytesMax: 64 * 1024,
@@ -138,6 +140,148 @@ function segmentFileLedger(): { fileSystem: FileSystem; readonly openNow: number
       openGate();
     },
   };
+}
+
+/**
+ * Wraps the node file system, counting the descriptors of files other than segments (.log),
+ * which storage opens only for a moment through its descriptor slots: a handle from its open
+ * until its close has finished, and the descriptor a whole-file read (`tryReadFile`) opens
+ * for itself, from that open to its close. Every such open is recorded by path. The read of
+ * the file named by `holdReadOf` waits with its file open until `release()`.
+ */
+function shortLivedFileLedger(): {
+  fileSystem: FileSystem;
+  readonly openNow: number;
+  readonly openedPaths: readonly string[];
+  readonly isHolding: boolean;
+  holdReadOf(path: string): void;
+  release(): void;
+} {
+  let openNow = 0;
+  const openedPaths: string[] = [];
+  let pathToHold: string | undefined;
+  let isHolding = false;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const during = async <T>(path: string, work: () => Promise<T>): Promise<T> => {
+    openNow++;
+    openedPaths.push(path);
+    try {
+      return await work();
+    } finally {
+      openNow--;
+    }
+  };
+  const fileSystem: FileSystem = {
+    ...nodeFileSystem,
+    async open(path, mode) {
+      const handle = await nodeFileSystem.open(path, mode);
+      if (path.endsWith('.log')) return handle;
+      openNow++;
+      openedPaths.push(path);
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        try {
+          await close();
+        } finally {
+          openNow--;
+        }
+      };
+      return handle;
+    },
+    async tryReadFile(path) {
+      let handle;
+      try {
+        handle = await nodeFileSystem.open(path, 'read');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+      openNow++;
+      openedPaths.push(path);
+      try {
+        if (path === pathToHold) {
+          pathToHold = undefined;
+          isHolding = true;
+          await released;
+          isHolding = false;
+        }
+        const sizeBytes = await handle.sizeBytes();
+        const bytes = Buffer.alloc(sizeBytes);
+        await readFully(handle, bytes, sizeBytes, 0);
+        return bytes;
+      } finally {
+        try {
+          await handle.close();
+        } finally {
+          openNow--;
+        }
+      }
+    },
+    readdir: (path) => during(path, () => nodeFileSystem.readdir(path)),
+    syncDirectory: (path) => during(path, () => nodeFileSystem.syncDirectory(path)),
+    removeTree: (path) => during(path, () => nodeFileSystem.removeTree(path)),
+  };
+  return {
+    fileSystem,
+    get openNow() {
+      return openNow;
+    },
+    get openedPaths() {
+      return openedPaths;
+    },
+    get isHolding() {
+      return isHolding;
+    },
+    holdReadOf(path) {
+      pathToHold = path;
+    },
+    release: () => release(),
+  };
+}
+
+/**
+ * A data directory holding partition t-0 with a sealed segment at offset 0 and an active one
+ * after it, closed cleanly: a manager started on it opens the log without loading the sealed
+ * segment's indexes, which a later read then loads from its index files.
+ */
+async function dataDirWithSealedSegment(): Promise<string> {
+  const { manager, dataDir } = await startManager();
+  await manager.createPartition('t', 0);
+  await manager.withPartition('t', 0, async (log) => {
+    await log.append(makeBatch({ tag: 'sealed', timestamp: 1_000 }));
+    await log.roll();
+    await log.append(makeBatch({ tag: 'active', timestamp: 2_000 }));
+  });
+  await manager.close();
+  return dataDir;
+}
+
+/**
+ * Starts, on `dataDirWithSealedSegment`, a seek by time whose load of the sealed segment's
+ * offset index the ledger holds with the index file open, and starts closing the manager once
+ * the seek is held there. Resolves when the log's own close has finished, so only the seek
+ * keeps storage busy. The seek holds no segment file meanwhile: `maxTimestamp` loads the
+ * indexes before any lease is taken, so the segment file cache has nothing to wait for.
+ */
+async function closeWhileIndexLoadIsHeld(options: { logger?: LogManagerOptions['logger'] } = {}) {
+  const dataDir = await dataDirWithSealedSegment();
+  const ledger = shortLivedFileLedger();
+  const { manager, clock } = await startManager({ dataDir, fileSystem: ledger.fileSystem, ...options });
+  const dir = join(dataDir, 't-0');
+  let readLog: PartitionLog | undefined;
+  await manager.withPartition('t', 0, async (log) => {
+    readLog = log;
+  });
+  ledger.holdReadOf(segmentFilePath(dir, 0, 'index'));
+  const seeking = manager.withPartition('t', 0, (log) => log.offsetForTimestamp(0));
+  const seek = track(seeking);
+  await waitFor(() => ledger.isHolding, { timeoutMs: 5_000, describe: () => 'the seek never loaded the sealed segment\'s index file' });
+  const closing = track(manager.close());
+  await waitFor(() => readLog?.isClosed, { timeoutMs: 5_000, describe: () => 'the manager never started closing the log' });
+  await readLog?.close(); // the close the manager started: resolves when it is done
+  await letCallbacksRun();
+  return { ledger, clock, dir, seeking, seek, closing };
 }
 
 /** A promise's state as of now, updated as it settles (read it after letting callbacks run). */
@@ -483,6 +627,46 @@ describe('LogManager', () => {
       const read = await reading;
       expect(decodeBatches(read.bytes)[0]?.value?.toString().startsWith('held')).toBe(true);
       await waitFor(() => ledger.openNow === 0, { timeoutMs: 5_000, describe: () => `${ledger.openNow} segment files still open after the read ended` });
+    });
+    it('waits for a read still holding an index file open, refuses the read its next file, and leaves no file open', async () => {
+      // Goal: storage is quiet once close resolves (the broker may exit, a test or `runnel log`
+      // may remove or reuse the data directory). Files opened only for a moment (index loads,
+      // state, snapshots, directory fsyncs) go through the descriptor slots, not the segment
+      // file cache, and close used to wait only for the cache: a read loading a sealed
+      // segment's indexes kept its index file open past close, and opened the next one after.
+      // Method: a seek by time whose offset-index load is held with the file open while the
+      // manager closes; then the load is let go.
+      const { ledger, dir, seeking, seek, closing } = await closeWhileIndexLoadIsHeld();
+      expect(closing.state, 'close returned while a read held an index file open').toBe('pending');
+      expect(ledger.openNow).toBe(1);
+      ledger.release();
+      await waitFor(() => closing.state !== 'pending', { timeoutMs: 5_000, describe: () => `close still waits with ${ledger.openNow} short-lived files open` });
+      expect(closing.state).toBe('fulfilled');
+      expect(ledger.openNow, 'short-lived files still open after close resolved').toBe(0);
+      // The read's next file (the time index) is a new operation after close: refused.
+      await waitFor(() => seek.state !== 'pending', { timeoutMs: 5_000, describe: () => 'the seek never ended' });
+      await expect(seeking).rejects.toSatisfy((e) => isBrokerError(e, 'SHUTTING_DOWN'));
+      expect(ledger.openedPaths).not.toContain(segmentFilePath(dir, 0, 'timeindex'));
+      expect(ledger.openNow).toBe(0);
+    });
+
+    it('waits up to closeReadWaitMsMax for a read holding an index file open, and names the file when it gives up', async () => {
+      // A hung disk must not hang the broker's stop: past the deadline close returns and says
+      // which file is still in use; it closes when its read ends.
+      const logger = recordingLogger();
+      const { ledger, clock, dir, seeking, closing } = await closeWhileIndexLoadIsHeld({ logger });
+      clock.advance(limits.closeReadWaitMsMax - 1);
+      await letCallbacksRun();
+      expect(closing.state).toBe('pending');
+      clock.advance(1);
+      await letCallbacksRun();
+      expect(closing.state, 'close gave up waiting at closeReadWaitMsMax').toBe('fulfilled');
+      const warning = logger.calls.find((call) => call.level === 'warn');
+      expect(JSON.stringify(warning?.fields)).toContain(segmentFilePath(dir, 0, 'index'));
+      expect(ledger.openNow).toBe(1);
+      ledger.release();
+      await expect(seeking).rejects.toSatisfy((e) => isBrokerError(e, 'SHUTTING_DOWN'));
+      await waitFor(() => ledger.openNow === 0, { timeoutMs: 5_000, describe: () => `${ledger.openNow} short-lived files still open after the read ended` });
     });
   });
 

@@ -26,7 +26,7 @@ import type { Logger } from '../observability/index.js';
 import { storageError } from './errors.js';
 import { FileHandleCache } from './file-handle-cache.js';
 import { partitionDirName, tryParsePartitionDirName, tryParseSegmentFileName } from './file-names.js';
-import { nodeFileSystem, withDescriptorSlots, type FileSystem } from './file-system.js';
+import { ClosableFileSystem, nodeFileSystem, withDescriptorSlots, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type PartitionLogConfig } from './partition-log.js';
 import { isRetentionDue, type RetentionSummary } from './retention.js';
@@ -78,6 +78,9 @@ const DELETED_SUFFIX = '.deleted';
 export class LogManager {
   readonly handles: FileHandleCache;
   readonly indexCache: IndexCache;
+  /** Every file storage opens only for a moment (under `fileSystem`'s slots), ended at close. */
+  private readonly shortLivedFiles: ClosableFileSystem;
+  /** `shortLivedFiles` under the descriptor bound `limits.storageFileOpsInFlightMax`: what the logs use. */
   private readonly fileSystem: FileSystem;
   private readonly entries = new Map<string, Entry>();
   /** Open entries, least recently used first (Map keeps insertion order). */
@@ -94,7 +97,8 @@ export class LogManager {
     const fileSystem = options.fileSystem ?? nodeFileSystem;
     // Segment files are bounded by the cache; everything else storage opens, by the slots.
     this.handles = new FileHandleCache(fileSystem, options.openFilesMax);
-    this.fileSystem = withDescriptorSlots(fileSystem, new Slots(limits.storageFileOpsInFlightMax));
+    this.shortLivedFiles = new ClosableFileSystem(fileSystem);
+    this.fileSystem = withDescriptorSlots(this.shortLivedFiles, new Slots(limits.storageFileOpsInFlightMax));
     this.indexCache = new IndexCache(options.indexCacheBytesMax);
   }
 
@@ -517,8 +521,10 @@ export class LogManager {
   }
 
   /**
-   * Stops background work, closes every log cleanly, then every segment file (waiting for the
-   * closes; `closeSegmentFiles`).
+   * Stops background work, closes every log cleanly, then every file (waiting for the closes,
+   * and refusing storage any file from then on; `closeFiles`). The order matters: a log's close
+   * writes its clean mark, producer snapshot and index files through the short-lived files,
+   * so those are ended only after every log has closed.
    */
   async close(): Promise<void> {
     if (this.isClosed) return;
@@ -526,7 +532,7 @@ export class LogManager {
     for (const cancel of this.cancelTimers.splice(0)) cancel();
     await this.backgroundWork.catch(() => undefined);
     const results = await Promise.allSettled([...this.entries.values()].map((entry) => this.closeEntry(entry)));
-    await this.closeSegmentFiles();
+    await this.closeFiles();
     const failures = results.filter((result) => result.status === 'rejected');
     if (failures.length > 0) {
       this.options.logger.error({ failures: failures.length }, 'some partitions did not close cleanly; they are recovered at next start');
@@ -534,26 +540,38 @@ export class LogManager {
   }
 
   /**
-   * Closes every segment file and waits for the closes, so no descriptor outlives the manager
-   * (a broker or test reopening the same data directory would otherwise find files of the
-   * last one still open). Every log is closed by now, and reads still running are the only
-   * holders of a lease left. That is normal, not a bug to assert against: a read does not go
-   * through its log's writer queue, so a log's close does not wait for it (a Fetch may be
-   * reading as the broker stops). So they are waited for, up to `limits.closeReadWaitMsMax`,
-   * past which close returns and says so. Reads that go on fail with SHUTTING_DOWN at their
-   * next file (`FileHandleCache.closeAll`). Tested in log-manager.test.ts, describe 'close'.
+   * Closes every file and waits for the closes, so no descriptor outlives the manager and
+   * storage is quiet once close returns (a broker exits then; a test or `runnel log` tool may
+   * remove or reuse the data directory): the segment files (`FileHandleCache.closeAll`) and
+   * the short-lived ones (`ClosableFileSystem.closeAll`: state, snapshots, index files,
+   * directory fsyncs). Both refuse every new use at once with SHUTTING_DOWN. Every log is
+   * closed by now, and reads still running are the only users left: a segment lease, or an
+   * index file a read is loading or rebuilding. That is normal, not a bug to assert against: a
+   * read does not go through its log's writer queue, so a log's close does not wait for it (a
+   * Fetch may be reading as the broker stops). So they are waited for, up to
+   * `limits.closeReadWaitMsMax` for both together, past which close returns and names what is
+   * still in use. Reads that go on fail with SHUTTING_DOWN at their next file. Tested in
+   * log-manager.test.ts, describe 'close'.
    */
-  private async closeSegmentFiles(): Promise<void> {
+  private async closeFiles(): Promise<void> {
     let cancelTimer = (): void => undefined;
     const timedOut = new Promise<'timed out'>((resolve) => {
       cancelTimer = this.options.clock.setTimer(limits.closeReadWaitMsMax, () => resolve('timed out'));
     });
-    const outcome = await Promise.race([this.handles.closeAll().then(() => 'closed' as const), timedOut]);
+    const allClosed = Promise.all([this.handles.closeAll(), this.shortLivedFiles.closeAll()]);
+    const outcome = await Promise.race([allClosed.then(() => 'closed' as const), timedOut]);
     cancelTimer();
     if (outcome === 'timed out') {
+      const inUse = this.shortLivedFiles.inUse;
       this.options.logger.warn(
-        { descriptors: this.handles.descriptorCount, waitedMs: limits.closeReadWaitMsMax },
-        'reads still hold segment files after every partition closed; those files close when the reads end',
+        {
+          segmentDescriptors: this.handles.descriptorCount,
+          // At most `storageFileOpsInFlightMax` of these hold a descriptor; ten name the problem.
+          otherFilesInUse: inUse.slice(0, 10),
+          otherFileUseCount: inUse.length,
+          waitedMs: limits.closeReadWaitMsMax,
+        },
+        'files still in use after every partition closed; they close when the reads (or directory removals) using them end',
       );
     }
   }
