@@ -20,22 +20,23 @@
  * oldest of them was sent), and says again when delivery resumes (outage-notice.ts; tested
  * in test/integration/cli-broker-restart.test.ts). A broker that cannot be reached when the
  * command starts is waited for the same way, for --delivery-timeout-ms, before stdin is read
- * (describeTopicRetrying); an unknown topic or a broker host name that does not resolve still
+ * (wait-for-broker.ts); an unknown topic or a broker host name that does not resolve still
  * fails at once.
  *
  * Every record is observed (a `.then` per send) so a failure is noticed while stdin is still
  * open, not only at EOF; at CLI rates the promise per record is cheap next to reading lines.
  */
 import type { Command } from 'commander';
-import { BrokerError, isBrokerError, type Acks, type Producer, type ProducerRecord, type RunnelClient, type TopicDescription } from '../../client/index.js';
+import type { Acks, Producer, ProducerRecord, RunnelClient, TopicDescription } from '../../client/index.js';
 import { BATCH_HEADER_BYTES } from '../../protocol/index.js';
-import { CliError, describeBrokerTrouble, isUnresolvedHostError, toCliError } from '../cli-error.js';
+import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { readLines } from '../line-reader.js';
 import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../option-parsers.js';
 import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { parseJsonInputRecord } from '../record-json.js';
+import { waitForBroker } from '../wait-for-broker.js';
 
 type SetExitCode = (code: number) => void;
 
@@ -157,7 +158,13 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
       `${formatCount(ratePerSec(state.acked, Date.now() - startedMs))} lines/s`,
   });
   const outage = new ProduceOutage(brokers, (line) => progress.writeLine(line));
-  const description = await describeTopicRetrying(client, topic, flags.deliveryTimeoutMs, outage);
+  // A broker that cannot be reached yet is waited for as a line would be (wait-for-broker.ts).
+  const description = await waitForBroker((onRetry) => client.admin.describeTopic(topic, { onRetry }), {
+    budgetMs: flags.deliveryTimeoutMs,
+    budgetFlag: '--delivery-timeout-ms',
+    onRetry: (error, giveUpAtMs) => outage.onStartRetry(error, giveUpAtMs),
+  });
+  outage.onStarted();
   const { batchBytes, maxMessageBytes } = checkTopicAndSizeBatches(description, topic, flags.partition);
   const producer = client.producer({
     acks: flags.acks,
@@ -242,73 +249,6 @@ class ProduceOutage {
   onStarted(): void {
     this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; reading stdin`);
   }
-}
-
-/**
- * The topic's description, asked for before stdin is read. A broker that cannot be reached
- * (or answers only retriable errors) is waited for as a line would be: retried until
- * --delivery-timeout-ms after the start, each retry reported on stderr (`outage`), and then the
- * last failure ends the command. The client retries one look-up for its retry budget (5 s
- * here, client-command.ts) and is asked again after it. Not waited out: an unknown topic (the
- * "create it" line), any failure that is not retriable, and a broker host name that does not
- * resolve (a typo, most likely). Tested in test/integration/cli-broker-restart.test.ts.
- */
-async function describeTopicRetrying(client: RunnelClient, topic: string, deliveryTimeoutMs: number, outage: ProduceOutage): Promise<TopicDescription> {
-  const giveUpAtMs = Date.now() + deliveryTimeoutMs;
-  let lastError: BrokerError | undefined;
-  for (;;) {
-    try {
-      const description = await describeTopicRetryingOnce(client, topic, giveUpAtMs, (error) => {
-        lastError = error;
-        outage.onStartRetry(error, giveUpAtMs);
-      });
-      outage.onStarted();
-      return description;
-    } catch (error) {
-      if (error === START_DEADLINE_PASSED) {
-        throw lastError ?? new BrokerError('REQUEST_TIMED_OUT', `no answer within --delivery-timeout-ms (${deliveryTimeoutMs} ms)`);
-      }
-      if (!isBrokerError(error) || !error.retriable || isUnresolvedHostError(error) || Date.now() >= giveUpAtMs) throw error;
-      lastError = error;
-      outage.onStartRetry(error, giveUpAtMs); // the client's budget is used up: ask again
-    }
-  }
-}
-
-/** Thrown by describeTopicRetryingOnce when the start-up deadline passes first. */
-const START_DEADLINE_PASSED = Symbol('start deadline passed');
-
-/**
- * One `describeTopic` (retried by the client for its budget), ended early at `giveUpAtMs` or
- * at a failure not worth waiting out (isUnresolvedHostError): the call itself then runs on
- * until the client is closed, which ends its retries, and its outcome is ignored.
- */
-function describeTopicRetryingOnce(client: RunnelClient, topic: string, giveUpAtMs: number, onRetry: (error: BrokerError) => void): Promise<TopicDescription> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(START_DEADLINE_PASSED), Math.max(0, giveUpAtMs - Date.now()));
-    const clearDeadline = (): void => clearTimeout(timer);
-    client.admin
-      .describeTopic(topic, {
-        onRetry: (error) => {
-          if (!isUnresolvedHostError(error)) {
-            onRetry(error);
-            return;
-          }
-          clearDeadline();
-          reject(error);
-        },
-      })
-      .then(
-        (description) => {
-          clearDeadline();
-          resolve(description);
-        },
-        (error: unknown) => {
-          clearDeadline();
-          reject(error);
-        },
-      );
-  });
 }
 
 /**
