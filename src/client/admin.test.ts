@@ -94,3 +94,29 @@ describe('Admin changes on a broker whose disk is full or failing', () => {
     connections.close();
   });
 });
+
+describe('Admin.listOffsets', () => {
+  it('tells onRetry of each failure it will retry, before the retry', async () => {
+    // `runnel consume` started while the broker restarts says so on stderr from this report.
+    const { admin, clock, connections } = adminAnswering([]);
+    const answers: (ServiceError | object)[] = [
+      brokerFailure('SHUTTING_DOWN', GrpcStatus.UNAVAILABLE, 'the broker is shutting down'),
+      { partitions: [{ partition: 0, offset: '5', timestampMs: '-1', error: null }] },
+    ];
+    let attemptCount = 0;
+    const listOffsets = (_request: unknown, _options: unknown, callback: Callback) => {
+      const next = answers[Math.min(attemptCount++, answers.length - 1)]!;
+      queueMicrotask(() => (next instanceof Error ? callback(next as ServiceError) : callback(null, next)));
+      return {};
+    };
+    connections.log = () => ({ listOffsets }) as unknown as ReturnType<Connections['log']>;
+    const retried: Reason[] = [];
+    const offsets = admin.listOffsets({ topic: 't', spec: 'latest', onRetry: (error) => retried.push(error.reason) });
+    expect(await outcomeWithoutWaiting(offsets)).toBe('pending');
+    expect(retried).toEqual(['SHUTTING_DOWN']);
+    clock.advance(RETRY_DEFAULTS.backoffMsMin);
+    expect(await outcomeWithoutWaiting(offsets)).toEqual({ value: [{ partition: 0, offset: 5, timestamp: -1 }] });
+    expect(retried).toEqual(['SHUTTING_DOWN']);
+    connections.close();
+  });
+});

@@ -81,7 +81,7 @@ export interface ClusterMetadata {
   topics: TopicMetadata[];
 }
 
-export interface ListOffsetsOptions {
+export interface ListOffsetsOptions extends RetryListener {
   topic: string;
   /** Default: every partition of the topic. */
   partitions?: number[];
@@ -232,7 +232,8 @@ export class Admin {
   /**
    * `listOffsets`, but a partition's own error (an offline partition: CORRUPT_DATA,
    * STORAGE_ERROR) comes back in its place instead of failing the others, so a report can
-   * show every partition. Retriable errors are retried first, as in `listOffsets`.
+   * show every partition. Retriable errors are retried first, as in `listOffsets`;
+   * `options.onRetry` hears of each failure that will be retried.
    */
   async listOffsetsEach(options: ListOffsetsOptions): Promise<PartitionOffsetResult[]> {
     const request = {
@@ -249,7 +250,8 @@ export class Admin {
     // over, it is returned as it is (that partition with its error, the others answered).
     let retried: { results: PartitionOffsetResult[]; error: BrokerError } | undefined;
     try {
-      return await withRetry({ clock: connections.clock, random: connections.random, retry: connections.retry, signal: connections.signal }, async () => {
+      const context = { clock: connections.clock, random: connections.random, retry: connections.retry, signal: connections.signal, onRetry: options.onRetry };
+      return await withRetry(context, async () => {
         const address = this.route(options.topic, options.partitions?.[0]) ?? connections.anyAddress();
         let response: { partitions: PartitionOffset__Output[] };
         try {
