@@ -12,6 +12,10 @@
  * A produce started while the broker is down says so the same way and waits for it, up to
  * --delivery-timeout-ms, rather than failing after the CLI's 5 s retry budget for admin calls;
  * so does a first line whose topic metadata cannot be loaded because the broker went away.
+ * `consume` (following and --no-follow, up to --api-timeout-ms) started while the broker is
+ * down waits for it the same way: nothing listens on the broker's port when it starts, and it
+ * must say on stderr that it waits, then read once the broker is started on that port with
+ * the topic on disk; with no broker at all it gives up when its budget runs out.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +24,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { killAllCliProcesses, startCliProcess, type CliProcess } from '../support/cli-process.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
-import { unusedPort } from '../support/ports.js';
+import { pickStablePort, unusedPort } from '../support/ports.js';
 import { waitFor } from '../support/wait-for.js';
 
 let dataDir: string | undefined;
@@ -50,6 +54,35 @@ async function brokerWithTopic(topic: string): Promise<{ broker: BrokerProcess; 
   const created = await startCliProcess(['topic', 'create', topic], { env }).result;
   expect(created, created.stderr).toMatchObject({ code: 0 });
   return { broker, env, dir };
+}
+
+/**
+ * A broker data dir holding `topic` with `lines` in it, and a port nothing listens on now: the
+ * broker that wrote them ran on that port and is stopped. The port is outside the ephemeral
+ * range (pickStablePort), so no connection is given it while the broker is down.
+ */
+async function stoppedBrokerWithTopic(topic: string, lines: string[]): Promise<{ dir: string; port: number; env: { RUNNEL_BROKER: string } }> {
+  const dir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+  dataDir = dir;
+  const port = await pickStablePort();
+  const broker = await startBrokerProcess({ dataDir: dir, port });
+  const env = { RUNNEL_BROKER: broker.address };
+  const created = await startCliProcess(['topic', 'create', topic], { env }).result;
+  expect(created, created.stderr).toMatchObject({ code: 0 });
+  if (lines.length > 0) {
+    const producer = startCliProcess(['produce', topic], { env });
+    producer.write(lines.map((line) => `${line}\n`).join(''));
+    producer.endInput();
+    const produced = await producer.result;
+    expect(produced, produced.stderr).toMatchObject({ code: 0 });
+  }
+  expect(await broker.stop()).toBe(0);
+  return { dir, port, env };
+}
+
+/** Every line of `stderr` starts with `prefix` (the notices; no other noise). */
+function expectOnlyNotices(stderr: string, prefix: string): void {
+  expect(stderr.split('\n').filter((line) => line !== '').every((line) => line.startsWith(prefix)), stderr).toBe(true);
 }
 
 async function waitForStdout(cli: CliProcess, expected: string, timeoutMs = 30_000): Promise<void> {
@@ -213,5 +246,63 @@ describe('runnel produce and consume while the broker restarts', () => {
     expect(lines.length, result.stderr).toBeGreaterThanOrEqual(2);
     expect(lines.at(-1)).toMatch(new RegExp(`^runnel: cannot reach broker ${address.replaceAll('.', '\\.')} \\(connection refused\\): is \`runnel broker\` running\\?`));
     expect(lines.slice(0, -1).every((line) => /^runnel produce: cannot reach broker .*; stdin not read yet, retrying until .* then exits 1$/.test(line)), result.stderr).toBe(true);
+  });
+
+  it('consume started while the broker is down says it is waiting, then reads the records once the broker starts, following and with --no-follow', async () => {
+    const topic = 'cli-consume-down-at-start';
+    const { dir, port, env } = await stoppedBrokerWithTopic(topic, ['line-1', 'line-2']);
+
+    const follower = startCliProcess(['consume', topic, '--from', 'beginning'], { env, timeoutMs: 110_000 });
+    const once = startCliProcess(['consume', topic, '--no-follow'], { env, timeoutMs: 110_000 });
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
+    const waiting = new RegExp(
+      `^runnel consume: cannot reach broker ${escaped} \\([^)]+\\); nothing read yet, retrying until \\d\\d:\\d\\d:\\d\\d \\(--api-timeout-ms\\), then exits 1$`,
+      'm',
+    );
+    await waitForStderr(follower, waiting);
+    await waitForStderr(once, waiting);
+    expect(follower.stdout() + once.stdout()).toBe('');
+
+    await startBrokerProcess({ dataDir: dir, port });
+    const reachable = new RegExp(`^runnel consume: broker ${escaped} is reachable after \\d+ s; reading ${topic}$`, 'm');
+    const read = await once.result;
+    expect(read, read.stderr).toMatchObject({ code: 0, stdout: 'line-1\nline-2\n' });
+    expect(read.stderr).toMatch(reachable);
+    expectOnlyNotices(read.stderr, 'runnel consume: ');
+
+    await waitForStdout(follower, 'line-1\nline-2\n');
+    await waitForStderr(follower, reachable);
+    const producer = startCliProcess(['produce', topic], { env });
+    producer.write('line-3\n');
+    producer.endInput();
+    expect((await producer.result).code).toBe(0);
+    await waitForStdout(follower, 'line-1\nline-2\nline-3\n'); // still following
+    follower.signal('SIGINT');
+    const followed = await follower.result;
+    expect(followed.code, followed.stderr).toBe(130);
+    expectOnlyNotices(followed.stderr, 'runnel consume: ');
+  });
+
+  it('consume started with no broker to reach gives up at --api-timeout-ms, not after the 5 s admin retry budget, saying meanwhile that it waits', async () => {
+    const address = `127.0.0.1:${await unusedPort()}`;
+    const escaped = address.replaceAll('.', '\\.');
+    const env = { RUNNEL_BROKER: address };
+    const startedMs = Date.now();
+    const results = await Promise.all(
+      [['consume', 'cli-never-reached'], ['consume', 'cli-never-reached', '--no-follow']].map(async (args) => {
+        const result = await startCliProcess([...args, '--api-timeout-ms', '7000'], { env, timeoutMs: 60_000 }).result;
+        return { result, elapsedMs: Date.now() - startedMs };
+      }),
+    );
+    for (const { result, elapsedMs } of results) {
+      expect(result.code, result.stderr).toBe(1);
+      expect(elapsedMs).toBeGreaterThanOrEqual(7_000);
+      expect(elapsedMs).toBeLessThan(30_000);
+      const lines = result.stderr.trimEnd().split('\n');
+      expect(lines.length, result.stderr).toBeGreaterThanOrEqual(2);
+      expect(lines.at(-1)).toMatch(new RegExp(`^runnel: cannot reach broker ${escaped} \\(connection refused\\): is \`runnel broker\` running\\?`));
+      expect(lines.slice(0, -1).every((line) => /^runnel consume: cannot reach broker .*; nothing read yet, retrying until .* \(--api-timeout-ms\), then exits 1$/.test(line)), result.stderr).toBe(true);
+      expect(result.stdout).toBe('');
+    }
   });
 });

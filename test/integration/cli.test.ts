@@ -429,17 +429,21 @@ describe('runnel errors', () => {
     const address = `127.0.0.1:${port}`;
     const [viaFlag, viaEnv, producing] = await Promise.all([
       runCli(['topic', 'list', '--broker', address]),
-      runCli(['consume', 'anything', '--no-follow'], { env: { RUNNEL_BROKER: address } }),
-      // produce waits for the broker as for one that went away (cli-broker-restart.test.ts), saying so first.
+      // consume and produce wait for a broker down at start (cli-broker-restart.test.ts), saying so first.
+      runCli(['consume', 'anything', '--no-follow', '--api-timeout-ms', '1000'], { env: { RUNNEL_BROKER: address } }),
       runCli(['produce', 'anything', '--broker', address, '--delivery-timeout-ms', '1000'], { input: 'x\n' }),
     ]);
     expect(expectOneLineFailure(viaFlag)).toContain(`cannot reach broker ${address}`);
     expect(expectOneLineFailure(viaFlag)).toContain('`runnel broker`');
-    expect(expectOneLineFailure(viaEnv)).toContain(`cannot reach broker ${address}`);
-    expect(producing.code, producing.stderr).toBe(1);
-    const producingLines = producing.stderr.trimEnd().split('\n');
-    expect(producingLines.at(-1)).toContain(`runnel: cannot reach broker ${address}`);
-    expect(producingLines.slice(0, -1).every((line) => line.startsWith(`runnel produce: cannot reach broker ${address}`)), producing.stderr).toBe(true);
+    for (const [waiting, command] of [
+      [viaEnv, 'consume'],
+      [producing, 'produce'],
+    ] as const) {
+      expect(waiting.code, waiting.stderr).toBe(1);
+      const lines = waiting.stderr.trimEnd().split('\n');
+      expect(lines.at(-1)).toContain(`runnel: cannot reach broker ${address}`);
+      expect(lines.slice(0, -1).every((line) => line.startsWith(`runnel ${command}: cannot reach broker ${address}`)), waiting.stderr).toBe(true);
+    }
   });
 
   it('says which broker host name cannot be resolved and where it came from, not that the broker may be down', async () => {

@@ -25,7 +25,11 @@
  * When the broker goes away (down, restarting), each partition's stream is reopened where it
  * stopped, and stderr says so (outage-notice.ts): while following, without a deadline (the
  * command tails until Ctrl-C, as `tail -F` outlives a rotated file); with --no-follow for the
- * client's 60 s, then it exits 1. Tested in test/integration/cli-broker-restart.test.ts.
+ * client's 60 s, then it exits 1. A broker that cannot be reached when the command starts
+ * (down, or still starting: a consumer started at boot races it) is waited for, with and
+ * without --no-follow, up to --api-timeout-ms (60 s by default, Kafka's
+ * default.api.timeout.ms), saying so the same way (wait-for-broker.ts); an unknown topic,
+ * partition or offset still fails at once. Tested in test/integration/cli-broker-restart.test.ts.
  *
  * The consumer never skips records silently: it is created with autoOffsetReset 'none', so
  * if retention deletes records before they were read the command stops with an error.
@@ -34,6 +38,7 @@ import type { Command } from 'commander';
 import {
   isBrokerError,
   RETRY_DEFAULTS,
+  type BrokerError,
   type Consumer,
   type ConsumerRecord,
   type PartitionOffset,
@@ -47,6 +52,7 @@ import { writeWithBackpressure } from '../output.js';
 import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { consumerRecordToJson } from '../record-json.js';
+import { waitForBroker } from '../wait-for-broker.js';
 
 type SetExitCode = (code: number) => void;
 
@@ -57,6 +63,7 @@ interface ConsumeFlags extends ClientFlags {
   max?: number;
   format: 'value' | 'json';
   follow?: boolean;
+  apiTimeoutMs: number;
 }
 
 /** What the read loop needs per partition. */
@@ -75,6 +82,13 @@ export interface PartitionPlan {
 /** While following every partition: how often the topic's partitions are listed again. */
 const PARTITION_CHECK_INTERVAL_MS = 5_000;
 
+/**
+ * How long the start-up look-ups (partitions, offsets) wait for a broker that cannot be
+ * reached: a minute, as Kafka's consumer bounds such calls (default.api.timeout.ms), and as
+ * long as a --no-follow read waits for a broker that went away.
+ */
+const API_TIMEOUT_MS_DEFAULT = RETRY_DEFAULTS.timeoutMs;
+
 const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 const NEWLINE = Buffer.from('\n');
 
@@ -90,6 +104,12 @@ export function registerConsumeCommand(program: Command, setExitCode: SetExitCod
       .option('--format <format>', 'value: the value as is; json: {"topic","partition","offset","timestamp","key","value","headers"}', parseChoice(['value', 'json'] as const), 'value')
       .option('--follow', 'keep waiting for new records (the default)')
       .option('--no-follow', 'stop at the end offsets current when the command started')
+      .option(
+        '--api-timeout-ms <ms>',
+        'how long to wait at start for a broker that cannot be reached (down, still starting) before exiting 1 (as Kafka\'s default.api.timeout.ms)',
+        parsePositiveCount,
+        API_TIMEOUT_MS_DEFAULT,
+      )
       .option('--group <group>', 'consumer groups are not supported yet'),
   )
     .addHelpText(
@@ -101,6 +121,7 @@ Examples:
   runnel consume app-logs --from -1h --format json | jq .value
   runnel consume app-logs --from @2026-11-20T10:00:00Z --max 100
   runnel consume app-logs --partition 2 --from 1500 --max 1
+  runnel consume app-logs --api-timeout-ms 300000          # started at boot: wait up to 5 min for the broker
 
 --from: beginning (oldest record kept), end (only new records), OFFSET (needs --partition
 when the topic has several: offsets are per partition), @TIME as ISO 8601 or ms since the
@@ -119,7 +140,14 @@ goes away it keeps retrying and resumes where it stopped; stderr says so when it
 (then every 10 s, later every minute) and when reading resumes:
   runnel consume: cannot reach broker 127.0.0.1:7070 (connection refused); retrying until Ctrl-C, reading resumes where it stopped
   runnel consume: broker 127.0.0.1:7070 is back; reading app-logs again after 14 s
-With --no-follow it gives up after a minute (exit 1), and the line says when.`,
+With --no-follow it gives up after a minute (exit 1), and the line says when.
+
+A broker unreachable when the command starts (down, or still starting at boot) is waited
+for, with or without --no-follow, for up to --api-timeout-ms (default ${API_TIMEOUT_MS_DEFAULT} ms); stderr
+says so the same way, then exits 1 if it is still unreachable:
+  runnel consume: cannot reach broker 127.0.0.1:7070 (connection refused); nothing read yet, retrying until 12:34:56 (--api-timeout-ms), then exits 1
+  runnel consume: broker 127.0.0.1:7070 is reachable after 9 s; reading app-logs
+An unknown topic, partition or offset fails at once.`,
     )
     .action(async (topic: string, flags: ConsumeFlags) => {
       if (flags.group !== undefined) {
@@ -133,18 +161,26 @@ With --no-follow it gives up after a minute (exit 1), and the line says when.`,
 async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeFlags, brokers: string[]): Promise<number> {
   const isFollowing = flags.follow ?? true;
   const from = flags.from ?? (isFollowing ? { kind: 'end' } : { kind: 'beginning' });
-  const partitions = await selectPartitions(client, topic, flags.partition);
-  const plans = await planPartitions(client, topic, partitions, from, isFollowing);
-  const active = plans.filter((plan) => plan.endOffset === undefined || plan.startOffset < plan.endOffset);
-  if (active.length === 0) return 0;
   const state = { printed: 0, exitCode: 0, isStopping: false };
-  const startedMs = Date.now();
+  let startedMs = Date.now();
   const progress = new ProgressLine({
     mode: 'rewrite',
     intervalMs: 1_000,
     render: () => `consume ${topic}: ${formatCount(state.printed)} records, ${formatCount(ratePerSec(state.printed, Date.now() - startedMs))} records/s`,
   });
   const outage = new ConsumeOutage(topic, brokers, (line) => progress.writeLine(line));
+  // A broker that cannot be reached yet is waited for, up to --api-timeout-ms (wait-for-broker.ts).
+  const plans = await waitForBroker(
+    async (onRetry) => {
+      const partitions = await selectPartitions(client, topic, flags.partition, onRetry);
+      return planPartitions(client, topic, partitions, from, isFollowing, onRetry);
+    },
+    { budgetMs: flags.apiTimeoutMs, budgetFlag: '--api-timeout-ms', onRetry: (error, giveUpAtMs) => outage.onStartRetry(error, giveUpAtMs) },
+  );
+  outage.onStarted();
+  const active = plans.filter((plan) => plan.endOffset === undefined || plan.startOffset < plan.endOffset);
+  if (active.length === 0) return 0;
+  startedMs = Date.now(); // the rate counts reading time, not the wait for the broker
   const consumer = client.consumer({
     autoOffsetReset: 'none',
     // Following has no deadline: the command runs until Ctrl-C, and a wait costs one timer
@@ -221,6 +257,19 @@ class ConsumeOutage {
     if (this.retrying.size > 0) return;
     this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; reading ${this.topic} again after ${formatElapsed(outageMs)}`);
   }
+
+  /** The start-up look-ups failed and will be retried until `giveUpAtMs`; no partition is read meanwhile. */
+  onStartRetry(error: unknown, giveUpAtMs: number): void {
+    this.notice.retrying(({ isFirst, outageMs }) =>
+      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
+        `nothing read yet, retrying until ${formatClockTime(giveUpAtMs)} (--api-timeout-ms), then exits 1`,
+    );
+  }
+
+  /** The start-up look-ups succeeded: ends a start-up outage, if there was one. */
+  onStarted(): void {
+    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; reading ${this.topic}`);
+  }
 }
 
 /**
@@ -270,8 +319,9 @@ export function followNewPartitions(
   };
 }
 
-async function selectPartitions(client: RunnelClient, topic: string, partition: number | undefined): Promise<number[]> {
-  const metadata = await client.admin.getMetadata([topic]);
+/** `onRetry` hears of each failure the look-up will retry. */
+async function selectPartitions(client: RunnelClient, topic: string, partition: number | undefined, onRetry?: (error: BrokerError) => void): Promise<number[]> {
+  const metadata = await client.admin.getMetadata([topic], { onRetry });
   const all = (metadata.topics.find((candidate) => candidate.name === topic)?.partitions ?? []).map((entry) => entry.partition).sort((a, b) => a - b);
   if (partition === undefined) return all;
   if (!all.includes(partition)) {
@@ -280,12 +330,22 @@ async function selectPartitions(client: RunnelClient, topic: string, partition: 
   return [partition];
 }
 
-/** Resolves where each partition starts (and, without following, ends) with one call per spec. */
-async function planPartitions(client: RunnelClient, topic: string, partitions: number[], from: FromSpec, isFollowing: boolean): Promise<PartitionPlan[]> {
+/**
+ * Resolves where each partition starts (and, without following, ends) with one call per spec.
+ * `onRetry` hears of each failure those calls will retry.
+ */
+async function planPartitions(
+  client: RunnelClient,
+  topic: string,
+  partitions: number[],
+  from: FromSpec,
+  isFollowing: boolean,
+  onRetry: (error: BrokerError) => void,
+): Promise<PartitionPlan[]> {
   /** Partitions with no record at or after TIME (answered with the log end): nothing there to skip. */
   const noRecordThatLate = new Set<number>();
   const offsetsOf = async (spec: 'earliest' | 'latest' | { timestamp: number }): Promise<Map<number, number>> => {
-    const offsets: PartitionOffset[] = await client.admin.listOffsets({ topic, partitions, spec });
+    const offsets: PartitionOffset[] = await client.admin.listOffsets({ topic, partitions, spec, onRetry });
     if (typeof spec === 'object') for (const entry of offsets) if (entry.timestamp < 0) noRecordThatLate.add(entry.partition);
     return new Map(offsets.map((entry) => [entry.partition, entry.offset]));
   };
