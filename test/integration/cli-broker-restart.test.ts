@@ -12,10 +12,11 @@
  * A produce started while the broker is down says so the same way and waits for it, up to
  * --delivery-timeout-ms, rather than failing after the CLI's 5 s retry budget for admin calls;
  * so does a first line whose topic metadata cannot be loaded because the broker went away.
- * `consume` (following and --no-follow, up to --api-timeout-ms) started while the broker is
- * down waits for it the same way: nothing listens on the broker's port when it starts, and it
- * must say on stderr that it waits, then read once the broker is started on that port with
- * the topic on disk; with no broker at all it gives up when its budget runs out.
+ * `consume` (following and --no-follow, up to --api-timeout-ms) and `perf produce` (up to
+ * --delivery-timeout-ms) started while the broker is down wait for it the same way: nothing
+ * listens on the broker's port when they start, and they must say on stderr that they wait,
+ * then do their work once the broker is started on that port with the topic on disk; with
+ * no broker at all they give up when their budget runs out.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -304,5 +305,51 @@ describe('runnel produce and consume while the broker restarts', () => {
       expect(lines.slice(0, -1).every((line) => /^runnel consume: cannot reach broker .*; nothing read yet, retrying until .* \(--api-timeout-ms\), then exits 1$/.test(line)), result.stderr).toBe(true);
       expect(result.stdout).toBe('');
     }
+  });
+
+  it('perf produce started while the broker is down says it is waiting, then sends once the broker starts and reports every record acknowledged', async () => {
+    const topic = 'cli-perf-down-at-start';
+    const { dir, port, env } = await stoppedBrokerWithTopic(topic, []);
+
+    const perf = startCliProcess(['perf', 'produce', topic, '--records', '200', '--size', '10', '--json'], { env, timeoutMs: 110_000 });
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
+    await waitForStderr(
+      perf,
+      new RegExp(
+        `^runnel perf produce: cannot reach broker ${escaped} \\([^)]+\\); nothing sent yet, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`,
+        'm',
+      ),
+    );
+    await startBrokerProcess({ dataDir: dir, port });
+    const result = await perf.result;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(new RegExp(`^runnel perf produce: broker ${escaped} is reachable after \\d+ s; sending$`, 'm'));
+    expectOnlyNotices(result.stderr, 'runnel perf produce: ');
+    expect(JSON.parse(result.stdout)).toMatchObject({ topic, records: 200, acknowledgedRecords: 200, failedRecords: 0, bytes: 2_000 });
+
+    const client = createClient({ brokers: [env.RUNNEL_BROKER] });
+    try {
+      expect((await client.admin.listOffsets({ topic, spec: 'latest' })).map((entry) => entry.offset)).toEqual([200]);
+    } finally {
+      await client.close({ timeoutMs: 1_000 });
+    }
+  });
+
+  it('perf produce started with no broker to reach gives up at --delivery-timeout-ms, saying meanwhile that it waits', async () => {
+    const address = `127.0.0.1:${await unusedPort()}`;
+    const startedMs = Date.now();
+    const result = await startCliProcess(['perf', 'produce', 'cli-never-reached', '--records', '10', '--size', '10', '--delivery-timeout-ms', '7000'], {
+      env: { RUNNEL_BROKER: address },
+      timeoutMs: 60_000,
+    }).result;
+    const elapsedMs = Date.now() - startedMs;
+    expect(result.code, result.stderr).toBe(1);
+    expect(elapsedMs).toBeGreaterThanOrEqual(7_000);
+    expect(elapsedMs).toBeLessThan(30_000);
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines.length, result.stderr).toBeGreaterThanOrEqual(2);
+    expect(lines.at(-1)).toMatch(new RegExp(`^runnel: cannot reach broker ${address.replaceAll('.', '\\.')} \\(connection refused\\): is \`runnel broker\` running\\?`));
+    expect(lines.slice(0, -1).every((line) => /^runnel perf produce: cannot reach broker .*; nothing sent yet, retrying until .* \(--delivery-timeout-ms\), then exits 1$/.test(line)), result.stderr).toBe(true);
+    expect(result.stdout).toBe('');
   });
 });

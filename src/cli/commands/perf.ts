@@ -13,14 +13,21 @@
  *
  * Both print progress lines every 5 s on stderr when it is a terminal, and the report on
  * stdout (`--json`: one object).
+ *
+ * produce waits for a broker that cannot be reached when it starts (down, still starting), up
+ * to --delivery-timeout-ms, as `runnel produce` does, saying so on stderr (wait-for-broker.ts,
+ * outage-notice.ts); an unknown topic still fails at once. Tested in
+ * test/integration/cli-broker-restart.test.ts.
  */
 import type { Command } from 'commander';
 import type { Acks, RunnelClient } from '../../client/index.js';
 import { systemClock } from '../../common/index.js';
-import { CliError, toCliError } from '../cli-error.js';
+import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../option-parsers.js';
+import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
+import { waitForBroker } from '../wait-for-broker.js';
 
 interface PerfProduceFlags extends ClientFlags {
   records: number;
@@ -30,6 +37,7 @@ interface PerfProduceFlags extends ClientFlags {
   lingerMs?: number;
   compression: 'none' | 'gzip';
   throughput?: number;
+  deliveryTimeoutMs: number;
   json?: boolean;
 }
 
@@ -81,6 +89,8 @@ const SENDS_PER_TURN = 1_000;
  */
 const LATENCY_ALL_RECORDS_MAX = 100_000;
 const LATENCY_SAMPLE_STRIDE = 8;
+/** The client producer's default (as `runnel produce`'s): two minutes to ride out a broker restart. */
+const DELIVERY_TIMEOUT_MS_DEFAULT = 120_000;
 
 export function registerPerfCommands(program: Command): void {
   const perf = program
@@ -107,6 +117,12 @@ Examples:
       .option('--linger-ms <ms>', 'how long a batch waits for more records (default 5)', parseCount)
       .option('--compression <codec>', 'none or gzip', parseChoice(['none', 'gzip'] as const), 'none')
       .option('--throughput <n>', 'send at most n records per second (default: as fast as possible)', parsePositiveCount)
+      .option(
+        '--delivery-timeout-ms <ms>',
+        'how long a record may wait for its acknowledgement, and the command for a broker that cannot be reached at start, before it fails',
+        parsePositiveCount,
+        DELIVERY_TIMEOUT_MS_DEFAULT,
+      )
       .option('--json', 'print the report as one JSON object'),
   )
     .addHelpText(
@@ -116,12 +132,20 @@ Examples:
   runnel perf produce perf --records 1000000 --size 100
   runnel perf produce perf --records 100000 --size 1000 --throughput 20000 --acks 1
   runnel perf produce perf --records 1000000 --size 100 --compression gzip --json
+  runnel perf produce perf --records 1000 --size 100 --delivery-timeout-ms 10000   # fail fast
 
 Latency is from send() to acknowledgement (with --acks all: every in-sync replica has it),
 including time spent waiting in a batch and for buffer space; flat out, that is mostly the
 time a record waits behind the 32 MiB buffer, so use --throughput to measure latency at a
 given load. Every record is timed up to ${formatCount(LATENCY_ALL_RECORDS_MAX)} records, every ${LATENCY_SAMPLE_STRIDE}th beyond (timing
 each costs as much CPU as sending it). Prints the report, then exits 1 if any record failed.
+
+A broker unreachable when the command starts (down, still starting) is waited for, up to
+--delivery-timeout-ms (default ${DELIVERY_TIMEOUT_MS_DEFAULT} ms), before the first record is sent and the clock
+starts; stderr says so (then every 10 s, later every minute), and exits 1 if it stays away:
+  runnel perf produce: cannot reach broker 127.0.0.1:7070 (connection refused); nothing sent yet, retrying until 12:34:56 (--delivery-timeout-ms), then exits 1
+  runnel perf produce: broker 127.0.0.1:7070 is reachable after 9 s; sending
+An unknown topic fails at once.
 
 --json prints {"topic","records","acknowledgedRecords","failedRecords","recordBytes","bytes",
 "elapsedMs","recordsPerSec","mbPerSec","latencyMsAvg","latencyMsP50","latencyMsP95",
@@ -130,6 +154,7 @@ records only; MB is 10^6 bytes.`,
     )
     .action(async (topic: string, flags: PerfProduceFlags) => {
       await withClient(flags, topic, async ({ client, brokers }) => {
+        await perfProduceWaitForBroker(client, topic, flags, brokers);
         const { report, firstError } = await perfProduce(client, topic, flags);
         process.stdout.write(flags.json === true ? `${JSON.stringify(report)}\n` : formatProduceReport(report));
         if (firstError !== undefined) {
@@ -176,11 +201,29 @@ key plus value bytes; MB is 10^6 bytes.`,
 
 // ---- produce ----------------------------------------------------------------------------------
 
+/**
+ * Looks the topic up before anything is sent (an unknown topic fails at once), waiting up to
+ * --delivery-timeout-ms for a broker that cannot be reached yet, and saying so on stderr.
+ */
+async function perfProduceWaitForBroker(client: RunnelClient, topic: string, flags: PerfProduceFlags, brokers: string[]): Promise<void> {
+  const notice = new OutageNotice({ command: 'perf produce' });
+  await waitForBroker((onRetry) => client.admin.getMetadata([topic], { onRetry }), {
+    budgetMs: flags.deliveryTimeoutMs,
+    budgetFlag: '--delivery-timeout-ms',
+    onRetry: (error, giveUpAtMs) =>
+      notice.retrying(({ isFirst, outageMs }) =>
+        `${describeBrokerTrouble(error, brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
+          `nothing sent yet, retrying until ${formatClockTime(giveUpAtMs)} (--delivery-timeout-ms), then exits 1`,
+      ),
+  });
+  notice.recovered((outageMs) => `broker ${brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; sending`);
+}
+
 async function perfProduce(client: RunnelClient, topic: string, flags: PerfProduceFlags): Promise<{ report: PerfProduceReport; firstError: unknown }> {
-  await client.admin.getMetadata([topic]); // TOPIC_NOT_FOUND before anything is sent
   const producer = client.producer({
     acks: flags.acks,
     compression: flags.compression,
+    deliveryTimeoutMs: flags.deliveryTimeoutMs,
     ...(flags.batchBytes === undefined ? {} : { batchBytes: flags.batchBytes }),
     ...(flags.lingerMs === undefined ? {} : { lingerMs: flags.lingerMs }),
   });
