@@ -22,6 +22,7 @@ const benches = [
   { name: 'cold-read', file: 'storage-cold-read.ts' },
   { name: 'restart', file: 'storage-restart.ts' },
   { name: 'open-partitions', file: 'storage-open-partitions.ts' },
+  { name: 'many-partitions', file: 'storage-many-partitions.ts' },
 ];
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, save: { type: 'string' }, 'quiet-load': { type: 'string' } } });
