@@ -165,7 +165,7 @@ export function withDescriptorSlots(fileSystem: FileSystem, slots: Slots): FileS
         slots.release();
         throw error;
       }
-      return new SlottedFileHandle(handle, slots);
+      return new OnCloseFileHandle(handle, () => slots.release());
     },
     tryReadFile: (path) => slots.run(() => fileSystem.tryReadFile(path)),
     trySizeBytes: (path) => fileSystem.trySizeBytes(path),
@@ -211,13 +211,16 @@ export class ForwardingFileHandle implements FileHandle {
   }
 }
 
-/** A handle that gives its descriptor slot back once closed. */
-class SlottedFileHandle extends ForwardingFileHandle {
+/**
+ * A handle that tells `onClosed` once it is closed: a slot given back (`withDescriptorSlots`),
+ * a use ended (`ClosableFileSystem`).
+ */
+class OnCloseFileHandle extends ForwardingFileHandle {
   private isClosed = false;
 
   constructor(
     inner: FileHandle,
-    private readonly slots: Slots,
+    private readonly onClosed: () => void,
   ) {
     super(inner);
   }
@@ -230,7 +233,7 @@ class SlottedFileHandle extends ForwardingFileHandle {
       await this.inner.close();
     } finally {
       // Even a failed close(2) has released the descriptor on Linux.
-      this.slots.release();
+      this.onClosed();
     }
   }
 }
@@ -279,7 +282,7 @@ export class ClosableFileSystem implements FileSystem {
       this.end(useId);
       throw error;
     }
-    return new ClosableFileHandle(handle, () => this.end(useId));
+    return new OnCloseFileHandle(handle, () => this.end(useId));
   }
 
   tryReadFile(path: string): Promise<Buffer | undefined> {
@@ -344,30 +347,6 @@ export class ClosableFileSystem implements FileSystem {
   private end(useId: number): void {
     this.uses.delete(useId);
     if (this.uses.size === 0) for (const listener of this.idleListeners.splice(0)) listener();
-  }
-}
-
-/** A handle of a `ClosableFileSystem`: in use until closed. */
-class ClosableFileHandle extends ForwardingFileHandle {
-  private isClosed = false;
-
-  constructor(
-    inner: FileHandle,
-    private readonly onClosed: () => void,
-  ) {
-    super(inner);
-  }
-
-  override async close(): Promise<void> {
-    // Once only: a second close(2) could close a descriptor number the OS has reused since.
-    if (this.isClosed) return;
-    this.isClosed = true;
-    try {
-      await this.inner.close();
-    } finally {
-      // Even a failed close(2) has released the descriptor on Linux.
-      this.onClosed();
-    }
   }
 }
 
