@@ -16,7 +16,8 @@
  * --delivery-timeout-ms) started while the broker is down wait for it the same way: nothing
  * listens on the broker's port when they start, and they must say on stderr that they wait,
  * then do their work once the broker is started on that port with the topic on disk; with
- * no broker at all they give up when their budget runs out.
+ * no broker at all they give up when their budget runs out. `perf consume` (up to
+ * --api-timeout-ms) waits the same way, and its clock starts after the wait.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -351,5 +352,32 @@ describe('runnel produce and consume while the broker restarts', () => {
     expect(lines.at(-1)).toMatch(new RegExp(`^runnel: cannot reach broker ${address.replaceAll('.', '\\.')} \\(connection refused\\): is \`runnel broker\` running\\?`));
     expect(lines.slice(0, -1).every((line) => /^runnel perf produce: cannot reach broker .*; nothing sent yet, retrying until .* \(--delivery-timeout-ms\), then exits 1$/.test(line)), result.stderr).toBe(true);
     expect(result.stdout).toBe('');
+  });
+
+  it('perf consume started while the broker is down says it is waiting, then reads the records once the broker starts and reports them', async () => {
+    const topic = 'cli-perf-consume-down-at-start';
+    const { dir, port, env } = await stoppedBrokerWithTopic(topic, ['line-1', 'line-2', 'line-3']);
+
+    const perf = startCliProcess(['perf', 'consume', topic, '--records', '3', '--json'], { env, timeoutMs: 110_000 });
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
+    await waitForStderr(
+      perf,
+      new RegExp(
+        `^runnel perf consume: cannot reach broker ${escaped} \\([^)]+\\); nothing read yet, retrying until \\d\\d:\\d\\d:\\d\\d \\(--api-timeout-ms\\), then exits 1$`,
+        'm',
+      ),
+    );
+    // The notice's second line comes 10 s into the outage: the wait is now at least that long.
+    await waitForStderr(perf, /^runnel perf consume: cannot reach broker .* for \d+ s; nothing read yet, retrying until /m);
+    expect(perf.stdout()).toBe('');
+    await startBrokerProcess({ dataDir: dir, port });
+    const result = await perf.result;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(new RegExp(`^runnel perf consume: broker ${escaped} is reachable after \\d+ s; reading ${topic}$`, 'm'));
+    expectOnlyNotices(result.stderr, 'runnel perf consume: ');
+    const report = JSON.parse(result.stdout) as { records: number; bytes: number; elapsedMs: number };
+    expect(report).toMatchObject({ topic, records: 3, bytes: 18 });
+    // The clock starts after the wait (over 10 s), not at the start-up look-up.
+    expect(report.elapsedMs).toBeLessThan(10_000);
   });
 });

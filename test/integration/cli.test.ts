@@ -420,6 +420,7 @@ describe('runnel errors', () => {
       runCli(['consume', 'cli-missing']),
       runCli(['offsets', 'cli-missing', '--json']),
       runCli(['perf', 'produce', 'cli-missing', '--records', '5', '--size', '10']),
+      runCli(['perf', 'consume', 'cli-missing', '--records', '5']),
     ]);
     for (const result of results) expect(expectOneLineFailure(result)).toBe(`runnel: ${hint}`);
   });

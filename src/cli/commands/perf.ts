@@ -14,13 +14,15 @@
  * Both print progress lines every 5 s on stderr when it is a terminal, and the report on
  * stdout (`--json`: one object).
  *
- * produce waits for a broker that cannot be reached when it starts (down, still starting), up
- * to --delivery-timeout-ms, as `runnel produce` does, saying so on stderr (wait-for-broker.ts,
- * outage-notice.ts); an unknown topic still fails at once. Tested in
+ * Both wait for a broker that cannot be reached when they start (down, still starting), as
+ * `runnel produce` and `runnel consume` do, saying so on stderr (wait-for-broker.ts,
+ * outage-notice.ts): produce up to --delivery-timeout-ms, consume up to --api-timeout-ms
+ * (its --timeout-ms is how long it waits for the next record, once reading). The clock starts
+ * after that wait. An unknown topic still fails at once. Tested in
  * test/integration/cli-broker-restart.test.ts.
  */
 import type { Command } from 'commander';
-import type { Acks, RunnelClient } from '../../client/index.js';
+import { RETRY_DEFAULTS, type Acks, type PartitionOffset, type RunnelClient } from '../../client/index.js';
 import { systemClock } from '../../common/index.js';
 import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
@@ -44,6 +46,7 @@ interface PerfProduceFlags extends ClientFlags {
 interface PerfConsumeFlags extends ClientFlags {
   records: number;
   timeoutMs: number;
+  apiTimeoutMs: number;
   json?: boolean;
 }
 
@@ -91,6 +94,8 @@ const LATENCY_ALL_RECORDS_MAX = 100_000;
 const LATENCY_SAMPLE_STRIDE = 8;
 /** The client producer's default (as `runnel produce`'s): two minutes to ride out a broker restart. */
 const DELIVERY_TIMEOUT_MS_DEFAULT = 120_000;
+/** As `runnel consume`'s: a minute, as Kafka's default.api.timeout.ms. */
+const API_TIMEOUT_MS_DEFAULT = RETRY_DEFAULTS.timeoutMs;
 
 export function registerPerfCommands(program: Command): void {
   const perf = program
@@ -170,6 +175,12 @@ records only; MB is 10^6 bytes.`,
       .argument('<topic>', 'topic to read')
       .requiredOption('--records <n>', 'how many records to read', parsePositiveCount)
       .option('--timeout-ms <ms>', 'give up when no record arrives for this long', parsePositiveCount, 10_000)
+      .option(
+        '--api-timeout-ms <ms>',
+        'how long to wait at start for a broker that cannot be reached (down, still starting) before exiting 1 (as `runnel consume`)',
+        parsePositiveCount,
+        API_TIMEOUT_MS_DEFAULT,
+      )
       .option('--json', 'print the report as one JSON object'),
   )
     .addHelpText(
@@ -178,16 +189,25 @@ records only; MB is 10^6 bytes.`,
 Examples:
   runnel perf consume perf --records 1000000
   runnel perf consume perf --records 1000000 --json
+  runnel perf consume perf --records 1000000 --api-timeout-ms 300000   # wait up to 5 min for the broker
 
 Reads every partition from its first offset. Exits 1 if fewer than --records records arrive
 (no new record for --timeout-ms).
+
+A broker unreachable when the command starts (down, still starting) is waited for, up to
+--api-timeout-ms (default ${API_TIMEOUT_MS_DEFAULT} ms), before the first record is read and the clock
+starts; stderr says so (then every 10 s, later every minute), and exits 1 if it stays away:
+  runnel perf consume: cannot reach broker 127.0.0.1:7070 (connection refused); nothing read yet, retrying until 12:34:56 (--api-timeout-ms), then exits 1
+  runnel perf consume: broker 127.0.0.1:7070 is reachable after 9 s; reading perf
+An unknown topic fails at once.
 
 --json prints {"topic","records","bytes","elapsedMs","recordsPerSec","mbPerSec"}; bytes are
 key plus value bytes; MB is 10^6 bytes.`,
     )
     .action(async (topic: string, flags: PerfConsumeFlags) => {
-      await withClient(flags, topic, async ({ client }) => {
-        const report = await perfConsume(client, topic, flags);
+      await withClient(flags, topic, async ({ client, brokers }) => {
+        const earliest = await perfConsumeWaitForBroker(client, topic, flags, brokers);
+        const report = await perfConsume(client, topic, flags, earliest);
         if (report.records < flags.records) {
           throw new CliError(
             `only ${formatCount(report.records)} of ${formatCount(flags.records)} records arrived (none for ${flags.timeoutMs} ms): ` +
@@ -378,8 +398,27 @@ function formatProduceReport(report: PerfProduceReport): string {
 
 // ---- consume ----------------------------------------------------------------------------------
 
-async function perfConsume(client: RunnelClient, topic: string, flags: PerfConsumeFlags): Promise<PerfConsumeReport> {
-  const earliest = await client.admin.listOffsets({ topic, spec: 'earliest' });
+/**
+ * Finds where every partition starts (an unknown topic fails at once), waiting up to
+ * --api-timeout-ms for a broker that cannot be reached yet, and saying so on stderr.
+ */
+async function perfConsumeWaitForBroker(client: RunnelClient, topic: string, flags: PerfConsumeFlags, brokers: string[]): Promise<PartitionOffset[]> {
+  const notice = new OutageNotice({ command: 'perf consume' });
+  const earliest = await waitForBroker((onRetry) => client.admin.listOffsets({ topic, spec: 'earliest', onRetry }), {
+    budgetMs: flags.apiTimeoutMs,
+    budgetFlag: '--api-timeout-ms',
+    onRetry: (error, giveUpAtMs) =>
+      notice.retrying(({ isFirst, outageMs }) =>
+        `${describeBrokerTrouble(error, brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
+          `nothing read yet, retrying until ${formatClockTime(giveUpAtMs)} (--api-timeout-ms), then exits 1`,
+      ),
+  });
+  notice.recovered((outageMs) => `broker ${brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; reading ${topic}`);
+  return earliest;
+}
+
+/** Reads from `earliest` on; the clock (and the --timeout-ms stall watch) starts here, after any wait for the broker. */
+async function perfConsume(client: RunnelClient, topic: string, flags: PerfConsumeFlags, earliest: PartitionOffset[]): Promise<PerfConsumeReport> {
   const consumer = client.consumer({ autoOffsetReset: 'none' });
   const counts = { records: 0, bytes: 0, lastProgressMs: Date.now() };
   const window = { records: 0, bytes: 0, startedMs: performance.now() };
