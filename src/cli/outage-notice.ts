@@ -1,9 +1,10 @@
 /**
- * `OutageNotice`: what a streaming command (`produce`, `consume`) prints on stderr while its
- * broker cannot be reached or answers only retriable errors, so an operator watching a log
- * shipper sees the stall instead of silence. One line when the outage starts, the same line
- * (with how long it has lasted) every 10 s during its first minute and then once a minute,
- * and one line when it ends. Each line starts with `runnel <command>: ` so it can be grepped.
+ * `OutageNotice`: what a streaming command (`produce`, `consume`, the `perf` pair) prints on
+ * stderr while its broker cannot be reached or answers only retriable errors, so an operator
+ * watching a log shipper sees the stall instead of silence. One line when the outage starts,
+ * the same line (with how long it has lasted) every 10 s during its first minute and then
+ * once a minute, and one line when it ends. Each line starts with `runnel <command>: ` so it
+ * can be grepped.
  *
  * Unlike `ProgressLine`, the lines are printed when stderr is not a terminal too: a shipper's
  * stderr usually goes to a journal or a file, which is where the operator looks. They never

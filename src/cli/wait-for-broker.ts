@@ -6,8 +6,8 @@
  * the broker's start, and a broker restarting refuses connections for a while; the command
  * should wait for it and say so, as Kafka's clients do.
  *
- * Used by `produce` and `perf produce` (--delivery-timeout-ms) and `consume`
- * (--api-timeout-ms). Every retry is told to `onRetry` with the give-up time, so the command
+ * Used by `produce` and `perf produce` (--delivery-timeout-ms) and `consume` and `perf
+ * consume` (--api-timeout-ms). Every retry is told to `onRetry` with the give-up time, so the command
  * prints it through its `OutageNotice` (once, then at the notice's cadence); the command says
  * itself when the wait is over. When the budget runs out, the last failure ends the command
  * (its one-line "cannot reach broker …" error).

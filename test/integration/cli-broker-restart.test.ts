@@ -17,7 +17,9 @@
  * listens on the broker's port when they start, and they must say on stderr that they wait,
  * then do their work once the broker is started on that port with the topic on disk; with
  * no broker at all they give up when their budget runs out. `perf consume` (up to
- * --api-timeout-ms) waits the same way, and its clock starts after the wait.
+ * --api-timeout-ms) waits the same way, and its clock starts after the wait. And a `perf
+ * produce` whose broker is killed while it sends says so on stderr, as `produce` does, and
+ * again when the broker is back, then reports every record acknowledged, exactly once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -379,5 +381,50 @@ describe('runnel produce and consume while the broker restarts', () => {
     expect(report).toMatchObject({ topic, records: 3, bytes: 18 });
     // The clock starts after the wait (over 10 s), not at the start-up look-up.
     expect(report.elapsedMs).toBeLessThan(10_000);
+  });
+
+  it('perf produce whose broker is killed while it sends says so on stderr and that it is back, then reports every record acknowledged exactly once', async () => {
+    const topic = 'cli-perf-produce-restart';
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
+    const dir = dataDir;
+    // Outside the ephemeral range, so the port is still free when the broker comes back on it.
+    const port = await pickStablePort();
+    let broker = await startBrokerProcess({ dataDir: dir, port });
+    const env = { RUNNEL_BROKER: broker.address };
+    const client = createClient({ brokers: [broker.address] });
+    try {
+      await client.admin.createTopic({ name: topic, partitions: 1 });
+      // Paced to 100 records/s, so 2,000 records keep it sending for 20 s: the kill lands mid-run.
+      const records = 2_000;
+      const perf = startCliProcess(['perf', 'produce', topic, '--records', String(records), '--size', '10', '--throughput', '100', '--json'], {
+        env,
+        timeoutMs: 110_000,
+      });
+      await waitFor(async () => ((await client.admin.listOffsets({ topic, spec: 'latest' }))[0]?.offset ?? 0) > 0, {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        describe: () => `no record acknowledged yet; perf produce stderr ${JSON.stringify(perf.stderr())}`,
+      });
+      await broker.kill('SIGKILL');
+      const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
+      await waitForStderr(
+        perf,
+        new RegExp(
+          `^runnel perf produce: cannot reach broker ${escaped} \\([^)]+\\); [\\d,]+ records? waiting, retrying until \\d\\d:\\d\\d:\\d\\d \\(--delivery-timeout-ms\\), then exits 1$`,
+          'm',
+        ),
+      );
+      expect(perf.stdout()).toBe('');
+
+      broker = await startBrokerProcess({ dataDir: dir, port });
+      const result = await perf.result;
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(new RegExp(`^runnel perf produce: broker ${escaped} is back; records acknowledged again after \\d+ s$`, 'm'));
+      expectOnlyNotices(result.stderr, 'runnel perf produce: ');
+      expect(JSON.parse(result.stdout)).toMatchObject({ topic, records, acknowledgedRecords: records, failedRecords: 0, bytes: records * 10 });
+      expect((await client.admin.listOffsets({ topic, spec: 'latest' })).map((entry) => entry.offset)).toEqual([records]);
+    } finally {
+      await client.close({ timeoutMs: 1_000 });
+    }
   });
 });

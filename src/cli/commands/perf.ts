@@ -18,8 +18,9 @@
  * `runnel produce` and `runnel consume` do, saying so on stderr (wait-for-broker.ts,
  * outage-notice.ts): produce up to --delivery-timeout-ms, consume up to --api-timeout-ms
  * (its --timeout-ms is how long it waits for the next record, once reading). The clock starts
- * after that wait. An unknown topic still fails at once. Tested in
- * test/integration/cli-broker-restart.test.ts.
+ * after that wait. An unknown topic still fails at once. While produce runs, a broker that
+ * goes away is reported the same way as by `runnel produce` (the producer's onRetry), and so
+ * is its return. Tested in test/integration/cli-broker-restart.test.ts.
  */
 import type { Command } from 'commander';
 import { RETRY_DEFAULTS, type Acks, type PartitionOffset, type RunnelClient } from '../../client/index.js';
@@ -150,7 +151,11 @@ A broker unreachable when the command starts (down, still starting) is waited fo
 starts; stderr says so (then every 10 s, later every minute), and exits 1 if it stays away:
   runnel perf produce: cannot reach broker 127.0.0.1:7070 (connection refused); nothing sent yet, retrying until 12:34:56 (--delivery-timeout-ms), then exits 1
   runnel perf produce: broker 127.0.0.1:7070 is reachable after 9 s; sending
-An unknown topic fails at once.
+An unknown topic fails at once. A broker that goes away while records are sent is retried
+for --delivery-timeout-ms; stderr says so the same way, and again when it is back (stdout
+still holds only the report, whose time and latencies include the outage):
+  runnel perf produce: cannot reach broker 127.0.0.1:7070 (connection refused); 1,200 records waiting, retrying until 12:34:56 (--delivery-timeout-ms), then exits 1
+  runnel perf produce: broker 127.0.0.1:7070 is back; records acknowledged again after 14 s
 
 --json prints {"topic","records","acknowledgedRecords","failedRecords","recordBytes","bytes",
 "elapsedMs","recordsPerSec","mbPerSec","latencyMsAvg","latencyMsP50","latencyMsP95",
@@ -160,7 +165,7 @@ records only; MB is 10^6 bytes.`,
     .action(async (topic: string, flags: PerfProduceFlags) => {
       await withClient(flags, topic, async ({ client, brokers }) => {
         await perfProduceWaitForBroker(client, topic, flags, brokers);
-        const { report, firstError } = await perfProduce(client, topic, flags);
+        const { report, firstError } = await perfProduce(client, topic, flags, brokers);
         process.stdout.write(flags.json === true ? `${JSON.stringify(report)}\n` : formatProduceReport(report));
         if (firstError !== undefined) {
           throw new CliError(`some records were not acknowledged; the first failure: ${toCliError(firstError, { brokers, topic }).message}`);
@@ -239,18 +244,30 @@ async function perfProduceWaitForBroker(client: RunnelClient, topic: string, fla
   notice.recovered((outageMs) => `broker ${brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; sending`);
 }
 
-async function perfProduce(client: RunnelClient, topic: string, flags: PerfProduceFlags): Promise<{ report: PerfProduceReport; firstError: unknown }> {
-  const producer = client.producer({
-    acks: flags.acks,
-    compression: flags.compression,
-    deliveryTimeoutMs: flags.deliveryTimeoutMs,
-    ...(flags.batchBytes === undefined ? {} : { batchBytes: flags.batchBytes }),
-    ...(flags.lingerMs === undefined ? {} : { lingerMs: flags.lingerMs }),
-  });
+async function perfProduce(
+  client: RunnelClient,
+  topic: string,
+  flags: PerfProduceFlags,
+  brokers: string[],
+): Promise<{ report: PerfProduceReport; firstError: unknown }> {
   const value = randomLetters(flags.size);
   const sampleStride = flags.records <= LATENCY_ALL_RECORDS_MAX ? 1 : LATENCY_SAMPLE_STRIDE;
   const latencies = new PerfLatencies(Math.ceil(flags.records / sampleStride));
   const progress = perfProduceProgress(flags, latencies);
+  const outage = new PerfProduceOutage(brokers, (line) => progress.writeLine(line));
+  let sentCount = 0;
+  const producer = client.producer({
+    acks: flags.acks,
+    compression: flags.compression,
+    deliveryTimeoutMs: flags.deliveryTimeoutMs,
+    // Called from a microtask, so `producer` is assigned by then.
+    onRetry: (error, retrying) => {
+      const { ackedRecords, failedRecords } = producer.metrics();
+      outage.onRetry(error, retrying.deliveryDeadlineMs, sentCount - ackedRecords - failedRecords);
+    },
+    ...(flags.batchBytes === undefined ? {} : { batchBytes: flags.batchBytes }),
+    ...(flags.lingerMs === undefined ? {} : { lingerMs: flags.lingerMs }),
+  });
   let firstError: unknown;
   const onFailed = (error: unknown): void => {
     firstError ??= error;
@@ -266,16 +283,23 @@ async function perfProduce(client: RunnelClient, topic: string, flags: PerfProdu
       else if (index % SENDS_PER_TURN === SENDS_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
       if (flags.throughput !== undefined) await perfProducePace(startedMs, index, flags.throughput);
       const pending = producer.send({ topic, value });
+      sentCount++;
       // The first is awaited: the topic's metadata and the producer id arrive before the rest
       // is sent (records waiting for them hold buffer space, and would fill it meanwhile).
       if (index % sampleStride === 0) {
         const sentMs = performance.now();
-        const observed = pending.then(() => latencies.record(performance.now() - sentMs), onFailed);
+        const observed = pending.then(() => {
+          latencies.record(performance.now() - sentMs);
+          if (outage.isOngoing) outage.onDelivered();
+        }, onFailed);
         if (index === 0) await observed;
       }
     }
     await producer.flush().catch(onFailed); // rejects with the first failure of a record not observed
     outcome = producer.metrics(); // every record is settled now: acknowledged or failed
+    // Only every LATENCY_SAMPLE_STRIDE-th record is observed beyond LATENCY_ALL_RECORDS_MAX:
+    // the acknowledgements after an outage may all have been of records that were not.
+    if (outage.isOngoing && outcome.failedRecords === 0) outage.onDelivered();
   } finally {
     progress.stop();
     await producer.close().catch(() => undefined);
@@ -305,6 +329,40 @@ async function perfProduce(client: RunnelClient, topic: string, flags: PerfProdu
       latencyMsMax: round(summary.maxMs, 2),
     },
   };
+}
+
+/**
+ * The stderr lines about a broker that goes away mid-run (outage-notice.ts), as `runnel
+ * produce` prints them: the producer reports every retry; an acknowledgement after one means
+ * delivery works again. Gives up at the earliest delivery deadline among the batches retried
+ * in this outage. Never on stdout, which holds only the report.
+ */
+class PerfProduceOutage {
+  private readonly notice: OutageNotice;
+  private readonly brokers: string[];
+  private giveUpAtMs = Infinity;
+
+  constructor(brokers: string[], write: (line: string) => void) {
+    this.notice = new OutageNotice({ command: 'perf produce', write });
+    this.brokers = brokers;
+  }
+
+  get isOngoing(): boolean {
+    return this.notice.isOngoing;
+  }
+
+  onRetry(error: unknown, deliveryDeadlineMs: number, waitingCount: number): void {
+    if (!this.notice.isOngoing) this.giveUpAtMs = Infinity;
+    this.giveUpAtMs = Math.min(this.giveUpAtMs, deliveryDeadlineMs);
+    this.notice.retrying(({ isFirst, outageMs }) =>
+      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
+        `${formatCount(waitingCount)} record${waitingCount === 1 ? '' : 's'} waiting, retrying until ${formatClockTime(this.giveUpAtMs)} (--delivery-timeout-ms), then exits 1`,
+    );
+  }
+
+  onDelivered(): void {
+    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; records acknowledged again after ${formatElapsed(outageMs)}`);
+  }
 }
 
 /** Waits while the send loop is ahead of `recordsPerSec`. */
