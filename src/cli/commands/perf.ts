@@ -30,6 +30,7 @@ import { addClientOptions, withClient, type ClientFlags } from '../client-comman
 import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../option-parsers.js';
 import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
+import { ProducerOutage } from '../producer-outage.js';
 import { waitForBroker } from '../wait-for-broker.js';
 
 interface PerfProduceFlags extends ClientFlags {
@@ -254,7 +255,7 @@ async function perfProduce(
   const sampleStride = flags.records <= LATENCY_ALL_RECORDS_MAX ? 1 : LATENCY_SAMPLE_STRIDE;
   const latencies = new PerfLatencies(Math.ceil(flags.records / sampleStride));
   const progress = perfProduceProgress(flags, latencies);
-  const outage = new PerfProduceOutage(brokers, (line) => progress.writeLine(line));
+  const outage = new ProducerOutage(brokers, (line) => progress.writeLine(line), { command: 'perf produce', item: 'record', recovered: 'records acknowledged' });
   let sentCount = 0;
   const producer = client.producer({
     acks: flags.acks,
@@ -329,40 +330,6 @@ async function perfProduce(
       latencyMsMax: round(summary.maxMs, 2),
     },
   };
-}
-
-/**
- * The stderr lines about a broker that goes away mid-run (outage-notice.ts), as `runnel
- * produce` prints them: the producer reports every retry; an acknowledgement after one means
- * delivery works again. Gives up at the earliest delivery deadline among the batches retried
- * in this outage. Never on stdout, which holds only the report.
- */
-class PerfProduceOutage {
-  private readonly notice: OutageNotice;
-  private readonly brokers: string[];
-  private giveUpAtMs = Infinity;
-
-  constructor(brokers: string[], write: (line: string) => void) {
-    this.notice = new OutageNotice({ command: 'perf produce', write });
-    this.brokers = brokers;
-  }
-
-  get isOngoing(): boolean {
-    return this.notice.isOngoing;
-  }
-
-  onRetry(error: unknown, deliveryDeadlineMs: number, waitingCount: number): void {
-    if (!this.notice.isOngoing) this.giveUpAtMs = Infinity;
-    this.giveUpAtMs = Math.min(this.giveUpAtMs, deliveryDeadlineMs);
-    this.notice.retrying(({ isFirst, outageMs }) =>
-      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
-        `${formatCount(waitingCount)} record${waitingCount === 1 ? '' : 's'} waiting, retrying until ${formatClockTime(this.giveUpAtMs)} (--delivery-timeout-ms), then exits 1`,
-    );
-  }
-
-  onDelivered(): void {
-    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; records acknowledged again after ${formatElapsed(outageMs)}`);
-  }
 }
 
 /** Waits while the send loop is ahead of `recordsPerSec`. */

@@ -36,6 +36,7 @@ import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../optio
 import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { parseJsonInputRecord } from '../record-json.js';
+import { ProducerOutage } from '../producer-outage.js';
 import { waitForBroker } from '../wait-for-broker.js';
 
 type SetExitCode = (code: number) => void;
@@ -204,36 +205,10 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
   return finishProduce(topic, state, brokers);
 }
 
-/**
- * The stderr lines about an outage (outage-notice.ts): the producer reports every retry;
- * an acknowledgement after one means delivery works again. Gives up at the earliest
- * delivery deadline among the batches retried in this outage: the oldest waiting line's.
- */
-class ProduceOutage {
-  private readonly notice: OutageNotice;
-  private readonly brokers: string[];
-  private giveUpAtMs = Infinity;
-
+/** `runnel produce`'s outage lines: a producer's (producer-outage.ts), and the start-up look-up's. */
+class ProduceOutage extends ProducerOutage {
   constructor(brokers: string[], write: (line: string) => void) {
-    this.notice = new OutageNotice({ command: 'produce', write });
-    this.brokers = brokers;
-  }
-
-  get isOngoing(): boolean {
-    return this.notice.isOngoing;
-  }
-
-  onRetry(error: unknown, deliveryDeadlineMs: number, waitingCount: number): void {
-    if (!this.notice.isOngoing) this.giveUpAtMs = Infinity;
-    this.giveUpAtMs = Math.min(this.giveUpAtMs, deliveryDeadlineMs);
-    this.notice.retrying(({ isFirst, outageMs }) =>
-      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
-        `${formatCount(waitingCount)} line${waitingCount === 1 ? '' : 's'} waiting, retrying until ${formatClockTime(this.giveUpAtMs)} (--delivery-timeout-ms), then exits 1`,
-    );
-  }
-
-  onDelivered(): void {
-    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; lines delivered again after ${formatElapsed(outageMs)}`);
+    super(brokers, write, { command: 'produce', item: 'line', recovered: 'lines delivered' });
   }
 
   /** The start-up look-up of the topic failed and will be retried until `giveUpAtMs`; stdin is not read meanwhile. */
