@@ -564,3 +564,22 @@ describe('PartitionLog retention over many sealed segments', () => {
     expect(reads.count).toBe(0);
   });
 });
+
+describe('PartitionLog segment.ms within one write group', () => {
+  it('rolls for a batch written in the same group as the first batch of a fresh segment', async () => {
+    const { log } = await freshLog({ segmentMs: 1000 });
+    await log.append(makeBatch({ timestamp: 5_000 }));
+    // The writer runs the roll first; both appends queue behind it and go out as one group,
+    // the first of them into the fresh segment.
+    const appends = [log.roll(), log.append(makeBatch({ timestamp: 10_000 })), log.append(makeBatch({ timestamp: 11_001 }))];
+    await Promise.all(appends);
+    expect(log.segmentCount, 'the 11,001 batch is more than segment.ms after the segment\'s first (10,000)').toBe(3);
+  });
+
+  it('rolls for a batch written while the fresh segment\'s first batch is still syncing (flush=always)', async () => {
+    const { log } = await freshLog({ segmentMs: 1000, flush: { kind: 'always' } });
+    const appends = [log.append(makeBatch({ timestamp: 10_000 })), log.append(makeBatch({ timestamp: 11_001 }))];
+    await Promise.all(appends);
+    expect(log.segmentCount).toBe(2);
+  });
+});

@@ -616,7 +616,7 @@ export class PartitionLog {
       let end = this.writtenEnd();
       try {
         await this.maybeMarkDirty();
-        if (this.shouldRoll(first, end.sizeBytes, end.nextOffset)) {
+        if (this.shouldRoll(first, end.sizeBytes, end.nextOffset, this.writtenFirstBatchMaxTimestamp())) {
           // A roll seals the active segment: the write before it must be complete.
           if (this.unsynced !== undefined) {
             await this.completeUnsynced();
@@ -629,10 +629,13 @@ export class PartitionLog {
         this.rejectAll(group.slice(start), error);
         return;
       }
+      // Once `first` is written, the segment's first batch is the one written before it, or
+      // `first` itself in an empty segment: later batches of the run are measured from it.
+      const segmentFirstMaxTimestamp = this.writtenFirstBatchMaxTimestamp() ?? first.header.maxTimestamp;
       let stop = start + 1;
       let sizeBytes = end.sizeBytes + first.batch.length;
       let nextOffset = end.nextOffset + first.header.lastOffsetDelta + 1;
-      while (stop < group.length && !this.shouldRoll(group[stop] as PendingAppend, sizeBytes, nextOffset)) {
+      while (stop < group.length && !this.shouldRoll(group[stop] as PendingAppend, sizeBytes, nextOffset, segmentFirstMaxTimestamp)) {
         sizeBytes += (group[stop] as PendingAppend).batch.length;
         nextOffset += (group[stop] as PendingAppend).header.lastOffsetDelta + 1;
         stop++;
@@ -642,12 +645,25 @@ export class PartitionLog {
     }
   }
 
-  /** Whether `task` must go to a new segment, given the active segment's would-be size and end. */
-  private shouldRoll(task: PendingAppend, sizeBytes: number, nextOffset: number): boolean {
+  /**
+   * The maxTimestamp of the first batch written to the active segment (segment.ms counts from
+   * it), `undefined` while nothing is written there. A batch still syncing (flush=always) is
+   * written but not yet recorded in the segment: it counts too, or a segment started by a
+   * syncing run would take later batches with no segment.ms check at all.
+   */
+  private writtenFirstBatchMaxTimestamp(): number | undefined {
+    return this.activeSegment.firstBatchMaxTimestamp ?? this.unsynced?.placed[0]?.header.maxTimestamp;
+  }
+
+  /**
+   * Whether `task` must go to a new segment, given the active segment's would-be size and end
+   * and the maxTimestamp of its first batch (`undefined` when it would hold none before `task`).
+   */
+  private shouldRoll(task: PendingAppend, sizeBytes: number, nextOffset: number, segmentFirstMaxTimestamp: number | undefined): boolean {
     const active = this.activeSegment;
     if (nextOffset === active.baseOffset) return false; // an empty segment takes any batch
     const lastOffset = nextOffset + task.header.lastOffsetDelta;
-    const firstBatchMaxTimestamp = active.firstBatchMaxTimestamp ?? task.header.maxTimestamp;
+    const firstBatchMaxTimestamp = segmentFirstMaxTimestamp ?? task.header.maxTimestamp;
     return (
       sizeBytes + task.batch.length > this.config.segmentBytes ||
       sizeBytes + task.batch.length > this.segmentPositionMax ||
