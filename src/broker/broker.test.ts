@@ -493,3 +493,42 @@ describe('Broker.produce and the partition leader epoch', () => {
     expect([...decodeBatches(fetched.bytes)].map((record) => record.value?.toString())).toEqual(['e0', 'e1']); // CRC still holds
   });
 });
+
+describe('Broker.produce and the create-time timestamp window (message.timestamp.after.max.ms / before.max.ms)', () => {
+  const HOUR_MS = 3_600_000;
+  const batchAt = (timestampMs: number): Buffer => encodeBatch({ records: [{ key: null, value: Buffer.from('t'), headers: [], timestamp: timestampMs }] });
+  const produceTo = (broker: Broker, topic: string, timestampMs: number) => broker.produce({ topic, partition: 0, batch: batchAt(timestampMs), acks: 'leader', timeoutMs: 10_000 });
+  const logEnd = async (broker: Broker, topic: string) => (await broker.listOffset(topic, 0, { kind: 'latest' })).offset;
+
+  it('refuses a record stamped more than an hour ahead by default with INVALID_TIMESTAMP, appending nothing, and accepts one inside', async () => {
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'clock', partitions: 1, replicationFactor: 1, configs: {} });
+    const refused = await produceTo(broker, 'clock', Date.now() + 2 * HOUR_MS).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(BrokerError);
+    expect((refused as BrokerError).reason).toBe('INVALID_TIMESTAMP');
+    expect((refused as BrokerError).message).toMatch(/message\.timestamp\.after\.max\.ms/);
+    expect(await logEnd(broker, 'clock')).toBe(0);
+    await produceTo(broker, 'clock', Date.now() + HOUR_MS / 2);
+    await produceTo(broker, 'clock', Date.now() - 10 * 365 * 24 * HOUR_MS); // no limit on the past by default
+    expect(await logEnd(broker, 'clock')).toBe(2);
+    expect((await broker.describeTopic('clock')).configs).toMatchObject({
+      'message.timestamp.after.max.ms': String(HOUR_MS),
+      'message.timestamp.before.max.ms': String(Number.MAX_SAFE_INTEGER),
+    });
+  });
+
+  it('follows the topic overrides, and leaves log-append-time topics alone (the broker sets their time)', async () => {
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'future', partitions: 1, replicationFactor: 1, configs: { 'message.timestamp.after.max.ms': String(20 * 365 * 24 * HOUR_MS) } });
+    await broker.createTopic({ name: 'recent', partitions: 1, replicationFactor: 1, configs: { 'message.timestamp.before.max.ms': '60000' } });
+    await broker.createTopic({ name: 'stamped', partitions: 1, replicationFactor: 1, configs: { 'message.timestamp.type': 'LogAppendTime' } });
+    await produceTo(broker, 'future', Date.now() + 10 * 365 * 24 * HOUR_MS);
+    expect(await logEnd(broker, 'future')).toBe(1);
+    const old = await produceTo(broker, 'recent', Date.now() - 120_000).catch((error: unknown) => error);
+    expect((old as BrokerError).reason).toBe('INVALID_TIMESTAMP');
+    expect((old as BrokerError).message).toMatch(/message\.timestamp\.before\.max\.ms/);
+    expect(await logEnd(broker, 'recent')).toBe(0);
+    await produceTo(broker, 'stamped', Date.now() + 10 * 365 * 24 * HOUR_MS);
+    expect(await logEnd(broker, 'stamped')).toBe(1);
+  });
+});

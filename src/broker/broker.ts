@@ -22,7 +22,7 @@ import type { BrokerConfig } from '../config/broker-config.js';
 import { limits } from '../config/limits.js';
 import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
-import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
+import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, timestampWindowMs, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
 import { DECOMPRESSED_BYTES_MAX_DEFAULT, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
@@ -417,8 +417,16 @@ export class Broker {
       const header = tryReadBatchHeader(request.batch);
       if (header !== undefined && isBatchCrcValid(request.batch, header)) stampLogAppendTime(request.batch, logAppendTimeMs);
     }
+    // Create time is checked against the broker's clock now, as Kafka does: a record stamped
+    // years ahead would keep its segment from ever expiring (retention.ms) or rolling (segment.ms).
+    let createTimestampWindow: RecordChecks['createTimestampWindow'];
+    if (!isLogAppendTime) {
+      const nowMs = this.clock.nowMs();
+      const window = timestampWindowMs(topic.overrides);
+      createTimestampWindow = { minMs: nowMs - window.beforeMaxMs, maxMs: nowMs + window.afterMaxMs };
+    }
     const appended = this.logs.withPartition(request.topic, request.partition, async (log) => {
-      const recordChecks: RecordChecks = { ...CLIENT_RECORD_CHECKS, timestampType: isLogAppendTime ? 'log-append' : 'create' };
+      const recordChecks: RecordChecks = { ...CLIENT_RECORD_CHECKS, timestampType: isLogAppendTime ? 'log-append' : 'create', createTimestampWindow };
       // The stored batch carries the leader's epoch, whatever the producer put there (as in
       // Kafka; the field is outside the CRC).
       const result = await log.append(request.batch, {

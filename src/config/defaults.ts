@@ -53,6 +53,18 @@ export const defaults = {
    * (`LogAppendTime`) (Kafka: message.timestamp.type, default CreateTime).
    */
   messageTimestampType: 'CreateTime',
+  /**
+   * How far in the future a create-time record's timestamp may lie, against the broker's
+   * clock (Kafka: message.timestamp.after.max.ms; one hour, Kafka 4.0's default). A record
+   * stamped years ahead would otherwise keep its segment from ever expiring or rolling by time.
+   */
+  messageTimestampAfterMaxMs: 3_600_000,
+  /**
+   * How far in the past a create-time record's timestamp may lie (Kafka:
+   * message.timestamp.before.max.ms). No limit by default, as in Kafka: replays and backfills
+   * carry old timestamps.
+   */
+  messageTimestampBeforeMaxMs: Number.MAX_SAFE_INTEGER,
 } as const;
 
 assert(defaults.segmentBytes <= limits.segmentBytesMax, 'segment.bytes default must fit 32-bit index positions');

@@ -11,6 +11,7 @@ export const REASONS = {
   INVALID_REQUEST: { retriable: false },
   INVALID_TOPIC_NAME: { retriable: false },
   CORRUPT_MESSAGE: { retriable: false },
+  INVALID_TIMESTAMP: { retriable: false },
   UNSUPPORTED_COMPRESSION: { retriable: false },
   RECORD_TOO_LARGE: { retriable: false },
   BATCH_TOO_LARGE: { retriable: false },

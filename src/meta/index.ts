@@ -19,6 +19,7 @@ export {
   effectiveTopicConfig,
   checkTopicConfigKey,
   isTopicConfigKey,
+  timestampWindowMs,
   validateTopicOverrides,
   type CleanupPolicy,
   type EffectiveTopicConfig,

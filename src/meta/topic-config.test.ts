@@ -7,6 +7,7 @@ import {
   TOPIC_CONFIG_KEYS,
   describeEffectiveConfig,
   effectiveTopicConfig,
+  timestampWindowMs,
   validateTopicOverrides,
   type TopicConfigKey,
 } from './topic-config.js';
@@ -151,7 +152,17 @@ describe('effectiveTopicConfig', () => {
       flush: defaults.flush,
       indexIntervalBytes: defaults.indexIntervalBytes,
       timestampType: 'CreateTime',
+      timestampAfterMaxMs: defaults.messageTimestampAfterMaxMs,
+      timestampBeforeMaxMs: defaults.messageTimestampBeforeMaxMs,
     });
+  });
+
+  it('reads the create-time timestamp window straight from stored overrides, as effectiveTopicConfig does', () => {
+    expect(timestampWindowMs({})).toEqual({ afterMaxMs: defaults.messageTimestampAfterMaxMs, beforeMaxMs: defaults.messageTimestampBeforeMaxMs });
+    const overrides = validateTopicOverrides({ 'message.timestamp.after.max.ms': '0060000', 'message.timestamp.before.max.ms': ' 1000 ' });
+    expect(timestampWindowMs(overrides)).toEqual({ afterMaxMs: 60_000, beforeMaxMs: 1_000 });
+    const effective = effectiveTopicConfig(overrides);
+    expect([effective.timestampAfterMaxMs, effective.timestampBeforeMaxMs]).toEqual([60_000, 1_000]);
   });
 
   it('lets a topic override beat a broker default, and a broker default beat the catalogue', () => {

@@ -34,6 +34,8 @@ export interface EffectiveTopicConfig {
   flush: string;
   indexIntervalBytes: number;
   timestampType: TimestampType;
+  timestampAfterMaxMs: number;
+  timestampBeforeMaxMs: number;
 }
 
 interface IntegerKeySpec {
@@ -114,6 +116,26 @@ export const TOPIC_CONFIG_KEYS = {
     isMinusOneUnlimited: false,
     unit: 'bytes',
     doc: 'Largest record batch a producer may send to this topic.',
+  } satisfies IntegerKeySpec,
+  'message.timestamp.after.max.ms': {
+    type: 'integer',
+    field: 'timestampAfterMaxMs',
+    default: defaults.messageTimestampAfterMaxMs,
+    min: 0,
+    max: INTEGER_MAX,
+    isMinusOneUnlimited: false,
+    unit: 'ms',
+    doc: "Refuse a create-time record whose timestamp lies more than this ahead of the broker's clock (INVALID_TIMESTAMP).",
+  } satisfies IntegerKeySpec,
+  'message.timestamp.before.max.ms': {
+    type: 'integer',
+    field: 'timestampBeforeMaxMs',
+    default: defaults.messageTimestampBeforeMaxMs,
+    min: 0,
+    max: INTEGER_MAX,
+    isMinusOneUnlimited: false,
+    unit: 'ms',
+    doc: "Refuse a create-time record whose timestamp lies more than this behind the broker's clock (INVALID_TIMESTAMP); the default sets no limit.",
   } satisfies IntegerKeySpec,
   'message.timestamp.type': {
     type: 'choice',
@@ -266,6 +288,22 @@ export function effectiveTopicConfig(
     flush: effectiveFlush(valid, brokerDefaults.flush),
     indexIntervalBytes: integer('index.interval.bytes'),
     timestampType: effectiveChoice('message.timestamp.type', TOPIC_CONFIG_KEYS['message.timestamp.type'], valid, brokerDefaults.timestampType),
+    timestampAfterMaxMs: integer('message.timestamp.after.max.ms'),
+    timestampBeforeMaxMs: integer('message.timestamp.before.max.ms'),
+  };
+}
+
+/**
+ * The create-time timestamp window of a topic, from its stored overrides (normalised by
+ * `validateTopicOverrides`, so read as they are) over the catalogue defaults. For the produce
+ * path, which runs per batch: `effectiveTopicConfig` validates every override each time.
+ */
+export function timestampWindowMs(overrides: Readonly<Record<string, string>>): { afterMaxMs: number; beforeMaxMs: number } {
+  const after = overrides['message.timestamp.after.max.ms'];
+  const before = overrides['message.timestamp.before.max.ms'];
+  return {
+    afterMaxMs: after === undefined ? TOPIC_CONFIG_KEYS['message.timestamp.after.max.ms'].default : Number(after),
+    beforeMaxMs: before === undefined ? TOPIC_CONFIG_KEYS['message.timestamp.before.max.ms'].default : Number(before),
   };
 }
 

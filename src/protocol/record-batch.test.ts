@@ -367,6 +367,22 @@ describe('validateBatchRecordsOrThrow (what a client produces)', () => {
     expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 2)), 'UNSUPPORTED_COMPRESSION', /snappy/);
   });
 
+  it('refuses a create-time record outside the timestamp window with INVALID_TIMESTAMP naming the config, and lets -1 and log-append batches through', () => {
+    const window = { minMs: T0 - 1_000, maxMs: T0 + 1_000 };
+    const batchAt = (...timestamps: number[]): Buffer =>
+      encodeBatch({ records: timestamps.map((timestamp) => ({ key: null, value: Buffer.from('v'), headers: [], timestamp })) });
+    const checkIn = (bytes: Buffer): void => check(bytes, { ...CHECKS, createTimestampWindow: window });
+    checkIn(batchAt(T0 - 1_000, T0, T0 + 1_000)); // both ends inclusive
+    checkIn(batchAt(-1)); // no timestamp: passes, as in Kafka
+    expectReason(() => checkIn(batchAt(T0, T0 + 1_001)), 'INVALID_TIMESTAMP', /record 1 has timestamp .* later than the topic's message\.timestamp\.after\.max\.ms allows .*raise message\.timestamp\.after\.max\.ms/);
+    expectReason(() => checkIn(batchAt(T0 - 1_001, T0)), 'INVALID_TIMESTAMP', /record 0 .* earlier than the topic's message\.timestamp\.before\.max\.ms allows/);
+    expectReason(() => checkIn(encodeBatch({ records: [{ key: null, value: null, headers: [], timestamp: T0 + 1_001 }], compression: 'gzip' })), 'INVALID_TIMESTAMP');
+    // The broker sets a log-append batch's time: its records' own timestamps are not judged.
+    const logAppend = batchAt(T0 + 10_000_000);
+    logAppend.writeInt16BE(logAppend.readInt16BE(BatchField.attributes) | 0x08, BatchField.attributes);
+    check(restampCrc(logAppend), { ...CHECKS, timestampType: 'log-append', createTimestampWindow: window });
+  });
+
   it('rejects a create-time maxTimestamp other than its newest record\'s (the time index and retention trust it)', () => {
     const records = [T0 + 10, T0 + 30, T0 + 20].map((timestamp) => ({ key: null, value: Buffer.from('v'), headers: [], timestamp }));
     const withMaxTimestamp = (maxTimestamp: number, attributes?: number): Buffer => {

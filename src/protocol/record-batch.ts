@@ -492,6 +492,13 @@ export interface RecordChecks {
    * read back with the batch's maxTimestamp, a time the broker never set.
    */
   timestampType?: TimestampType;
+  /**
+   * The timestamps a create-time record may carry, inclusive (Kafka's
+   * message.timestamp.before.max.ms / after.max.ms against the broker's clock). A record
+   * outside is refused with INVALID_TIMESTAMP; -1 (no timestamp) passes, as in Kafka.
+   * Log-append-time batches are not checked: the broker sets their time.
+   */
+  createTimestampWindow?: { minMs: number; maxMs: number };
 }
 
 /**
@@ -522,6 +529,7 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
   }
   const cursor: ReadCursor = { position: 0, end: section.length };
   let timestampMax = Number.NEGATIVE_INFINITY;
+  const window = attributes.timestampType === 'create' ? checks.createTimestampWindow : undefined;
   for (let index = 0; index < header.recordCount; index++) {
     if (cursor.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
     const bodySize = readVarint(section, cursor);
@@ -535,7 +543,9 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
     if (!Number.isSafeInteger(header.baseTimestamp + timestampDelta)) {
       throw new BrokerError('CORRUPT_MESSAGE', `record ${index}: timestamp delta ${timestampDelta} puts it out of range`);
     }
-    if (header.baseTimestamp + timestampDelta > timestampMax) timestampMax = header.baseTimestamp + timestampDelta;
+    const timestamp = header.baseTimestamp + timestampDelta;
+    if (timestamp > timestampMax) timestampMax = timestamp;
+    if (window !== undefined && timestamp !== NO_TIMESTAMP && (timestamp > window.maxMs || timestamp < window.minMs)) throw timestampOutsideWindow(index, timestamp, window);
     const offsetDelta = readVarint(section, cursor);
     if (offsetDelta !== index) {
       throw new BrokerError('CORRUPT_MESSAGE', `record ${index} has offset delta ${offsetDelta}; a batch's records must have deltas 0, 1, 2, … in order`);
@@ -565,6 +575,26 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
       details: { maxTimestamp: header.maxTimestamp, recordTimestampMax: timestampMax },
     });
   }
+}
+
+/** The timestamp a record carries when its producer set none. */
+const NO_TIMESTAMP = -1;
+
+function timestampOutsideWindow(index: number, timestamp: number, window: { minMs: number; maxMs: number }): BrokerError {
+  const isAhead = timestamp > window.maxMs;
+  const configKey = isAhead ? 'message.timestamp.after.max.ms' : 'message.timestamp.before.max.ms';
+  return new BrokerError(
+    'INVALID_TIMESTAMP',
+    `record ${index} has timestamp ${timestamp} (${formatTimestamp(timestamp)}), ${isAhead ? 'later' : 'earlier'} than the topic's ${configKey} allows ` +
+      `(${isAhead ? 'latest' : 'earliest'} accepted: ${formatTimestamp(isAhead ? window.maxMs : window.minMs)}): fix the producer's clock or timestamps, or raise ${configKey} for the topic`,
+    { details: { recordTimestamp: timestamp, [isAhead ? 'latestAcceptedTimestamp' : 'earliestAcceptedTimestamp']: isAhead ? window.maxMs : window.minMs, configKey } },
+  );
+}
+
+/** ISO 8601 in UTC, or the number as it is when no date has it. */
+function formatTimestamp(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString();
 }
 
 /** Skips a length-prefixed field; `lengthMin` is −1 where null is allowed, 0 where not. */

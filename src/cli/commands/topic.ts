@@ -27,6 +27,8 @@ interface AlterFlags extends ClientFlags {
 const CONFIG_HELP = `
 Topic configs use Kafka's names: retention.ms, retention.bytes, segment.bytes, segment.ms,
 max.message.bytes, min.insync.replicas, cleanup.policy, message.timestamp.type,
+message.timestamp.after.max.ms (default 1 hour: records stamped further ahead of the broker's
+clock are refused, INVALID_TIMESTAMP), message.timestamp.before.max.ms (no limit by default),
 index.interval.bytes, plus flush = always | interval:<ms> | never.`;
 
 export function registerTopicCommands(program: Command): void {
