@@ -1,11 +1,12 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
 import { makeBatch, makeTempDir, openTestLog, testConfig } from './test-helpers.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { FileHandleCache } from './file-handle-cache.js';
 import { waitFor } from '../../test/support/wait-for.js';
 import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 import type { PartitionLog } from './partition-log.js';
@@ -224,6 +225,43 @@ describe('PartitionLog', () => {
     gate.release();
     expect(await read).toBe('out of range');
     expect(await log.offsetForTimestamp(0)).toBe(log.logStartOffset);
+  });
+
+  it('leaves no descriptor behind for a read that gets its file only after the log closed, so a partition re-created at that path writes to its own file', async () => {
+    // One descriptor in all, held by the test: the read of the active segment waits for it in
+    // the cache's queue while the log closes (a clean-opened log's close needs no descriptor).
+    // Before, the read then opened the old file and the cache kept that descriptor after the
+    // read, under the segment's path; once the directory was removed and the partition created
+    // again, the new log's writer was handed the old, deleted file: its acknowledged batches
+    // went nowhere.
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const handles = new FileHandleCache(nodeFileSystem, 1);
+    const first = await openTestLog({ dir: temp.dir, handles });
+    await first.append(makeBatch({ count: 1, tag: 'old' }));
+    await first.close();
+    const reopened = await openTestLog({ dir: temp.dir, handles });
+    const other = join(temp.dir, 'other-file');
+    writeFileSync(other, 'x');
+    const held = await handles.acquire(other, 'read');
+    const read = reopened.read({ offset: 0, bytesMax: 1024 }).then(
+      (result) => `read ${decodeBatches(result.bytes).length}`,
+      (error: unknown) => (isBrokerError(error) ? error.reason : String(error)),
+    );
+    await waitFor(() => handles.hasWaiters, { timeoutMs: 2_000, describe: () => 'the read never asked for its file' });
+    await reopened.close();
+    held.release();
+    expect(['read 1', 'SHUTTING_DOWN']).toContain(await read);
+    await waitFor(() => handles.descriptorCount === 0, { timeoutMs: 2_000, describe: () => `${handles.descriptorCount} descriptors still open after the log closed` });
+
+    // The partition is deleted and created again under the same name.
+    rmSync(temp.dir, { recursive: true, force: true });
+    const recreated = await openTestLog({ dir: temp.dir, handles });
+    await recreated.append(makeBatch({ count: 1, tag: 'new' }));
+    await recreated.close();
+    const check = await openTestLog({ dir: temp.dir });
+    cleanups.push(() => check.close());
+    expect((await readAll(check)).map((record) => record.value.slice(0, 6))).toEqual(['new-0:']);
   });
 
   it('writes a sealed segment\'s index files once per roll, and reads through them after', async () => {

@@ -1115,7 +1115,9 @@ export class PartitionLog {
         await this.context.fileSystem.unlink(segment.logPath);
       } catch (error) {
         this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
-        this.segments = [...doomed.slice(deletedCount), ...this.segments];
+        const kept = doomed.slice(deletedCount);
+        for (const stays of kept) stays.remember();
+        this.segments = [...kept, ...this.segments];
         break;
       }
       deletedCount++;

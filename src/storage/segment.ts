@@ -20,7 +20,8 @@ import { assert, AssertionError } from '../common/assert.js';
 import { KiB } from '../common/units.js';
 import { BATCH_HEADER_BYTES, BATCH_MAGIC, isBatchCrcValid, tryReadBatchHeader, type BatchHeader } from '../protocol/index.js';
 import { readRange, scanBatches, type ScanResult } from './batch-scan.js';
-import { storageError } from './errors.js';
+import type { BrokerError } from '../errors/index.js';
+import { storageClosedError, storageError } from './errors.js';
 import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
 import { segmentFilePath } from './file-names.js';
 import { writeFileAtomically, type FileSystem } from './file-system.js';
@@ -187,10 +188,27 @@ export class Segment {
 
   // ---- Reader side ---------------------------------------------------------------------------
 
-  /** Leases this segment's log file (read-write for the active one, so the writer shares it). */
+  /**
+   * Leases this segment's log file (read-write for the active one, so the writer shares it).
+   * Rejects SHUTTING_DOWN once the segment is forgotten (`forget`: deleted, or its log
+   * closed), also when that happened while the lease waited for a descriptor: the cache keys
+   * handles by path, so a descriptor opened for a forgotten segment and left cached would be
+   * handed to whatever file is later created at that path (a partition deleted and created
+   * again), and its writes would go to the old, deleted file (partition-log.test.ts "leaves
+   * no descriptor behind"). A read of a segment retention deleted turns this into
+   * OFFSET_OUT_OF_RANGE (partition-log.ts `read`).
+   */
   async lease(): Promise<HandleLease> {
+    if (this.isForgotten) throw this.forgottenError();
     try {
       const lease = await this.context.handles.acquire(this.logPath, this.isActive ? 'read-write' : 'read');
+      if (this.isForgotten) {
+        // Forgotten while the acquire waited: its `discard` may have come before this
+        // descriptor was opened. Drop it now, so it closes when released here.
+        this.context.handles.discard(this.logPath);
+        lease.release();
+        throw this.forgottenError();
+      }
       if (this.sizeBytes === undefined) {
         try {
           this.sizeBytes = await lease.handle.sizeBytes();
@@ -550,11 +568,20 @@ export class Segment {
     }
   }
 
+  private forgottenError(): BrokerError {
+    return storageClosedError('open', this.logPath);
+  }
+
   /** Drops cached state before the files go (retention, deletion) or the log closes. */
   forget(): void {
     this.isForgotten = true;
     this.context.indexCache.delete(this.indexKey);
     this.context.handles.discard(this.logPath);
+  }
+
+  /** Undoes `forget` for a segment that stays after all (retention could not delete its .log). */
+  remember(): void {
+    this.isForgotten = false;
   }
 }
 
