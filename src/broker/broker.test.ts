@@ -260,6 +260,27 @@ describe('Broker.listOffset by timestamp', () => {
   });
 });
 
+describe('Broker.listOffset by timestamp while appends land', () => {
+  it('answers "nothing that late" with the log end the search covered, so a batch appended during the search is not skipped', async () => {
+    // The search finds no batch as late as the query; a batch that late lands while it runs.
+    // The answer must be an offset at or before that batch (a consumer starting there reads
+    // it), not the log end as it is once the search is over.
+    const broker = await openBroker();
+    await produce(broker, ['old']);
+    const search = PartitionLog.prototype.offsetForTimestamp;
+    let appendedOffset: number | undefined;
+    vi.spyOn(PartitionLog.prototype, 'offsetForTimestamp').mockImplementation(async function (this: PartitionLog, timestamp) {
+      const found = await search.call(this, timestamp);
+      const late = encodeBatch({ records: [{ key: null, value: Buffer.from('late'), headers: [], timestamp: timestamp + 1 }] });
+      appendedOffset = (await broker.produce({ topic: 'tail', partition: 0, batch: late, acks: 'leader', timeoutMs: 10_000 })).baseOffset;
+      return found;
+    });
+    const answer = await broker.listOffset('tail', 0, { kind: 'timestamp', timestampMs: 1_800_000_000_000 });
+    expect(appendedOffset).toBe(1);
+    expect(answer).toEqual({ offset: 1, timestampMs: -1 });
+  });
+});
+
 describe('Broker.listOffset on an offline partition', () => {
   it('fails earliest and latest with the partition\'s error, as it fails a timestamp and a fetch, rather than offsets nobody can read', async () => {
     const { broker, dataDir } = await openFresh();

@@ -529,8 +529,12 @@ export class Broker {
           // Retention may delete the batch found between the lookup and the read: look again
           // (from the new log start); a few rounds at most, each after a deletion.
           for (let attempt = 1; ; attempt++) {
+            // The search covers the log below its end as it is now (it takes its snapshot before
+            // its first await); a batch appended while it runs may be as late as the query, so
+            // "none" is answered with this end, never the one after the search.
+            const searchedEndOffset = log.logEndOffset;
             const baseOffset = await log.offsetForTimestamp(query.timestampMs);
-            if (baseOffset === undefined) return { offset: log.logEndOffset, timestampMs: -1 };
+            if (baseOffset === undefined) return { offset: searchedEndOffset, timestampMs: -1 };
             try {
               return firstRecordAtOrAfter((await log.read({ offset: baseOffset, bytesMax: 1 })).bytes, baseOffset, query.timestampMs);
             } catch (error) {

@@ -1176,7 +1176,9 @@ export class PartitionLog {
 
   /**
    * The base offset of the first batch whose maxTimestamp ≥ `timestamp` (Kafka's ListOffsets
-   * by time, at batch granularity), or `undefined` when every batch is older.
+   * by time, at batch granularity), or `undefined` when every batch is older. Searches the log
+   * below its end as of the call (a batch appended meanwhile is not looked at): a caller that
+   * answers "none" with the log end takes `logEndOffset` just before calling.
    */
   async offsetForTimestamp(timestamp: number): Promise<number | undefined> {
     this.throwIfUnreadable();
