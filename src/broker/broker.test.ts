@@ -275,7 +275,7 @@ describe('Broker.listOffset by timestamp while appends land', () => {
       appendedOffset = (await broker.produce({ topic: 'tail', partition: 0, batch: late, acks: 'leader', timeoutMs: 10_000 })).baseOffset;
       return found;
     });
-    const answer = await broker.listOffset('tail', 0, { kind: 'timestamp', timestampMs: 1_800_000_000_000 });
+    const answer = await broker.listOffset('tail', 0, { kind: 'timestamp', timestampMs: 1_750_000_000_000 });
     expect(appendedOffset).toBe(1);
     expect(answer).toEqual({ offset: 1, timestampMs: -1 });
   });
