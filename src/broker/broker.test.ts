@@ -553,3 +553,24 @@ describe('Broker.produce and the create-time timestamp window (message.timestamp
     expect(await logEnd(broker, 'stamped')).toBe(1);
   });
 });
+
+describe('Broker.fetch racing a topic delete', () => {
+  it('fails with TOPIC_NOT_FOUND, not a retriable SHUTTING_DOWN, when the topic is deleted while its read runs', async () => {
+    const broker = await openBroker();
+    await produce(broker, ['d0']);
+    const read = PartitionLog.prototype.read;
+    let deleting: Promise<void> | undefined;
+    vi.spyOn(PartitionLog.prototype, 'read').mockImplementation(async function (this: PartitionLog, options) {
+      // The delete closes the log and removes its files under this read (a read is not part
+      // of the writer's queue, and a delete does not wait for it).
+      deleting ??= broker.deleteTopic('tail');
+      await deleting;
+      return read.call(this, options);
+    });
+    const failure = await fetchAt(broker, 0).catch((error: unknown) => error);
+    await deleting;
+    expect(failure).toBeInstanceOf(BrokerError);
+    expect((failure as BrokerError).reason).toBe('TOPIC_NOT_FOUND');
+    expect((failure as BrokerError).message).toMatch(/tail.*deleted/);
+  });
+});

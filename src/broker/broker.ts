@@ -477,7 +477,18 @@ export class Broker {
   }
 
   private async readAt(log: PartitionLog, offset: number, maxBytes: number): Promise<FetchResult> {
-    const read = await log.read({ offset, bytesMax: maxBytes });
+    let read: Awaited<ReturnType<PartitionLog['read']>>;
+    try {
+      read = await log.read({ offset, bytesMax: maxBytes });
+    } catch (error) {
+      // Storage refuses files of a log closed under the read (SHUTTING_DOWN, retriable). While
+      // the broker runs only a delete closes a log in use (idle closing skips those), so the
+      // reader is told the topic is gone, not to retry.
+      if (isBrokerError(error) && error.reason === 'SHUTTING_DOWN' && log.isClosed && !this.isClosed) {
+        throw new BrokerError('TOPIC_NOT_FOUND', `topic ${log.topic} was deleted while this read ran`, { topic: log.topic, partition: log.partition });
+      }
+      throw error;
+    }
     return { bytes: read.bytes, nextOffset: read.nextOffset, highWatermark: read.logEndOffset, logStartOffset: read.logStartOffset };
   }
 
