@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { decodeBatches, tryReadBatchHeader } from '../protocol/index.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { ManualClock } from '../common/clock.js';
@@ -322,6 +322,62 @@ describe('PartitionLog', () => {
     await reopened.applyRetention();
     expect(reopened.logStartOffset).toBeGreaterThan(0);
     expect((await readAll(reopened)).length).toBe(40 - reopened.logStartOffset);
+  });
+
+  it('makes each expired .log\'s removal durable (directory fsync) before removing the next, so a power cut cannot leave a hole', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const calls: string[] = [];
+    const recording: FileSystem = {
+      ...nodeFileSystem,
+      async unlink(path) {
+        if (path.endsWith('.log')) calls.push(`unlink ${basename(path)}`);
+        return nodeFileSystem.unlink(path);
+      },
+      async syncDirectory(path) {
+        calls.push('fsync dir');
+        return nodeFileSystem.syncDirectory(path);
+      },
+    };
+    const log = await openTestLog({ dir: temp.dir, config: { segmentBytes: 2048, retentionBytes: 4096 }, fileSystem: recording });
+    cleanups.push(() => log.close());
+    for (let i = 0; i < 40; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
+    calls.length = 0;
+    await log.applyRetention();
+    const unlinks = calls.filter((call) => call.startsWith('unlink'));
+    expect(unlinks.length).toBeGreaterThanOrEqual(2);
+    // Between two .log unlinks, and after the last, a directory fsync.
+    for (let i = 0; i < calls.length; i++) {
+      if (!calls[i]!.startsWith('unlink')) continue;
+      const next = calls.slice(i + 1).find((call) => call.startsWith('unlink') || call === 'fsync dir');
+      expect(next, calls.join(', ')).toBe('fsync dir');
+    }
+  });
+
+  it('stops deleting when the directory fsync after a removal fails, keeping the later segments and every offset after the first gone', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    let isFailing = false;
+    const failing: FileSystem = {
+      ...nodeFileSystem,
+      async syncDirectory(path) {
+        if (isFailing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        return nodeFileSystem.syncDirectory(path);
+      },
+    };
+    const config = { segmentBytes: 2048, retentionBytes: 4096 };
+    const log = await openTestLog({ dir: temp.dir, config, fileSystem: failing });
+    cleanups.push(() => log.close());
+    for (let i = 0; i < 40; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));
+    const [firstBase, secondBase] = readdirSync(temp.dir).filter((name) => name.endsWith('.log')).sort();
+    isFailing = true;
+    await log.applyRetention();
+    isFailing = false;
+    // Only the oldest went; the next one, whose base is now the log start, stays.
+    expect(existsSync(join(temp.dir, firstBase!))).toBe(false);
+    expect(existsSync(join(temp.dir, secondBase!))).toBe(true);
+    expect(log.logStartOffset).toBe(Number.parseInt(secondBase!, 10));
+    expect((await readAll(log)).map((record) => record.offset)).toEqual(Array.from({ length: 40 - log.logStartOffset }, (_, i) => log.logStartOffset + i));
   });
 
   it('flushes by a new, shorter flush interval at once, not after the timer the old interval set', async () => {

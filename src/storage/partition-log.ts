@@ -1126,8 +1126,22 @@ export class PartitionLog {
           this.logger.warn({ err: String(error), path }, 'could not delete an index file of a deleted segment; it is removed at the next open');
         });
       }
+      // Each .log's removal is made durable before the next one starts. A power cut may keep
+      // any of the unlinks since the last directory fsync and lose others, so with one fsync at
+      // the end an older .log could come back while a newer one stayed gone: a hole in the
+      // offsets, which start-up takes for damage (offline). This way what a power cut leaves is
+      // always the segments from some point on. If the fsync fails, the unlink may not last:
+      // stop here and keep the later segments, as for a failed unlink.
+      try {
+        await this.context.fileSystem.syncDirectory(this.dir);
+      } catch (error) {
+        this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not make the deletion of an expired segment durable; the later ones stay until the next retention run');
+        const kept = doomed.slice(deletedCount);
+        for (const stays of kept) stays.remember();
+        this.segments = [...kept, ...this.segments];
+        break;
+      }
     }
-    await this.context.fileSystem.syncDirectory(this.dir).catch(() => undefined);
     if (deletedCount > 0) this.logger.info({ deletedSegments: deletedCount, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
   }
 
