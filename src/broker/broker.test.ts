@@ -552,6 +552,29 @@ describe('Broker.produce and the create-time timestamp window (message.timestamp
     await produceTo(broker, 'stamped', Date.now() + 10 * 365 * 24 * HOUR_MS);
     expect(await logEnd(broker, 'stamped')).toBe(1);
   });
+
+  it('answers the retry of an idempotent batch appended earlier as its duplicate, though its timestamp has since left the window', async () => {
+    // The producer never got the first answer (lost reply, timeout) and resends the same
+    // batch. Meanwhile the window moved past its timestamp: time passed, or, as here, the
+    // topic's before.max.ms was narrowed. It is in the log: refusing it as INVALID_TIMESTAMP
+    // (which the client takes for "not appended") would report an appended record as lost.
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'retry', partitions: 1, replicationFactor: 1, configs: { 'message.timestamp.before.max.ms': String(HOUR_MS) } });
+    const { producerId, producerEpoch } = await broker.initProducerId({ producerId: 0, producerEpoch: -1 });
+    const sequenced = (baseSequence: number, timestampMs: number): Buffer =>
+      encodeBatch({ records: [{ key: null, value: Buffer.from(`s${baseSequence}`), headers: [], timestamp: timestampMs }], producerId, producerEpoch, baseSequence });
+    const stampedMs = Date.now() - 60_000;
+    const send = (bytes: Buffer) => broker.produce({ topic: 'retry', partition: 0, batch: bytes, acks: 'leader', timeoutMs: 10_000 });
+    const first = await send(sequenced(0, stampedMs));
+    await broker.alterTopicConfigs('retry', { set: { 'message.timestamp.before.max.ms': '1000' }, remove: [] });
+    const retried = await send(sequenced(0, stampedMs));
+    expect(retried).toMatchObject({ baseOffset: first.baseOffset, isDuplicate: true });
+    // A batch with the next sequence and the same old timestamp was never appended: refused.
+    await expect(send(sequenced(1, stampedMs))).rejects.toMatchObject({ reason: 'INVALID_TIMESTAMP' });
+    expect(await logEnd(broker, 'retry')).toBe(1);
+    // And the refusal left the producer's sequence where it was: the next batch in the window takes 1.
+    expect(await send(sequenced(1, Date.now()))).toMatchObject({ baseOffset: 1, isDuplicate: false });
+  });
 });
 
 describe('Broker.fetch racing a topic delete', () => {

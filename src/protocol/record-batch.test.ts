@@ -381,6 +381,11 @@ describe('validateBatchRecordsOrThrow (what a client produces)', () => {
     const logAppend = batchAt(T0 + 10_000_000);
     logAppend.writeInt16BE(logAppend.readInt16BE(BatchField.attributes) | 0x08, BatchField.attributes);
     check(restampCrc(logAppend), { ...CHECKS, timestampType: 'log-append', createTimestampWindow: window });
+    // Refused as malformed first: INVALID_TIMESTAMP vouches for the rest of the batch (storage
+    // may answer such an idempotent batch as the duplicate of one appended earlier).
+    const malformed = batchAt(T0 + 1_001, T0);
+    malformed.writeBigInt64BE(BigInt(T0), BatchField.maxTimestamp);
+    expectReason(() => checkIn(restampCrc(malformed)), 'CORRUPT_MESSAGE', /maxTimestamp/);
   });
 
   it('rejects a create-time maxTimestamp other than its newest record\'s (the time index and retention trust it)', () => {

@@ -510,7 +510,8 @@ export interface RecordChecks {
  * sends another is refused here); at most `headersPerRecordMax` headers. Reads lengths and skips, building nothing. Call it on a
  * batch whose header and CRC already passed `validateBatchOrThrow`.
  *
- * Throws `BrokerError`: CORRUPT_MESSAGE, UNSUPPORTED_COMPRESSION, INVALID_REQUEST.
+ * Throws `BrokerError`: CORRUPT_MESSAGE, UNSUPPORTED_COMPRESSION, INVALID_REQUEST, and
+ * INVALID_TIMESTAMP (`createTimestampWindow`) only for a batch that passes every other check.
  */
 export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, checks: RecordChecks): void {
   const attributes = readBatchAttributes(header.attributes);
@@ -530,6 +531,10 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
   const cursor: ReadCursor = { position: 0, end: section.length };
   let timestampMax = Number.NEGATIVE_INFINITY;
   const window = attributes.timestampType === 'create' ? checks.createTimestampWindow : undefined;
+  // Refused only once the whole batch is known to be well formed: INVALID_TIMESTAMP says the
+  // batch is otherwise sound, so storage may still answer it as the duplicate of an idempotent
+  // batch appended earlier (partition-log.ts), whose time has left the window since.
+  let outsideWindow: { index: number; timestamp: number } | undefined;
   for (let index = 0; index < header.recordCount; index++) {
     if (cursor.position >= section.length) throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
     const bodySize = readVarint(section, cursor);
@@ -545,7 +550,9 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
     }
     const timestamp = header.baseTimestamp + timestampDelta;
     if (timestamp > timestampMax) timestampMax = timestamp;
-    if (window !== undefined && timestamp !== NO_TIMESTAMP && (timestamp > window.maxMs || timestamp < window.minMs)) throw timestampOutsideWindow(index, timestamp, window);
+    if (outsideWindow === undefined && window !== undefined && timestamp !== NO_TIMESTAMP && (timestamp > window.maxMs || timestamp < window.minMs)) {
+      outsideWindow = { index, timestamp };
+    }
     const offsetDelta = readVarint(section, cursor);
     if (offsetDelta !== index) {
       throw new BrokerError('CORRUPT_MESSAGE', `record ${index} has offset delta ${offsetDelta}; a batch's records must have deltas 0, 1, 2, … in order`);
@@ -575,6 +582,7 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
       details: { maxTimestamp: header.maxTimestamp, recordTimestampMax: timestampMax },
     });
   }
+  if (outsideWindow !== undefined && window !== undefined) throw timestampOutsideWindow(outsideWindow.index, outsideWindow.timestamp, window);
 }
 
 /** The timestamp a record carries when its producer set none. */

@@ -208,6 +208,31 @@ describe('idempotent appends', () => {
     expect((await readValues(log)).filter((value) => value.endsWith('-0'))).toHaveLength(4);
   });
 
+  it('answer a retry whose timestamp left the window (INVALID_TIMESTAMP) as the duplicate of its original, even one queued behind it in the same write group', async () => {
+    const { current } = await freshPartition({ config: { flush: { kind: 'always' } } });
+    const { log } = current;
+    // makeBatch stamps 1_700_000_000_000 + i: a window starting after it refuses those records.
+    const checks = { headersPerRecordMax: 64, decompressedBytesMax: 1 << 20 };
+    const closed = { ...checks, timestampType: 'create' as const, createTimestampWindow: { minMs: 1_800_000_000_000, maxMs: 1_900_000_000_000 } };
+    const settled = await Promise.allSettled([
+      log.append(plain('first')),
+      log.append(produced(0, { count: 2 }), { recordChecks: checks }),
+      log.append(produced(0, { count: 2 }), { recordChecks: closed }), // its original is in the same group, syncing
+      log.append(produced(2), { recordChecks: closed }), // never appended: refused
+      log.append(produced(2), { recordChecks: checks }),
+    ]);
+    expect(settled.map((result) => (result.status === 'fulfilled' ? result.value : (result.reason as { reason?: string }).reason))).toEqual([
+      appended(0, 0),
+      appended(1, 2),
+      duplicateOf(1, 2),
+      'INVALID_TIMESTAMP',
+      appended(3, 3),
+    ]);
+    expect(await log.append(produced(0, { count: 2 }), { recordChecks: closed })).toEqual(duplicateOf(1, 2));
+    await expectRejected(log.append(plain('late'), { recordChecks: closed }), 'INVALID_TIMESTAMP');
+    expect(log.logEndOffset).toBe(4);
+  });
+
   it('reject an out-of-order batch alone, say what they expected, and write nothing for it', async () => {
     const { current } = await freshPartition();
     const { log } = current;

@@ -144,6 +144,11 @@ interface PendingAppend {
   leaderEpoch: number | undefined;
   /** Queued under flush=always: acknowledged only after its fdatasync, whatever the policy is by the time it is written. */
   isSyncedAck: boolean;
+  /**
+   * An idempotent batch whose timestamps the record checks refused (INVALID_TIMESTAMP): never
+   * written, but answered as a duplicate if it repeats a batch already appended (`writeGroup`).
+   */
+  timestampRefusal?: BrokerError;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -446,6 +451,8 @@ export class PartitionLog {
    * writer, so a retry queued behind its original is caught too (idempotence.test.ts).
    *
    * Rejects with CORRUPT_MESSAGE / BATCH_TOO_LARGE / INVALID_REQUEST (nothing written),
+   * INVALID_TIMESTAMP (nothing written; an idempotent batch only after it was found not to
+   * repeat one appended earlier),
    * PRODUCER_FENCED / OUT_OF_ORDER_SEQUENCE (this batch only, nothing written),
    * LIMIT_REACHED (queue full, nothing written), DISK_FULL / STORAGE_ERROR (this append
    * failed, the log is unchanged), PARTITION_OFFLINE / CORRUPT_DATA, SHUTTING_DOWN.
@@ -462,7 +469,18 @@ export class PartitionLog {
           details: { producerId: header.producerId },
         });
       }
-      if (options.recordChecks !== undefined) validateBatchRecordsOrThrow(batch, header, options.recordChecks);
+      let timestampRefusal: BrokerError | undefined;
+      if (options.recordChecks !== undefined) {
+        try {
+          validateBatchRecordsOrThrow(batch, header, options.recordChecks);
+        } catch (error) {
+          // The timestamp window moves with the clock (and the topic's config): the retry of an
+          // idempotent batch appended earlier may fall outside it now. It is in the log, so it
+          // is answered as its duplicate; the writer decides, as it does for every duplicate.
+          if (!(header.producerId >= 0 && isBrokerError(error) && error.reason === 'INVALID_TIMESTAMP')) throw error;
+          timestampRefusal = error;
+        }
+      }
       if (this.queue.length >= limits.pendingAppendsPerPartitionMax || this.queuedBytes + batch.length > limits.pendingAppendBytesPerPartitionMax) {
         throw new BrokerError('LIMIT_REACHED', `too many appends waiting on ${this.topic}-${this.partition}; retry after a backoff`, {
           topic: this.topic,
@@ -471,7 +489,7 @@ export class PartitionLog {
         });
       }
       return new Promise<AppendResult>((resolve, reject) => {
-        this.queue.push({ kind: 'append', batch, header, leaderEpoch: options.leaderEpoch, isSyncedAck: this.config.flush.kind === 'always', resolve, reject });
+        this.queue.push({ kind: 'append', batch, header, leaderEpoch: options.leaderEpoch, isSyncedAck: this.config.flush.kind === 'always', timestampRefusal, resolve, reject });
         this.queuedBytes += batch.length;
         void this.runWriter();
       });
@@ -595,6 +613,20 @@ export class PartitionLog {
         return;
       }
       const first = group[start] as PendingAppend;
+      if (first.timestampRefusal !== undefined) {
+        // Never written: a duplicate of a batch appended earlier, or refused. Decided on
+        // committed state only, as below: its original may be in the run still syncing.
+        if (this.unsynced !== undefined) {
+          await this.completeUnsynced();
+          continue;
+        }
+        const verdict = this.producers.verdictFor(first.header);
+        this.settleAcksNow();
+        if (verdict.kind === 'duplicate') settleUnwritten(first, verdict);
+        else first.reject(first.timestampRefusal);
+        start++;
+        continue;
+      }
       if (first.header.producerId >= 0) {
         // A run starts on the producer state as of the written end, so this verdict is final:
         // a duplicate or a rejected batch is settled now and cannot trigger a roll (or fail
@@ -635,7 +667,11 @@ export class PartitionLog {
       let stop = start + 1;
       let sizeBytes = end.sizeBytes + first.batch.length;
       let nextOffset = end.nextOffset + first.header.lastOffsetDelta + 1;
-      while (stop < group.length && !this.shouldRoll(group[stop] as PendingAppend, sizeBytes, nextOffset, segmentFirstMaxTimestamp)) {
+      while (
+        stop < group.length &&
+        (group[stop] as PendingAppend).timestampRefusal === undefined &&
+        !this.shouldRoll(group[stop] as PendingAppend, sizeBytes, nextOffset, segmentFirstMaxTimestamp)
+      ) {
         sizeBytes += (group[stop] as PendingAppend).batch.length;
         nextOffset += (group[stop] as PendingAppend).header.lastOffsetDelta + 1;
         stop++;
