@@ -32,4 +32,4 @@ export {
 export { countSegmentsToDelete, type RetentionPolicy } from './retention.js';
 export { encodeProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
 export { LogManager, type LogManagerOptions, type TopicPartition } from './log-manager.js';
-export { forEachStoredBatch, repairPartitionDirectory, verifyPartitionDirectory, type RepairPlan, type SegmentReport, type VerifyReport } from './inspect.js';
+export { forEachStoredBatch, repairPartitionDirectory, verifyPartitionDirectory, type MissingRecords, type RepairPlan, type SegmentReport, type VerifyReport } from './inspect.js';

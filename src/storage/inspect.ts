@@ -13,7 +13,7 @@ import { storageError } from './errors.js';
 import type { FileSystem } from './file-system.js';
 import type { BatchHeader } from '../protocol/index.js';
 import { scanBatches, type ScanProblem } from './batch-scan.js';
-import { readPartitionState, writePartitionState } from './partition-state.js';
+import { readPartitionState, writePartitionState, type CleanShutdown } from './partition-state.js';
 import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
 
 export interface SegmentReport {
@@ -33,6 +33,21 @@ export interface VerifyReport {
   sizeBytes: number;
   isHealthy: boolean;
   offline?: { segmentBaseOffset: number; position: number; detail: string };
+  /**
+   * Records the clean-shutdown mark says the log held, past the end of the files: the segment
+   * it names is gone, or shorter than it was at the clean close. No crash does this (the mark
+   * is written after the fdatasync), so start-up takes the partition offline for it
+   * (recovery.ts) even when every byte left reads clean. Offsets [fromOffset, toOffset).
+   */
+  missing?: MissingRecords;
+}
+
+export interface MissingRecords {
+  segmentBaseOffset: number;
+  position: number;
+  fromOffset: number;
+  toOffset: number;
+  detail: string;
 }
 
 async function listSegmentBases(fileSystem: FileSystem, dir: string): Promise<number[]> {
@@ -86,18 +101,45 @@ export async function verifyPartitionDirectory(
     onProgress?.(checkedBytes, totalBytes);
   }
   const state = await readPartitionState(fileSystem, dir);
+  const logEndOffset = segments[segments.length - 1]?.nextOffset ?? 0;
+  const missing = verifyPartitionDirectoryFindMissing(state?.clean, bases, segments[segments.length - 1], logEndOffset);
   const report: VerifyReport = {
     dir,
     segments,
     logStartOffset: bases[0] ?? 0,
-    logEndOffset: segments[segments.length - 1]?.nextOffset ?? 0,
+    logEndOffset,
     sizeBytes: totalBytes,
-    isHealthy: segments.every((segment) => segment.problem === undefined) && state?.offline === undefined,
+    isHealthy: segments.every((segment) => segment.problem === undefined) && state?.offline === undefined && missing === undefined,
   };
   if (state?.offline !== undefined) {
     report.offline = { segmentBaseOffset: state.offline.segmentBaseOffset, position: state.offline.position, detail: state.offline.detail };
   }
+  if (missing !== undefined) report.missing = missing;
   return report;
+}
+
+/**
+ * The two checks start-up makes against the clean-shutdown mark (recovery.ts:
+ * `findMissingCleanActiveSegment`, and the shorter-than-its-mark check of the active
+ * segment), so that verify calls damaged what the broker will not serve.
+ */
+function verifyPartitionDirectoryFindMissing(
+  clean: CleanShutdown | undefined,
+  bases: readonly number[],
+  last: SegmentReport | undefined,
+  logEndOffset: number,
+): MissingRecords | undefined {
+  if (clean === undefined || clean.logEndOffset <= clean.activeBaseOffset) return undefined;
+  const toOffset = clean.logEndOffset;
+  if (!bases.includes(clean.activeBaseOffset)) {
+    const detail = `segment file is missing; it held offsets ${clean.activeBaseOffset}..${toOffset - 1} at the last clean close`;
+    return { segmentBaseOffset: clean.activeBaseOffset, position: 0, fromOffset: Math.min(logEndOffset, clean.activeBaseOffset), toOffset, detail };
+  }
+  if (last === undefined || last.baseOffset !== clean.activeBaseOffset || last.nextOffset >= toOffset) return undefined;
+  const detail =
+    `the log closed cleanly with offsets up to ${toOffset - 1} (${clean.activeSizeBytes} bytes in this segment), ` +
+    `but its valid batches end at offset ${last.nextOffset - 1} (${last.sizeBytes} bytes on disk): records are missing, not a torn write`;
+  return { segmentBaseOffset: last.baseOffset, position: last.sizeBytes, fromOffset: last.nextOffset, toOffset, detail };
 }
 
 export interface RepairPlan {
@@ -115,6 +157,8 @@ export interface RepairPlan {
    * see it before accepting `newLogEndOffset`.
    */
   offline?: { segmentBaseOffset: number; position: number; detail: string };
+  /** Records already gone from the files that the clean-shutdown mark says the log held (VerifyReport). */
+  missing?: MissingRecords;
 }
 
 /**
@@ -130,12 +174,15 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
   const report = await verifyPartitionDirectory(fileSystem, dir);
   const damagedIndex = report.segments.findIndex((segment) => segment.problem !== undefined);
   const state = await readPartitionState(fileSystem, dir);
+  const marks = { ...(report.offline === undefined ? {} : { offline: report.offline }), ...(report.missing === undefined ? {} : { missing: report.missing }) };
   if (damagedIndex < 0) {
-    if (options.apply && state?.offline !== undefined) {
+    if (options.apply && state !== undefined && (state.offline !== undefined || report.missing !== undefined)) {
+      // Dropping the clean mark too: it names records that are gone, and start-up would take
+      // the partition offline for it again.
       const { offline: _offline, clean: _clean, ...rest } = state;
       await writePartitionState(fileSystem, dir, { ...rest, recoveryCheckpoint: report.segments[0]?.baseOffset ?? 0 });
     }
-    return { deletedSegmentBaseOffsets: [], newLogEndOffset: report.logEndOffset, lostBytes: 0, ...(report.offline === undefined ? {} : { offline: report.offline }) };
+    return { deletedSegmentBaseOffsets: [], newLogEndOffset: report.logEndOffset, lostBytes: 0, ...marks };
   }
   const damaged = report.segments[damagedIndex] as SegmentReport;
   const cutPosition = damaged.problem?.kind === 'segment-gap' ? damaged.sizeBytes : (damaged.problem?.position ?? damaged.sizeBytes);
@@ -146,7 +193,7 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
     deletedSegmentBaseOffsets: later.map((segment) => segment.baseOffset),
     newLogEndOffset: damaged.nextOffset,
     lostBytes: damaged.sizeBytes - cutPosition + later.reduce((sum, segment) => sum + segment.sizeBytes, 0),
-    ...(report.offline === undefined ? {} : { offline: report.offline }),
+    ...marks,
   };
   if (!options.apply) return plan;
 

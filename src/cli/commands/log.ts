@@ -128,14 +128,17 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
         process.stdout.write(`${JSON.stringify({ applied: options.yes === true, ...plan })}\n`);
         return;
       }
-      if (plan.cutSegmentBaseOffset === undefined && plan.offline !== undefined) {
-        // The files read clean, but the mark says what was found missing or damaged: clearing
+      if (plan.cutSegmentBaseOffset === undefined && (plan.offline !== undefined || plan.missing !== undefined)) {
+        // The files read clean, but a mark says what was found missing or damaged: clearing
         // it accepts the log as it is, and new records take the offsets from its end on.
-        const mark = `${plan.offline.detail} (segment ${plan.offline.segmentBaseOffset}, position ${plan.offline.position})`;
+        const found = plan.offline ?? (plan.missing as NonNullable<typeof plan.missing>);
+        const mark = `${found.detail} (segment ${found.segmentBaseOffset}, position ${found.position})`;
+        const markName = plan.offline !== undefined ? 'offline mark' : 'clean-shutdown mark';
+        const finding = plan.offline !== undefined ? 'it is marked offline' : 'records are missing, and the broker keeps it offline';
         process.stdout.write(
           options.yes === true
-            ? `no damage found in the files of ${dir}; offline mark cleared (it said: ${mark}); log end offset ${plan.newLogEndOffset}, new records take offsets from there\n`
-            : `no damage found in the files of ${dir}, but it is marked offline: ${mark}\n` +
+            ? `no damage found in the files of ${dir}; ${markName} cleared (it said: ${mark}); log end offset ${plan.newLogEndOffset}, new records take offsets from there\n`
+            : `no damage found in the files of ${dir}, but ${finding}: ${mark}\n` +
                 `--yes clears the mark and serves the log as it is: log end offset ${plan.newLogEndOffset}, new records take offsets from there\n`,
         );
         return;
@@ -285,8 +288,18 @@ function printVerifyReport(report: Awaited<ReturnType<typeof verifyPartitionDire
   if (report.offline !== undefined) {
     process.stdout.write(`partition is marked offline: ${report.offline.detail} (segment ${report.offline.segmentBaseOffset}, position ${report.offline.position})\n`);
   }
+  if (report.missing !== undefined) {
+    const { fromOffset, toOffset, detail } = report.missing;
+    process.stdout.write(`records missing: ${offsetRange(fromOffset, toOffset)} are gone from the files (${detail}); the broker keeps this partition offline\n`);
+  }
   process.stdout.write(
     `${report.isHealthy ? 'healthy' : 'DAMAGED'}: ${offsetRange(report.logStartOffset, report.logEndOffset)}, ${report.segments.length} segment(s), ${report.sizeBytes} bytes\n`,
   );
-  if (!report.isHealthy) process.stdout.write(`to cut the log back to its last valid batch: runnel log repair ${report.dir}\n`);
+  if (report.isHealthy) return;
+  const isCut = report.segments.some((segment) => segment.problem !== undefined);
+  process.stdout.write(
+    isCut
+      ? `to cut the log back to its last valid batch: runnel log repair ${report.dir}\n`
+      : `to accept the log as it is (new records then take offsets from ${report.logEndOffset}): runnel log repair ${report.dir}\n`,
+  );
 }

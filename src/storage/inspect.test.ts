@@ -1,0 +1,70 @@
+/**
+ * The offline tools (inspect.ts) against real damaged partition directories: `verify` must
+ * report every kind of damage start-up takes a partition offline for, and `repair` must leave
+ * a directory the log serves again.
+ */
+import { readFileSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nodeFileSystem } from './file-system.js';
+import { segmentFileName } from './file-names.js';
+import { repairPartitionDirectory, verifyPartitionDirectory } from './inspect.js';
+import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
+
+const temps: Array<{ remove(): void }> = [];
+afterEach(() => {
+  for (const temp of temps.splice(0)) temp.remove();
+});
+
+/** A cleanly closed partition of `segmentCount` segments, one batch of one record each. */
+async function cleanPartition(segmentCount: number): Promise<string> {
+  const temp = makeTempDir('runnel-inspect-');
+  temps.push(temp);
+  const dir = join(temp.dir, 'inspect-0');
+  const log = await openTestLog({ dir, config: { segmentBytes: 100 } });
+  for (let i = 0; i < segmentCount; i++) await log.append(makeBatch({ count: 1, valueBytes: 60 }));
+  await log.close();
+  expect(readdirSync(dir).filter((name) => name.endsWith('.log'))).toHaveLength(segmentCount);
+  return dir;
+}
+
+async function isServed(dir: string): Promise<{ isOnline: boolean; logEndOffset: number }> {
+  const log = await openTestLog({ dir, config: { segmentBytes: 100 } });
+  try {
+    return { isOnline: log.isOnline, logEndOffset: log.logEndOffset };
+  } finally {
+    await log.close();
+  }
+}
+
+describe('verifyPartitionDirectory agrees with start-up', () => {
+  it('reports a missing last segment that the clean-shutdown mark names, which start-up takes offline for', async () => {
+    const dir = await cleanPartition(3);
+    rmSync(join(dir, segmentFileName(2, 'log')));
+    const report = await verifyPartitionDirectory(nodeFileSystem, dir);
+    expect(report.isHealthy).toBe(false);
+    expect(report.missing).toMatchObject({ segmentBaseOffset: 2, fromOffset: 2, toOffset: 3 });
+    expect(report.missing?.detail).toMatch(/segment file is missing/);
+    expect((await isServed(dir)).isOnline).toBe(false);
+  });
+
+  it('reports a log cut at a batch boundary below its clean-shutdown mark, which start-up takes offline for', async () => {
+    const dir = await cleanPartition(3);
+    truncateSync(join(dir, segmentFileName(2, 'log')), 0);
+    const report = await verifyPartitionDirectory(nodeFileSystem, dir);
+    expect(report.isHealthy).toBe(false);
+    expect(report.missing).toMatchObject({ segmentBaseOffset: 2, fromOffset: 2, toOffset: 3 });
+    expect(report.missing?.detail).toMatch(/closed cleanly/);
+    expect((await isServed(dir)).isOnline).toBe(false);
+  });
+
+  it('lets repair accept such a log: the plan names the offsets lost, and the log is served afterwards', async () => {
+    const dir = await cleanPartition(3);
+    rmSync(join(dir, segmentFileName(2, 'log')));
+    const plan = await repairPartitionDirectory(nodeFileSystem, dir, { apply: true });
+    expect(plan).toMatchObject({ newLogEndOffset: 2, missing: { fromOffset: 2, toOffset: 3 } });
+    expect(JSON.parse(readFileSync(join(dir, 'partition.state'), 'utf8')).clean).toBeUndefined();
+    expect((await verifyPartitionDirectory(nodeFileSystem, dir)).isHealthy).toBe(true);
+    expect(await isServed(dir)).toEqual({ isOnline: true, logEndOffset: 2 });
+  });
+});
