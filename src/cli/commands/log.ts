@@ -90,6 +90,18 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .description('check every batch of every segment (length, magic, CRC-32C, dense offsets); exit 1 when damaged')
     .argument('<dir>', 'partition directory')
     .option('--json', 'print the report as JSON')
+    .addHelpText(
+      'after',
+      '\nExample: runnel log verify ./data/app-logs-0 --json | jq .isHealthy\n\n' +
+        'Reports what the broker takes a partition offline for (CORRUPT_DATA): a bad batch, a gap\n' +
+        'between segments, a .log named for other offsets, records the clean-shutdown mark says\n' +
+        'are missing, and the offline mark itself. It only reads, but on a running broker a batch\n' +
+        'still being written at the end of the active segment can show as damage.\n\n' +
+        'Exit codes:\n' +
+        '  0  healthy\n' +
+        '  1  damaged (the report says where, and what `runnel log repair` would do), or the\n' +
+        '     directory could not be read (one line on stderr, nothing on stdout)\n',
+    )
     .action(async (dir: string, options: { json?: boolean }) => {
       ensurePartitionDirectory(dir);
       const showProgress = process.stderr.isTTY === true && options.json !== true;
@@ -118,7 +130,17 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
       'after',
       '\nKeeps every batch before the first damage, cuts the damaged segment there, deletes later\n' +
         'segments and clears the offline mark. Copy the directory first; with replicas, prefer\n' +
-        'restoring the partition from another broker.',
+        'restoring the partition from another broker.\n\n' +
+        'The offsets lost are handed out again: new records take offsets from the new log end,\n' +
+        'so a consumer that had read past it reads different records at the same offsets (reset\n' +
+        "its position). With --yes it refuses while a live broker holds the data directory's\n" +
+        'broker.lock: stop that broker (all its partitions), or repair a copy.\n\n' +
+        'Example:\n' +
+        '  runnel log repair ./data/app-logs-0            # prints what would be lost\n' +
+        '  cp -a ./data/app-logs-0 /backup/ && runnel log repair ./data/app-logs-0 --yes\n\n' +
+        'Exit codes:\n' +
+        '  0  plan printed (without --yes), or repair done or nothing to repair (with --yes)\n' +
+        '  1  not a readable partition directory, or a broker holds it (one line on stderr)\n',
     )
     .action(async (dir: string, options: { yes?: boolean; json?: boolean }) => {
       ensurePartitionDirectory(dir);
