@@ -1151,9 +1151,7 @@ export class PartitionLog {
         await this.context.fileSystem.unlink(segment.logPath);
       } catch (error) {
         this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
-        const kept = doomed.slice(deletedCount);
-        for (const stays of kept) stays.remember();
-        this.segments = [...kept, ...this.segments];
+        this.keepSegments(doomed.slice(deletedCount));
         break;
       }
       deletedCount++;
@@ -1172,13 +1170,17 @@ export class PartitionLog {
         await this.context.fileSystem.syncDirectory(this.dir);
       } catch (error) {
         this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not make the deletion of an expired segment durable; the later ones stay until the next retention run');
-        const kept = doomed.slice(deletedCount);
-        for (const stays of kept) stays.remember();
-        this.segments = [...kept, ...this.segments];
+        this.keepSegments(doomed.slice(deletedCount));
         break;
       }
     }
     if (deletedCount > 0) this.logger.info({ deletedSegments: deletedCount, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
+  }
+
+  /** Puts back, at the front of the list, the expired segments a retention run could not delete (readers see the start move back). */
+  private keepSegments(kept: readonly Segment[]): void {
+    for (const stays of kept) stays.remember();
+    this.segments = [...kept, ...this.segments];
   }
 
   // ---- Read ----------------------------------------------------------------------------------
