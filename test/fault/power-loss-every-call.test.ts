@@ -36,6 +36,43 @@ interface Cut { index: number; image: DurableImage; live: string | undefined; fl
 const NOW = Date.now();
 const BASE_CONFIG: Partial<PartitionLogConfig> = { segmentBytes: 4 * 1024, retentionBytes: 12 * 1024, indexIntervalBytes: 512 };
 
+/**
+ * Opens what each cut leaves (a power cut's image, or a process crash's live copy) and returns
+ * what is wrong with it: offline; an acknowledged batch the flush policy promised missing or
+ * changed; the log end not past the last acknowledged batch; a producer's retry of its last
+ * acknowledged batch not answered as the duplicate at its original offset.
+ */
+async function failuresAtCuts(cuts: readonly Cut[], config: Partial<PartitionLogConfig>, tempPrefix: string): Promise<string[]> {
+  const failures: string[] = [];
+  for (const cut of cuts) {
+    const copy = makeTempDir(tempPrefix);
+    cleanups.push(copy.remove);
+    if (cut.live !== undefined) cpSync(cut.live, copy.dir, { recursive: true });
+    else writeImage(cut.image, copy.dir);
+    const where = `cut ${cut.index} during ${cut.step} (files ${[...cut.image.keys()].sort().join(',')})`;
+    try {
+      const reopened = await openTestLog({ dir: copy.dir, config });
+      cleanups.push(() => reopened.close());
+      if (!reopened.isOnline) {
+        failures.push(`${where}: offline ${(await reopened.stats()).offlineReason}`);
+        continue;
+      }
+      const kept = cut.acked.filter((b) => b.baseOffset >= reopened.logStartOffset && b.baseOffset < cut.flushed);
+      await expectAckedKept(reopened, kept, where);
+      const maxAcked = Math.max(-1, ...kept.map((b) => b.baseOffset));
+      if (reopened.logEndOffset <= maxAcked) failures.push(`${where}: log end ${reopened.logEndOffset} ≤ acked ${maxAcked}`);
+      for (const l of cut.last.filter((x) => x.baseOffset < cut.flushed)) {
+        const retry = makeBatch({ count: l.count, valueBytes: 300, tag: l.tag, producer: l.producer, timestamp: NOW });
+        const result = await reopened.append(retry);
+        if (!result.isDuplicate || result.baseOffset !== l.baseOffset) failures.push(`${where}: retry of producer ${l.producer.producerId} seq ${l.producer.baseSequence} → ${JSON.stringify(result)} (acked at ${l.baseOffset})`);
+      }
+    } catch (error) {
+      failures.push(`${where}: ${String(error)}`);
+    }
+  }
+  return failures;
+}
+
 describe.each(['always', 'never'] as const)('power cut at every disk call, flush=%s', (flushKind) => {
   it.each([false, true])('keeps every acknowledged batch and answers a retry as a duplicate (process crash: %s)', async (isProcessCrash) => {
     const CONFIG = { ...BASE_CONFIG, flush: { kind: flushKind } };
@@ -88,30 +125,7 @@ describe.each(['always', 'never'] as const)('power cut at every disk call, flush
     step = 'close 4'; await log.close();
     cuts.push({ index: -1, image: model.image(), live: undefined, flushed: Infinity, acked: [...acked], last: [...last.values()], step: 'end' });
 
-    const failures: string[] = [];
-    for (const cut of cuts) {
-      const copy = makeTempDir('runnel-names-cut-');
-      cleanups.push(copy.remove);
-      if (cut.live !== undefined) cpSync(cut.live, copy.dir, { recursive: true });
-      else writeImage(cut.image, copy.dir);
-      const where = `cut ${cut.index} during ${cut.step} (files ${[...cut.image.keys()].sort().join(',')})`;
-      try {
-        const reopened = await openTestLog({ dir: copy.dir, config: CONFIG });
-        cleanups.push(() => reopened.close());
-        if (!reopened.isOnline) { failures.push(`${where}: offline ${(await reopened.stats()).offlineReason}`); continue; }
-        const kept = cut.acked.filter((b) => b.baseOffset >= reopened.logStartOffset && b.baseOffset < cut.flushed);
-        await expectAckedKept(reopened, kept, where);
-        const maxAcked = Math.max(-1, ...kept.map((b) => b.baseOffset));
-        if (reopened.logEndOffset <= maxAcked) failures.push(`${where}: log end ${reopened.logEndOffset} ≤ acked ${maxAcked}`);
-        for (const l of cut.last.filter((x) => x.baseOffset < cut.flushed)) {
-          const retry = makeBatch({ count: l.count, valueBytes: 300, tag: l.tag, producer: l.producer, timestamp: NOW });
-          const result = await reopened.append(retry);
-          if (!result.isDuplicate || result.baseOffset !== l.baseOffset) failures.push(`${where}: retry of producer ${l.producer.producerId} seq ${l.producer.baseSequence} → ${JSON.stringify(result)} (acked at ${l.baseOffset})`);
-        }
-      } catch (error) {
-        failures.push(`${where}: ${String(error)}`);
-      }
-    }
+    const failures = await failuresAtCuts(cuts, CONFIG, 'runnel-names-cut-');
     expect(failures).toEqual([]);
   }, 120_000);
 });
@@ -279,28 +293,7 @@ describe.each([false, true])('faults then a cut at every disk call (process cras
     cuts.push({ index: -1, image: model.image(), live: undefined, flushed: Infinity, acked: [...acked], last: [...last.values()], step: 'end' });
     expect(faulty.faults.counts.failedDatasyncs, 'the script met its faults').toBeGreaterThan(0);
 
-    const failures: string[] = [];
-    for (const cut of cuts) {
-      const copy = makeTempDir('runnel-pf-cut-');
-      cleanups.push(copy.remove);
-      if (cut.live !== undefined) cpSync(cut.live, copy.dir, { recursive: true });
-      else writeImage(cut.image, copy.dir);
-      const where = `cut ${cut.index} during ${cut.step} (files ${[...cut.image.keys()].sort().join(',')})`;
-      try {
-        const reopened = await openTestLog({ dir: copy.dir, config: CONFIG });
-        cleanups.push(() => reopened.close());
-        if (!reopened.isOnline) { failures.push(`${where}: offline ${(await reopened.stats()).offlineReason}`); continue; }
-        const kept = cut.acked.filter((b) => b.baseOffset >= reopened.logStartOffset);
-        await expectAckedKept(reopened, kept, where);
-        for (const l of cut.last) {
-          const retry = makeBatch({ count: l.count, valueBytes: 300, tag: l.tag, producer: l.producer, timestamp: NOW });
-          const result = await reopened.append(retry);
-          if (!result.isDuplicate || result.baseOffset !== l.baseOffset) failures.push(`${where}: retry of producer ${l.producer.producerId} seq ${l.producer.baseSequence} → ${JSON.stringify(result)} (acked at ${l.baseOffset})`);
-        }
-      } catch (error) {
-        failures.push(`${where}: ${String(error)}`);
-      }
-    }
+    const failures = await failuresAtCuts(cuts, CONFIG, 'runnel-pf-cut-');
     expect(failures).toEqual([]);
   }, 300_000);
 });
