@@ -107,7 +107,7 @@ describe.each(['always', 'never'] as const)('power cut at every disk call, flush
         last.set(producer.producerId, { producer, tag, count: recordCount, baseOffset: result.baseOffset });
       }
     };
-    let log = await openTestLog({ dir: temp.dir, config: CONFIG, fileSystem: model.fileSystem }); current = log; current = log;
+    let log = await openTestLog({ dir: temp.dir, config: CONFIG, fileSystem: model.fileSystem }); current = log;
     step = 'append 1'; await appendSome(log, 40);
     step = 'retention 1'; await log.applyRetention();
     step = 'close 1'; await log.close();
