@@ -130,6 +130,53 @@ describe('PartitionLog', () => {
     expect(read.nextOffset).toBe(1);
   });
 
+  it('fills the byte budget of a read in a segment made after index.interval.bytes grew at runtime', async () => {
+    // The log opened with 512-byte index entries; segments rolled after the change have one
+    // entry per MiB, so the walk from an entry to the offset read can be far longer than the
+    // log's read window assumed. The read returned what was left of that window: here under a
+    // tenth of its budget, at worst a single batch.
+    const { log } = await freshLog({ segmentBytes: 1024 });
+    const grown = { ...testConfig, indexIntervalBytes: 1024 * 1024 };
+    log.updateConfig({ ...grown, segmentBytes: 1024 });
+    await log.append(makeBatch({ valueBytes: 2000 })); // fills segment 0
+    await log.append(makeBatch({ valueBytes: 1000 })); // rolls: segment 1 under the new interval
+    log.updateConfig({ ...grown, segmentBytes: 8 * 1024 * 1024 });
+    for (let i = 0; i < 2000; i++) await log.append(makeBatch({ valueBytes: 1000 }));
+    expect(log.segmentCount).toBe(2);
+    const batchBytes = makeBatch({ valueBytes: 1000 }).length;
+    const bytesMax = 1024 * 1024;
+    const read = await log.read({ offset: 900, bytesMax });
+    expect(tryReadBatchHeader(read.bytes)?.baseOffset).toBe(900);
+    expect(read.bytes.length).toBeGreaterThan(bytesMax - batchBytes);
+    expect(read.bytes.length).toBeLessThanOrEqual(bytesMax);
+  });
+
+  it('reads a large segment from its nearest index entry, not from the segment start', async () => {
+    let bytesRead = 0;
+    const counting: FileSystem = {
+      ...nodeFileSystem,
+      async open(path, mode) {
+        const handle = await nodeFileSystem.open(path, mode);
+        return Object.assign(Object.create(handle) as typeof handle, {
+          read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+            const read = await handle.read(buffer, offset, length, position);
+            bytesRead += read;
+            return read;
+          },
+        });
+      },
+    };
+    const { log } = await freshLog({ segmentBytes: 8 * 1024 * 1024 }, { fileSystem: counting });
+    for (let i = 0; i < 4000; i++) await log.append(makeBatch({ valueBytes: 1000 }));
+    expect(log.segmentCount).toBe(1);
+    bytesRead = 0;
+    const read = await log.read({ offset: 3900, bytesMax: 1 });
+    expect(tryReadBatchHeader(read.bytes)?.baseOffset).toBe(3900);
+    // One window (64 KiB plus one index interval) from the entry at or before offset 3900,
+    // not the ~4 MiB in front of it.
+    expect(bytesRead).toBeLessThanOrEqual(64 * 1024 + 512 + 8192);
+  });
+
   it('rejects offsets outside the log with OFFSET_OUT_OF_RANGE and answers empty at the end', async () => {
     const { log } = await freshLog();
     await log.append(makeBatch({ count: 2 }));

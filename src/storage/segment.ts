@@ -298,6 +298,15 @@ export class Segment {
       expectedBaseOffset = lastOffset + 1;
     }
 
+    // The window covers the budget past the batch found when index entries are at most
+    // `indexIntervalBytes` apart. A segment rolled after index.interval.bytes grew at runtime
+    // has them further apart, and the walk may have used up most of the window: read on from
+    // the batch found, or the read would return far less than its budget (one batch at worst).
+    if (position + Math.min(options.bytesMax, options.visibleBytes - position) > windowStart + window.length) {
+      window = await readRange(lease.handle, position, Math.min(windowBytes, options.visibleBytes - position));
+      windowStart = position;
+    }
+
     // Collect whole batches from `position` within the budget (always at least one).
     const start = position;
     let nextOffset = expectedBaseOffset;
