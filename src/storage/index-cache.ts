@@ -33,7 +33,14 @@ export class IndexCache {
     return indexes;
   }
 
+  /**
+   * Caches the indexes of a sealed segment, which take no more appends: they are trimmed to
+   * their entries here, so the memory they hold is what `costOf` charges (a builder's buffers
+   * keep room for twice their entries, and at least 64 of them).
+   */
   set(key: string, indexes: SegmentIndexes): void {
+    indexes.offsetIndex.trimToSize();
+    indexes.timeIndex.trimToSize();
     this.delete(key);
     this.entries.set(key, indexes);
     this.bytes += costOf(indexes);

@@ -55,7 +55,7 @@ export class OffsetIndex {
       previousOffset = relativeOffset;
       previousPosition = position;
     }
-    return new OffsetIndex(Buffer.from(bytes), count);
+    return new OffsetIndex(ownCopy(bytes, bytes.length), count);
   }
 
   get entryCount(): number {
@@ -64,6 +64,14 @@ export class OffsetIndex {
 
   get sizeBytes(): number {
     return this.count * OFFSET_INDEX_ENTRY_BYTES;
+  }
+
+  /**
+   * Drops the room kept for appends, so the index holds exactly `sizeBytes` of memory: what
+   * the index cache charges for it (index-cache.ts). For an index that takes no more appends.
+   */
+  trimToSize(): void {
+    if (this.entries.buffer.byteLength !== this.sizeBytes) this.entries = ownCopy(this.entries, this.sizeBytes);
   }
 
   /** Adds an entry; callers only add entries past the last one (asserted by the segment). */
@@ -115,4 +123,15 @@ export class OffsetIndex {
       position: this.entries.readUInt32BE(index * OFFSET_INDEX_ENTRY_BYTES + 4),
     };
   }
+}
+
+/**
+ * The first `length` bytes of `bytes` in a buffer of their own. `Buffer.alloc`, not
+ * `Buffer.from`: a small `Buffer.from` copy is a slice of Buffer's shared 8 KiB pool and keeps
+ * all of it alive for as long as the index lives.
+ */
+function ownCopy(bytes: Buffer, length: number): Buffer {
+  const copy = Buffer.alloc(length);
+  bytes.copy(copy, 0, 0, length);
+  return copy;
 }

@@ -7,6 +7,9 @@ import { ManualClock } from '../common/clock.js';
 import { makeBatch, makeTempDir, openTestLog, testConfig } from './test-helpers.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { FileHandleCache } from './file-handle-cache.js';
+import { IndexCache } from './index-cache.js';
+import type { OffsetIndex } from './offset-index.js';
+import type { TimeIndex } from './time-index.js';
 import { waitFor } from '../../test/support/wait-for.js';
 import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 import type { PartitionLog } from './partition-log.js';
@@ -175,6 +178,36 @@ describe('PartitionLog', () => {
     // One window (64 KiB plus one index interval) from the entry at or before offset 3900,
     // not the ~4 MiB in front of it.
     expect(bytesRead).toBeLessThanOrEqual(64 * 1024 + 512 + 8192);
+  });
+
+  it('keeps the indexes it caches within what the index cache charges for them, sealed at a roll or loaded from their files', async () => {
+    // The memory an index keeps alive: the whole ArrayBuffer under its entries (a private
+    // field, read here because that memory is what indexCacheBytesMax bounds).
+    const retainedBytes = (index: OffsetIndex | TimeIndex): number => (index as unknown as { entries: Buffer }).entries.buffer.byteLength;
+    const retainedByCachedIndexes = (cache: IndexCache, dir: string): number =>
+      readdirSync(dir)
+        .filter((name) => name.endsWith('.log'))
+        .map((name) => cache.get(join(dir, name)))
+        .reduce((sum, indexes) => sum + (indexes === undefined ? 0 : retainedBytes(indexes.offsetIndex) + retainedBytes(indexes.timeIndex)), 0);
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const config = { segmentBytes: 2048 };
+    const sealedCache = new IndexCache(1024 * 1024);
+    const log = await openTestLog({ dir: temp.dir, config, indexCache: sealedCache });
+    for (let i = 0; log.segmentCount < 20; i++) await log.append(makeBatch({ valueBytes: 200, timestamp: 1_000 + i }));
+    // Each sealed segment's indexes went into the cache at its roll, in the builder's buffers
+    // (room for 64 entries each, about 1.3 KB) though it charged ~100 bytes for a few entries.
+    expect(retainedByCachedIndexes(sealedCache, temp.dir)).toBeGreaterThan(0);
+    expect(retainedByCachedIndexes(sealedCache, temp.dir)).toBeLessThanOrEqual(sealedCache.sizeBytes);
+    await log.close();
+
+    const loadedCache = new IndexCache(1024 * 1024);
+    const reopened = await openTestLog({ dir: temp.dir, config, indexCache: loadedCache });
+    cleanups.push(() => reopened.close());
+    expect((await readAll(reopened)).length).toBe(reopened.logEndOffset);
+    // Loaded from their files, small indexes were copies in slices of Buffer's shared 8 KiB pool.
+    expect(retainedByCachedIndexes(loadedCache, temp.dir)).toBeGreaterThan(0);
+    expect(retainedByCachedIndexes(loadedCache, temp.dir)).toBeLessThanOrEqual(loadedCache.sizeBytes);
   });
 
   it('rejects offsets outside the log with OFFSET_OUT_OF_RANGE and answers empty at the end', async () => {

@@ -38,6 +38,8 @@ export interface TestLogOptions {
   /** A cache shared with other logs or inspected by the test; `openFilesMax` is then unused. */
   handles?: FileHandleCache;
   indexCacheBytesMax?: number;
+  /** A cache shared with other logs or inspected by the test; `indexCacheBytesMax` is then unused. */
+  indexCache?: IndexCache;
   rollLimits?: PartitionLogOptions['rollLimits'];
 }
 
@@ -50,7 +52,7 @@ export function openTestLog(options: TestLogOptions): Promise<PartitionLog> {
     config: { ...testConfig, ...options.config },
     fileSystem,
     handles: options.handles ?? new FileHandleCache(fileSystem, options.openFilesMax ?? 64),
-    indexCache: new IndexCache(options.indexCacheBytesMax ?? 1024 * 1024),
+    indexCache: options.indexCache ?? new IndexCache(options.indexCacheBytesMax ?? 1024 * 1024),
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silentLogger,
     ...(options.rollLimits === undefined ? {} : { rollLimits: options.rollLimits }),

@@ -59,7 +59,7 @@ export class TimeIndex {
       previousTimestamp = timestamp;
       previousOffset = relativeOffset;
     }
-    return new TimeIndex(Buffer.from(bytes), count);
+    return new TimeIndex(ownCopy(bytes, bytes.length), count);
   }
 
   get entryCount(): number {
@@ -68,6 +68,14 @@ export class TimeIndex {
 
   get sizeBytes(): number {
     return this.count * TIME_INDEX_ENTRY_BYTES;
+  }
+
+  /**
+   * Drops the room kept for appends, so the index holds exactly `sizeBytes` of memory: what
+   * the index cache charges for it (index-cache.ts). For an index that takes no more appends.
+   */
+  trimToSize(): void {
+    if (this.entries.buffer.byteLength !== this.sizeBytes) this.entries = ownCopy(this.entries, this.sizeBytes);
   }
 
   /** Adds an entry when `timestamp` exceeds the last one; returns whether it did. */
@@ -128,4 +136,15 @@ export class TimeIndex {
     // Entries were validated or written by us, so the value is always a safe integer.
     return tryReadInt64(this.entries, index * TIME_INDEX_ENTRY_BYTES) ?? Number.NaN;
   }
+}
+
+/**
+ * The first `length` bytes of `bytes` in a buffer of their own. `Buffer.alloc`, not
+ * `Buffer.from`: a small `Buffer.from` copy is a slice of Buffer's shared 8 KiB pool and keeps
+ * all of it alive for as long as the index lives.
+ */
+function ownCopy(bytes: Buffer, length: number): Buffer {
+  const copy = Buffer.alloc(length);
+  bytes.copy(copy, 0, 0, length);
+  return copy;
 }
