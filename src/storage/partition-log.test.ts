@@ -210,6 +210,39 @@ describe('PartitionLog', () => {
     expect(retainedByCachedIndexes(loadedCache, temp.dir)).toBeLessThanOrEqual(loadedCache.sizeBytes);
   });
 
+  it('leaves no index in the cache for a segment whose index files finish loading after its log closed', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const config = { segmentBytes: 2048 };
+    const first = await openTestLog({ dir: temp.dir, config });
+    for (let i = 0; first.segmentCount < 3; i++) await first.append(makeBatch({ valueBytes: 200 }));
+    await first.close();
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let isHeld = false;
+    const gated: FileSystem = {
+      ...nodeFileSystem,
+      async tryReadFile(path) {
+        const bytes = await nodeFileSystem.tryReadFile(path);
+        if (!isHeld && path.endsWith('00000000000000000000.timeindex')) {
+          isHeld = true;
+          await held;
+        }
+        return bytes;
+      },
+    };
+    const cache = new IndexCache(1024 * 1024);
+    const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated, indexCache: cache });
+    const read = log.read({ offset: 0, bytesMax: 1 });
+    await waitFor(() => isHeld, { timeoutMs: 2_000, describe: () => 'the read never loaded the time index' });
+    await log.close();
+    release();
+    await read.catch(() => undefined);
+    // The closed log's segments were forgotten; indexes cached after that stay until evicted,
+    // and charge the bound shared by every partition for a log no one has open.
+    expect(cache.sizeBytes).toBe(0);
+  });
+
   it('rejects offsets outside the log with OFFSET_OUT_OF_RANGE and answers empty at the end', async () => {
     const { log } = await freshLog();
     await log.append(makeBatch({ count: 2 }));

@@ -438,7 +438,10 @@ export class Segment {
     }
     const loaded = await this.tryLoadIndexes();
     if (loaded !== undefined) {
-      this.cacheIndexes(loaded);
+      // Forgotten while the files were read (its log closed, or retention deleted it): the
+      // indexes serve this caller only, as in `rebuildIndexes`. Cached, they would stay, and
+      // count against the bound every partition shares, for a segment nothing can use.
+      if (!this.isForgotten) this.cacheIndexes(loaded);
       return loaded;
     }
     return this.rebuildIndexes(heldLease);
