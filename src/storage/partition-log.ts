@@ -29,7 +29,9 @@
  *   and readable; appends succeed again once the cause is gone (space freed). If even the cut
  *   fails, the partition goes offline (STORAGE_ERROR).
  * - A failed background fdatasync (flush=interval) means acknowledged bytes may not be on disk:
- *   the partition goes offline (STORAGE_ERROR) rather than pretend.
+ *   the partition goes offline (STORAGE_ERROR) rather than pretend. So does a failed
+ *   flush=always fdatasync when bytes acknowledged before it were not yet synced (the topic
+ *   was switched from interval or never).
  * - Damage found anywhere (recovery, read, index rebuild): offline with CORRUPT_DATA,
  *   persisted in partition.state, until an operator repairs it (`runnel log repair`, inspect.ts).
  */
@@ -869,6 +871,14 @@ export class PartitionLog {
     await this.undoWrite(pending.lease.handle, pending.startPosition, failure);
     pending.lease.release();
     this.rejectAll(pending.run, failure); // `producerChanges` is dropped: the rollback
+    if (this.flushed < this.logEndOffset) {
+      // Acknowledged bytes before the run that no fdatasync had covered yet (written under
+      // interval or never before the topic changed to always) may have been dropped with it,
+      // and the kernel reports that once: the next fdatasync would pass and `flushed` would
+      // claim them durable. As after a failed background flush (flushActive): offline, and a
+      // restart recovers what the disk holds (io-errors.test.ts "lie unsynced before").
+      this.goOffline(failure);
+    }
     return failure;
   }
 

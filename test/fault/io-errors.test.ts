@@ -20,7 +20,7 @@ import { ManualClock } from '../../src/common/clock.js';
 import type { Logger } from '../../src/observability/index.js';
 import { decodeBatches, tryReadBatchHeader, type BatchHeader } from '../../src/protocol/index.js';
 import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
-import { makeBatch, makeTempDir, openTestLog } from '../../src/storage/test-helpers.js';
+import { makeBatch, makeTempDir, openTestLog, testConfig } from '../../src/storage/test-helpers.js';
 import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
 import { waitFor } from '../support/wait-for.js';
 import { recordingLogger } from '../support/recording-logger.js';
@@ -300,6 +300,32 @@ describe('a failed fdatasync', () => {
 
     // The bytes were in the page cache all along (only the fdatasync was made to fail), so a
     // restart finds every acknowledged batch.
+    const restarted = await openPlain(dir);
+    expect(restarted.isOnline).toBe(true);
+    await expectExactlyAcked(restarted, acked);
+  });
+
+  it('under flush=always takes the partition offline when bytes acknowledged under flush=never lie unsynced before the failed group', async () => {
+    // Acknowledged under never, then the topic is switched to always: the first always group's
+    // fdatasync is the first to cover those bytes. When it fails, the kernel may have dropped
+    // them with it and will not say so again, so a later fdatasync that passes must not be
+    // taken to cover them: the log cannot vouch for acknowledged bytes, as after a failed
+    // background flush.
+    const { log, faults, dir, logger } = await openFaultyLog(); // flush=never
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'never', 3);
+    expect(log.flushedOffset).toBe(0);
+    log.updateConfig({ ...testConfig, flush: { kind: 'always' } });
+    faults.failNextDatasync({ path: LOG_FILES });
+    expectReason(await rejectionOf(log.append(makeBatch({ count: 2, tag: 'always' }))), 'STORAGE_ERROR', 'EIO');
+    expect(faults.counts.failedDatasyncs).toBe(1);
+    expect(log.isOnline, `still online, and the next fdatasync would report offsets below ${log.logEndOffset} durable`).toBe(false);
+    expect((await log.stats()).offlineReason).toBe('STORAGE_ERROR');
+    expect(logger.calls.some((call) => call.level === 'error' && call.fields.reason === 'STORAGE_ERROR')).toBe(true);
+    expectReason(await rejectionOf(log.append(makeBatch({ tag: 'refused' }))), 'STORAGE_ERROR');
+    await log.close();
+
+    // Only the fdatasync was made to fail, so the page cache held every acknowledged batch.
     const restarted = await openPlain(dir);
     expect(restarted.isOnline).toBe(true);
     await expectExactlyAcked(restarted, acked);
