@@ -1083,7 +1083,15 @@ export class PartitionLog {
     this.cancelFlushTimer = this.clock.setTimer(policy.intervalMs, () => {
       this.cancelFlushTimer = undefined;
       if (this.status.kind !== 'online') return;
-      this.flush().catch(() => undefined); // failures take the partition offline (flushActive)
+      this.flush().catch((error: unknown) => {
+        // A failed fdatasync took the log offline (flushActive). Any other failure (the file
+        // could not be opened: EMFILE, EIO) synced nothing and left the log online with its
+        // acknowledged bytes still dirty: try again after another interval, or nothing would
+        // sync them before the next append, roll or close (io-errors.test.ts "tries again").
+        if (this.status.kind !== 'online') return;
+        this.logger.warn({ err: String(error) }, 'interval flush failed; trying again after the interval');
+        this.maybeScheduleFlush();
+      });
     });
   }
 

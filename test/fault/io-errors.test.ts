@@ -19,9 +19,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import type { Logger } from '../../src/observability/index.js';
 import { decodeBatches, tryReadBatchHeader, type BatchHeader } from '../../src/protocol/index.js';
-import type { PartitionLog, PartitionLogConfig } from '../../src/storage/index.js';
+import { FileHandleCache, nodeFileSystem, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../../src/storage/index.js';
 import { makeBatch, makeTempDir, openTestLog, testConfig } from '../../src/storage/test-helpers.js';
-import { createFaultyFileSystem, type FaultyFileSystem } from '../support/faulty-file-system.js';
+import { createFaultyFileSystem, errnoError, type FaultyFileSystem } from '../support/faulty-file-system.js';
 import { waitFor } from '../support/wait-for.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { expectExactlyAcked, type Acked } from '../support/acked-oracle.js';
@@ -329,6 +329,46 @@ describe('a failed fdatasync', () => {
     const restarted = await openPlain(dir);
     expect(restarted.isOnline).toBe(true);
     await expectExactlyAcked(restarted, acked);
+  });
+
+  it('under flush=interval tries again after the interval when the flush could not open the file, so acknowledged bytes still reach the disk', async () => {
+    const clock = new ManualClock();
+    const intervalMs = 50;
+    const temp = makeTempDir('runnel-io-');
+    cleanups.push(temp.remove);
+    let failedOpensLeft = 0;
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      async open(path, mode) {
+        if (failedOpensLeft > 0 && LOG_FILES.test(path)) {
+          failedOpensLeft--;
+          throw errnoError('EIO', 'open', path);
+        }
+        return nodeFileSystem.open(path, mode);
+      },
+    };
+    const handles = new FileHandleCache(fileSystem, 64);
+    const logger = recordingLogger();
+    const log = await openTestLog({ dir: temp.dir, config: { flush: { kind: 'interval', intervalMs } }, fileSystem, handles, clock, logger });
+    cleanups.push(() => log.close());
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 3);
+    // The descriptor cache gave the active segment's descriptor up (other files needed one):
+    // the flush has to open the file again, and that open fails once.
+    handles.discard(join(temp.dir, '00000000000000000000.log'));
+    failedOpensLeft = 1;
+    clock.advance(intervalMs);
+    await waitFor(() => failedOpensLeft === 0, { timeoutMs: 5_000, describe: () => 'the interval flush never tried to open the segment' });
+    // No append comes: only a retried flush can make the acknowledged bytes durable.
+    await waitFor(
+      () => {
+        clock.advance(intervalMs);
+        return log.flushedOffset === log.logEndOffset;
+      },
+      { timeoutMs: 5_000, describe: () => `flushed offset ${log.flushedOffset} of ${log.logEndOffset}: the failed interval flush was never tried again` },
+    );
+    expect(log.isOnline).toBe(true);
+    expect(logger.calls.some((call) => call.level === 'warn' && /flush/.test(call.message))).toBe(true);
   });
 
   it('under flush=interval makes acknowledged bytes durable when it succeeds', async () => {
