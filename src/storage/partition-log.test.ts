@@ -504,6 +504,21 @@ describe('PartitionLog', () => {
     await waitFor(() => log.flushedOffset === 2, { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of 2 after the new 10 ms interval` });
   });
 
+  it('flushes bytes written under flush=never within the interval once the topic changes to flush=interval, with no further append', async () => {
+    const clock = new ManualClock(100_000);
+    const { log } = await freshLog({ flush: { kind: 'never' } }, { clock });
+    await log.append(makeBatch({ count: 2, timestamp: clock.nowMs() }));
+    expect(log.flushedOffset).toBe(0);
+    log.updateConfig({ ...testConfig, flush: { kind: 'interval', intervalMs: 10 } });
+    await waitFor(
+      () => {
+        clock.advance(10);
+        return log.flushedOffset === 2;
+      },
+      { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of 2 under the new 10 ms interval` },
+    );
+  });
+
   it('acknowledges an append queued under flush=always only after its fdatasync, though flush changed before it was written', async () => {
     const faulty = createFaultyFileSystem();
     const { log } = await freshLog({ flush: { kind: 'always' } }, { fileSystem: faulty.fileSystem });

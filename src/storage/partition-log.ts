@@ -426,13 +426,21 @@ export class PartitionLog {
     this.config = config;
     const next = config.flush;
     const isSameFlush = previous.kind === next.kind && (previous.kind !== 'interval' || next.kind !== 'interval' || previous.intervalMs === next.intervalMs);
-    if (this.cancelFlushTimer === undefined || isSameFlush) return;
-    // A timer set under the old policy would keep its old delay (up to an hour), so a shorter
-    // interval would not apply to the bytes written so far. Flush them now instead: that keeps
-    // the old policy's promise for them too, and the new policy times every later write.
-    this.cancelFlushTimer();
+    if (isSameFlush) return;
+    const hadTimer = this.cancelFlushTimer !== undefined;
+    this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
-    if (this.status.kind === 'online') this.flush().catch(() => undefined); // failures take the partition offline (flushActive)
+    if (this.status.kind !== 'online') return;
+    if (hadTimer) {
+      // A timer set under the old policy would keep its old delay (up to an hour), so a shorter
+      // interval would not apply to the bytes written so far. Flush them now instead: that
+      // keeps the old policy's promise for them too, and the new policy times every later write.
+      this.flush().catch(() => undefined); // failures take the partition offline (flushActive)
+    } else if (next.kind === 'interval' && this.flushed < this.logEndOffset) {
+      // Bytes written under `never` (no timer) are synced within the new interval too, not
+      // only once another append sets a timer (partition-log.test.ts "once the topic changes").
+      this.maybeScheduleFlush();
+    }
   }
 
   private get activeSegment(): Segment {
