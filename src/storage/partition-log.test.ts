@@ -519,6 +519,23 @@ describe('PartitionLog', () => {
     );
   });
 
+  it('syncs appends queued under flush=interval though the topic changed to flush=never before they were written', async () => {
+    // Queued on a fresh log, so no flush timer is pending when the policy changes: the appends
+    // were made under the interval's promise (fdatasync within it), and keep it.
+    const clock = new ManualClock(100_000);
+    const { log } = await freshLog({ flush: { kind: 'interval', intervalMs: 10 } }, { clock });
+    const appends = Array.from({ length: 4 }, () => log.append(makeBatch({ count: 1, timestamp: clock.nowMs() })));
+    log.updateConfig({ ...testConfig, flush: { kind: 'never' } });
+    await Promise.all(appends);
+    await waitFor(
+      () => {
+        clock.advance(10);
+        return log.flushedOffset === 4;
+      },
+      { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of 4 appends queued under interval:10` },
+    );
+  });
+
   it('acknowledges an append queued under flush=always only after its fdatasync, though flush changed before it was written', async () => {
     const faulty = createFaultyFileSystem();
     const { log } = await freshLog({ flush: { kind: 'always' } }, { fileSystem: faulty.fileSystem });

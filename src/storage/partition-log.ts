@@ -431,10 +431,13 @@ export class PartitionLog {
     this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
     if (this.status.kind !== 'online') return;
-    if (hadTimer) {
+    if (hadTimer || (previous.kind === 'interval' && this.isBusy)) {
       // A timer set under the old policy would keep its old delay (up to an hour), so a shorter
       // interval would not apply to the bytes written so far. Flush them now instead: that
       // keeps the old policy's promise for them too, and the new policy times every later write.
+      // The flush queues behind the appends queued so far, so it covers those queued under the
+      // interval too, which a change to `never` would otherwise leave unsynced
+      // (partition-log.test.ts "queued under flush=interval").
       this.flush().catch(() => undefined); // failures take the partition offline (flushActive)
     } else if (next.kind === 'interval' && this.flushed < this.logEndOffset) {
       // Bytes written under `never` (no timer) are synced within the new interval too, not
