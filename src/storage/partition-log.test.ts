@@ -536,6 +536,27 @@ describe('PartitionLog', () => {
     );
   });
 
+  it('still syncs batches acknowledged under flush=interval when a reader takes the partition offline for damage elsewhere', async () => {
+    // The damage is in a sealed segment; the acknowledged batches in the active one are whole,
+    // and were promised an fdatasync within the interval. Offline, no flush task runs.
+    const clock = new ManualClock(100_000);
+    const { log, dir } = await freshLog({ segmentBytes: 2048, flush: { kind: 'interval', intervalMs: 10 } }, { clock });
+    while (log.segmentCount < 2 || log.flushedOffset === log.logEndOffset) await log.append(makeBatch({ count: 1, valueBytes: 300, timestamp: clock.nowMs() }));
+    const damaged = join(dir, '00000000000000000000.log');
+    const bytes = readFileSync(damaged);
+    bytes[40] = (bytes[40] as number) ^ 0xff; // inside the first batch's CRC
+    writeFileSync(damaged, bytes);
+    await expect(log.read({ offset: 0, bytesMax: 100 })).rejects.toSatisfy((e) => isBrokerError(e, 'CORRUPT_DATA'));
+    expect(log.isOnline).toBe(false);
+    await waitFor(
+      () => {
+        clock.advance(10);
+        return log.flushedOffset === log.logEndOffset;
+      },
+      { timeoutMs: 2_000, describe: () => `flushed up to ${log.flushedOffset} of ${log.logEndOffset} acknowledged before the partition went offline` },
+    );
+  });
+
   it('acknowledges an append queued under flush=always only after its fdatasync, though flush changed before it was written', async () => {
     const faulty = createFaultyFileSystem();
     const { log } = await freshLog({ flush: { kind: 'always' } }, { fileSystem: faulty.fileSystem });

@@ -34,6 +34,7 @@
  *   was switched from interval or never).
  * - Damage found anywhere (recovery, read, index rebuild): offline with CORRUPT_DATA,
  *   persisted in partition.state, until an operator repairs it (`runnel log repair`, inspect.ts).
+ *   Acknowledged batches not yet synced are synced all the same (`syncWhileOffline`).
  */
 import { assert } from '../common/assert.js';
 import type { Clock } from '../common/clock.js';
@@ -908,6 +909,7 @@ export class PartitionLog {
     producerChanges?.commit();
     segment.recordAppended(placed);
     if (isSynced) this.flushed = segment.nextOffset;
+    else if (this.status.kind === 'offline') this.syncWhileOffline(); // written as a reader found damage
     else this.maybeScheduleFlush();
     for (const { task, header } of placed) {
       const result: AppendResult = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
@@ -1442,12 +1444,39 @@ export class PartitionLog {
     this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
     if (error.reason !== 'CORRUPT_DATA') this.logger.error({ reason: error.reason, err: error.message }, 'partition going offline');
+    else this.syncWhileOffline(); // the other reasons come from a failed fdatasync or cut: nothing to gain
     const pending = this.queue.splice(0).filter((task) => task.kind !== 'close');
     this.queuedBytes = 0;
     this.rejectAll(pending, error);
     // Readers parked at the log end would otherwise wait out their whole wait (a Subscribe
     // 30 s) before they learn why nothing comes; they read again and get the error now.
     for (const listener of [...this.appendListeners]) listener(this.logEndOffset, []);
+  }
+
+  /**
+   * Offline for damage a reader found (CORRUPT_DATA), the log runs no more flush tasks, yet
+   * its batches acknowledged under flush=interval or never were promised an fdatasync (within
+   * the interval, or at close, which skips an offline log). The bytes are whole in the page
+   * cache whatever the damage: sync them here, outside the writer queue. An fdatasync that
+   * overlaps a write still covers every byte written before it started, i.e. up to `target`.
+   * A failure changes nothing but the log line: the partition is offline already.
+   */
+  private syncWhileOffline(): void {
+    if (this.flushed >= this.logEndOffset) return;
+    const active = this.activeSegment;
+    const target = active.nextOffset;
+    const sync = async (): Promise<void> => {
+      const lease = await active.lease();
+      try {
+        await lease.handle.datasync();
+      } finally {
+        lease.release();
+      }
+      this.flushed = Math.max(this.flushed, target);
+    };
+    sync().catch((error: unknown) => {
+      this.logger.error({ err: String(error) }, 'could not fdatasync the acknowledged batches of an offline partition; a power loss may take them');
+    });
   }
 
   private corruptDataError(mark: OfflineMark): BrokerError {
