@@ -27,7 +27,8 @@
  *   the appends in that write fail with DISK_FULL or STORAGE_ERROR (under flush=always, a
  *   failed fdatasync fails the group written after it too), and the log stays online
  *   and readable; appends succeed again once the cause is gone (space freed). If even the cut
- *   fails, the partition goes offline (STORAGE_ERROR).
+ *   fails, the partition goes offline (STORAGE_ERROR); after a failed write its acknowledged
+ *   batches are synced all the same (`syncWhileOffline`).
  * - A failed background fdatasync (flush=interval) means acknowledged bytes may not be on disk:
  *   the partition goes offline (STORAGE_ERROR) rather than pretend. So does a failed
  *   flush=always fdatasync when bytes acknowledged before it were not yet synced (the topic
@@ -807,7 +808,12 @@ export class PartitionLog {
       // The earlier run's bytes lie before ours: settle it first. If its fdatasync failed it
       // cut the file back to its own start, which removes ours too.
       const earlierFailure = await this.completeUnsynced();
-      if (earlierFailure === undefined) await this.undoWrite(lease.handle, startPosition, failure);
+      if (earlierFailure === undefined) {
+        await this.undoWrite(lease.handle, startPosition, failure);
+        // Offline if the cut failed: no fdatasync failed, so the acknowledged bytes before
+        // ours are whole in the page cache and still owed their fdatasync.
+        if (this.status.kind === 'offline') this.syncWhileOffline();
+      }
       lease.release();
       this.rejectAll(run, earlierFailure ?? failure); // `producerChanges` is dropped: the rollback
       return;
@@ -1454,12 +1460,15 @@ export class PartitionLog {
   }
 
   /**
-   * Offline for damage a reader found (CORRUPT_DATA), the log runs no more flush tasks, yet
-   * its batches acknowledged under flush=interval or never were promised an fdatasync (within
-   * the interval, or at close, which skips an offline log). The bytes are whole in the page
-   * cache whatever the damage: sync them here, outside the writer queue. An fdatasync that
-   * overlaps a write still covers every byte written before it started, i.e. up to `target`.
-   * A failure changes nothing but the log line: the partition is offline already.
+   * Offline for a cause other than a failed fdatasync (damage a reader found, a cut back that
+   * failed after a failed write), the log runs no more flush tasks, yet its batches
+   * acknowledged under flush=interval or never were promised an fdatasync (within the
+   * interval, or at close, which skips an offline log). Their bytes are whole in the page
+   * cache: sync them here, outside the writer queue. An fdatasync that overlaps a write still
+   * covers every byte written before it started, i.e. up to `target`. Never after a failed
+   * fdatasync: the kernel may have dropped the pages and report it once, so a retry could
+   * pass and claim them durable. A failure changes nothing but the log line: the partition
+   * is offline already.
    */
   private syncWhileOffline(): void {
     if (this.flushed >= this.logEndOffset) return;

@@ -177,6 +177,27 @@ describe('a failed write', () => {
     await expectExactlyAcked(restarted, acked);
   });
 
+  it('still syncs the batches acknowledged under flush=interval when the cut back after a failed write fails and the partition goes offline', async () => {
+    // No fdatasync failed, so the acknowledged batches before the failed write are whole in
+    // the page cache, and were promised an fdatasync within the interval.
+    const clock = new ManualClock();
+    const { log, faults } = await openFaultyLog({ flush: { kind: 'interval', intervalMs: 50 } }, clock);
+    const acked: Acked[] = [];
+    await appendAcked(log, acked, 'before', 4);
+    expect(log.flushedOffset).toBe(0);
+    faults.failWritesWith('EIO', { path: LOG_FILES, afterBytes: 100 });
+    faults.failTruncatesWith('EIO', { path: LOG_FILES });
+    expectReason(await rejectionOf(log.append(makeBatch({ count: 3, valueBytes: 700, tag: 'lost' }))), 'STORAGE_ERROR', 'EIO');
+    expect(log.isOnline).toBe(false);
+    await waitFor(
+      () => {
+        clock.advance(50);
+        return log.flushedOffset === log.logEndOffset;
+      },
+      { timeoutMs: 5_000, describe: () => `flushed offset ${log.flushedOffset} of ${log.logEndOffset} acknowledged before the partition went offline` },
+    );
+  });
+
   it('fails appends with STORAGE_ERROR while partition.state cannot be marked dirty after a clean open, and continues once it can', async () => {
     const first = await openFaultyLog();
     const acked: Acked[] = [];
