@@ -242,6 +242,11 @@ export class PartitionLog {
   private isMarkedClean: boolean;
   private status: Status;
   private flushed: number;
+  /**
+   * Set once an fdatasync of a segment failed: the kernel may have dropped its dirty pages and
+   * reports that once, so a later fdatasync that passes proves nothing (`syncWhileOffline`).
+   */
+  private hasFailedSync = false;
   private cancelFlushTimer: (() => void) | undefined;
   private readonly queue: WriterTask[] = [];
   private queuedBytes = 0;
@@ -808,12 +813,7 @@ export class PartitionLog {
       // The earlier run's bytes lie before ours: settle it first. If its fdatasync failed it
       // cut the file back to its own start, which removes ours too.
       const earlierFailure = await this.completeUnsynced();
-      if (earlierFailure === undefined) {
-        await this.undoWrite(lease.handle, startPosition, failure);
-        // Offline if the cut failed: no fdatasync failed, so the acknowledged bytes before
-        // ours are whole in the page cache and still owed their fdatasync.
-        if (this.status.kind === 'offline') this.syncWhileOffline();
-      }
+      if (earlierFailure === undefined) await this.undoWrite(lease.handle, startPosition, failure);
       lease.release();
       this.rejectAll(run, earlierFailure ?? failure); // `producerChanges` is dropped: the rollback
       return;
@@ -884,6 +884,7 @@ export class PartitionLog {
   /** An unsynced run whose fdatasync failed: its appends fail and the file is cut back to its start. */
   private async failUnsynced(pending: UnsyncedRun, error: unknown): Promise<BrokerError> {
     const failure = storageError('fdatasync', pending.segment.logPath, error);
+    this.hasFailedSync = true;
     // Cut back to the end of the last acknowledged batch: a failed fdatasync may have dropped
     // the dirty pages, so nothing after that end can be trusted to reach the disk.
     await this.undoWrite(pending.lease.handle, pending.startPosition, failure);
@@ -915,7 +916,7 @@ export class PartitionLog {
     producerChanges?.commit();
     segment.recordAppended(placed);
     if (isSynced) this.flushed = segment.nextOffset;
-    else if (this.status.kind === 'offline') this.syncWhileOffline(); // written as a reader found damage
+    else if (this.status.kind === 'offline') this.syncWhileOffline(); // written as a reader went offline
     else this.maybeScheduleFlush();
     for (const { task, header } of placed) {
       const result: AppendResult = { baseOffset: header.baseOffset, lastOffset: header.baseOffset + header.lastOffsetDelta, isDuplicate: false };
@@ -1024,6 +1025,7 @@ export class PartitionLog {
         // As in flushActive: acknowledged batches not yet known durable may never reach the
         // disk (the kernel may drop dirty pages after a failed fsync, and report it once, so a
         // retried roll's fdatasync could pass without them and move the checkpoint past them).
+        this.hasFailedSync = true;
         if (this.flushed < old.nextOffset) this.goOffline(storageError('fdatasync', old.logPath, error));
         throw error;
       } finally {
@@ -1128,6 +1130,7 @@ export class PartitionLog {
       // Acknowledged bytes may never reach the disk (the kernel may drop dirty pages after a
       // failed fsync): stop serving this log rather than pretend.
       const failure = storageError('fdatasync', active.logPath, error);
+      this.hasFailedSync = true;
       this.goOffline(failure);
       throw failure;
     } finally {
@@ -1450,7 +1453,7 @@ export class PartitionLog {
     this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
     if (error.reason !== 'CORRUPT_DATA') this.logger.error({ reason: error.reason, err: error.message }, 'partition going offline');
-    else this.syncWhileOffline(); // the other reasons come from a failed fdatasync or cut: nothing to gain
+    this.syncWhileOffline();
     const pending = this.queue.splice(0).filter((task) => task.kind !== 'close');
     this.queuedBytes = 0;
     this.rejectAll(pending, error);
@@ -1460,18 +1463,17 @@ export class PartitionLog {
   }
 
   /**
-   * Offline for a cause other than a failed fdatasync (damage a reader found, a cut back that
-   * failed after a failed write), the log runs no more flush tasks, yet its batches
-   * acknowledged under flush=interval or never were promised an fdatasync (within the
-   * interval, or at close, which skips an offline log). Their bytes are whole in the page
-   * cache: sync them here, outside the writer queue. An fdatasync that overlaps a write still
-   * covers every byte written before it started, i.e. up to `target`. Never after a failed
-   * fdatasync: the kernel may have dropped the pages and report it once, so a retry could
-   * pass and claim them durable. A failure changes nothing but the log line: the partition
-   * is offline already.
+   * Offline, the log runs no more flush tasks, yet its batches acknowledged under
+   * flush=interval or never were promised an fdatasync (within the interval, or at close,
+   * which skips an offline log). Unless an fdatasync failed, their bytes are whole in the page
+   * cache whatever took the log offline (damage a reader found, a cut back that failed after a
+   * failed write): sync them here, outside the writer queue. An fdatasync that overlaps a
+   * write still covers every byte written before it started, i.e. up to `target`. Never after
+   * a failed fdatasync (`hasFailedSync`): a retry could pass and claim dropped pages durable.
+   * A failure changes nothing but the log line: the partition is offline already.
    */
   private syncWhileOffline(): void {
-    if (this.flushed >= this.logEndOffset) return;
+    if (this.hasFailedSync || this.flushed >= this.logEndOffset) return;
     const active = this.activeSegment;
     const target = active.nextOffset;
     const sync = async (): Promise<void> => {

@@ -318,6 +318,7 @@ describe('a failed fdatasync', () => {
     expectReason(await rejectionOf(log.flush()), 'STORAGE_ERROR');
     clock.advance(intervalMs * 10); // no timer left to fire into an offline log
     await log.close();
+    expect(log.flushedOffset, 'an fdatasync after the failed one claimed the bytes durable').toBe(0);
 
     // The bytes were in the page cache all along (only the fdatasync was made to fail), so a
     // restart finds every acknowledged batch.
@@ -345,6 +346,7 @@ describe('a failed fdatasync', () => {
     expect(logger.calls.some((call) => call.level === 'error' && call.fields.reason === 'STORAGE_ERROR')).toBe(true);
     expectReason(await rejectionOf(log.append(makeBatch({ tag: 'refused' }))), 'STORAGE_ERROR');
     await log.close();
+    expect(log.flushedOffset, 'an fdatasync after the failed one claimed the bytes durable').toBe(0);
 
     // Only the fdatasync was made to fail, so the page cache held every acknowledged batch.
     const restarted = await openPlain(dir);
