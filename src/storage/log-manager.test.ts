@@ -13,6 +13,7 @@ import { segmentFilePath } from './file-names.js';
 import { makeBatch, makeTempDir, testConfig } from './test-helpers.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 import { waitFor } from '../../test/support/wait-for.js';
+import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -486,6 +487,21 @@ describe('LogManager', () => {
     clock.advance(5_000);
     manager.closeIdle();
     expect(manager.openPartitionCount).toBe(0);
+  });
+
+  it('keeps a log that went offline on a failed fdatasync open and offline, instead of closing it as idle and reopening it from the page cache', async () => {
+    const faulty = createFaultyFileSystem();
+    const { manager, clock } = await startManager({ partitionIdleMs: 10_000, openPartitionsMax: 100, fileSystem: faulty.fileSystem, config: { flush: { kind: 'interval', intervalMs: 1_000 } } });
+    await manager.createPartition('t', 0);
+    faulty.faults.failNextDatasync({ path: /\.log$/ });
+    await manager.withPartition('t', 0, (log) => log.append(makeBatch()));
+    clock.advance(1_000); // the interval flush runs, and its fdatasync fails
+    await waitFor(async () => !(await manager.withPartition('t', 0, async (log) => log.isOnline)), { timeoutMs: 5_000, describe: () => 'the failed flush did not take the log offline' });
+    clock.advance(10_000);
+    manager.closeIdle();
+    expect(manager.openPartitionCount).toBe(1);
+    // Still the same offline log on the next use: no reopen recovered it from the page cache.
+    expect(await manager.withPartition('t', 0, async (log) => ({ isOnline: log.isOnline, flushedOffset: log.flushedOffset }))).toEqual({ isOnline: false, flushedOffset: 0 });
   });
 
   it('closes idle logs although retention checks them more often than partitionIdleMs', async () => {

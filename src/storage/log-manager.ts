@@ -394,8 +394,9 @@ export class LogManager {
     return undefined;
   }
 
+  /** Whether a log may be closed as idle. Never one offline after a failed fdatasync (`PartitionLog.hasFailedSyncOffline`): it stays offline until the process restarts. */
   private isIdle(entry: Entry): boolean {
-    return entry.pins === 0 && entry.log !== undefined && !entry.log.isBusy && entry.closing === undefined;
+    return entry.pins === 0 && entry.log !== undefined && !entry.log.isBusy && !entry.log.hasFailedSyncOffline && entry.closing === undefined;
   }
 
   private async closeEntry(entry: Entry): Promise<void> {

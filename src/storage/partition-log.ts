@@ -362,6 +362,17 @@ export class PartitionLog {
     return this.flushed;
   }
 
+  /**
+   * Offline because an fdatasync failed. Such a log must stay open, and so offline, until the
+   * process restarts: a reopen in this process would recover from the page cache, whose pages
+   * the failed writeback may have left marked clean though they never reached the disk, and
+   * its own fdatasync would pass (LogManager never idle-closes it). Kafka likewise keeps a log
+   * directory whose flush failed offline until the broker restarts.
+   */
+  get hasFailedSyncOffline(): boolean {
+    return this.hasFailedSync && this.status.kind === 'offline';
+  }
+
   get isOnline(): boolean {
     return this.status.kind === 'online';
   }
