@@ -383,6 +383,34 @@ describe('runnel produce and consume while the broker restarts', () => {
     expect(report.elapsedMs).toBeLessThan(10_000);
   });
 
+  it('perf consume whose broker is killed while it reads says so, waits through an outage longer than --timeout-ms, and reports every record once the broker is back', async () => {
+    const topic = 'cli-perf-consume-restart';
+    const { dir, port, env } = await stoppedBrokerWithTopic(topic, ['line-1', 'line-2', 'line-3']);
+    // Started with the broker down, so "reachable … reading" marks the end of its start-up:
+    // a failure after that line is one of the reading consumer's.
+    const perf = startCliProcess(['perf', 'consume', topic, '--records', '6', '--timeout-ms', '3000', '--json'], { env, timeoutMs: 110_000 });
+    const escaped = env.RUNNEL_BROKER.replaceAll('.', '\\.');
+    await waitForStderr(perf, /^runnel perf consume: cannot reach broker .*; nothing read yet, retrying until /m);
+    let broker = await startBrokerProcess({ dataDir: dir, port });
+    await waitForStderr(perf, new RegExp(`^runnel perf consume: broker ${escaped} is reachable after \\d+ s; reading ${topic}$`, 'm'));
+    await broker.kill('SIGKILL');
+    await waitForStderr(perf, new RegExp(`^runnel perf consume: cannot reach broker ${escaped} \\([^)]+\\); retrying until \\d\\d:\\d\\d:\\d\\d, then exits 1, reading resumes where it stopped$`, 'm'));
+    // The notice's second line comes 10 s into the outage, past --timeout-ms (3 s): the stall
+    // watch must not have ended the run meanwhile.
+    await waitForStderr(perf, /^runnel perf consume: cannot reach broker .* for \d+ s; retrying until /m);
+    expect(perf.stdout()).toBe('');
+    broker = await startBrokerProcess({ dataDir: dir, port });
+    const producer = startCliProcess(['produce', topic], { env });
+    producer.write('line-4\nline-5\nline-6\n');
+    producer.endInput();
+    expect(await producer.result, 'produce after the restart').toMatchObject({ code: 0 });
+    const result = await perf.result;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(new RegExp(`^runnel perf consume: broker ${escaped} is back; reading ${topic} again after \\d+ s$`, 'm'));
+    expectOnlyNotices(result.stderr, 'runnel perf consume: ');
+    expect(JSON.parse(result.stdout)).toMatchObject({ topic, records: 6, bytes: 36 });
+  });
+
   it('perf produce whose broker is killed while it sends says so on stderr and that it is back, then reports every record acknowledged exactly once', async () => {
     const topic = 'cli-perf-produce-restart';
     dataDir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));

@@ -45,13 +45,13 @@ import {
   type RunnelClient,
   type TopicPartition,
 } from '../../client/index.js';
-import { CliError, describeBrokerTrouble } from '../cli-error.js';
+import { CliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { parseChoice, parseCount, parseFromSpec, parsePositiveCount, type FromSpec } from '../option-parsers.js';
 import { writeWithBackpressure } from '../output.js';
-import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
 import { consumerRecordToJson } from '../record-json.js';
+import { ConsumerOutage } from '../consumer-outage.js';
 import { waitForBroker } from '../wait-for-broker.js';
 
 type SetExitCode = (code: number) => void;
@@ -168,7 +168,7 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
     intervalMs: 1_000,
     render: () => `consume ${topic}: ${formatCount(state.printed)} records, ${formatCount(ratePerSec(state.printed, Date.now() - startedMs))} records/s`,
   });
-  const outage = new ConsumeOutage(topic, brokers, (line) => progress.writeLine(line));
+  const outage = new ConsumerOutage('consume', topic, brokers, (line) => progress.writeLine(line));
   // A broker that cannot be reached yet is waited for, up to --api-timeout-ms (wait-for-broker.ts).
   const plans = await waitForBroker(
     async (onRetry) => {
@@ -222,54 +222,6 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
   }
   if (process.stderr.isTTY === true && process.stdout.isTTY !== true) process.stderr.write(`consumed ${formatCount(state.printed)} records from ${topic}\n`);
   return state.exitCode;
-}
-
-/**
- * The stderr lines about an outage (outage-notice.ts): on while any partition's stream is
- * retrying, over when every one of them streams again.
- */
-class ConsumeOutage {
-  private readonly notice: OutageNotice;
-  private readonly topic: string;
-  private readonly brokers: string[];
-  /** Partitions retrying now; bounded by the assignment. */
-  private readonly retrying = new Set<number>();
-  private giveUpAtMs = Infinity;
-
-  constructor(topic: string, brokers: string[], write: (line: string) => void) {
-    this.notice = new OutageNotice({ command: 'consume', write });
-    this.topic = topic;
-    this.brokers = brokers;
-  }
-
-  onRetry(error: unknown, partition: number, giveUpAtMs: number): void {
-    if (!this.notice.isOngoing) this.giveUpAtMs = Infinity;
-    this.retrying.add(partition);
-    this.giveUpAtMs = Math.min(this.giveUpAtMs, giveUpAtMs);
-    const until = Number.isFinite(this.giveUpAtMs) ? `${formatClockTime(this.giveUpAtMs)}, then exits 1` : 'Ctrl-C';
-    this.notice.retrying(({ isFirst, outageMs }) =>
-      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; retrying until ${until}, reading resumes where it stopped`,
-    );
-  }
-
-  onRecovered(partition: number): void {
-    this.retrying.delete(partition);
-    if (this.retrying.size > 0) return;
-    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is back; reading ${this.topic} again after ${formatElapsed(outageMs)}`);
-  }
-
-  /** The start-up look-ups failed and will be retried until `giveUpAtMs`; no partition is read meanwhile. */
-  onStartRetry(error: unknown, giveUpAtMs: number): void {
-    this.notice.retrying(({ isFirst, outageMs }) =>
-      `${describeBrokerTrouble(error, this.brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
-        `nothing read yet, retrying until ${formatClockTime(giveUpAtMs)} (--api-timeout-ms), then exits 1`,
-    );
-  }
-
-  /** The start-up look-ups succeeded: ends a start-up outage, if there was one. */
-  onStarted(): void {
-    this.notice.recovered((outageMs) => `broker ${this.brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; reading ${this.topic}`);
-  }
 }
 
 /**

@@ -30,6 +30,7 @@ import { addClientOptions, withClient, type ClientFlags } from '../client-comman
 import { parseAcks, parseChoice, parseCount, parsePositiveCount } from '../option-parsers.js';
 import { formatClockTime, formatElapsed, OutageNotice } from '../outage-notice.js';
 import { formatCount, ProgressLine, ratePerSec } from '../progress-line.js';
+import { ConsumerOutage } from '../consumer-outage.js';
 import { ProducerOutage } from '../producer-outage.js';
 import { waitForBroker } from '../wait-for-broker.js';
 
@@ -198,7 +199,10 @@ Examples:
   runnel perf consume perf --records 1000000 --api-timeout-ms 300000   # wait up to 5 min for the broker
 
 Reads every partition from its first offset. Exits 1 if fewer than --records records arrive
-(no new record for --timeout-ms).
+(no new record for --timeout-ms). A broker that goes away mid-run is reported on stderr and
+waited for up to 60 s; --timeout-ms does not run meanwhile:
+  runnel perf consume: cannot reach broker 127.0.0.1:7070 (connection refused); retrying until 12:35:56, then exits 1, reading resumes where it stopped
+  runnel perf consume: broker 127.0.0.1:7070 is back; reading perf again after 4 s
 
 A broker unreachable when the command starts (down, still starting) is waited for, up to
 --api-timeout-ms (default ${API_TIMEOUT_MS_DEFAULT} ms), before the first record is read and the clock
@@ -212,8 +216,9 @@ key plus value bytes; MB is 10^6 bytes.`,
     )
     .action(async (topic: string, flags: PerfConsumeFlags) => {
       await withClient(flags, topic, async ({ client, brokers }) => {
-        const earliest = await perfConsumeWaitForBroker(client, topic, flags, brokers);
-        const report = await perfConsume(client, topic, flags, earliest);
+        const outage = new ConsumerOutage('perf consume', topic, brokers, (line) => process.stderr.write(`${line}\n`));
+        const earliest = await perfConsumeWaitForBroker(client, topic, flags, outage);
+        const report = await perfConsume(client, topic, flags, earliest, outage);
         if (report.records < flags.records) {
           throw new CliError(
             `only ${formatCount(report.records)} of ${formatCount(flags.records)} records arrived (none for ${flags.timeoutMs} ms): ` +
@@ -427,25 +432,30 @@ function formatProduceReport(report: PerfProduceReport): string {
  * Finds where every partition starts (an unknown topic fails at once), waiting up to
  * --api-timeout-ms for a broker that cannot be reached yet, and saying so on stderr.
  */
-async function perfConsumeWaitForBroker(client: RunnelClient, topic: string, flags: PerfConsumeFlags, brokers: string[]): Promise<PartitionOffset[]> {
-  const notice = new OutageNotice({ command: 'perf consume' });
+async function perfConsumeWaitForBroker(client: RunnelClient, topic: string, flags: PerfConsumeFlags, outage: ConsumerOutage): Promise<PartitionOffset[]> {
   const earliest = await waitForBroker((onRetry) => client.admin.listOffsets({ topic, spec: 'earliest', onRetry }), {
     budgetMs: flags.apiTimeoutMs,
     budgetFlag: '--api-timeout-ms',
-    onRetry: (error, giveUpAtMs) =>
-      notice.retrying(({ isFirst, outageMs }) =>
-        `${describeBrokerTrouble(error, brokers)}${isFirst ? '' : ` for ${formatElapsed(outageMs)}`}; ` +
-          `nothing read yet, retrying until ${formatClockTime(giveUpAtMs)} (--api-timeout-ms), then exits 1`,
-      ),
+    onRetry: (error, giveUpAtMs) => outage.onStartRetry(error, giveUpAtMs),
   });
-  notice.recovered((outageMs) => `broker ${brokers.join(',')} is reachable after ${formatElapsed(outageMs)}; reading ${topic}`);
+  outage.onStarted();
   return earliest;
 }
 
 /** Reads from `earliest` on; the clock (and the --timeout-ms stall watch) starts here, after any wait for the broker. */
-async function perfConsume(client: RunnelClient, topic: string, flags: PerfConsumeFlags, earliest: PartitionOffset[]): Promise<PerfConsumeReport> {
-  const consumer = client.consumer({ autoOffsetReset: 'none' });
+async function perfConsume(client: RunnelClient, topic: string, flags: PerfConsumeFlags, earliest: PartitionOffset[], outage: ConsumerOutage): Promise<PerfConsumeReport> {
   const counts = { records: 0, bytes: 0, lastProgressMs: Date.now() };
+  // A broker that goes away mid-run is reported on stderr, as by `runnel consume`; the
+  // consumer retries for its 60 s, then the run fails with its error. The stall clock
+  // (--timeout-ms) starts again when the broker is back.
+  const consumer = client.consumer({
+    autoOffsetReset: 'none',
+    onRetry: (error, retrying) => outage.onRetry(error, retrying.partition, retrying.giveUpAtMs),
+    onRecovered: (recovered) => {
+      outage.onRecovered(recovered.partition);
+      counts.lastProgressMs = Date.now();
+    },
+  });
   const window = { records: 0, bytes: 0, startedMs: performance.now() };
   const progress = new ProgressLine({
     mode: 'append',
@@ -458,10 +468,13 @@ async function perfConsume(client: RunnelClient, topic: string, flags: PerfConsu
     },
   });
   // Gives up when nothing arrived for timeoutMs: closing the consumer ends the loop below.
+  // Not during an outage, which the consumer's own retry deadline bounds: a broker restart
+  // longer than timeoutMs would otherwise end the run with "only N of M records arrived".
   let cancelStallTimer: (() => void) | undefined;
   const watchForStall = (): void => {
     const idleMs = Date.now() - counts.lastProgressMs;
     cancelStallTimer = systemClock.setTimer(Math.max(flags.timeoutMs - idleMs, 1), () => {
+      if (outage.isOngoing) counts.lastProgressMs = Date.now(); // paused while the broker is away
       if (Date.now() - counts.lastProgressMs >= flags.timeoutMs) void consumer.close();
       else watchForStall();
     });
