@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { systemClock } from '../src/common/clock.js';
 import { KiB, MiB } from '../src/common/units.js';
 import { silentLogger } from '../src/observability/index.js';
-import { LogManager, nodeFileSystem, parseFlushPolicy, type FileSystem } from '../src/storage/index.js';
+import { LogManager, nodeFileSystem, OnCloseFileHandle, parseFlushPolicy, type FileSystem } from '../src/storage/index.js';
 import { benchLogConfig, buildBatch, fmt, freshDataDir, loadLine, mbPerSecond, median, pct, printHeader, removeDir, runsText, seconds } from './common.js';
 
 const { values: args } = parseArgs({
@@ -84,20 +84,7 @@ function countingOpens(counts: Counts, inner: FileSystem = nodeFileSystem): File
       if (path.endsWith('.log')) counts.logOpens++;
       counts.open++;
       counts.peakOpen = Math.max(counts.peakOpen, counts.open);
-      let isClosed = false;
-      return {
-        path: handle.path,
-        read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-        writev: (buffers, position) => handle.writev(buffers, position),
-        datasync: () => handle.datasync(),
-        truncate: (sizeBytes) => handle.truncate(sizeBytes),
-        sizeBytes: () => handle.sizeBytes(),
-        async close() {
-          if (!isClosed) counts.open--;
-          isClosed = true;
-          await handle.close();
-        },
-      };
+      return new OnCloseFileHandle(handle, () => counts.open--);
     },
   };
 }

@@ -215,7 +215,7 @@ export class ForwardingFileHandle implements FileHandle {
  * A handle that tells `onClosed` once it is closed: a slot given back (`withDescriptorSlots`),
  * a use ended (`ClosableFileSystem`).
  */
-class OnCloseFileHandle extends ForwardingFileHandle {
+export class OnCloseFileHandle extends ForwardingFileHandle {
   private isClosed = false;
 
   constructor(

@@ -14,7 +14,7 @@
  */
 export { FileHandleCache } from './file-handle-cache.js';
 export { IndexCache } from './index-cache.js';
-export { ForwardingFileHandle, nodeFileSystem, takeBytes, writeFileAtomically, type FileHandle, type FileSystem, type OpenMode } from './file-system.js';
+export { ForwardingFileHandle, OnCloseFileHandle, nodeFileSystem, takeBytes, writeFileAtomically, type FileHandle, type FileSystem, type OpenMode } from './file-system.js';
 export { PRODUCER_SNAPSHOT_FILE_NAME, isPartitionDirectoryListing, partitionDirName, segmentFileName, tryParsePartitionDirName } from './file-names.js';
 export { formatFlushPolicy, parseFlushPolicy, type FlushPolicy } from './flush-policy.js';
 export {
