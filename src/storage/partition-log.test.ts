@@ -39,6 +39,24 @@ function segmentBytesOnDisk(dir: string): number {
     .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
 }
 
+/** Holds the first caller of `pass()` until `release()`; every later caller goes straight through. */
+function oneTimeGate(): { readonly isHeld: boolean; pass(): Promise<void>; release(): void } {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let isHeld = false;
+  return {
+    get isHeld() {
+      return isHeld;
+    },
+    async pass() {
+      if (isHeld) return;
+      isHeld = true;
+      await held;
+    },
+    release: () => release(),
+  };
+}
+
 /**
  * A log of 40 small batches over 2 KiB segments (retention.bytes 4096), closed and reopened on
  * a file system that holds the first size lookup of the oldest segment until `gate.release()`.
@@ -50,22 +68,17 @@ async function reopenWithOldestSizeLookupHeld(): Promise<{ log: PartitionLog; di
   const first = await openTestLog({ dir: temp.dir, config });
   for (let i = 0; i < 40; i++) await first.append(makeBatch({ count: 1, valueBytes: 200, timestamp: 1_000 + i }));
   await first.close();
-  let release: () => void = () => {};
-  const held = new Promise<void>((resolve) => (release = resolve));
-  let isHeld = false;
+  const gate = oneTimeGate();
   const gated: FileSystem = {
     ...nodeFileSystem,
     async trySizeBytes(path) {
-      if (!isHeld && path.endsWith('00000000000000000000.log')) {
-        isHeld = true;
-        await held;
-      }
+      if (path.endsWith('00000000000000000000.log')) await gate.pass();
       return nodeFileSystem.trySizeBytes(path);
     },
   };
   const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated });
   cleanups.push(() => log.close());
-  return { log, dir: temp.dir, gate: { get isHeld() { return isHeld; }, release: () => release() } };
+  return { log, dir: temp.dir, gate };
 }
 
 async function readAll(log: PartitionLog, from = log.logStartOffset): Promise<{ offset: number; value: string }[]> {
@@ -217,26 +230,21 @@ describe('PartitionLog', () => {
     const first = await openTestLog({ dir: temp.dir, config });
     for (let i = 0; first.segmentCount < 3; i++) await first.append(makeBatch({ valueBytes: 200 }));
     await first.close();
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let isHeld = false;
+    const gate = oneTimeGate();
     const gated: FileSystem = {
       ...nodeFileSystem,
       async tryReadFile(path) {
         const bytes = await nodeFileSystem.tryReadFile(path);
-        if (!isHeld && path.endsWith('00000000000000000000.timeindex')) {
-          isHeld = true;
-          await held;
-        }
+        if (path.endsWith('00000000000000000000.timeindex')) await gate.pass();
         return bytes;
       },
     };
     const cache = new IndexCache(1024 * 1024);
     const log = await openTestLog({ dir: temp.dir, config, fileSystem: gated, indexCache: cache });
     const read = log.read({ offset: 0, bytesMax: 1 });
-    await waitFor(() => isHeld, { timeoutMs: 2_000, describe: () => 'the read never loaded the time index' });
+    await waitFor(() => gate.isHeld, { timeoutMs: 2_000, describe: () => 'the read never loaded the time index' });
     await log.close();
-    release();
+    gate.release();
     await read.catch(() => undefined);
     // The closed log's segments were forgotten; indexes cached after that stay until evicted,
     // and charge the bound shared by every partition for a log no one has open.
