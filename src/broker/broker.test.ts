@@ -597,3 +597,67 @@ describe('Broker.fetch racing a topic delete', () => {
     expect((failure as BrokerError).message).toMatch(/tail.*deleted/);
   });
 });
+
+describe('Broker.deleteTopic interrupted part-way', () => {
+  /**
+   * A delete removes partition directories one after another; an I/O error (or a crash) after
+   * the first leaves the others full. Before, the topic stayed served in that state, and the
+   * next start re-created the removed partitions empty: the deleted topic came back with some
+   * partitions emptied and the others still holding their records. The failure is made on the
+   * rename of the second partition (EIO), which leaves the disk as a crash there would.
+   */
+  async function deleteFailingAtSecondPartition(): Promise<{ dataDir: string; broker: Broker; logger: ReturnType<typeof recordingLogger> }> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const logger = recordingLogger();
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger });
+    cleanups.push(() => broker.close());
+    await broker.createTopic({ name: 'doomed', partitions: 3, replicationFactor: 1, configs: {} });
+    for (const partition of [0, 1, 2]) {
+      await broker.produce({ topic: 'doomed', partition, batch: batch([`secret-${partition}`]), acks: 'leader', timeoutMs: 10_000 });
+    }
+    const rename = nodeFileSystem.rename;
+    vi.spyOn(nodeFileSystem, 'rename').mockImplementation(async (fromPath: string, toPath: string) => {
+      if (fromPath === join(dataDir, 'doomed-1')) throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+      return rename(fromPath, toPath);
+    });
+    await expect(broker.deleteTopic('doomed')).rejects.toMatchObject({ reason: 'STORAGE_ERROR' });
+    vi.restoreAllMocks();
+    return { dataDir, broker, logger };
+  }
+  const partitionDirs = (dataDir: string) => readdirSync(dataDir).filter((name) => name.startsWith('doomed-')).sort();
+
+  it('serves the topic to nobody once its delete has begun, and the next start finishes the delete', async () => {
+    const { dataDir, broker } = await deleteFailingAtSecondPartition();
+    expect(broker.listTopics()).toEqual([]);
+    expect(broker.metadata([]).topics).toEqual([]);
+    await expect(broker.describeTopic('doomed')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    await expect(
+      broker.produce({ topic: 'doomed', partition: 2, batch: batch(['late']), acks: 'leader', timeoutMs: 10_000 }),
+    ).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    await broker.close();
+
+    const logger = recordingLogger();
+    const again = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger });
+    cleanups.push(() => again.close());
+    expect(again.listTopics()).toEqual([]);
+    await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual([]), { timeout: 10_000 });
+    expect(logger.calls).toContainEqual(expect.objectContaining({ level: 'warn', fields: { topic: 'doomed' }, message: expect.stringMatching(/finishing the delete/) }));
+    const created = await again.createTopic({ name: 'doomed', partitions: 3, replicationFactor: 1, configs: {} });
+    expect(created.partitions.map((partition) => partition.logEndOffset)).toEqual([0, 0, 0]);
+  });
+
+  it('is finished by a create of the same name, which then starts with empty partitions', async () => {
+    const { dataDir, broker } = await deleteFailingAtSecondPartition();
+    const created = await broker.createTopic({ name: 'doomed', partitions: 2, replicationFactor: 1, configs: {} });
+    expect(created.partitions.map((partition) => partition.logEndOffset)).toEqual([0, 0]);
+    await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual(['doomed-0', 'doomed-1']), { timeout: 10_000 });
+  });
+
+  it('is finished by a second delete', async () => {
+    const { dataDir, broker } = await deleteFailingAtSecondPartition();
+    await broker.deleteTopic('doomed');
+    await expect(broker.deleteTopic('doomed')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual([]), { timeout: 10_000 });
+  });
+});

@@ -10,8 +10,11 @@
  * Ordering that keeps topics consistent across crashes:
  * - create: topic record first (durable), then partition directories; start-up creates any
  *   partition a crash left out (`reconcileTopics`).
- * - delete: partition directories first (each an atomic rename), then the record; a crash in
- *   between leaves the topic with empty partitions, which a second delete removes.
+ * - delete: the record is marked `isDeleting` first (durable; from then on nobody is served
+ *   the topic), then the partition directories go (each an atomic rename), then the record.
+ *   A crash or an I/O error in between leaves the mark, and the delete is finished by the next
+ *   delete or create of the name, or at start-up (`reconcileTopics`); it never comes back
+ *   with some partitions emptied and the others still full.
  * A partition directory with no topic record is never deleted automatically: it is reported
  * and left for the operator (losing meta/ must never cost data).
  */
@@ -183,12 +186,19 @@ export class Broker {
     return broker;
   }
 
-  /** Creates partitions a crash left out; reports directories without a topic record. */
+  /**
+   * Finishes deletes a crash or an error interrupted, creates partitions a crash left out of a
+   * create or add-partitions, and reports directories without a topic record.
+   */
   private async reconcileTopics(): Promise<void> {
     const known = new Set<string>();
     for (const topic of this.meta.listTopics()) {
+      for (let partition = 0; partition < topic.partitionCount; partition++) known.add(`${topic.name}\u0000${partition}`);
+      if (topic.isDeleting === true) {
+        await this.reconcileInterruptedDelete(topic);
+        continue;
+      }
       for (let partition = 0; partition < topic.partitionCount; partition++) {
-        known.add(`${topic.name}\u0000${partition}`);
         if (!this.logs.hasPartition(topic.name, partition)) {
           this.logger.warn({ topic: topic.name, partition }, 'creating a partition missing after an interrupted create');
           await this.logs.createPartition(topic.name, partition);
@@ -202,10 +212,25 @@ export class Broker {
     }
   }
 
-  /** The storage settings of a topic (its overrides over the broker defaults); undefined without a record. */
+  /** At start-up, a topic whose delete had begun: its delete is finished, or left for a retry. */
+  private async reconcileInterruptedDelete(topic: TopicRecord): Promise<void> {
+    this.logger.warn({ topic: topic.name }, 'finishing the delete of a topic that a crash or an I/O error interrupted');
+    try {
+      await this.deleteTopicNow(topic.name);
+    } catch (error) {
+      // The topic stays marked: served to nobody, its remaining directories kept.
+      this.logger.error(
+        { topic: topic.name, err: String(error) },
+        `could not finish deleting the topic; it is not served. Fix the data directory, then run \`runnel topic delete ${topic.name}\` (or restart)`,
+      );
+    }
+  }
+
+  /** The storage settings of a topic (its overrides over the broker defaults); undefined without a live record. */
   private partitionLogConfig(topic: string): PartitionLogConfig | undefined {
     const record = this.meta.getTopic(topic);
-    if (record === undefined) return undefined;
+    // A topic being deleted is never opened again: its logs are closed or about to be.
+    if (record === undefined || record.isDeleting === true) return undefined;
     const effective = effectiveTopicConfig(record.overrides, { flush: this.config.flush });
     return {
       segmentBytes: effective.segmentBytes,
@@ -240,6 +265,9 @@ export class Broker {
       throw new BrokerError('INVALID_REQUEST', `replication factor ${replicationFactor} needs ${replicationFactor} brokers; this is a single broker, use 1`, { topic: request.name });
     }
     const overrides = validateTopicOverrides(request.configs);
+    // The delete of an earlier topic of this name failed part-way (its partitions are served
+    // to nobody): the create finishes it first, as another delete would.
+    if (this.meta.getTopic(request.name)?.isDeleting === true) await this.deleteTopicNow(request.name);
     if (this.meta.getTopic(request.name) !== undefined) {
       throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${request.name} already exists`, { topic: request.name });
     }
@@ -274,7 +302,12 @@ export class Broker {
 
   private async deleteTopicNow(name: string): Promise<void> {
     this.throwIfClosed();
-    const topic = this.topicOrThrow(name);
+    // A topic already marked is found too: this delete finishes the one that failed.
+    const found = this.meta.getTopic(name);
+    if (found === undefined) this.topicOrThrow(name);
+    // The mark is durable before any directory is touched, so a crash from here on finishes
+    // the delete at the next start (reconcileTopics) instead of serving the partitions left.
+    const topic = found?.isDeleting === true ? found : await this.meta.markTopicDeleting(name);
     for (let partition = 0; partition < topic.partitionCount; partition++) {
       if (this.logs.hasPartition(name, partition)) await this.logs.deletePartition(name, partition);
     }
@@ -283,7 +316,7 @@ export class Broker {
   }
 
   listTopics(): { name: string; partitions: number; replicationFactor: number }[] {
-    return this.meta.listTopics().map((topic) => ({ name: topic.name, partitions: topic.partitionCount, replicationFactor: topic.replicationFactor }));
+    return this.liveTopics().map((topic) => ({ name: topic.name, partitions: topic.partitionCount, replicationFactor: topic.replicationFactor }));
   }
 
   async describeTopic(name: string): Promise<TopicInfo> {
@@ -394,7 +427,7 @@ export class Broker {
   }
 
   metadata(topics: readonly string[]): { topics: { name: string; partitions: number[] }[] } {
-    const records = topics.length === 0 ? this.meta.listTopics() : topics.map((name) => this.topicOrThrow(name));
+    const records = topics.length === 0 ? this.liveTopics() : topics.map((name) => this.topicOrThrow(name));
     return { topics: records.map((topic) => ({ name: topic.name, partitions: Array.from({ length: topic.partitionCount }, (_, i) => i) })) };
   }
 
@@ -627,9 +660,15 @@ export class Broker {
     return result;
   }
 
+  /** Every topic record but those being deleted. */
+  private liveTopics(): TopicRecord[] {
+    return this.meta.listTopics().filter((topic) => topic.isDeleting !== true);
+  }
+
+  /** The topic's record; TOPIC_NOT_FOUND when there is none or its delete has begun. */
   private topicOrThrow(name: string): TopicRecord {
     const topic = this.meta.getTopic(name);
-    if (topic === undefined) {
+    if (topic === undefined || topic.isDeleting === true) {
       throw new BrokerError('TOPIC_NOT_FOUND', `topic ${JSON.stringify(name.slice(0, limits.topicNameLengthMax))} does not exist; create it with \`runnel topic create\``, {
         topic: name.slice(0, limits.topicNameLengthMax),
       });

@@ -345,3 +345,22 @@ function runAllocatorAndKill(dir: string, options: KillOptions): Promise<void> {
     });
   });
 }
+
+describe('MetaStore.markTopicDeleting', () => {
+  it('keeps the mark across reopen, refuses updates of a marked topic as not found, and lets deleteTopic remove it', async () => {
+    const dir = tempDir();
+    const first = await openStore(dir);
+    await first.createTopic(topic('going'));
+    expect(await first.markTopicDeleting('going')).toMatchObject({ name: 'going', isDeleting: true });
+    expect(await first.markTopicDeleting('going')).toMatchObject({ isDeleting: true }); // idempotent
+    expect(await reasonOf(first.updateTopic('going', (old) => ({ ...old, partitionCount: 4 })))).toBe('TOPIC_NOT_FOUND');
+    expect(await reasonOf(first.markTopicDeleting('never-made'))).toBe('TOPIC_NOT_FOUND');
+    await first.close();
+    openStores.splice(openStores.indexOf(first), 1);
+
+    const second = await openStore(dir);
+    expect(second.getTopic('going')).toMatchObject({ partitionCount: 3, isDeleting: true });
+    await second.deleteTopic('going');
+    expect(second.listTopics()).toEqual([]);
+  });
+});

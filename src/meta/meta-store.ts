@@ -12,6 +12,9 @@
  * | `broker` | `clusterId`          | UUID string, written once, in the same transaction as 1    |
  * | `broker` | `producerIdBlockEnd` | number: every producer id ever handed out is below it      |
  * | `topics` | topic name           | `TopicRecord` (overrides normalised by topic-config.ts)    |
+
+A `TopicRecord` with `isDeleting: true` is a topic whose delete has begun and not finished
+(`markTopicDeleting`); an older Runnel that ignores the field serves it as a live topic.
  *
  * After a crash: lmdb is copy-on-write and switches a meta page at commit, so the environment
  * always opens at a whole transaction, never a torn one. After a process crash it opens at the
@@ -67,6 +70,12 @@ export interface TopicRecord {
   /** Topic config overrides, normalised (see `validateTopicOverrides`). */
   readonly overrides: Readonly<Record<string, string>>;
   readonly createdAtMs: number;
+  /**
+   * Present (and true) once a delete has begun: the topic is gone for every client, and its
+   * partition directories are being removed. A crash or a failed removal leaves it so, and the
+   * delete is finished by the next delete of the name, a create of it, or the next start.
+   */
+  readonly isDeleting?: true;
 }
 
 /** What `createTopic` needs; the store fills in `topicId` and `createdAtMs` unless given. */
@@ -170,7 +179,7 @@ export class MetaStore {
     return this.clusterIdValue;
   }
 
-  /** Every topic, sorted by name. */
+  /** Every topic record, sorted by name, those being deleted (`isDeleting`) included. */
   listTopics(): TopicRecord[] {
     this.assertOpen();
     const records: TopicRecord[] = [];
@@ -179,6 +188,7 @@ export class MetaStore {
     return records;
   }
 
+  /** The topic's record, also while it is being deleted (`isDeleting`). */
   getTopic(name: string): TopicRecord | undefined {
     this.assertOpen();
     const stored = this.topics.get(name);
@@ -228,7 +238,7 @@ export class MetaStore {
    * once it is on disk. `change` runs inside lmdb's write transaction: it must be synchronous,
    * quick, and must not call the store. It may change partitionCount (up only),
    * replicationFactor and overrides; changing name, topicId or createdAtMs is a bug (assertion).
-   * Throws TOPIC_NOT_FOUND, INVALID_REQUEST (bad values, fewer partitions), or whatever
+   * Throws TOPIC_NOT_FOUND (also for a topic being deleted), INVALID_REQUEST (bad values, fewer partitions), or whatever
    * `change` throws; in every failure nothing is written.
    */
   async updateTopic(name: string, change: (old: TopicRecord) => TopicRecord): Promise<TopicRecord> {
@@ -239,6 +249,7 @@ export class MetaStore {
       const stored = this.topics.get(name);
       if (stored === undefined) return { kind: 'not-found' };
       const old = readTopicRecord(name, stored);
+      if (old.isDeleting === true) return { kind: 'not-found' };
       let record: TopicRecord;
       try {
         record = this.updateTopicRecord(old, change(old));
@@ -278,6 +289,27 @@ export class MetaStore {
       return true;
     });
     return isUndone;
+  }
+
+  /**
+   * Marks a topic as being deleted (`isDeleting`), durably, before any of its partition
+   * directories are touched; resolves with the marked record. Idempotent. Throws
+   * TOPIC_NOT_FOUND. From then on `updateTopic` refuses it as not found, and the broker serves
+   * it to nobody; `deleteTopic` removes the record once the directories are gone.
+   */
+  async markTopicDeleting(name: string): Promise<TopicRecord> {
+    this.assertOpen();
+    const marked = await this.writeDurably(this.topics, 'delete topic ' + name, (): TopicRecord | undefined => {
+      const stored = this.topics.get(name);
+      if (stored === undefined) return undefined;
+      const record = freezeTopicRecord({ ...readTopicRecord(name, stored), isDeleting: true });
+      this.topics.putSync(name, record);
+      return record;
+    });
+    // Crash consistency: until flushed (in writeDurably) a power loss may drop the mark, and
+    // then no directory has been touched yet; after it, the next start finishes the delete.
+    if (marked === undefined) throw topicNotFound(name);
+    return marked;
   }
 
   /**
@@ -534,6 +566,7 @@ function isTopicRecord(value: unknown): value is TopicRecord {
     Number.isSafeInteger(record.partitionCount) &&
     Number.isSafeInteger(record.replicationFactor) &&
     Number.isSafeInteger(record.createdAtMs) &&
+    (record.isDeleting === undefined || record.isDeleting === true) &&
     typeof overrides === 'object' &&
     overrides !== null &&
     Object.values(overrides).every((entry) => typeof entry === 'string')
@@ -548,6 +581,7 @@ function freezeTopicRecord(record: TopicRecord): TopicRecord {
     replicationFactor: record.replicationFactor,
     overrides: Object.freeze({ ...record.overrides }),
     createdAtMs: record.createdAtMs,
+    ...(record.isDeleting === true ? { isDeleting: true as const } : {}),
   });
 }
 
