@@ -52,4 +52,12 @@ describe('loadBrokerConfig', () => {
     expect(() => loadBrokerConfig({ configFile: configFile({ port: '7071x' }) })).toThrow('config file key "port" must be an integer');
     expect(() => loadBrokerConfig({ configFile: configFile({ bogus: 1 }) })).toThrow(/unknown setting in config file key "bogus"; known settings: dataDir, host, port/);
   });
+
+  it('refuses a config file key named after a member every object has, as it refuses any unknown key', () => {
+    for (const key of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+      const path = configFile({});
+      writeFileSync(path, `{"${key}": 1}`); // JSON.stringify would drop __proto__
+      expect(() => loadBrokerConfig({ configFile: path }), key).toThrow(`unknown setting in config file key "${key}"`);
+    }
+  });
 });

@@ -127,7 +127,9 @@ function flagName(key: string): string {
 }
 
 function checkValue(key: string, value: unknown, where: string): unknown {
-  const spec = SPECS[key as Key] as KeySpec | undefined;
+  // Own keys only: "constructor" or "toString" in a config file would otherwise find
+  // Object.prototype's member, match no kind, and be taken in silence.
+  const spec = Object.hasOwn(SPECS, key) ? SPECS[key as Key] : undefined;
   if (spec === undefined) throw invalid(`unknown setting in ${where}; known settings: ${Object.keys(SPECS).join(', ')}`);
   switch (spec.kind) {
     case 'string':
