@@ -140,7 +140,7 @@ export class Broker {
     try {
       validateTopicOverrides({ flush: config.flush });
     } catch (error) {
-      throw new BrokerError('INVALID_REQUEST', `the broker's flush setting (--flush or RUNNEL_FLUSH) is invalid: ${(error as Error).message}`);
+      throw new BrokerError('INVALID_REQUEST', `the broker's flush setting (--flush, RUNNEL_FLUSH, or "flush" in the --config file) is invalid: ${(error as Error).message}`);
     }
     makeDataDirOrThrow(config.dataDir);
     // Before anything in the directory is opened: one broker per data directory.
