@@ -663,3 +663,41 @@ describe('Broker.deleteTopic interrupted part-way', () => {
     await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual([]), { timeout: 10_000 });
   });
 });
+
+describe('Broker start-up against directories and records that disagree', () => {
+  /** Closes the broker on `dataDir` and opens it again with a recording logger. */
+  async function reopen(dataDir: string): Promise<{ broker: Broker; logger: ReturnType<typeof recordingLogger> }> {
+    const logger = recordingLogger();
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger });
+    cleanups.push(() => broker.close());
+    return { broker, logger };
+  }
+
+  it('reports partition directories without a record in one line per topic, saying what to do', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'lost', partitions: 3, replicationFactor: 1, configs: {} });
+    await broker.close();
+    rmSync(join(dataDir, 'meta'), { recursive: true, force: true });
+
+    const { logger } = await reopen(dataDir);
+    const lines = logger.calls.filter((call) => call.fields.topic === 'lost');
+    expect(lines).toEqual([
+      { level: 'warn', fields: { topic: 'lost', partitions: [0, 1, 2] }, message: expect.stringMatching(/restore it from a backup.*move the directories out of the data directory/) },
+    ]);
+  });
+
+  it('creates missing partition directories of a topic with one line saying why they may be missing', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'holes', partitions: 3, replicationFactor: 1, configs: {} });
+    await broker.close();
+    rmSync(join(dataDir, 'holes-0'), { recursive: true, force: true });
+    rmSync(join(dataDir, 'holes-2'), { recursive: true, force: true });
+
+    const { broker: again, logger } = await reopen(dataDir);
+    expect((await again.describeTopic('holes')).partitions).toHaveLength(3);
+    const lines = logger.calls.filter((call) => call.fields.topic === 'holes');
+    expect(lines).toEqual([
+      { level: 'warn', fields: { topic: 'holes', partitions: [0, 2] }, message: expect.stringMatching(/crash during a topic create or add-partitions.*records are gone/) },
+    ]);
+  });
+});

@@ -198,17 +198,27 @@ export class Broker {
         await this.reconcileInterruptedDelete(topic);
         continue;
       }
-      for (let partition = 0; partition < topic.partitionCount; partition++) {
-        if (!this.logs.hasPartition(topic.name, partition)) {
-          this.logger.warn({ topic: topic.name, partition }, 'creating a partition missing after an interrupted create');
-          await this.logs.createPartition(topic.name, partition);
-        }
-      }
+      const missing = Array.from({ length: topic.partitionCount }, (_, partition) => partition).filter((partition) => !this.logs.hasPartition(topic.name, partition));
+      if (missing.length === 0) continue;
+      // One line per topic, not per partition: a topic may have 10,000.
+      this.logger.warn(
+        { topic: topic.name, partitions: missing },
+        'creating empty partitions whose directories are missing: expected after a crash during a topic create or add-partitions; otherwise their directories were removed and their records are gone',
+      );
+      for (const partition of missing) await this.logs.createPartition(topic.name, partition);
     }
+    const orphansByTopic = new Map<string, number[]>();
     for (const { topic, partition } of this.logs.listPartitions()) {
-      if (!known.has(`${topic}\u0000${partition}`)) {
-        this.logger.warn({ topic, partition }, 'partition directory has no topic record; left untouched and not served');
-      }
+      if (known.has(`${topic}\u0000${partition}`)) continue;
+      const partitions = orphansByTopic.get(topic) ?? [];
+      partitions.push(partition);
+      orphansByTopic.set(topic, partitions);
+    }
+    for (const [topic, partitions] of orphansByTopic) {
+      this.logger.warn(
+        { topic, partitions },
+        'partition directories without a topic record: left untouched and not served, and no topic can take them over. If meta/ was lost, stop the broker and restore it from a backup; otherwise move the directories out of the data directory',
+      );
     }
   }
 
