@@ -4,6 +4,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
+import { limits } from '../config/limits.js';
 import { silentLogger } from '../observability/index.js';
 import { decodeBatches, encodeBatch, setBatchLeaderEpoch, tryReadBatchHeader } from '../protocol/index.js';
 import { MetaStore } from '../meta/index.js';
@@ -699,5 +700,19 @@ describe('Broker start-up against directories and records that disagree', () => 
     expect(lines).toEqual([
       { level: 'warn', fields: { topic: 'holes', partitions: [0, 2] }, message: expect.stringMatching(/crash during a topic create or add-partitions.*records are gone/) },
     ]);
+  });
+});
+
+describe('Broker.deleteTopic of a topic with a name of the longest length', () => {
+  it('deletes it, every partition directory included, so the name can be created again', async () => {
+    const { broker, dataDir } = await openFresh();
+    const name = 'n'.repeat(limits.topicNameLengthMax); // valid: 249 characters, as in Kafka
+    await broker.createTopic({ name, partitions: 11, replicationFactor: 1, configs: {} }); // up to `-10`
+    await broker.produce({ topic: name, partition: 10, batch: batch(['x']), acks: 'leader', timeoutMs: 10_000 });
+    await broker.deleteTopic(name);
+    expect(broker.listTopics()).toEqual([]);
+    await vi.waitFor(() => expect(readdirSync(dataDir).filter((entry) => entry.startsWith('nnn'))).toEqual([]), { timeout: 10_000 });
+    const created = await broker.createTopic({ name, partitions: 11, replicationFactor: 1, configs: {} });
+    expect(created.partitions[10]?.logEndOffset).toBe(0);
   });
 });

@@ -74,6 +74,13 @@ interface Entry extends TopicPartition {
 
 /** Renamed partition directories waiting for removal end with this (never a valid partition name). */
 const DELETED_SUFFIX = '.deleted';
+/**
+ * Longest file name ext4, xfs, btrfs and tmpfs take, in bytes. A partition directory's name
+ * fits (a topic name has at most 249 ASCII characters), but with the deletion suffix appended
+ * it may not: the rename failed with ENAMETOOLONG, so a topic named with 232 characters or more
+ * could never be deleted.
+ */
+const FILE_NAME_BYTES_MAX = 255;
 
 export class LogManager {
   readonly handles: FileHandleCache;
@@ -89,6 +96,8 @@ export class LogManager {
   private readonly lifecycleSlots = new Slots(limits.logOpensClosesInFlightMax);
   /** Closes of idle logs started by `startIdleCloses` and not finished. */
   private idleClosesRunning = 0;
+  /** Partition deletes begun by this manager: keeps the renamed names of one millisecond apart. */
+  private deletionCount = 0;
   private cancelTimers: (() => void)[] = [];
   private isClosed = false;
   private backgroundWork: Promise<void> = Promise.resolve();
@@ -224,7 +233,10 @@ export class LogManager {
     await this.closeEntry(entry).catch((error: unknown) => {
       this.options.logger.warn({ topic, partition, err: String(error) }, 'closing a partition being deleted failed; deleting it anyway');
     });
-    const doomed = `${entry.dir}.${this.options.clock.nowMs()}${DELETED_SUFFIX}`;
+    // `<topic>-<partition>.<ms>-<n>.deleted`, the start cut when the whole would not fit in a
+    // file name (two cut names differ in their millisecond or their count).
+    const suffix = `.${this.options.clock.nowMs()}-${this.deletionCount++}${DELETED_SUFFIX}`;
+    const doomed = join(this.options.dataDir, `${entry.key.slice(0, FILE_NAME_BYTES_MAX - suffix.length)}${suffix}`);
     try {
       await this.fileSystem.rename(entry.dir, doomed);
       await this.fileSystem.syncDirectory(this.options.dataDir);
