@@ -12,9 +12,9 @@
  * | `broker` | `clusterId`          | UUID string, written once, in the same transaction as 1    |
  * | `broker` | `producerIdBlockEnd` | number: every producer id ever handed out is below it      |
  * | `topics` | topic name           | `TopicRecord` (overrides normalised by topic-config.ts)    |
-
-A `TopicRecord` with `isDeleting: true` is a topic whose delete has begun and not finished
-(`markTopicDeleting`); an older Runnel that ignores the field serves it as a live topic.
+ *
+ * A `TopicRecord` with `isDeleting: true` is a topic whose delete has begun and not finished
+ * (`markTopicDeleting`); an older Runnel that ignores the field serves it as a live topic.
  *
  * After a crash: lmdb is copy-on-write and switches a meta page at commit, so the environment
  * always opens at a whole transaction, never a torn one. After a process crash it opens at the
