@@ -419,21 +419,31 @@ describe('Broker.createTopic refused part-way', () => {
 });
 
 describe('Broker.createTopic failing on an I/O error part-way', () => {
-  it('leaves no partition directory behind, the failed one included, so the name can be created again', async () => {
-    const { broker, dataDir } = await openFresh();
-    // The data directory's fsync after the second partition's files were made fails (EIO).
-    const original = nodeFileSystem.syncDirectory;
-    let dataDirSyncs = 0;
-    vi.spyOn(nodeFileSystem, 'syncDirectory').mockImplementation(async (path: string) => {
-      if (path === dataDir && ++dataDirSyncs === 2) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-      return original(path);
-    });
-    await expect(broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} })).rejects.toThrow();
-    expect(broker.listTopics()).toEqual([]);
-    expect(readdirSync(dataDir).filter((name) => /^broken-\d+$/.test(name))).toEqual([]);
-    vi.restoreAllMocks();
-    await broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} });
-  });
+  it.each(['the second partition directory cannot be made', 'the data directory fsync fails'])(
+    'leaves no partition directory behind when %s, so the name can be created again',
+    async (failure) => {
+      const { broker, dataDir } = await openFresh();
+      const eio = (): Error => Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+      if (failure === 'the second partition directory cannot be made') {
+        const original = nodeFileSystem.mkdir;
+        vi.spyOn(nodeFileSystem, 'mkdir').mockImplementation(async (path: string) => {
+          if (path === join(dataDir, 'broken-1')) throw eio();
+          return original(path);
+        });
+      } else {
+        const original = nodeFileSystem.syncDirectory;
+        vi.spyOn(nodeFileSystem, 'syncDirectory').mockImplementation(async (path: string) => {
+          if (path === dataDir) throw eio();
+          return original(path);
+        });
+      }
+      await expect(broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} })).rejects.toMatchObject({ reason: 'STORAGE_ERROR' });
+      expect(broker.listTopics()).toEqual([]);
+      expect(readdirSync(dataDir).filter((name) => /^broken-\d+$/.test(name))).toEqual([]);
+      vi.restoreAllMocks();
+      await broker.createTopic({ name: 'broken', partitions: 3, replicationFactor: 1, configs: {} });
+    },
+  );
 });
 
 describe('a partition whose log cannot be opened', () => {

@@ -205,7 +205,7 @@ export class Broker {
         { topic: topic.name, partitions: missing },
         'creating empty partitions whose directories are missing: expected after a crash during a topic create or add-partitions; otherwise their directories were removed and their records are gone',
       );
-      for (const partition of missing) await this.logs.createPartition(topic.name, partition);
+      await this.logs.createPartitions(topic.name, missing);
     }
     const orphansByTopic = new Map<string, number[]>();
     for (const { topic, partition } of this.logs.listPartitions()) {
@@ -318,9 +318,8 @@ export class Broker {
     // The mark is durable before any directory is touched, so a crash from here on finishes
     // the delete at the next start (reconcileTopics) instead of serving the partitions left.
     const topic = found?.isDeleting === true ? found : await this.meta.markTopicDeleting(name);
-    for (let partition = 0; partition < topic.partitionCount; partition++) {
-      if (this.logs.hasPartition(name, partition)) await this.logs.deletePartition(name, partition);
-    }
+    const present = Array.from({ length: topic.partitionCount }, (_, partition) => partition).filter((partition) => this.logs.hasPartition(name, partition));
+    await this.logs.deletePartitions(name, present);
     await this.meta.deleteTopic(name);
     this.logger.info({ topic: name }, 'topic deleted');
   }
@@ -347,19 +346,17 @@ export class Broker {
   private async describePartition(topic: string, partition: number): Promise<PartitionInfo> {
     const replicas = { partition, leader: this.brokerId, replicas: [this.brokerId] };
     try {
-      return await this.logs.withPartition(topic, partition, async (log) => {
-        const stats = await log.stats();
-        return {
-          ...replicas,
-          isr: stats.status === 'online' ? [this.brokerId] : [],
-          logStartOffset: stats.logStartOffset,
-          logEndOffset: stats.logEndOffset,
-          highWatermark: stats.logEndOffset,
-          sizeBytes: stats.sizeBytes,
-          status: stats.status === 'online' ? 'online' : 'offline',
-          offlineReason: stats.status === 'online' ? '' : (stats.offlineReason ?? 'PARTITION_OFFLINE'),
-        };
-      });
+      const stats = await this.logs.partitionStats(topic, partition);
+      return {
+        ...replicas,
+        isr: stats.status === 'online' ? [this.brokerId] : [],
+        logStartOffset: stats.logStartOffset,
+        logEndOffset: stats.logEndOffset,
+        highWatermark: stats.logEndOffset,
+        sizeBytes: stats.sizeBytes,
+        status: stats.status === 'online' ? 'online' : 'offline',
+        offlineReason: stats.status === 'online' ? '' : (stats.offlineReason ?? 'PARTITION_OFFLINE'),
+      };
     } catch (error) {
       // A log that cannot be opened (EIO, EACCES, its directory gone, a full disk): describe
       // is what an operator runs then, so show this partition offline with the reason, and
@@ -634,19 +631,17 @@ export class Broker {
   }
 
   /**
-   * Makes partitions [from, to) of `topic`, whose record already names them. When one cannot
-   * be made (createPartition refuses a directory it does not know, or an I/O error), the ones
-   * made here are deleted and `undoRecord` takes the record back, so a restart never serves
-   * the refused directory (left as it was); then the error is thrown. A failed undo is logged,
-   * and the topic stays as a crash at that point would leave it.
+   * Makes partitions [from, to) of `topic`, whose record already names them, all or none.
+   * When they cannot be made (createPartitions refuses a directory it does not know, or an I/O
+   * error), storage leaves none of them and `undoRecord` takes the record back, so a restart
+   * never serves the refused directory (left as it was); then the error is thrown. A failed
+   * undo is logged, and the topic stays as a crash at that point would leave it.
    */
   private async makePartitionsOrUndo(topic: string, from: number, to: number, undoRecord: () => Promise<unknown>, what: string): Promise<void> {
-    let next = from;
     try {
-      for (; next < to; next++) await this.logs.createPartition(topic, next);
+      await this.logs.createPartitions(topic, Array.from({ length: to - from }, (_, i) => from + i));
     } catch (error) {
       try {
-        for (let partition = from; partition < next; partition++) await this.logs.deletePartition(topic, partition);
         await undoRecord();
       } catch (undoError) {
         this.logger.error({ topic, err: String(undoError) }, `could not undo a failed ${what}; the topic keeps the partitions its record names`);

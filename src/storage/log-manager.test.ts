@@ -347,6 +347,29 @@ async function closeAllIdle(manager: LogManager, clock: ManualClock, partitionId
   await waitFor(() => manager.openPartitionCount === 0, { timeoutMs: 10_000, describe: () => `${manager.openPartitionCount} logs still open` });
 }
 
+/** The node file system, recording the name of every call on it and on the handles it opens. */
+function callRecordingFileSystem(calls: string[]): FileSystem {
+  const recorded = <A extends unknown[], R>(name: string, call: (...args: A) => Promise<R>) => (...args: A): Promise<R> => {
+    calls.push(name);
+    return call(...args);
+  };
+  return {
+    open: async (path, mode) => {
+      calls.push('open');
+      const handle = await nodeFileSystem.open(path, mode);
+      return { ...handle, path: handle.path, read: handle.read.bind(handle), writev: handle.writev.bind(handle), truncate: handle.truncate.bind(handle), sizeBytes: handle.sizeBytes.bind(handle), close: handle.close.bind(handle), datasync: recorded('datasync', handle.datasync.bind(handle)) };
+    },
+    tryReadFile: recorded('tryReadFile', nodeFileSystem.tryReadFile.bind(nodeFileSystem)),
+    trySizeBytes: recorded('trySizeBytes', nodeFileSystem.trySizeBytes.bind(nodeFileSystem)),
+    readdir: recorded('readdir', nodeFileSystem.readdir.bind(nodeFileSystem)),
+    mkdir: recorded('mkdir', nodeFileSystem.mkdir.bind(nodeFileSystem)),
+    rename: recorded('rename', nodeFileSystem.rename.bind(nodeFileSystem)),
+    unlink: recorded('unlink', nodeFileSystem.unlink.bind(nodeFileSystem)),
+    removeTree: recorded('removeTree', nodeFileSystem.removeTree.bind(nodeFileSystem)),
+    syncDirectory: recorded('syncDirectory', nodeFileSystem.syncDirectory.bind(nodeFileSystem)),
+  };
+}
+
 describe('LogManager', () => {
   it('creates partitions, lists them, and finds them again after a restart', async () => {
     const { manager, dataDir } = await startManager();
@@ -362,6 +385,56 @@ describe('LogManager', () => {
       { topic: 'orders', partition: 1 },
     ]);
     expect(await again.withPartition('orders', 1, async (log) => log.logEndOffset)).toBe(3);
+  });
+
+  it('creates a topic of many partitions with one fsync and no file opened, describes them without opening, and deletes open ones without making them durable', async () => {
+    const calls: string[] = [];
+    const fileSystem = callRecordingFileSystem(calls);
+    const { manager, dataDir } = await startManager({ fileSystem, openPartitionsMax: 8 });
+    calls.length = 0; // start-up's
+    const partitions = Array.from({ length: 40 }, (_, i) => i);
+    await manager.createPartitions('many', partitions);
+    // One mkdir per partition and one fsync of the data directory; no log was opened (before:
+    // each log opened, with its first segment and partition.state, and 32 of the 40 closed again).
+    expect(calls.filter((call) => call !== 'readdir').sort()).toEqual([...partitions.map(() => 'mkdir'), 'syncDirectory']);
+    expect(manager.openPartitionCount).toBe(0);
+    expect(readdirSync(join(dataDir, 'many-7'))).toEqual([]);
+    calls.length = 0;
+    expect(await manager.partitionStats('many', 7)).toMatchObject({ logStartOffset: 0, logEndOffset: 0, sizeBytes: 0, status: 'online' });
+    expect(calls).toEqual([]);
+
+    // Used, the partition is the new log that stats described.
+    await manager.withPartition('many', 7, (log) => log.append(makeBatch({ count: 2 })));
+    expect(await manager.partitionStats('many', 7)).toMatchObject({ logStartOffset: 0, logEndOffset: 2, status: 'online' });
+    for (const partition of [0, 1, 2]) await manager.withPartition('many', partition, (log) => log.append(makeBatch({ count: 1 })));
+    calls.length = 0;
+    await manager.deletePartitions('many', partitions);
+    // Each directory renamed away, one fsync; nothing of the four open logs made durable first.
+    expect(calls.filter((call) => call !== 'removeTree' && call !== 'readdir' && call !== 'unlink').sort()).toEqual([...partitions.map(() => 'rename'), 'syncDirectory']);
+    expect(manager.listPartitions()).toEqual([]);
+    await waitFor(() => readdirSync(dataDir).length === 0, { timeoutMs: 10_000, describe: () => readdirSync(dataDir).join(', ') });
+  });
+
+  it('finds a partition created empty, never used, after a restart, and opens it as a new log', async () => {
+    const { manager, dataDir } = await startManager();
+    await manager.createPartitions('fresh', [0, 1]);
+    await manager.close();
+    const { manager: again } = await startManager({ dataDir });
+    expect(again.listPartitions()).toEqual([
+      { topic: 'fresh', partition: 0 },
+      { topic: 'fresh', partition: 1 },
+    ]);
+    const appended = await again.withPartition('fresh', 1, (log) => log.append(makeBatch({ count: 3 })));
+    expect(appended.baseOffset).toBe(0);
+    expect(await again.partitionStats('fresh', 1)).toMatchObject({ logEndOffset: 3, status: 'online' });
+  });
+
+  it('refuses a create naming a partition twice, or one that exists, before making anything', async () => {
+    const { manager, dataDir } = await startManager();
+    await manager.createPartition('t', 2);
+    await expect(manager.createPartitions('t', [0, 1, 1])).rejects.toSatisfy((e) => isBrokerError(e, 'TOPIC_ALREADY_EXISTS'));
+    await expect(manager.createPartitions('t', [0, 1, 2])).rejects.toSatisfy((e) => isBrokerError(e, 'TOPIC_ALREADY_EXISTS'));
+    expect(readdirSync(dataDir)).toEqual(['t-2']);
   });
 
   it('rejects invalid names, bad partition numbers and duplicates without creating anything', async () => {

@@ -1316,13 +1316,19 @@ export class PartitionLog {
    * never use it (the manager at shutdown, a partition being deleted): taking one costs a
    * size lookup per sealed segment whose size is not known yet and may load the oldest
    * segment's indexes.
+   *
+   * `isDiscarding: true`, for files about to be deleted: appends end as above, but nothing is
+   * made durable and no file is written (no fdatasync, index files, snapshot or clean mark),
+   * and no summary is taken. The log is left as a crash leaves it: if the files stay after all,
+   * their next open recovers them by a scan.
    */
-  async close(options: { shouldSummarizeForRetention?: boolean } = {}): Promise<void> {
+  async close(options: { shouldSummarizeForRetention?: boolean; isDiscarding?: boolean } = {}): Promise<void> {
     if (this.status.kind === 'closed' || this.status.kind === 'closing') return this.closing;
     const wasOnline = this.status.kind === 'online';
     this.status = { kind: 'closing' };
     this.closingWasOnline = wasOnline;
-    this.shouldSummarizeAtClose = options.shouldSummarizeForRetention ?? true;
+    this.isDiscardingAtClose = options.isDiscarding === true;
+    this.shouldSummarizeAtClose = !this.isDiscardingAtClose && (options.shouldSummarizeForRetention ?? true);
     this.closing = new Promise<void>((resolve, reject) => {
       this.queue.push({ kind: 'close', resolve, reject });
       void this.runWriter();
@@ -1334,6 +1340,7 @@ export class PartitionLog {
   /** The last partition.state write (`writeState`), settled or not. */
   private stateWrites: Promise<void> = Promise.resolve();
   private closingWasOnline = false;
+  private isDiscardingAtClose = false;
   private shouldSummarizeAtClose = true;
   /** Set by a clean close (`summarizeForRetentionAtClose`); see `retentionSummary`. */
   private summaryAtClose: RetentionSummary | undefined;
@@ -1342,8 +1349,12 @@ export class PartitionLog {
     this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
     try {
-      // Untouched since a clean open: partition.state still describes the files exactly.
-      if (this.closingWasOnline && !this.isMarkedClean) {
+      if (this.isDiscardingAtClose) {
+        // Nothing to keep: the caller deletes the files next (a crash here leaves them as any
+        // crash does, and the deletion is finished at the next start).
+      } else if (this.closingWasOnline && !this.isMarkedClean) {
+        // Not untouched since a clean open (then partition.state would still describe the files
+        // exactly): make everything durable and mark the log clean.
         const active = this.activeSegment;
         const lease = await active.lease();
         try {
