@@ -369,7 +369,7 @@ describe('broker gRPC API', () => {
       expect(reasonOf(failure)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST' });
     });
 
-    it('ends a ProduceStream at an invalid request with its status, after answering the one before it', async () => {
+    it('ends a ProduceStream at an invalid request with its status, after answering the one before it, and appends nothing sent after it', async () => {
       await createTopic('api-stream');
       const call = (clients.log as unknown as { ProduceStream(): grpc.ClientDuplexStream<Any, Any> }).ProduceStream();
       const replies: Any[] = [];
@@ -380,6 +380,9 @@ describe('broker gRPC API', () => {
       // Written back to back: the second fails while the first is still being appended.
       call.write({ sequence: '1', acks: 'ACKS_ALL', topics: [{ topic: 'api-stream', partitions: [{ partition: 0, recordBatch: batch(['first']) }] }] });
       call.write({ sequence: '2', acks: 'ACKS_ALL', topics: [{ topic: 'api-stream', partitions: tooMany }] });
+      // Read while the first is still being appended. Before, it was appended too, never
+      // answered: the client failed it with the second one's status, yet it was in the log.
+      call.write({ sequence: '3', acks: 'ACKS_ALL', topics: [{ topic: 'api-stream', partitions: [{ partition: 0, recordBatch: batch(['after']) }] }] });
       try {
         await waitFor(() => failure !== undefined, { timeoutMs: 10_000, describe: () => 'the ProduceStream never ended with a status' });
       } finally {

@@ -10,7 +10,7 @@ import { limits } from '../../config/limits.js';
 import { BrokerError } from '../../errors/index.js';
 import type { Logger } from '../../observability/index.js';
 import { int64ToNumber, numberToInt64, visitRecords, type BatchHeader } from '../../protocol/index.js';
-import type { Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
+import type { Acks, Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
 import type { LogServiceHandlers } from '../../protocol/generated/runnel/v1/LogService.js';
 import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRecord.js';
 import type { ProduceRequest__Output } from '../../protocol/generated/runnel/v1/ProduceRequest.js';
@@ -76,6 +76,15 @@ function produceBudgetSpent(budget: ByteBudget): BrokerError {
   );
 }
 
+/** A Produce request that passed `checkedProduceOrThrow`, with its acks and timeout. */
+interface CheckedProduce {
+  request: ProduceRequest__Output;
+  acks: Acks;
+  timeoutMs: number;
+}
+
+function noop(): void {}
+
 function shuttingDown(): BrokerError {
   return new BrokerError('BROKER_UNAVAILABLE', 'the broker is shutting down; retry, it or another broker will answer');
 }
@@ -83,14 +92,23 @@ function shuttingDown(): BrokerError {
 export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
   const { broker, logger } = deps;
 
-  /** One Produce request: every partition in parallel, each with its own result or error. */
-  async function produce(request: ProduceRequest__Output): Promise<ProduceResponse> {
+  /**
+   * The checks that fail a Produce request as a whole (its guard's verdict, acks, the partition
+   * count), apart from its per-partition work: they run before anything of the request starts,
+   * so a ProduceStream can refuse it without having started the requests read after it.
+   */
+  function checkedProduceOrThrow(request: ProduceRequest__Output): CheckedProduce {
     requestOrThrow(request);
     const acks = acksFromWire(request.acks);
     const timeoutMs = request.timeoutMs === 0 ? deps.produceTimeoutMs : Math.min(request.timeoutMs, deps.produceTimeoutMs * 10);
     let partitionCount = 0;
     for (const topic of request.topics) partitionCount += topic.partitions.length;
     if (partitionCount > limits.partitionsPerRequestMax) throw invalid(`a produce request names ${partitionCount} partitions; at most ${limits.partitionsPerRequestMax}`);
+    return { request, acks, timeoutMs };
+  }
+
+  /** One checked Produce request: every partition in parallel, each with its own result or error. */
+  async function produce({ request, acks, timeoutMs }: CheckedProduce): Promise<ProduceResponse> {
     const nowMs = deps.clock.nowMs();
     const topics = await Promise.all(
       request.topics.map(async (topicData) => ({
@@ -213,7 +231,8 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         callback(toServiceError(produceBudgetSpent(deps.produceBudget), logger, 'Produce'));
         return;
       }
-      produce(call.request)
+      Promise.resolve()
+        .then(() => produce(checkedProduceOrThrow(call.request)))
         .finally(() => deps.produceBudget.release(bytes))
         .then(
           (response) => callback(null, response),
@@ -230,11 +249,13 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       let isWriting = false;
       let isEnded = false;
       let isFailed = false;
+      // A request failed as a whole: nothing read after it is started.
+      let isRefused = false;
       let isStopping = false;
       let stopWaitingForRoom: (() => void) | undefined;
       /** Reads on if nothing holds it back; while the budget is spent, once there is room. */
       const resumeIfRoom = (): void => {
-        if (isFailed || isStopping || call.cancelled || !call.isPaused()) return;
+        if (isFailed || isRefused || isStopping || call.cancelled || !call.isPaused()) return;
         if (budget.isSpent) {
           stopWaitingForRoom ??= budget.whenRoom(() => {
             stopWaitingForRoom = undefined;
@@ -270,14 +291,25 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         }
       };
       call.on('data', (request: ProduceRequest__Output) => {
-        if (isFailed) return;
-        // Read already: it is answered whatever the budget, which stops the reading after it.
-        const bytes = heldBytesOf(request);
-        budget.take(bytes);
-        const response = produce(request).finally(() => budget.release(bytes));
+        if (isFailed || isRefused) return;
+        let response: Promise<ProduceResponse>;
+        try {
+          const checked = checkedProduceOrThrow(request);
+          // Read already: it is answered whatever the budget, which stops the reading after it.
+          const bytes = heldBytesOf(request);
+          budget.take(bytes);
+          response = produce(checked).finally(() => budget.release(bytes));
+        } catch (error) {
+          // Refused as a whole: its status ends the stream once the replies before it went out.
+          // Requests after it are not started (the client fails them with that status, so
+          // none of them may be in the log) and reading stops.
+          isRefused = true;
+          call.pause();
+          response = Promise.reject(error);
+        }
         // Handled now: a request may fail while an earlier one is still awaited (pump reports it
         // when its turn comes); left unhandled until then, it would stop the process.
-        response.catch(() => undefined);
+        response.catch(noop);
         inFlight.push(response);
         if (inFlight.length >= limits.produceStreamInFlightMax || budget.isSpent) {
           call.pause();
