@@ -55,6 +55,21 @@ export interface ProduceResult {
   isDuplicate: boolean;
 }
 
+export interface ProduceOptions {
+  topic: string;
+  partition: number;
+  batch: Buffer;
+  acks: Acks;
+  timeoutMs: number;
+  /**
+   * Called once the append is queued, with a promise that resolves when the batch is written
+   * or refused. That can be after `produce` settled (acks 'none' resolves at once, ACK_TIMEOUT
+   * rejects while the append still waits its turn), and until then the broker holds `batch`:
+   * a caller bounding the bytes it has handed in (server/byte-budget.ts) counts them that long.
+   */
+  onAppending?: (settled: Promise<void>) => void;
+}
+
 export interface FetchOptions {
   topic: string;
   partition: number;
@@ -445,7 +460,7 @@ export class Broker {
    * started and the promise resolves at once (failures are logged); otherwise when storage
    * acknowledged it (flush-policy.ts says what that means on disk) or rejects with ACK_TIMEOUT.
    */
-  async produce(request: { topic: string; partition: number; batch: Buffer; acks: Acks; timeoutMs: number }): Promise<ProduceResult> {
+  async produce(request: ProduceOptions): Promise<ProduceResult> {
     this.throwIfClosed();
     const topic = this.partitionOrThrow(request.topic, request.partition);
     let logAppendTimeMs = -1;
@@ -476,6 +491,7 @@ export class Broker {
       });
       return { ...result, logStartOffset: log.logStartOffset };
     });
+    request.onAppending?.(appended.then(noop, noop));
     if (request.acks === 'none') {
       appended.catch((error: unknown) => this.logger.debug({ topic: request.topic, partition: request.partition, err: String(error) }, 'acks=none produce failed'));
       return { baseOffset: -1, logStartOffset: -1, logAppendTimeMs, isDuplicate: false };
@@ -730,6 +746,8 @@ function fromAppended(appended: readonly AppendedBatch[], maxBytes: number, log:
     logStartOffset: log.logStartOffset,
   };
 }
+
+function noop(): void {}
 
 /**
  * ListOffsets by time, exact as in Kafka: the storage finds the first batch whose newest

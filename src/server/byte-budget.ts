@@ -8,7 +8,10 @@
  *
  * - a ProduceStream takes the bytes of each request it reads and stops reading while the
  *   budget is spent, so HTTP/2 flow control holds its client back; it reads on when requests
- *   answered give bytes back. Each stream may go over by the one request it had read already.
+ *   give bytes back. Each stream may go over by the one request it had read already.
+ * - a request gives its bytes back once its appends are written or refused, not at its reply:
+ *   an ACKS_NONE request is answered at once, and one answered ACK_TIMEOUT still waits in
+ *   its partition's append queue, holding its batch.
  * - a unary Produce that does not fit is refused with LIMIT_REACHED (retriable): grpc-js has
  *   already read it, so refusing at once is what frees its memory.
  * - a request always fits while nothing is held, however large, so every request can pass.

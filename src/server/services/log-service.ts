@@ -83,6 +83,11 @@ interface CheckedProduce {
   timeoutMs: number;
 }
 
+/** Gives `bytes` back to `budget` once every append in `appends` is settled (none rejects). */
+function releaseWhenAppended(budget: ByteBudget, bytes: number, appends: readonly Promise<void>[]): void {
+  void Promise.all(appends).then(() => budget.release(bytes));
+}
+
 function noop(): void {}
 
 function shuttingDown(): BrokerError {
@@ -107,8 +112,13 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
     return { request, acks, timeoutMs };
   }
 
-  /** One checked Produce request: every partition in parallel, each with its own result or error. */
-  async function produce({ request, acks, timeoutMs }: CheckedProduce): Promise<ProduceResponse> {
+  /**
+   * One checked Produce request: every partition in parallel, each with its own result or
+   * error. Each append started goes into `appends`, settled once its batch is written or
+   * refused: with ACKS_NONE, or after ACK_TIMEOUT, that is later than the reply, and the
+   * request's bytes are held until then.
+   */
+  async function produce({ request, acks, timeoutMs }: CheckedProduce, appends: Promise<void>[]): Promise<ProduceResponse> {
     const nowMs = deps.clock.nowMs();
     const topics = await Promise.all(
       request.topics.map(async (topicData) => ({
@@ -119,7 +129,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
               const topic = checkTopic(topicData.topic);
               const partition = checkPartition(data.partition);
               const batch = batchFromPartitionData(data, nowMs);
-              const result = await broker.produce({ topic, partition, batch, acks, timeoutMs });
+              const result = await broker.produce({ topic, partition, batch, acks, timeoutMs, onAppending: (settled) => appends.push(settled) });
               return {
                 partition: data.partition,
                 baseOffset: numberToInt64(result.baseOffset),
@@ -231,9 +241,13 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         callback(toServiceError(produceBudgetSpent(deps.produceBudget), logger, 'Produce'));
         return;
       }
+      // The request's bytes stay held until its appends are written, not only until the reply:
+      // with ACKS_NONE the reply comes first, and a client could otherwise queue appends
+      // without bound while the budget showed nothing held.
+      const appends: Promise<void>[] = [];
       Promise.resolve()
-        .then(() => produce(checkedProduceOrThrow(call.request)))
-        .finally(() => deps.produceBudget.release(bytes))
+        .then(() => produce(checkedProduceOrThrow(call.request), appends))
+        .finally(() => releaseWhenAppended(deps.produceBudget, bytes, appends))
         .then(
           (response) => callback(null, response),
           (error: unknown) => callback(toServiceError(error, logger, 'Produce')),
@@ -242,10 +256,12 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
 
     ProduceStream(call) {
       // Replies go back in request order. Reading pauses while too many requests are in
-      // flight, or while the broker-wide produce budget is spent, so HTTP/2 flow control holds
-      // the client back instead of broker memory.
+      // flight (replies not yet written, or appends not yet written: an ACKS_NONE request is
+      // answered before its append is), or while the broker-wide produce budget is spent, so
+      // HTTP/2 flow control holds the client back instead of broker memory.
       const budget = deps.produceBudget;
       const inFlight: Promise<ProduceResponse>[] = [];
+      let appendingCount = 0;
       let isWriting = false;
       let isEnded = false;
       let isFailed = false;
@@ -253,6 +269,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       let isRefused = false;
       let isStopping = false;
       let stopWaitingForRoom: (() => void) | undefined;
+      const isFull = (): boolean => inFlight.length >= limits.produceStreamInFlightMax || appendingCount >= limits.produceStreamInFlightMax;
       /** Reads on if nothing holds it back; while the budget is spent, once there is room. */
       const resumeIfRoom = (): void => {
         if (isFailed || isRefused || isStopping || call.cancelled || !call.isPaused()) return;
@@ -263,7 +280,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           });
           return;
         }
-        if (inFlight.length < limits.produceStreamInFlightMax) call.resume();
+        if (!isFull()) call.resume();
       };
       const pump = async (): Promise<void> => {
         if (isWriting || isFailed) return;
@@ -298,7 +315,17 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           // Read already: it is answered whatever the budget, which stops the reading after it.
           const bytes = heldBytesOf(request);
           budget.take(bytes);
-          response = produce(checked).finally(() => budget.release(bytes));
+          appendingCount++;
+          const appends: Promise<void>[] = [];
+          response = produce(checked, appends);
+          void response
+            .then(noop, noop)
+            .then(() => Promise.all(appends))
+            .then(() => {
+              budget.release(bytes);
+              appendingCount--;
+              resumeIfRoom();
+            });
         } catch (error) {
           // Refused as a whole: its status ends the stream once the replies before it went out.
           // Requests after it are not started (the client fails them with that status, so
@@ -311,7 +338,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         // when its turn comes); left unhandled until then, it would stop the process.
         response.catch(noop);
         inFlight.push(response);
-        if (inFlight.length >= limits.produceStreamInFlightMax || budget.isSpent) {
+        if (isFull() || budget.isSpent) {
           call.pause();
           resumeIfRoom(); // waits for room when that is what holds it back
         }
