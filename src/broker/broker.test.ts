@@ -187,6 +187,28 @@ describe('topic lifecycle against leftover directories', () => {
     expect((await broker.describeTopic('cfg')).overrides).toEqual({ 'retention.ms': '1000' });
   });
 
+  it('refuses an alter that both sets and removes one key, changing nothing', async () => {
+    const broker = await openAt(freshDataDir());
+    await broker.createTopic({ name: 'cfg', partitions: 1, replicationFactor: 1, configs: { 'retention.ms': '1000' } });
+    await expect(broker.alterTopicConfigs('cfg', { set: { 'retention.ms': '5000', 'segment.ms': '60000' }, remove: ['retention.ms'] })).rejects.toMatchObject({
+      reason: 'INVALID_REQUEST',
+      message: expect.stringContaining('retention.ms is both set and removed'),
+    });
+    expect((await broker.describeTopic('cfg')).overrides).toEqual({ 'retention.ms': '1000' });
+  });
+
+  it('closes its metadata store and releases the data directory even when closing the logs fails', async () => {
+    const dataDir = freshDataDir();
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger });
+    vi.spyOn(LogManager.prototype, 'close').mockRejectedValueOnce(new Error('EIO: i/o error, close'));
+    await expect(broker.close()).rejects.toThrow('EIO');
+    expect(() => (broker as unknown as { meta: MetaStore }).meta.listTopics()).toThrow();
+    vi.restoreAllMocks();
+    await (broker as unknown as { logs: LogManager }).logs.close(); // the close that 'failed'
+    const again = await openAt(dataDir);
+    expect(again.listTopics()).toEqual([]);
+  });
+
   it('refuses a broker flush default no topic could have, before creating anything', async () => {
     const dataDir = join(freshDataDir(), 'not-yet');
     await expect(Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', flush: 'interval:5000ms' }, logger: silentLogger })).rejects.toMatchObject({

@@ -401,6 +401,12 @@ export class Broker {
     this.topicOrThrow(name);
     // A misspelt key to remove is refused like a misspelt key to set, not "removed".
     for (const key of change.remove) checkTopicConfigKey(key);
+    // One key both set and removed is a contradiction, not "set wins" (Kafka refuses a key
+    // named twice in one alter too).
+    const both = change.remove.filter((key) => Object.hasOwn(change.set, key));
+    if (both.length > 0) {
+      throw new BrokerError('INVALID_REQUEST', `${both.join(', ')} is both set and removed in one alter: set it or remove it`, { topic: name, details: { configKey: both[0] as string } });
+    }
     await this.meta.updateTopic(name, (old) => {
       const merged: Record<string, string> = { ...old.overrides };
       for (const key of change.remove) delete merged[key];
@@ -639,8 +645,9 @@ export class Broker {
       // finish before the logs, the metadata store and the lock go. Those queued behind it
       // now refuse (SHUTTING_DOWN), and the queue's promises never reject.
       await Promise.all([...this.adminQueueByTopic.values()]);
-      await this.logs.close();
-      await this.meta.close();
+      // The metadata store closes even when closing the logs failed (its writes are on disk
+      // already; closing it releases lmdb's files), and the first failure is the one thrown.
+      await this.logs.close().finally(() => this.meta.close());
     } finally {
       this.lock.release();
     }

@@ -131,6 +131,8 @@ describe('runnel topic', () => {
     expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=5000', '--partitions', '10001']))).toContain('limit of 10000');
     expect((JSON.parse(await runOk(['topic', 'describe', 'cli-admin', '--json'])) as Any).overrides).toEqual({ flush: 'always' });
     expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin']))).toContain('nothing to alter');
+    // A key named like an Object member is judged as a key (unknown), not as "both set and deleted".
+    expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--delete-config', 'toString']))).toContain('unknown topic config "toString"');
     expect(expectOneLineFailure(await runCli(['topic', 'alter', 'cli-admin', '--config', 'retention.ms=-5']))).toContain('retention.ms');
 
     expect(await runOk(['topic', 'delete', 'cli-admin'])).toContain('deleted topic cli-admin');

@@ -171,7 +171,7 @@ ${CONFIG_HELP}`,
       if (Object.keys(set).length === 0 && remove.length === 0 && flags.partitions === undefined) {
         throw new CliError('nothing to alter: pass --config key=value, --delete-config key or --partitions N');
       }
-      const both = remove.filter((key) => key in set);
+      const both = remove.filter((key) => Object.hasOwn(set, key));
       if (both.length > 0) throw new CliError(`${both.join(', ')} is both set and deleted: pass it to --config or --delete-config, not both`);
       await withClient(flags, name, async ({ client }) => {
         const changes: string[] = [];
