@@ -390,7 +390,7 @@ describe('runnel produce and consume', () => {
     const after = Array.from({ length: 3_000 }, (_, i) => `after-${i}`).join('\n');
     const refused = expectOneLineFailure(await runCli(['produce', 'cli-refuse'], { input: `fits\n${'x'.repeat(5_000)}\n${after}\n` }));
     expect(refused).toBe(
-      'runnel: line 2 is 5,000 bytes, too large for topic cli-refuse (max.message.bytes 1,024 per batch): split it, or raise the limit with ' +
+      'runnel: line 2 is 5,000 bytes, too large for topic cli-refuse (a batch of it alone is 5,070 bytes; max.message.bytes is 1,024): split it, or raise the limit with ' +
         '`runnel topic alter cli-refuse --config max.message.bytes=N`; 1 of 1 lines sent were acknowledged, reading stopped there',
     );
     expect(await logEndOffsets('cli-refuse')).toEqual([1]);
@@ -410,6 +410,22 @@ describe('runnel produce and consume', () => {
 
     expect(await runOk(['produce', 'cli-refuse', '--acks', '1', '--linger-ms', '0'], { input: 'one\ntwo' })).toBe('');
     expect(await logEndOffsets('cli-refuse')).toEqual([4]);
+  });
+
+  it('refuses before sending a line whose batch is a byte over max.message.bytes, and sends one that fits exactly', async () => {
+    // A record of 1,931 value bytes takes a 2,001-byte batch: 61 header bytes, a 2-byte record
+    // length, 3 one-byte fields, a 1-byte key length, a 2-byte value length, a 1-byte header
+    // count. Sent, the broker would refuse it, and the lines read after it, sent in later
+    // batches meanwhile, would land behind the gap.
+    await runOk(['topic', 'create', 'cli-refuse-edge', '--config', 'max.message.bytes=2000']);
+    const after = Array.from({ length: 3_000 }, (_, i) => `after-${i}`).join('\n');
+    const refused = expectOneLineFailure(await runCli(['produce', 'cli-refuse-edge'], { input: `fits\n${'x'.repeat(1_931)}\n${after}\n` }));
+    expect(refused).toMatch(/^runnel: line 2 is 1,931 bytes, too large for topic cli-refuse-edge \(a batch of it alone is 2,001 bytes; max\.message\.bytes is 2,000\): /);
+    expect(refused).toMatch(/; 1 of 1 lines sent were acknowledged, reading stopped there$/);
+    expect(await logEndOffsets('cli-refuse-edge')).toEqual([1]);
+    // One byte less makes a batch of exactly the limit, which the broker takes.
+    expect(await runOk(['produce', 'cli-refuse-edge'], { input: `${'x'.repeat(1_930)}\n` })).toBe('');
+    expect(await logEndOffsets('cli-refuse-edge')).toEqual([2]);
   });
 });
 

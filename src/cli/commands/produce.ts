@@ -28,7 +28,7 @@
  */
 import type { Command } from 'commander';
 import type { Acks, Producer, ProducerRecord, RunnelClient, TopicDescription } from '../../client/index.js';
-import { BATCH_HEADER_BYTES } from '../../protocol/index.js';
+import { BATCH_HEADER_BYTES, varintSizeBytes } from '../../protocol/index.js';
 import { CliError, describeBrokerTrouble, toCliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { readLines } from '../line-reader.js';
@@ -193,7 +193,7 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await sendLines(producer, topic, flags, state, stop, outage, maxMessageBytes);
+    await sendLines(producer, topic, flags, state, stop, outage, { maxMessageBytes });
     // Close = flush and wait: every record sent gets its outcome (or fails after the delivery timeout).
     await producer.close().catch(() => undefined); // each failure reaches its own handler
     await new Promise((resolve) => setImmediate(resolve)); // let the last handlers run
@@ -242,18 +242,28 @@ function checkTopicAndSizeBatches(description: TopicDescription, topic: string, 
   return { batchBytes: Math.max(BATCH_BYTES_MIN, Math.min(PRODUCE_BATCH_BYTES, maxMessageBytes - BATCH_HEADROOM_BYTES)), maxMessageBytes };
 }
 
-/** Bytes of a record's encoding besides key, value and headers, at the least: seven one-byte fields and varints. */
-const RECORD_FIELDS_BYTES_MIN = 7;
-
 /**
- * A lower bound of the uncompressed single-record batch holding `record`: when it is above
- * max.message.bytes the broker refuses the record whatever the batching.
+ * The exact size of the uncompressed batch holding `record` alone (record-batch.ts's
+ * layout: the batch header, the record's length varint, then attributes, timestamp delta
+ * and offset delta, one byte each in a batch of one record, and the length-prefixed key,
+ * value and headers). When it is above max.message.bytes the broker refuses the record
+ * whatever the batching; a lower bound here let records a few bytes over through.
  */
-function batchBytesMinOf(record: ProducerRecord): number {
-  const sizeOf = (data: Buffer | string | null | undefined): number => (data === null || data === undefined ? 0 : Buffer.byteLength(data));
-  let sizeBytes = BATCH_HEADER_BYTES + RECORD_FIELDS_BYTES_MIN + sizeOf(record.key) + sizeOf(record.value);
-  for (const header of Array.isArray(record.headers) ? record.headers : []) sizeBytes += 2 + sizeOf(header.key) + sizeOf(header.value);
-  return sizeBytes;
+export function singleRecordBatchBytesOf(record: ProducerRecord): number {
+  const fieldBytesOf = (data: Buffer | string | null | undefined): number => {
+    if (data === null || data === undefined) return varintSizeBytes(-1);
+    const sizeBytes = Buffer.byteLength(data);
+    return varintSizeBytes(sizeBytes) + sizeBytes;
+  };
+  const headers = Array.isArray(record.headers) ? record.headers : Object.entries(record.headers ?? {}).map(([key, value]) => ({ key, value }));
+  let bodyBytes = 3 + fieldBytesOf(record.key) + fieldBytesOf(record.value) + varintSizeBytes(headers.length);
+  for (const header of headers) bodyBytes += fieldBytesOf(header.key) + fieldBytesOf(header.value);
+  return BATCH_HEADER_BYTES + varintSizeBytes(bodyBytes) + bodyBytes;
+}
+
+/** What the topic allows, checked before each line is sent. */
+interface TopicBounds {
+  maxMessageBytes: number | undefined;
 }
 
 async function sendLines(
@@ -263,7 +273,7 @@ async function sendLines(
   state: ProduceState,
   stop: (cause: StopCause) => void,
   outage: ProduceOutage,
-  maxMessageBytes: number | undefined,
+  { maxMessageBytes }: TopicBounds,
 ): Promise<void> {
   // A line too large for the topic is refused before it is sent, so nothing after it is sent
   // either: refused by the broker, the lines read after it, already sent in later batches,
@@ -287,10 +297,13 @@ async function sendLines(
           stop({ kind: 'bad-input', message: `line ${lineNumber} ${problem}: fix it, or send lines as they are with --format lines` });
           return;
         }
-        if (sizeLimitBytes !== undefined && batchBytesMinOf(record) > sizeLimitBytes) {
+        const batchBytes = sizeLimitBytes === undefined ? 0 : singleRecordBatchBytesOf(record);
+        if (sizeLimitBytes !== undefined && batchBytes > sizeLimitBytes) {
           stop({
             kind: 'bad-input',
-            message: `line ${lineNumber} is ${formatCount(line.length)} bytes, too large for topic ${topic} (max.message.bytes ${formatCount(sizeLimitBytes)} per batch): split it, or raise the limit with \`runnel topic alter ${topic} --config max.message.bytes=N\``,
+            message:
+              `line ${lineNumber} is ${formatCount(line.length)} bytes, too large for topic ${topic} (a batch of it alone is ${formatCount(batchBytes)} bytes; ` +
+              `max.message.bytes is ${formatCount(sizeLimitBytes)}): split it, or raise the limit with \`runnel topic alter ${topic} --config max.message.bytes=N\``,
           });
           return;
         }
