@@ -427,6 +427,27 @@ describe('runnel produce and consume', () => {
     expect(await runOk(['produce', 'cli-refuse-edge'], { input: `${'x'.repeat(1_930)}\n` })).toBe('');
     expect(await logEndOffsets('cli-refuse-edge')).toEqual([2]);
   });
+
+  it('refuses before sending a --format json line naming a partition the topic does not have, so no line after it lands', async () => {
+    await runOk(['topic', 'create', 'cli-json-partition', '--partitions', '2']);
+    const after = Array.from({ length: 500 }, (_, i) => JSON.stringify({ value: `after-${i}` })).join('\n');
+    const refused = expectOneLineFailure(
+      await runCli(['produce', 'cli-json-partition', '--format', 'json'], { input: `{"value":"first","partition":1}\n{"value":"bad","partition":2}\n${after}\n` }),
+    );
+    expect(refused).toMatch(/^runnel: line 2 names partition 2, but topic cli-json-partition has 2 partition\(s\), 0\.\.1: /);
+    expect(refused).toMatch(/; 1 of 1 lines sent were acknowledged, reading stopped there$/);
+    expect(await logEndOffsets('cli-json-partition')).toEqual([0, 1]);
+
+    // A partition added while the command runs is looked up, not refused.
+    const producer = startCli(['produce', 'cli-json-partition', '--format', 'json']);
+    producer.write('{"value":"before","partition":0}\n');
+    await waitFor(async () => (await logEndOffsets('cli-json-partition'))[0] === 1, { timeoutMs: 10_000, intervalMs: 100, describe: () => `the first line acknowledged; stderr: ${producer.stderr()}` });
+    await runOk(['topic', 'alter', 'cli-json-partition', '--partitions', '3']);
+    producer.write('{"value":"added","partition":2}\n');
+    producer.endInput();
+    expect(await producer.result).toMatchObject({ code: 0, stderr: '' });
+    expect(await logEndOffsets('cli-json-partition')).toEqual([1, 1, 1]);
+  });
 });
 
 describe('runnel errors', () => {

@@ -12,7 +12,7 @@
  * then the command exits 1 naming the line and the reason. Lines sent before the failure came
  * back (in later batches) may still land after the failed one, so a line that cannot fit the
  * topic's max.message.bytes is refused before it is sent, as a line that is not valid input
- * for --format json is. SIGINT/SIGTERM stop the reading, send the lines already read,
+ * for --format json is, or one that names a partition the topic does not have. SIGINT/SIGTERM stop the reading, send the lines already read,
  * settle them and exit 130/143 (1 if something failed).
  *
  * While records cannot be delivered (broker down or restarting, retriable errors), stderr says
@@ -126,8 +126,9 @@ header values are base64; "topic" and "offset" (as printed by consume) are ignor
 
 Exit status is 0 only when every line read was acknowledged. The first failed record (or bad
 JSON line) stops the reading: the command settles what it sent and exits 1 naming the line.
-A line larger than the topic's max.message.bytes is refused before it is sent (without
---compression), so no line after it is written either.
+A line larger than the topic's max.message.bytes (without --compression), or a JSON line
+naming a partition the topic does not have, is refused before it is sent, so no line after
+it is written either.
 Ctrl-C stops reading, sends what was read, waits for the acknowledgements and exits 130 (a
 second Ctrl-C exits at once). On a terminal, stderr shows the rate.
 
@@ -167,6 +168,7 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
   });
   outage.onStarted();
   const { batchBytes, maxMessageBytes } = checkTopicAndSizeBatches(description, topic, flags.partition);
+  const partitions = new KnownPartitions(description.partitions.length, async () => (await client.admin.describeTopic(topic)).partitions.length);
   const producer = client.producer({
     acks: flags.acks,
     lingerMs: flags.lingerMs,
@@ -193,7 +195,7 @@ async function produceStdin(client: RunnelClient, topic: string, flags: ProduceF
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await sendLines(producer, topic, flags, state, stop, outage, { maxMessageBytes });
+    await sendLines(producer, topic, flags, state, stop, outage, { maxMessageBytes, partitions });
     // Close = flush and wait: every record sent gets its outcome (or fails after the delivery timeout).
     await producer.close().catch(() => undefined); // each failure reaches its own handler
     await new Promise((resolve) => setImmediate(resolve)); // let the last handlers run
@@ -261,9 +263,28 @@ export function singleRecordBatchBytesOf(record: ProducerRecord): number {
   return BATCH_HEADER_BYTES + varintSizeBytes(bodyBytes) + bodyBytes;
 }
 
+/**
+ * The topic's partition count as last looked up. A line naming a partition past it looks
+ * the count up again (partitions may have been added since the command started) before the
+ * line is refused.
+ */
+class KnownPartitions {
+  constructor(
+    public count: number,
+    private readonly lookUpCount: () => Promise<number>,
+  ) {}
+
+  /** Whether the topic has `partition`, looking its count up again first. */
+  async hasAfterLookUp(partition: number): Promise<boolean> {
+    this.count = await this.lookUpCount().catch(() => this.count);
+    return partition < this.count;
+  }
+}
+
 /** What the topic allows, checked before each line is sent. */
 interface TopicBounds {
   maxMessageBytes: number | undefined;
+  partitions: KnownPartitions;
 }
 
 async function sendLines(
@@ -273,7 +294,7 @@ async function sendLines(
   state: ProduceState,
   stop: (cause: StopCause) => void,
   outage: ProduceOutage,
-  { maxMessageBytes }: TopicBounds,
+  { maxMessageBytes, partitions }: TopicBounds,
 ): Promise<void> {
   // A line too large for the topic is refused before it is sent, so nothing after it is sent
   // either: refused by the broker, the lines read after it, already sent in later batches,
@@ -295,6 +316,17 @@ async function sendLines(
         } catch (error) {
           const problem = error instanceof Error ? error.message : String(error);
           stop({ kind: 'bad-input', message: `line ${lineNumber} ${problem}: fix it, or send lines as they are with --format lines` });
+          return;
+        }
+        // A line's own "partition" (--format json) the topic does not have would be refused
+        // by the producer, after the lines read with it were sent: refused before, as bad input.
+        if (record.partition !== undefined && record.partition >= partitions.count && !(await partitions.hasAfterLookUp(record.partition))) {
+          stop({
+            kind: 'bad-input',
+            message:
+              `line ${lineNumber} names partition ${record.partition}, but topic ${topic} has ${partitions.count} partition(s), 0..${partitions.count - 1}: ` +
+              `fix the line, or add partitions with \`runnel topic alter ${topic} --partitions N\``,
+          });
           return;
         }
         const batchBytes = sizeLimitBytes === undefined ? 0 : singleRecordBatchBytesOf(record);
