@@ -667,6 +667,26 @@ describe('runnel log', () => {
   });
 });
 
+describe('runnel log append', () => {
+  it('refuses a directory that holds other things than a partition (a data directory), writing nothing there', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));
+    try {
+      const dataDirCopy = join(scratch, 'data');
+      await runOk(['log', 'append', join(dataDirCopy, 'app-logs-0')], { input: 'one\n' });
+      writeFileSync(join(dataDirCopy, 'notes.txt'), 'not a segment\n');
+      const refused = expectOneLineFailure(await runCli(['log', 'append', dataDirCopy], { input: 'stray\n' }));
+      expect(refused).toBe(`runnel: ${dataDirCopy} is not a partition directory (it holds app-logs-0): pass one of those, e.g. ${join(dataDirCopy, 'app-logs-0')}`);
+      expect(readdirSync(dataDirCopy).sort()).toEqual(['app-logs-0', 'notes.txt']);
+      // An existing empty directory is a partition directory to be.
+      const empty = join(scratch, 'empty-0');
+      mkdirSync(empty);
+      expect(JSON.parse(await runOk(['log', 'append', empty], { input: 'one\ntwo\n' }))).toMatchObject({ records: 2, logEndOffset: 2 });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('runnel log repair', () => {
   it('on a partition marked offline whose files read clean, shows what the mark says before clearing it', async () => {
     const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));

@@ -48,6 +48,20 @@ function ensurePartitionDirectory(dir: string): void {
   throw new CliError(`${dir} is not a partition directory${hint}`);
 }
 
+/**
+ * Throws a CliError unless `log append` may write to `dir`: missing (it is created), empty,
+ * or a partition directory. Any other directory (a data directory, a folder of partitions, a
+ * typo for another folder) would get segment files written among what it holds.
+ */
+function ensureAppendDirectory(dir: string): void {
+  try {
+    if (readdirSync(dir).length === 0) return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+  }
+  ensurePartitionDirectory(dir);
+}
+
 function identityOf(dir: string): { topic: string; partition: number } {
   return tryParsePartitionDirName(basename(resolve(dir))) ?? { topic: basename(resolve(dir)), partition: 0 };
 }
@@ -60,13 +74,14 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
 
   log
     .command('append')
-    .description('append stdin, one record per line, to a partition directory (created if missing)')
+    .description('append stdin, one record per line, to a partition directory (created if missing; an existing one must be empty or a partition directory)')
     .argument('<dir>', 'partition directory, e.g. ./data/demo-0')
     .option('--key-separator <s>', 'split each line into key and value at the first <s>')
     .option('--batch-records <n>', 'records per batch', parseCount, 500)
     .option('--flush <policy>', 'always | never | interval:<ms>', 'always')
     .addHelpText('after', '\nExample: tail -n 1000 app.log | runnel log append ./data/app-logs-0')
     .action(async (dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) => {
+      ensureAppendDirectory(dir);
       ensureDataDirNotInUse(dirname(resolve(dir)), 'append to one of its partitions');
       const summary = await appendLines(dir, options);
       process.stdout.write(`${JSON.stringify(summary)}\n`);
