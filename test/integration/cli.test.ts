@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { brokerSettingNames } from '../../src/config/index.js';
+import { encodeBatch } from '../../src/protocol/index.js';
+import { segmentFileName } from '../../src/storage/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
 import { killAllCliProcesses, startCliProcess, type CliProcess, type CliResult } from '../support/cli-process.js';
 import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
@@ -660,6 +662,41 @@ describe('runnel log', () => {
         [Buffer.from([0x6b, 0xff]), Buffer.from([0x76, 0xfe, 0x00])],
         [null, Buffer.from('plain')],
         [null, Buffer.alloc(0)],
+      ]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('runnel log dump', () => {
+  it('prints records as consume --format json does: a repeated header key and a header value that is not UTF-8 kept', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));
+    try {
+      const dir = join(scratch, 'headers-0');
+      mkdirSync(dir);
+      const headers = [
+        { key: 'trace', value: Buffer.from([0xff, 0x00]) },
+        { key: 'trace', value: Buffer.from('second') },
+        { key: 'empty', value: null },
+      ];
+      const batch = encodeBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from('v'), headers, timestamp: 1_763_632_800_000 }] });
+      writeFileSync(join(dir, segmentFileName(0, 'log')), batch);
+      expect(jsonLines(await runOk(['log', 'dump', dir, '--records']))).toEqual([
+        {
+          topic: 'headers',
+          partition: 0,
+          offset: 0,
+          timestamp: 1_763_632_800_000,
+          key: 'aw==',
+          value: 'dg==',
+          headers: [
+            { key: 'trace', value: '/wA=' },
+            { key: 'trace', value: Buffer.from('second').toString('base64') },
+            { key: 'empty', value: null },
+          ],
+          encoding: 'base64',
+        },
       ]);
     } finally {
       rmSync(scratch, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { ensureDataDirNotInUse } from '../../broker/index.js';
 import { CliError } from '../cli-error.js';
 import { parseCount } from '../option-parsers.js';
 import { readLines } from '../line-reader.js';
+import { consumerRecordToJson } from '../record-json.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
 import { createRootLogger } from '../../observability/index.js';
@@ -93,7 +94,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .argument('<dir>', 'partition directory')
     .option('--from <offset>', 'start at the batch holding this offset', parseCount, 0)
     .option('--max <n>', 'stop after this many batches (records with --records)', parseCount)
-    .option('--records', 'print records as JSON lines {topic,partition,offset,timestamp,key,value,headers}')
+    .option('--records', 'print records as JSON lines {topic,partition,offset,timestamp,key,value,headers}, as consume --format json does')
     .option('--json', 'print batch headers as JSON lines')
     .action(async (dir: string, options: { from: number; max?: number; records?: boolean; json?: boolean }) => {
       ensurePartitionDirectory(dir);
@@ -265,7 +266,8 @@ async function dump(dir: string, options: { from: number; max?: number; records?
         for (const record of decodeBatch(bytes).records) {
           if (record.offset < options.from) continue;
           if (options.max !== undefined && printed >= options.max) return false;
-          lines.push(JSON.stringify({ topic, partition, offset: record.offset, timestamp: record.timestamp, ...textOrBase64(record.key, record.value), headers: Object.fromEntries(record.headers.map((h) => [h.key, h.value?.toString('utf8') ?? null])) }));
+          // As `consume --format json` prints it: headers that repeat a key or are not UTF-8 kept.
+          lines.push(consumerRecordToJson({ topic, partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers }));
           printed++;
         }
       } else {
@@ -300,12 +302,6 @@ async function dump(dir: string, options: { from: number; max?: number; records?
     return 1;
   }
   return 0;
-}
-
-function textOrBase64(key: Buffer | null, value: Buffer | null): Record<string, string | null> {
-  const isText = (bytes: Buffer | null): boolean => bytes === null || Buffer.from(bytes.toString('utf8'), 'utf8').equals(bytes);
-  if (isText(key) && isText(value)) return { key: key?.toString('utf8') ?? null, value: value?.toString('utf8') ?? null };
-  return { key: key?.toString('base64') ?? null, value: value?.toString('base64') ?? null, encoding: 'base64' };
 }
 
 function mebibytes(bytes: number): string {
