@@ -18,7 +18,7 @@ import { brokerSettingNames } from '../../src/config/index.js';
 import { encodeBatch } from '../../src/protocol/index.js';
 import { segmentFileName } from '../../src/storage/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
-import { killAllCliProcesses, startCliProcess, type CliProcess, type CliResult } from '../support/cli-process.js';
+import { killAllCliProcesses, startCliProcess, type CliProcess, type CliProcessOptions, type CliResult } from '../support/cli-process.js';
 import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
 import { rawClients } from '../support/raw-grpc.js';
 import { unusedPort } from '../support/ports.js';
@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 /** Starts `runnel …` against the test broker (RUNNEL_BROKER), killed by PID after `timeoutMs`. */
-function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliProcess {
+function startCli(args: string[], options: CliProcessOptions = {}): CliProcess {
   return startCliProcess(args, { ...options, env: { RUNNEL_BROKER: broker.address, ...options.env } });
 }
 
@@ -311,6 +311,29 @@ describe('runnel produce and consume', () => {
     expect(offsetsOf(fromTime)).toEqual(range(190_000, 200_000));
     const values = await runOk(['consume', 'cli-many-records', '--partition', '0', '--from', '1000', '--max', '10000'], { timeoutMs: 60_000 });
     expect(values).toBe(range(1_000, 11_000).map((offset) => `${offset % 10}\n`).join(''));
+  });
+
+  it('ends on SIGTERM, and at once on a second Ctrl-C, while the reader of its output has stopped reading', async () => {
+    // A reader that stalls (a full pipe) would otherwise hold consume for ever: its loop waits
+    // for 'drain', and the output it still holds keeps the process alive after the loop.
+    await runOk(['topic', 'create', 'cli-stalled-reader']);
+    const raw = rawClients(broker.address);
+    try {
+      await produceRawBatch(raw, 'cli-stalled-reader', manyTinyRecordsBatch(200_000));
+    } finally {
+      raw.close();
+    }
+    const args = ['consume', 'cli-stalled-reader', '--from', 'beginning', '--no-follow', '--format', 'json'];
+    const terminated = startCli(args, { stdoutReadCharsMax: 1, timeoutMs: 15_000 });
+    await waitFor(() => terminated.stdout() !== '', { timeoutMs: 10_000, describe: () => `output of consume; stderr: ${terminated.stderr()}` });
+    terminated.signal('SIGTERM');
+    expect(await terminated.result).toMatchObject({ code: 143, stderr: '' });
+
+    const interrupted = startCli(args, { stdoutReadCharsMax: 1, timeoutMs: 15_000 });
+    await waitFor(() => interrupted.stdout() !== '', { timeoutMs: 10_000, describe: () => `output of consume; stderr: ${interrupted.stderr()}` });
+    interrupted.signal('SIGINT');
+    interrupted.signal('SIGINT');
+    expect(await interrupted.result).toMatchObject({ code: 130, stderr: '' });
   });
 
   it('streams: produce sends lines before EOF, a following consume prints them, and Ctrl-C ends both cleanly', async () => {

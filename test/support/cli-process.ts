@@ -31,7 +31,17 @@ export interface CliProcess {
 
 const running = new Set<ChildProcess>();
 
-export function startCliProcess(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliProcess {
+export interface CliProcessOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /**
+   * Stop reading stdout once this many characters arrived, as a reader that stalls: the pipe
+   * then fills and the command's writes wait.
+   */
+  stdoutReadCharsMax?: number;
+}
+
+export function startCliProcess(args: string[], options: CliProcessOptions = {}): CliProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/run.ts'), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, RUNNEL_DEBUG: '', ...options.env },
@@ -41,7 +51,16 @@ export function startCliProcess(args: string[], options: { env?: NodeJS.ProcessE
   const pid = child.pid as number;
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  let hasExited = false;
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    stdout += text;
+    if (options.stdoutReadCharsMax !== undefined && stdout.length >= options.stdoutReadCharsMax && !hasExited) child.stdout.pause();
+  });
+  // A paused stdout never ends, and 'close' waits for it: once the process is gone, read the rest.
+  child.once('exit', () => {
+    hasExited = true;
+    child.stdout.resume();
+  });
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
   child.stdin.on('error', () => undefined); // the CLI may exit before reading all its input
   const timeoutMs = options.timeoutMs ?? CLI_TIMEOUT_MS_DEFAULT;

@@ -14,7 +14,9 @@
  *
  * Where it stops: `--no-follow` takes every partition's log end offset at start and stops each
  * partition there; `--max N` after N records; otherwise it tails until Ctrl-C (exit 130) or a
- * closed stdout (`| head`, exit 0).
+ * closed stdout (`| head`, exit 0). After Ctrl-C or SIGTERM the reader of stdout gets
+ * OUTPUT_GRACE_MS to take the output still held, then it is given up (a reader that stopped
+ * reading would hold the command for ever); a second Ctrl-C gives it up at once.
  *
  * `--from @TIME` asks the broker for the first record at or after TIME and starts there (the
  * consumer also skips records older than TIME until the first one that is not, which matters
@@ -45,6 +47,7 @@ import {
   type RunnelClient,
   type TopicPartition,
 } from '../../client/index.js';
+import { systemClock } from '../../common/index.js';
 import { CliError } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { parseChoice, parseCount, parseFromSpec, parsePositiveCount, type FromSpec } from '../option-parsers.js';
@@ -90,6 +93,8 @@ const PARTITION_CHECK_INTERVAL_MS = 5_000;
 const API_TIMEOUT_MS_DEFAULT = RETRY_DEFAULTS.timeoutMs;
 
 const EXIT_CODE_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+/** After SIGINT/SIGTERM: how long the reader of stdout gets to take the output still held. */
+const OUTPUT_GRACE_MS = 2_000;
 const NEWLINE = Buffer.from('\n');
 
 export function registerConsumeCommand(program: Command, setExitCode: SetExitCode): void {
@@ -133,6 +138,9 @@ or base64 for all of them when one is not valid UTF-8 (the object then has
 "encoding":"base64"); null stays null. "headers" is an object ({"trace":"abc"}), or an
 array of {"key","value"} in order when a header key repeats, is __proto__, or is a number. --format value prints each
 value followed by a newline (a null value prints an empty line).
+
+Ctrl-C (exit 130) or SIGTERM (143) gives the reader of stdout ${OUTPUT_GRACE_MS / 1000} s to take what is still
+printed, then gives that up; a second Ctrl-C exits at once.
 
 Without --max and --no-follow it keeps tailing until Ctrl-C (exit 130), and without
 --partition it also reads partitions added meanwhile, from their start, within 5 s. When the broker
@@ -195,7 +203,19 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
     state.exitCode = exitCode;
     void consumer.close(); // ends the read loop, also while it waits for records
   };
-  const onSignal = (signal: NodeJS.Signals): void => stop(EXIT_CODE_BY_SIGNAL[signal] ?? 1);
+  let isSignalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const exitCode = EXIT_CODE_BY_SIGNAL[signal] ?? 1;
+    if (isSignalled) process.exit(exitCode); // second Ctrl-C: give up the output not yet taken at once
+    isSignalled = true;
+    stop(exitCode);
+    // Output stdout still holds keeps the process alive until its reader takes it, and the read
+    // loop may be waiting for 'drain': a reader that stopped reading (a full pipe) would hold
+    // the command for ever. It gets OUTPUT_GRACE_MS, then what it has not taken is given up
+    // (stdout cannot be destroyed). The timer is unref'd: a reader that takes it all in time
+    // lets the command end as usual.
+    systemClock.setTimer(OUTPUT_GRACE_MS, () => process.exit(exitCode));
+  };
   const onStdoutError = (error: NodeJS.ErrnoException): void => stop(error.code === 'EPIPE' ? 0 : 1); // `| head` closed the pipe: done
   // Records going to the terminal and a status line on the same screen would garble both.
   if (process.stdout.isTTY !== true) progress.start();
