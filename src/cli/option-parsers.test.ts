@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { collectConfig, parseAcks, parseCount, parseFromSpec, tryParseDurationMs, tryParseTimePoint } from './option-parsers.js';
+import { collectConfig, parseAcks, parseCount, parseFromSpec, tryParseDurationMs, tryParseIsoTimeMs, tryParseTimePoint } from './option-parsers.js';
 
 const NOW_MS = Date.parse('2026-11-20T12:00:00Z');
 
@@ -24,6 +24,45 @@ describe('option parsers', () => {
     expect(tryParseTimePoint('@-30s', NOW_MS)).toBe(NOW_MS - 30_000);
     expect(tryParseTimePoint('yesterday', NOW_MS)).toBeUndefined();
     expect(tryParseTimePoint('2026-13-45', NOW_MS)).toBeUndefined();
+  });
+
+  it('reads ISO 8601 times with or without seconds, fraction and zone, and refuses junk and days that do not exist', () => {
+    const utc = (text: string): number => Date.parse(text);
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00Z')).toBe(utc('2026-11-20T10:00:00Z'));
+    expect(tryParseIsoTimeMs('2026-11-20T10:00Z')).toBe(utc('2026-11-20T10:00:00Z'));
+    expect(tryParseIsoTimeMs('2026-11-20 10:00:00z')).toBe(utc('2026-11-20T10:00:00Z'));
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00.123456789Z')).toBe(utc('2026-11-20T10:00:00.123Z'));
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00.5Z')).toBe(utc('2026-11-20T10:00:00.500Z'));
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00+02:00')).toBe(utc('2026-11-20T08:00:00Z'));
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00+0200')).toBe(utc('2026-11-20T08:00:00Z'));
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00-05')).toBe(utc('2026-11-20T15:00:00Z'));
+    expect(tryParseIsoTimeMs('2024-02-29T00:00:00Z')).toBe(utc('2024-02-29T00:00:00Z'));
+    // Without a zone: local time, a bare date included (Date.parse takes a bare date as UTC).
+    expect(tryParseIsoTimeMs('2026-11-20T10:00:00')).toBe(new Date(2026, 10, 20, 10, 0, 0).getTime());
+    expect(tryParseIsoTimeMs('2026-11-20')).toBe(new Date(2026, 10, 20).getTime());
+    for (const text of [
+      '2026-11-20 junk', // Date.parse: June 2026, from "jun"
+      '2026-11-20jun',
+      '2026-11-20 dec',
+      '2026-11-31', // Date.parse: 1 December
+      '2026-02-29',
+      '2026-02-30T10:00:00Z',
+      '2026-13-01',
+      '2026-11-20T24:00:00Z',
+      '2026-11-20T10:60Z',
+      '2026-11-20T10:00:60Z',
+      '2026-11-20T10:00:00+24:00',
+      '2026-11-20T10:00:00 UTC',
+      '2026-11-20 10:00 PST',
+      '2026-11-20Z',
+      '2026-11-20T10',
+      '1969-12-31T23:59:59Z',
+      '0099-01-01T00:00:00Z',
+      '20261120T100000Z',
+    ]) {
+      expect(tryParseIsoTimeMs(text), text).toBeUndefined();
+      expect(tryParseTimePoint(`@${text}`, NOW_MS), text).toBeUndefined();
+    }
   });
 
   it('reads --from positions and refuses anything else', () => {

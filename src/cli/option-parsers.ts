@@ -76,9 +76,46 @@ export function tryParseTimePoint(text: string, nowMs: number): number | undefin
     const ms = Number(body);
     return Number.isSafeInteger(ms) ? ms : undefined;
   }
-  if (!/^\d{4}-\d{2}-\d{2}/.test(body)) return undefined;
-  const ms = Date.parse(body);
-  return Number.isNaN(ms) || ms < 0 ? undefined : ms;
+  return tryParseIsoTimeMs(body);
+}
+
+/**
+ * `YYYY-MM-DD`, optionally followed by `T` (or a space) and `HH:MM`, `HH:MM:SS` or
+ * `HH:MM:SS.fraction`, then optionally `Z` or `±HH:MM` (`±HHMM`, `±HH`). Without a zone it is
+ * local time (a bare date: local midnight). The fraction counts to the millisecond.
+ */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?$/;
+
+/**
+ * An ISO 8601 time (ISO_TIME) as ms since the epoch; undefined when `text` is not one, or
+ * names a day or time that does not exist. Strict on purpose: `Date.parse` also takes
+ * "2026-11-20 junk" (as June 2026, from the "jun") and "2026-11-31" (as 1 December), and a
+ * replay would silently start at that other time.
+ */
+export function tryParseIsoTimeMs(text: string): number | undefined {
+  const match = ISO_TIME.exec(text);
+  if (match === null) return undefined;
+  const field = (index: number): number => Number(match[index] ?? 0);
+  const [year, month, day, hour, minute, second] = [field(1), field(2), field(3), field(4), field(5), field(6)];
+  const ms = Number((match[7] ?? '0').padEnd(3, '0').slice(0, 3));
+  // Before 1970 is no time a record can have; it also keeps two-digit years out of Date's 19xx mapping.
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  let timeMs: number;
+  if (match[8] === undefined && match[9] === undefined) {
+    timeMs = new Date(year, month - 1, day, hour, minute, second, ms).getTime(); // local time
+  } else {
+    const [offsetHours, offsetMinutes] = [field(10), field(11)];
+    if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+    const offsetMs = (match[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+    timeMs = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMs;
+  }
+  return Number.isSafeInteger(timeMs) && timeMs >= 0 ? timeMs : undefined;
+}
+
+/** Days in `month` (1-12) of `year`: day 0 of the next month is the last of this one. */
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 /** `--time` of `runnel offsets`. */

@@ -66,5 +66,8 @@ describe('records as JSON lines', () => {
     expect(() => parseJsonInputRecord('[1]')).toThrow(/not a JSON object/);
     expect(() => parseJsonInputRecord('{"value":"v","partition":-1}')).toThrow(/partition/);
     expect(() => parseJsonInputRecord('{"value":5}')).toThrow(/value that is not a string/);
+    // A time Date.parse would move elsewhere (1 December; June, from "jun") is refused, not stored.
+    expect(() => parseJsonInputRecord('{"value":"v","timestamp":"2026-11-31T10:00:00Z"}')).toThrow(/timestamp/);
+    expect(() => parseJsonInputRecord('{"value":"v","timestamp":"2026-11-20 junk"}')).toThrow(/timestamp/);
   });
 });

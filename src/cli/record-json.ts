@@ -19,6 +19,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { ConsumerRecord, ProducerRecordHeader } from '../client/index.js';
+import { tryParseIsoTimeMs } from './option-parsers.js';
 
 export function consumerRecordToJson(record: ConsumerRecord): string {
   const isText = isTextOrNull(record.key) && isTextOrNull(record.value) && record.headers.every((header) => isTextOrNull(header.value));
@@ -124,8 +125,8 @@ function parseTimestamp(timestamp: unknown): number | undefined {
   if (timestamp === undefined || timestamp === null) return undefined;
   if (typeof timestamp === 'number' && Number.isSafeInteger(timestamp) && timestamp >= 0) return timestamp;
   if (typeof timestamp === 'string') {
-    const ms = Date.parse(timestamp);
-    if (!Number.isNaN(ms) && ms >= 0) return ms;
+    const ms = tryParseIsoTimeMs(timestamp);
+    if (ms !== undefined) return ms;
   }
   throw new Error('has a "timestamp" that is neither ms since the epoch nor an ISO 8601 time');
 }

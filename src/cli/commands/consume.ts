@@ -129,9 +129,9 @@ Examples:
   runnel consume app-logs --api-timeout-ms 300000          # started at boot: wait up to 5 min for the broker
 
 --from: beginning (oldest record kept), end (only new records), OFFSET (needs --partition
-when the topic has several: offsets are per partition), @TIME as ISO 8601 or ms since the
-epoch, or -DURATION back from now (30s, 15m, 1h, 2d; 1h30m). Default: end when following,
-beginning with --no-follow.
+when the topic has several: offsets are per partition), @TIME as ISO 8601 (local time
+without a zone, so @2026-11-20 is local midnight) or ms since the epoch, or -DURATION back
+from now (30s, 15m, 1h, 2d; 1h30m). Default: end when following, beginning with --no-follow.
 
 --format json prints one object per line; key, value and header values are UTF-8 strings,
 or base64 for all of them when one is not valid UTF-8 (the object then has

@@ -28,7 +28,7 @@ export function registerOffsetsCommand(program: Command): void {
       .command('offsets')
       .description('first and next offset of every partition, or the offset for a point in time')
       .argument('<topic>', 'topic')
-      .option('--time <time>', 'ISO 8601 (2026-11-20T10:00:00Z), ms since the epoch, or -DURATION (-1h)', parseTimePoint)
+      .option('--time <time>', 'ISO 8601 (2026-11-20T10:00:00Z; local time without a zone), ms since the epoch, or -DURATION (-1h)', parseTimePoint)
       .option('--json', 'print the report as one JSON object'),
   )
     .addHelpText(
