@@ -66,6 +66,12 @@ export class Connections {
   private readonly stubs = new Map<string, BrokerStubs>();
   /** LogService stubs on connections of their own for long-lived streams, by `index@address`. */
   private readonly streamStubs = new Map<string, LogServiceClient>();
+  /**
+   * Per broker address: long-lived streams open on each of its stream connections, by index.
+   * Counted here, for the whole client, because the connections are the client's: every
+   * consumer's streams share them.
+   */
+  private readonly streamCounts = new Map<string, number[]>();
   private readonly channelOptions: grpc.ChannelOptions;
   /** Aborted by close(): ends every retry wait so pending calls settle promptly. */
   private readonly closing = new AbortController();
@@ -123,12 +129,36 @@ export class Connections {
   }
 
   /**
-   * A LogService stub on connection number `index` to `address`, separate from the one unary
-   * calls use, for long-lived streams: the caller puts at most `STREAMS_PER_CONNECTION_MAX`
-   * streams on each (see there).
+   * A LogService stub for one more long-lived stream to `address`, on the first of the
+   * client's stream connections to it (separate from the one unary calls use) that carries
+   * fewer than `STREAMS_PER_CONNECTION_MAX` streams (see there), and `release`, which the
+   * caller calls once when that stream has ended. The bound is the client's, whatever part
+   * of it opens the streams: two consumers of 100 partitions each used to count their streams
+   * apart, put all 200 on one connection, and a broker serving 128 calls on one left 72
+   * partitions unread, silently (test/integration/client-consumer.test.ts).
    */
-  streamLog(address: string, index: number): LogServiceClient {
+  streamSlot(address: string): { log: LogServiceClient; release: () => void } {
     this.ensureOpen();
+    let counts = this.streamCounts.get(address);
+    if (counts === undefined) {
+      counts = [];
+      this.streamCounts.set(address, counts);
+    }
+    let index = counts.findIndex((count) => count < STREAMS_PER_CONNECTION_MAX);
+    if (index < 0) index = counts.push(0) - 1;
+    const log = this.streamLog(address, index);
+    counts[index]!++;
+    let isReleased = false;
+    const release = (): void => {
+      if (isReleased) return;
+      isReleased = true;
+      counts[index]!--;
+    };
+    return { log, release };
+  }
+
+  /** The LogService stub on stream connection number `index` to `address` (`streamSlot`). */
+  private streamLog(address: string, index: number): LogServiceClient {
     const key = `${index}@${address}`;
     let log = this.streamStubs.get(key);
     if (log === undefined) {
@@ -192,6 +222,7 @@ export class Connections {
     this.stubs.clear();
     for (const log of this.streamStubs.values()) log.close();
     this.streamStubs.clear();
+    this.streamCounts.clear();
   }
 
   private stubsFor(address: string): BrokerStubs {

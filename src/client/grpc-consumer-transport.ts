@@ -3,16 +3,18 @@
  * bootstrap broker on a single node), ListOffsets through `Admin` (retried), and metadata
  * refreshes through the shared `MetadataCache`.
  *
- * Owns: how many Subscribe streams are open on each of its connections to each broker. The
- * streams are spread over connections of their own, at most `STREAMS_PER_CONNECTION_MAX` on
- * each, so that a consumer of many partitions never has a stream queued, unsent, behind the
- * broker's limit of concurrent calls per connection (test/integration/client-consumer.test.ts).
+ * Each Subscribe stream takes a slot on the client's stream connections (`Connections.streamSlot`:
+ * at most `STREAMS_PER_CONNECTION_MAX` on each, counted for all consumers of the client) and
+ * gives it back when it ends, so that no stream waits, queued and unsent, behind the broker's
+ * limit of concurrent calls per connection (test/integration/client-consumer.test.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { BrokerError } from '../errors/index.js';
 import { ErrorMetadata } from '../protocol/index.js';
+import type { SubscribeRequest } from '../protocol/generated/runnel/v1/SubscribeRequest.js';
+import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
 import type { Admin } from './admin.js';
-import { STREAMS_PER_CONNECTION_MAX, type Connections } from './connections.js';
+import type { Connections } from './connections.js';
 import { asSubscriptionStream, type ConsumerTransport, type ListedOffset, type SubscriptionStream } from './consumer.js';
 import type { MetadataCache } from './metadata-cache.js';
 import type { OffsetSpec } from './types.js';
@@ -21,8 +23,6 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   private readonly connections: Connections;
   private readonly admin: Admin;
   private readonly metadata: MetadataCache;
-  /** Per broker address: open Subscribe streams on each of its stream connections, by index. */
-  private readonly streamCounts = new Map<string, number[]>();
 
   constructor(connections: Connections, admin: Admin, metadata: MetadataCache) {
     this.connections = connections;
@@ -32,20 +32,19 @@ export class GrpcConsumerTransport implements ConsumerTransport {
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
     const address = this.metadata.leaderAddress(topic, partition) ?? this.connections.anyAddress();
-    let counts = this.streamCounts.get(address);
-    if (counts === undefined) {
-      counts = [];
-      this.streamCounts.set(address, counts);
+    const slot = this.connections.streamSlot(address);
+    let call: grpc.ClientDuplexStream<SubscribeRequest, SubscribeResponse__Output>;
+    try {
+      call = slot.log.subscribe();
+    } catch (error) {
+      slot.release();
+      throw error;
     }
-    let index = counts.findIndex((count) => count < STREAMS_PER_CONNECTION_MAX);
-    if (index < 0) index = counts.push(0) - 1;
-    const call = this.connections.streamLog(address, index).subscribe();
-    counts[index]!++;
     // 'status' comes once whichever way the call ends (a cancel too). One that ended below
     // the broker's handlers (no runnel-reason: refused, unknown host) sends the reopened
     // stream to the next bootstrap broker.
     call.once('status', (status: grpc.StatusObject) => {
-      counts[index]!--;
+      slot.release();
       if (status.code !== grpc.status.OK && status.code !== grpc.status.CANCELLED && status.metadata.get(ErrorMetadata.reason).length === 0) {
         this.connections.reportUnreachable(address);
       }

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, SLICE_RECORD_COUNT_MAX, type RunnelClient } from '../../src/client/index.js';
+import { STREAMS_PER_CONNECTION_MAX } from '../../src/client/connections.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
 import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
 import { rawClients } from '../support/raw-grpc.js';
@@ -52,6 +53,49 @@ describe('consumer against a real broker', () => {
       },
     );
     await consumer.close();
+  });
+
+  it('reads every partition when several consumers of one client together hold more streams than the broker serves calls on one connection', async () => {
+    // Goal: the per-connection bound on Subscribe streams must hold for the client, not for
+    // each consumer: the stream connections are the client's, shared by all its consumers.
+    // Method: a broker allowing 128 calls per connection, a topic of 200 partitions with one
+    // record each, and two consumers of one client reading 100 partitions each from the
+    // earliest offset (each alone within STREAMS_PER_CONNECTION_MAX, together past 128).
+    broker = await startBroker({ config: { inFlightRequestsPerConnectionMax: 128 } });
+    client = createClient({ brokers: [broker.address] });
+    const topic = 'two-consumers';
+    const partitionCount = 2 * STREAMS_PER_CONNECTION_MAX;
+    await client.admin.createTopic({ name: topic, partitions: partitionCount });
+    const producer = client.producer({ lingerMs: 5 });
+    await Promise.all(Array.from({ length: partitionCount }, (_, partition) => producer.send({ topic, partition, value: `p${partition}` })));
+
+    const seen = new Set<number>();
+    // Both stay open until both have read everything: a closed consumer's streams would make
+    // room for the other's.
+    const consumers = [client.consumer({ autoOffsetReset: 'earliest' }), client.consumer({ autoOffsetReset: 'earliest' })];
+    const readHalf = async (half: number): Promise<void> => {
+      const consumer = consumers[half]!;
+      const firstPartition = half * STREAMS_PER_CONNECTION_MAX;
+      const partitions = Array.from({ length: STREAMS_PER_CONNECTION_MAX }, (_, index) => firstPartition + index);
+      consumer.assign(partitions.map((partition) => ({ topic, partition })));
+      const own = new Set<number>();
+      await readEachWithin(
+        consumer,
+        {
+          timeoutMs: 20_000,
+          describe: () => `${own.size} of ${partitions.length} partitions from ${firstPartition} delivered; none yet from ${partitions.filter((partition) => !own.has(partition)).slice(0, 10).join(', ')}…`,
+        },
+        (record) => {
+          expect(record.value?.toString()).toBe(`p${record.partition}`);
+          own.add(record.partition);
+          seen.add(record.partition);
+          return own.size === partitions.length;
+        },
+      );
+    };
+    await Promise.all([readHalf(0), readHalf(1)]);
+    expect(seen.size).toBe(partitionCount);
+    await Promise.all(consumers.map((consumer) => consumer.close()));
   });
 
   it('reads a gzip batch of 200,000 tiny records in slices of at most SLICE_RECORD_COUNT_MAX, every record in order, also after a seek into its middle', async () => {
