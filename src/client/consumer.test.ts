@@ -291,6 +291,44 @@ describe('Consumer', () => {
     expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([3]);
   });
 
+  it('reopens a stream the broker does not take within requestTimeoutMs, gives up at retry.timeoutMs, and never calls it recovered', async () => {
+    // A hung broker (a stopped process, a frozen host) accepts TCP connections and never
+    // answers; grpc-js waits for its handshake without a deadline. The stream used to wait
+    // forever: no onRetry, no failure at retry.timeoutMs.
+    const events: string[] = [];
+    const { clock, consumer, transport } = makeConsumer({
+      requestTimeoutMs: 5_000,
+      // random 0.5: backoffs of 75, 150, 300, 600, then 1,200 ms, past the budget.
+      retry: { backoffMsMin: 100, backoffMsMax: 2_000, timeoutMs: 20_000 },
+      onRetry: (error, retrying) => events.push(`retry ${error.reason} #${retrying.attempts}`),
+      onRecovered: () => events.push('recovered'),
+    });
+    transport.isTakingStreams = false;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    let thrown: unknown;
+    void take(consumer, 1).catch((error: unknown) => (thrown = error));
+    clock.advance(4_999);
+    expect(transport.latest.isCancelled).toBe(false);
+    clock.advance(1);
+    expect(transport.latest.isCancelled).toBe(true);
+    clock.advance(30_000);
+    await settle();
+    expect(events).toEqual(['retry BROKER_UNAVAILABLE #1', 'retry BROKER_UNAVAILABLE #2', 'retry BROKER_UNAVAILABLE #3', 'retry BROKER_UNAVAILABLE #4']);
+    expect(thrown).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringContaining('did not take the subscription to t-0 within 5000 ms (requestTimeoutMs)') });
+    expect(transport.subscriptions).toHaveLength(5);
+    expect(transport.subscriptions.every((entry) => entry.stream.isCancelled)).toBe(true);
+
+    // The broker answers again: a stream it takes waits for data as long as it takes.
+    transport.isTakingStreams = true;
+    await consumer.seek(tp, 0);
+    const taken = transport.latest;
+    clock.advance(60 * 60 * 1000);
+    expect(taken.isCancelled).toBe(false);
+    taken.reply(storedBatch(0, 1), 1);
+    expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([0]);
+  });
+
   it('throws a non-retriable stream failure once from the iterator', async () => {
     const { consumer, transport } = makeConsumer();
     consumer.assign([tp]);

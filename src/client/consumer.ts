@@ -24,7 +24,11 @@
  * Failures: a stream that breaks without a Runnel reason (broker restarted or killed) or with
  * a retriable one is reopened from the next offset after capped exponential backoff, until
  * `retry.timeoutMs` passes without data; `onRetry` hears of each reopen scheduled and
- * `onRecovered` of the end of the outage. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
+ * `onRecovered` of the end of the outage. A stream the broker has not answered (its response
+ * headers, which the broker sends as it takes the stream) within `requestTimeoutMs` counts as
+ * broken too: a hung broker (a stopped process, a frozen host) accepts TCP connections and
+ * never answers, and grpc-js waits for its HTTP/2 handshake without a deadline, so such a
+ * stream used to wait forever, with no `onRetry` and no failure at `retry.timeoutMs`. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
  * metadata once and then fail. OFFSET_OUT_OF_RANGE moves to `autoOffsetReset` and tells
  * `onOffsetReset`. A failure
  * that is not retried is thrown by the iterator once, and the partition stops until the next
@@ -66,6 +70,12 @@ export interface ConsumerOptions {
   /** Reconnect backoff; `timeoutMs` is how long a partition may fail before it gives up. */
   retry?: Partial<RetryOptions>;
   /**
+   * How long a Subscribe stream may wait for the broker to take it (its response headers)
+   * before it counts as a failed attempt and is reopened after a backoff. Default 30 s; a
+   * consumer made by `RunnelClient` uses the client's `requestTimeoutMs`.
+   */
+  requestTimeoutMs?: number;
+  /**
    * Called each time a partition's stream broke (or could not open) with a transport or
    * retriable failure and will be reopened after a backoff: how a caller learns that reading
    * stalled because the broker went away (`runnel consume` says so on stderr). From a
@@ -74,8 +84,9 @@ export interface ConsumerOptions {
   onRetry?: (error: BrokerError, retrying: RetryingPartition) => void;
   /**
    * Called once when a partition that `onRetry` reported streams again: its reopened stream
-   * delivered a reply, or stayed open for `retry.backoffMsMax` (a partition with nothing new
-   * gets no reply, so staying open is the sign: a broker that is still down refuses at once).
+   * delivered a reply, or the broker took it and it stayed open for `retry.backoffMsMax` (a
+   * partition with nothing new gets no reply, so staying open is the sign; a stream the broker
+   * has not taken, as with a hung broker, is not one).
    * Not called when a seek or unassign ends the retrying instead. From a microtask.
    */
   onRecovered?: (recovered: RecoveredPartition) => void;
@@ -126,6 +137,8 @@ export interface SubscriptionStream {
   write(message: SubscribeRequest): boolean;
   cancel(): void;
   on(event: 'data', listener: (response: SubscribeResponse__Output) => void): unknown;
+  /** The response headers: the broker took the stream (it sends them once it has checked `start`). */
+  on(event: 'metadata', listener: (metadata: unknown) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'end', listener: () => void): unknown;
 }
@@ -153,7 +166,15 @@ export interface ListedOffset {
 type FetchState =
   | { kind: 'idle' }
   | { kind: 'resolving' }
-  | { kind: 'streaming'; stream: SubscriptionStream; openedAtMs: number; cancelRecoveryTimer: (() => void) | undefined }
+  | {
+      kind: 'streaming';
+      stream: SubscriptionStream;
+      /** When the broker took the stream (headers or data); undefined until then. */
+      acceptedAtMs: number | undefined;
+      /** Fails the stream if the broker has not taken it within `requestTimeoutMs`; undefined once it has. */
+      cancelAcceptTimer: (() => void) | undefined;
+      cancelRecoveryTimer: (() => void) | undefined;
+    }
   | { kind: 'backoff'; cancel: () => void }
   | { kind: 'failed'; error: BrokerError; isReported: boolean };
 
@@ -234,6 +255,9 @@ interface ChunkStamp {
 /** Credit below which a reopened stream still starts (the broker sends a batch at least). */
 const CREDIT_BYTES_MIN = 64 * KiB;
 
+/** `requestTimeoutMs` unless given: the client's default deadline of one call attempt. */
+const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
+
 /**
  * Most records decoded at a time: one slice of a reply, which the iterator hands out (or
  * `batches()` yields) before the next slice is decoded. A record's headers count as records
@@ -255,6 +279,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly clock: Clock;
   private readonly random: RandomSource;
   private readonly retry: RetryOptions;
+  private readonly requestTimeoutMs: number;
   private readonly autoOffsetReset: 'earliest' | 'latest' | 'none';
   private readonly partitionBufferBytes: number;
   private readonly bufferBytes: number;
@@ -297,6 +322,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.clock = options.clock ?? clientClock;
     this.random = options.random ?? Math.random;
     this.retry = { ...RETRY_DEFAULTS, ...options.retry };
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     this.autoOffsetReset = options.autoOffsetReset ?? 'latest';
     this.partitionBufferBytes = options.partitionBufferBytes ?? 8 * MiB;
     this.bufferBytes = options.bufferBytes ?? 64 * MiB;
@@ -314,6 +340,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     if (!Number.isSafeInteger(this.bufferBytes) || this.bufferBytes < CREDIT_BYTES_MIN) {
       throw new BrokerError('INVALID_REQUEST', `bufferBytes must be an integer ≥ ${CREDIT_BYTES_MIN}`);
+    }
+    if (!Number.isSafeInteger(this.requestTimeoutMs) || this.requestTimeoutMs < 1) {
+      throw new BrokerError('INVALID_REQUEST', `requestTimeoutMs must be a positive integer (ms)`);
     }
   }
 
@@ -589,17 +618,20 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       this.onStreamFailure(assigned, generation, undefined, errorFromGrpc(error), false);
       return;
     }
-    const state: FetchState & { kind: 'streaming' } = { kind: 'streaming', stream, openedAtMs: this.clock.nowMs(), cancelRecoveryTimer: undefined };
+    const state: FetchState & { kind: 'streaming' } = { kind: 'streaming', stream, acceptedAtMs: undefined, cancelAcceptTimer: undefined, cancelRecoveryTimer: undefined };
     assigned.state = state;
     const creditBytes = Math.max(this.windowBytes - assigned.bufferedBytes, CREDIT_BYTES_MIN);
     assigned.brokerCreditBytes = creditBytes;
-    if (assigned.failedAttempts > 0) {
-      // Up for the longest backoff: the broker took the stream (startStreamRecovered).
-      state.cancelRecoveryTimer = this.clock.setTimer(this.retry.backoffMsMax, () => {
-        state.cancelRecoveryTimer = undefined;
-        if (assigned.state === state && assigned.generation === generation) this.startStreamRecovered(assigned);
-      });
-    }
+    state.cancelAcceptTimer = this.clock.setTimer(this.requestTimeoutMs, () => {
+      state.cancelAcceptTimer = undefined;
+      const error = new BrokerError(
+        'BROKER_UNAVAILABLE',
+        `the broker did not take the subscription to ${assigned.topic}-${assigned.partition} within ${this.requestTimeoutMs} ms (requestTimeoutMs): it may be hung or unreachable`,
+        { topic: assigned.topic, partition: assigned.partition },
+      );
+      this.onStreamFailure(assigned, generation, stream, error, true);
+    });
+    stream.on('metadata', () => this.startStreamAccepted(assigned, generation, state));
     stream.on('data', (response) => this.onData(assigned, stream, response));
     stream.on('error', (error) => {
       const isTransport = isTransportFailure(error);
@@ -620,8 +652,28 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     });
   }
 
+  /**
+   * The broker took the stream (headers, or data first): no more deadline for that, and after a
+   * failure, the stream counts as recovered once it has stayed up for the longest backoff
+   * (`startStreamRecovered`; a partition with nothing new gets no reply, so staying up is the
+   * sign).
+   */
+  private startStreamAccepted(assigned: AssignedPartition, generation: number, state: FetchState & { kind: 'streaming' }): void {
+    if (assigned.state !== state || assigned.generation !== generation || state.acceptedAtMs !== undefined) return;
+    state.acceptedAtMs = this.clock.nowMs();
+    state.cancelAcceptTimer?.();
+    state.cancelAcceptTimer = undefined;
+    if (assigned.failedAttempts > 0) {
+      state.cancelRecoveryTimer = this.clock.setTimer(this.retry.backoffMsMax, () => {
+        state.cancelRecoveryTimer = undefined;
+        if (assigned.state === state && assigned.generation === generation) this.startStreamRecovered(assigned);
+      });
+    }
+  }
+
   private onData(assigned: AssignedPartition, stream: SubscriptionStream, response: SubscribeResponse__Output): void {
     if (assigned.state.kind !== 'streaming' || assigned.state.stream !== stream) return;
+    this.startStreamAccepted(assigned, assigned.generation, assigned.state);
     let nextOffset: number;
     try {
       nextOffset = int64ToNumber(response.nextOffset, 'next_offset');
@@ -667,10 +719,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   ): void {
     if (assigned.generation !== generation || this.isClosed) return;
     if (stream !== undefined && (assigned.state.kind !== 'streaming' || assigned.state.stream !== stream)) return;
-    // A stream that stayed up past the longest backoff was a recovery, even if no data came
-    // (an idle partition): this failure starts a new outage with its own retry budget.
-    if (assigned.state.kind === 'streaming' && this.clock.nowMs() - assigned.state.openedAtMs >= this.retry.backoffMsMax) assigned.failedAttempts = 0;
-    if (assigned.state.kind === 'streaming') assigned.state.cancelRecoveryTimer?.();
+    // A stream the broker took and that stayed up past the longest backoff was a recovery,
+    // even if no data came (an idle partition): this failure starts a new outage with its own
+    // retry budget. One the broker never took was not, however long it waited.
+    const state = assigned.state;
+    if (state.kind === 'streaming' && state.acceptedAtMs !== undefined && this.clock.nowMs() - state.acceptedAtMs >= this.retry.backoffMsMax) assigned.failedAttempts = 0;
+    if (state.kind === 'streaming') {
+      state.cancelRecoveryTimer?.();
+      state.cancelAcceptTimer?.();
+    }
     stream?.cancel();
     assigned.state = { kind: 'idle' };
     if (error.reason === 'OFFSET_OUT_OF_RANGE' && assigned.hasUndecoded()) {
@@ -743,6 +800,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (state.kind === 'streaming') {
       assigned.state = { kind: 'idle' };
       state.cancelRecoveryTimer?.();
+      state.cancelAcceptTimer?.();
       state.stream.cancel();
     } else if (state.kind === 'backoff') {
       assigned.state = { kind: 'idle' };

@@ -25,7 +25,10 @@ export interface ClientOptions {
   brokers: string[];
   /** Names this client in broker logs (gRPC user agent). */
   clientId?: string;
-  /** Deadline of one unary call attempt (admin, ListOffsets, InitProducerId). Default 30 s. */
+  /**
+   * Deadline of one unary call attempt (admin, ListOffsets, InitProducerId), and how long a
+   * consumer's Subscribe stream waits for the broker to take it. Default 30 s.
+   */
   requestTimeoutMs?: number;
   /** Backoff and overall deadline of retried unary calls. Default 100 ms doubling to 2 s, for 60 s. */
   retry?: Partial<RetryOptions>;
@@ -87,6 +90,7 @@ export class RunnelClient {
     const consumer = new Consumer(new GrpcConsumerTransport(this.connections, this.admin, this.metadata), {
       clock: this.clock,
       random: this.random,
+      requestTimeoutMs: this.connections.requestTimeoutMs,
       ...options,
     });
     this.consumers.add(consumer);

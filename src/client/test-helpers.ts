@@ -266,6 +266,13 @@ export async function settle(rounds = 5): Promise<void> {
 export class FakeSubscription extends EventEmitter implements SubscriptionStream {
   readonly writes: SubscribeRequest[] = [];
   isCancelled = false;
+  /** Whether the "broker" takes the stream (sends its headers) as the consumer writes `start`; false: a hung broker. */
+  private readonly isTaken: boolean;
+
+  constructor(isTaken = true) {
+    super();
+    this.isTaken = isTaken;
+  }
 
   override on(event: string, listener: (...args: never[]) => void): this {
     return super.on(event, listener as (...args: unknown[]) => void);
@@ -273,6 +280,7 @@ export class FakeSubscription extends EventEmitter implements SubscriptionStream
 
   write(message: SubscribeRequest): boolean {
     this.writes.push(message);
+    if (message.start !== undefined && this.isTaken) this.emit('metadata', {});
     return true;
   }
 
@@ -298,9 +306,11 @@ export class FakeConsumerTransport implements ConsumerTransport {
   /** A bare number for a time means a record at that time was found there. */
   offsets: (topic: string, partition: number, spec: Exclude<OffsetSpec, number>) => number | ListedOffset = () => 0;
   partitionCount = 1;
+  /** Whether new streams are taken by the "broker" (headers sent); false stands for a hung broker. */
+  isTakingStreams = true;
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
-    const stream = new FakeSubscription();
+    const stream = new FakeSubscription(this.isTakingStreams);
     this.subscriptions.push({ topic, partition, stream });
     return stream;
   }

@@ -13,14 +13,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
 import { BackgroundTask } from '../support/background-task.js';
 import { startBrokerProcess, tearDownBrokerProcess, type BrokerProcess } from '../support/broker-process.js';
+import { rawClients } from '../support/raw-grpc.js';
 import { readRecordsWithin } from '../support/read-within.js';
 import { waitFor } from '../support/wait-for.js';
 
 let dataDir: string | undefined;
 let broker: BrokerProcess | undefined;
 let client: RunnelClient | undefined;
+let isBrokerStopped = false;
 
 afterEach(async () => {
+  // A stopped (SIGSTOP) broker still dies of SIGKILL; SIGCONT first lets it be killed cleanly.
+  if (broker !== undefined && isBrokerStopped) process.kill(broker.pid, 'SIGCONT');
+  isBrokerStopped = false;
   await tearDownBrokerProcess({ client, broker, dataDir });
   [client, broker, dataDir] = [undefined, undefined, undefined];
 });
@@ -156,5 +161,71 @@ describe('client across broker restarts', () => {
     const listed = client.admin.listTopics();
     broker = await startBrokerProcess({ dataDir, port });
     expect((await listed).map((topic) => topic.name)).toContain('while-down');
+  });
+
+  it('fails a consumer of a hung broker at its retry budget, each stream given requestTimeoutMs, and reads once the broker runs again', async () => {
+    // Goal: a broker process that is stopped (SIGSTOP: a frozen host, a debugger) still has
+    // its port accept TCP connections, and grpc-js waits for its HTTP/2 handshake without a
+    // deadline, so a Subscribe stream opened then used to wait forever, reported nothing and
+    // never failed. Method: one record, the broker SIGSTOPped, then a consumer with a 500 ms
+    // request deadline and a 2 s retry budget; its iterator must throw BROKER_UNAVAILABLE,
+    // without onRecovered; after SIGCONT a seek reads the record.
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-client-hung-'));
+    broker = await startBrokerProcess({ dataDir });
+    client = createClient({ brokers: [broker.address], requestTimeoutMs: 500 });
+    await client.admin.createTopic({ name: 'hung', partitions: 1 });
+    await client.producer().send({ topic: 'hung', partition: 0, value: 'only' });
+    await client.close();
+    process.kill(broker.pid, 'SIGSTOP');
+    isBrokerStopped = true;
+
+    const events: string[] = [];
+    client = createClient({ brokers: [broker.address], requestTimeoutMs: 500 });
+    const consumer = client.consumer({
+      autoOffsetReset: 'none',
+      retry: { timeoutMs: 2_000 },
+      onRetry: (error) => events.push(`retry ${error.reason}`),
+      onRecovered: () => events.push('recovered'),
+    });
+    const tp = { topic: 'hung', partition: 0 };
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const failure = await readRecordsWithin(consumer, 1, { timeoutMs: 15_000, expected: 'a failure, not a record' }).then(
+      (records) => new Error(`read ${records.length} record(s) from a stopped broker`),
+      (error: unknown) => error,
+    );
+    expect(failure).toMatchObject({ reason: 'BROKER_UNAVAILABLE', message: expect.stringContaining('did not take the subscription to hung-0 within 500 ms') });
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((event) => event === 'retry BROKER_UNAVAILABLE')).toBe(true);
+
+    process.kill(broker.pid, 'SIGCONT');
+    isBrokerStopped = false;
+    await consumer.seek(tp, 0);
+    const records = await readRecordsWithin(consumer, 1, { timeoutMs: 15_000, expected: "'only' at offset 0" });
+    expect(records.map((record) => record.value?.toString())).toEqual(['only']);
+  });
+
+  it('has the broker send the Subscribe response headers before any data, so a stream of a quiet partition is known taken', async () => {
+    // The consumer's deadline above waits for these headers: a broker that sent none until
+    // its first data would see every stream of a quiet partition given up and reopened.
+    dataDir = mkdtempSync(join(tmpdir(), 'runnel-client-headers-'));
+    broker = await startBrokerProcess({ dataDir });
+    client = createClient({ brokers: [broker.address], requestTimeoutMs: 500 });
+    await client.admin.createTopic({ name: 'quiet', partitions: 1 });
+    const raw = rawClients(broker.address);
+    try {
+      const call = raw.log.subscribe();
+      let hasHeaders = false;
+      const dataCount = { value: 0 };
+      call.on('metadata', () => (hasHeaders = true));
+      call.on('data', () => dataCount.value++);
+      call.on('error', () => undefined);
+      call.write({ start: { topic: 'quiet', partition: 0, offset: '0', creditBytes: 65_536, format: 'RECORD_FORMAT_BATCHES' } });
+      await waitFor(() => hasHeaders, { timeoutMs: 10_000, describe: () => 'no Subscribe response headers from the broker' });
+      expect(dataCount.value).toBe(0);
+      call.cancel();
+    } finally {
+      raw.close();
+    }
   });
 });

@@ -4,6 +4,7 @@
  * and maps errors once (status.ts). No storage logic here.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { KiB, MiB } from '../../common/units.js';
 import type { Clock } from '../../common/clock.js';
 import { limits } from '../../config/limits.js';
@@ -449,6 +450,10 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           let offset = checkOffset(start.offset);
           const messageBytesMax = checkMaxBytes(start.maxMessageBytes, SUBSCRIBE_MESSAGE_BYTES_DEFAULT);
           const format = formatFromWire(start.format);
+          // The headers now, before any data (log.proto): a client waits for them, up to its
+          // request deadline, to know the broker took the stream, since a partition with
+          // nothing new sends nothing for as long as it stays quiet (client/consumer.ts).
+          if (!call.cancelled) call.sendMetadata(new Metadata());
           const read = (from: number): Promise<FetchResult> =>
             broker.fetch({
               topic,

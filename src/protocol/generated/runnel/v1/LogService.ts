@@ -121,6 +121,9 @@ export interface LogServiceClient extends grpc.Client {
    * slow reader never makes the broker buffer without bound. A client that half-closes
    * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
    * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
+   * The broker sends the response headers as soon as it has checked `start`, before any data,
+   * so a client can tell a broker that took the stream (of a partition with nothing new) from
+   * one that never answers (a hung process), and give up on the latter after a deadline.
    */
   Subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
   Subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
@@ -130,6 +133,9 @@ export interface LogServiceClient extends grpc.Client {
    * slow reader never makes the broker buffer without bound. A client that half-closes
    * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
    * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
+   * The broker sends the response headers as soon as it has checked `start`, before any data,
+   * so a client can tell a broker that took the stream (of a partition with nothing new) from
+   * one that never answers (a hung process), and give up on the latter after a deadline.
    */
   subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
   subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
@@ -183,6 +189,9 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
    * slow reader never makes the broker buffer without bound. A client that half-closes
    * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
    * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
+   * The broker sends the response headers as soon as it has checked `start`, before any data,
+   * so a client can tell a broker that took the stream (of a partition with nothing new) from
+   * one that never answers (a hung process), and give up on the latter after a deadline.
    */
   Subscribe: grpc.handleBidiStreamingCall<_runnel_v1_SubscribeRequest__Output, _runnel_v1_SubscribeResponse>;
   
