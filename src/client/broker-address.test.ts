@@ -5,13 +5,13 @@ import { createClient } from './runnel-client.js';
 
 describe('describeBrokerAddressProblem', () => {
   it('accepts HOST:PORT and [IPV6]:PORT with a port in 1-65535', () => {
-    for (const address of ['127.0.0.1:7070', 'broker-1.example:1', 'localhost:65535', '[::1]:7070', '[fe80::1]:9092']) {
+    for (const address of ['127.0.0.1:7070', 'broker-1.example:1', 'localhost:65535', '[::1]:7070', '[fe80::1]:9092', '[::ffff:127.0.0.1]:7070', '[64:ff9b::192.0.2.33]:9092']) {
       expect(describeBrokerAddressProblem(address), address).toBeUndefined();
     }
   });
 
   it('refuses a missing host or port, junk, an unbracketed IPv6 address, and a port of 0 or above 65535', () => {
-    for (const address of ['localhost', ':7070', 'localhost:', '::1:7070', 'a b:1', 'host/path:1', 'localhost:70x']) {
+    for (const address of ['localhost', ':7070', 'localhost:', '::1:7070', 'a b:1', 'host/path:1', 'localhost:70x', '[::1.]:7070', '[localhost]:7070']) {
       expect(describeBrokerAddressProblem(address), address).toBe('is not HOST:PORT');
     }
     expect(describeBrokerAddressProblem('localhost:0')).toBe('has port 0, outside 1-65535');

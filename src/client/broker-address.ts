@@ -11,8 +11,12 @@ import { BrokerError } from '../errors/index.js';
 const PORT_MIN = 1;
 const PORT_MAX = 65_535;
 
-/** An address or host name, then `:` and the port digits; an IPv6 address goes in brackets. */
-const BROKER_ADDRESS_PATTERN = /^(?:[^\s:/[\]]+|\[[0-9a-fA-F:]+\]):(\d+)$/;
+/**
+ * An address or host name, then `:` and the port digits; an IPv6 address goes in brackets,
+ * also one with an IPv4 tail (`[::ffff:10.0.0.5]`, how an IPv4 peer shows in IPv6 socket
+ * tables and logs), which grpc-js connects to like any other.
+ */
+const BROKER_ADDRESS_PATTERN = /^(?:[^\s:/[\]]+|\[[0-9a-fA-F:]+(?:\.[0-9]+){0,3}\]):(\d+)$/;
 
 /**
  * What is wrong with `address` as a bootstrap broker address, worded to follow it in a
