@@ -108,6 +108,23 @@ describe('Consumer', () => {
     expect(consumer.position(tp)).toBe(5);
   });
 
+  it('gives back the records a next() still waiting at return() receives, so the next loop hands them out', async () => {
+    // A read raced against a timeout and given up: the iterator's return() comes while its
+    // next() waits. Those records used to stay in the abandoned iterator, all but the first
+    // lost, with the position already past them.
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const iterator = consumer[Symbol.asyncIterator]();
+    const waiting = iterator.next();
+    await iterator.return!();
+    transport.latest.reply(storedBatch(0, 3), 3);
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    expect(consumer.position(tp)).toBe(0);
+    const taken = await Promise.race([take(consumer, 3), settle(20).then(() => 'stalled' as const)]);
+    expect(taken === 'stalled' ? taken : taken.map((record) => record.offset)).toEqual([0, 1, 2]);
+  });
+
   it('starts a seek by time at the first record that late, inside the batch the broker points to', async () => {
     const { consumer, transport } = makeConsumer();
     transport.offsets = () => 10; // the base offset of the batch holding the time

@@ -952,6 +952,14 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
           this.isDone = true;
           return { value: undefined, done: true };
         }
+        if (this.isDone) {
+          // `return()` came while this call waited (a read raced against a timeout, then
+          // given up): nobody reads this iterator any more, so the chunk goes back whole, for
+          // the next loop. Kept here, its records after the first were lost, and the position
+          // had moved past them.
+          this.consumer.unread(chunk, this.consumer.lastChunkStamp.generation);
+          return { value: undefined, done: true };
+        }
         this.chunk = chunk;
         this.stamp = this.consumer.lastChunkStamp;
         this.index = 1;
@@ -966,7 +974,10 @@ class RecordIterator implements AsyncIterator<ConsumerRecord> {
     );
   }
 
-  /** Ends this iteration (a `break` or a throw in the loop); undelivered records go back. */
+  /**
+   * Ends this iteration (a `break` or a throw in the loop); undelivered records go back, also
+   * those a `next()` still waiting then receives (it resolves done).
+   */
   return(): Promise<IteratorResult<ConsumerRecord>> {
     this.isDone = true;
     if (this.index < this.chunk.length) this.consumer.unread(this.chunk.slice(this.index), this.stamp.generation);
