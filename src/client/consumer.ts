@@ -154,6 +154,8 @@ export interface ConsumerTransport {
   listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset>;
   /** Reloads the topic's metadata; resolves with its partition count or rejects TOPIC_NOT_FOUND. */
   refreshMetadata(topic: string): Promise<number>;
+  /** The consumer is closed (called once, by its `close()`): it opens nothing more. */
+  close(): void;
 }
 
 /** What ListOffsets answered for one partition. */
@@ -481,6 +483,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const assigned of this.partitions) this.stop(assigned);
     this.partitions = [];
     this.byKey.clear();
+    this.leftovers = [];
+    this.transport.close();
     this.wake();
     return Promise.resolve();
   }

@@ -23,11 +23,14 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   private readonly connections: Connections;
   private readonly admin: Admin;
   private readonly metadata: MetadataCache;
+  /** Told once when the consumer closes (the client then forgets it). */
+  private onClose: (() => void) | undefined;
 
-  constructor(connections: Connections, admin: Admin, metadata: MetadataCache) {
+  constructor(connections: Connections, admin: Admin, metadata: MetadataCache, onClose?: () => void) {
     this.connections = connections;
     this.admin = admin;
     this.metadata = metadata;
+    this.onClose = onClose;
   }
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
@@ -63,5 +66,11 @@ export class GrpcConsumerTransport implements ConsumerTransport {
 
   refreshMetadata(topic: string): Promise<number> {
     return this.metadata.load(topic);
+  }
+
+  close(): void {
+    const onClose = this.onClose;
+    this.onClose = undefined;
+    onClose?.();
   }
 }

@@ -17,10 +17,13 @@ export class GrpcProducerTransport implements ProducerTransport {
   /** One stream per broker address; bounded by the cluster's brokers. */
   private readonly channels = new Map<string, GrpcProduceChannel>();
   private isClosed = false;
+  /** Told once when the producer closes (the client then forgets it). */
+  private onClose: (() => void) | undefined;
 
-  constructor(connections: Connections, metadata: MetadataCache) {
+  constructor(connections: Connections, metadata: MetadataCache, onClose?: () => void) {
     this.connections = connections;
     this.metadata = metadata;
+    this.onClose = onClose;
   }
 
   async initProducerId(
@@ -58,5 +61,8 @@ export class GrpcProducerTransport implements ProducerTransport {
   close(): void {
     this.isClosed = true;
     for (const channel of this.channels.values()) channel.close();
+    const onClose = this.onClose;
+    this.onClose = undefined;
+    onClose?.();
   }
 }

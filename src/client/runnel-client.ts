@@ -2,9 +2,11 @@
  * `RunnelClient` ties the client together: one `Connections` (a channel per broker), one
  * `MetadataCache`, the `Admin`, and the producers and consumers made from it.
  *
- * Owns: the connections and the metadata cache, and the list of producers and consumers it
- * created so `close()` can end every stream and channel, after which nothing of the client
- * keeps the process alive.
+ * Owns: the connections and the metadata cache, and the producers and consumers it created
+ * and that are not closed yet, so `close()` can end every stream and channel, after which
+ * nothing of the client keeps the process alive. One closed on its own is forgotten then: a
+ * long-lived client that makes a consumer per job does not keep every one (and the callbacks
+ * it was given) for its lifetime.
  */
 import type { Clock } from '../common/index.js';
 import { Admin } from './admin.js';
@@ -75,7 +77,8 @@ export class RunnelClient {
    */
   producer(options: ProducerOptions = {}): Producer {
     this.connections.ensureOpen();
-    const producer = new Producer(new GrpcProducerTransport(this.connections, this.metadata), {
+    const transport = new GrpcProducerTransport(this.connections, this.metadata, () => this.producers.delete(producer));
+    const producer: Producer = new Producer(transport, {
       clock: this.clock,
       random: this.random,
       ...options,
@@ -87,7 +90,8 @@ export class RunnelClient {
   /** A new consumer with manual assignment (see `Consumer`). Throws INVALID_REQUEST when closed. */
   consumer(options: ConsumerOptions = {}): Consumer {
     this.connections.ensureOpen();
-    const consumer = new Consumer(new GrpcConsumerTransport(this.connections, this.admin, this.metadata), {
+    const transport = new GrpcConsumerTransport(this.connections, this.admin, this.metadata, () => this.consumers.delete(consumer));
+    const consumer: Consumer = new Consumer(transport, {
       clock: this.clock,
       random: this.random,
       requestTimeoutMs: this.connections.requestTimeoutMs,

@@ -308,6 +308,7 @@ export class FakeConsumerTransport implements ConsumerTransport {
   partitionCount = 1;
   /** Whether new streams are taken by the "broker" (headers sent); false stands for a hung broker. */
   isTakingStreams = true;
+  isClosed = false;
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
     const stream = new FakeSubscription(this.isTakingStreams);
@@ -324,6 +325,10 @@ export class FakeConsumerTransport implements ConsumerTransport {
 
   refreshMetadata(): Promise<number> {
     return Promise.resolve(this.partitionCount);
+  }
+
+  close(): void {
+    this.isClosed = true;
   }
 
   get latest(): FakeSubscription {
