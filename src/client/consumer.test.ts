@@ -346,6 +346,24 @@ describe('Consumer', () => {
     expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([0]);
   });
 
+  it('gives up at the default retry budget when retry.timeoutMs is given as undefined', async () => {
+    // `{ timeoutMs: config.retryTimeoutMs }` with the setting missing: the spread used to take
+    // undefined, every comparison with it was false, and the consumer retried forever.
+    const { clock, consumer, transport } = makeConsumer({ retry: { timeoutMs: undefined } });
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    let thrown: unknown;
+    void take(consumer, 1).catch((error: unknown) => (thrown = error));
+    const dropped = () => Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: grpc.status.UNAVAILABLE, details: 'No connection established', metadata: new grpc.Metadata() });
+    for (let elapsedMs = 0; elapsedMs <= 70_000 && thrown === undefined; elapsedMs += 500) {
+      if (!transport.latest.isCancelled) transport.latest.emit('error', dropped());
+      clock.advance(500);
+      await settle();
+    }
+    expect(thrown).toMatchObject({ reason: 'BROKER_UNAVAILABLE' });
+    expect(transport.subscriptions.length).toBeGreaterThan(20);
+  });
+
   it('throws a non-retriable stream failure once from the iterator', async () => {
     const { consumer, transport } = makeConsumer();
     consumer.assign([tp]);

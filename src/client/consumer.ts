@@ -47,7 +47,7 @@ import type { SubscribeRequest } from '../protocol/generated/runnel/v1/Subscribe
 import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/SubscribeResponse.js';
 import { clientClock } from './client-clock.js';
 import { errorFromGrpc, isTransportFailure } from './errors.js';
-import { backoffDelayMs, RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
+import { backoffDelayMs, retryOptionsOrThrow, type RandomSource, type RetryOptions } from './retry.js';
 import type { ConsumerRecord, OffsetSpec, TopicPartition } from './types.js';
 
 export interface ConsumerOptions {
@@ -323,7 +323,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.transport = transport;
     this.clock = options.clock ?? clientClock;
     this.random = options.random ?? Math.random;
-    this.retry = { ...RETRY_DEFAULTS, ...options.retry };
+    this.retry = retryOptionsOrThrow(options.retry, 'consumer');
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     this.autoOffsetReset = options.autoOffsetReset ?? 'latest';
     this.partitionBufferBytes = options.partitionBufferBytes ?? 8 * MiB;

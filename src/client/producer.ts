@@ -80,7 +80,7 @@ import type { ProduceChannel } from './produce-channel.js';
 import { BufferAccount, PendingSend, ProducerBatch, RECORD_HEAP_BYTES, stampBatchSequence, type BatchOutcome } from './producer-batch.js';
 import { BATCH_BYTES_REGROW_MS, ProducerPartition, type TopicBatchSizing } from './producer-partition.js';
 import { Partitioner } from './partitioner.js';
-import { backoffDelayMs, RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
+import { backoffDelayMs, retryOptionsOrThrow, type RandomSource, type RetryOptions } from './retry.js';
 import type { ProducerRecord, RecordMetadata } from './types.js';
 
 export type Acks = 'none' | 'leader' | 'all';
@@ -1851,7 +1851,7 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
     inFlightMax,
     deliveryTimeoutMs: options.deliveryTimeoutMs ?? 120_000,
     ackTimeoutMs: options.ackTimeoutMs ?? 30_000,
-    retry: { ...RETRY_DEFAULTS, ...options.retry },
+    retry: retryOptionsOrThrow(options.retry, 'producer'),
     onError: options.onError,
     onRetry: options.onRetry,
   };

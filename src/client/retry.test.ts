@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
-import { backoffDelayMs, isRetriableForAdminChange, withRetry, type RetryOptions } from './retry.js';
+import { backoffDelayMs, isRetriableForAdminChange, retryOptionsOrThrow, withRetry, type RetryOptions } from './retry.js';
 
 const options: RetryOptions = { backoffMsMin: 100, backoffMsMax: 1_000, timeoutMs: 5_000 };
 
@@ -13,6 +13,36 @@ describe('backoffDelayMs', () => {
 
   it('stays finite for huge attempt numbers', () => {
     expect(backoffDelayMs(10_000, options, () => 0.5)).toBe(750);
+  });
+});
+
+describe('retryOptionsOrThrow', () => {
+  it('keeps the default of a field given as undefined, and takes Infinity as a timeout', () => {
+    expect(retryOptionsOrThrow({ timeoutMs: undefined, backoffMsMax: 500 }, 'consumer')).toEqual({ backoffMsMin: 100, backoffMsMax: 500, timeoutMs: 60_000 });
+    expect(retryOptionsOrThrow(undefined, 'consumer')).toEqual({ backoffMsMin: 100, backoffMsMax: 2_000, timeoutMs: 60_000 });
+    expect(retryOptionsOrThrow({ timeoutMs: Number.POSITIVE_INFINITY, backoffMsMin: 1 }, 'consumer')).toEqual({ backoffMsMin: 1, backoffMsMax: 2_000, timeoutMs: Number.POSITIVE_INFINITY });
+    expect(retryOptionsOrThrow({ timeoutMs: 0 }, 'consumer').timeoutMs).toBe(0);
+  });
+
+  it('refuses NaN, a backoff of 0, a cap below the minimum, a negative or fractional timeout, naming the option', () => {
+    const cases: [Partial<RetryOptions>, string][] = [
+      [{ timeoutMs: Number.NaN }, 'consumer retry.timeoutMs must be an integer ≥ 0 (ms) or Infinity, got NaN'],
+      [{ timeoutMs: -1 }, 'retry.timeoutMs must be'],
+      [{ timeoutMs: 1.5 }, 'retry.timeoutMs must be'],
+      [{ backoffMsMin: 0 }, 'consumer retry.backoffMsMin must be an integer ≥ 1 (ms), got 0'],
+      [{ backoffMsMin: Number.NaN }, 'retry.backoffMsMin must be'],
+      [{ backoffMsMin: 500, backoffMsMax: 100 }, 'retry.backoffMsMax must be an integer ≥ backoffMsMin (500 ms), got 100'],
+      [{ backoffMsMax: Number.POSITIVE_INFINITY }, 'retry.backoffMsMax must be'],
+    ];
+    for (const [retry, text] of cases) {
+      let thrown: unknown;
+      try {
+        retryOptionsOrThrow(retry, 'consumer');
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, JSON.stringify(retry)).toMatchObject({ reason: 'INVALID_REQUEST', message: expect.stringContaining(text) });
+    }
   });
 });
 

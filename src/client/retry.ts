@@ -8,7 +8,7 @@
  * `isRetriableForAdminChange`, which leaves out a full or failing disk.
  */
 import type { Clock } from '../common/index.js';
-import type { BrokerError, Reason } from '../errors/index.js';
+import { BrokerError, type Reason } from '../errors/index.js';
 import { errorFromGrpc } from './errors.js';
 
 export interface RetryOptions {
@@ -29,6 +29,31 @@ export const RETRY_DEFAULTS: Readonly<RetryOptions> = Object.freeze({
   backoffMsMax: 2_000,
   timeoutMs: 60_000,
 });
+
+/**
+ * `RETRY_DEFAULTS` with the fields of `given` that are set (one set to `undefined`, as
+ * `{ timeoutMs: config.retryTimeoutMs }` gives when that setting is missing, keeps its
+ * default), checked. Throws INVALID_REQUEST naming `owner`'s option: `backoffMsMin` an
+ * integer ≥ 1, `backoffMsMax` one ≥ `backoffMsMin`, `timeoutMs` an integer ≥ 0 or Infinity.
+ * Before, a spread took `undefined` and NaN as they were, and every comparison with them is
+ * false: a retry that never gave up, or one every millisecond.
+ */
+export function retryOptionsOrThrow(given: Partial<RetryOptions> | undefined, owner: string): RetryOptions {
+  const resolved: RetryOptions = { ...RETRY_DEFAULTS };
+  for (const key of ['backoffMsMin', 'backoffMsMax', 'timeoutMs'] as const) {
+    const value = given?.[key];
+    if (value !== undefined) resolved[key] = value;
+  }
+  const invalid = (text: string): BrokerError => new BrokerError('INVALID_REQUEST', `${owner} retry.${text}`);
+  if (!Number.isSafeInteger(resolved.backoffMsMin) || resolved.backoffMsMin < 1) throw invalid(`backoffMsMin must be an integer ≥ 1 (ms), got ${resolved.backoffMsMin}`);
+  if (!Number.isSafeInteger(resolved.backoffMsMax) || resolved.backoffMsMax < resolved.backoffMsMin) {
+    throw invalid(`backoffMsMax must be an integer ≥ backoffMsMin (${resolved.backoffMsMin} ms), got ${resolved.backoffMsMax}`);
+  }
+  if (!(Number.isSafeInteger(resolved.timeoutMs) || resolved.timeoutMs === Number.POSITIVE_INFINITY) || resolved.timeoutMs < 0) {
+    throw invalid(`timeoutMs must be an integer ≥ 0 (ms) or Infinity, got ${resolved.timeoutMs}`);
+  }
+  return resolved;
+}
 
 /**
  * Reasons an admin change (create or delete a topic, alter its configs, add partitions) does

@@ -17,7 +17,7 @@ import { GrpcConsumerTransport } from './grpc-consumer-transport.js';
 import { GrpcProducerTransport } from './grpc-producer-transport.js';
 import { MetadataCache, METADATA_MAX_AGE_MS_DEFAULT } from './metadata-cache.js';
 import { Producer, type ProducerOptions } from './producer.js';
-import { RETRY_DEFAULTS, type RandomSource, type RetryOptions } from './retry.js';
+import { retryOptionsOrThrow, type RandomSource, type RetryOptions } from './retry.js';
 
 export interface ClientOptions {
   /**
@@ -64,7 +64,7 @@ export class RunnelClient {
       clientId: options.clientId,
       clock: this.clock,
       random: this.random,
-      retry: { ...RETRY_DEFAULTS, ...options.retry },
+      retry: retryOptionsOrThrow(options.retry, 'createClient'),
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     });
     this.admin = new Admin(this.connections, (topic, partition) => (partition === undefined ? undefined : this.metadata.leaderAddress(topic, partition)));
