@@ -28,9 +28,9 @@
  * headers, which the broker sends as it takes the stream) within `requestTimeoutMs` counts as
  * broken too: a hung broker (a stopped process, a frozen host) accepts TCP connections and
  * never answers, and grpc-js waits for its HTTP/2 handshake without a deadline, so such a
- * stream used to wait forever, with no `onRetry` and no failure at `retry.timeoutMs`. TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the
- * metadata once and then fail. OFFSET_OUT_OF_RANGE moves to `autoOffsetReset` and tells
- * `onOffsetReset`. A failure
+ * stream used to wait forever, with no `onRetry` and no failure at `retry.timeoutMs`.
+ * TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the metadata once and then fail.
+ * OFFSET_OUT_OF_RANGE moves to `autoOffsetReset` and tells `onOffsetReset`. A failure
  * that is not retried is thrown by the iterator once, and the partition stops until the next
  * `seek`.
  *
