@@ -50,15 +50,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const logService = guardService(proto.runnel.v1.LogService.service, { Produce: checkProduceRequest, ProduceStream: checkProduceRequest });
   server.addService(logService, createLogService({ ...options, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation);
   const isWindowSet = widenStreamWindow(server);
+  // An IPv6 host (`::`, `::1`) goes in brackets, as gRPC's target syntax needs; given
+  // bracketed already, it stays as it is.
+  const host = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
   });
   if (!isWindowSet || !widenSessionWindows(server)) {
     options.logger.warn({}, 'could not raise the HTTP/2 receive window (grpc-js internals changed?); uploads are limited to the 64 KiB default window');
   }
   // HOST:PORT (checked in broker-config.ts); the port follows the last colon, so a bracketed
   // IPv6 host ([::1]:7070) stays whole.
-  const advertised = options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`;
+  const advertised = options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`;
   const portColon = advertised.lastIndexOf(':');
   const [advertisedHost, advertisedPortText] = [advertised.slice(0, portColon), advertised.slice(portColon + 1)];
   server.addService(
@@ -70,7 +73,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }) as unknown as grpc.UntypedServiceImplementation,
   );
   new ReflectionService(definition).addToServer(server);
-  const address = `${options.host}:${port}`;
+  const address = `${host}:${port}`;
   options.logger.info({ address, port }, 'gRPC server listening');
   return {
     port,

@@ -112,3 +112,16 @@ describe('client whose broker went away', () => {
     expect(retries[0]!.deliveryDeadlineMs - startMs).toBeLessThanOrEqual(3_100);
   });
 });
+
+describe('a broker listening on IPv6', () => {
+  it('binds a host given without brackets (--host ::1) and tells clients a bracketed address they can dial', async () => {
+    await broker.close(); // this test's own broker listens on ::1
+    broker = await startBroker({ config: { host: '::1' } });
+    client = createClient({ brokers: [`[::1]:${broker.port}`], retry: { timeoutMs: 5_000 } });
+    await client.admin.createTopic({ name: 'v6', partitions: 1 });
+    const sent = await client.producer().send({ topic: 'v6', value: Buffer.from('over IPv6') });
+    expect(sent.offset).toBe(0);
+    const metadata = await client.admin.getMetadata();
+    expect(metadata.brokers.map((known) => `${known.host}:${known.port}`)).toEqual([`[::1]:${broker.port}`]);
+  });
+});
