@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeFileSystem } from './file-system.js';
 import { segmentFileName } from './file-names.js';
-import { repairPartitionDirectory, verifyPartitionDirectory } from './inspect.js';
+import { forEachStoredBatch, repairPartitionDirectory, verifyPartitionDirectory } from './inspect.js';
 import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
 
 const temps: Array<{ remove(): void }> = [];
@@ -66,5 +66,53 @@ describe('verifyPartitionDirectory agrees with start-up', () => {
     expect(JSON.parse(readFileSync(join(dir, 'partition.state'), 'utf8')).clean).toBeUndefined();
     expect((await verifyPartitionDirectory(nodeFileSystem, dir)).isHealthy).toBe(true);
     expect(await isServed(dir)).toEqual({ isOnline: true, logEndOffset: 2 });
+  });
+});
+
+describe('forEachStoredBatch', () => {
+  /** A partition of `batchCount` batches of about 64 KiB in segments of 1 MiB. */
+  async function bigPartition(batchCount: number): Promise<string> {
+    const temp = makeTempDir('runnel-inspect-');
+    temps.push(temp);
+    const dir = join(temp.dir, 'dump-0');
+    const log = await openTestLog({ dir, config: { segmentBytes: 1024 * 1024 } });
+    for (let i = 0; i < batchCount; i++) await log.append(makeBatch({ count: 16, valueBytes: 4096 }));
+    await log.close();
+    return dir;
+  }
+
+  it('waits for each call of a caller that is not ready before the next, then has delivered every batch once, in order', async () => {
+    const dir = await bigPartition(160); // ~10 MiB in ~10 segments
+    const seen: number[] = [];
+    let waiting = 0;
+    let waitingMax = 0;
+    const result = await forEachStoredBatch(nodeFileSystem, dir, {
+      fromOffset: 0,
+      onBatch: async (header) => {
+        // A dump whose stdout is full: each call waits before it is done with its batch.
+        seen.push(header.baseOffset);
+        waitingMax = Math.max(waitingMax, ++waiting);
+        await new Promise((resolve) => setImmediate(resolve));
+        waiting--;
+        return true;
+      },
+    });
+    expect(result).toEqual({});
+    // Before, the calls' promises were ignored: every batch of a 4 MiB read went out at once.
+    expect(waitingMax).toBe(1);
+    expect(seen).toEqual(Array.from({ length: 160 }, (_, i) => i * 16));
+  });
+
+  it('starts at the batch holding fromOffset and stops when the caller says so', async () => {
+    const dir = await bigPartition(40);
+    const seen: number[] = [];
+    await forEachStoredBatch(nodeFileSystem, dir, {
+      fromOffset: 100, // inside the batch at 96
+      onBatch: (header) => {
+        seen.push(header.baseOffset);
+        return seen.length < 3;
+      },
+    });
+    expect(seen).toEqual([96, 112, 128]);
   });
 });

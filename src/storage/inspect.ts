@@ -15,6 +15,10 @@ import type { BatchHeader } from '../protocol/index.js';
 import { scanBatches, type ScanProblem } from './batch-scan.js';
 import { readPartitionState, writePartitionState, type CleanShutdown } from './partition-state.js';
 import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
+import { MiB } from '../common/units.js';
+
+/** Batches `forEachStoredBatch` reads ahead of its caller, in bytes (at least one batch). */
+const BATCHES_AHEAD_BYTES_MAX = 4 * MiB;
 
 export interface SegmentReport {
   baseOffset: number;
@@ -221,15 +225,17 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
   return plan;
 }
 
-
 /**
  * Calls `onBatch` for every valid batch from the one holding `fromOffset` on, segment by
- * segment, until it returns false. Stops at the first damaged batch and returns its problem.
+ * segment, until it returns (or resolves to) false. Stops at the first damaged batch and
+ * returns its problem. `onBatch` may return a promise (a writer waiting for its output to
+ * drain): reading waits for it, and at most `BATCHES_AHEAD_BYTES_MAX` of read batches wait
+ * meanwhile, so a slow reader of a dump does not make it hold the whole partition in memory.
  */
 export async function forEachStoredBatch(
   fileSystem: FileSystem,
   dir: string,
-  options: { fromOffset: number; onBatch: (header: BatchHeader, bytes: Buffer) => boolean },
+  options: { fromOffset: number; onBatch: (header: BatchHeader, bytes: Buffer) => boolean | Promise<boolean> },
 ): Promise<{ problem?: { segmentBaseOffset: number; position: number; detail: string } }> {
   const bases = await listSegmentBases(fileSystem, dir);
   for (let i = 0; i < bases.length; i++) {
@@ -240,25 +246,35 @@ export async function forEachStoredBatch(
     const handle = await fileSystem.open(path, 'read').catch((error: unknown) => {
       throw storageError('open', path, error);
     });
-    let isStopped = false;
     try {
-      const scan = await scanBatches(handle, {
-        fromPosition: 0,
-        toPosition: await handle.sizeBytes(),
-        expectedBaseOffset: base,
-        onBatch: (header, _position, bytes) => {
-          if (header.baseOffset + header.lastOffsetDelta < options.fromOffset) return true;
-          isStopped = !options.onBatch(header, bytes);
-          return !isStopped;
-        },
-      });
-      if (scan.problem !== undefined && !isStopped) {
-        return { problem: { segmentBaseOffset: base, position: scan.problem.position, detail: scan.problem.detail } };
+      const sizeBytes = await handle.sizeBytes();
+      let position = 0;
+      let expectedBaseOffset = base;
+      // Scans a stretch of at most BATCHES_AHEAD_BYTES_MAX (at least one batch), hands it over,
+      // then goes on from where the stretch ended.
+      for (;;) {
+        const stretch: { header: BatchHeader; bytes: Buffer }[] = [];
+        let stretchBytes = 0;
+        const scan = await scanBatches(handle, {
+          fromPosition: position,
+          toPosition: sizeBytes,
+          expectedBaseOffset,
+          onBatch: (header, _position, bytes) => {
+            if (header.baseOffset + header.lastOffsetDelta < options.fromOffset) return true;
+            stretch.push({ header, bytes });
+            stretchBytes += bytes.length;
+            return stretchBytes < BATCHES_AHEAD_BYTES_MAX;
+          },
+        });
+        for (const { header, bytes } of stretch) if (!(await options.onBatch(header, bytes))) return {};
+        if (scan.problem !== undefined) return { problem: { segmentBaseOffset: base, position: scan.problem.position, detail: scan.problem.detail } };
+        if (scan.validEndPosition >= sizeBytes || scan.validEndPosition === position) break;
+        position = scan.validEndPosition;
+        expectedBaseOffset = scan.nextOffset;
       }
     } finally {
       await handle.close();
     }
-    if (isStopped) break;
   }
   return {};
 }

@@ -12,6 +12,7 @@ import { CliError } from '../cli-error.js';
 import { parseCount } from '../option-parsers.js';
 import { readLines } from '../line-reader.js';
 import { consumerRecordToJson } from '../record-json.js';
+import { writeWithBackpressure } from '../output.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
 import { createRootLogger } from '../../observability/index.js';
@@ -256,12 +257,17 @@ async function dump(dir: string, options: { from: number; max?: number; records?
   const { topic, partition } = identityOf(dir);
   let printed = 0;
   const lines: string[] = [];
-  const flushLines = (): void => {
-    if (lines.length > 0) process.stdout.write(`${lines.splice(0).join('\n')}\n`);
+  // Waits while stdout holds what it cannot pass on (a slow reader: `| less`, a full pipe),
+  // so the dump holds about one stretch of batches, not the whole partition. False once
+  // stdout is gone (`| head` exited: EPIPE), which ends the dump quietly.
+  const flushLines = async (): Promise<boolean> => {
+    if (process.stdout.destroyed) return false;
+    if (lines.length > 0) await writeWithBackpressure(process.stdout, `${lines.splice(0).join('\n')}\n`);
+    return !process.stdout.destroyed;
   };
   const result = await forEachStoredBatch(nodeFileSystem, dir, {
     fromOffset: options.from,
-    onBatch: (header, bytes) => {
+    onBatch: async (header, bytes) => {
       if (options.records === true) {
         for (const record of decodeBatch(bytes).records) {
           if (record.offset < options.from) continue;
@@ -290,11 +296,10 @@ async function dump(dir: string, options: { from: number; max?: number; records?
         );
         printed++;
       }
-      if (lines.length >= 512) flushLines();
-      return true;
+      return lines.length < 512 || (await flushLines());
     },
   });
-  flushLines();
+  await flushLines();
   if (result.problem !== undefined) {
     process.stderr.write(
       `runnel: damaged batch in segment ${result.problem.segmentBaseOffset} at position ${result.problem.position} (${result.problem.detail}); run \`runnel log verify ${dir}\`\n`,
