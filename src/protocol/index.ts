@@ -15,4 +15,5 @@ export * from './varint.js';
 export * from './compression.js';
 export * from './record-batch.js';
 export * from './murmur2.js';
+export * from './proto-size.js';
 export { CHANNEL_OPTIONS, ErrorMetadata, HEADERS_PER_RECORD_MAX, PROTO_FILES, SUBSCRIBE_CREDIT_BYTES_MAX, PROTO_LOADER_OPTIONS, PROTO_ROOT, int64ToNumber, loadRunnelProto, numberToInt64, type RunnelProto } from './grpc.js';

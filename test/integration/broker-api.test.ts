@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BATCH_CRC_START, BatchField, crc32c, decodeBatches, encodeBatch, varintSizeBytes, writeVarint } from '../../src/protocol/index.js';
 import type { BrokerProcess } from '../support/broker-process.js';
-import { reasonOf, startRawBroker, stopRawBroker, unary, type RawClients } from '../support/raw-grpc.js';
+import { reasonOf, startRawBroker, stopRawBroker, subscribeResponseSizeBytes, unary, type RawClients } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait-for.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -141,6 +141,69 @@ describe('broker gRPC API', () => {
     call.write({ creditBytes: 1_000_000 });
     await waitFor(() => receivedBytes > 200_000, { timeoutMs: 10_000, describe: () => `only ${receivedBytes} bytes after more credit` });
     call.cancel();
+  });
+
+  it('keeps a records-format subscriber going that starts inside a batch larger than its credit and grants back what each reply cost', async () => {
+    // One batch of 64 records of 64 KiB (4 MiB stored), then three small ones. Starting at
+    // offset 32 with 1 MiB of credit, the first reply carries records 32–63 (2 MiB). Before,
+    // it was charged the whole stored batch (4 MiB): credit fell to −3 MiB, the 2 MiB granted
+    // back left it below 0, and the records after it never came.
+    await createTopic('api-credit-records', 1, { 'max.message.bytes': String(8 * 1024 * 1024) });
+    const value = Buffer.alloc(64 * 1024, 0x62);
+    const big = encodeBatch({ records: Array.from({ length: 64 }, () => ({ key: null, value, headers: [{ key: 'h', value: null }], timestamp: Date.now() })) });
+    expect(big.length).toBeGreaterThan(4 * 1024 * 1024);
+    await produce('api-credit-records', [{ partition: 0, recordBatch: big }]);
+    await produce('api-credit-records', [{ partition: 0, recordBatch: batch(['after-1', 'after-2', 'after-3']) }]);
+    const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+    const offsets: number[] = [];
+    let failure: unknown;
+    call.on('data', (message: Any) => {
+      for (const record of message.records) offsets.push(Number(record.offset));
+      call.write({ creditBytes: subscribeResponseSizeBytes(message) });
+    });
+    call.on('error', (error) => (failure = error));
+    call.write({ start: { topic: 'api-credit-records', partition: 0, offset: '32', creditBytes: 1024 * 1024, format: 'RECORD_FORMAT_RECORDS' } });
+    try {
+      await waitFor(() => failure ?? offsets.length >= 35, { timeoutMs: 10_000, describe: () => `received offsets up to ${offsets.at(-1)} of 66, in ${offsets.length} records` });
+    } finally {
+      call.cancel();
+    }
+    expect(failure).toBeUndefined();
+    expect(offsets).toEqual(Array.from({ length: 35 }, (_, i) => 32 + i));
+  });
+
+  it('charges a records-format reply exactly its size as a parsed message, to the byte', async () => {
+    // A subscriber that half-closed gets replies while its credit is above 0, then OK, so
+    // the number of replies shows where the credit ran out. Each reply here is one batch
+    // (max_message_bytes below the batch size), starting inside the first. With credit s1 + 1
+    // (s1, s2: the first two replies' sizes) a second reply must come; with s1 + s2 a third
+    // must not. A charge one byte over the size fails the first, one byte under the second;
+    // the stored batch charged before (records below the start offset included) failed both.
+    await createTopic('api-credit-exact');
+    const values = (prefix: string) => Array.from({ length: 3 }, (_, i) => `${prefix}-${i}-${'v'.repeat(700 + 50 * i)}`);
+    for (const prefix of ['one', 'two', 'three']) await produce('api-credit-exact', [{ partition: 0, recordBatch: batch(values(prefix)) }]);
+    const repliesWithin = async (creditBytes: number): Promise<number[]> => {
+      const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+      const costs: number[] = [];
+      let status: grpc.StatusObject | undefined;
+      call.on('data', (message: Any) => costs.push(subscribeResponseSizeBytes(message)));
+      call.on('status', (received) => (status = received));
+      call.on('error', () => undefined);
+      call.write({ start: { topic: 'api-credit-exact', partition: 0, offset: '1', creditBytes, maxMessageBytes: 1024, format: 'RECORD_FORMAT_RECORDS' } });
+      call.end();
+      try {
+        await waitFor(() => status, { timeoutMs: 10_000, describe: () => `no status after ${costs.length} replies with ${creditBytes} bytes of credit` });
+      } finally {
+        call.cancel();
+      }
+      expect(status?.code).toBe(grpc.status.OK);
+      return costs;
+    };
+    const [firstBytes = 0] = await repliesWithin(1);
+    const two = await repliesWithin(firstBytes + 1);
+    expect(two).toHaveLength(2);
+    expect(two[0]).toBe(firstBytes);
+    expect(await repliesWithin(firstBytes + (two[1] ?? 0))).toHaveLength(2);
   });
 
   it('keeps each Subscribe message within a max_message_bytes under 1 KiB, while batches fit in it', async () => {

@@ -40,6 +40,34 @@ export function unary<Req, Res>(client: object, method: string, request: Req): P
   });
 }
 
+type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * The size of a SubscribeResponse as received by a plain grpc-js client, as Python's ByteSize()
+ * or Go's proto.Size counts it for the message it parsed: protobufjs (proto-loader's serializer)
+ * encodes it with the fields that have no presence left out at their default, since
+ * proto-loader's `defaults` fills them in and protobufjs would write them. What a records-format
+ * subscriber grants back (log.proto, SubscribeStart.credit_bytes).
+ */
+export function subscribeResponseSizeBytes(message: Any): number {
+  const int64 = (value: string): string | undefined => (value === '0' ? undefined : value);
+  const canonical = {
+    recordBatches: message.recordBatches.length > 0 ? message.recordBatches : undefined,
+    records: message.records.map((record: Any) => ({
+      offset: int64(record.offset),
+      key: record.key,
+      value: record.value,
+      headers: record.headers.map((header: Any) => ({ key: header.key === '' ? undefined : header.key, value: header.value })),
+      timestampMs: int64(record.timestampMs),
+    })),
+    highWatermark: int64(message.highWatermark),
+    logStartOffset: int64(message.logStartOffset),
+    nextOffset: int64(message.nextOffset),
+  };
+  const service = loadRunnelProto().definition['runnel.v1.LogService'] as grpc.ServiceDefinition;
+  return (service.Subscribe as grpc.MethodDefinition<unknown, Any>).responseSerialize(canonical).length;
+}
+
 /** The gRPC status and Runnel reason of a failed call. */
 export function reasonOf(error: unknown): { code: grpc.status; reason: string | undefined } {
   const serviceError = error as grpc.ServiceError;

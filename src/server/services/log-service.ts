@@ -10,7 +10,7 @@ import type { Clock } from '../../common/clock.js';
 import { limits } from '../../config/limits.js';
 import { BrokerError } from '../../errors/index.js';
 import type { Logger } from '../../observability/index.js';
-import { int64ToNumber, numberToInt64, visitRecords, type BatchHeader } from '../../protocol/index.js';
+import { fetchedRecordFieldSizeBytes, int64ToNumber, numberToInt64, subscribeResponseSizeBytes, visitRecords, type BatchHeader } from '../../protocol/index.js';
 import type { Acks, Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
 import type { LogServiceHandlers } from '../../protocol/generated/runnel/v1/LogService.js';
 import type { FetchedRecord } from '../../protocol/generated/runnel/v1/FetchedRecord.js';
@@ -155,28 +155,30 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
    * could outgrow the gRPC message limit and the reader would be stuck at that offset. The
    * first batch itself is cut after the record that reaches DECODED_REPLY_BYTES_MAX: one gzip
    * batch can hold millions of empty records, and decoding it whole ran the broker out of
-   * memory. Returns where the reply ends (the next offset to ask for) and the stored bytes of
-   * the batches it used.
+   * memory. Returns where the reply ends (the next offset to ask for) and the size of the
+   * reply's `records` field as protobuf counts it (`fetchedRecordFieldSizeBytes`).
    */
-  function toFetchedRecords(result: FetchResult, fromOffset: number, bytesMax: number): { records: FetchedRecord[]; nextOffset: number; storedBytes: number } {
+  function toFetchedRecords(result: FetchResult, fromOffset: number, bytesMax: number): { records: FetchedRecord[]; nextOffset: number; recordsFieldBytes: number } {
     const records: FetchedRecord[] = [];
     let decodedBytes = 0;
-    let storedBytes = 0;
+    let recordsFieldBytes = 0;
     let nextOffset = result.nextOffset;
     // The records of the batch being read, kept apart until it is known to fit `bytesMax`.
     let batchHeader: BatchHeader | undefined;
     let batchRecords: FetchedRecord[] = [];
     let batchBytes = 0;
+    let batchFieldBytes = 0;
     const isFirstBatch = (): boolean => records.length === 0;
     try {
       visitRecords(result.bytes, { fromOffset }, (record, header) => {
         if (header !== batchHeader) {
           for (const fetched of batchRecords) records.push(fetched);
           decodedBytes += batchBytes;
+          recordsFieldBytes += batchFieldBytes;
           batchHeader = header;
           batchRecords = [];
           batchBytes = 0;
-          storedBytes += header.sizeBytes;
+          batchFieldBytes = 0;
         }
         let recordBytes = FETCHED_RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
         for (const header of record.headers) recordBytes += header.key.length + (header.value?.length ?? 0) + FETCHED_RECORD_OVERHEAD_BYTES;
@@ -185,7 +187,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           // Only whole batches after the first: this one goes in the next reply.
           batchRecords = [];
           batchBytes = 0;
-          storedBytes -= header.sizeBytes;
+          batchFieldBytes = 0;
           nextOffset = Math.max(header.baseOffset, fromOffset);
           return false;
         }
@@ -202,9 +204,11 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         if (record.value !== null) fetched.value = record.value;
         batchRecords.push(fetched);
         batchBytes += recordBytes;
+        batchFieldBytes += fetchedRecordFieldSizeBytes(record);
         return true;
       });
       for (const fetched of batchRecords) records.push(fetched);
+      recordsFieldBytes += batchFieldBytes;
     } catch (error) {
       // The batch passed its CRC check on the way in and out, so this is stored data the broker
       // cannot decode, not a bad request.
@@ -215,13 +219,33 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
       }
       throw error;
     }
-    return { records, nextOffset, storedBytes };
+    return { records, nextOffset, recordsFieldBytes };
   }
 
-  /** A Fetch or Subscribe reply in `format`; `bytesMax` bounds decoded records (see toFetchedRecords). */
+  /**
+   * A Fetch or Subscribe reply in `format`; `bytesMax` bounds decoded records (see
+   * toFetchedRecords). `creditBytes` is what the reply costs a Subscribe stream (log.proto,
+   * SubscribeStart): in RECORD_FORMAT_BATCHES the length of `record_batches`, in
+   * RECORD_FORMAT_RECORDS the size of the whole message as protobuf counts it. Both are what
+   * the client received, so a client that grants back what it received never stalls. Not
+   * the stored bytes of the batches read in records format: those include records not sent
+   * (below the start offset, after a cut at the decode budget) that a records client cannot
+   * see, so granting back what it got would leave it short for good
+   * (test/integration/broker-api.test.ts, "starts inside a batch larger than its credit").
+   */
   function fetchReply(result: FetchResult, format: 'records' | 'batches', fromOffset: number, bytesMax: number) {
     const decoded = format === 'batches' ? undefined : toFetchedRecords(result, fromOffset, Math.min(bytesMax, DECODED_REPLY_BYTES_MAX));
     const nextOffset = decoded?.nextOffset ?? result.nextOffset;
+    const creditBytes =
+      decoded === undefined
+        ? result.bytes.length
+        : subscribeResponseSizeBytes({
+            recordBatchesBytes: 0,
+            recordsFieldBytes: decoded.recordsFieldBytes,
+            highWatermark: result.highWatermark,
+            logStartOffset: result.logStartOffset,
+            nextOffset,
+          });
     return {
       reply: {
         recordBatches: decoded === undefined ? result.bytes : Buffer.alloc(0),
@@ -231,7 +255,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         nextOffset: numberToInt64(nextOffset),
       },
       nextOffset,
-      storedBytes: decoded?.storedBytes ?? result.bytes.length,
+      creditBytes,
     };
   }
 
@@ -481,8 +505,8 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
               const result = await (readAhead ?? read(offset));
               readAhead = undefined;
               if (result.bytes.length === 0 || controller.signal.aborted) continue;
-              const { reply, nextOffset, storedBytes } = fetchReply(result, format, offset, messageBytesMax);
-              credit -= storedBytes;
+              const { reply, nextOffset, creditBytes } = fetchReply(result, format, offset, messageBytesMax);
+              credit -= creditBytes;
               offset = nextOffset;
               if (credit > 0) readAhead = read(offset);
               if (!call.write(reply)) {

@@ -76,7 +76,9 @@ export interface LogServiceClient extends grpc.Client {
    * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
    * a broker holds at once, all connections together, have a budget
    * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
-   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable).
+   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable). A
+   * request is held until its appends are written, also when answered before that (ACKS_NONE,
+   * ACK_TIMEOUT).
    */
   Produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
   Produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
@@ -87,7 +89,9 @@ export interface LogServiceClient extends grpc.Client {
    * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
    * a broker holds at once, all connections together, have a budget
    * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
-   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable).
+   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable). A
+   * request is held until its appends are written, also when answered before that (ACKS_NONE,
+   * ACK_TIMEOUT).
    */
   produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
   produce(argument: _runnel_v1_ProduceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
@@ -97,7 +101,8 @@ export interface LogServiceClient extends grpc.Client {
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while 64 requests are in flight, or while that budget is spent, so HTTP/2 flow
+   * reading while 64 requests are in flight (not yet answered, or not yet appended, as an
+   * ACKS_NONE request is answered first), or while that budget is spent, so HTTP/2 flow
    * control pushes back. A request
    * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
@@ -107,7 +112,8 @@ export interface LogServiceClient extends grpc.Client {
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while 64 requests are in flight, or while that budget is spent, so HTTP/2 flow
+   * reading while 64 requests are in flight (not yet answered, or not yet appended, as an
+   * ACKS_NONE request is answered first), or while that budget is spent, so HTTP/2 flow
    * control pushes back. A request
    * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
@@ -117,10 +123,11 @@ export interface LogServiceClient extends grpc.Client {
   
   /**
    * Tails one partition. The first request message starts the subscription; later ones
-   * only grant more credit. The broker sends data while the client has credit (bytes), so a
-   * slow reader never makes the broker buffer without bound. A client that half-closes
-   * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
-   * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
+   * only grant more credit. The broker sends data while the client has credit (bytes; what a
+   * reply costs is in SubscribeStart.credit_bytes), so a slow reader never makes the broker
+   * buffer without bound. A client that half-closes (as grpcurl does after its last
+   * message) gets what its credit covers, then OK. When the broker shuts down the call ends
+   * with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
    * The broker sends the response headers as soon as it has checked `start`, before any data,
    * so a client can tell a broker that took the stream (of a partition with nothing new) from
    * one that never answers (a hung process), and give up on the latter after a deadline.
@@ -129,10 +136,11 @@ export interface LogServiceClient extends grpc.Client {
   Subscribe(options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_SubscribeRequest, _runnel_v1_SubscribeResponse__Output>;
   /**
    * Tails one partition. The first request message starts the subscription; later ones
-   * only grant more credit. The broker sends data while the client has credit (bytes), so a
-   * slow reader never makes the broker buffer without bound. A client that half-closes
-   * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
-   * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
+   * only grant more credit. The broker sends data while the client has credit (bytes; what a
+   * reply costs is in SubscribeStart.credit_bytes), so a slow reader never makes the broker
+   * buffer without bound. A client that half-closes (as grpcurl does after its last
+   * message) gets what its credit covers, then OK. When the broker shuts down the call ends
+   * with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
    * The broker sends the response headers as soon as it has checked `start`, before any data,
    * so a client can tell a broker that took the stream (of a partition with nothing new) from
    * one that never answers (a hung process), and give up on the latter after a deadline.
@@ -169,14 +177,17 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
    * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
    * a broker holds at once, all connections together, have a budget
    * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
-   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable).
+   * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable). A
+   * request is held until its appends are written, also when answered before that (ACKS_NONE,
+   * ACK_TIMEOUT).
    */
   Produce: grpc.handleUnaryCall<_runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse>;
   
   /**
    * The same, as a long-lived bidirectional stream for log shippers: each request carries a
    * `sequence` the reply echoes; replies come back in request order. The broker stops
-   * reading while 64 requests are in flight, or while that budget is spent, so HTTP/2 flow
+   * reading while 64 requests are in flight (not yet answered, or not yet appended, as an
+   * ACKS_NONE request is answered first), or while that budget is spent, so HTTP/2 flow
    * control pushes back. A request
    * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
@@ -185,10 +196,11 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Tails one partition. The first request message starts the subscription; later ones
-   * only grant more credit. The broker sends data while the client has credit (bytes), so a
-   * slow reader never makes the broker buffer without bound. A client that half-closes
-   * (as grpcurl does after its last message) gets what its credit covers, then OK. When the
-   * broker shuts down the call ends with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
+   * only grant more credit. The broker sends data while the client has credit (bytes; what a
+   * reply costs is in SubscribeStart.credit_bytes), so a slow reader never makes the broker
+   * buffer without bound. A client that half-closes (as grpcurl does after its last
+   * message) gets what its credit covers, then OK. When the broker shuts down the call ends
+   * with UNAVAILABLE (reason BROKER_UNAVAILABLE): reopen it.
    * The broker sends the response headers as soon as it has checked `start`, before any data,
    * so a client can tell a broker that took the stream (of a partition with nothing new) from
    * one that never answers (a hung process), and give up on the latter after a deadline.

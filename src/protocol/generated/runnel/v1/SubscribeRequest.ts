@@ -5,7 +5,8 @@ import type { SubscribeStart as _runnel_v1_SubscribeStart, SubscribeStart__Outpu
 export interface SubscribeRequest {
   'start'?: (_runnel_v1_SubscribeStart | null);
   /**
-   * More bytes of credit, typically after the client processed what it got.
+   * More bytes of credit, typically the cost of the replies the client processed (see
+   * SubscribeStart.credit_bytes for what a reply costs).
    */
   'creditBytes'?: (number);
   'kind'?: "start"|"creditBytes";
@@ -14,7 +15,8 @@ export interface SubscribeRequest {
 export interface SubscribeRequest__Output {
   'start'?: (_runnel_v1_SubscribeStart__Output | null);
   /**
-   * More bytes of credit, typically after the client processed what it got.
+   * More bytes of credit, typically the cost of the replies the client processed (see
+   * SubscribeStart.credit_bytes for what a reply costs).
    */
   'creditBytes'?: (number);
   'kind'?: "start"|"creditBytes";

@@ -8,8 +8,19 @@ export interface SubscribeStart {
   'partition'?: (number);
   'offset'?: (number | string | Long);
   /**
-   * Bytes the broker may send before the client grants more. The last reply may overshoot
-   * it by up to one message. Later grants raise the credit to at most 256 MiB.
+   * Bytes the broker may send before the client grants more. Each reply costs what the
+   * client received, so a client that grants back the cost of each reply it processed never
+   * stalls:
+   * - RECORD_FORMAT_BATCHES: the length of its `record_batches`.
+   * - RECORD_FORMAT_RECORDS: the size of the whole SubscribeResponse as the client's protobuf
+   * library computes it for the message it parsed (ByteSize() in Python and C++,
+   * proto.Size in Go, getSerializedSize() in Java): fields at their default value that
+   * have no presence (a 0 offset, an empty header key) count nothing, set `optional`
+   * fields count even when empty. Records below `offset` in the first batch, and records
+   * after a reply was cut inside a batch, are not sent and cost nothing.
+   * The broker sends while the credit is above 0, so the last reply may overshoot it by up
+   * to one message (the credit goes below 0, and grants must bring it back above). Later
+   * grants raise the credit to at most 256 MiB.
    */
   'creditBytes'?: (number);
   'format'?: (_runnel_v1_RecordFormat);
@@ -25,8 +36,19 @@ export interface SubscribeStart__Output {
   'partition': (number);
   'offset': (string);
   /**
-   * Bytes the broker may send before the client grants more. The last reply may overshoot
-   * it by up to one message. Later grants raise the credit to at most 256 MiB.
+   * Bytes the broker may send before the client grants more. Each reply costs what the
+   * client received, so a client that grants back the cost of each reply it processed never
+   * stalls:
+   * - RECORD_FORMAT_BATCHES: the length of its `record_batches`.
+   * - RECORD_FORMAT_RECORDS: the size of the whole SubscribeResponse as the client's protobuf
+   * library computes it for the message it parsed (ByteSize() in Python and C++,
+   * proto.Size in Go, getSerializedSize() in Java): fields at their default value that
+   * have no presence (a 0 offset, an empty header key) count nothing, set `optional`
+   * fields count even when empty. Records below `offset` in the first batch, and records
+   * after a reply was cut inside a batch, are not sent and cost nothing.
+   * The broker sends while the credit is above 0, so the last reply may overshoot it by up
+   * to one message (the credit goes below 0, and grants must bring it back above). Later
+   * grants raise the credit to at most 256 MiB.
    */
   'creditBytes': (number);
   'format': (_runnel_v1_RecordFormat__Output);
