@@ -206,6 +206,37 @@ describe('broker gRPC API', () => {
     expect(await repliesWithin(firstBytes + (two[1] ?? 0))).toHaveLength(2);
   });
 
+  it('caps the credit a Subscribe starts with at 256 MiB, as it caps later grants', async () => {
+    // Sixteen gzip batches of a few KiB, each one 20 MiB record decoded: 320 MiB in records
+    // format. The subscriber starts with 4 GiB of credit and half-closes at once, so the
+    // broker sends what its credit covers and then ends the call with OK. Capped, that is
+    // 256 MiB and one reply more at most; before, the start credit was taken as sent, all
+    // 320 MiB went and the call stayed open waiting for more.
+    await createTopic('api-credit-cap');
+    const big = Buffer.alloc(20 * 1024 * 1024, 0x63);
+    const zipped = encodeBatch({ records: [{ key: null, value: big, headers: [], timestamp: Date.now() }], compression: 'gzip' });
+    for (let i = 0; i < 16; i++) await produce('api-credit-cap', [{ partition: 0, recordBatch: zipped }]);
+    const call = (clients.log as unknown as { Subscribe(): grpc.ClientDuplexStream<Any, Any> }).Subscribe();
+    const costs: number[] = [];
+    call.on('data', (message: Any) => costs.push(subscribeResponseSizeBytes(message)));
+    let status: grpc.StatusObject | undefined;
+    call.on('status', (received) => (status = received));
+    call.on('error', () => undefined);
+    call.write({ start: { topic: 'api-credit-cap', partition: 0, offset: '0', creditBytes: 2 ** 32 - 1, format: 'RECORD_FORMAT_RECORDS' } });
+    call.end();
+    const creditBytesMax = 256 * 1024 * 1024;
+    const sentBytes = (): number => costs.reduce((sum, cost) => sum + cost, 0);
+    try {
+      await waitFor(() => status, { timeoutMs: 20_000, describe: () => `no status after ${costs.length} replies, ${sentBytes()} bytes` });
+    } finally {
+      call.cancel();
+    }
+    expect(status?.code).toBe(grpc.status.OK);
+    expect(sentBytes()).toBeGreaterThanOrEqual(creditBytesMax);
+    expect(sentBytes() - (costs.at(-1) ?? 0)).toBeLessThan(creditBytesMax);
+    expect(costs.length).toBeLessThan(16);
+  }, 60_000);
+
   it('keeps each Subscribe message within a max_message_bytes under 1 KiB, while batches fit in it', async () => {
     await createTopic('api-small-messages');
     const batchBytes = batch(['m'.repeat(50)]).length;

@@ -467,7 +467,8 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
         }
         isStarted = true;
         const start = message.start;
-        credit = start.creditBytes;
+        // Capped as grants are: the credit a stream holds never passes the limit.
+        credit = Math.min(start.creditBytes, limits.subscribeCreditBytesMax);
         (async () => {
           const topic = checkTopic(start.topic);
           const partition = checkPartition(start.partition);

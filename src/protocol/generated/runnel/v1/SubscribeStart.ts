@@ -19,8 +19,8 @@ export interface SubscribeStart {
    * fields count even when empty. Records below `offset` in the first batch, and records
    * after a reply was cut inside a batch, are not sent and cost nothing.
    * The broker sends while the credit is above 0, so the last reply may overshoot it by up
-   * to one message (the credit goes below 0, and grants must bring it back above). Later
-   * grants raise the credit to at most 256 MiB.
+   * to one message (the credit goes below 0, and grants must bring it back above). The
+   * credit is at most 256 MiB: more, here or in later grants, is cut to that.
    */
   'creditBytes'?: (number);
   'format'?: (_runnel_v1_RecordFormat);
@@ -47,8 +47,8 @@ export interface SubscribeStart__Output {
    * fields count even when empty. Records below `offset` in the first batch, and records
    * after a reply was cut inside a batch, are not sent and cost nothing.
    * The broker sends while the credit is above 0, so the last reply may overshoot it by up
-   * to one message (the credit goes below 0, and grants must bring it back above). Later
-   * grants raise the credit to at most 256 MiB.
+   * to one message (the credit goes below 0, and grants must bring it back above). The
+   * credit is at most 256 MiB: more, here or in later grants, is cut to that.
    */
   'creditBytes': (number);
   'format': (_runnel_v1_RecordFormat__Output);
