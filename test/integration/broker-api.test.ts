@@ -533,6 +533,32 @@ describe('broker gRPC API', () => {
       );
     });
 
+    it('refuses a Produce that names one partition twice, appending nothing of it, and takes one that names two partitions of a topic listed twice', async () => {
+      // Before, both were appended, with two results for the one partition.
+      await createTopic('api-twice', 2);
+      const invalidArgument = (e: unknown) => reasonOf(e).code === grpc.status.INVALID_ARGUMENT && reasonOf(e).reason === 'INVALID_REQUEST';
+      const twiceInOneTopic = [{ topic: 'api-twice', partitions: [{ partition: 0, recordBatch: batch(['a']) }, { partition: 1, recordBatch: batch(['b']) }, { partition: 0, recordBatch: batch(['c']) }] }];
+      const topicListedTwice = [
+        { topic: 'api-twice', partitions: [{ partition: 1, recordBatch: batch(['a']) }] },
+        { topic: 'api-twice', partitions: [{ partition: 0, records: { records: [{ value: Buffer.from('b') }] } }, { partition: 1, recordBatch: batch(['c']) }] },
+      ];
+      for (const topics of [twiceInOneTopic, topicListedTwice]) {
+        await expect(unary(clients.log, 'Produce', { acks: 'ACKS_ALL', topics })).rejects.toSatisfy(invalidArgument);
+      }
+      expect([await logEndOffset('api-twice', 0), await logEndOffset('api-twice', 1)]).toEqual([0, 0]);
+      const distinct = await unary<Any, Any>(clients.log, 'Produce', {
+        acks: 'ACKS_ALL',
+        topics: [
+          { topic: 'api-twice', partitions: [{ partition: 0, recordBatch: batch(['a']) }] },
+          { topic: 'api-twice', partitions: [{ partition: 1, recordBatch: batch(['b']) }] },
+        ],
+      });
+      expect(distinct.topics.flatMap((topic: Any) => topic.partitions.map((p: Any) => [p.partition, p.baseOffset, p.error]))).toEqual([
+        [0, '0', null],
+        [1, '0', null],
+      ]);
+    });
+
     it('rejects a partition that does not exist, past the topic or past any topic, alike', async () => {
       const response = await produce('api-bad', [
         { partition: 7, recordBatch: batch(['x']) },

@@ -100,8 +100,9 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
 
   /**
    * The checks that fail a Produce request as a whole (its guard's verdict, acks, the partition
-   * count), apart from its per-partition work: they run before anything of the request starts,
-   * so a ProduceStream can refuse it without having started the requests read after it.
+   * count, a partition named twice), apart from its per-partition work: they run before
+   * anything of the request starts, so a ProduceStream can refuse it without having started
+   * the requests read after it.
    */
   function checkedProduceOrThrow(request: ProduceRequest__Output): CheckedProduce {
     requestOrThrow(request);
@@ -110,7 +111,32 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
     let partitionCount = 0;
     for (const topic of request.topics) partitionCount += topic.partitions.length;
     if (partitionCount > limits.partitionsPerRequestMax) throw invalid(`a produce request names ${partitionCount} partitions; at most ${limits.partitionsPerRequestMax}`);
+    checkedProduceDistinctPartitionsOrThrow(request);
     return { request, acks, timeoutMs };
+  }
+
+  /**
+   * Refuses a Produce request that names one partition twice (twice in a topic's list, or in
+   * the topic listed twice), before anything is appended: appending both would put them in the
+   * log in no set order, with two results for the one partition that a client matching results
+   * by partition cannot tell apart. Bounded: at most `partitionsPerRequestMax` entries, checked
+   * above.
+   */
+  function checkedProduceDistinctPartitionsOrThrow(request: ProduceRequest__Output): void {
+    const partitionsByTopic = new Map<string, Set<number>>();
+    for (const topicData of request.topics) {
+      let seen = partitionsByTopic.get(topicData.topic);
+      if (seen === undefined) {
+        seen = new Set();
+        partitionsByTopic.set(topicData.topic, seen);
+      }
+      for (const data of topicData.partitions) {
+        if (seen.has(data.partition)) {
+          throw invalid(`partition ${data.partition} of topic ${JSON.stringify(topicData.topic)} is named twice in one produce request, so none of it was appended; send each partition once, with its records in one batch`);
+        }
+        seen.add(data.partition);
+      }
+    }
   }
 
   /**

@@ -73,7 +73,10 @@ export interface LogServiceClient extends grpc.Client {
   
   /**
    * Appends to one or more partitions. Each partition's data is either one prebuilt record
-   * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
+   * batch (v2 bytes) or plain records the broker encodes into one batch. A request names each
+   * partition once: one named twice (twice in a topic's `partitions`, or in a topic listed
+   * twice) fails the whole request with INVALID_ARGUMENT (reason INVALID_REQUEST), and
+   * nothing of it is appended. The produce requests
    * a broker holds at once, all connections together, have a budget
    * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
    * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable). A
@@ -86,7 +89,10 @@ export interface LogServiceClient extends grpc.Client {
   Produce(argument: _runnel_v1_ProduceRequest, callback: grpc.requestCallback<_runnel_v1_ProduceResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Appends to one or more partitions. Each partition's data is either one prebuilt record
-   * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
+   * batch (v2 bytes) or plain records the broker encodes into one batch. A request names each
+   * partition once: one named twice (twice in a topic's `partitions`, or in a topic listed
+   * twice) fails the whole request with INVALID_ARGUMENT (reason INVALID_REQUEST), and
+   * nothing of it is appended. The produce requests
    * a broker holds at once, all connections together, have a budget
    * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
    * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable). A
@@ -104,7 +110,8 @@ export interface LogServiceClient extends grpc.Client {
    * reading while 64 requests are in flight (not yet answered, or not yet appended, as an
    * ACKS_NONE request is answered first), or while that budget is spent, so HTTP/2 flow
    * control pushes back. A request
-   * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
+   * that fails as a whole (over a limit, unknown acks, a partition named twice, not
+   * parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
    */
   ProduceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
@@ -115,7 +122,8 @@ export interface LogServiceClient extends grpc.Client {
    * reading while 64 requests are in flight (not yet answered, or not yet appended, as an
    * ACKS_NONE request is answered first), or while that budget is spent, so HTTP/2 flow
    * control pushes back. A request
-   * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
+   * that fails as a whole (over a limit, unknown acks, a partition named twice, not
+   * parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
    */
   produceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_runnel_v1_ProduceRequest, _runnel_v1_ProduceResponse__Output>;
@@ -174,7 +182,10 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Appends to one or more partitions. Each partition's data is either one prebuilt record
-   * batch (v2 bytes) or plain records the broker encodes into one batch. The produce requests
+   * batch (v2 bytes) or plain records the broker encodes into one batch. A request names each
+   * partition once: one named twice (twice in a topic's `partitions`, or in a topic listed
+   * twice) fails the whole request with INVALID_ARGUMENT (reason INVALID_REQUEST), and
+   * nothing of it is appended. The produce requests
    * a broker holds at once, all connections together, have a budget
    * (RUNNEL_PRODUCE_BYTES_IN_FLIGHT_MAX, 256 MiB unless set): a Produce that does not fit
    * beside those held fails with RESOURCE_EXHAUSTED (reason LIMIT_REACHED, retriable). A
@@ -189,7 +200,8 @@ export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
    * reading while 64 requests are in flight (not yet answered, or not yet appended, as an
    * ACKS_NONE request is answered first), or while that budget is spent, so HTTP/2 flow
    * control pushes back. A request
-   * that fails as a whole (over a limit, unknown acks, not parseable) ends the stream with
+   * that fails as a whole (over a limit, unknown acks, a partition named twice, not
+   * parseable) ends the stream with
    * its status once the replies to the requests before it went out; later ones go unread.
    */
   ProduceStream: grpc.handleBidiStreamingCall<_runnel_v1_ProduceRequest__Output, _runnel_v1_ProduceResponse>;
