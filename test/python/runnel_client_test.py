@@ -106,6 +106,7 @@ def main():
         section("unknown topic", ctx.unknown_topic)
         section("long poll", ctx.long_poll)
         section("subscribe", ctx.subscribe)
+        section("subscribe credit", ctx.subscribe_credit)
         channel.close()
         summary = {
             "ok": not failed,
@@ -415,6 +416,30 @@ class Context:
             requests.put(None)
             thread.join(timeout=5)
         check("subscribe: stream closed after cancel", not thread.is_alive(), "reader thread still running")
+
+    def subscribe_credit(self):
+        """A records-format reply costs its ByteSize(), to the byte (log.proto, SubscribeStart).
+
+        A subscriber that half-closed gets replies while its credit is above 0, then OK, so
+        the replies counted show where the credit ran out. Each reply is one batch (a
+        max_message_bytes of 1), starting inside the first (offset 1). With credit s1 + 1 (s1,
+        s2: the first two replies' ByteSize()) a second reply must come, with s1 + s2 a third
+        must not: a charge one byte over or under ByteSize() fails one of the two.
+        """
+        def reply_sizes(credit_bytes):
+            start = self.log_pb2.SubscribeStart(topic=self.topic, partition=0, offset=1, credit_bytes=credit_bytes,
+                                                max_message_bytes=1, format=self.common_pb2.RECORD_FORMAT_RECORDS)
+            # The iterator ends after `start`: the client half-closes, as grpcurl does.
+            call = self.log.Subscribe(iter([self.log_pb2.SubscribeRequest(start=start)]), timeout=10)
+            return [response.ByteSize() for response in call]
+
+        sizes = reply_sizes(1)
+        if not check_equal("subscribe credit: replies within 1 byte", len(sizes), 1):
+            return
+        two = reply_sizes(sizes[0] + 1)
+        check_equal("subscribe credit: replies within s1 + 1 bytes", len(two), 2)
+        if len(two) == 2:
+            check_equal("subscribe credit: replies within s1 + s2 bytes", len(reply_sizes(two[0] + two[1])), 2)
 
 
 if __name__ == "__main__":
