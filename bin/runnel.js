@@ -16,4 +16,6 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 const { main } = await import(entry.href);
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+// A failure already recorded (stdout could not be written: ENOSPC, EIO) is kept, not replaced by 0.
+process.exitCode = Math.max(Number(process.exitCode ?? 0), code);

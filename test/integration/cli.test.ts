@@ -10,7 +10,7 @@
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -721,6 +721,27 @@ describe('runnel log dump', () => {
           encoding: 'base64',
         },
       ]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('runnel with an output that cannot be written', () => {
+  it.skipIf(!existsSync('/dev/full'))('exits 1, saying why, when stdout fails (ENOSPC on /dev/full), not 0', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-full-'));
+    try {
+      const dir = join(scratch, 'full-0');
+      mkdirSync(dir);
+      writeFileSync(join(dir, segmentFileName(0, 'log')), encodeBatch({ records: [{ key: null, value: Buffer.from('v'), headers: [], timestamp: 1_763_632_800_000 }] }));
+      const full = openSync('/dev/full', 'w');
+      try {
+        const result = await startCliProcess(['log', 'dump', dir, '--records'], { stdout: full }).result;
+        expect(result.stderr).toMatch(/^runnel: cannot write to stdout: ENOSPC/m);
+        expect(result.code).toBe(1);
+      } finally {
+        closeSync(full);
+      }
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

@@ -5,6 +5,7 @@
  * `killAllCliProcesses` (call it in afterEach) kills any still running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,30 +40,34 @@ export interface CliProcessOptions {
    * then fills and the command's writes wait.
    */
   stdoutReadCharsMax?: number;
+  /** A descriptor for the command's stdout instead of a pipe (stdout() is then empty). */
+  stdout?: number;
 }
 
 export function startCliProcess(args: string[], options: CliProcessOptions = {}): CliProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/run.ts'), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, RUNNEL_DEBUG: '', ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', options.stdout ?? 'pipe', 'pipe'],
   });
   running.add(child);
   const pid = child.pid as number;
   let stdout = '';
   let stderr = '';
   let hasExited = false;
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
     stdout += text;
-    if (options.stdoutReadCharsMax !== undefined && stdout.length >= options.stdoutReadCharsMax && !hasExited) child.stdout.pause();
+    if (options.stdoutReadCharsMax !== undefined && stdout.length >= options.stdoutReadCharsMax && !hasExited) child.stdout?.pause();
   });
   // A paused stdout never ends, and 'close' waits for it: once the process is gone, read the rest.
   child.once('exit', () => {
     hasExited = true;
-    child.stdout.resume();
+    child.stdout?.resume();
   });
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  child.stdin.on('error', () => undefined); // the CLI may exit before reading all its input
+  // Piped always (only stdout may be given a descriptor instead).
+  const [stdin, stderrStream] = [child.stdin as Writable, child.stderr as Readable];
+  stderrStream.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  stdin.on('error', () => undefined); // the CLI may exit before reading all its input
   const timeoutMs = options.timeoutMs ?? CLI_TIMEOUT_MS_DEFAULT;
   const result = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -79,8 +84,8 @@ export function startCliProcess(args: string[], options: CliProcessOptions = {})
     pid,
     stdout: () => stdout,
     stderr: () => stderr,
-    write: (text) => child.stdin.write(text),
-    endInput: () => child.stdin.end(),
+    write: (text) => stdin.write(text),
+    endInput: () => stdin.end(),
     signal: (signal) => process.kill(pid, signal),
     result,
   };
