@@ -23,6 +23,7 @@ const benches = [
   { name: 'restart', file: 'storage-restart.ts' },
   { name: 'open-partitions', file: 'storage-open-partitions.ts' },
   { name: 'many-partitions', file: 'storage-many-partitions.ts' },
+  { name: 'topic-admin', file: 'broker-topic-admin.ts' },
 ];
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, save: { type: 'string' }, 'quiet-load': { type: 'string' } } });
