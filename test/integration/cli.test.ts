@@ -550,6 +550,21 @@ describe('runnel errors', () => {
     expect(failure).toMatch(/pass one of those, e\.g\. /);
   });
 
+  it('verifies a partition created and never used (an empty directory until its first use) as healthy and empty, and still refuses an empty directory of any other name', async () => {
+    await runOk(['topic', 'create', 'cli-unused', '--partitions', '2']);
+    expect(readdirSync(join(dataDir, 'cli-unused-1'))).toEqual([]);
+    const verified = await runCli(['log', 'verify', join(dataDir, 'cli-unused-1')]);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toContain('healthy: no records (next offset 0)');
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-empty-'));
+    try {
+      mkdirSync(join(scratch, 'notes'));
+      expect(expectOneLineFailure(await runCli(['log', 'verify', join(scratch, 'notes')]))).toContain('is not a partition directory');
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   it('says which port is in use when a broker cannot listen, and leaves its data directory free', async () => {
     const otherDir = mkdtempSync(join(tmpdir(), 'runnel-cli-port-'));
     try {

@@ -34,8 +34,9 @@ type SetExitCode = (code: number) => void;
 
 /**
  * Throws a CliError unless `dir` looks like a partition directory (a segment file or a
- * partition.state in it): a data directory, a topic name or a typo would otherwise read as
- * an empty, "healthy" partition.
+ * partition.state in it, or nothing at all under a `<topic>-<partition>` name: a partition
+ * created and never used, whose log its first open makes): a data directory, a topic name or
+ * a typo would otherwise read as an empty, "healthy" partition.
  */
 function ensurePartitionDirectory(dir: string): void {
   let names: string[];
@@ -45,6 +46,7 @@ function ensurePartitionDirectory(dir: string): void {
     throw new CliError(`cannot read ${dir}: ${(error as Error).message}; pass a partition directory, e.g. ./data/app-logs-0`);
   }
   if (isPartitionDirectoryListing(names)) return;
+  if (names.length === 0 && tryParsePartitionDirName(basename(resolve(dir))) !== undefined) return;
   const partitions = names.filter((name) => tryParsePartitionDirName(name) !== undefined).sort();
   const hint = partitions.length > 0 ? ` (it holds ${partitions.slice(0, 3).join(', ')}${partitions.length > 3 ? ', …' : ''}): pass one of those, e.g. ${join(dir, partitions[0] as string)}` : ': pass <data-dir>/<topic>-<partition>, e.g. ./data/app-logs-0';
   throw new CliError(`${dir} is not a partition directory${hint}`);
