@@ -347,29 +347,6 @@ async function closeAllIdle(manager: LogManager, clock: ManualClock, partitionId
   await waitFor(() => manager.openPartitionCount === 0, { timeoutMs: 10_000, describe: () => `${manager.openPartitionCount} logs still open` });
 }
 
-/** The node file system, recording the name of every call on it and on the handles it opens. */
-function callRecordingFileSystem(calls: string[]): FileSystem {
-  const recorded = <A extends unknown[], R>(name: string, call: (...args: A) => Promise<R>) => (...args: A): Promise<R> => {
-    calls.push(name);
-    return call(...args);
-  };
-  return {
-    open: async (path, mode) => {
-      calls.push('open');
-      const handle = await nodeFileSystem.open(path, mode);
-      return { ...handle, path: handle.path, read: handle.read.bind(handle), writev: handle.writev.bind(handle), truncate: handle.truncate.bind(handle), sizeBytes: handle.sizeBytes.bind(handle), close: handle.close.bind(handle), datasync: recorded('datasync', handle.datasync.bind(handle)) };
-    },
-    tryReadFile: recorded('tryReadFile', nodeFileSystem.tryReadFile.bind(nodeFileSystem)),
-    trySizeBytes: recorded('trySizeBytes', nodeFileSystem.trySizeBytes.bind(nodeFileSystem)),
-    readdir: recorded('readdir', nodeFileSystem.readdir.bind(nodeFileSystem)),
-    mkdir: recorded('mkdir', nodeFileSystem.mkdir.bind(nodeFileSystem)),
-    rename: recorded('rename', nodeFileSystem.rename.bind(nodeFileSystem)),
-    unlink: recorded('unlink', nodeFileSystem.unlink.bind(nodeFileSystem)),
-    removeTree: recorded('removeTree', nodeFileSystem.removeTree.bind(nodeFileSystem)),
-    syncDirectory: recorded('syncDirectory', nodeFileSystem.syncDirectory.bind(nodeFileSystem)),
-  };
-}
-
 describe('LogManager', () => {
   it('creates partitions, lists them, and finds them again after a restart', async () => {
     const { manager, dataDir } = await startManager();
@@ -388,15 +365,16 @@ describe('LogManager', () => {
   });
 
   it('creates a topic of many partitions with one fsync and no file opened, describes them without opening, and deletes open ones without making them durable', async () => {
-    const calls: string[] = [];
-    const fileSystem = callRecordingFileSystem(calls);
-    const { manager, dataDir } = await startManager({ fileSystem, openPartitionsMax: 8 });
+    const recording = recordingFileSystem();
+    const calls = recording.calls;
+    const kindsOfCalls = (): string[] => calls.map((call) => call.split(' ')[0] as string);
+    const { manager, dataDir } = await startManager({ fileSystem: recording.fileSystem, openPartitionsMax: 8 });
     calls.length = 0; // start-up's
     const partitions = Array.from({ length: 40 }, (_, i) => i);
     await manager.createPartitions('many', partitions);
     // One mkdir per partition and one fsync of the data directory; no log was opened (before:
     // each log opened, with its first segment and partition.state, and 32 of the 40 closed again).
-    expect(calls.filter((call) => call !== 'readdir').sort()).toEqual([...partitions.map(() => 'mkdir'), 'syncDirectory']);
+    expect(kindsOfCalls().filter((call) => call !== 'readdir').sort()).toEqual([...partitions.map(() => 'mkdir'), 'syncDirectory']);
     expect(manager.openPartitionCount).toBe(0);
     expect(readdirSync(join(dataDir, 'many-7'))).toEqual([]);
     calls.length = 0;
@@ -410,9 +388,23 @@ describe('LogManager', () => {
     calls.length = 0;
     await manager.deletePartitions('many', partitions);
     // Each directory renamed away, one fsync; nothing of the four open logs made durable first.
-    expect(calls.filter((call) => call !== 'removeTree' && call !== 'readdir' && call !== 'unlink').sort()).toEqual([...partitions.map(() => 'rename'), 'syncDirectory']);
+    // (Descriptors closed, and the renamed directories removed in the background, aside.)
+    const isBookkeeping = (call: string): boolean => ['close', 'removeTree', 'readdir', 'unlink'].includes(call);
+    expect(kindsOfCalls().filter((call) => !isBookkeeping(call)).sort()).toEqual([...partitions.map(() => 'rename'), 'syncDirectory']);
     expect(manager.listPartitions()).toEqual([]);
     await waitFor(() => readdirSync(dataDir).length === 0, { timeoutMs: 10_000, describe: () => readdirSync(dataDir).join(', ') });
+  });
+
+  it('leaves partitions created and never used out of retention checks: nothing to delete, nothing opened', async () => {
+    const recording = recordingFileSystem();
+    const { manager, dataDir } = await startManager({ fileSystem: recording.fileSystem, config: { retentionMs: 1, retentionBytes: 0 } });
+    await manager.createPartitions('idle', Array.from({ length: 20 }, (_, i) => i));
+    recording.calls.length = 0;
+    await manager.runRetention();
+    // Before, each was opened (its first segment and partition.state made) and closed again.
+    expect(recording.calls).toEqual([]);
+    expect(manager.openPartitionCount).toBe(0);
+    expect(readdirSync(join(dataDir, 'idle-19'))).toEqual([]);
   });
 
   it('finds a partition created empty, never used, after a restart, and opens it as a new log', async () => {

@@ -599,6 +599,8 @@ export class LogManager {
   }
 
   private isNothingDueWhileClosed(entry: Entry): boolean {
+    // Created and never used: an empty directory holds nothing to delete.
+    if (entry.isUnopenedNew && entry.log === undefined && entry.opening === undefined) return true;
     const summary = entry.retentionSummary;
     if (summary === undefined || entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined) return false;
     const config = this.options.configForTopic(entry.topic);
