@@ -35,7 +35,7 @@ export function registerBrokerCommand(program: Command): void {
     .option('--config <file>', 'JSON file of settings (flags and RUNNEL_* variables override it)')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
     .option('--broker-id <n>', 'this broker\'s id (default 0)')
-    .option('--advertise <host:port>', 'address clients are told to use (default the bound one)')
+    .option('--advertise <host:port>', 'address clients are told to use (default the bound one, with 127.0.0.1 for 0.0.0.0 and [::1] for ::)')
     .option('--flush <policy>', 'default flush policy of topics: always | never | interval:<ms> (default interval:1000)')
     // In CLI.md for a later release: refused with what to do, not "unknown option".
     .addOption(new Option('--cluster <etcd-urls>').hideHelp())

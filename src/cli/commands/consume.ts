@@ -9,7 +9,7 @@
  * `beginning` with `--no-follow` (which would print nothing from the end).
  *
  * While following every partition (no `--partition`), partitions added to the topic meanwhile
- * (`runnel topic add-partitions`) are found within `PARTITION_CHECK_INTERVAL_MS` and read from
+ * (`runnel topic alter --partitions`) are found within `PARTITION_CHECK_INTERVAL_MS` and read from
  * their start: all they hold was written after the command began.
  *
  * Where it stops: `--no-follow` takes every partition's log end offset at start and stops each

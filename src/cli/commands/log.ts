@@ -95,7 +95,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .command('dump')
     .description('print the batches (or records) stored in a partition directory')
     .argument('<dir>', 'partition directory')
-    .option('--from <offset>', 'start at the batch holding this offset', parseCount, 0)
+    .option('--from <offset>', 'start at this offset (without --records: at the batch holding it)', parseCount, 0)
     .option('--max <n>', 'stop after this many batches (records with --records)', parseCount)
     .option('--records', 'print records as JSON lines {topic,partition,offset,timestamp,key,value,headers}, as consume --format json does')
     .option('--json', 'print batch headers as JSON lines')
