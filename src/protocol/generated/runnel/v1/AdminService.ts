@@ -64,14 +64,20 @@ export interface AdminServiceClient extends grpc.Client {
   createTopic(argument: _runnel_v1_CreateTopicRequest, callback: grpc.requestCallback<_runnel_v1_CreateTopicResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Deletes a topic and its files.
+   * Deletes a topic and its files. The topic is gone for clients (TOPIC_NOT_FOUND) once the
+   * delete has marked it, before any file is removed; a delete that fails after that
+   * (DISK_FULL, STORAGE_ERROR) is finished by sending it again, by a CreateTopic of the name,
+   * or at the broker's next start.
    */
   DeleteTopic(argument: _runnel_v1_DeleteTopicRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_DeleteTopicResponse__Output>): grpc.ClientUnaryCall;
   DeleteTopic(argument: _runnel_v1_DeleteTopicRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_DeleteTopicResponse__Output>): grpc.ClientUnaryCall;
   DeleteTopic(argument: _runnel_v1_DeleteTopicRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_DeleteTopicResponse__Output>): grpc.ClientUnaryCall;
   DeleteTopic(argument: _runnel_v1_DeleteTopicRequest, callback: grpc.requestCallback<_runnel_v1_DeleteTopicResponse__Output>): grpc.ClientUnaryCall;
   /**
-   * Deletes a topic and its files.
+   * Deletes a topic and its files. The topic is gone for clients (TOPIC_NOT_FOUND) once the
+   * delete has marked it, before any file is removed; a delete that fails after that
+   * (DISK_FULL, STORAGE_ERROR) is finished by sending it again, by a CreateTopic of the name,
+   * or at the broker's next start.
    */
   deleteTopic(argument: _runnel_v1_DeleteTopicRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_DeleteTopicResponse__Output>): grpc.ClientUnaryCall;
   deleteTopic(argument: _runnel_v1_DeleteTopicRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_DeleteTopicResponse__Output>): grpc.ClientUnaryCall;
@@ -137,7 +143,10 @@ export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation 
   CreateTopic: grpc.handleUnaryCall<_runnel_v1_CreateTopicRequest__Output, _runnel_v1_CreateTopicResponse>;
   
   /**
-   * Deletes a topic and its files.
+   * Deletes a topic and its files. The topic is gone for clients (TOPIC_NOT_FOUND) once the
+   * delete has marked it, before any file is removed; a delete that fails after that
+   * (DISK_FULL, STORAGE_ERROR) is finished by sending it again, by a CreateTopic of the name,
+   * or at the broker's next start.
    */
   DeleteTopic: grpc.handleUnaryCall<_runnel_v1_DeleteTopicRequest__Output, _runnel_v1_DeleteTopicResponse>;
   
