@@ -120,9 +120,9 @@ Examples:
 
 With --format json each line is one object; only "value" is required:
   {"key":"42","value":"alice","headers":{"source":"import"},"partition":0,"timestamp":1763632800000}
-"timestamp" is ms since the epoch or ISO 8601; "encoding":"base64" means key, value and
-header values are base64; "topic" and "offset" (as printed by consume) are ignored. A line's
-"partition" wins over --partition.
+"timestamp" is ms since the epoch or ISO 8601 (2026-11-20T10:00:00Z; local time without a
+zone); "encoding":"base64" means key, value and header values are base64; "topic" and
+"offset" (as printed by consume) are ignored. A line's "partition" wins over --partition.
 
 Exit status is 0 only when every line read was acknowledged. The first failed record (or bad
 JSON line) stops the reading: the command settles what it sent and exits 1 naming the line.
