@@ -74,7 +74,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
   const log = program
     .command('log')
     .description('offline tools over one partition directory (stop the broker first)')
-    .addHelpText('after', '\nA partition directory is <data-dir>/<topic>-<partition>, e.g. ./data/app-logs-0.');
+    .addHelpText('after', '\nA partition directory is <data-dir>/<topic>-<partition>, e.g. ./data/app-logs-0 (empty until the\nbroker first uses the partition).');
 
   log
     .command('append')
