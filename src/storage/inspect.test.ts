@@ -3,7 +3,7 @@
  * report every kind of damage start-up takes a partition offline for, and `repair` must leave
  * a directory the log serves again.
  */
-import { readFileSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeFileSystem } from './file-system.js';
@@ -66,6 +66,20 @@ describe('verifyPartitionDirectory agrees with start-up', () => {
     expect(JSON.parse(readFileSync(join(dir, 'partition.state'), 'utf8')).clean).toBeUndefined();
     expect((await verifyPartitionDirectory(nodeFileSystem, dir)).isHealthy).toBe(true);
     expect(await isServed(dir)).toEqual({ isOnline: true, logEndOffset: 2 });
+  });
+});
+
+describe('verifyPartitionDirectory on a damaged last segment', () => {
+  it('reports a flipped byte in the last segment as damage only, not also as records missing from the files', async () => {
+    const dir = await cleanPartition(3);
+    const path = join(dir, segmentFileName(2, 'log'));
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 5] = (bytes[bytes.length - 5] as number) ^ 0xff; // in the record, under the CRC
+    writeFileSync(path, bytes);
+    const report = await verifyPartitionDirectory(nodeFileSystem, dir);
+    expect(report.isHealthy).toBe(false);
+    expect(report.segments[2]?.problem).toMatchObject({ kind: 'bad-crc', position: 0 });
+    expect(report.missing).toBeUndefined();
   });
 });
 

@@ -139,7 +139,9 @@ function verifyPartitionDirectoryFindMissing(
     const detail = `segment file is missing; it held offsets ${clean.activeBaseOffset}..${toOffset - 1} at the last clean close`;
     return { segmentBaseOffset: clean.activeBaseOffset, position: 0, fromOffset: Math.min(logEndOffset, clean.activeBaseOffset), toOffset, detail };
   }
-  if (last === undefined || last.baseOffset !== clean.activeBaseOffset || last.nextOffset >= toOffset) return undefined;
+  // A damaged batch in it is reported as damage (its bytes are there, behind the bad CRC or
+  // header), not as records missing from the files.
+  if (last === undefined || last.problem !== undefined || last.baseOffset !== clean.activeBaseOffset || last.nextOffset >= toOffset) return undefined;
   const detail =
     `the log closed cleanly with offsets up to ${toOffset - 1} (${clean.activeSizeBytes} bytes in this segment), ` +
     `but its valid batches end at offset ${last.nextOffset - 1} (${last.sizeBytes} bytes on disk): records are missing, not a torn write`;
