@@ -509,6 +509,31 @@ describe('Producer idempotence and retries', () => {
     await expect(later).resolves.toMatchObject({ partition: 1, offset: 0 });
   });
 
+  it('fails a batch whose backoff ends past its delivery deadline instead of resending it, leaving the stream and other partitions alone', async () => {
+    // Resent, it would be past due on the wire: its reply timer would give up on the stream a
+    // millisecond later, failing every other request on it (and marking the broker unreachable).
+    for (const options of [{}, { acks: 'leader' as const }]) {
+      const { clock, producer, channel } = makeProducer({ t: 2 }, { lingerMs: 0, deliveryTimeoutMs: 1_000, retry: { backoffMsMin: 100, backoffMsMax: 100 }, ...options });
+      const expiring = producer.send({ topic: 't', partition: 0, value: 'expiring' });
+      await settle();
+      clock.advance(950);
+      channel.replyNext(() => ({ error: 'DISK_FULL', message: 'disk full while trying to append' }));
+      const healthy = producer.send({ topic: 't', partition: 1, value: 'healthy' });
+      await settle();
+      expect(channel.pending.map((sent) => sent.partitions[0]!.partition)).toEqual([1]);
+      clock.advance(100); // the backoff ends 50 ms past the deadline
+      await settle();
+      await expect(expiring).rejects.toMatchObject({ reason: 'DISK_FULL', message: expect.stringMatching(/delivery timeout/) });
+      clock.advance(10);
+      await settle();
+      expect(channel.sent.flatMap((sent) => sent.partitions.map((partition) => partition.partition))).toEqual([0, 1]); // never resent
+      expect(channel.resetCount).toBe(0);
+      expect(channel.pending.map((sent) => sent.partitions[0]!.partition)).toEqual([1]);
+      channel.replyNext(() => ({ baseOffset: 0 }));
+      await expect(healthy).resolves.toMatchObject({ partition: 1, offset: 0 });
+    }
+  });
+
   it('retries a batch refused with DISK_FULL within its delivery timeout (retention may free space), unlike admin changes', async () => {
     const { clock, producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 10_000, retry: { backoffMsMin: 100, backoffMsMax: 100 } });
     const handle = producer.send({ topic: 't', value: 'a' });

@@ -1076,12 +1076,17 @@ export class Producer {
       if (partition.isRecovering && partition.inFlight === 0 && partition.cancelRetryTimer === undefined) this.armRetryTimer(partition);
       return false;
     }
-    if (next.attempts === 0 && next.createdMs + this.options.deliveryTimeoutMs <= nowMs) {
+    if (next.createdMs + this.options.deliveryTimeoutMs <= nowMs) {
+      // Past its deadline: it fails here, never goes on the wire. A resend (its backoff ended
+      // after the deadline) would be past due at once, and its reply timer would give up on
+      // the whole stream a millisecond later, failing every other partition's request on it
+      // (producer.test.ts: "fails a batch whose backoff ends past its delivery deadline…").
       const error = deliveryTimeout(next, next.lastError);
-      if (next.baseSequence >= 0) {
-        // A piece of a split batch: never sent, but it holds part of the split batch's
-        // sequence range. It leaves like a batch that failed for good and was not appended:
-        // the recovery renumbers the batches behind it over the gap.
+      if (next.attempts > 0 || next.baseSequence >= 0) {
+        // Sent before (its outcome may be unknown: failBatch then asks for an epoch bump), or
+        // a piece of a split batch, never sent but holding part of the split batch's
+        // sequence range. It leaves like a batch that failed for good: the recovery
+        // renumbers the batches behind it over the gap, if it was certainly not appended.
         this.failBatch(partition, next, error);
       } else {
         // Never sent, so no sequence was used: it leaves without a gap.
