@@ -979,6 +979,33 @@ describe('Producer buffer, flush and close', () => {
     await expect(producer.flush()).resolves.toBeUndefined();
   });
 
+  it('flush and close wait for a record sent before them that waits for its topic’s metadata again after it was let in', async () => {
+    // The first load says the topic has one partition: the record for partition 1 goes back
+    // to wait for a refresh (partitions may have been added), while the record sent after it
+    // is batched. Flush and close must still wait for the first one; close must not fail it.
+    for (const end of ['flush', 'close'] as const) {
+      const { producer, channel, transport } = makeProducer({}, { lingerMs: 0 });
+      transport.brokerPartitionCounts.set('t', 1);
+      const onNew = producer.send({ topic: 't', partition: 1, value: 'on the added partition' });
+      const onOld = producer.send({ topic: 't', partition: 0, value: 'on the first partition' });
+      let answerRefresh: (partitionCount: number) => void = () => undefined;
+      transport.loadPartitionCount = () => new Promise<number>((resolve) => (answerRefresh = resolve));
+      const isEnded = settledFlag(end === 'flush' ? producer.flush() : producer.close());
+      await settle();
+      channel.replyNext(() => ({ baseOffset: 0 }));
+      await expect(onOld).resolves.toMatchObject({ partition: 0, offset: 0 });
+      await settle();
+      expect(isEnded()).toBe(false);
+      transport.partitionCounts.set('t', 2);
+      answerRefresh(2);
+      await settle();
+      channel.replyNext(() => ({ baseOffset: 0 }));
+      await expect(onNew).resolves.toMatchObject({ partition: 1, offset: 0 });
+      await settle();
+      expect(isEnded()).toBe(true);
+    }
+  });
+
   it('close delivers what is held, closes the transport and refuses new records', async () => {
     const { producer, channel, transport } = makeProducer({ t: 1 }, { lingerMs: 60_000 });
     const handle = producer.send({ topic: 't', value: 'a' });

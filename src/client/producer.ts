@@ -268,6 +268,11 @@ interface WaitingRecord {
    * batched then). The batch it joins counts its deadline from here at the latest.
    */
   deliveryFromMs: number;
+  /**
+   * Which `send` this is (0 for the producer's first): flush() waits for every record sent
+   * before it, which may wait again after it was let in (newestWaitingSentBefore).
+   */
+  sendIndex: number;
 }
 
 /**
@@ -392,6 +397,8 @@ export class Producer {
   private ackedRecordCount = 0;
   private failedRecordCount = 0;
   private requestSequence = 1;
+  /** Records sent so far (see WaitingRecord.sendIndex). */
+  private sendCount = 0;
   private flushing = 0;
   private isDrainScheduled = false;
   private isDraining = false;
@@ -461,14 +468,15 @@ export class Producer {
       return handle;
     }
     const topic = record.topic;
+    const sendIndex = this.sendCount++;
     const partitionCount = this.metadataWaiters.has(topic) ? undefined : this.transport.partitionCount(topic);
     if (partitionCount === undefined) {
       const nowMs = this.clock.nowMs();
-      this.waitForMetadata({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0, deliveryFromMs: nowMs });
+      this.waitForMetadata({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0, deliveryFromMs: nowMs, sendIndex });
     } else if (this.bufferWaitersHead < this.bufferWaiters.length) {
-      this.waitForBuffer({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0, deliveryFromMs: 0 });
+      this.waitForBuffer({ handle, topic, explicitPartition: record.partition, record: logRecord, sizeBytes, hasRefreshed: false, enqueuedMs: 0, deliveryFromMs: 0, sendIndex });
     } else {
-      this.place(handle, topic, record.partition, logRecord, sizeBytes, false, partitionCount, undefined);
+      this.place(handle, topic, record.partition, logRecord, sizeBytes, false, partitionCount, undefined, sendIndex);
     }
     return handle;
   }
@@ -480,13 +488,19 @@ export class Producer {
    * error of a fenced producer. Does not retry beyond what each batch already does.
    */
   async flush(): Promise<void> {
+    const sendIndexEnd = this.sendCount;
     this.flushing++;
     try {
-      // Waiting records are placed in send order, so waiting for the newest of each queue
-      // covers them all; then every batch that exists is one this flush must see complete.
+      // Each wait queue lets its records go in queue order, so waiting for the newest one sent
+      // before this call covers those ahead of it. One let go may wait again (in another
+      // queue, or for its topic's metadata again after a PARTITION_NOT_FOUND), so look again
+      // until none sent before this call waits; then every batch that exists is one this
+      // flush must see complete.
       this.closeAllOpenBatches();
       this.drain();
-      await Promise.all(this.newestWaiting().map((waiting) => new Promise<void>((resolve) => waiting.handle.onPlaced(resolve))));
+      for (let newest = this.newestWaitingSentBefore(sendIndexEnd); newest.length > 0; newest = this.newestWaitingSentBefore(sendIndexEnd)) {
+        await Promise.all(newest.map((waiting) => new Promise<void>((resolve) => waiting.handle.onPlaced(resolve))));
+      }
       this.closeAllOpenBatches();
       const waits: Promise<void>[] = [];
       this.forEachPartition((partition) => {
@@ -597,7 +611,7 @@ export class Producer {
   /**
    * Appends one record whose topic metadata is known; may divert it to a wait queue.
    * `deliveryFromMs` is given for a record that waited for metadata: when its delivery timeout
-   * started (see WaitingRecord); undefined means now.
+   * started (see WaitingRecord); undefined means now. `sendIndex`: see WaitingRecord.
    */
   private place(
     handle: PendingSend,
@@ -608,6 +622,7 @@ export class Producer {
     hasRefreshed: boolean,
     partitionCount: number,
     deliveryFromMs: number | undefined,
+    sendIndex: number,
   ): void {
     let partitionNumber: number;
     try {
@@ -616,7 +631,7 @@ export class Producer {
       const brokerError = error as BrokerError;
       if (brokerError.reason === 'PARTITION_NOT_FOUND' && !hasRefreshed) {
         // Partitions may have been added since the metadata was cached: refresh once.
-        this.waitForMetadata({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed: true, enqueuedMs: 0, deliveryFromMs: deliveryFromMs ?? this.clock.nowMs() });
+        this.waitForMetadata({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed: true, enqueuedMs: 0, deliveryFromMs: deliveryFromMs ?? this.clock.nowMs(), sendIndex });
       } else {
         this.failWaiting(handle, brokerError, topic, explicitPartition);
       }
@@ -629,7 +644,7 @@ export class Producer {
     const heldBytes = sizeBytes + RECORD_HELD_EXTRA_BYTES;
     const usedBytes = this.buffer.usedBytes;
     if (usedBytes > 0 && usedBytes + heldBytes > this.options.bufferBytes) {
-      this.waitForBuffer({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed, enqueuedMs: 0, deliveryFromMs: 0 });
+      this.waitForBuffer({ handle, topic, explicitPartition, record, sizeBytes, hasRefreshed, enqueuedMs: 0, deliveryFromMs: 0, sendIndex });
       return;
     }
     const partition = this.partitionState(topic, partitionNumber);
@@ -860,7 +875,7 @@ export class Producer {
       if (this.bufferWaitersHead < this.bufferWaiters.length) {
         this.waitForBuffer(waiting);
       } else {
-        this.place(waiting.handle, topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount!, waiting.deliveryFromMs);
+        this.place(waiting.handle, topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount!, waiting.deliveryFromMs, waiting.sendIndex);
       }
     }
     // The space these records held may let records of other topics in, which waited for it.
@@ -904,7 +919,7 @@ export class Producer {
         waiting.deliveryFromMs = this.clock.nowMs(); // let in now, as a record batched now
         this.waitForMetadata(waiting);
       } else {
-        this.place(waiting.handle, waiting.topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount, undefined);
+        this.place(waiting.handle, waiting.topic, waiting.explicitPartition, waiting.record, waiting.sizeBytes, waiting.hasRefreshed, partitionCount, undefined, waiting.sendIndex);
       }
     }
     this.compactBufferWaiters();
@@ -950,15 +965,20 @@ export class Producer {
     });
   }
 
-  /** The newest waiting record of each wait queue. */
-  private newestWaiting(): WaitingRecord[] {
+  /** The last record of each wait queue (in queue order) sent before `sendIndexEnd`. */
+  private newestWaitingSentBefore(sendIndexEnd: number): WaitingRecord[] {
     const newest: WaitingRecord[] = [];
     for (const wait of this.metadataWaiters.values()) {
-      // The last in send order: records are placed in that order (waitForMetadataInsert keeps it).
-      const last = wait.records.at(-1);
+      const last = wait.records.findLast((waiting) => waiting.sendIndex < sendIndexEnd);
       if (last !== undefined) newest.push(last);
     }
-    if (this.bufferWaitersHead < this.bufferWaiters.length) newest.push(this.bufferWaiters[this.bufferWaiters.length - 1]!);
+    for (let index = this.bufferWaiters.length - 1; index >= this.bufferWaitersHead; index--) {
+      const waiting = this.bufferWaiters[index]!;
+      if (waiting.sendIndex < sendIndexEnd) {
+        newest.push(waiting);
+        break;
+      }
+    }
     return newest;
   }
 
