@@ -1045,6 +1045,35 @@ describe('Producer buffer, flush and close', () => {
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
   });
 
+  it('fails a record larger than one gRPC message at once with RECORD_TOO_LARGE, holding no buffer space meanwhile', async () => {
+    // Over the client's limit (the 65 MiB gRPC message less framing room); no broker takes it.
+    const huge = Buffer.alloc(65 * 1024 * 1024);
+    const { producer, channel, transport } = makeProducer({ known: 1 }, { lingerMs: 0, batchBytes: 64 * 1024, bufferBytes: 1024 * 1024 });
+    transport.brokerPartitionCounts.set('unknown', 1);
+    transport.holdLoads = true; // the topic's metadata does not come: the record would wait for it
+    const waitingForMetadata = producer.send({ topic: 'unknown', value: huge });
+    const isRefused = settledFlag(waitingForMetadata);
+    await settle();
+    expect(isRefused()).toBe(true);
+    await expect(waitingForMetadata).rejects.toMatchObject({ reason: 'RECORD_TOO_LARGE', message: expect.stringMatching(/exceeds the client's/) });
+    expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0 });
+    // Nothing holds the buffer, so a record of another topic goes out at once.
+    const other = producer.send({ topic: 'known', value: 'small' });
+    await settle();
+    expect(channel.pending).toHaveLength(1);
+    // With records waiting for buffer space, it is still refused for its size, not as LIMIT_REACHED.
+    const filling = Array.from({ length: 40 }, () => producer.send({ topic: 'known', value: Buffer.alloc(64 * 1024) }));
+    expect(producer.metrics().waitingRecords).toBeGreaterThan(0);
+    await expect(producer.send({ topic: 'known', value: huge })).rejects.toMatchObject({ reason: 'RECORD_TOO_LARGE' });
+    answerAll(channel, new Map());
+    await expect(other).resolves.toMatchObject({ offset: 0 });
+    for (let round = 0; round < 20 && channel.pending.length > 0; round++) {
+      answerAll(channel, new Map());
+      await settle();
+    }
+    await Promise.all(filling);
+  });
+
   it('rejects a bad record without affecting the others in its batch', async () => {
     const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
     const bad = producer.send({ topic: 't', value: 'a', timestamp: 1.5 });

@@ -463,6 +463,12 @@ export class Producer {
       checkTopicField(record);
       logRecord = this.toLogRecord(record);
       sizeBytes = estimateRecordBytes(logRecord);
+      // Refused before it waits for anything: waiting for its topic's metadata or for buffer
+      // space, it would hold that space (blocking other records) only to fail later, or fail
+      // as LIMIT_REACHED, which a retry cannot cure.
+      if (sizeBytes > RECORD_BYTES_MAX) {
+        throw new BrokerError('RECORD_TOO_LARGE', `record of about ${sizeBytes} bytes exceeds the client's ${RECORD_BYTES_MAX}-byte limit`, { topic: record.topic });
+      }
     } catch (error) {
       this.failWaiting(handle, isBrokerError(error) ? error : new BrokerError('INVALID_REQUEST', String(error)), topicOf(record), partitionOf(record));
       return handle;
@@ -635,10 +641,6 @@ export class Producer {
       } else {
         this.failWaiting(handle, brokerError, topic, explicitPartition);
       }
-      return;
-    }
-    if (sizeBytes > RECORD_BYTES_MAX) {
-      this.failWaiting(handle, new BrokerError('RECORD_TOO_LARGE', `record of about ${sizeBytes} bytes exceeds the client's ${RECORD_BYTES_MAX}-byte limit`, { topic }), topic, partitionNumber);
       return;
     }
     const heldBytes = sizeBytes + RECORD_HELD_EXTRA_BYTES;
