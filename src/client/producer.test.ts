@@ -797,6 +797,32 @@ describe('Producer idempotence and retries', () => {
     expect(channel.sent[0]!.request.acks).toBe('ACKS_LEADER');
   });
 
+  it('keeps send order without idempotence only with one batch in flight per partition: with more, a batch resent after LIMIT_REACHED lands behind the next', async () => {
+    // As Kafka's max.in.flight.requests.per.connection > 1 without idempotence (documented on
+    // inFlightBatchesPerPartitionMax).
+    for (const [inFlightMax, stored] of [
+      [5, ['b', 'a']],
+      [1, ['a', 'b']],
+    ] as const) {
+      const { clock, producer, channel } = makeProducer({ t: 1 }, { acks: 'leader', lingerMs: 0, inFlightBatchesPerPartitionMax: inFlightMax, retry: { backoffMsMin: 10, backoffMsMax: 10 } });
+      const log = new FakePartitionLog();
+      const logs = new Map([['t-0', log]]);
+      const handles = [producer.send({ topic: 't', value: 'a' })];
+      await settle();
+      handles.push(producer.send({ topic: 't', value: 'b' }));
+      await settle();
+      channel.replyNext(() => ({ error: 'LIMIT_REACHED' })); // a, refused before the write
+      for (let round = 0; round < 5; round++) {
+        answerAll(channel, logs);
+        await settle();
+        clock.advance(10);
+        await settle();
+      }
+      await Promise.all(handles);
+      expect(log.records.map((record) => record.value?.toString())).toEqual(stored);
+    }
+  });
+
   it('rejects idempotence with acks other than all, and more than five batches in flight with it', () => {
     const transport = new FakeProducerTransport();
     expect(() => new Producer(transport, { acks: 'none', idempotent: true })).toThrow(BrokerError);

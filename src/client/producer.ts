@@ -44,7 +44,9 @@
  *
  * Errors: a non-retriable error fails the records of that batch only. Retriable errors
  * (BROKER_UNAVAILABLE, ACK_TIMEOUT, LIMIT_REACHED, …) retry with capped exponential backoff
- * until `deliveryTimeoutMs` after the batch was created; batches waiting for a producer id
+ * until `deliveryTimeoutMs` after the batch was created (without idempotence a resent batch
+ * may be appended twice, and behind batches sent after it unless one batch is in flight per
+ * partition: see `inFlightBatchesPerPartitionMax`); batches waiting for a producer id
  * fail at that deadline too, with InitProducerId's last failure as their last error
  * (InitProducerId retries for the client's retry budget, and is asked again after it while
  * batches wait, so a short budget cannot fail them sooner). Records waiting for their topic's
@@ -88,7 +90,12 @@ export type Acks = 'none' | 'leader' | 'all';
 export interface ProducerOptions {
   /** When a record counts as written: 'all' (default) every in-sync replica has it; 'leader'; 'none'. */
   acks?: Acks;
-  /** Default: true with acks 'all', false otherwise (as Kafka). True with other acks is rejected. */
+  /**
+   * Default: true with acks 'all', false otherwise (as Kafka). True with other acks is rejected.
+   * Without idempotence a retry may append a batch twice (an earlier attempt may have been
+   * appended: ACK_TIMEOUT, a broken stream), and may put it after the batches sent behind it
+   * (see `inFlightBatchesPerPartitionMax`).
+   */
   idempotent?: boolean;
   /** How long a batch waits for more records before it is sent. Default 5. */
   lingerMs?: number;
@@ -111,7 +118,15 @@ export interface ProducerOptions {
   /** How long a record may wait for buffer space before it fails with LIMIT_REACHED. Default 60 s. */
   bufferWaitMsMax?: number;
   compression?: 'none' | 'gzip';
-  /** Unacknowledged batches per partition; at most 5 with idempotence. Default 5. */
+  /**
+   * Unacknowledged batches per partition; at most 5 with idempotence. Default 5. Without
+   * idempotence, more than 1 lets a batch resent after a retriable error (LIMIT_REACHED,
+   * ACK_TIMEOUT, BROKER_UNAVAILABLE, …) land after a batch sent behind it, so records of a
+   * partition may be stored out of send order, as with Kafka's
+   * max.in.flight.requests.per.connection > 1; set 1 to keep the order at the cost of one
+   * round trip per batch. With idempotence the order is always kept (producer.test.ts:
+   * "keeps send order without idempotence only with one batch in flight…").
+   */
   inFlightBatchesPerPartitionMax?: number;
   /**
    * A record fails when not acknowledged this long after its batch was created, whatever held

@@ -23,6 +23,9 @@
  * (wait-for-broker.ts); an unknown topic or a broker host name that does not resolve still
  * fails at once.
  *
+ * With --acks 1 or 0 the producer is not idempotent, so a resent batch may be written twice or
+ * after later lines (the client's inFlightBatchesPerPartitionMax); the help says so.
+ *
  * Every record is observed (a `.then` per send) so a failure is noticed while stdin is still
  * open, not only at EOF; at CLI rates the promise per record is cheap next to reading lines.
  */
@@ -123,6 +126,10 @@ With --format json each line is one object; only "value" is required:
 "timestamp" is ms since the epoch or ISO 8601 (2026-11-20T10:00:00Z; local time without a
 zone); "encoding":"base64" means key, value and header values are base64; "topic" and
 "offset" (as printed by consume) are ignored. A line's "partition" wins over --partition.
+
+With --acks all (the default) the producer is idempotent: a line is written once, in order.
+With --acks 1 or 0 it is not: a batch of lines resent after a broker error (too many appends
+waiting, a timeout, a restart) may be written twice, or after lines sent behind it.
 
 Exit status is 0 only when every line read was acknowledged. The first failed record (or bad
 JSON line) stops the reading: the command settles what it sent and exits 1 naming the line.
