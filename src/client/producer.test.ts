@@ -1055,6 +1055,49 @@ describe('Producer buffer, flush and close', () => {
     expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, failedRecords: 1 });
   });
 
+  it('leaves no timer behind once close with a timeout is done, whatever its records waited for', async () => {
+    // The client's timers keep the process alive (client-clock.ts): one left armed by a closed
+    // producer holds a process that is done for up to the delivery timeout.
+    class CountingClock extends ManualClock {
+      pendingCount = 0;
+      override setTimer(delayMs: number, callback: () => void): () => void {
+        this.pendingCount++;
+        let isPending = true;
+        const done = (): void => {
+          if (isPending) this.pendingCount--;
+          isPending = false;
+        };
+        const cancel = super.setTimer(delayMs, () => {
+          done();
+          callback();
+        });
+        return () => {
+          done();
+          cancel();
+        };
+      }
+    }
+    const waitsFor = {
+      'a producer id': (transport: FakeProducerTransport) => (transport.holdInit = true),
+      'its topic’s metadata': (transport: FakeProducerTransport) => (transport.holdLoads = true),
+      'the linger': () => undefined,
+    };
+    for (const [what, arrange] of Object.entries(waitsFor)) {
+      const clock = new CountingClock();
+      const transport = new FakeProducerTransport({ t: 1 });
+      arrange(transport);
+      const producer = new Producer(transport, { clock, random: () => 0.5, lingerMs: what === 'the linger' ? 60_000 : 0 });
+      const handle = producer.send({ topic: what === 'its topic’s metadata' ? 'unknown' : 't', value: 'a' });
+      await settle();
+      expect(clock.pendingCount, what).toBeGreaterThan(0);
+      const closed = producer.close({ timeoutMs: 100 });
+      clock.advance(100);
+      await closed.catch(() => undefined);
+      await expect(handle).rejects.toMatchObject({ reason: 'REQUEST_TIMED_OUT' });
+      expect(clock.pendingCount, what).toBe(0);
+    }
+  });
+
   it('close with a timeout ends a close that was already waiting without one', async () => {
     // The broker is unreachable: the first close() would wait out the delivery timeout; a
     // later close({ timeoutMs }) (a shutdown handler, RunnelClient.close) must not wait with it.

@@ -1718,6 +1718,9 @@ export class Producer {
       for (const cancel of this.closeTimerCancels) cancel();
       this.closeTimerCancels = [];
       this.stopIdentityRetryTimer();
+      // Armed while batches waited for a producer id; a close timeout failed them, and the
+      // timer would hold the process until their deadline (producer.test.ts: "leaves no timer…").
+      this.stopIdentityWaitTimer();
       this.failAllPending(new BrokerError('INVALID_REQUEST', 'the producer is closed'));
       this.transport.close();
     }
