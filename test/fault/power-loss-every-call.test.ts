@@ -73,6 +73,18 @@ async function failuresAtCuts(cuts: readonly Cut[], config: Partial<PartitionLog
   return failures;
 }
 
+/**
+ * Not vacuous: the model reported every disk call as a crash point, and each step that changes
+ * the disk (`steps`) had cuts tried inside it. If the model stopped seeing the log's calls (a
+ * path it does not take for the partition directory, a call it does not wrap), the cuts would
+ * shrink to the final image alone and every check above would pass without testing anything.
+ */
+function expectCutsInEveryStep(cuts: readonly Cut[], crashPointCount: number, steps: readonly string[]): void {
+  expect(cuts.length, 'a cut was tried at every crash point, plus the end').toBe(crashPointCount + 1);
+  const stepsCut = new Set(cuts.map((cut) => cut.step));
+  expect(steps.filter((step) => !stepsCut.has(step)), 'steps of the script with no cut inside them').toEqual([]);
+}
+
 describe.each(['always', 'never'] as const)('power cut at every disk call, flush=%s', (flushKind) => {
   it.each([false, true])('keeps every acknowledged batch and answers a retry as a duplicate (process crash: %s)', async (isProcessCrash) => {
     const CONFIG = { ...BASE_CONFIG, flush: { kind: flushKind } };
@@ -124,6 +136,7 @@ describe.each(['always', 'never'] as const)('power cut at every disk call, flush
     step = 'retention 4'; await log.applyRetention();
     step = 'close 4'; await log.close();
     cuts.push({ index: -1, image: model.image(), live: undefined, flushed: Infinity, acked: [...acked], last: [...last.values()], step: 'end' });
+    expectCutsInEveryStep(cuts, model.crashPoints(), ['append 1', 'retention 1', 'close 1', 'append 2', 'roll 2', 'append 2b', 'retention 2', 'close 2', 'append 3', 'close 3', 'retention 4']);
 
     const failures = await failuresAtCuts(cuts, CONFIG, 'runnel-names-cut-');
     expect(failures).toEqual([]);
@@ -167,7 +180,11 @@ describe.each(['always', 'never'] as const)('process crash, restart, then a powe
     step = 'append 2'; await appendSome(log, 12, acked);
     step = 'close 2'; await log.close();
 
+    // Not vacuous: a restart after every fourth crash point, each with cuts of its own (counted below).
+    expect(crashes.length, 'process crashes tried').toBe(Math.ceil(model.crashPoints() / 4));
+    expect(crashes.length).toBeGreaterThan(20);
     const failures: string[] = [];
+    let recoveryCutCount = 0;
     for (const [ci, crash] of crashes.entries()) {
       // The restart after the process crash, on a model that knows what the disk really held.
       const restartDir = makeTempDir('runnel-rs-restart-');
@@ -198,6 +215,8 @@ describe.each(['always', 'never'] as const)('process crash, restart, then a powe
       await restarted.close();
       shown = [...shown, ...more];
       cuts.push({ image: model2.image(), shown, where: 'end' });
+      expect(cuts.length, `crash ${ci} (${crash.step}): a cut at every crash point of the restarted log, plus the end`).toBe(model2.crashPoints() + 1);
+      recoveryCutCount += cuts.filter((cut) => cut.where.startsWith('recovery')).length;
       for (const cut of cuts) {
         const dir = makeTempDir('runnel-rs-cut-');
         cleanups.push(dir.remove);
@@ -218,6 +237,8 @@ describe.each(['always', 'never'] as const)('process crash, restart, then a powe
       }
     }
     expect(failures).toEqual([]);
+    // Recovery itself wrote (made what it accepted durable) in some restarts, and was cut there.
+    expect(recoveryCutCount, 'cuts during recovery').toBeGreaterThan(0);
   }, 300_000);
 });
 
@@ -292,6 +313,9 @@ describe.each([false, true])('faults then a cut at every disk call (process cras
     step = 'close 2'; await log.close();
     cuts.push({ index: -1, image: model.image(), live: undefined, flushed: Infinity, acked: [...acked], last: [...last.values()], step: 'end' });
     expect(faulty.faults.counts.failedDatasyncs, 'the script met its faults').toBeGreaterThan(0);
+    expectCutsInEveryStep(cuts, model.crashPoints(), [
+      'append 1', 'fsync fails', 'append after fsync', 'enospc', 'append after enospc', 'roll state fails', 'append after roll', 'roll dir sync fails', 'append after dir sync', 'close fails', 'append 2', 'retention 2', 'close 2',
+    ]);
 
     const failures = await failuresAtCuts(cuts, CONFIG, 'runnel-pf-cut-');
     expect(failures).toEqual([]);
