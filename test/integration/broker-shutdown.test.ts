@@ -16,6 +16,7 @@ import { systemClock } from '../../src/common/clock.js';
 import { startServer } from '../../src/server/index.js';
 import { startBroker } from '../support/broker.js';
 import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
+import { pickStablePort } from '../support/ports.js';
 import { rawClients, reasonOf, unary } from '../support/raw-grpc.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { waitFor } from '../support/wait-for.js';
@@ -28,7 +29,9 @@ afterEach(() => stopAllBrokerProcesses());
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 it('ends its streams and parked fetches at a clean stop instead of waiting out the grace period', async () => {
-  const broker = await startBrokerProcess({ dataDir });
+  // Restarted on the same port below: one outside the ephemeral range (pickStablePort), which no
+  // connection or port-0 listener on the machine can be handed while the broker is down.
+  const broker = await startBrokerProcess({ dataDir, port: await pickStablePort() });
   const client = createClient({ brokers: [broker.address], clientId: 'shutdown-test' });
   const retries: BrokerError[] = [];
   const consumer = client.consumer({ autoOffsetReset: 'earliest', onRetry: (error) => retries.push(error) });

@@ -49,11 +49,15 @@ async function waitForStderr(cli: CliProcess, pattern: RegExp, timeoutMs = 30_00
   });
 }
 
-/** A broker on a fresh data dir (port 0) with `topic` created through the CLI, and the env pointing the CLI at it. */
+/**
+ * A broker on a fresh data dir with `topic` created through the CLI, and the env pointing the
+ * CLI at it. The tests restart it on the same port, so the port is outside the ephemeral range
+ * (pickStablePort): no connection or port-0 listener is given it while the broker is down.
+ */
 async function brokerWithTopic(topic: string): Promise<{ broker: BrokerProcess; env: { RUNNEL_BROKER: string }; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'runnel-cli-restart-'));
   dataDir = dir;
-  const broker = await startBrokerProcess({ dataDir: dir });
+  const broker = await startBrokerProcess({ dataDir: dir, port: await pickStablePort() });
   const env = { RUNNEL_BROKER: broker.address };
   const created = await startCliProcess(['topic', 'create', topic], { env }).result;
   expect(created, created.stderr).toMatchObject({ code: 0 });

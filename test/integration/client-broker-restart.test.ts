@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RecordMetadata, type RunnelClient } from '../../src/client/index.js';
 import { BackgroundTask } from '../support/background-task.js';
 import { startBrokerProcess, tearDownBrokerProcess, type BrokerProcess } from '../support/broker-process.js';
+import { pickStablePort } from '../support/ports.js';
 import { rawClients } from '../support/raw-grpc.js';
 import { readRecordsWithin } from '../support/read-within.js';
 import { waitFor } from '../support/wait-for.js';
@@ -47,8 +48,9 @@ function checkReplay(records: ConsumerRecord[], partitionCount: number): Set<str
 describe('client across broker restarts', () => {
   it('keeps producing and consuming through a clean restart and a SIGKILL, losing and duplicating nothing', async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'runnel-client-restart-'));
-    broker = await startBrokerProcess({ dataDir });
-    const port = broker.port;
+    // Outside the ephemeral range, so nothing else is given the port while the broker is down.
+    const port = await pickStablePort();
+    broker = await startBrokerProcess({ dataDir, port });
     client = createClient({ brokers: [broker.address], clientId: 'restart-test' });
     const topic = `restart-${process.pid}`;
     const partitionCount = 3;
@@ -152,8 +154,8 @@ describe('client across broker restarts', () => {
 
   it('retries an admin call made while the broker is down until it is back', async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'runnel-client-restart-'));
-    broker = await startBrokerProcess({ dataDir });
-    const port = broker.port;
+    const port = await pickStablePort();
+    broker = await startBrokerProcess({ dataDir, port });
     client = createClient({ brokers: [broker.address] });
     await client.admin.createTopic({ name: 'while-down', partitions: 1 });
     await broker.stop();

@@ -55,8 +55,8 @@
  * ephemeral range (`pickStablePort`): no port-0 listener and no outgoing connection on the
  * machine can be handed that port while the broker is down between a kill and its restart.
  * Node sets SO_REUSEADDR, so the connections the killed broker left in TIME_WAIT do not block
- * the rebind. This is what `test/integration/client-broker-restart.test.ts` does, without the
- * ephemeral-range precaution.
+ * the rebind. The integration tests that restart a broker on its port
+ * (`test/integration/client-broker-restart.test.ts` and others) pick it the same way.
  *
  * Durability scope: a SIGKILL ends the process, not the machine. Bytes the broker wrote are
  * in the page cache and survive it whatever the flush policy, so under the default
