@@ -162,6 +162,22 @@ describe('Producer partitioning', () => {
     expect(transport.loadCalls).toBe(1);
   });
 
+  it('refuses a partition no topic can have (1.5, "1", -1) at once, without a metadata refresh', async () => {
+    const { producer, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });
+    for (const partition of [1.5, '1', -1]) {
+      await expect(producer.send({ topic: 't', partition: partition as number, value: 'v' })).rejects.toMatchObject({
+        reason: 'INVALID_REQUEST',
+        message: expect.stringContaining("a record's partition must be an integer ≥ 0"),
+      });
+    }
+    expect(transport.loadCalls).toBe(0);
+  });
+
+  it('refuses a lingerMs as long as the delivery timeout, under which every batch would fail as it closes', () => {
+    expect(() => makeProducer({ t: 1 }, { lingerMs: 1_000, deliveryTimeoutMs: 1_000 })).toThrow(/deliveryTimeoutMs \(1000\) must be longer than lingerMs \(1000\)/);
+    expect(() => makeProducer({ t: 1 }, { lingerMs: 999, deliveryTimeoutMs: 1_000 })).not.toThrow();
+  });
+
   it('finds a partition added since the metadata was cached by refreshing once', async () => {
     const { producer, channel, transport } = makeProducer({ t: 2 }, { lingerMs: 0 });
     transport.brokerPartitionCounts.set('t', 3);

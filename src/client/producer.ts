@@ -1847,6 +1847,13 @@ function checkTopicField(record: ProducerRecord): void {
   if (typeof record !== 'object' || record === null || typeof record.topic !== 'string' || record.topic.length === 0) {
     throw new BrokerError('INVALID_REQUEST', 'a record needs a topic (non-empty string)');
   }
+  // A partition that no topic can have (1.5, "1", -1) is a mistake in the call, not a partition
+  // to look for: refused at once, as Kafka's ProducerRecord does, not as PARTITION_NOT_FOUND
+  // after a metadata refresh.
+  const partition: unknown = record.partition;
+  if (partition !== undefined && (typeof partition !== 'number' || !Number.isSafeInteger(partition) || partition < 0)) {
+    throw new BrokerError('INVALID_REQUEST', `a record's partition must be an integer ≥ 0 (or left out), got ${JSON.stringify(partition)}`, { topic: record.topic });
+  }
 }
 
 function toBytesOrNull(value: unknown, what: string): Buffer | null {
@@ -1913,6 +1920,11 @@ function resolveOptions(options: ProducerOptions): ResolvedOptions {
   }
   if (resolved.batchBytes > BATCH_BYTES_MAX) throw invalidOption(`batchBytes must be at most ${BATCH_BYTES_MAX}, got ${resolved.batchBytes}`);
   if (resolved.bufferBytes < resolved.batchBytes) throw invalidOption('bufferBytes must be at least batchBytes');
+  // A batch that lingers as long as its delivery timeout fails the moment it closes (Kafka
+  // requires delivery.timeout.ms ≥ linger.ms + request.timeout.ms for the same reason).
+  if (resolved.deliveryTimeoutMs <= resolved.lingerMs) {
+    throw invalidOption(`deliveryTimeoutMs (${resolved.deliveryTimeoutMs}) must be longer than lingerMs (${resolved.lingerMs}): a batch would fail the moment it closes`);
+  }
   if (resolved.onError !== undefined && typeof resolved.onError !== 'function') throw invalidOption('onError must be a function');
   if (resolved.onRetry !== undefined && typeof resolved.onRetry !== 'function') throw invalidOption('onRetry must be a function');
   return resolved;
