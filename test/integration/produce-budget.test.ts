@@ -112,13 +112,7 @@ it('counts what plain records take decoded, not only their wire bytes', async ()
 
 it('stops reading a ProduceStream while the budget is spent, and reads on, in order, once requests are answered', async () => {
   const { testBroker, clients, produceCalls, open } = await gatedBroker();
-  const stream = (clients.log as Any).ProduceStream();
-  const responses: Any[] = [];
-  stream.on('data', (response: Any) => responses.push(response));
-  const ended = new Promise<void>((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
+  const { stream, responses, ended } = openProduceStream(clients);
   for (let index = 1; index <= 3; index++) stream.write({ sequence: index, ...request(index) });
   // 700 KiB taken, then 1.4 MiB: spent after the second, so the third is not read.
   await vi.waitFor(() => expect(produceCalls()).toBe(2), { timeout: 10_000 });
@@ -162,13 +156,7 @@ it('stops reading a ProduceStream of ACKS_NONE requests while 64 of their append
   // Before, an ACKS_NONE request left the stream's in-flight count with its reply, so a log
   // shipper's stream queued appends until storage refused them (dropped in silence).
   const { testBroker, clients, appendCalls, open } = await appendGatedBroker();
-  const stream = (clients.log as Any).ProduceStream();
-  const responses: Any[] = [];
-  stream.on('data', (response: Any) => responses.push(response));
-  const ended = new Promise<void>((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
+  const { stream, responses, ended } = openProduceStream(clients);
   const small = (index: number) => ({
     sequence: index,
     acks: 'ACKS_NONE',
@@ -188,3 +176,15 @@ it('stops reading a ProduceStream of ACKS_NONE requests while 64 of their append
   expect(responses.map((response) => Number(response.sequence))).toEqual(Array.from({ length: 100 }, (_, index) => index + 1));
   await vi.waitFor(async () => expect(await storedFills(testBroker)).toEqual(Array.from({ length: 100 }, (_, index) => index + 1)), { timeout: 10_000 });
 });
+
+/** A ProduceStream whose replies are collected; `ended` settles with the call. */
+function openProduceStream(clients: RawClients): { stream: Any; responses: Any[]; ended: Promise<void> } {
+  const stream = (clients.log as Any).ProduceStream();
+  const responses: Any[] = [];
+  stream.on('data', (response: Any) => responses.push(response));
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  return { stream, responses, ended };
+}
