@@ -534,7 +534,17 @@ describe('runnel errors', () => {
     const before = readdirSync(partitionDir).sort();
     const repair = expectOneLineFailure(await runCli(['log', 'repair', partitionDir, '--yes']));
     expect(repair).toMatch(new RegExp(`in use by process ${broker.pid}.*stop that broker`));
-    expect(expectOneLineFailure(await runCli(['log', 'append', partitionDir], { input: 'sneaked in\n' }))).toMatch(/in use by process/);
+    // A plain usage line, as the broker's own start says it, without a reason tag.
+    expect(repair).not.toMatch(/\[INVALID_REQUEST\]/);
+    expect(expectOneLineFailure(await runCli(['log', 'append', partitionDir], { input: 'sneaked in\n' }))).toMatch(/in use by process.*[^\]]$/);
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-flush-'));
+    try {
+      expect(expectOneLineFailure(await runCli(['log', 'append', join(scratch, 'lines-0'), '--flush', 'junk'], { input: '' }))).toBe(
+        'runnel: invalid flush policy "junk": use "always", "never" or "interval:<ms>" with 1 ≤ ms ≤ 3600000',
+      );
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
     expect(readdirSync(partitionDir).sort()).toEqual(before);
     expect(await logEndOffsets('cli-live')).toEqual([1]);
     expect((await runCli(['log', 'repair', partitionDir])).code).toBe(0); // without --yes it only reads

@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ensureDataDirNotInUse } from '../../broker/index.js';
 import { CliError } from '../cli-error.js';
+import { isBrokerError } from '../../errors/index.js';
 import { parseCount } from '../option-parsers.js';
 import { readLines } from '../line-reader.js';
 import { consumerRecordToJson } from '../record-json.js';
@@ -31,6 +32,20 @@ import {
 } from '../../storage/index.js';
 
 type SetExitCode = (code: number) => void;
+
+/**
+ * Runs a check of the command's own input or situation (a flag's value, a broker holding the
+ * data directory): its INVALID_REQUEST is the user's to fix, said in one plain line like any
+ * other usage error, without the broker-style `[INVALID_REQUEST]` tag.
+ */
+function asUsageError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (isBrokerError(error) && error.reason === 'INVALID_REQUEST') throw new CliError(error.message, { cause: error });
+    throw error;
+  }
+}
 
 /**
  * Throws a CliError unless `dir` looks like a partition directory (a segment file or a
@@ -86,7 +101,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     .addHelpText('after', '\nExample: tail -n 1000 app.log | runnel log append ./data/app-logs-0')
     .action(async (dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) => {
       ensureAppendDirectory(dir);
-      ensureDataDirNotInUse(dirname(resolve(dir)), 'append to one of its partitions');
+      asUsageError(() => ensureDataDirNotInUse(dirname(resolve(dir)), 'append to one of its partitions'));
       const summary = await appendLines(dir, options);
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     });
@@ -163,7 +178,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
     )
     .action(async (dir: string, options: { yes?: boolean; json?: boolean }) => {
       ensurePartitionDirectory(dir);
-      if (options.yes === true) ensureDataDirNotInUse(dirname(resolve(dir)), 'repair one of its partitions (or repair a copy)');
+      if (options.yes === true) asUsageError(() => ensureDataDirNotInUse(dirname(resolve(dir)), 'repair one of its partitions (or repair a copy)'));
       const plan = await repairPartitionDirectory(nodeFileSystem, dir, { apply: options.yes === true });
       if (options.json === true) {
         process.stdout.write(`${JSON.stringify({ applied: options.yes === true, ...plan })}\n`);
@@ -199,7 +214,7 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
 }
 
 async function appendLines(dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) {
-  const flush = parseFlushPolicy(options.flush);
+  const flush = asUsageError(() => parseFlushPolicy(options.flush));
   const logger = createRootLogger({ level: 'warn', destinationFd: 2 });
   const { topic, partition } = identityOf(dir);
   const partitionLog = await PartitionLog.open({
