@@ -37,8 +37,10 @@ export const defaults = {
   retentionCheckIntervalMs: 5 * 60_000,
   /**
    * An idempotent producer's state (epoch, last sequences) is dropped from a partition's
-   * producer snapshot once its newest batch timestamp is older than this; its next batch is
-   * then accepted with any sequence (Kafka: producer.id.expiration.ms, 1 day).
+   * producer snapshot once it has not been seen for this long: neither its newest batch
+   * timestamp nor the broker's clock at that batch's append is this recent (Kafka:
+   * producer.id.expiration.ms, 1 day, which counts from the batch timestamp alone; see
+   * storage/producer-state.ts). Its next batch is then accepted with any sequence.
    */
   producerIdExpirationMs: 24 * 3_600_000,
   /**

@@ -541,4 +541,31 @@ describe('producer state after a restart', () => {
     expect(await log.append(produced(40, { producerId: 1 }))).toEqual(appended(4, 4));
     await expectRejected(log.append(makeBatch({ producer: { producerId: 2, producerEpoch: 0, baseSequence: 5 } })), 'OUT_OF_ORDER_SEQUENCE');
   });
+
+  it('keeps a producer whose batches carry old create timestamps (a backfill) while it appends, across a roll, a clean reopen and a crash', async () => {
+    // Backfills and replays keep their records' original times (defaults.messageTimestampBeforeMaxMs
+    // has no limit), so the batch timestamps of a producer appending right now may be days old.
+    // Expiry counts from when the broker last saw the producer append, or the batch time if later.
+    const partition = await freshPartition({ producerIdExpirationMs: 60_000 });
+    const weekAgoMs = partition.clock.nowMs() - 7 * 24 * 3_600_000;
+    const backfill = (baseSequence: number): Buffer =>
+      makeBatch({ valueBytes: 200, tag: `backfill-s${baseSequence}`, timestamp: weekAgoMs + baseSequence, producer: { producerId: 9, producerEpoch: 0, baseSequence } });
+    const retryOf = (sequence: number, offset: number): AppendResult => ({ baseOffset: offset, lastOffset: offset, isDuplicate: true, maxTimestamp: weekAgoMs + sequence });
+    let log = partition.current.log;
+    for (let sequence = 0; sequence < 3; sequence++) expect(await log.append(backfill(sequence))).toEqual(appended(sequence, sequence));
+    await log.roll(); // takes a snapshot, which drops expired producers
+    expect(await log.append(backfill(2)), 'after a roll').toEqual(retryOf(2, 2));
+    log = await reopenCleanly(partition);
+    expect(await log.append(backfill(2)), 'after a clean reopen').toEqual(retryOf(2, 2));
+    expect(await log.append(backfill(3))).toEqual(appended(3, 3));
+    log = await crashAndReopen(partition); // rebuilt from the log, whose batch times are old
+    await log.roll();
+    expect(await log.append(backfill(3)), 'after a crash and a roll').toEqual(retryOf(3, 3));
+    expect(log.logEndOffset).toBe(4);
+    // Once it stops appending for longer than the expiry, it is forgotten at the next snapshot.
+    partition.clock.advance(60_001);
+    await log.append(plain());
+    await log.roll();
+    expect((await log.stats()).producerCount).toBe(0);
+  });
 });

@@ -782,7 +782,7 @@ export class PartitionLog {
         return;
       }
       if (task.header.producerId >= 0) {
-        producerChanges ??= this.producers.beginChanges(earlier?.producerChanges);
+        producerChanges ??= this.producers.beginChanges(this.clock.nowMs(), earlier?.producerChanges);
         const verdict = producerChanges.check(task.header, offset);
         if (verdict.kind !== 'append') {
           (unwritten ??= []).push({ task, verdict });

@@ -13,7 +13,7 @@
  * |  18 |    4 | producerCount (uint32), then each producer, least recently appended first: |
  * |     |    8 | · producerId (int64, ≥ 0) |
  * |     |    2 | · epoch (int16) |
- * |     |    8 | · lastTimestamp (int64) |
+ * |     |    8 | · lastTimestamp (int64): when last seen (producer-state.ts), what expiry measures |
  * |     |    1 | · batchCount (1 … 5), then each batch, oldest first: |
  * |     |    4 | · · firstSequence (int32) |
  * |     |    4 | · · lastSequence (int32) |
@@ -26,8 +26,9 @@
  * Version 1 had no per-batch maxTimestamp, so a duplicate could not be answered with its
  * original append time. `tryDecodeProducerSnapshot` reads only version 2. A version-1 file is
  * read by `tryReadProducerSnapshot` with `isVersion1` set and each producer's newest batch
- * only, whose maxTimestamp is exact (the producer's lastTimestamp); the older ones are
- * dropped rather than given a guessed time. Start-up (recovery.ts) keeps from it only the
+ * only, whose maxTimestamp is exact (version-1 brokers stored the newest batch's maxTimestamp
+ * as the producer's lastTimestamp); the older ones are dropped rather than given a guessed
+ * time. Start-up (recovery.ts) keeps from it only the
  * producers retention already took out of the log (otherwise a retry of their last batch
  * would be appended again) and rebuilds the others from the log, which has the timestamps.
  * The next roll, retention run or close writes version 2.

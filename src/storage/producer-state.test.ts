@@ -34,8 +34,9 @@ class Appender {
   logEndOffset = 0;
   constructor(readonly state: ProducerState) {}
 
-  append(fields: Parameters<typeof header>[0]): ProducerVerdict {
-    const changes = this.state.beginChanges();
+  /** `appendedAtMs`: the broker's clock at the append; the batch's own timestamp unless given. */
+  append(fields: Parameters<typeof header>[0], appendedAtMs = fields.timestamp ?? NOW_MS): ProducerVerdict {
+    const changes = this.state.beginChanges(appendedAtMs);
     const batch = header(fields);
     const verdict = changes.check(batch, this.logEndOffset);
     if (verdict.kind === 'append') {
@@ -163,7 +164,7 @@ describe('ProducerState', () => {
 
   it('sees earlier batches of the same run, and publishes nothing before commit', () => {
     const state = newState();
-    const changes = state.beginChanges();
+    const changes = state.beginChanges(NOW_MS);
     expectAppended(changes.check(header({ producerId: 1, sequence: 0, count: 2 }), 0));
     expectAppended(changes.check(header({ producerId: 1, sequence: 2 }), 2));
     expectDuplicateOf(changes.check(header({ producerId: 1, sequence: 0, count: 2 }), 3), 0, 1);
@@ -179,7 +180,7 @@ describe('ProducerState', () => {
     const appender = new Appender(state);
     expectAppended(appender.append({ producerId: 1, sequence: 0 }));
     const before = structuredClone(state.entryOf(1));
-    const failed = state.beginChanges();
+    const failed = state.beginChanges(NOW_MS);
     expectAppended(failed.check(header({ producerId: 1, sequence: 1 }), 1));
     expectAppended(failed.check(header({ producerId: 1, epoch: 1, sequence: 0 }), 2));
     expectAppended(failed.check(header({ producerId: 2, sequence: 0 }), 3));
@@ -213,6 +214,21 @@ describe('ProducerState', () => {
     expect(state.allEntries().map((entry) => entry.producerId)).toEqual([2, 3]);
   });
 
+  it('counts a producer as seen when the broker appended (or replayed) its batch, whatever old timestamp the batch carries', () => {
+    const state = newState({ expirationMs: 1000 });
+    const appender = new Appender(state);
+    const dayAgoMs = NOW_MS - 86_400_000;
+    expectAppended(appender.append({ producerId: 1, sequence: 0, timestamp: dayAgoMs }, NOW_MS - 1000));
+    expectAppended(appender.append({ producerId: 2, sequence: 0, timestamp: dayAgoMs }, NOW_MS - 1001));
+    const replayed = newState({ expirationMs: 1000 });
+    replayed.replay(header({ producerId: 3, sequence: 0, timestamp: dayAgoMs }), NOW_MS);
+    expect(state.removeExpired(NOW_MS)).toBe(1);
+    expect(state.allEntries().map((entry) => entry.producerId)).toEqual([1]);
+    expect(replayed.removeExpired(NOW_MS + 1000)).toBe(0);
+    // The batch keeps its own time for duplicates; only expiry uses the append time.
+    expect(state.entryOf(1)).toMatchObject({ lastTimestamp: NOW_MS - 1000, batches: [{ maxTimestamp: dayAgoMs }] });
+  });
+
   it('drops expired producers when it loads a snapshot', () => {
     const source = new Appender(newState());
     expectAppended(source.append({ producerId: 1, sequence: 0, timestamp: NOW_MS - 5000 }));
@@ -224,17 +240,17 @@ describe('ProducerState', () => {
 
   it('replays stored batches without checks, restarting an entry when the epoch changes', () => {
     const state = newState();
-    state.replay(header({ producerId: -1, sequence: -1, baseOffset: 0 }));
-    state.replay(header({ producerId: 1, sequence: 5, count: 2, baseOffset: 1, timestamp: NOW_MS + 1 }));
-    state.replay(header({ producerId: 1, sequence: 9, baseOffset: 3, timestamp: NOW_MS + 2 }));
+    state.replay(header({ producerId: -1, sequence: -1, baseOffset: 0 }), NOW_MS);
+    state.replay(header({ producerId: 1, sequence: 5, count: 2, baseOffset: 1, timestamp: NOW_MS + 1 }), NOW_MS);
+    state.replay(header({ producerId: 1, sequence: 9, baseOffset: 3, timestamp: NOW_MS + 2 }), NOW_MS);
     expect(state.producerCount).toBe(1);
     expect(state.entryOf(1)?.batches).toEqual([
       { firstSequence: 5, lastSequence: 6, baseOffset: 1, lastOffset: 2, maxTimestamp: NOW_MS + 1 },
       { firstSequence: 9, lastSequence: 9, baseOffset: 3, lastOffset: 3, maxTimestamp: NOW_MS + 2 },
     ]);
-    state.replay(header({ producerId: 1, epoch: 2, sequence: 0, baseOffset: 4 }));
+    state.replay(header({ producerId: 1, epoch: 2, sequence: 0, baseOffset: 4 }), NOW_MS);
     expect(state.entryOf(1)).toMatchObject({ epoch: 2, batches: [{ firstSequence: 0, baseOffset: 4 }] });
-    for (let i = 1; i <= 6; i++) state.replay(header({ producerId: 1, epoch: 2, sequence: i, baseOffset: 4 + i }));
+    for (let i = 1; i <= 6; i++) state.replay(header({ producerId: 1, epoch: 2, sequence: i, baseOffset: 4 + i }), NOW_MS);
     expect(state.entryOf(1)?.batches.map((batch) => batch.firstSequence)).toEqual([2, 3, 4, 5, 6]);
   });
 });

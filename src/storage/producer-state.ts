@@ -25,10 +25,14 @@
  * Sequences are int32 and wrap from 2^31 − 1 to 0, as in Kafka.
  *
  * Bounds: at most `producersMax` producers (the least recently appended one is evicted, and
- * then counts as unknown); each holds at most five batches. An entry whose newest batch
- * timestamp (the batch's maxTimestamp, as in Kafka) is older than `expirationMs` is dropped
- * when a snapshot is taken or loaded (producer-snapshot.ts). A producer that sends old
- * create timestamps is therefore forgotten early: its retries then count as new batches.
+ * then counts as unknown); each holds at most five batches. An entry not seen for longer than
+ * `expirationMs` is dropped when a snapshot is taken or loaded (producer-snapshot.ts). "Seen"
+ * is the later of its newest batch's maxTimestamp (what Kafka measures alone) and the broker's
+ * clock when that batch was appended, or when the open rebuilt the entry from the log (which
+ * holds no append times). Kafka's rule alone would forget, at every roll, a producer that is
+ * appending right now with old create timestamps (a backfill or replay: the create-time window
+ * has no lower bound by default), and append its retries again (idempotence.test.ts
+ * "keeps a producer whose batches carry old create timestamps").
  *
  * Not done here: transactions (the transactional bit is ignored), file I/O (see
  * producer-snapshot.ts and recovery.ts).
@@ -59,7 +63,10 @@ export interface ProducerEntry {
   epoch: number;
   /** The producer's newest batches of this epoch, oldest first; 1 to 5 of them. */
   batches: ProducerBatchMetadata[];
-  /** maxTimestamp of the newest batch (what expiry measures). */
+  /**
+   * When the producer was last seen (what expiry measures): the later of its newest batch's
+   * maxTimestamp and the broker's clock at that batch's append (or at the open that replayed it).
+   */
   lastTimestamp: number;
 }
 
@@ -122,12 +129,13 @@ export class ProducerState {
   }
 
   /**
-   * Starts the tentative changes of a write run. `after` is the still uncommitted changes of
-   * the run written before it (flush=always pipelining, partition-log.ts): the new run sees
-   * them, must commit after them, and is dropped with them.
+   * Starts the tentative changes of a write run appended at `nowMs` (the broker's clock).
+   * `after` is the still uncommitted changes of the run written before it (flush=always
+   * pipelining, partition-log.ts): the new run sees them, must commit after them, and is
+   * dropped with them.
    */
-  beginChanges(after?: ProducerStateChanges): ProducerStateChanges {
-    return new ProducerStateChanges(this, after);
+  beginChanges(nowMs: number, after?: ProducerStateChanges): ProducerStateChanges {
+    return new ProducerStateChanges(this, nowMs, after);
   }
 
   /** The verdict on a batch against the committed state alone, recording nothing. */
@@ -138,14 +146,16 @@ export class ProducerState {
   }
 
   /**
-   * Applies a batch already in the log (replay at open), without checks: the log is the
-   * truth. An epoch other than the stored one restarts the entry, as Kafka's replay does.
+   * Applies a batch already in the log (replay at open, `nowMs` the time of the open), without
+   * checks: the log is the truth. An epoch other than the stored one restarts the entry, as
+   * Kafka's replay does. The log holds no append times, so the producer counts as seen at the
+   * open: it may live up to one expiry longer than it would have, never shorter.
    */
-  replay(header: BatchHeader): void {
+  replay(header: BatchHeader, nowMs: number): void {
     if (header.producerId < 0) return;
     const entry = this.entries.get(header.producerId);
     const next = entry !== undefined && entry.epoch === header.producerEpoch ? entry : newEntry(header);
-    addBatch(next, header, header.baseOffset);
+    addBatch(next, header, header.baseOffset, nowMs);
     this.put(next);
   }
 
@@ -196,6 +206,8 @@ export class ProducerStateChanges {
 
   constructor(
     private readonly state: ProducerState,
+    /** The broker's clock at the run's append. */
+    private readonly nowMs: number,
     private earlier?: ProducerStateChanges,
   ) {}
 
@@ -227,7 +239,7 @@ export class ProducerStateChanges {
       working = entry === undefined || entry.epoch !== header.producerEpoch ? newEntry(header) : { ...entry, batches: [...entry.batches] };
       this.touched.set(producerId, working);
     }
-    addBatch(working, header, baseOffset);
+    addBatch(working, header, baseOffset, this.nowMs);
     return APPEND;
   }
 
@@ -289,8 +301,8 @@ function newEntry(header: BatchHeader): ProducerEntry {
   return { producerId: header.producerId, epoch: header.producerEpoch, batches: [], lastTimestamp: header.maxTimestamp };
 }
 
-/** Appends a batch's metadata to `entry` (same epoch), keeping the newest five. */
-function addBatch(entry: ProducerEntry, header: BatchHeader, baseOffset: number): void {
+/** Appends a batch's metadata to `entry` (same epoch), keeping the newest five; the producer was seen at `nowMs`. */
+function addBatch(entry: ProducerEntry, header: BatchHeader, baseOffset: number, nowMs: number): void {
   entry.batches.push({
     firstSequence: header.baseSequence,
     lastSequence: incrementSequence(header.baseSequence, header.lastOffsetDelta),
@@ -299,5 +311,5 @@ function addBatch(entry: ProducerEntry, header: BatchHeader, baseOffset: number)
     maxTimestamp: header.maxTimestamp,
   });
   if (entry.batches.length > PRODUCER_BATCHES_CACHED_MAX) entry.batches.shift();
-  entry.lastTimestamp = header.maxTimestamp;
+  entry.lastTimestamp = Math.max(header.maxTimestamp, nowMs);
 }

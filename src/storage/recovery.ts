@@ -209,7 +209,7 @@ async function loadProducers(
   if (replayedFromOffset === logEndOffset) return { ...opened, producerRecovery: { snapshotOffset, replayedFromOffset: undefined } };
   assert(logBases.length > 0, 'a new partition has nothing to replay');
   options.logger.warn({ snapshotOffset, replayedFromOffset, logEndOffset }, 'producer snapshot missing or behind the log end; replaying batches into producer state');
-  const damage = await replayProducerBatches(segments, options.producers, replayedFromOffset);
+  const damage = await replayProducerBatches(segments, options.producers, replayedFromOffset, options.nowMs);
   if (damage !== undefined) {
     options.producers.clear();
     const offline: OfflineMark = { reason: 'CORRUPT_DATA', ...damage, detectedAtMs: options.nowMs };
@@ -223,9 +223,9 @@ async function loadProducers(
  * segment that holds such batches is read from its start with full checks (structure, CRC,
  * dense offsets). Returns the first damage found, with the producer state then incomplete.
  */
-async function replayProducerBatches(segments: readonly Segment[], producers: ProducerState, fromOffset: number): Promise<ReplayDamage | undefined> {
+async function replayProducerBatches(segments: readonly Segment[], producers: ProducerState, fromOffset: number, nowMs: number): Promise<ReplayDamage | undefined> {
   const onBatch = (header: BatchHeader): void => {
-    if (header.baseOffset >= fromOffset) producers.replay(header);
+    if (header.baseOffset >= fromOffset) producers.replay(header, nowMs);
   };
   for (const segment of segments) {
     if (segment.nextOffset <= fromOffset) continue;
@@ -504,11 +504,11 @@ async function recoverFromCheckpointStartProducers(
   const replayFrom = loaded?.offset ?? logStartOffset;
   if (replayFrom < firstScannedBaseOffset) {
     options.logger.warn({ snapshotOffset: loaded?.offset, replayFrom, firstScannedBaseOffset }, 'rebuilding producer state from segments before the recovery checkpoint');
-    const damage = await replayProducerBatches(segmentsBeforeScan, options.producers, replayFrom);
+    const damage = await replayProducerBatches(segmentsBeforeScan, options.producers, replayFrom, options.nowMs);
     if (damage !== undefined) return { damage };
   }
   const onBatch = (header: BatchHeader): void => {
-    if (header.baseOffset >= replayFrom) options.producers.replay(header);
+    if (header.baseOffset >= replayFrom) options.producers.replay(header, options.nowMs);
   };
   return { loaded, replayFrom, onBatch };
 }
@@ -532,7 +532,7 @@ async function recoverFromCheckpointFinishProducers(
   }
   await removeStaleSnapshot(context, loaded.offset, logEndOffset, options);
   options.producers.clear();
-  const damage = await replayProducerBatches(segments, options.producers, logStartOffset);
+  const damage = await replayProducerBatches(segments, options.producers, logStartOffset, options.nowMs);
   if (damage !== undefined) return { damage };
   return { snapshotOffset: undefined, replayedFromOffset: logStartOffset };
 }
