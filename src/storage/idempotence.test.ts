@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { ManualClock } from '../common/clock.js';
 import { isBrokerError, type Reason } from '../errors/index.js';
 import { silentLogger } from '../observability/index.js';
-import { crc32c, decodeBatches, stampLogAppendTime } from '../protocol/index.js';
+import { crc32c, decodeBatches, stampLogAppendTime, tryReadBatchHeader } from '../protocol/index.js';
 import { FileHandleCache } from './file-handle-cache.js';
 import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
@@ -379,6 +379,36 @@ describe('producer state after a repair', () => {
     log = await crashAndReopen(partition);
     expect(await log.append(produced(5))).toEqual(appended(11, 11)); // new, not a "duplicate" of a cut batch
     expect(await log.append(produced(4, { producerId: 7 }))).toEqual(duplicateOf(9, 9));
+  });
+
+  it('keeps a snapshot at or below the cut: the producers retention took out of the log live only there', async () => {
+    const partition = await freshPartition({ config: { segmentBytes: 1024, retentionBytes: 2048 } });
+    const early = await appendSequence(partition.current.log, { count: 5, producerId: 7 });
+    for (let i = 0; i < 20; i++) await partition.current.log.append(plain(`filler${i}`));
+    await partition.current.log.applyRetention(); // snapshots at the log end first
+    expect(partition.current.log.logStartOffset, 'producer 7 is gone from the log').toBeGreaterThan(5);
+    // Three batches after the snapshot on disk (a roll on the way writes a newer one).
+    const snapshotOffsetNow = async (): Promise<number> => (await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset as number;
+    while (partition.current.log.logEndOffset < (await snapshotOffsetNow()) + 3) await partition.current.log.append(plain('after'));
+    const snapshotOffset = await snapshotOffsetNow();
+    // The process stops without a clean close (as when the damage took the log offline first,
+    // where close writes nothing): the snapshot on disk stays the one retention took.
+    await partition.current.handles.closeAll();
+    // Damage the batch after the snapshot's offset, with a valid batch after it: the repair cuts there.
+    const damaged = snapshotOffset + 1;
+    const logName = readdirSync(partition.dir).filter((name) => name.endsWith('.log') && Number(name.slice(0, 20)) <= damaged).sort().at(-1) as string;
+    const bytes = readFileSync(join(partition.dir, logName));
+    let position = 0;
+    for (let header = tryReadBatchHeader(bytes, 0); header !== undefined && header.baseOffset < damaged; header = tryReadBatchHeader(bytes, position)) position += header.sizeBytes;
+    const header = tryReadBatchHeader(bytes, position);
+    expect(header?.baseOffset).toBe(damaged);
+    const inRecords = position + (header?.sizeBytes as number) - 2;
+    bytes[inRecords] = (bytes[inRecords] as number) ^ 0xff;
+    writeFileSync(join(partition.dir, logName), bytes);
+    expect((await repairPartitionDirectory(nodeFileSystem, partition.dir, { apply: true })).newLogEndOffset).toBe(damaged);
+    expect((await tryReadProducerSnapshot(nodeFileSystem, partition.dir))?.offset).toBe(snapshotOffset);
+    partition.current = await openIn(partition);
+    await expectStateOf(partition.current.log, early, 7);
   });
 });
 

@@ -15,6 +15,7 @@ import type { BatchHeader } from '../protocol/index.js';
 import { scanBatches, type ScanProblem } from './batch-scan.js';
 import { readPartitionState, writePartitionState, type CleanShutdown } from './partition-state.js';
 import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
+import { tryReadProducerSnapshot } from './producer-snapshot.js';
 import { MiB } from '../common/units.js';
 
 /** Batches `forEachStoredBatch` reads ahead of its caller, in bytes (at least one batch). */
@@ -173,8 +174,11 @@ export interface RepairPlan {
  * mark. Crash behaviour: segments are deleted newest first and the file is cut before the
  * offline mark is cleared, so an interrupted repair leaves a partition that is still offline
  * or already consistent, and running repair again finishes it. producer.snapshot is removed
- * with the cut, so the next open rebuilds the producer state from the log that is left (and
- * recovery removes a snapshot it finds past the log end in any case).
+ * with the cut when it lies past it (it describes batches that are gone), so the next open
+ * rebuilds the producer state from the log that is left; one at or below the cut is still
+ * true of that log and stays, as Kafka keeps the snapshots below a truncation: it may be the
+ * only trace of producers whose batches retention deleted, whose retries would otherwise be
+ * appended again (recovery removes a snapshot it finds past the log end in any case).
  */
 export async function repairPartitionDirectory(fileSystem: FileSystem, dir: string, options: { apply: boolean }): Promise<RepairPlan> {
   const report = await verifyPartitionDirectory(fileSystem, dir);
@@ -218,9 +222,10 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
   }
   await fileSystem.unlink(segmentFilePath(dir, damaged.baseOffset, 'index'));
   await fileSystem.unlink(segmentFilePath(dir, damaged.baseOffset, 'timeindex'));
-  // The producer state is rebuilt from what is left: a snapshot taken past the cut would
-  // describe batches that are gone.
-  await fileSystem.unlink(join(dir, PRODUCER_SNAPSHOT_FILE_NAME));
+  // A snapshot taken past the cut describes batches that are gone: the producer state is then
+  // rebuilt from what is left. An unreadable one goes too (start-up would ignore it anyway).
+  const snapshot = await tryReadProducerSnapshot(fileSystem, dir).catch(() => undefined);
+  if (snapshot === undefined || snapshot.offset > plan.newLogEndOffset) await fileSystem.unlink(join(dir, PRODUCER_SNAPSHOT_FILE_NAME));
   await fileSystem.syncDirectory(dir);
   // The checkpoint points at the cut segment: the next open scans it (and it is now last).
   await writePartitionState(fileSystem, dir, { recoveryCheckpoint: damaged.baseOffset });
