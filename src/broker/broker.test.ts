@@ -133,6 +133,50 @@ describe('Broker.fetch parked at the log end', () => {
   });
 });
 
+describe('Broker.fetch with minBytes at a segment boundary', () => {
+  // A read never crosses a segment boundary, so a fetch whose offset is near the end of a
+  // segment reads fewer bytes than it would from the log as a whole. Waiting cannot make that
+  // read longer (the segment is sealed): such a fetch is answered at once with what the read
+  // found, as Kafka's DelayedFetch completes a fetch whose offset is on an older segment.
+  const bigBatch = (tag: string) => encodeBatch({ records: [{ key: null, value: Buffer.alloc(200, tag), headers: [], timestamp: Date.now() }] });
+  const produceTo = (broker: Broker, topic: string, tag: string) => broker.produce({ topic, partition: 0, batch: bigBatch(tag), acks: 'leader', timeoutMs: 10_000 });
+
+  it('answers at once with the tail of a sealed segment, not after maxWaitMs, though fewer than minBytes', async () => {
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'rolled', partitions: 1, replicationFactor: 1, configs: { 'segment.bytes': '1024' } });
+    for (let i = 0; i < 12; i++) await produceTo(broker, 'rolled', String(i % 10));
+    const startedMs = Date.now();
+    const result = await broker.fetch({ topic: 'rolled', partition: 0, offset: 2, maxBytes: 1 << 20, minBytes: 2_000, maxWaitMs: 20_000 });
+    expect(Date.now() - startedMs).toBeLessThan(5_000);
+    expect(result.bytes.length).toBeGreaterThan(0);
+    expect(result.bytes.length).toBeLessThan(2_000);
+    expect(result.highWatermark).toBe(12);
+    expect(result.nextOffset).toBeLessThan(12);
+    // The reply ends where the next fetch picks up: nothing skipped, nothing repeated.
+    const next = await broker.fetch({ topic: 'rolled', partition: 0, offset: result.nextOffset, maxBytes: 1 << 20, minBytes: 0, maxWaitMs: 0 });
+    const offsets = [...decodeBatches(Buffer.concat([result.bytes, next.bytes]))].map((record) => record.offset);
+    expect(offsets[0]).toBe(2);
+    expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => 2 + i));
+  });
+
+  it('answers a parked fetch once an append rolls the segment under it, not after maxWaitMs', async () => {
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'rolling', partitions: 1, replicationFactor: 1, configs: { 'segment.bytes': '1024' } });
+    await produceTo(broker, 'rolling', 'a');
+    const reads = vi.spyOn(PartitionLog.prototype, 'read');
+    const startedMs = Date.now();
+    const parked = broker.fetch({ topic: 'rolling', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 100_000, maxWaitMs: 20_000 });
+    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1)); // read what there was, and parked
+    reads.mockRestore();
+    // Appends until one lands in a new segment: the parked fetch's offset is then on an older one.
+    for (let i = 0; i < 8; i++) await produceTo(broker, 'rolling', String(i));
+    const result = await parked;
+    expect(Date.now() - startedMs).toBeLessThan(5_000);
+    expect(result.nextOffset).toBeLessThan(result.highWatermark);
+    expect([...decodeBatches(result.bytes)][0]?.offset).toBe(0);
+  });
+});
+
 describe('topic lifecycle against leftover directories', () => {
   async function openAt(dataDir: string, overrides: Partial<ReturnType<typeof loadBrokerConfig>> = {}): Promise<Broker> {
     const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', ...overrides }, logger: silentLogger });

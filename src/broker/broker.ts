@@ -511,8 +511,12 @@ export class Broker {
   /**
    * Reads whole batches from `offset`. When fewer than `minBytes` are there, parks until an
    * append arrives (woken by the append itself, no polling), `maxWaitMs` passes, or `signal`
-   * aborts. `minBytes` 0 answers at once, even with nothing to return (as Kafka does). Rejects OFFSET_OUT_OF_RANGE, TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, LIMIT_REACHED
-   * (too many parked readers on one partition).
+   * aborts. `minBytes` 0 answers at once, even with nothing to return (as Kafka does). A read
+   * that stopped before the log end (at the end of a segment, or at `maxBytes`) is answered at
+   * once too, however few bytes it has: no append can make that read longer, so waiting would
+   * only delay the reader by `maxWaitMs` at every segment boundary (Kafka's DelayedFetch
+   * completes such a fetch at once as well). Rejects OFFSET_OUT_OF_RANGE, TOPIC_NOT_FOUND,
+   * PARTITION_NOT_FOUND, LIMIT_REACHED (too many parked readers on one partition).
    */
   async fetch(options: FetchOptions): Promise<FetchResult> {
     this.throwIfClosed();
@@ -527,7 +531,8 @@ export class Broker {
         const handed = appended?.[0]?.baseOffset === options.offset ? fromAppended(appended, options.maxBytes, log) : undefined;
         const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
         const remainingMs = deadlineMs - this.clock.nowMs();
-        if (result.bytes.length >= options.minBytes || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
+        const isCutBeforeLogEnd = result.nextOffset < result.highWatermark;
+        if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
         appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, result.highWatermark, remainingMs, options.signal);
         if (log.isClosed && !this.isClosed) {
           // Woken by the close of a partition in use: only a delete closes one (idle closing

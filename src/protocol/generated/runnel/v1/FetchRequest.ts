@@ -14,6 +14,8 @@ export interface FetchRequest {
   'maxBytes'?: (number);
   /**
    * Wait until at least this many bytes are available (or max_wait_ms passes); 0 = reply now.
+   * Not waited for when the reply ends before the log end (`next_offset` below
+   * `high_watermark`): at a segment's end, or at `max_bytes`.
    */
   'minBytes'?: (number);
   /**
@@ -34,6 +36,8 @@ export interface FetchRequest__Output {
   'maxBytes': (number);
   /**
    * Wait until at least this many bytes are available (or max_wait_ms passes); 0 = reply now.
+   * Not waited for when the reply ends before the log end (`next_offset` below
+   * `high_watermark`): at a segment's end, or at `max_bytes`.
    */
   'minBytes': (number);
   /**

@@ -16,7 +16,9 @@ import type { SubscribeResponse as _runnel_v1_SubscribeResponse, SubscribeRespon
 export interface LogServiceClient extends grpc.Client {
   /**
    * Reads one partition from an offset. Long-poll: when fewer than `min_bytes` are
-   * available the call waits (up to `max_wait_ms`) until an append arrives.
+   * available the call waits (up to `max_wait_ms`) until an append arrives. A reply never
+   * spans two segments, so one whose offset is near the end of an older segment comes at once
+   * with that segment's tail, however short (as in Kafka): continue from `next_offset`.
    */
   Fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
   Fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
@@ -24,7 +26,9 @@ export interface LogServiceClient extends grpc.Client {
   Fetch(argument: _runnel_v1_FetchRequest, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Reads one partition from an offset. Long-poll: when fewer than `min_bytes` are
-   * available the call waits (up to `max_wait_ms`) until an append arrives.
+   * available the call waits (up to `max_wait_ms`) until an append arrives. A reply never
+   * spans two segments, so one whose offset is near the end of an older segment comes at once
+   * with that segment's tail, however short (as in Kafka): continue from `next_offset`.
    */
   fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
   fetch(argument: _runnel_v1_FetchRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runnel_v1_FetchResponse__Output>): grpc.ClientUnaryCall;
@@ -161,7 +165,9 @@ export interface LogServiceClient extends grpc.Client {
 export interface LogServiceHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Reads one partition from an offset. Long-poll: when fewer than `min_bytes` are
-   * available the call waits (up to `max_wait_ms`) until an append arrives.
+   * available the call waits (up to `max_wait_ms`) until an append arrives. A reply never
+   * spans two segments, so one whose offset is near the end of an older segment comes at once
+   * with that segment's tail, however short (as in Kafka): continue from `next_offset`.
    */
   Fetch: grpc.handleUnaryCall<_runnel_v1_FetchRequest__Output, _runnel_v1_FetchResponse>;
   
