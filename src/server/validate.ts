@@ -44,6 +44,20 @@ export function checkOffset(value: string | number, what = 'offset'): number {
 }
 
 /**
+ * A ListOffsets time: at least 0. Kafka's ListOffsets reads -1 as "latest" and -2 as
+ * "earliest" (and -3 as "the newest timestamp"); searched as times, they found the first
+ * record, so a Kafka user asking for the latest offset that way got the earliest and re-read
+ * the partition. They are refused, naming the specs that say it.
+ */
+export function checkListOffsetsTimestamp(value: string | number): number {
+  const timestampMs = int64ToNumber(value, 'timestamp_ms');
+  if (timestampMs < 0) {
+    throw invalid(`timestamp_ms must be ≥ 0 (ms since the epoch), got ${timestampMs}; for Kafka's -1 (latest) or -2 (earliest) use OFFSET_SPEC_LATEST or OFFSET_SPEC_EARLIEST`);
+  }
+  return timestampMs;
+}
+
+/**
  * proto3 enums are open: a value this broker does not know (a newer client's, or a number
  * sent by mistake, such as Kafka's acks -1) arrives as its number and is refused, never
  * read as the default.

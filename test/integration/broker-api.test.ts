@@ -106,6 +106,26 @@ describe('broker gRPC API', () => {
     expect(await at('OFFSET_SPEC_TIMESTAMP', '2000301')).toMatchObject({ offset: '8', timestampMs: '2000500' });
   });
 
+  it('refuses a negative timestamp_ms by time with INVALID_ARGUMENT, rather than answering the earliest record', async () => {
+    // Kafka's ListOffsets reads timestamp -1 as "latest" and -2 as "earliest"; here those are
+    // OFFSET_SPEC_LATEST and OFFSET_SPEC_EARLIEST. Searched as times, -1 and -2 found the first
+    // record: a Kafka user asking for "latest" that way would re-read the whole partition.
+    await createTopic('api-time-negative');
+    for (let i = 0; i < 3; i++) await produce('api-time-negative', [{ partition: 0, recordBatch: batch([`n${i}`], 1_000_000 + i * 1000) }]);
+    for (const timestampMs of ['-1', '-2', '-3']) {
+      const failure = await unary(clients.log, 'ListOffsets', { topic: 'api-time-negative', spec: 'OFFSET_SPEC_TIMESTAMP', timestampMs }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure, timestampMs).toBeDefined();
+      expect(reasonOf(failure)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST' });
+      expect((failure as grpc.ServiceError).details).toContain('OFFSET_SPEC_LATEST');
+    }
+    // The neighbour that is allowed: time 0 finds the first record.
+    const zero = await unary<Any, Any>(clients.log, 'ListOffsets', { topic: 'api-time-negative', spec: 'OFFSET_SPEC_TIMESTAMP', timestampMs: '0' });
+    expect(zero.partitions[0]).toMatchObject({ offset: '0', timestampMs: '1000000' });
+  });
+
   it('answers a parked long-poll fetch as soon as data arrives', async () => {
     await createTopic('api-poll');
     const startedMs = Date.now();

@@ -20,7 +20,7 @@ import type { SubscribeRequest__Output } from '../../protocol/generated/runnel/v
 import type { ByteBudget } from '../byte-budget.js';
 import { requestOrThrow, heldBytesOf } from '../request-guard.js';
 import { endWithError, toErrorMessage, toServiceError } from '../status.js';
-import { acksFromWire, batchFromPartitionData, formatFromWire, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
+import { acksFromWire, batchFromPartitionData, formatFromWire, checkListOffsetsTimestamp, checkMaxBytes, checkOffset, checkPartition, checkTopic, distinctWithin, invalid } from '../validate.js';
 
 const FETCH_BYTES_DEFAULT = 1 * MiB;
 const SUBSCRIBE_MESSAGE_BYTES_DEFAULT = 1 * MiB;
@@ -563,7 +563,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
           request.spec === 'OFFSET_SPEC_EARLIEST'
             ? { kind: 'earliest' }
             : request.spec === 'OFFSET_SPEC_TIMESTAMP'
-              ? { kind: 'timestamp', timestampMs: int64ToNumber(request.timestampMs, 'timestamp_ms') }
+              ? { kind: 'timestamp', timestampMs: checkListOffsetsTimestamp(request.timestampMs) }
               : request.spec === 'OFFSET_SPEC_LATEST'
                 ? { kind: 'latest' }
                 : (() => {

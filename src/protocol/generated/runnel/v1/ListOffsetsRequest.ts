@@ -11,6 +11,11 @@ export interface ListOffsetsRequest {
    */
   'partitions'?: (number)[];
   'spec'?: (_runnel_v1_OffsetSpec);
+  /**
+   * For OFFSET_SPEC_TIMESTAMP: ms since the epoch, at least 0. A negative one fails the call
+   * with INVALID_ARGUMENT (reason INVALID_REQUEST): Kafka's -1 (latest) and -2 (earliest) are
+   * OFFSET_SPEC_LATEST and OFFSET_SPEC_EARLIEST here.
+   */
   'timestampMs'?: (number | string | Long);
 }
 
@@ -22,5 +27,10 @@ export interface ListOffsetsRequest__Output {
    */
   'partitions': (number)[];
   'spec': (_runnel_v1_OffsetSpec__Output);
+  /**
+   * For OFFSET_SPEC_TIMESTAMP: ms since the epoch, at least 0. A negative one fails the call
+   * with INVALID_ARGUMENT (reason INVALID_REQUEST): Kafka's -1 (latest) and -2 (earliest) are
+   * OFFSET_SPEC_LATEST and OFFSET_SPEC_EARLIEST here.
+   */
   'timestampMs': (string);
 }
