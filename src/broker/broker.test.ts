@@ -177,6 +177,55 @@ describe('Broker.fetch with minBytes at a segment boundary', () => {
   });
 });
 
+describe('Broker.fetch parked while retention moves the log start past its offset', () => {
+  it('fails at once with OFFSET_OUT_OF_RANGE and the new log start, not after maxWaitMs', async () => {
+    // A quiet topic whose records all expired: retention rolls and deletes every segment, the
+    // parked fetch's offset included. Without a wake-up it learnt that only at its deadline.
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'expiring', partitions: 1, replicationFactor: 1, configs: { 'retention.ms': '3600000' } });
+    const old = encodeBatch({ records: [{ key: null, value: Buffer.from('old'), headers: [], timestamp: Date.now() - 7_200_000 }] });
+    for (let i = 0; i < 3; i++) await broker.produce({ topic: 'expiring', partition: 0, batch: old, acks: 'leader', timeoutMs: 10_000 });
+    const reads = vi.spyOn(PartitionLog.prototype, 'read');
+    const startedMs = Date.now();
+    const parked = broker.fetch({ topic: 'expiring', partition: 0, offset: 1, maxBytes: 1 << 20, minBytes: 100_000, maxWaitMs: 20_000 }).then(
+      () => undefined,
+      (error: unknown) => error as BrokerError,
+    );
+    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(1)); // read offsets 1–2, too few bytes: parked
+    reads.mockRestore();
+    await (broker as unknown as { logs: { runRetention(): Promise<void> } }).logs.runRetention();
+    expect((await broker.listOffset('expiring', 0, { kind: 'earliest' })).offset).toBe(3);
+    const failure = await parked;
+    expect(Date.now() - startedMs).toBeLessThan(5_000);
+    expect(failure).toMatchObject({ reason: 'OFFSET_OUT_OF_RANGE', details: { logStartOffset: 3, logEndOffset: 3 } });
+  });
+
+  it('fails at once also when retention ran between its read and its parking', async () => {
+    const { broker } = await openFresh();
+    await broker.createTopic({ name: 'expiring', partitions: 1, replicationFactor: 1, configs: { 'retention.ms': '3600000' } });
+    const old = encodeBatch({ records: [{ key: null, value: Buffer.from('old'), headers: [], timestamp: Date.now() - 7_200_000 }] });
+    for (let i = 0; i < 3; i++) await broker.produce({ topic: 'expiring', partition: 0, batch: old, acks: 'leader', timeoutMs: 10_000 });
+    const read = PartitionLog.prototype.read;
+    let isFirst = true;
+    vi.spyOn(PartitionLog.prototype, 'read').mockImplementation(async function (this: PartitionLog, options) {
+      const result = await read.call(this, options);
+      if (isFirst) {
+        isFirst = false;
+        await (broker as unknown as { logs: { runRetention(): Promise<void> } }).logs.runRetention(); // before the fetch listens
+      }
+      return result;
+    });
+    const startedMs = Date.now();
+    const failure = await broker.fetch({ topic: 'expiring', partition: 0, offset: 1, maxBytes: 1 << 20, minBytes: 100_000, maxWaitMs: 20_000 }).then(
+      () => undefined,
+      (error: unknown) => error as BrokerError,
+    );
+    expect(isFirst).toBe(false);
+    expect(Date.now() - startedMs).toBeLessThan(5_000);
+    expect(failure).toMatchObject({ reason: 'OFFSET_OUT_OF_RANGE', details: { logStartOffset: 3, logEndOffset: 3 } });
+  });
+});
+
 describe('topic lifecycle against leftover directories', () => {
   async function openAt(dataDir: string, overrides: Partial<ReturnType<typeof loadBrokerConfig>> = {}): Promise<Broker> {
     const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', ...overrides }, logger: silentLogger });

@@ -533,7 +533,7 @@ export class Broker {
         const remainingMs = deadlineMs - this.clock.nowMs();
         const isCutBeforeLogEnd = result.nextOffset < result.highWatermark;
         if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
-        appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, result.highWatermark, remainingMs, options.signal);
+        appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, { logEndOffset: result.highWatermark, offset: options.offset }, remainingMs, options.signal);
         if (log.isClosed && !this.isClosed) {
           // Woken by the close of a partition in use: only a delete closes one (idle closing
           // skips logs in use), so the topic is going.
@@ -560,11 +560,18 @@ export class Broker {
   }
 
   /**
-   * Resolves on the next append past `logEndOffset` with the batches it wrote, with no
-   * batches when the log closes or goes offline, or with `undefined` after `timeoutMs`, on
-   * abort, or when an append landed (or the log went offline) before it listened.
+   * Resolves on the next append past `seen.logEndOffset` with the batches it wrote, with no
+   * batches when the log closes or goes offline or retention deletes segments, or with
+   * `undefined` after `timeoutMs`, on abort, or when an append landed, the log went offline,
+   * or retention passed `seen.offset` before it listened.
    */
-  private waitForAppend(log: PartitionLog, key: string, logEndOffset: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<readonly AppendedBatch[] | undefined> {
+  private waitForAppend(
+    log: PartitionLog,
+    key: string,
+    seen: { logEndOffset: number; offset: number },
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<readonly AppendedBatch[] | undefined> {
     const waiting = this.waitersByPartition.get(key) ?? 0;
     if (waiting >= limits.waitersPerPartitionMax) {
       return Promise.reject(new BrokerError('LIMIT_REACHED', `too many readers waiting on ${key}; retry later`));
@@ -586,9 +593,9 @@ export class Broker {
       unsubscribe = log.onAppend((_end, appended) => finish(appended));
       cancelTimer = this.clock.setTimer(timeoutMs, onAbort);
       signal?.addEventListener('abort', onAbort, { once: true });
-      // An append may have landed between the read and subscribing, or the log gone offline
-      // (it told its listeners then, before this one listened).
-      if (log.logEndOffset > logEndOffset || !log.isOnline) finish();
+      // An append may have landed between the read and subscribing, the log gone offline, or
+      // retention deleted the offset (each told its listeners then, before this one listened).
+      if (log.logEndOffset > seen.logEndOffset || !log.isOnline || log.logStartOffset > seen.offset) finish();
     });
   }
 

@@ -396,7 +396,9 @@ export class PartitionLog {
    * offset and the batches just written, so a reader tailing the log end can take them from
    * memory instead of reading them back. Once more, with no batches, when the log closes
    * (`isClosed` is then true) or goes offline (`isOnline` is then false; a read then fails
-   * with the reason), so no reader waits on a log that will not grow.
+   * with the reason), so no reader waits on a log that will not grow; and with no batches
+   * each time retention deleted segments (the log start moved: a read below it fails with
+   * OFFSET_OUT_OF_RANGE), so no reader waits on offsets that are gone.
    */
   onAppend(listener: AppendListener): () => void {
     this.appendListeners.add(listener);
@@ -1225,7 +1227,12 @@ export class PartitionLog {
         break;
       }
     }
-    if (deletedCount > 0) this.logger.info({ deletedSegments: deletedCount, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
+    if (deletedCount > 0) {
+      this.logger.info({ deletedSegments: deletedCount, logStartOffset: this.logStartOffset }, 'retention deleted old segments');
+      // A reader parked below the log end (short of its minBytes) may now be below the log
+      // start: it reads again and gets OFFSET_OUT_OF_RANGE now, not at the end of its wait.
+      for (const listener of [...this.appendListeners]) listener(this.logEndOffset, []);
+    }
   }
 
   /** Puts back, at the front of the list, the expired segments a retention run could not delete (readers see the start move back). */
