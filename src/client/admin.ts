@@ -218,7 +218,8 @@ export class Admin {
 
   /**
    * Earliest, latest, or by-timestamp offsets per partition, from the partitions' leader (see
-   * `PartitionOffset`: by timestamp the answer is a batch's first offset and newest timestamp).
+   * `PartitionOffset`: by timestamp the answer is the first record at or after the time, with
+   * its own timestamp; a negative time is refused with INVALID_REQUEST).
    * Throws the first partition's error (TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, …); retriable
    * ones are retried first. Idempotent.
    */
