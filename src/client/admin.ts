@@ -20,7 +20,7 @@ import type { PartitionOffset__Output } from '../protocol/generated/runnel/v1/Pa
 import type { TopicDescription__Output } from '../protocol/generated/runnel/v1/TopicDescription.js';
 import type { Connections } from './connections.js';
 import { errorFromPartitionError, isTransportFailure } from './errors.js';
-import { isRetriableForAdminChange, withRetry } from './retry.js';
+import { anySignal, isRetriableForAdminChange, withRetry } from './retry.js';
 import type { OffsetSpec } from './types.js';
 
 export interface CreateTopicOptions {
@@ -117,6 +117,13 @@ export type PartitionOffsetResult = (PartitionOffset & { error?: undefined }) | 
  */
 export interface RetryListener {
   onRetry?: (error: BrokerError) => void;
+  /**
+   * Ends the call when it aborts, as the client's close does: the attempt in flight is
+   * cancelled and no other starts; it rejects with the signal's reason when that is a
+   * `BrokerError`, else with the last error. How a consumer or producer that closes stops what
+   * it started.
+   */
+  signal?: AbortSignal;
 }
 
 /** How admin changes are retried: not on a full or failing disk. */
@@ -181,7 +188,7 @@ export class Admin {
   async describeTopic(name: string, options: RetryListener = {}): Promise<TopicDescription> {
     const response = await this.connections.callWithRetry<TopicDescription__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).describeTopic({ name }, callOptions, callback),
-      { onRetry: options.onRetry },
+      { onRetry: options.onRetry, signal: options.signal },
     );
     return toTopicDescription(response);
   }
@@ -211,7 +218,7 @@ export class Admin {
   async getMetadata(topics: string[] = [], options: RetryListener = {}): Promise<ClusterMetadata> {
     const response = await this.connections.callWithRetry<Metadata__Output>((address) => (callOptions, callback) =>
       this.connections.admin(address).getMetadata({ topics }, callOptions, callback),
-      { onRetry: options.onRetry },
+      { onRetry: options.onRetry, signal: options.signal },
     );
     return toClusterMetadata(response);
   }
@@ -250,17 +257,19 @@ export class Admin {
     // The answer whose retriable partition error was thrown to retry: once the retries are
     // over, it is returned as it is (that partition with its error, the others answered).
     let retried: { results: PartitionOffsetResult[]; error: BrokerError } | undefined;
+    const { signal, dispose } = anySignal([connections.signal, options.signal]);
     try {
-      const context = { clock: connections.clock, random: connections.random, retry: connections.retry, signal: connections.signal, onRetry: options.onRetry };
+      const context = { clock: connections.clock, random: connections.random, retry: connections.retry, signal, onRetry: options.onRetry };
       return await withRetry(context, async () => {
         const address = this.route(options.topic, options.partitions?.[0]) ?? connections.anyAddress();
         let response: { partitions: PartitionOffset__Output[] };
         try {
-          response = await connections.call<{ partitions: PartitionOffset__Output[] }>((callOptions, callback) =>
-            connections.log(address).listOffsets(request, callOptions, callback),
+          response = await connections.call<{ partitions: PartitionOffset__Output[] }>(
+            (callOptions, callback) => connections.log(address).listOffsets(request, callOptions, callback),
+            signal,
           );
         } catch (error) {
-          if (isTransportFailure(error)) connections.reportUnreachable(address);
+          if (isTransportFailure(error) && !signal.aborted) connections.reportUnreachable(address);
           throw error;
         }
         const results: PartitionOffsetResult[] = response.partitions.map((result) =>
@@ -277,6 +286,8 @@ export class Admin {
     } catch (error) {
       if (retried !== undefined && error === retried.error) return retried.results;
       throw error;
+    } finally {
+      dispose();
     }
   }
 }

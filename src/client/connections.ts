@@ -18,7 +18,7 @@ import type { LogServiceClient } from '../protocol/generated/runnel/v1/LogServic
 import { BrokerError } from '../errors/index.js';
 import { checkBrokerAddressesOrThrow } from './broker-address.js';
 import { errorFromGrpc, isTransportFailure } from './errors.js';
-import { withRetry, type RandomSource, type RetryOptions } from './retry.js';
+import { abortReasonOr, anySignal, withRetry, type RandomSource, type RetryOptions } from './retry.js';
 
 export interface ConnectionsOptions {
   /** Bootstrap brokers, `host:port` each (port 1-65535); checked here, INVALID_REQUEST otherwise. */
@@ -177,33 +177,48 @@ export class Connections {
    * anywhere). `invoke` receives the address to call: `options.address()`, else any
    * bootstrap broker. `options.isRetriable` decides which failures are retried (default: the
    * error's `retriable` flag); `options.onRetry` hears of each failure that will be. Throws the
-   * mapped `BrokerError`.
+   * mapped `BrokerError`. `options.signal` (the producer or consumer that asked closed) ends
+   * the call as the client's close does: the attempt in flight is cancelled, no other starts,
+   * and its reason is thrown when it is a `BrokerError`.
    */
   callWithRetry<Response>(
     invoke: (address: string) => UnaryInvoker<Response>,
-    options: { address?: () => string; isRetriable?: (error: BrokerError) => boolean; onRetry?: (error: BrokerError) => void } = {},
+    options: { address?: () => string; isRetriable?: (error: BrokerError) => boolean; onRetry?: (error: BrokerError) => void; signal?: AbortSignal } = {},
   ): Promise<Response> {
-    const context = { clock: this.clock, random: this.random, retry: this.retry, signal: this.closing.signal, onRetry: options.onRetry };
+    const { signal, dispose } = anySignal([this.closing.signal, options.signal]);
+    const context = { clock: this.clock, random: this.random, retry: this.retry, signal, onRetry: options.onRetry };
     return withRetry(context, async () => {
       this.ensureOpen();
       const target = options.address !== undefined ? options.address() : this.anyAddress();
       try {
-        return await this.call(invoke(target));
+        return await this.call(invoke(target), signal);
       } catch (error) {
-        if (isTransportFailure(error)) this.reportUnreachable(target);
+        if (isTransportFailure(error) && !signal.aborted) this.reportUnreachable(target);
         throw error;
       }
-    }, options.isRetriable);
+    }, options.isRetriable).finally(dispose);
   }
 
-  /** One attempt of a unary call with the request deadline; rejects with the mapped error. */
-  call<Response>(invoke: UnaryInvoker<Response>): Promise<Response> {
+  /**
+   * One attempt of a unary call with the request deadline; rejects with the mapped error.
+   * When `signal` aborts first, the call is cancelled and rejects with the signal's reason
+   * (a `BrokerError`) or the mapped CANCELLED status: it would otherwise wait for its deadline
+   * (`requestTimeoutMs`, 30 s by default) at a hung broker.
+   */
+  call<Response>(invoke: UnaryInvoker<Response>, signal?: AbortSignal): Promise<Response> {
     return new Promise((resolve, reject) => {
-      invoke({ deadline: Date.now() + this.requestTimeoutMs }, (error, response) => {
-        if (error !== null) reject(errorFromGrpc(error));
+      if (signal?.aborted === true) {
+        reject(abortReasonOr(signal, new BrokerError('INVALID_REQUEST', 'the call was cancelled before it started')));
+        return;
+      }
+      const onAbort = (): void => call.cancel();
+      const call = invoke({ deadline: Date.now() + this.requestTimeoutMs }, (error, response) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (error !== null) reject(signal?.aborted === true ? abortReasonOr(signal, errorFromGrpc(error)) : errorFromGrpc(error));
         else if (response === undefined) reject(new BrokerError('INTERNAL_ERROR', 'the broker sent an empty reply'));
         else resolve(response);
       });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

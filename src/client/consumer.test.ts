@@ -506,6 +506,61 @@ describe('Consumer', () => {
     expect(() => consumer.assign([tp])).toThrow(BrokerError);
   });
 
+  it('cancels on close the ListOffsets still retried for a seek and for an offset reset, and the seek resolves without moving anything', async () => {
+    // A broker out of reach: ListOffsets fails retriably and is retried for the retry budget
+    // (60 s). close() alone used to leave both retrying, with their backoff timers holding a
+    // program that had closed its consumer from exiting.
+    const { consumer, transport, clock } = makeConsumer({ autoOffsetReset: 'earliest' });
+    transport.listOffsetRetry = { clock, retry: { backoffMsMin: 100, backoffMsMax: 2_000, timeoutMs: 60_000 } };
+    transport.offsets = () => {
+      throw new BrokerError('BROKER_UNAVAILABLE', 'connection refused');
+    };
+    const other = { topic: 't', partition: 1 };
+    consumer.assign([tp, other]); // both reset to 'earliest'
+    let seekOutcome: unknown = 'pending';
+    consumer.seek(tp, 'latest').then(
+      () => (seekOutcome = 'resolved'),
+      (error: unknown) => (seekOutcome = error),
+    );
+    for (let step = 0; step < 5; step++) {
+      clock.advance(2_000);
+      await settle();
+    }
+    const attemptsBeforeClose = transport.listOffsetAttempts;
+    expect(attemptsBeforeClose).toBeGreaterThan(3);
+    await consumer.close();
+    await settle();
+    expect(seekOutcome).toBe('resolved');
+    expect(transport.listOffsetCalls.map((call) => call.signal.aborted)).toEqual([true, true, true]);
+    for (let step = 0; step < 40; step++) {
+      clock.advance(2_000);
+      await settle();
+    }
+    expect(transport.listOffsetAttempts).toBe(attemptsBeforeClose);
+    expect(consumer.position(tp)).toBeUndefined();
+  });
+
+  it('resolves a seek overtaken by a later seek without a say, and cancels its ListOffsets', async () => {
+    const { consumer, transport, clock } = makeConsumer({ autoOffsetReset: 'none' });
+    transport.listOffsetRetry = { clock, retry: { backoffMsMin: 100, backoffMsMax: 2_000, timeoutMs: 60_000 } };
+    transport.offsets = () => {
+      throw new BrokerError('BROKER_UNAVAILABLE', 'connection refused');
+    };
+    consumer.assign([tp]);
+    let firstOutcome: unknown = 'pending';
+    consumer.seek(tp, 'earliest').then(
+      () => (firstOutcome = 'resolved'),
+      (error: unknown) => (firstOutcome = error),
+    );
+    await settle();
+    await consumer.seek(tp, 7);
+    await settle();
+    expect(firstOutcome).toBe('resolved');
+    expect(transport.listOffsetCalls[0]!.signal.aborted).toBe(true);
+    expect(transport.latest.writes.at(-1)!.start).toMatchObject({ offset: '7' });
+    expect(consumer.position(tp)).toBe(7);
+  });
+
   it('reports through the iterator a failure to position a newly assigned partition', async () => {
     const { consumer, transport } = makeConsumer();
     transport.offsets = () => {

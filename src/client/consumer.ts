@@ -36,7 +36,9 @@
  *
  * Owns (single writer: this class, on the event loop): per partition the position, the fetch
  * offset, the buffered chunks and the stream. Callbacks of a stream or ListOffsets that
- * resolve after a seek, an unassign or close carry an older `generation` and are ignored.
+ * resolve after a seek, an unassign or close carry an older `generation` and are ignored; a
+ * ListOffsets still retried then is cancelled (`stopStream`), since its retries would
+ * otherwise hold timers and calls for the client's whole retry budget after close.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../common/index.js';
@@ -150,8 +152,10 @@ export interface ConsumerTransport {
   /**
    * Resolves `spec` via ListOffsets (retried): the offset, and for a time the timestamp of the
    * record found there, or -1 when no record is that late (the offset is then the log end).
+   * When `signal` aborts (the seek or reset was overtaken: a later seek, an unassign, close),
+   * the attempt in flight is cancelled, no other starts, and it rejects.
    */
-  listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset>;
+  listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>, signal: AbortSignal): Promise<ListedOffset>;
   /** Reloads the topic's metadata; resolves with its partition count or rejects TOPIC_NOT_FOUND. */
   refreshMetadata(topic: string): Promise<number>;
   /** The consumer is closed (called once, by its `close()`): it opens nothing more. */
@@ -167,7 +171,8 @@ export interface ListedOffset {
 
 type FetchState =
   | { kind: 'idle' }
-  | { kind: 'resolving' }
+  /** Waiting for ListOffsets; `abort` cancels it (with its retries) once the wait is overtaken. */
+  | { kind: 'resolving'; abort: AbortController }
   | {
       kind: 'streaming';
       stream: SubscriptionStream;
@@ -402,7 +407,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * timestamp, as in Kafka). Buffered records are dropped; the next record the
    * iterator yields for the partition is at the new position. Resolves once the position is
    * known (ListOffsets, retried). Reasons: INVALID_REQUEST (not assigned, closed, bad
-   * spec), TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, or the last retriable error.
+   * spec), TOPIC_NOT_FOUND, PARTITION_NOT_FOUND, or the last retriable error. A seek
+   * overtaken while it waits for ListOffsets (by a later seek of the partition, its unassign,
+   * or `close()`) resolves at once without moving anything, and its ListOffsets is cancelled
+   * with its retries, so nothing of it outlives the consumer.
    */
   async seek(tp: TopicPartition, spec: OffsetSpec): Promise<void> {
     this.ensureOpen();
@@ -475,7 +483,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
   }
 
-  /** Ends every stream; iterators finish. Idempotent. */
+  /**
+   * Ends every stream and cancels every ListOffsets still retried for a seek or an offset
+   * reset (such a seek resolves without moving anything; see `seek`): nothing the consumer
+   * started keeps a timer or a call alive after this. Iterators finish. Idempotent.
+   */
   close(): Promise<void> {
     if (this.isClosed) return Promise.resolve();
     this.isClosed = true;
@@ -581,16 +593,19 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     assigned.dropUndecoded();
     assigned.position = -1;
     assigned.skipBeforeTimestampMs = -1;
-    assigned.state = { kind: 'resolving' };
+    const abort = new AbortController();
+    assigned.state = { kind: 'resolving', abort };
     let listed: ListedOffset;
     try {
-      listed = typeof spec === 'number' ? { offset: spec, timestamp: -1 } : await this.transport.listOffset(assigned.topic, assigned.partition, spec);
+      listed = typeof spec === 'number' ? { offset: spec, timestamp: -1 } : await this.transport.listOffset(assigned.topic, assigned.partition, spec, abort.signal);
     } catch (error) {
+      // Overtaken (a later seek, an unassign, close; `stopStream` cancelled the call): what
+      // overtook it decides the partition, so this seek ends without a say, as one whose
+      // answer comes after that does below.
+      if (assigned.generation !== generation) return;
       const brokerError = errorFromGrpc(error);
-      if (assigned.generation === generation) {
-        assigned.state = { kind: 'failed', error: brokerError, isReported: isCallerWaiting };
-        this.wake();
-      }
+      assigned.state = { kind: 'failed', error: brokerError, isReported: isCallerWaiting };
+      this.wake();
       throw brokerError;
     }
     if (assigned.generation !== generation || this.isClosed) return;
@@ -798,10 +813,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.wake();
   }
 
-  /** Ends the partition's stream or backoff, keeping its position. */
+  /** Ends the partition's stream, backoff or ListOffsets (with its retries), keeping its position. */
   private stopStream(assigned: AssignedPartition): void {
     const state = assigned.state;
-    if (state.kind === 'streaming') {
+    if (state.kind === 'resolving') {
+      assigned.state = { kind: 'idle' };
+      state.abort.abort(new BrokerError('INVALID_REQUEST', `the seek of ${assigned.topic}-${assigned.partition} was overtaken by a later seek, an unassign or close`));
+    } else if (state.kind === 'streaming') {
       assigned.state = { kind: 'idle' };
       state.cancelRecoveryTimer?.();
       state.cancelAcceptTimer?.();

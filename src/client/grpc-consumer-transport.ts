@@ -55,8 +55,8 @@ export class GrpcConsumerTransport implements ConsumerTransport {
     return asSubscriptionStream(call);
   }
 
-  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset> {
-    const offsets = await this.admin.listOffsets({ topic, partitions: [partition], spec });
+  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>, signal: AbortSignal): Promise<ListedOffset> {
+    const offsets = await this.admin.listOffsets({ topic, partitions: [partition], spec, signal });
     const found = offsets.find((offset) => offset.partition === partition);
     if (found === undefined) {
       throw new BrokerError('PARTITION_NOT_FOUND', `ListOffsets returned nothing for ${topic}-${partition}`, { topic, partition });

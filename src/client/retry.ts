@@ -89,7 +89,10 @@ export interface RetryContext {
   clock: Clock;
   random: RandomSource;
   retry: RetryOptions;
-  /** Aborts the waiting between attempts (close()); the last error is thrown. */
+  /**
+   * Aborts the waiting between attempts (close()): its reason is thrown when it is a
+   * `BrokerError`, else the last error. The caller cancels an attempt in flight (`Connections.call`).
+   */
   signal?: AbortSignal;
   /** Told of each failure that will be retried, before the backoff (a caller that gives up sooner can name it). */
   onRetry?: (error: BrokerError) => void;
@@ -111,14 +114,51 @@ export async function withRetry<T>(
       return await operation(attempt);
     } catch (thrown) {
       const error = errorFromGrpc(thrown);
-      if (!isRetriable(error) || context.signal?.aborted === true) throw error;
+      if (context.signal?.aborted === true) throw abortReasonOr(context.signal, error);
+      if (!isRetriable(error)) throw error;
       const delayMs = backoffDelayMs(attempt, context.retry, context.random);
       if (context.clock.nowMs() + delayMs - startMs > context.retry.timeoutMs) throw error;
       context.onRetry?.(error);
       const isWoken = await sleep(context.clock, delayMs, context.signal);
-      if (!isWoken) throw error;
+      if (!isWoken) throw abortReasonOr(context.signal!, error);
     }
   }
+}
+
+/** Why `signal` aborted, when that is a `BrokerError` (a closed consumer or producer says so); else `fallback`. */
+export function abortReasonOr(signal: AbortSignal, fallback: BrokerError): BrokerError {
+  return signal.reason instanceof BrokerError ? signal.reason : fallback;
+}
+
+/**
+ * A signal that aborts when any of `signals` does, with that one's reason, and `dispose`, which
+ * removes its listeners (call it once the work it guards is over). Hand-rolled rather than
+ * `AbortSignal.any`: every call of a client links to the client's closing signal, which lives as
+ * long as the client, and removing the listener at the end of each call keeps that signal's
+ * listener list at the calls in flight.
+ */
+export function anySignal(signals: readonly (AbortSignal | undefined)[]): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const linked: { signal: AbortSignal; onAbort: () => void }[] = [];
+  const dispose = (): void => {
+    for (const { signal, onAbort } of linked) signal.removeEventListener('abort', onAbort);
+    linked.length = 0;
+  };
+  for (const signal of signals) {
+    if (signal === undefined) continue;
+    if (signal.aborted) {
+      dispose();
+      controller.abort(signal.reason);
+      break;
+    }
+    const onAbort = (): void => {
+      dispose();
+      controller.abort(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    linked.push({ signal, onAbort });
+  }
+  return { signal: controller.signal, dispose };
 }
 
 /** Resolves true after `delayMs`, or false at once when `signal` aborts first. */

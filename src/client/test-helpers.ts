@@ -7,6 +7,7 @@
  * Not part of the client's surface.
  */
 import { EventEmitter } from 'node:events';
+import type { Clock } from '../common/index.js';
 import { BrokerError, type Reason } from '../errors/index.js';
 import {
   decodeBatch,
@@ -24,6 +25,7 @@ import type { SubscribeResponse__Output } from '../protocol/generated/runnel/v1/
 import type { ConsumerTransport, ListedOffset, SubscriptionStream } from './consumer.js';
 import type { ProduceChannel, ProduceReplyCallback } from './produce-channel.js';
 import type { ProducerTransport } from './producer.js';
+import { withRetry, type RetryOptions } from './retry.js';
 import type { OffsetSpec } from './types.js';
 
 export interface SentPartition {
@@ -302,9 +304,16 @@ export class FakeSubscription extends EventEmitter implements SubscriptionStream
 
 export class FakeConsumerTransport implements ConsumerTransport {
   readonly subscriptions: { topic: string; partition: number; stream: FakeSubscription }[] = [];
-  readonly listOffsetCalls: { topic: string; partition: number; spec: Exclude<OffsetSpec, number> }[] = [];
-  /** A bare number for a time means a record at that time was found there. */
+  readonly listOffsetCalls: { topic: string; partition: number; spec: Exclude<OffsetSpec, number>; signal: AbortSignal }[] = [];
+  /** A bare number for a time means a record at that time was found there. It may throw, as a failed call does. */
   offsets: (topic: string, partition: number, spec: Exclude<OffsetSpec, number>) => number | ListedOffset = () => 0;
+  /**
+   * When set, ListOffsets retries a retriable failure of `offsets` the way the client does
+   * (`withRetry` on this clock and policy, ended by the call's signal), counting each attempt
+   * in `listOffsetAttempts`.
+   */
+  listOffsetRetry: { clock: Clock; retry: RetryOptions } | undefined;
+  listOffsetAttempts = 0;
   partitionCount = 1;
   /** Whether new streams are taken by the "broker" (headers sent); false stands for a hung broker. */
   isTakingStreams = true;
@@ -316,11 +325,17 @@ export class FakeConsumerTransport implements ConsumerTransport {
     return stream;
   }
 
-  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>): Promise<ListedOffset> {
-    this.listOffsetCalls.push({ topic, partition, spec });
-    const answer = this.offsets(topic, partition, spec);
-    if (typeof answer !== 'number') return answer;
-    return { offset: answer, timestamp: typeof spec === 'object' ? spec.timestamp : -1 };
+  async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>, signal: AbortSignal): Promise<ListedOffset> {
+    this.listOffsetCalls.push({ topic, partition, spec, signal });
+    const attempt = async (): Promise<ListedOffset> => {
+      this.listOffsetAttempts++;
+      const answer = this.offsets(topic, partition, spec);
+      if (typeof answer !== 'number') return answer;
+      return { offset: answer, timestamp: typeof spec === 'object' ? spec.timestamp : -1 };
+    };
+    const retrying = this.listOffsetRetry;
+    if (retrying === undefined) return attempt();
+    return withRetry({ clock: retrying.clock, random: () => 0.5, retry: retrying.retry, signal }, attempt);
   }
 
   refreshMetadata(): Promise<number> {
