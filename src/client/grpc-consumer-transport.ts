@@ -25,6 +25,8 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   private readonly metadata: MetadataCache;
   /** Told once when the consumer closes (the client then forgets it). */
   private onClose: (() => void) | undefined;
+  /** Aborted by close(): a metadata refresh this consumer joined stops unless another part of the client waits for it. */
+  private readonly closing = new AbortController();
 
   constructor(connections: Connections, admin: Admin, metadata: MetadataCache, onClose?: () => void) {
     this.connections = connections;
@@ -65,10 +67,11 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   }
 
   refreshMetadata(topic: string): Promise<number> {
-    return this.metadata.load(topic);
+    return this.metadata.load(topic, { signal: this.closing.signal });
   }
 
   close(): void {
+    this.closing.abort(new BrokerError('INVALID_REQUEST', 'the consumer is closed'));
     const onClose = this.onClose;
     this.onClose = undefined;
     onClose?.();

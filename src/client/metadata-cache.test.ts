@@ -34,13 +34,72 @@ describe('MetadataCache', () => {
       return new Promise((resolve) => (answer = () => resolve(metadata(1))));
     }, new ManualClock());
     const heard: string[] = [];
-    const first = cache.load('t', (error) => heard.push(`first ${error.reason}`));
+    const first = cache.load('t', { onRetry: (error) => heard.push(`first ${error.reason}`) });
     reportFailure!(new BrokerError('BROKER_UNAVAILABLE', 'down'));
-    const second = cache.load('t', (error) => heard.push(`second ${error.reason}`));
+    const second = cache.load('t', { onRetry: (error) => heard.push(`second ${error.reason}`) });
     reportFailure!(new BrokerError('SHUTTING_DOWN', 'stopping'));
     answer!();
     await expect(Promise.all([first, second])).resolves.toEqual([1, 1]);
     expect(heard).toEqual(['first BROKER_UNAVAILABLE', 'first SHUTTING_DOWN', 'second SHUTTING_DOWN']);
+  });
+
+  it('goes on with a load another caller still waits for when one caller leaves (its signal aborted), and cancels it once every caller has left', async () => {
+    // A producer that closes leaves the loads it joined; another producer or consumer of the
+    // client may still wait for the same topic. Before, nothing ever cancelled a load: a
+    // closed producer's ran on for the retry budget.
+    const fetches: { signal: AbortSignal; answer: () => void }[] = [];
+    const cache = new MetadataCache(
+      (_topics, _onRetry, signal) =>
+        new Promise((resolve, reject) => {
+          fetches.push({ signal, answer: () => resolve(metadata(2)) });
+          signal.addEventListener('abort', () => reject(new BrokerError('BROKER_UNAVAILABLE', 'cancelled')));
+        }),
+      new ManualClock(),
+    );
+    const closedProducer = new AbortController();
+    const otherProducer = new AbortController();
+    const leaving = cache.load('t', { signal: closedProducer.signal });
+    const staying = cache.load('t', { signal: otherProducer.signal });
+    closedProducer.abort(new BrokerError('INVALID_REQUEST', 'the producer is closed'));
+    await expect(leaving).rejects.toMatchObject({ reason: 'INVALID_REQUEST', message: 'the producer is closed' });
+    expect(fetches).toHaveLength(1);
+    expect(fetches[0]!.signal.aborted).toBe(false);
+    fetches[0]!.answer();
+    await expect(staying).resolves.toBe(2);
+
+    const first = new AbortController();
+    const second = new AbortController();
+    const loads = [cache.load('t', { signal: first.signal }), cache.load('t', { signal: second.signal })];
+    first.abort(new BrokerError('INVALID_REQUEST', 'the producer is closed'));
+    expect(fetches[1]!.signal.aborted).toBe(false);
+    second.abort(new BrokerError('INVALID_REQUEST', 'the consumer is closed'));
+    expect(fetches[1]!.signal.aborted).toBe(true);
+    await expect(Promise.all(loads)).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+    // A later load starts a call of its own instead of joining the cancelled one.
+    const later = cache.load('t');
+    expect(fetches).toHaveLength(3);
+    fetches[2]!.answer();
+    await expect(later).resolves.toBe(2);
+  });
+
+  it('never cancels a load a caller without a signal waits for, and refuses a caller whose signal already aborted', async () => {
+    const fetches: { signal: AbortSignal; answer: () => void }[] = [];
+    const cache = new MetadataCache(
+      (_topics, _onRetry, signal) => new Promise((resolve) => fetches.push({ signal, answer: () => resolve(metadata(1)) })),
+      new ManualClock(),
+    );
+    const closed = new AbortController();
+    closed.abort(new BrokerError('INVALID_REQUEST', 'the producer is closed'));
+    await expect(cache.load('t', { signal: closed.signal })).rejects.toMatchObject({ message: 'the producer is closed' });
+    expect(fetches).toHaveLength(0);
+    const leaving = new AbortController();
+    const withSignal = cache.load('t', { signal: leaving.signal });
+    const withoutSignal = cache.load('t');
+    leaving.abort();
+    await expect(withSignal).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+    expect(fetches[0]!.signal.aborted).toBe(false);
+    fetches[0]!.answer();
+    await expect(withoutSignal).resolves.toBe(1);
   });
 
   it('rejects TOPIC_NOT_FOUND when the broker does not list the topic, and forgets it', async () => {

@@ -10,7 +10,10 @@
  * background on access (the stale value is still answered). Callers that hit
  * TOPIC_NOT_FOUND or PARTITION_NOT_FOUND refresh once with `load` and fail if the refreshed
  * metadata still says so. Concurrent loads of one topic share one call (retried for the
- * client's retry budget), and each caller's `onRetry` hears of its retried failures.
+ * client's retry budget), and each caller's `onRetry` hears of its retried failures. A caller
+ * that joined with a `signal` (a producer's or consumer's, aborted at its close) leaves when
+ * that aborts; the call is cancelled once every caller has left, and not before: a load
+ * another producer or consumer of the client still waits for goes on.
  *
  * Routing: on a single broker every call goes to the bootstrap address the user gave (the
  * broker's advertised address may be spelled differently, e.g. `localhost` vs `127.0.0.1`).
@@ -19,15 +22,31 @@
 import type { Clock } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
 import type { ClusterMetadata } from './admin.js';
+import { abortReasonOr } from './retry.js';
 
-/** Loads the metadata of `topics`, telling `onRetry` of each failure it will retry. */
-export type FetchMetadata = (topics: string[], onRetry: (error: BrokerError) => void) => Promise<ClusterMetadata>;
+/**
+ * Loads the metadata of `topics`, telling `onRetry` of each failure it will retry; when
+ * `signal` aborts, stops retrying and cancels the attempt in flight.
+ */
+export type FetchMetadata = (topics: string[], onRetry: (error: BrokerError) => void, signal: AbortSignal) => Promise<ClusterMetadata>;
+
+/** What a caller of `load` may give. */
+export interface LoadOptions {
+  /** Hears of each retried failure of the load from the time this caller joins. */
+  onRetry?: (error: BrokerError) => void;
+  /** This caller no longer waits once it aborts (its producer or consumer closed). */
+  signal?: AbortSignal;
+}
 
 /** A load in progress and the callers to tell of its retried failures. */
 interface RunningLoad {
   partitionCount: Promise<number>;
   /** Bounded by the callers that joined the load; dropped with it. */
   retryListeners: Set<(error: BrokerError) => void>;
+  /** Cancels the call; aborted when `waitingCount` drops to 0. */
+  abort: AbortController;
+  /** Callers still waiting for it; one that joined without a signal never leaves. */
+  waitingCount: number;
 }
 
 interface TopicEntry {
@@ -54,12 +73,15 @@ export class MetadataCache {
     this.maxAgeMs = maxAgeMs;
   }
 
-  /** The cached partition count, or undefined when the topic was never loaded. */
-  partitionCount(topic: string): number | undefined {
+  /**
+   * The cached partition count, or undefined when the topic was never loaded. A stale entry
+   * is refreshed in the background, on behalf of the caller that `signal` stands for.
+   */
+  partitionCount(topic: string, signal?: AbortSignal): number | undefined {
     const entry = this.topics.get(topic);
     if (entry === undefined) return undefined;
-    if (this.clock.nowMs() - entry.fetchedMs > this.maxAgeMs && !this.loads.has(topic)) {
-      this.load(topic).catch(() => undefined); // refreshed in the background; failures surface on use
+    if (this.clock.nowMs() - entry.fetchedMs > this.maxAgeMs && !this.loads.has(topic) && signal?.aborted !== true) {
+      this.load(topic, { signal }).catch(() => undefined); // refreshed in the background; failures surface on use
     }
     return entry.partitionCount;
   }
@@ -68,20 +90,38 @@ export class MetadataCache {
    * Fetches `topic`'s metadata now (joining a load already running) and returns its
    * partition count. Rejects with TOPIC_NOT_FOUND when the broker has no such topic (the
    * cached entry is dropped then), or with the call's error after its retries. `onRetry`
-   * hears of each retried failure of the load from the time it joins.
+   * hears of each retried failure of the load from the time it joins. When `signal` aborts,
+   * this caller's promise rejects at once with the signal's reason (a `BrokerError`), and the
+   * call is cancelled if no other caller still waits for it.
    */
-  load(topic: string, onRetry?: (error: BrokerError) => void): Promise<number> {
-    let running = this.loads.get(topic);
-    if (running === undefined) {
-      const retryListeners = new Set<(error: BrokerError) => void>();
-      const partitionCount = this.fetchTopic(topic, (error) => {
-        for (const listener of retryListeners) listener(error);
-      }).finally(() => this.loads.delete(topic));
-      running = { partitionCount, retryListeners };
-      this.loads.set(topic, running);
-    }
-    if (onRetry !== undefined) running.retryListeners.add(onRetry);
-    return running.partitionCount;
+  load(topic: string, options: LoadOptions = {}): Promise<number> {
+    const { onRetry, signal } = options;
+    if (signal?.aborted === true) return Promise.reject(this.loadCancelledError(topic, signal));
+    const running = this.loads.get(topic) ?? this.loadStart(topic);
+    running.waitingCount++;
+    // Wrapped, so that leaving removes this caller's listener only, even if another passed the same function.
+    const listener = onRetry === undefined ? undefined : (error: BrokerError): void => onRetry(error);
+    if (listener !== undefined) running.retryListeners.add(listener);
+    if (signal === undefined) return running.partitionCount;
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (listener !== undefined) running.retryListeners.delete(listener);
+        running.waitingCount--;
+        if (running.waitingCount === 0) this.loadCancel(topic, running, signal);
+        reject(this.loadCancelledError(topic, signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      running.partitionCount.then(
+        (partitionCount) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(partitionCount);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** The address of `topic`/`partition`'s leader when known and there are several brokers. */
@@ -89,10 +129,39 @@ export class MetadataCache {
     return this.topics.get(topic)?.leaders[partition];
   }
 
-  private async fetchTopic(topic: string, onRetry: (error: BrokerError) => void): Promise<number> {
+  /** Starts the one call that every `load` of `topic` joins until it settles (or is cancelled). */
+  private loadStart(topic: string): RunningLoad {
+    const abort = new AbortController();
+    const retryListeners = new Set<(error: BrokerError) => void>();
+    const onRetry = (error: BrokerError): void => {
+      for (const listener of retryListeners) listener(error);
+    };
+    const running: RunningLoad = { partitionCount: Promise.resolve(0), retryListeners, abort, waitingCount: 0 };
+    running.partitionCount = this.fetchTopic(topic, onRetry, abort.signal).finally(() => {
+      if (this.loads.get(topic) === running) this.loads.delete(topic);
+    });
+    this.loads.set(topic, running);
+    return running;
+  }
+
+  /**
+   * Every caller of `running` left: its call is cancelled (no retry of it keeps a timer or a
+   * connection busy for the rest of the retry budget), and a later `load` starts a new one.
+   */
+  private loadCancel(topic: string, running: RunningLoad, signal: AbortSignal): void {
+    if (this.loads.get(topic) === running) this.loads.delete(topic);
+    running.partitionCount.catch(() => undefined); // nobody waits for it any more
+    running.abort.abort(signal.reason);
+  }
+
+  private loadCancelledError(topic: string, signal: AbortSignal): BrokerError {
+    return abortReasonOr(signal, new BrokerError('INVALID_REQUEST', `the load of ${topic}'s metadata was cancelled`, { topic }));
+  }
+
+  private async fetchTopic(topic: string, onRetry: (error: BrokerError) => void, signal: AbortSignal): Promise<number> {
     let metadata: ClusterMetadata;
     try {
-      metadata = await this.fetchMetadata([topic], onRetry);
+      metadata = await this.fetchMetadata([topic], onRetry, signal);
     } catch (error) {
       if (error instanceof BrokerError && error.reason === 'TOPIC_NOT_FOUND') this.topics.delete(topic);
       throw error;

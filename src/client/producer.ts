@@ -555,7 +555,9 @@ export class Producer {
   }
 
   /**
-   * Stops taking records, flushes, and closes the producer's streams. With `timeoutMs`,
+   * Stops taking records, flushes, and closes the producer's streams; then the InitProducerId
+   * and metadata loads it started stop retrying (a load another producer or consumer of the
+   * client still waits for goes on), so a closed producer holds no timer or call. With `timeoutMs`,
    * records still unacknowledged then fail with REQUEST_TIMED_OUT instead of being waited
    * for. Rejects like `flush()` when a record nobody awaited failed. Idempotent: a later call
    * returns the same promise, and its `timeoutMs` applies as well (the earliest deadline wins).

@@ -6,7 +6,9 @@
  * and that are not closed yet, so `close()` can end every stream and channel, after which
  * nothing of the client keeps the process alive. One closed on its own is forgotten then: a
  * long-lived client that makes a consumer per job does not keep every one (and the callbacks
- * it was given) for its lifetime.
+ * it was given) for its lifetime. It also stops what it started (retried ListOffsets,
+ * InitProducerId and metadata loads no other part waits for), so a process that closes only
+ * the parts it used exits promptly (test/integration/client-close.test.ts).
  */
 import type { Clock } from '../common/index.js';
 import { Admin } from './admin.js';
@@ -68,7 +70,7 @@ export class RunnelClient {
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     });
     this.admin = new Admin(this.connections, (topic, partition) => (partition === undefined ? undefined : this.metadata.leaderAddress(topic, partition)));
-    this.metadata = new MetadataCache((topics, onRetry) => this.admin.getMetadata(topics, { onRetry }), this.clock, options.metadataMaxAgeMs ?? METADATA_MAX_AGE_MS_DEFAULT);
+    this.metadata = new MetadataCache((topics, onRetry, signal) => this.admin.getMetadata(topics, { onRetry, signal }), this.clock, options.metadataMaxAgeMs ?? METADATA_MAX_AGE_MS_DEFAULT);
   }
 
   /**

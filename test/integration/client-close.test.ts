@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type RunnelClient } from '../../src/client/index.js';
+import { startBroker, type TestBroker } from '../support/broker.js';
 import { waitFor } from '../support/wait-for.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -25,6 +26,7 @@ const EXIT_AFTER_CLOSE_MS_MAX = 5_000;
 const children = new Set<ChildProcess>();
 let client: RunnelClient | undefined;
 let hung: HungServer | undefined;
+let broker: TestBroker | undefined;
 
 afterEach(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -33,6 +35,8 @@ afterEach(async () => {
   client = undefined;
   await hung?.close();
   hung = undefined;
+  await broker?.close();
+  broker = undefined;
 });
 
 interface HungServer {
@@ -126,5 +130,25 @@ describe('a part of a client closed on its own', () => {
     await consumer.close();
     await waitFor(() => outcome !== 'pending', { timeoutMs: 2_000, describe: () => 'the seek was still pending 2 s after close' });
     expect(outcome).toBe('resolved');
+  });
+
+  it('lets the process exit promptly after producer.close() while the metadata load its record waits for was retried', async () => {
+    const closeChild = startCloseChild(['producer-metadata', DEAD_ADDRESS, String(RETRY_TIMEOUT_MS)]);
+    expect(await exitAfterCloseMs(closeChild)).toBeLessThan(EXIT_AFTER_CLOSE_MS_MAX);
+    expect(closeChild.child.exitCode).toBe(0);
+  });
+
+  it('lets the process exit promptly after producer.close() while InitProducerId was retried against a broker that went away', async () => {
+    broker = await startBroker();
+    const setup = createClient({ brokers: [broker.address] });
+    await setup.admin.createTopic({ name: 'close-id', partitions: 1 });
+    await setup.close();
+    const closeChild = startCloseChild(['producer-id', broker.address, String(RETRY_TIMEOUT_MS), 'close-id']);
+    await waitFor(() => closeChild.lines.includes('cached'), { timeoutMs: 30_000, describe: () => `the child printed ${JSON.stringify(closeChild.lines)}` });
+    await broker.close();
+    broker = undefined;
+    closeChild.child.stdin!.write('go\n');
+    expect(await exitAfterCloseMs(closeChild)).toBeLessThan(EXIT_AFTER_CLOSE_MS_MAX);
+    expect(closeChild.child.exitCode).toBe(0);
   });
 });

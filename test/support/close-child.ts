@@ -8,13 +8,19 @@
  * Modes:
  * - `consumer`: a consumer whose offset reset (assign) and seek retry ListOffsets; closed once
  *   the client's clock has armed a few backoff timers.
+ * - `producer-metadata`: an idempotent producer whose record waits for the topic's metadata;
+ *   closed (timeout 0) at the first `onRetry`.
+ * - `producer-id <topic>`: the same with the topic's metadata loaded first (the address must
+ *   answer until the parent stops it: it waits for a line on stdin), so the record waits for
+ *   InitProducerId.
  *
- * Usage: node --import tsx test/support/close-child.ts <mode> <address> <retryTimeoutMs>
+ * Usage: node --import tsx test/support/close-child.ts <mode> <address> <retryTimeoutMs> [topic]
  */
+import { createInterface } from 'node:readline';
 import type { Clock } from '../../src/common/index.js';
 import { createClient } from '../../src/client/index.js';
 
-const [mode, address, retryTimeoutText] = process.argv.slice(2);
+const [mode, address, retryTimeoutText, topicArgument] = process.argv.slice(2);
 let timersArmed = 0;
 let onTimerArmed: (() => void) | undefined;
 const countingClock: Clock = {
@@ -56,8 +62,37 @@ async function runConsumer(): Promise<void> {
   );
 }
 
+async function runProducer(topic: string): Promise<void> {
+  const producer = client.producer({
+    lingerMs: 0,
+    deliveryTimeoutMs: 600_000,
+    onRetry: () => {
+      producer.close({ timeoutMs: 0 }).catch(() => undefined);
+      reportClosed();
+    },
+  });
+  await producer.send({ topic, value: 'v' }).catch(() => undefined);
+}
+
+async function waitForStdinLine(): Promise<void> {
+  const lines = createInterface({ input: process.stdin });
+  await new Promise<void>((resolve) => lines.once('line', () => resolve()));
+  lines.close();
+}
+
 if (mode === 'consumer') {
   await runConsumer();
+} else if (mode === 'producer-metadata') {
+  await runProducer('close-child');
+} else if (mode === 'producer-id') {
+  const topic = topicArgument as string;
+  // A producer without idempotence loads the metadata (the cache is the client's) and sends.
+  const loader = client.producer({ acks: 'leader', lingerMs: 0 });
+  await loader.send({ topic, value: 'cached' });
+  await loader.close();
+  process.stdout.write('cached\n');
+  await waitForStdinLine();
+  await runProducer(topic);
 } else {
   throw new Error(`unknown mode ${mode}`);
 }
