@@ -113,7 +113,8 @@ export class Connections {
 
   /**
    * A call to `address` failed below the broker's handlers (refused, unknown host, no answer
-   * in time): calls that may go to any broker move on to the next bootstrap address. Nothing
+   * in time, a Subscribe stream it did not take within `requestTimeoutMs`): calls that may go
+   * to any broker move on to the next bootstrap address. Nothing
    * changes when `address` is not the current one (another failure already moved on).
    */
   reportUnreachable(address: string): void {

@@ -346,6 +346,40 @@ describe('Consumer', () => {
     expect((await take(consumer, 1)).map((record) => record.offset)).toEqual([0]);
   });
 
+  it('reports a stream the broker did not take within requestTimeoutMs as not taken, before cancelling it, and no stream it cancels for another reason', async () => {
+    // The report marks the address unreachable (connections.ts), so the reopened stream goes
+    // to the next bootstrap address. The give-up used to end the call as CANCELLED, which
+    // marks nothing: a hung address kept getting every Subscribe stream.
+    const { clock, consumer, transport } = makeConsumer({ requestTimeoutMs: 5_000 });
+    transport.isTakingStreams = false;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const hung = transport.latest;
+    const cancelledWhenReported: boolean[] = [];
+    const report = transport.reportNotTaken.bind(transport);
+    transport.reportNotTaken = (stream) => {
+      cancelledWhenReported.push((stream as typeof hung).isCancelled);
+      report(stream);
+    };
+    clock.advance(4_999);
+    expect(transport.notTaken).toEqual([]);
+    clock.advance(1);
+    expect(transport.notTaken).toEqual([hung]);
+    expect(cancelledWhenReported).toEqual([false]);
+    expect(hung.isCancelled).toBe(true);
+
+    // Cancelled by a seek before its deadline, or taken and then failed: not reported here
+    // (the transport judges a failed call by its status).
+    await consumer.seek(tp, 0);
+    await consumer.seek(tp, 1);
+    transport.isTakingStreams = true;
+    await consumer.seek(tp, 2);
+    transport.latest.emit('error', Object.assign(new Error('14 UNAVAILABLE'), { code: grpc.status.UNAVAILABLE, details: 'reset', metadata: new grpc.Metadata() }));
+    await consumer.close();
+    clock.advance(60_000);
+    expect(transport.notTaken).toEqual([hung]);
+  });
+
   it('gives up at the default retry budget when retry.timeoutMs is given as undefined', async () => {
     // `{ timeoutMs: config.retryTimeoutMs }` with the setting missing: the spread used to take
     // undefined, every comparison with it was false, and the consumer retried forever.

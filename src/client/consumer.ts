@@ -28,7 +28,10 @@
  * headers, which the broker sends as it takes the stream) within `requestTimeoutMs` counts as
  * broken too: a hung broker (a stopped process, a frozen host) accepts TCP connections and
  * never answers, and grpc-js waits for its HTTP/2 handshake without a deadline, so such a
- * stream used to wait forever, with no `onRetry` and no failure at `retry.timeoutMs`.
+ * stream used to wait forever, with no `onRetry` and no failure at `retry.timeoutMs`. Such a
+ * give-up counts against the address as a refused connection does (`reportNotTaken`), so with
+ * several bootstrap addresses the reopened stream tries another one; it used to end as
+ * CANCELLED, which left a hung address first in line for every stream.
  * TOPIC_NOT_FOUND / PARTITION_NOT_FOUND refresh the metadata once and then fail.
  * OFFSET_OUT_OF_RANGE moves to `autoOffsetReset` and tells `onOffsetReset`. A failure
  * that is not retried is thrown by the iterator once, and the partition stops until the next
@@ -73,7 +76,8 @@ export interface ConsumerOptions {
   retry?: Partial<RetryOptions>;
   /**
    * How long a Subscribe stream may wait for the broker to take it (its response headers)
-   * before it counts as a failed attempt and is reopened after a backoff. Default 30 s; a
+   * before it counts as a failed attempt and is reopened after a backoff, at the next
+   * bootstrap address when there are several (as after a refused connection). Default 30 s; a
    * consumer made by `RunnelClient` uses the client's `requestTimeoutMs`.
    */
   requestTimeoutMs?: number;
@@ -156,6 +160,14 @@ export interface ConsumerTransport {
    * the attempt in flight is cancelled, no other starts, and it rejects.
    */
   listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>, signal: AbortSignal): Promise<ListedOffset>;
+  /**
+   * The broker never took `stream` (no response headers within `requestTimeoutMs`) and the
+   * consumer gives up on it: its address counts as unreachable, as a refused connection does,
+   * so the stream reopened next goes to another bootstrap address. Called before the stream
+   * is cancelled; a cancelled stream is not reported otherwise (the consumer cancels for many
+   * reasons: seek, unassign, close).
+   */
+  reportNotTaken(stream: SubscriptionStream): void;
   /** Reloads the topic's metadata; resolves with its partition count or rejects TOPIC_NOT_FOUND. */
   refreshMetadata(topic: string): Promise<number>;
   /** The consumer is closed (called once, by its `close()`): it opens nothing more. */
@@ -643,6 +655,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     assigned.brokerCreditBytes = creditBytes;
     state.cancelAcceptTimer = this.clock.setTimer(this.requestTimeoutMs, () => {
       state.cancelAcceptTimer = undefined;
+      if (assigned.state === state && assigned.generation === generation && !this.isClosed) this.transport.reportNotTaken(stream);
       const error = new BrokerError(
         'BROKER_UNAVAILABLE',
         `the broker did not take the subscription to ${assigned.topic}-${assigned.partition} within ${this.requestTimeoutMs} ms (requestTimeoutMs): it may be hung or unreachable`,

@@ -7,6 +7,10 @@
  * at most `STREAMS_PER_CONNECTION_MAX` on each, counted for all consumers of the client) and
  * gives it back when it ends, so that no stream waits, queued and unsent, behind the broker's
  * limit of concurrent calls per connection (test/integration/client-consumer.test.ts).
+ *
+ * A stream that ends below the broker's handlers, or that the broker never took
+ * (`reportNotTaken`), marks its address unreachable, so the consumer's next stream that may go
+ * to any broker tries the next bootstrap address.
  */
 import * as grpc from '@grpc/grpc-js';
 import { BrokerError } from '../errors/index.js';
@@ -27,6 +31,8 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   private onClose: (() => void) | undefined;
   /** Aborted by close(): a metadata refresh this consumer joined stops unless another part of the client waits for it. */
   private readonly closing = new AbortController();
+  /** The address each open stream went to (`reportNotTaken`); weak, so ended streams drop out. */
+  private readonly streamAddresses = new WeakMap<SubscriptionStream, string>();
 
   constructor(connections: Connections, admin: Admin, metadata: MetadataCache, onClose?: () => void) {
     this.connections = connections;
@@ -54,7 +60,14 @@ export class GrpcConsumerTransport implements ConsumerTransport {
         this.connections.reportUnreachable(address);
       }
     });
-    return asSubscriptionStream(call);
+    const stream = asSubscriptionStream(call);
+    this.streamAddresses.set(stream, address);
+    return stream;
+  }
+
+  reportNotTaken(stream: SubscriptionStream): void {
+    const address = this.streamAddresses.get(stream);
+    if (address !== undefined) this.connections.reportUnreachable(address);
   }
 
   async listOffset(topic: string, partition: number, spec: Exclude<OffsetSpec, number>, signal: AbortSignal): Promise<ListedOffset> {

@@ -318,6 +318,8 @@ export class FakeConsumerTransport implements ConsumerTransport {
   /** Whether new streams are taken by the "broker" (headers sent); false stands for a hung broker. */
   isTakingStreams = true;
   isClosed = false;
+  /** Streams the consumer reported as never taken (`reportNotTaken`), in order. */
+  readonly notTaken: SubscriptionStream[] = [];
 
   openSubscription(topic: string, partition: number): SubscriptionStream {
     const stream = new FakeSubscription(this.isTakingStreams);
@@ -336,6 +338,10 @@ export class FakeConsumerTransport implements ConsumerTransport {
     const retrying = this.listOffsetRetry;
     if (retrying === undefined) return attempt();
     return withRetry({ clock: retrying.clock, random: () => 0.5, retry: retrying.retry, signal }, attempt);
+  }
+
+  reportNotTaken(stream: SubscriptionStream): void {
+    this.notTaken.push(stream);
   }
 
   refreshMetadata(): Promise<number> {

@@ -11,6 +11,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, type ConsumerRecord, type RetryingRecords, type RunnelClient } from '../../src/client/index.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { startHungServer } from '../support/hung-server.js';
+import { readRecordsWithin } from '../support/read-within.js';
 
 const DEAD_ADDRESS = '127.0.0.1:1';
 
@@ -59,6 +61,37 @@ describe('client with a dead bootstrap address', () => {
     await consumer.seek({ topic: 'boot-sub', partition: 0 }, 0);
     const record = await firstRecord(consumer);
     expect(record.value?.toString()).toBe('first');
+  });
+});
+
+describe('client with a hung bootstrap address', () => {
+  it('moves a Subscribe stream the hung address never took to the live broker once requestTimeoutMs passed', async () => {
+    // Goal: an address that accepts connections and never answers (a stopped broker, a
+    // frozen host) costs one stream deadline, not the consumer's retry budget. The consumer
+    // gave such a stream up as CANCELLED, which did not count against the address, so every
+    // reopened stream went to the hung address again and the partition failed at the end of
+    // the budget. Method: the hung address first in the list (random 0), a 500 ms stream
+    // deadline, a 30 s retry budget, a seek by offset (no unary call that could move the
+    // client on), and the record must come within 10 s.
+    const hung = await startHungServer();
+    try {
+      const setup = createClient({ brokers: [broker.address] });
+      await setup.admin.createTopic({ name: 'boot-hung', partitions: 1 });
+      await setup.producer().send({ topic: 'boot-hung', value: 'first' });
+      await setup.close();
+
+      client = createClient({ brokers: [hung.address, broker.address], random: () => 0, requestTimeoutMs: 500, retry: { timeoutMs: 30_000 } });
+      const consumer = client.consumer();
+      const tp = { topic: 'boot-hung', partition: 0 };
+      consumer.assign([tp]);
+      await consumer.seek(tp, 0);
+      const records = await readRecordsWithin(consumer, 1, { timeoutMs: 10_000, expected: "'first' at offset 0, from the live broker" });
+      expect(records.map((record) => record.value?.toString())).toEqual(['first']);
+      expect(hung.acceptedCount()).toBeGreaterThan(0); // the first stream did go to the hung address
+    } finally {
+      await client?.close({ timeoutMs: 0 });
+      await hung.close();
+    }
   });
 });
 

@@ -8,13 +8,13 @@
  * the retries ran on for the rest of the budget (a 19 s exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type RunnelClient } from '../../src/client/index.js';
 import { startBroker, type TestBroker } from '../support/broker.js';
+import { startHungServer, type HungServer } from '../support/hung-server.js';
 import { waitFor } from '../support/wait-for.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -38,32 +38,6 @@ afterEach(async () => {
   await broker?.close();
   broker = undefined;
 });
-
-interface HungServer {
-  address: string;
-  sockets: Set<Socket>;
-  close: () => Promise<void>;
-}
-
-/** A port that accepts TCP connections and never answers (a stopped broker, a frozen host). */
-async function startHungServer(): Promise<HungServer> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    address: `127.0.0.1:${port}`,
-    sockets,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 interface CloseChild {
   child: ChildProcess;
