@@ -421,6 +421,29 @@ describe('LogManager', () => {
     expect(await again.partitionStats('fresh', 1)).toMatchObject({ logEndOffset: 3, status: 'online' });
   });
 
+  it('after a restart too, describes and retention-checks a partition never used without opening it (one listing of its empty directory)', async () => {
+    const { manager, dataDir } = await startManager();
+    await manager.createPartitions('quiet', Array.from({ length: 10 }, (_, i) => i));
+    await manager.close();
+    const recording = recordingFileSystem();
+    const { manager: again } = await startManager({ dataDir, fileSystem: recording.fileSystem, config: { retentionMs: 1, retentionBytes: 0 } });
+    recording.calls.length = 0; // start-up's
+    expect(await again.partitionStats('quiet', 3)).toMatchObject({ logStartOffset: 0, logEndOffset: 0, sizeBytes: 0, status: 'online' });
+    await again.runRetention();
+    await again.runRetention();
+    expect(await again.partitionStats('quiet', 3)).toMatchObject({ logEndOffset: 0, status: 'online' });
+    // Before, each was opened after the restart (its first segment and partition.state made,
+    // with their fsyncs) and closed again: a restart undid what the empty create saved.
+    for (let partition = 0; partition < 10; partition++) expect(readdirSync(join(dataDir, `quiet-${partition}`))).toEqual([]);
+    expect(again.openPartitionCount).toBe(0);
+    expect(recording.calls.filter((call) => !call.startsWith('readdir ')).length).toBe(0);
+    // Once known, looked at no more.
+    expect(recording.calls.length).toBe(10);
+    // Used, it is a new log as before.
+    await again.withPartition('quiet', 3, (log) => log.append(makeBatch({ count: 2 })));
+    expect(await again.partitionStats('quiet', 3)).toMatchObject({ logEndOffset: 2 });
+  });
+
   it('refuses a create naming a partition twice, or one that exists, before making anything', async () => {
     const { manager, dataDir } = await startManager();
     await manager.createPartition('t', 2);

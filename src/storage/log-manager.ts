@@ -4,7 +4,8 @@
  *
  * Many partitions (10,000 partitions, 100,000 segments) stay cheap because nothing is opened
  * before it is used: `start` only lists the data directory; a new partition is an empty
- * directory (`createPartitions`); a partition's log opens on first use (a clean open reads one small state file and the active segment's indexes); the least
+ * directory (`createPartitions`), described and retention-checked without an open, also after
+ * a restart (`isUnopenedEmpty`); a partition's log opens on first use (a clean open reads one small state file and the active segment's indexes); the least
  * recently used idle logs close (cleanly: they reopen without a scan) past `openPartitionsMax`
  * or after `partitionIdleMs`. Segment descriptors and sealed indexes live in the shared,
  * bounded `FileHandleCache` and `IndexCache`. At most `limits.logOpensClosesInFlightMax` logs
@@ -66,10 +67,13 @@ interface Entry extends TopicPartition {
   lastUsedMs: number;
   isDeleted: boolean;
   /**
-   * Made by `createPartitions` and not opened since: its directory is empty, and its log (the
-   * first segment and partition.state) is made by the first open. Describing it needs no open.
+   * True: not opened since `createPartitions` made it, or since start-up found its directory
+   * empty (`isUnopenedEmpty`); its log (the first segment and partition.state) is made by the
+   * first open, and describing it or checking its retention needs no open. False once an open
+   * starts. Undefined for a directory found at start-up and not looked into yet (start-up only
+   * lists the data directory).
    */
-  isUnopenedNew: boolean;
+  isUnopenedNew: boolean | undefined;
   /**
    * What retention needs to know of the log, left by its last clean close; defined only while
    * the log is closed (dropped when an open starts). See `runRetentionOn`.
@@ -173,7 +177,7 @@ export class LogManager {
       pins: 0,
       lastUsedMs: 0,
       isDeleted: false,
-      isUnopenedNew: false,
+      isUnopenedNew: undefined,
       retentionSummary: undefined,
     };
     this.entries.set(key, entry);
@@ -381,8 +385,26 @@ export class LogManager {
   async partitionStats(topic: string, partition: number): Promise<PartitionLogStats> {
     this.throwIfClosed();
     const entry = this.entryOrThrow(topic, partition);
-    if (entry.isUnopenedNew && entry.log === undefined && entry.opening === undefined) return { ...NEW_PARTITION_STATS };
+    if (await this.isUnopenedEmpty(entry)) return { ...NEW_PARTITION_STATS };
     return this.withEntry(entry, (log) => log.stats());
+  }
+
+  /**
+   * Whether the partition's directory is empty and no open has made it a log since this manager
+   * made or found it (`Entry.isUnopenedNew`). A directory found at start-up is listed once to
+   * know: without that, after a restart, describing a topic of 10,000 partitions never used, or
+   * the first retention check, opened each one, making its first segment and partition.state
+   * (and closed it again), as every create did before partitions were made empty. A directory
+   * that cannot be listed counts as not empty: the open then reports why.
+   */
+  private async isUnopenedEmpty(entry: Entry): Promise<boolean> {
+    if (entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined) return false;
+    if (entry.isUnopenedNew !== undefined) return entry.isUnopenedNew;
+    const names = await this.fileSystem.readdir(entry.dir).catch(() => undefined);
+    // An open started meanwhile set the mark (false): its files may be there by now.
+    if (entry.isUnopenedNew !== undefined || names === undefined) return entry.isUnopenedNew === true;
+    entry.isUnopenedNew = names.length === 0;
+    return entry.isUnopenedNew;
   }
 
   /**
@@ -573,7 +595,8 @@ export class LogManager {
    * files change only through an open, which drops the summary (`ensureOpen`) until the next
    * clean close takes a new one; a deleted partition's entry goes with it, and a re-created or
    * added one starts without one. A log never closed cleanly since start-up has none, and is
-   * opened once to be checked (its close then leaves one). Not persisted: partition.state
+   * opened once to be checked (its close then leaves one), unless its directory is empty (never
+   * used: `isUnopenedEmpty`, one listing). Not persisted: partition.state
    * would have to drop it before every retention delete as well as every append, and a
    * summary trusted without opening the log could not notice files restored or changed
    * behind the broker's back.
@@ -582,6 +605,8 @@ export class LogManager {
     // A close under way (an idle close) leaves a summary: wait for it rather than reopen the
     // log. A failed one leaves none, and the log is opened below.
     while (entry.closing !== undefined) await entry.closing.catch(() => undefined);
+    // Created (or found at start-up) empty and never used: an empty directory holds nothing to delete.
+    if (await this.isUnopenedEmpty(entry)) return;
     if (this.isNothingDueWhileClosed(entry)) return;
     const wasOpen = (entry.log !== undefined && entry.closing === undefined) || entry.opening !== undefined;
     const lastUsedMs = entry.lastUsedMs;
@@ -599,8 +624,6 @@ export class LogManager {
   }
 
   private isNothingDueWhileClosed(entry: Entry): boolean {
-    // Created and never used: an empty directory holds nothing to delete.
-    if (entry.isUnopenedNew && entry.log === undefined && entry.opening === undefined) return true;
     const summary = entry.retentionSummary;
     if (summary === undefined || entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined) return false;
     const config = this.options.configForTopic(entry.topic);
