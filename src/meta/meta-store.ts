@@ -314,7 +314,8 @@ export class MetaStore {
 
   /**
    * Deletes a topic's record and resolves with it once the deletion is on disk. Removing its
-   * partition logs is the caller's job, after this resolves. Throws TOPIC_NOT_FOUND.
+   * partition logs is the caller's job, before this and after `markTopicDeleting` (the broker's
+   * order: mark, remove the directories, then this). Throws TOPIC_NOT_FOUND.
    */
   async deleteTopic(name: string): Promise<TopicRecord> {
     this.assertOpen();
@@ -325,8 +326,9 @@ export class MetaStore {
       this.topics.removeSync(name);
       return record;
     });
-    // Crash consistency: until flushed (in writeDurably), a power loss may bring the topic
-    // back; the caller has not been told it is gone yet.
+    // Crash consistency: until flushed (in writeDurably), a power loss may bring the record
+    // back (marked isDeleting, when the caller marked it first, so the next start finishes the
+    // delete); the caller has not been told it is gone yet.
     if (deleted === undefined) throw topicNotFound(name);
     this.logger.debug({ topic: name, topicId: deleted.topicId }, 'topic record deleted');
     return deleted;
