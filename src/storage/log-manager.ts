@@ -605,6 +605,10 @@ export class LogManager {
     // A close under way (an idle close) leaves a summary: wait for it rather than reopen the
     // log. A failed one leaves none, and the log is opened below.
     while (entry.closing !== undefined) await entry.closing.catch(() => undefined);
+    // Being deleted (its close for the delete was what it waited for), or gone since the run
+    // began: nothing to keep, and its open would be refused (PARTITION_NOT_FOUND), which the
+    // run would log as a retention failure.
+    if (entry.isDeleted) return;
     // Created (or found at start-up) empty and never used: an empty directory holds nothing to delete.
     if (await this.isUnopenedEmpty(entry)) return;
     if (this.isNothingDueWhileClosed(entry)) return;
