@@ -302,6 +302,23 @@ describe('topic lifecycle against leftover directories', () => {
     expect(again.listTopics()).toEqual([]);
   });
 
+  it('throws the logs\' close failure, not the metadata store\'s, when both closes fail, and logs the second', async () => {
+    const dataDir = freshDataDir();
+    const logger = recordingLogger();
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger });
+    vi.spyOn(LogManager.prototype, 'close').mockRejectedValueOnce(new Error('EIO: i/o error, close of a log'));
+    const metaClose = MetaStore.prototype.close;
+    vi.spyOn(MetaStore.prototype, 'close').mockImplementationOnce(async function (this: MetaStore) {
+      await metaClose.call(this);
+      throw new Error('EIO: i/o error, close of meta/');
+    });
+    // Before, the metadata store's failure replaced the first one (a `finally` that throws does).
+    await expect(broker.close()).rejects.toThrow('close of a log');
+    expect(logger.calls).toContainEqual(expect.objectContaining({ level: 'error', fields: { err: expect.stringContaining('close of meta/') } }));
+    vi.restoreAllMocks();
+    await (broker as unknown as { logs: LogManager }).logs.close(); // the close that 'failed'
+  });
+
   it('refuses a broker flush default no topic could have, before creating anything', async () => {
     const dataDir = join(freshDataDir(), 'not-yet');
     await expect(Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', flush: 'interval:5000ms' }, logger: silentLogger })).rejects.toMatchObject({

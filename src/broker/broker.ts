@@ -658,8 +658,19 @@ export class Broker {
       // now refuse (SHUTTING_DOWN), and the queue's promises never reject.
       await Promise.all([...this.adminQueueByTopic.values()]);
       // The metadata store closes even when closing the logs failed (its writes are on disk
-      // already; closing it releases lmdb's files), and the first failure is the one thrown.
-      await this.logs.close().finally(() => this.meta.close());
+      // already; closing it releases lmdb's files), and the first failure is the one thrown;
+      // a second one is logged (not `finally`, whose own failure would replace the first).
+      let logsFailure: { error: unknown } | undefined;
+      await this.logs.close().catch((error: unknown) => {
+        logsFailure = { error };
+      });
+      try {
+        await this.meta.close();
+      } catch (metaError) {
+        if (logsFailure === undefined) throw metaError;
+        this.logger.error({ err: String(metaError) }, 'closing the metadata store failed too, after closing the logs failed');
+      }
+      if (logsFailure !== undefined) throw logsFailure.error;
     } finally {
       this.lock.release();
     }
