@@ -5,9 +5,9 @@
  * Many partitions (10,000 partitions, 100,000 segments) stay cheap because nothing is opened
  * before it is used: `start` only lists the data directory; a new partition is an empty
  * directory (`createPartitions`), described and retention-checked without an open, also after
- * a restart (`isUnopenedEmpty`); a partition's log opens on first use (a clean open reads one small state file and the active segment's indexes); the least
- * recently used idle logs close (cleanly: they reopen without a scan) past `openPartitionsMax`
- * or after `partitionIdleMs`. Segment descriptors and sealed indexes live in the shared,
+ * a restart (`isUnopenedEmpty`); a partition's log opens on first use (a clean open reads one
+ * small state file and the active segment's indexes); the least recently used idle logs close
+ * (cleanly: they reopen without a scan) past `openPartitionsMax` or after `partitionIdleMs`. Segment descriptors and sealed indexes live in the shared,
  * bounded `FileHandleCache` and `IndexCache`. At most `limits.logOpensClosesInFlightMax` logs
  * open or close at once (each holds descriptors of its own meanwhile); the idle ones to close
  * are picked when a close can start, so a log used meanwhile stays open. A retention check
