@@ -1000,6 +1000,100 @@ describe('Producer buffer, flush and close', () => {
     expect(producer.hasBufferSpace).toBe(false);
   });
 
+  describe('sends open batches early while the buffer is exhausted', () => {
+    // 100-byte records: each holds 100 + RECORD_HEAP_BYTES until encoded, and its batch would
+    // close by size only at 16 of them (2,000 estimated bytes), more than the buffer holds.
+    const options: ProducerOptions = { lingerMs: 60_000, batchBytes: 2_000, bufferBytes: 4_000, bufferWaitMsMax: 1_000 };
+
+    it('delivers records that wait for buffer space without waiting out the linger, then lingers again', async () => {
+      const { clock, producer, channel } = makeProducer({ t: 1 }, options);
+      const outcomes: (number | string | undefined)[] = [];
+      for (let index = 0; index < 40; index++) {
+        outcomes.push(undefined);
+        producer.send({ topic: 't', value: Buffer.alloc(100, index) }).then(
+          (metadata) => (outcomes[index] = metadata.offset),
+          (error: unknown) => (outcomes[index] = isBrokerError(error) ? error.reason : String(error)),
+        );
+      }
+      expect(producer.metrics().waitingRecords).toBeGreaterThan(30);
+      // The clock stands still: every batch goes out because records wait, not by its linger.
+      const log = new FakePartitionLog();
+      for (let round = 0; round < 100 && outcomes.includes(undefined); round++) {
+        answerAll(channel, new Map([['t-0', log]]));
+        await settle();
+      }
+      expect(outcomes).toEqual(Array.from({ length: 40 }, (_, index) => index));
+      expect(producer.metrics()).toMatchObject({ bufferUsedBytes: 0, waitingRecords: 0 });
+      // Nobody waits any more: a record sent now lingers again.
+      const requestCount = channel.sent.length;
+      const late = settledFlag(producer.send({ topic: 't', value: 'late' }));
+      await settle();
+      clock.advance(59_999);
+      await settle();
+      expect(channel.sent).toHaveLength(requestCount);
+      clock.advance(1);
+      await settle();
+      expect(channel.sent).toHaveLength(requestCount + 1);
+      answerAll(channel, new Map([['t-0', log]]));
+      await settle();
+      expect(late()).toBe(true);
+    });
+
+    it('sends the open batch for a caller of waitForBufferSpace() while the buffer is exactly full', async () => {
+      // Ten records fill the buffer to the byte: none waits in the queue, the caller does.
+      const { producer, channel } = makeProducer({ t: 1 }, { ...options, bufferBytes: BATCH_HEAP_BYTES + 10 * (100 + RECORD_HEAP_BYTES) });
+      const handles = Array.from({ length: 10 }, (_, index) => producer.send({ topic: 't', value: Buffer.alloc(100, index) }));
+      expect(producer.hasBufferSpace).toBe(false);
+      expect(producer.metrics().waitingRecords).toBe(0);
+      const space = settledFlag(producer.waitForBufferSpace());
+      await settle();
+      expect(channel.sent).toHaveLength(1);
+      expect(channel.sent[0]!.partitions[0]!.header.recordCount).toBe(10);
+      expect(space()).toBe(true); // encoding freed space, before any acknowledgement
+      answerAll(channel, new Map());
+      expect((await Promise.all(handles)).map((metadata) => metadata.offset)).toEqual(Array.from({ length: 10 }, (_, index) => index));
+    });
+
+    it('lets an open batch that could not go yet (its partition has no room in flight) keep taking records meanwhile', async () => {
+      // One batch in flight: the records let in when the first batch is encoded and sent
+      // cannot go before its ack, so they stay open for those let in at the ack, in one batch.
+      const { producer, channel } = makeProducer({ t: 1 }, { ...options, acks: 'leader', inFlightBatchesPerPartitionMax: 1 });
+      const handles = Array.from({ length: 20 }, (_, index) => producer.send({ topic: 't', value: Buffer.alloc(100, index) }));
+      const firstCount = 20 - producer.metrics().waitingRecords;
+      await settle();
+      expect(channel.sent).toHaveLength(1);
+      expect(channel.sent[0]!.partitions[0]!.header.recordCount).toBe(firstCount);
+      const letInAtEncoding = 20 - firstCount - producer.metrics().waitingRecords;
+      expect(letInAtEncoding).toBeGreaterThan(0);
+      channel.replyNext(() => ({ baseOffset: 0 }));
+      await settle();
+      expect(channel.sent).toHaveLength(2);
+      expect(channel.sent[1]!.partitions[0]!.header.recordCount).toBeGreaterThan(letInAtEncoding);
+      const log = new FakePartitionLog();
+      for (let round = 0; round < 20 && channel.pending.length > 0; round++) {
+        answerAll(channel, new Map([['t-0', log]]));
+        await settle();
+      }
+      expect(await Promise.all(handles)).toHaveLength(20);
+    });
+
+    it('keeps lingering while the buffer has room, however much of it is used', async () => {
+      const { clock, producer, channel } = makeProducer({ t: 1 }, options);
+      const handles = Array.from({ length: 9 }, (_, index) => producer.send({ topic: 't', value: Buffer.alloc(100, index) }));
+      expect(producer.hasBufferSpace).toBe(true);
+      await settle();
+      clock.advance(59_999);
+      await settle();
+      expect(channel.sent).toHaveLength(0);
+      clock.advance(1);
+      await settle();
+      expect(channel.sent).toHaveLength(1);
+      expect(channel.sent[0]!.partitions[0]!.header.recordCount).toBe(9);
+      answerAll(channel, new Map());
+      expect(await Promise.all(handles)).toHaveLength(9);
+    });
+  });
+
   it('fails a record with LIMIT_REACHED when no buffer space frees within bufferWaitMsMax', async () => {
     const { clock, producer } = makeProducer({ t: 1 }, { lingerMs: 0, batchBytes: 100, bufferBytes: 100, bufferWaitMsMax: 50 });
     void producer.send({ topic: 't', value: Buffer.alloc(60) });

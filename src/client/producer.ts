@@ -1,7 +1,8 @@
 /**
  * The producer, shaped like Kafka's: records are appended to a per-partition batch, a batch
- * closes when it reaches `batchBytes` or has lingered `lingerMs`, and closed batches go out
- * over one `ProduceStream` per broker, many partitions per request.
+ * closes when it reaches `batchBytes` or has lingered `lingerMs` (sooner while records wait
+ * for buffer space: see Memory below), and closed batches go out over one `ProduceStream`
+ * per broker, many partitions per request.
  *
  * Hot path (`send`): normalise the record, pick the partition, append to the open batch,
  * return a `PendingSend` handle. No promise, no encoding, no I/O per record; a batch is
@@ -63,6 +64,10 @@
  * waiting for their ack) their encoded bytes, observed records OBSERVED_RECORD_HEAP_BYTES
  * more (producer-batch.ts). Records beyond it wait in `bufferWaiters`, up to `bufferBytes`
  * more (BUFFER_WAITING_BYTES_MIN at least); a record beyond that fails at once (LIMIT_REACHED).
+ * While anything waits for space, open batches stop lingering and go out as soon as they can
+ * be sent (stopLingering), as Kafka's RecordAccumulator sends every batch while its buffer
+ * is exhausted: a batch holds its space until it is sent, so a linger longer than
+ * `bufferWaitMsMax` would otherwise fail waiting records against a healthy broker.
  *
  * Owns (single writer: this class, on the event loop): the accumulator (open and ready
  * batches), the buffer budget, the records waiting for metadata or buffer space, the producer
@@ -97,7 +102,13 @@ export interface ProducerOptions {
    * (see `inFlightBatchesPerPartitionMax`).
    */
   idempotent?: boolean;
-  /** How long a batch waits for more records before it is sent. Default 5. */
+  /**
+   * How long a batch waits for more records before it is sent. Default 5. Not while the
+   * buffer is exhausted (see `bufferBytes`): while a record or a `waitForBufferSpace()` caller
+   * waits for space, open batches go out as soon as they can be sent (nothing of their
+   * partition queued ahead of them, room in flight), however long the linger; batches opened
+   * once nobody waits linger again.
+   */
   lingerMs?: number;
   /**
    * A batch closes at this many (estimated) bytes of records. Default 256 KiB, at most
@@ -112,7 +123,10 @@ export interface ProducerOptions {
    * Counted as the memory they take, not only
    * their bytes: a record not yet encoded costs its key, value and header bytes plus ~256 B,
    * a sent batch its encoded size, an observed record (awaited, `then`) ~512 B more until its
-   * batch completes. Default 32 MiB.
+   * batch completes. Default 32 MiB. While anyone waits for space, open batches do not wait
+   * for `lingerMs` (as in Kafka, where every batch is ready once the buffer is exhausted): only
+   * sending them gives their space back, so a long linger cannot hold the buffer full, nor
+   * make records waiting for space fail when `bufferWaitMsMax` is shorter than it.
    */
   bufferBytes?: number;
   /** How long a record may wait for buffer space before it fails with LIMIT_REACHED. Default 60 s. */
@@ -375,6 +389,13 @@ export class Producer {
   private readonly sendable = new Set<ProducerPartition>();
   /** Partitions whose open batch closes at the next drain (lingerMs 0, or flushing). */
   private readonly closeOnDrain = new Set<ProducerPartition>();
+  /** Partitions whose open batch waits for its linger timer (and nothing else). */
+  private readonly lingering = new Set<ProducerPartition>();
+  /**
+   * Partitions whose open batch was open while someone waited for buffer space: it closes at
+   * the first drain that could send it, linger or not (stopLingering).
+   */
+  private readonly closeOnceSendable = new Set<ProducerPartition>();
   /** Topic → the records waiting for its metadata, in send order. */
   private readonly metadataWaiters = new Map<string, MetadataWait>();
   /** Records waiting for buffer space, in send order (from `bufferWaitersHead`). */
@@ -551,6 +572,7 @@ export class Producer {
    */
   waitForBufferSpace(): Promise<void> {
     if (this.hasBufferSpace || this.isClosed || this.fatalError !== undefined) return Promise.resolve();
+    this.stopLingering();
     return new Promise((resolve) => this.bufferSpaceWaiters.push(resolve));
   }
 
@@ -723,6 +745,13 @@ export class Producer {
         this.closeOpenBatch(partition);
         this.drain();
       });
+      if (this.isBufferExhausted) {
+        // Opened while someone waits for space (a record let in ahead of others, say).
+        this.closeOnceSendable.add(partition);
+        this.scheduleDrain();
+      } else {
+        this.lingering.add(partition);
+      }
     } else {
       this.closeOnDrain.add(partition);
       this.scheduleDrain();
@@ -735,11 +764,53 @@ export class Producer {
     if (batch === undefined) return;
     partition.cancelLinger?.();
     partition.cancelLinger = undefined;
+    this.lingering.delete(partition);
+    this.closeOnceSendable.delete(partition);
     partition.open = undefined;
     partition.ready.push(batch);
     this.partitioner.onBatchClosed(partition.topic, partition.partition);
     this.sendable.add(partition);
     this.scheduleDrain();
+  }
+
+  /**
+   * Someone starts to wait for buffer space (a record in `bufferWaiters`, or a caller of
+   * waitForBufferSpace()): no open batch waits for its linger from now on. Each closes at the
+   * first drain that could send it (closeOpenBatchesOnceSendable), and so does a batch opened
+   * while anyone still waits (openBatch); once nobody waits, new batches linger again.
+   *
+   * Why: a lingering batch holds buffer space that only its send gives back (encoding, then
+   * the ack). Otherwise a full buffer waits out `lingerMs`, and records waiting for space
+   * fail with LIMIT_REACHED when `bufferWaitMsMax` is shorter, against a healthy broker.
+   * Kafka's RecordAccumulator likewise counts every batch ready to send while threads wait
+   * for memory (`exhausted`).
+   * Tests: producer.test.ts ("sends open batches early while the buffer is exhausted").
+   */
+  private stopLingering(): void {
+    if (this.lingering.size === 0) return;
+    for (const partition of this.lingering) this.closeOnceSendable.add(partition);
+    this.lingering.clear();
+    this.scheduleDrain();
+  }
+
+  /** Whether someone waits for buffer space (see stopLingering). */
+  private get isBufferExhausted(): boolean {
+    return this.bufferWaitersHead < this.bufferWaiters.length || this.bufferSpaceWaiters.length > 0;
+  }
+
+  /**
+   * Closes each open batch of `closeOnceSendable` that the drain could send now: no closed
+   * batch of its partition waits ahead of it, and its partition has room in flight. One that
+   * could not go yet keeps taking records instead of being cut small behind batches that go
+   * first anyway, as a Kafka batch stays open until the sender drains it. It does not wait
+   * long: the batches ahead of it are sent or answered, and each reply, retry timer or
+   * producer id brings a drain that looks again. Its linger timer stays armed.
+   */
+  private closeOpenBatchesOnceSendable(): void {
+    for (const partition of this.closeOnceSendable) {
+      if (partition.ready.length > 0 || partition.unacked.length >= this.options.inFlightMax) continue;
+      this.closeOpenBatch(partition); // leaves the set: deleting while iterating a Set is safe
+    }
   }
 
   // ---- Waiting for metadata and buffer space -----------------------------------------------
@@ -922,6 +993,7 @@ export class Producer {
     this.bufferWaiters.push(waiting);
     this.bufferWaitingBytes += heldBytes;
     this.armBufferTimer();
+    this.stopLingering();
   }
 
   /** Appends waiting records while buffer space allows, in order. */
@@ -1078,6 +1150,7 @@ export class Producer {
   private drainOnce(): void {
     for (const partition of this.closeOnDrain) this.closeOpenBatch(partition);
     this.closeOnDrain.clear();
+    this.closeOpenBatchesOnceSendable();
     if (this.fatalError !== undefined || this.sendable.size === 0) return;
     if (this.options.isIdempotent && this.idState !== 'ready') {
       if (this.idState === 'none') this.initProducerId();
@@ -1090,6 +1163,8 @@ export class Producer {
       return;
     }
     for (;;) {
+      // The last pass may have sent the batches ahead of such an open one.
+      if (this.closeOnceSendable.size > 0) this.closeOpenBatchesOnceSendable();
       const requests = new Map<ProduceChannel, RequestBuilder>();
       let isAnyAdded = false;
       for (const partition of this.sendable) {
@@ -1690,6 +1765,8 @@ export class Producer {
     this.cancelBufferTimer?.();
     this.cancelBufferTimer = undefined;
     this.failWaitingGroup(waiting, error);
+    this.lingering.clear();
+    this.closeOnceSendable.clear();
     this.forEachPartition((partition) => {
       partition.cancelLinger?.();
       partition.cancelLinger = undefined;
