@@ -37,10 +37,17 @@ const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
 );
 
 const settingsArbitrary = fc.record({
-  lingerMs: fc.constantFrom(0, 5),
+  lingerMs: fc.constantFrom(0, 5, 10_000),
   /** The topic's max.message.bytes: a few records per batch, or no limit. */
   maxMessageBytes: fc.constantFrom(Number.POSITIVE_INFINITY, 141, 221, 301),
+  /**
+   * The default, or a buffer of one or four records (each observed): records wait for space,
+   * and open batches close early meanwhile, whatever their linger.
+   */
+  bufferBytes: fc.constantFrom(undefined, 2_000, 4_000),
 });
+
+type Settings = { lingerMs: number; maxMessageBytes: number; bufferBytes: number | undefined };
 
 interface SentRecord {
   partition: number;
@@ -51,13 +58,14 @@ interface SentRecord {
 
 async function runProducer(
   producerOptions: ProducerOptions,
-  settings: { lingerMs: number; maxMessageBytes: number },
+  settings: Settings,
   operations: Operation[],
 ): Promise<{ sent: SentRecord[]; logs: FakePartitionLog[] }> {
   const clock = new ManualClock();
   const transport = new FakeProducerTransport({ t: 2 });
   const channel = transport.channel;
-  const producer = new Producer(transport, { clock, random: () => 0.5, lingerMs: settings.lingerMs, deliveryTimeoutMs: 15_000, ...producerOptions });
+  const bufferOptions: ProducerOptions = settings.bufferBytes === undefined ? {} : { bufferBytes: settings.bufferBytes, batchBytes: 1_000 };
+  const producer = new Producer(transport, { clock, random: () => 0.5, lingerMs: settings.lingerMs, deliveryTimeoutMs: 15_000, ...bufferOptions, ...producerOptions });
   const logs = [new FakePartitionLog(), new FakePartitionLog()];
   for (const log of logs) log.maxMessageBytes = settings.maxMessageBytes;
   const append = (sent: SentPartition): PartitionAnswer => logs[sent.partition]!.append(sent.bytes);
