@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../common/clock.js';
 import { limits } from '../config/limits.js';
@@ -336,6 +336,64 @@ function recordingFileSystem(): { fileSystem: FileSystem; calls: string[] } {
     syncDirectory: recorded('syncDirectory', nodeFileSystem.syncDirectory),
   };
   return { fileSystem, calls };
+}
+
+/**
+ * Wraps `inner` (the node file system by default), keeping the entries made (mkdir), renamed
+ * and removed (removeTree) directly in `dataDir` since its last successful fsync: what a power
+ * cut may undo. Which of them a cut keeps is up to the file system; a journaling one keeps some
+ * prefix of them, so `namesACutMayLeave` is every name present after some prefix, starting
+ * from what the last successful fsync (or, before any, the listing at wrap time) made durable.
+ */
+function directoryEntryJournal(dataDir: string, inner: FileSystem = nodeFileSystem): { fileSystem: FileSystem; namesACutMayLeave(): Set<string> } {
+  let durable = new Set(readdirSync(dataDir));
+  /** Finished changes since the last successful fsync, oldest first; `seq` orders them against fsync calls. */
+  let changes: { seq: number; apply(names: Set<string>): void }[] = [];
+  let seq = 0;
+  const isEntry = (path: string): boolean => dirname(path) === dataDir;
+  const noted = (apply: (names: Set<string>) => void): void => {
+    changes.push({ seq: seq++, apply });
+  };
+  const fileSystem: FileSystem = {
+    ...inner,
+    async mkdir(path) {
+      await inner.mkdir(path);
+      if (isEntry(path)) noted((names) => names.add(basename(path)));
+    },
+    async rename(fromPath, toPath) {
+      await inner.rename(fromPath, toPath);
+      if (isEntry(fromPath) && isEntry(toPath)) {
+        noted((names) => {
+          names.delete(basename(fromPath));
+          names.add(basename(toPath));
+        });
+      }
+    },
+    async removeTree(path) {
+      await inner.removeTree(path);
+      if (isEntry(path)) noted((names) => names.delete(basename(path)));
+    },
+    async syncDirectory(path) {
+      const calledAt = seq;
+      await inner.syncDirectory(path);
+      if (path !== dataDir) return;
+      // Covers every change finished before the call.
+      for (const change of changes.filter((change) => change.seq < calledAt)) change.apply(durable);
+      changes = changes.filter((change) => change.seq >= calledAt);
+    },
+  };
+  return {
+    fileSystem,
+    namesACutMayLeave() {
+      const state = new Set(durable);
+      const seen = new Set(state);
+      for (const change of changes) {
+        change.apply(state);
+        for (const name of state) seen.add(name);
+      }
+      return seen;
+    },
+  };
 }
 
 const HOUR_MS = 3_600_000;
@@ -691,6 +749,51 @@ describe('LogManager', () => {
     await manager.runRetention(); // and after the delete: nothing of them is left to check
     expect(logger.calls.filter((call) => call.level === 'error')).toEqual([]);
     await waitFor(() => readdirSync(dataDir).length === 0, { timeoutMs: 10_000, describe: () => readdirSync(dataDir).join(', ') });
+  });
+
+  describe('data-directory fsync after a failure part-way', () => {
+    const eio = (what: string): Error => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
+    const partitionNames = (names: Iterable<string>, topic: string): string[] => [...names].filter((name) => name.startsWith(`${topic}-`) && !name.endsWith('.deleted')).sort();
+
+    it('makes the removal of what a failed create made durable, so a power cut cannot bring back directories that block the name', async () => {
+      // The mkdir of the third partition fails. The two made before it are removed; before,
+      // without an fsync, a power cut could keep the mkdirs (written back meanwhile) and lose
+      // the removals: empty directories with no topic record, which refuse a create of the name.
+      const dataDir = makeTempDir().dir;
+      cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      let mkdirFailures = 1;
+      const journal = directoryEntryJournal(dataDir, {
+        ...nodeFileSystem,
+        mkdir: (path) => (path === join(dataDir, 'cut-2') && mkdirFailures-- > 0 ? Promise.reject(eio(`mkdir '${path}'`)) : nodeFileSystem.mkdir(path)),
+      });
+      const { manager } = await startManager({ dataDir, fileSystem: journal.fileSystem });
+      await expect(manager.createPartitions('cut', [0, 1, 2, 3])).rejects.toMatchObject({ reason: 'STORAGE_ERROR', details: { operation: 'create' } });
+      expect(partitionNames(readdirSync(dataDir), 'cut')).toEqual([]);
+      expect(partitionNames(journal.namesACutMayLeave(), 'cut')).toEqual([]);
+      await manager.createPartitions('cut', [0, 1, 2, 3]);
+    });
+
+    it('reports the create\'s own error when the fsync after the removal fails too, and logs which directories a power cut may bring back', async () => {
+      const dataDir = makeTempDir().dir;
+      cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      const logger = recordingLogger();
+      const fileSystem: FileSystem = {
+        ...nodeFileSystem,
+        mkdir: (path) => (path === join(dataDir, 'cut-2') ? Promise.reject(eio(`mkdir '${path}'`)) : nodeFileSystem.mkdir(path)),
+        syncDirectory: (path) => (path === dataDir ? Promise.reject(eio(`fsync '${path}'`)) : nodeFileSystem.syncDirectory(path)),
+      };
+      const { manager } = await startManager({ dataDir, fileSystem, logger });
+      await expect(manager.createPartitions('cut', [0, 1, 2, 3])).rejects.toMatchObject({ reason: 'STORAGE_ERROR', details: { operation: 'create' } });
+      expect(partitionNames(readdirSync(dataDir), 'cut')).toEqual([]);
+      const errors = logger.calls.filter((call) => call.level === 'error');
+      expect(errors).toEqual([
+        {
+          level: 'error',
+          fields: expect.objectContaining({ topic: 'cut', partitions: [0, 1, 2], err: expect.stringContaining('fsync') }),
+          message: expect.stringMatching(/power cut.*empty directories.*remove them/),
+        },
+      ]);
+    });
   });
 
   it('refuses to create a partition over a directory it does not know', async () => {

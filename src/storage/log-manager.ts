@@ -261,18 +261,37 @@ export class LogManager {
         throw storageError('sync', this.options.dataDir, error);
       });
     } catch (error) {
-      // The directories were not there before (looked for above): they are this create's, and
-      // a rejected create leaves nothing a later create of the name would refuse as a leftover.
-      for (const entry of made) {
-        entry.isDeleted = true;
-        this.entries.delete(entry.key);
-        await this.closeEntry(entry).catch(() => undefined); // one used meanwhile
-        await this.fileSystem.removeTree(entry.dir).catch((removeError: unknown) => {
-          this.options.logger.error({ topic, partition: entry.partition, err: String(removeError) }, 'could not remove the directory of a partition whose create failed');
-        });
-      }
+      await this.createPartitionsUndo(topic, made);
       throw error;
     }
+  }
+
+  /**
+   * Removes the directories a failed `createPartitions` made. They were not there before
+   * (looked for first): they are this create's, and a rejected create leaves nothing a later
+   * create of the name would refuse as a leftover. The removals are fsynced before the caller
+   * goes on to take its record back: a power cut after that could otherwise keep the mkdirs
+   * (written back meanwhile) and lose the removals, leaving empty directories with no record,
+   * which start-up leaves alone and a create of the name refuses. That fsync is best effort:
+   * the create has failed already, and its error is the one to report.
+   */
+  private async createPartitionsUndo(topic: string, made: readonly Entry[]): Promise<void> {
+    for (const entry of made) {
+      entry.isDeleted = true;
+      this.entries.delete(entry.key);
+      await this.closeEntry(entry).catch(() => undefined); // one used meanwhile
+      await this.fileSystem.removeTree(entry.dir).catch((removeError: unknown) => {
+        this.options.logger.error({ topic, partition: entry.partition, err: String(removeError) }, 'could not remove the directory of a partition whose create failed');
+      });
+    }
+    if (made.length === 0) return;
+    // Crash before this returns: the directories may come back, empty (see above).
+    await this.fileSystem.syncDirectory(this.options.dataDir).catch((syncError: unknown) => {
+      this.options.logger.error(
+        { topic, partitions: made.map((entry) => entry.partition), err: String(syncError) },
+        `could not fsync the data directory after removing the partitions of a failed create; after a power cut before its next fsync, their empty directories (${partitionDirName(topic, made[0]!.partition)}, …) may come back and refuse a create of the name: remove them (they hold nothing)`,
+      );
+    });
   }
 
   /**
