@@ -807,6 +807,45 @@ describe('Broker.deleteTopic interrupted part-way', () => {
   });
 });
 
+describe('Broker.deleteTopic whose data-directory fsync fails', () => {
+  it('fails with STORAGE_ERROR, serves the topic to nobody, removes the renamed directories, and a retried delete fsyncs the data directory before the record goes', async () => {
+    const { broker, dataDir } = await openFresh();
+    await broker.createTopic({ name: 'unsynced', partitions: 3, replicationFactor: 1, configs: {} });
+    for (const partition of [0, 1, 2]) await broker.produce({ topic: 'unsynced', partition, batch: batch([`secret-${partition}`]), acks: 'leader', timeoutMs: 10_000 });
+    const events: string[] = [];
+    let syncFailures = 1;
+    const syncDirectory = nodeFileSystem.syncDirectory;
+    vi.spyOn(nodeFileSystem, 'syncDirectory').mockImplementation(async (path: string) => {
+      if (path === dataDir) {
+        if (syncFailures-- > 0) throw Object.assign(new Error(`EIO: i/o error, fsync '${path}'`), { code: 'EIO' });
+        events.push('data directory fsynced');
+      }
+      return syncDirectory(path);
+    });
+    const deleteRecord = MetaStore.prototype.deleteTopic;
+    vi.spyOn(MetaStore.prototype, 'deleteTopic').mockImplementation(async function (this: MetaStore, name: string) {
+      events.push(`record of ${name} deleted`);
+      return deleteRecord.call(this, name);
+    });
+
+    const failure = await broker.deleteTopic('unsynced').catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BrokerError);
+    expect(failure).toMatchObject({ reason: 'STORAGE_ERROR', details: { operation: 'sync', path: dataDir, code: 'EIO' } });
+    expect(events).toEqual([]); // the record keeps its isDeleting mark
+    expect(broker.listTopics()).toEqual([]);
+    await expect(broker.describeTopic('unsynced')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    await vi.waitFor(() => expect(readdirSync(dataDir).filter((name) => name.startsWith('unsynced-'))).toEqual([]), { timeout: 10_000 });
+
+    // No directory is left to rename: the retry's fsync is what makes the renames durable, and
+    // it comes before the record goes (else a power cut could bring them back with no record).
+    await broker.deleteTopic('unsynced');
+    expect(events).toEqual(['data directory fsynced', 'record of unsynced deleted']);
+    await expect(broker.deleteTopic('unsynced')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    const created = await broker.createTopic({ name: 'unsynced', partitions: 3, replicationFactor: 1, configs: {} });
+    expect(created.partitions.map((partition) => partition.logEndOffset)).toEqual([0, 0, 0]);
+  });
+});
+
 describe('Broker start-up against directories and records that disagree', () => {
   /** Closes the broker on `dataDir` and opens it again with a recording logger. */
   async function reopen(dataDir: string): Promise<{ broker: Broker; logger: ReturnType<typeof recordingLogger> }> {

@@ -794,6 +794,35 @@ describe('LogManager', () => {
         },
       ]);
     });
+
+    it('fails a delete whose fsync fails with STORAGE_ERROR, removes the renamed directories, and makes them durable at the retry with nothing left to rename', async () => {
+      const dataDir = makeTempDir().dir;
+      cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      let syncFailures = 0;
+      const journal = directoryEntryJournal(dataDir, {
+        ...nodeFileSystem,
+        syncDirectory: (path) => (path === dataDir && syncFailures-- > 0 ? Promise.reject(eio(`fsync '${path}'`)) : nodeFileSystem.syncDirectory(path)),
+      });
+      const { manager } = await startManager({ dataDir, fileSystem: journal.fileSystem });
+      await manager.createPartitions('gone', [0, 1, 2]);
+      for (const partition of [0, 1, 2]) await manager.withPartition('gone', partition, (log) => log.append(makeBatch({ count: 1, tag: 'OLD-SECRET' })));
+      syncFailures = 1;
+      const failure = await manager.deletePartitions('gone', [0, 1, 2]).catch((error: unknown) => error);
+      expect(failure).toMatchObject({ reason: 'STORAGE_ERROR', details: { operation: 'sync', path: dataDir, code: 'EIO' } });
+      expect((failure as Error).message).toMatch(/I\/O error while trying to sync .*EIO/);
+      // Gone for this process: nothing of them is listed or served, and the renamed directories go.
+      expect(manager.listPartitions()).toEqual([]);
+      await expect(manager.withPartition('gone', 0, async () => 1)).rejects.toSatisfy((error) => isBrokerError(error, 'PARTITION_NOT_FOUND'));
+      await waitFor(() => readdirSync(dataDir).length === 0, { timeoutMs: 10_000, describe: () => readdirSync(dataDir).join(', ') });
+      // Not durable: a power cut now may bring them back, whole, under their own names.
+      expect(partitionNames(journal.namesACutMayLeave(), 'gone')).toEqual(['gone-0', 'gone-1', 'gone-2']);
+      // The retry (the broker's, whose record keeps the isDeleting mark) finds none left; its
+      // fsync makes the renames durable before the caller drops the record.
+      await manager.deletePartitions('gone', []);
+      expect(partitionNames(journal.namesACutMayLeave(), 'gone')).toEqual([]);
+      await manager.createPartitions('gone', [0, 1, 2]);
+      expect(await manager.withPartition('gone', 0, async (log) => log.logEndOffset)).toBe(0);
+    });
   });
 
   it('refuses to create a partition over a directory it does not know', async () => {

@@ -309,6 +309,13 @@ export class LogManager {
    * writes: about 12 fsyncs a partition before). Stops at the first directory it cannot
    * rename, which stays known (a retried delete removes it) and fails the call; those renamed
    * before it are gone.
+   *
+   * The data directory is fsynced also when no partition is left to delete (`partitions`
+   * empty): that is the retry of a delete whose fsync failed, in this process or before a
+   * restart, and its renames are durable only once an fsync succeeds. The caller drops its
+   * record after this resolves; without the fsync, a power cut after that could bring the
+   * directories back under their own names, whole, with no record: served to nobody, and
+   * blocking a create of the name.
    */
   async deletePartitions(topic: string, partitions: readonly number[]): Promise<void> {
     this.throwIfClosed();
@@ -339,10 +346,12 @@ export class LogManager {
       this.entries.delete(entry.key);
       renamed.push(doomed);
     }
-    if (renamed.length > 0) {
+    // Not when the first rename failed: this call changed nothing, and it fails anyway.
+    if (renamed.length > 0 || failure === undefined) {
       try {
         // Crash before this returns: the next start finds each directory under either name,
-        // whole; a renamed one is removed then.
+        // whole; a renamed one is removed then. This includes the renames of an earlier call
+        // whose fsync failed (see above).
         await this.fileSystem.syncDirectory(this.options.dataDir);
       } catch (error) {
         // The renames happened (in the page cache at least): the partitions are gone for this
