@@ -831,6 +831,8 @@ describe('Broker.deleteTopic whose data-directory fsync fails', () => {
     const failure = await broker.deleteTopic('unsynced').catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(BrokerError);
     expect(failure).toMatchObject({ reason: 'STORAGE_ERROR', details: { operation: 'sync', path: dataDir, code: 'EIO' } });
+    // Says what state the topic is in and how to finish the delete, not only which call failed.
+    expect((failure as BrokerError).message).toMatch(/I\/O error while trying to sync .*EIO.*served to nobody.*run `runnel topic delete unsynced` again/);
     expect(events).toEqual([]); // the record keeps its isDeleting mark
     expect(broker.listTopics()).toEqual([]);
     await expect(broker.describeTopic('unsynced')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });

@@ -334,8 +334,12 @@ export class Broker {
     // the delete at the next start (reconcileTopics) instead of serving the partitions left.
     const topic = found?.isDeleting === true ? found : await this.meta.markTopicDeleting(name);
     const present = Array.from({ length: topic.partitionCount }, (_, partition) => partition).filter((partition) => this.logs.hasPartition(name, partition));
-    await this.logs.deletePartitions(name, present);
-    await this.meta.deleteTopic(name);
+    try {
+      await this.logs.deletePartitions(name, present);
+      await this.meta.deleteTopic(name);
+    } catch (error) {
+      throw deleteTopicUnfinishedError(name, error);
+    }
     this.logger.info({ topic: name }, 'topic deleted');
   }
 
@@ -778,6 +782,20 @@ function fromAppended(appended: readonly AppendedBatch[], maxBytes: number, log:
 }
 
 function noop(): void {}
+
+/**
+ * A delete that failed on the disk after the topic was marked `isDeleting`: the same error,
+ * saying also what state the topic is in and how to finish the delete. Storage's message names
+ * only the failed operation, and the topic has vanished from every listing meanwhile.
+ */
+function deleteTopicUnfinishedError(name: string, error: unknown): unknown {
+  if (!isBrokerError(error) || (error.reason !== 'STORAGE_ERROR' && error.reason !== 'DISK_FULL')) return error;
+  return new BrokerError(
+    error.reason,
+    `${error.message}. The delete of topic ${name} has begun, so it is served to nobody: once the disk is fixed, run \`runnel topic delete ${name}\` again to finish it (a restart, or a create of the name, finishes it too)`,
+    { topic: name, ...(error.partition === undefined ? {} : { partition: error.partition }), details: error.details, cause: error },
+  );
+}
 
 /**
  * ListOffsets by time, exact as in Kafka: the storage finds the first batch whose newest
