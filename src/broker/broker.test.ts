@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrokerConfig } from '../config/broker-config.js';
@@ -803,6 +803,50 @@ describe('Broker.deleteTopic interrupted part-way', () => {
     const { dataDir, broker } = await deleteFailingAtSecondPartition();
     await broker.deleteTopic('doomed');
     await expect(broker.deleteTopic('doomed')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual([]), { timeout: 10_000 });
+  });
+
+  it('is left marked, served to nobody, with its directories kept, when start-up cannot finish it; the broker starts, serves other topics, and says what to do', async () => {
+    const { dataDir, broker } = await deleteFailingAtSecondPartition();
+    await broker.createTopic({ name: 'other', partitions: 1, replicationFactor: 1, configs: {} });
+    await broker.produce({ topic: 'other', partition: 0, batch: batch(['kept']), acks: 'leader', timeoutMs: 10_000 });
+    await broker.close();
+    await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual(['doomed-1', 'doomed-2']), { timeout: 10_000 }); // doomed-0 went before the failure
+    // The disk still refuses the rename of doomed-1 when the broker starts again.
+    const rename = nodeFileSystem.rename;
+    vi.spyOn(nodeFileSystem, 'rename').mockImplementation(async (fromPath: string, toPath: string) => {
+      if (fromPath === join(dataDir, 'doomed-1')) throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+      return rename(fromPath, toPath);
+    });
+    const logger = recordingLogger();
+    const again = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger });
+    cleanups.push(() => again.close());
+
+    expect(logger.calls).toContainEqual({
+      level: 'error',
+      fields: { topic: 'doomed', err: expect.stringContaining('EIO') },
+      message: expect.stringMatching(/could not finish deleting the topic; it is not served\. Fix the data directory, then run `runnel topic delete doomed` \(or restart\)/),
+    });
+    expect((again as unknown as { meta: MetaStore }).meta.getTopic('doomed')?.isDeleting).toBe(true);
+    expect(again.listTopics()).toEqual([{ name: 'other', partitions: 1, replicationFactor: 1 }]);
+    await expect(again.describeTopic('doomed')).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    await expect(again.fetch({ topic: 'doomed', partition: 2, offset: 0, maxBytes: 1 << 20, minBytes: 0, maxWaitMs: 0 })).rejects.toMatchObject({ reason: 'TOPIC_NOT_FOUND' });
+    const other = await again.fetch({ topic: 'other', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 0 });
+    expect([...decodeBatches(other.bytes)].map((record) => record.value?.toString())).toEqual(['kept']);
+    await again.produce({ topic: 'other', partition: 0, batch: batch(['more']), acks: 'leader', timeoutMs: 10_000 });
+    // Kept as they were, by retention too (its records are years old): doomed-1 whole,
+    // doomed-2 untouched (the delete stops at the first failure).
+    await (again as unknown as { logs: { runRetention(): Promise<void> } }).logs.runRetention();
+    expect(partitionDirs(dataDir)).toEqual(['doomed-1', 'doomed-2']);
+    for (const partition of [1, 2]) {
+      const log = readFileSync(join(dataDir, `doomed-${partition}`, '00000000000000000000.log'));
+      expect([...decodeBatches(log)].map((record) => record.value?.toString())).toEqual([`secret-${partition}`]);
+    }
+
+    // Once the disk is fixed, the delete the line names finishes it.
+    vi.restoreAllMocks();
+    await again.deleteTopic('doomed');
+    expect((again as unknown as { meta: MetaStore }).meta.getTopic('doomed')).toBeUndefined();
     await vi.waitFor(() => expect(partitionDirs(dataDir)).toEqual([]), { timeout: 10_000 });
   });
 });
