@@ -125,12 +125,14 @@ describe('Consumer', () => {
     expect(taken === 'stalled' ? taken : taken.map((record) => record.offset)).toEqual([0, 1, 2]);
   });
 
-  it('starts a seek by time at the first record that late, inside the batch the broker points to', async () => {
+  it('starts a seek by time at the record the broker found, inside its batch, and yields every later record whatever its timestamp', async () => {
     const { consumer, transport } = makeConsumer();
-    transport.offsets = () => 10; // the base offset of the batch holding the time
+    transport.offsets = () => ({ offset: 13, timestamp: 5_003 }); // the first record that late (log.proto)
     consumer.assign([tp]);
     await consumer.seek(tp, { timestamp: 5_003 });
-    // Timestamps 5000…5004 at offsets 10…14; later records may be older again (not filtered).
+    expect(consumer.position(tp)).toBe(13);
+    // The reply starts at the batch: timestamps 5000…5004 at offsets 10…14; later records may
+    // be older again (not filtered, as in Kafka).
     transport.latest.reply(Buffer.concat([storedBatch(10, 5, 5_000), storedBatch(15, 2, 4_000)]), 17);
     const records = await take(consumer, 4);
     expect(records.map((record) => [record.offset, record.timestamp])).toEqual([
@@ -751,11 +753,12 @@ describe('Consumer decoding a batch of many records', () => {
     expect(seen.slice(0, -1)).toEqual(offsetRange(0, SLICE_RECORD_COUNT_MAX + 3).map((offset) => `0:${offset}`));
   });
 
-  it('skips the records older than a sought time across several slices of one batch', async () => {
+  it('starts a seek by time at the record the broker found deep inside a large batch, several slices in', async () => {
     const { consumer, transport } = makeConsumer();
-    transport.offsets = () => 0; // the base offset of the batch holding the time
+    const found = 3 * SLICE_RECORD_COUNT_MAX + 7;
+    transport.offsets = () => ({ offset: found, timestamp: 1_000 + found });
     consumer.assign([tp]);
-    await consumer.seek(tp, { timestamp: 1_000 + 3 * SLICE_RECORD_COUNT_MAX + 7 });
+    await consumer.seek(tp, { timestamp: 1_000 + found });
     const count = 4 * SLICE_RECORD_COUNT_MAX;
     transport.latest.reply(tinyRecordsBatch(count), count);
     const records = await take(consumer, SLICE_RECORD_COUNT_MAX - 7);

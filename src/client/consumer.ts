@@ -224,13 +224,6 @@ class AssignedPartition {
    */
   brokerCreditBytes = 0;
   isPaused = false;
-  /**
-   * After a seek by time: records older than this are skipped until the first one at or
-   * after it. The broker answers such a seek with that record's offset already (log.proto);
-   * this guards the case where it can only answer with its batch's base offset. -1 when not
-   * filtering.
-   */
-  skipBeforeTimestampMs = -1;
   /** Consecutive failed stream attempts, and when the first of them failed. */
   failedAttempts = 0;
   firstFailureMs = 0;
@@ -604,7 +597,6 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     assigned.outOfRangeAfterBuffered = undefined;
     assigned.dropUndecoded();
     assigned.position = -1;
-    assigned.skipBeforeTimestampMs = -1;
     const abort = new AbortController();
     assigned.state = { kind: 'resolving', abort };
     let listed: ListedOffset;
@@ -624,10 +616,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const offset = listed.offset;
     assigned.position = offset;
     assigned.fetchOffset = offset;
-    // Only when the broker found a record that late: with none, the position is the log end,
-    // and whatever is appended later follows the time in the log, even when its producer
-    // stamped it earlier; filtering it would drop records silently.
-    if (typeof spec === 'object' && listed.timestamp >= 0) assigned.skipBeforeTimestampMs = spec.timestamp;
+    // For a time, the broker's answer is the record itself (log.proto), so nothing is filtered
+    // by timestamp here: the records after it are yielded whatever their own timestamps, as in
+    // Kafka, and with no record that late the position is the log end.
     // A seek ends an outage (see the onRecovered option); an offset reset after a reopen
     // found the log moved does not: the stream opened next tells onRecovered when it works.
     if (isCallerWaiting) assigned.failedAttempts = 0;
@@ -878,8 +869,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /**
    * Decodes the next slice of the partition's records at or after its position: at most
    * `SLICE_RECORD_COUNT_MAX` (headers included), from the reply being decoded or else the
-   * oldest buffered one (CRC-checked). Empty when what it passed was below the position, in a
-   * control batch, or before a sought time. Moves the position past what it passed.
+   * oldest buffered one (CRC-checked). Empty when what it passed was below the position or in a
+   * control batch. Moves the position past what it passed.
    */
   private decodeNextSlice(assigned: AssignedPartition): ConsumerRecord[] {
     const cursor = assigned.decoding ?? this.decodeNextSliceStartReply(assigned);
@@ -890,10 +881,6 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         const record = cursor.next();
         if (record === undefined) break;
         decodedCount += 1 + record.headers.length;
-        if (assigned.skipBeforeTimestampMs >= 0) {
-          if (record.timestamp < assigned.skipBeforeTimestampMs) continue;
-          assigned.skipBeforeTimestampMs = -1;
-        }
         records.push(record);
       }
     } catch (error) {
