@@ -74,28 +74,6 @@ export function createDurableImageFileSystem(options: {
     crashPointCount++;
   };
 
-  const wrap = (inner: FileHandle, path: string, inode: Inode): FileHandle => ({
-    path: inner.path,
-    read: (buffer, offset, length, position) => inner.read(buffer, offset, length, position),
-    async writev(buffers, position) {
-      crashPoint();
-      return inner.writev(buffers, position);
-    },
-    async datasync() {
-      crashPoint();
-      const atCall = readFileSync(path);
-      await inner.datasync();
-      inode.durable = atCall;
-    },
-    async truncate(sizeBytes) {
-      crashPoint();
-      // Until the next fdatasync either size may survive; the smaller is what loses data.
-      if (inode.durable.length > sizeBytes) inode.durable = inode.durable.subarray(0, sizeBytes);
-      await inner.truncate(sizeBytes);
-    },
-    sizeBytes: () => inner.sizeBytes(),
-    close: () => inner.close(),
-  });
 
   const fileSystem: FileSystem = {
     ...base,
@@ -113,7 +91,7 @@ export function createDurableImageFileSystem(options: {
       } else if (mode === 'create') {
         inode.durable = Buffer.alloc(0); // truncated to empty; as truncate above
       }
-      return wrap(handle, path, inode);
+      return durableFileHandle(handle, inode, crashPoint);
     },
     async rename(fromPath, toPath) {
       if (!isModelled(fromPath) || !isModelled(toPath)) return base.rename(fromPath, toPath);
@@ -152,4 +130,34 @@ export function createDurableImageFileSystem(options: {
 /** Writes `image` into `toDir` (an empty directory). */
 export function writeImage(image: DurableImage, toDir: string): void {
   for (const [name, bytes] of image) writeFileSync(join(toDir, name), bytes);
+}
+
+/**
+ * A file handle of a durable-image model: a cut point before every call that changes the
+ * file, and `inode.durable` following what an fdatasync made durable (every write finished
+ * before the call) or a truncate may have cut (until the next fdatasync either size may
+ * survive; the smaller is what loses data). Shared with durable-tree-image-file-system.ts.
+ */
+export function durableFileHandle(inner: FileHandle, inode: { durable: Buffer }, crashPoint: () => void): FileHandle {
+  return {
+    path: inner.path,
+    read: (buffer, offset, length, position) => inner.read(buffer, offset, length, position),
+    async writev(buffers, position) {
+      crashPoint();
+      return inner.writev(buffers, position);
+    },
+    async datasync() {
+      crashPoint();
+      const atCall = readFileSync(inner.path); // read now, synchronously: what the call covers
+      await inner.datasync();
+      inode.durable = atCall;
+    },
+    async truncate(sizeBytes) {
+      crashPoint();
+      if (inode.durable.length > sizeBytes) inode.durable = inode.durable.subarray(0, sizeBytes);
+      await inner.truncate(sizeBytes);
+    },
+    sizeBytes: () => inner.sizeBytes(),
+    close: () => inner.close(),
+  };
 }

@@ -24,7 +24,8 @@
  */
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { nodeFileSystem, type FileHandle, type FileSystem, type OpenMode } from '../../src/storage/index.js';
+import { nodeFileSystem, type FileSystem, type OpenMode } from '../../src/storage/index.js';
+import { durableFileHandle } from './durable-image-file-system.js';
 
 interface FileInode {
   kind: 'file';
@@ -86,30 +87,6 @@ export function createDurableTreeImageFileSystem(options: { dir: string; onCrash
     return { parent, name: parts[parts.length - 1] as string };
   };
 
-  const wrap = (inner: FileHandle, inode: FileInode): FileHandle => ({
-    path: inner.path,
-    read: (buffer, offset, length, position) => inner.read(buffer, offset, length, position),
-    async writev(buffers, position) {
-      crashPoint();
-      return inner.writev(buffers, position);
-    },
-    async datasync() {
-      crashPoint();
-      // Every write finished before the call is covered (read now, synchronously).
-      const atCall = readFileSync(inner.path);
-      await inner.datasync();
-      inode.durable = atCall;
-    },
-    async truncate(sizeBytes) {
-      crashPoint();
-      // Until the next fdatasync either size may survive; the smaller is what loses data.
-      if (inode.durable.length > sizeBytes) inode.durable = inode.durable.subarray(0, sizeBytes);
-      await inner.truncate(sizeBytes);
-    },
-    sizeBytes: () => inner.sizeBytes(),
-    close: () => inner.close(),
-  });
-
   const fileSystem: FileSystem = {
     ...base,
     async open(path: string, mode: OpenMode) {
@@ -124,7 +101,7 @@ export function createDurableTreeImageFileSystem(options: { dir: string; onCrash
       } else if (mode === 'create') {
         inode.durable = Buffer.alloc(0); // truncated to empty; as truncate above
       }
-      return wrap(handle, inode);
+      return durableFileHandle(handle, inode, crashPoint);
     },
     async mkdir(path) {
       const parts = partsOf(path);
