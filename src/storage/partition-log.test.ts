@@ -319,6 +319,47 @@ describe('PartitionLog', () => {
     expect(await log.offsetForTimestamp(49_001)).toBeUndefined();
   });
 
+  it('finds the right batch by time when a sealed segment\'s .timeindex is well-formed but wrong, rebuilding it', async () => {
+    const { log, dir } = await freshLog({ segmentBytes: 2048 });
+    for (let i = 0; i < 20; i++) await log.append(makeBatch({ count: 2, valueBytes: 100, timestamp: 1000 * i }));
+    expect(log.segmentCount).toBeGreaterThan(2);
+    await log.close();
+    // Edited by hand (no crash writes this: index files are replaced whole): one entry saying
+    // the batch at offset 8 first reached time 2,000. Strictly increasing, inside the segment,
+    // so it loads; but that batch is at 4,000, and the first batch at or after 2,001 is at 6.
+    const entry = Buffer.alloc(12);
+    entry.writeBigInt64BE(2000n, 0);
+    entry.writeUInt32BE(8, 8);
+    writeFileSync(join(dir, '00000000000000000000.timeindex'), entry);
+    const again = await openTestLog({ dir, config: { segmentBytes: 2048 } });
+    cleanups.push(() => again.close());
+    expect(await again.offsetForTimestamp(2001)).toBe(6);
+    expect(await again.offsetForTimestamp(4000)).toBe(8);
+    expect(await again.offsetForTimestamp(0)).toBe(0);
+  });
+
+  it('finds the right batch by time when a middle .timeindex entry of a sealed segment points too late, rebuilding it', async () => {
+    const config = { segmentBytes: 4096, indexIntervalBytes: 1 }; // an entry per batch
+    const { log, dir } = await freshLog(config);
+    for (let i = 0; i < 30; i++) await log.append(makeBatch({ count: 2, valueBytes: 100, timestamp: 1000 * i }));
+    expect(log.segmentCount).toBeGreaterThan(2);
+    await log.close();
+    const path = join(dir, '00000000000000000000.timeindex');
+    const bytes = readFileSync(path);
+    expect(bytes.length / 12).toBeGreaterThanOrEqual(5);
+    // Entries (1000 k, 2 k): point entries 1 and 2 at entry 3's batch (offsets stay
+    // non-decreasing, times increasing, the last entry true), so the search for 1,001 would
+    // start at offset 6 and answer 6 instead of 4.
+    const offsetOfEntry3 = bytes.readUInt32BE(3 * 12 + 8);
+    for (const k of [1, 2]) bytes.writeUInt32BE(offsetOfEntry3, k * 12 + 8);
+    writeFileSync(path, bytes);
+    const again = await openTestLog({ dir, config });
+    cleanups.push(() => again.close());
+    expect(await again.offsetForTimestamp(1001)).toBe(4);
+    expect(await again.offsetForTimestamp(1000)).toBe(2);
+    expect(await again.offsetForTimestamp(3000)).toBe(6);
+  });
+
   it('deletes whole old segments by retention.bytes and never the active one', async () => {
     const { log } = await freshLog({ segmentBytes: 2048, retentionBytes: 4096 });
     for (let i = 0; i < 40; i++) await log.append(makeBatch({ count: 1, valueBytes: 200 }));

@@ -382,12 +382,25 @@ export class Segment {
     options: { timestamp: number; visibleBytes: number; isIndexRebuilt: boolean },
     indexes: SegmentIndexes,
   ): Promise<number | undefined> {
-    const scanFrom = indexes.offsetIndex.floor(indexes.timeIndex.scanStartFor(options.timestamp));
+    const entry = indexes.timeIndex.entryBefore(options.timestamp);
+    const scanFrom = indexes.offsetIndex.floor(entry?.relativeOffset ?? 0);
+    // The entry (T, O) says every batch before O is below T and the batch at O is at T: the
+    // first batch at or after the time lies at O or later. A batch found before O, or O not
+    // at T, means the index file is wrong (edited by hand), not the log: rebuild it.
+    const entryOffset = entry === undefined ? undefined : this.baseOffset + entry.relativeOffset;
+    let isEntryWrong = false;
     let found: number | undefined;
     const scan = await this.scanFrom(lease, scanFrom?.position ?? 0, this.baseOffset + (scanFrom?.relativeOffset ?? 0), options.visibleBytes, (header) => {
+      if (entry !== undefined && entryOffset !== undefined && !options.isIndexRebuilt) {
+        const isBeforeEntry = header.baseOffset < entryOffset;
+        if ((isBeforeEntry && header.baseOffset + header.lastOffsetDelta >= entryOffset) || (header.baseOffset === entryOffset && header.maxTimestamp !== entry.timestamp)) isEntryWrong = true;
+        if (isBeforeEntry && header.maxTimestamp >= entry.timestamp) isEntryWrong = true;
+        if (isEntryWrong) return false;
+      }
       if (found === undefined && header.maxTimestamp >= options.timestamp) found = header.baseOffset;
       return found === undefined;
     });
+    if (isEntryWrong) throw new IndexMismatch(`time index entry (${entry?.timestamp}, ${entryOffset}) does not match the log`);
     if (found !== undefined || scan.problem === undefined) return found;
     if (scanFrom !== undefined && !options.isIndexRebuilt) throw new IndexMismatch(scan.problem.detail);
     throw new CorruptionFound(this.baseOffset, scan.problem.position, scan.problem.detail);
@@ -437,7 +450,7 @@ export class Segment {
       return cached;
     }
     const loaded = await this.tryLoadIndexes();
-    if (loaded !== undefined) {
+    if (loaded !== undefined && (await this.isTimeIndexTailTrue(loaded, heldLease))) {
       // Forgotten while the files were read (its log closed, or retention deleted it): the
       // indexes serve this caller only, as in `rebuildIndexes`. Cached, they would stay, and
       // count against the bound every partition shares, for a segment nothing can use.
@@ -445,6 +458,32 @@ export class Segment {
       return loaded;
     }
     return this.rebuildIndexes(heldLease);
+  }
+
+  /**
+   * Whether the time index's last entry (T, O), which stands for the segment's largest
+   * timestamp (retention, lookups by time), names the batch at O with maxTimestamp T. A file
+   * that loads (whole entries, increasing, in range) can still say otherwise when edited by
+   * hand (no crash writes one: index files are replaced whole): it is then rebuilt from the
+   * log. Costs one short header walk from the offset index entry at or before O.
+   */
+  private async isTimeIndexTailTrue(indexes: SegmentIndexes, heldLease: HandleLease | undefined): Promise<boolean> {
+    const last = indexes.timeIndex.lastEntry();
+    if (last === undefined) return true;
+    const target = this.baseOffset + last.relativeOffset;
+    const from = indexes.offsetIndex.floor(last.relativeOffset);
+    const lease = heldLease ?? (await this.lease());
+    try {
+      let atTarget: BatchHeader | undefined;
+      const scan = await this.scanFrom(lease, from?.position ?? 0, this.baseOffset + (from?.relativeOffset ?? 0), await this.knownSizeBytes(), (header) => {
+        if (header.baseOffset + header.lastOffsetDelta < target) return true;
+        atTarget = header;
+        return false;
+      });
+      return scan.problem === undefined && atTarget?.baseOffset === target && atTarget.maxTimestamp === last.timestamp;
+    } finally {
+      if (lease !== heldLease) lease.release();
+    }
   }
 
   /** Puts a sealed segment's indexes in the shared cache and remembers its largest timestamp. */

@@ -102,6 +102,11 @@ export class TimeIndex {
    * offset of the last entry whose timestamp is below it, or 0.
    */
   scanStartFor(timestamp: number): number {
+    return this.entryBefore(timestamp)?.relativeOffset ?? 0;
+  }
+
+  /** The last entry whose timestamp is below `timestamp`, or undefined (scan from the start). */
+  entryBefore(timestamp: number): TimeIndexEntry | undefined {
     let low = 0;
     let high = this.count - 1;
     let found = -1;
@@ -114,7 +119,7 @@ export class TimeIndex {
         high = middle - 1;
       }
     }
-    return found < 0 ? 0 : this.entries.readUInt32BE(found * TIME_INDEX_ENTRY_BYTES + 8);
+    return found < 0 ? undefined : { timestamp: this.timestampAt(found), relativeOffset: this.entries.readUInt32BE(found * TIME_INDEX_ENTRY_BYTES + 8) };
   }
 
   firstEntry(): TimeIndexEntry | undefined {
