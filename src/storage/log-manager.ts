@@ -330,8 +330,8 @@ export class LogManager {
       await this.closeEntry(entry, { isDiscarding: true }).catch((error: unknown) => {
         this.options.logger.warn({ topic, partition: entry.partition, err: String(error) }, 'closing a partition being deleted failed; deleting it anyway');
       });
-      // `<topic>-<partition>.<ms>-<n>.deleted`, the start cut when the whole would not fit in a
-      // file name (two cut names differ in their millisecond or their count).
+      // `<topic>-<partition>.<ms>-<n>.deleted`, the partition name cut short when the whole
+      // would not fit in a file name (two cut names differ in their millisecond or count).
       const suffix = `.${this.options.clock.nowMs()}-${this.deletionCount++}${DELETED_SUFFIX}`;
       const doomed = join(this.options.dataDir, `${entry.key.slice(0, FILE_NAME_BYTES_MAX - suffix.length)}${suffix}`);
       try {

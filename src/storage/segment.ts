@@ -387,20 +387,18 @@ export class Segment {
     // The entry (T, O) says every batch before O is below T and the batch at O is at T: the
     // first batch at or after the time lies at O or later. A batch found before O, or O not
     // at T, means the index file is wrong (edited by hand), not the log: rebuild it.
-    const entryOffset = entry === undefined ? undefined : this.baseOffset + entry.relativeOffset;
+    const checked = entry === undefined || options.isIndexRebuilt ? undefined : { offset: this.baseOffset + entry.relativeOffset, timestamp: entry.timestamp };
     let isEntryWrong = false;
     let found: number | undefined;
     const scan = await this.scanFrom(lease, scanFrom?.position ?? 0, this.baseOffset + (scanFrom?.relativeOffset ?? 0), options.visibleBytes, (header) => {
-      if (entry !== undefined && entryOffset !== undefined && !options.isIndexRebuilt) {
-        const isBeforeEntry = header.baseOffset < entryOffset;
-        if ((isBeforeEntry && header.baseOffset + header.lastOffsetDelta >= entryOffset) || (header.baseOffset === entryOffset && header.maxTimestamp !== entry.timestamp)) isEntryWrong = true;
-        if (isBeforeEntry && header.maxTimestamp >= entry.timestamp) isEntryWrong = true;
-        if (isEntryWrong) return false;
+      if (checked !== undefined && contradictsTimeEntry(header, checked)) {
+        isEntryWrong = true;
+        return false;
       }
       if (found === undefined && header.maxTimestamp >= options.timestamp) found = header.baseOffset;
       return found === undefined;
     });
-    if (isEntryWrong) throw new IndexMismatch(`time index entry (${entry?.timestamp}, ${entryOffset}) does not match the log`);
+    if (isEntryWrong) throw new IndexMismatch(`time index entry (${checked?.timestamp}, ${checked?.offset}) does not match the log`);
     if (found !== undefined || scan.problem === undefined) return found;
     if (scanFrom !== undefined && !options.isIndexRebuilt) throw new IndexMismatch(scan.problem.detail);
     throw new CorruptionFound(this.baseOffset, scan.problem.position, scan.problem.detail);
@@ -470,17 +468,18 @@ export class Segment {
   private async isTimeIndexTailTrue(indexes: SegmentIndexes, heldLease: HandleLease | undefined): Promise<boolean> {
     const last = indexes.timeIndex.lastEntry();
     if (last === undefined) return true;
-    const target = this.baseOffset + last.relativeOffset;
+    const checked = { offset: this.baseOffset + last.relativeOffset, timestamp: last.timestamp };
     const from = indexes.offsetIndex.floor(last.relativeOffset);
     const lease = heldLease ?? (await this.lease());
     try {
-      let atTarget: BatchHeader | undefined;
+      let isTrue = false;
       const scan = await this.scanFrom(lease, from?.position ?? 0, this.baseOffset + (from?.relativeOffset ?? 0), await this.knownSizeBytes(), (header) => {
-        if (header.baseOffset + header.lastOffsetDelta < target) return true;
-        atTarget = header;
+        if (contradictsTimeEntry(header, checked)) return false;
+        if (header.baseOffset < checked.offset) return true;
+        isTrue = header.baseOffset === checked.offset;
         return false;
       });
-      return scan.problem === undefined && atTarget?.baseOffset === target && atTarget.maxTimestamp === last.timestamp;
+      return scan.problem === undefined && isTrue;
     } finally {
       if (lease !== heldLease) lease.release();
     }
@@ -727,4 +726,16 @@ export async function buildIndexes(
     },
   });
   return { builder, scan };
+}
+
+/**
+ * Whether `header`, met walking the log up to a time-index entry (T at offset O), contradicts
+ * it: a batch before O reaching T, O inside a batch rather than at one's base, or the batch at
+ * O not at exactly T (`SegmentIndexBuilder` writes (T, O) when the running largest timestamp
+ * first reaches T, at batch O). Batches past O say nothing about it.
+ */
+function contradictsTimeEntry(header: BatchHeader, entry: { offset: number; timestamp: number }): boolean {
+  if (header.baseOffset > entry.offset) return false;
+  if (header.baseOffset === entry.offset) return header.maxTimestamp !== entry.timestamp;
+  return header.baseOffset + header.lastOffsetDelta >= entry.offset || header.maxTimestamp >= entry.timestamp;
 }

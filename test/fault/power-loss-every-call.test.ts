@@ -85,6 +85,34 @@ function expectCutsInEveryStep(cuts: readonly Cut[], crashPointCount: number, st
   expect(steps.filter((step) => !stepsCut.has(step)), 'steps of the script with no cut inside them').toEqual([]);
 }
 
+/**
+ * Two idempotent producers (ids 7 and 8) taking turns, batches of 1–3 records tagged `b<n>`:
+ * `next` builds the next batch; `acknowledge` records it as acked (in `acked` and `last`) and
+ * moves its producer's sequence on; `retryLast` makes `next` build the same batch again.
+ */
+function twoProducers(acked: AckedBatch[], last: Map<number, LastAcked>) {
+  const sequences = [0, 0];
+  let n = 0;
+  return {
+    next() {
+      const p = n % 2;
+      const producer = { producerId: 7 + p, producerEpoch: 0, baseSequence: sequences[p] as number };
+      const tag = `b${n}`;
+      const count = 1 + (n % 3);
+      n++;
+      return { p, producer, tag, count, batch: makeBatch({ count, valueBytes: 300, tag, producer, timestamp: NOW }) };
+    },
+    acknowledge(sent: { p: number; producer: TestProducer; tag: string; count: number; batch: Buffer }, baseOffset: number): void {
+      sequences[sent.p] = (sequences[sent.p] as number) + sent.count;
+      acked.push({ baseOffset, bytes: Buffer.from(sent.batch) });
+      last.set(sent.producer.producerId, { producer: sent.producer, tag: sent.tag, count: sent.count, baseOffset });
+    },
+    retryLast(): void {
+      n--;
+    },
+  };
+}
+
 describe.each(['always', 'never'] as const)('power cut at every disk call, flush=%s', (flushKind) => {
   it.each([false, true])('keeps every acknowledged batch and answers a retry as a duplicate (process crash: %s)', async (isProcessCrash) => {
     const CONFIG = { ...BASE_CONFIG, flush: { kind: flushKind } };
@@ -103,20 +131,11 @@ describe.each(['always', 'never'] as const)('power cut at every disk call, flush
       },
     });
     let current: PartitionLog | undefined;
-    const sequences = [0, 0];
-    let n = 0;
+    const producers = twoProducers(acked, last);
     const appendSome = async (log: PartitionLog, count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
-        const p = n % 2;
-        const producer = { producerId: 7 + p, producerEpoch: 0, baseSequence: sequences[p] as number };
-        const tag = `b${n}`;
-        const recordCount = 1 + (n % 3);
-        n++;
-        const batch = makeBatch({ count: recordCount, valueBytes: 300, tag, producer, timestamp: NOW });
-        const result = await log.append(batch);
-        sequences[p] = (sequences[p] as number) + recordCount;
-        acked.push({ baseOffset: result.baseOffset, bytes: Buffer.from(batch) });
-        last.set(producer.producerId, { producer, tag, count: recordCount, baseOffset: result.baseOffset });
+        const next = producers.next();
+        producers.acknowledge(next, (await log.append(next.batch)).baseOffset);
       }
     };
     let log = await openTestLog({ dir: temp.dir, config: CONFIG, fileSystem: model.fileSystem }); current = log;
@@ -264,25 +283,16 @@ describe.each([false, true])('faults then a cut at every disk call (process cras
         cuts.push({ index, image: model.image(), live, flushed: Infinity, acked: [...acked], last: [...last.values()], step });
       },
     });
-    const sequences = [0, 0];
-    let n = 0;
+    const producers = twoProducers(acked, last);
     const errors: string[] = [];
     const appendSome = async (log: PartitionLog, count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
-        const p = n % 2;
-        const producer = { producerId: 7 + p, producerEpoch: 0, baseSequence: sequences[p] as number };
-        const tag = `b${n}`;
-        const recordCount = 1 + (n % 3);
-        n++;
-        const batch = makeBatch({ count: recordCount, valueBytes: 300, tag, producer, timestamp: NOW });
+        const next = producers.next();
         try {
-          const result = await log.append(batch);
-          sequences[p] = (sequences[p] as number) + recordCount;
-          acked.push({ baseOffset: result.baseOffset, bytes: Buffer.from(batch) });
-          last.set(producer.producerId, { producer, tag, count: recordCount, baseOffset: result.baseOffset });
+          producers.acknowledge(next, (await log.append(next.batch)).baseOffset);
         } catch (error) {
           errors.push(`${step}: ${String(error).slice(0, 80)}`);
-          n--; // the producer retries the same batch
+          producers.retryLast(); // the producer retries the same batch
           i--;
           if (errors.length > 50) throw error;
           if (!log.isOnline) throw error;
