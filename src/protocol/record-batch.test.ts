@@ -277,9 +277,10 @@ describe('unsupported codecs', () => {
 describe('decodeBatch on damaged input', () => {
   const GOOD_RECORD = '0e00000001027600'; // 7-byte body: value "v", no key, no headers
   const BIG_RECORD = '20' + '0000000114' + '61'.repeat(10) + '00'; // 16-byte body: value "aaaaaaaaaa"
+  const BIG_SECOND_RECORD = '20' + '0000020114' + '61'.repeat(10) + '00'; // the same with offset delta 1
 
   it('accepts the hand-crafted reference section (the helper itself is sound)', () => {
-    const decoded = decodeBatch(craftBatch(Buffer.from(GOOD_RECORD + BIG_RECORD, 'hex'), 2));
+    const decoded = decodeBatch(craftBatch(Buffer.from(GOOD_RECORD + BIG_SECOND_RECORD, 'hex'), 2));
     expect(decoded.records.map((record) => record.value?.toString())).toEqual(['v', 'aaaaaaaaaa']);
   });
 
@@ -317,6 +318,8 @@ describe('decodeBatch on damaged input', () => {
     ['trailing bytes after the last record', GOOD_RECORD + '00', 1, /1 bytes follow the last one/],
     ['a recordCount the section cannot possibly hold', GOOD_RECORD, 1_000_000, /cannot hold that many/],
     ['a negative recordCount', GOOD_RECORD, -1, /negative record count/],
+    ['an offset delta that is not the record\'s index (a reader resumed after it, past later batches)', '0e00007e01027600', 1, /record 0 has offset delta 63/],
+    ['a second record repeating the first one\'s offset delta', GOOD_RECORD + GOOD_RECORD, 2, /record 1 has offset delta 0/],
   ] as const)('rejects %s with CORRUPT_MESSAGE', (_what, sectionHex, recordCount, message) => {
     expectReason(() => decodeBatch(craftBatch(Buffer.from(sectionHex, 'hex'), recordCount)), 'CORRUPT_MESSAGE', message);
     // The cursor makes the same checks, each when it reaches them.
@@ -324,6 +327,18 @@ describe('decodeBatch on damaged input', () => {
     expectReason(() => {
       while (!cursor.isDone) cursor.take(1);
     }, 'CORRUPT_MESSAGE', message);
+  });
+
+  it('rejects a lastOffsetDelta that disagrees with recordCount, where a RecordCursor stepped over the records decodeBatch returned', () => {
+    for (const lastOffsetDelta of [-0x8000_0000, -1, 0, 4, 0x7fff_ffff]) {
+      const bytes = encodeBatch({ records: RECORDS, baseOffset: 10 });
+      bytes.writeInt32BE(lastOffsetDelta, BatchField.lastOffsetDelta);
+      restampCrc(bytes);
+      expectReason(() => decodeBatch(bytes), 'CORRUPT_MESSAGE', /lastOffsetDelta .* does not match its record count 4/);
+      const cursor = new RecordCursor(bytes, { fromOffset: 10 }, (offset) => offset);
+      expectReason(() => cursor.next(), 'CORRUPT_MESSAGE', /lastOffsetDelta/);
+      expect(cursor.nextOffset).toBe(10);
+    }
   });
 
   it('rejects damage inside a gzip section the same way', () => {

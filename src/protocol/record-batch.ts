@@ -23,8 +23,10 @@
  *   MemoryRecordsBuilder does), maxTimestamp = the largest timestamp, and a CRC-32C over bytes
  *   21 … end, so `validateBatchOrThrow` accepts it (record-batch.test.ts).
  * - Decoding trusts nothing: magic, CRC, each record's length field, every varint, the record
- *   count and the decompressed size are checked, and any mismatch is CORRUPT_MESSAGE (or
- *   RECORD_TOO_LARGE for a section that inflates past its limit).
+ *   count, lastOffsetDelta = count − 1, offset delta i for the i-th record and the decompressed
+ *   size are checked, and any mismatch is CORRUPT_MESSAGE (or RECORD_TOO_LARGE for a section
+ *   that inflates past its limit). The offset checks are the ones the broker makes at produce,
+ *   so a batch the broker stored always decodes, and one it could not have stored never does.
  *
  * Not done here: no I/O, no batching policy (which records go together is the producer's
  * choice), no per-record size limit beyond what the format can express.
@@ -338,7 +340,8 @@ function encodeBatchHeader(bytes: Buffer, options: EncodeBatchOptions, summary: 
 
 /**
  * Decodes the one batch that starts at `position`, checking magic, CRC, every record's length
- * field and varints, and that the records section holds exactly `recordCount` records.
+ * field and varints, that the records section holds exactly `recordCount` records, and that
+ * their offset deltas are 0, 1, 2, … up to lastOffsetDelta.
  *
  * Record keys and values are views into `bytes` (or into the decompressed section), not copies:
  * a caller that reuses `bytes` must copy what it keeps.
@@ -388,6 +391,14 @@ function decodeBatchHeaderOrThrow(bytes: Buffer, position: number): BatchHeader 
   if (header.recordCount < 0) {
     throw new BrokerError('CORRUPT_MESSAGE', `batch declares a negative record count ${header.recordCount}`);
   }
+  // As the broker requires at produce (validateBatchOrThrow): readers go by lastOffsetDelta to
+  // step over a batch and to resume after it, so one that disagreed with the records made a
+  // RecordCursor skip records decodeBatch returned, or resume past the next batch's records.
+  if (header.lastOffsetDelta !== header.recordCount - 1) {
+    throw new BrokerError('CORRUPT_MESSAGE', `batch lastOffsetDelta ${header.lastOffsetDelta} does not match its record count ${header.recordCount}`, {
+      details: { lastOffsetDelta: header.lastOffsetDelta, recordCount: header.recordCount },
+    });
+  }
   return header;
 }
 
@@ -403,7 +414,7 @@ function decodeBatchRecords<R>(section: Buffer, header: BatchHeader, timestampTy
     if (cursor.position >= section.length) {
       throw decodeBatchCountMismatch(header, `the records section ends after ${index}`);
     }
-    records.push(decodeBatchRecord(section, cursor, header, isLogAppendTime, make));
+    records.push(decodeBatchRecord(section, cursor, header, index, isLogAppendTime, make));
   }
   if (cursor.position !== section.length) {
     throw decodeBatchCountMismatch(header, `${section.length - cursor.position} bytes follow the last one`);
@@ -417,11 +428,12 @@ function decodeBatchCountMismatch(header: BatchHeader, what: string): BrokerErro
   });
 }
 
-/** Reads one record at `cursor`, never past its own length field. */
+/** Reads record `index` of the batch at `cursor`, never past its own length field. */
 function decodeBatchRecord<R>(
   section: Buffer,
   cursor: ReadCursor,
   header: BatchHeader,
+  index: number,
   isLogAppendTime: boolean,
   make: RecordFactory<R>,
 ): R {
@@ -438,6 +450,7 @@ function decodeBatchRecord<R>(
   cursor.position += 1; // record attributes, unused
   const timestampDelta = readVarlong(section, cursor);
   const offsetDelta = readVarint(section, cursor);
+  if (offsetDelta !== index) throw decodeBatchOffsetDeltaWrong(index, offsetDelta);
   const key = decodeBatchBytesField(section, cursor, 'key');
   const value = decodeBatchBytesField(section, cursor, 'value');
   const headerCount = readVarint(section, cursor);
@@ -445,7 +458,7 @@ function decodeBatchRecord<R>(
     throw new BrokerError('CORRUPT_MESSAGE', `record declares a negative header count ${headerCount}`);
   }
   const headers: RecordHeader[] = [];
-  for (let index = 0; index < headerCount; index++) {
+  for (let headerIndex = 0; headerIndex < headerCount; headerIndex++) {
     const keySizeBytes = readVarint(section, cursor);
     if (keySizeBytes < 0 || cursor.position + keySizeBytes > cursor.end) {
       throw new BrokerError('CORRUPT_MESSAGE', `record header key length ${keySizeBytes} does not fit the record`);
@@ -468,6 +481,17 @@ function decodeBatchRecord<R>(
     throw new BrokerError('CORRUPT_MESSAGE', `record timestamp ${timestamp} or offset ${offset} is out of range`);
   }
   return make(offset, timestamp, key, value, headers);
+}
+
+/**
+ * A record's offset delta must be its index, as the broker requires at produce
+ * (`validateBatchRecordsOrThrow`): one beyond the batch's last offset moved a reader's resume
+ * point past the records of the batches after it.
+ */
+function decodeBatchOffsetDeltaWrong(index: number, offsetDelta: number): BrokerError {
+  return new BrokerError('CORRUPT_MESSAGE', `record ${index} has offset delta ${offsetDelta}; a batch's records must have deltas 0, 1, 2, … in order`, {
+    details: { recordIndex: index, offsetDelta },
+  });
 }
 
 function decodeBatchBytesField(section: Buffer, cursor: ReadCursor, what: string): Buffer | null {
@@ -830,7 +854,9 @@ export class RecordCursor<R = DecodedRecord> {
       read.end = recordEnd;
       read.position += 1; // record attributes, unused
       readVarlong(section, read);
-      const offset = header.baseOffset + readVarint(section, read);
+      const offsetDelta = readVarint(section, read);
+      if (offsetDelta !== batch.recordIndex - 1) throw decodeBatchOffsetDeltaWrong(batch.recordIndex - 1, offsetDelta);
+      const offset = header.baseOffset + offsetDelta;
       read.end = section.length;
       if (offset < this.fromOffset) {
         read.position = recordEnd;
@@ -838,7 +864,7 @@ export class RecordCursor<R = DecodedRecord> {
       }
       read.position = recordStart;
     }
-    const record = decodeBatchRecord(section, read, header, batch.isLogAppendTime, this.make);
+    const record = decodeBatchRecord(section, read, header, batch.recordIndex - 1, batch.isLogAppendTime, this.make);
     this.nextOffset = Math.max(this.nextOffset, this.builtOffset + 1);
     return record;
   }
