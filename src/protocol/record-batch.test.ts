@@ -376,6 +376,19 @@ describe('validateBatchRecordsOrThrow (what a client produces)', () => {
     expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD + GOOD_RECORD, 'hex'), 2)), 'CORRUPT_MESSAGE', /record 1 has offset delta 0/);
   });
 
+  it('refuses a header key that is not valid UTF-8 with INVALID_REQUEST, which a consumer would read back as other bytes', () => {
+    const oneHeader = (keyHex: string): Buffer => {
+      const body = '0000000101' + '02' + (keyHex.length / 2 * 2).toString(16).padStart(2, '0') + keyHex + '01'; // no key or value, one header with a null value
+      return craftBatch(Buffer.from((body.length / 2 * 2).toString(16).padStart(2, '0') + body, 'hex'), 1);
+    };
+    expect(decodeBatch(oneHeader('ff')).records[0]!.headers[0]!.key).toBe('\ufffd');
+    expectReason(() => check(oneHeader('ff')), 'INVALID_REQUEST', /record 0 has a header key that is not valid UTF-8/);
+    expectReason(() => check(oneHeader('6bc3')), 'INVALID_REQUEST', /not valid UTF-8/); // a sequence cut short
+    check(oneHeader('6b'));
+    check(oneHeader('c3a9')); // é
+    check(oneHeader(''));
+  });
+
   it('rejects damage inside a gzip section, and a codec id no Kafka client uses', () => {
     expectReason(() => check(craftBatch(gzipSync(Buffer.from(GOOD_RECORD + GOOD_RECORD, 'hex')), 2, 1)), 'CORRUPT_MESSAGE', /offset delta 0/);
     expectReason(() => check(craftBatch(Buffer.from(GOOD_RECORD, 'hex'), 1, 5)), 'CORRUPT_MESSAGE');

@@ -31,6 +31,7 @@
  * Not done here: no I/O, no batching policy (which records go together is the producer's
  * choice), no per-record size limit beyond what the format can express.
  */
+import { isUtf8 } from 'node:buffer';
 import { assert, AssertionError } from '../common/index.js';
 import { BrokerError } from '../errors/index.js';
 import {
@@ -531,7 +532,7 @@ export interface RecordChecks {
  * length and fields inside the records section, with nothing left over; offset deltas 0, 1,
  * 2, … in order (readers compute offsets from them); timestamps in range, and a create-time
  * batch's maxTimestamp equal to its newest record's (Kafka rewrites it; a producer that
- * sends another is refused here); at most `headersPerRecordMax` headers. Reads lengths and skips, building nothing. Call it on a
+ * sends another is refused here); at most `headersPerRecordMax` headers, each key valid UTF-8. Reads lengths and skips, building nothing. Call it on a
  * batch whose header and CRC already passed `validateBatchOrThrow`.
  *
  * Throws `BrokerError`: CORRUPT_MESSAGE, UNSUPPORTED_COMPRESSION, INVALID_REQUEST, and
@@ -589,7 +590,9 @@ export function validateBatchRecordsOrThrow(bytes: Buffer, header: BatchHeader, 
       throw new BrokerError('INVALID_REQUEST', `record ${index} has ${headerCount} headers; at most ${checks.headersPerRecordMax}`);
     }
     for (let headerIndex = 0; headerIndex < headerCount; headerIndex++) {
+      const keyStart = cursor.position;
       skipBytesField(section, cursor, index, 'header key', 0);
+      validateBatchRecordsHeaderKey(section, keyStart, cursor.position, index);
       skipBytesField(section, cursor, index, 'header value', -1);
     }
     if (cursor.position !== recordEnd) {
@@ -627,6 +630,19 @@ function timestampOutsideWindow(index: number, timestamp: number, window: { minM
 function formatTimestamp(ms: number): string {
   const date = new Date(ms);
   return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString();
+}
+
+/**
+ * A header key is a string: readers decode it as UTF-8, so bytes that are not would read back
+ * as other bytes (each bad sequence as U+FFFD), and the stored record would differ from every
+ * copy a consumer sees. `keyStart` is where the key's length varint starts.
+ */
+function validateBatchRecordsHeaderKey(section: Buffer, keyStart: number, keyEnd: number, index: number): void {
+  const lengthCursor: ReadCursor = { position: keyStart, end: keyEnd };
+  readVarint(section, lengthCursor);
+  if (!isUtf8(section.subarray(lengthCursor.position, keyEnd))) {
+    throw new BrokerError('INVALID_REQUEST', `record ${index} has a header key that is not valid UTF-8: header keys are strings; put binary data in the header value`);
+  }
 }
 
 /** Skips a length-prefixed field; `lengthMin` is −1 where null is allowed, 0 where not. */
