@@ -8,12 +8,13 @@
  */
 import { BATCH_HEADER_BYTES, BATCH_MAGIC, isBatchCrcValid, tryReadBatchHeader, type BatchHeader } from '../protocol/index.js';
 import { MiB } from '../common/units.js';
+import { limits } from '../config/limits.js';
 import { readFully, type FileHandle } from './file-system.js';
 
 export type ScanProblem =
   /** Fewer bytes remain than the header or the batch length needs. */
   | 'truncated'
-  /** The header is unreadable, has another magic, or a length below the header size. */
+  /** The header is unreadable, has another magic, or a length below the header size or above `limits.batchBytesMax`. */
   | 'bad-header'
   /** The CRC does not match the batch bytes. */
   | 'bad-crc'
@@ -69,6 +70,14 @@ export async function scanBatches(handle: FileHandle, options: ScanOptions): Pro
     if (header === undefined || header.magic !== BATCH_MAGIC) {
       return result({ kind: 'bad-header', position, detail: header === undefined ? 'unreadable header' : `magic ${header.magic}` });
     }
+    // No append stores a larger batch (partition-log.ts validates against this limit), so the
+    // length field is damaged; trusted, it had the scan read up to the rest of the file (2 GiB
+    // at most) into one buffer before the CRC could say so. Recovery treats it as it treats a
+    // bad CRC: a torn tail when no valid batch follows (a crash mid-write leaves garbage, never
+    // a longer header than was written), damage otherwise.
+    if (header.sizeBytes > limits.batchBytesMax) {
+      return result({ kind: 'bad-header', position, detail: `batch of ${header.sizeBytes} bytes, larger than the largest batch an append accepts (${limits.batchBytesMax})` });
+    }
     if (header.sizeBytes > remaining) {
       return result({ kind: 'truncated', position, detail: `batch of ${header.sizeBytes} bytes but ${remaining} left` });
     }
@@ -92,7 +101,7 @@ export async function scanBatches(handle: FileHandle, options: ScanOptions): Pro
 }
 
 /**
- * Looks for any valid batch (magic 2, sane length, matching CRC, base offset at or after
+ * Looks for any valid batch (magic 2, a length an append accepts, matching CRC, base offset at or after
  * `offsetAtLeast`) starting anywhere in [fromPosition, toPosition). Recovery uses it to tell a
  * torn tail (nothing valid after the bad bytes) from damage in the middle of a log.
  */
@@ -107,7 +116,7 @@ export async function findValidBatchAfter(
     for (let at = 0; at + BATCH_HEADER_BYTES <= chunk.length; at++) {
       if (chunk[at + 16] !== BATCH_MAGIC) continue;
       const header = tryReadBatchHeader(chunk, at);
-      if (header === undefined || header.baseOffset < range.offsetAtLeast || header.recordCount < 1) continue;
+      if (header === undefined || header.baseOffset < range.offsetAtLeast || header.recordCount < 1 || header.sizeBytes > limits.batchBytesMax) continue;
       const position = chunkStart + at;
       if (position + header.sizeBytes > range.toPosition) continue;
       const batch = at + header.sizeBytes <= chunk.length ? chunk.subarray(at) : await readRange(handle, position, header.sizeBytes);
