@@ -27,7 +27,7 @@ import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, timestampWindowMs, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
-import { DECOMPRESSED_BYTES_MAX_DEFAULT, isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
+import { isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { openFilesLimitWarning, readOwnProcLimits } from './open-files-limit.js';
@@ -42,7 +42,7 @@ export type Acks = 'none' | 'leader' | 'all';
 /** A single node's partitions keep leader epoch 0 (GetMetadata says so); replication will bump it. */
 const SINGLE_NODE_LEADER_EPOCH = 0;
 
-const CLIENT_RECORD_CHECKS: RecordChecks = { headersPerRecordMax: limits.headersPerRecordMax, decompressedBytesMax: DECOMPRESSED_BYTES_MAX_DEFAULT };
+const CLIENT_RECORD_CHECKS: RecordChecks = { headersPerRecordMax: limits.headersPerRecordMax, decompressedBytesMax: limits.decompressedRecordsBytesMax };
 
 export interface ProduceResult {
   baseOffset: number;

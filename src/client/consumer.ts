@@ -16,7 +16,9 @@
  *
  * Decoded records are bounded too, not only buffered bytes: a reply is decoded a slice of at
  * most `SLICE_RECORD_COUNT_MAX` records at a time, the next slice only once the application
- * asks for more than it was handed, and each batch is inflated once for all its slices. A
+ * asks for more than it was handed, and each batch is inflated once for all its slices, to at
+ * most `DECOMPRESSED_BYTES_MAX_DEFAULT` (64 MiB, the broker's `decompressedRecordsBytesMax`,
+ * which every batch it stored passed): a gzip bomb stops there with RECORD_TOO_LARGE. A
  * gzip batch of millions of tiny records used to become millions of record objects (over a
  * gigabyte) before the first one came out. Records before a malformed one in a batch whose
  * CRC matched (which only a broken encoder makes) now come out before the failure does.

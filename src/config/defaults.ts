@@ -79,6 +79,7 @@ assert(defaults.indexIntervalBytes < defaults.segmentBytes, 'the index interval 
 assert(defaults.indexIntervalBytes >= limits.indexIntervalBytesMin, 'the index interval must be above its floor');
 assert(defaults.maxMessageBytes <= limits.batchBytesMax, 'max.message.bytes default must be within the batch limit');
 assert(limits.readBytesMax >= limits.batchBytesMax, 'a read must be able to return the largest batch whole');
+assert(limits.decompressedRecordsBytesMax >= limits.batchBytesMax, 'the records of the largest uncompressed batch must pass the decompressed bound');
 assert(
   limits.pendingAppendBytesPerPartitionMax >= limits.batchBytesMax,
   'one largest batch must fit in the append queue, or it could never be appended',

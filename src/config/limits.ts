@@ -28,6 +28,15 @@ export const limits = {
    * memory one append or one read of a single batch may take. Hit: BATCH_TOO_LARGE.
    */
   batchBytesMax: 64 * MiB,
+  /**
+   * Largest records section of one batch after decompression. A few KiB of gzip can inflate to
+   * gigabytes, so zlib is told to stop here (protocol/compression.ts): it bounds the memory the
+   * broker's produce check, a RECORD_FORMAT_RECORDS Fetch or Subscribe, a ListOffsets by time,
+   * the client's Consumer and `runnel log dump --records` take per batch. Readers use the same
+   * bound as the produce check, so every batch the broker stored decodes. Hit: RECORD_TOO_LARGE
+   * (a produce is refused, nothing written; a read of that batch fails).
+   */
+  decompressedRecordsBytesMax: 64 * MiB,
   /** Largest read of one partition in one call. Hit: the read is cut at a batch boundary. */
   readBytesMax: 64 * MiB,
   /**

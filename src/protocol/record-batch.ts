@@ -33,6 +33,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { assert, AssertionError } from '../common/index.js';
+import { limits } from '../config/limits.js';
 import { BrokerError } from '../errors/index.js';
 import {
   BATCH_CRC_START,
@@ -134,11 +135,11 @@ export type RecordFactory<R> = (offset: number, timestamp: number, key: Buffer |
 const makeDecodedRecord: RecordFactory<DecodedRecord> = (offset, timestamp, key, value, headers) => ({ offset, timestamp, key, value, headers });
 
 /**
- * Default bound on one decompressed records section when the caller passes none: 64 MiB, far
- * above Kafka's default 1 MiB batch and a bounded cost per decoded batch. Callers that know
- * their batch limit should pass it instead.
+ * Bound on one decompressed records section when the caller passes none:
+ * `limits.decompressedRecordsBytesMax` (64 MiB), the bound the broker checks a produced batch
+ * against, far above Kafka's default 1 MiB batch and a bounded cost per decoded batch.
  */
-export const DECOMPRESSED_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+export const DECOMPRESSED_BYTES_MAX_DEFAULT: number = limits.decompressedRecordsBytesMax;
 
 /** The largest records section whose batch still fits the int32 `batchLength` field. */
 const RECORDS_BYTES_MAX = 0x7fff_ffff - (BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES);
