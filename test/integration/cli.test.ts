@@ -752,6 +752,34 @@ describe('runnel log dump', () => {
   });
 });
 
+describe('runnel log dump --records on a batch of a million records', () => {
+  /**
+   * One gzip batch of 1,000,000 tiny records (a few MiB inflated; the decompressed bound allows
+   * 64 MiB, some 9 million such records). Decoded whole, as the dump did, it takes a few hundred
+   * MiB of record objects before the first line is printed; a slice at a time it fits a 96 MiB
+   * heap, so the command is run with that heap.
+   */
+  it('prints records from the start or the middle of the batch within a small heap', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));
+    try {
+      const dir = join(scratch, 'many-0');
+      mkdirSync(dir);
+      writeFileSync(join(dir, segmentFileName(0, 'log')), manyTinyRecordsBatch(1_000_000, 1_763_632_800_000));
+      const env = { NODE_OPTIONS: '--max-old-space-size=96' };
+      const first = await runCli(['log', 'dump', dir, '--records', '--max', '3'], { env, timeoutMs: 60_000 });
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      expect(jsonLines(first.stdout).map((record) => [record.offset, record.value])).toEqual([[0, '0'], [1, '1'], [2, '2']]);
+      const last = await runCli(['log', 'dump', dir, '--records', '--from', '999998'], { env, timeoutMs: 60_000 });
+      expect(last.stderr).toBe('');
+      expect(last.code).toBe(0);
+      expect(jsonLines(last.stdout).map((record) => [record.offset, record.value])).toEqual([[999_998, '8'], [999_999, '9']]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('runnel with an output that cannot be written', () => {
   it.skipIf(!existsSync('/dev/full'))('exits 1, saying why, when stdout fails (ENOSPC on /dev/full), not 0', async () => {
     const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-full-'));

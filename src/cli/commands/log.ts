@@ -17,7 +17,7 @@ import { writeWithBackpressure } from '../output.js';
 import { systemClock } from '../../common/clock.js';
 import { defaults } from '../../config/defaults.js';
 import { createRootLogger } from '../../observability/index.js';
-import { decodeBatch, encodeBatch, type LogRecord } from '../../protocol/index.js';
+import { encodeBatch, RecordCursor, type LogRecord } from '../../protocol/index.js';
 import {
   FileHandleCache,
   IndexCache,
@@ -270,6 +270,9 @@ async function appendLines(dir: string, options: { keySeparator?: string; batchR
   return { dir, records, firstOffset: firstOffset ?? null, lastOffset: lastOffset ?? null, logEndOffset: partitionLog.logEndOffset };
 }
 
+/** Lines `runnel log dump` holds before it writes them out. */
+const DUMP_LINES_MAX = 512;
+
 async function dump(dir: string, options: { from: number; max?: number; records?: boolean; json?: boolean }): Promise<number> {
   const { topic, partition } = identityOf(dir);
   let printed = 0;
@@ -286,12 +289,19 @@ async function dump(dir: string, options: { from: number; max?: number; records?
     fromOffset: options.from,
     onBatch: async (header, bytes) => {
       if (options.records === true) {
-        for (const record of decodeBatch(bytes).records) {
-          if (record.offset < options.from) continue;
+        // A slice of records at a time, each printed before the next is decoded: one gzip batch
+        // can hold millions of records (64 MiB inflated, `limits.decompressedRecordsBytesMax`),
+        // and decoded whole, with its lines held until the batch ended, it took gigabytes.
+        // As `consume --format json` prints them: headers that repeat a key or are not UTF-8 kept.
+        const cursor = new RecordCursor(bytes, { fromOffset: options.from }, (offset, timestamp, key, value, headers) =>
+          consumerRecordToJson({ topic, partition, offset, timestamp, key, value, headers }),
+        );
+        while (!cursor.isDone) {
           if (options.max !== undefined && printed >= options.max) return false;
-          // As `consume --format json` prints it: headers that repeat a key or are not UTF-8 kept.
-          lines.push(consumerRecordToJson({ topic, partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers }));
-          printed++;
+          const slice = cursor.take(Math.min(DUMP_LINES_MAX, (options.max ?? Number.POSITIVE_INFINITY) - printed));
+          for (const line of slice) lines.push(line);
+          printed += slice.length;
+          if (lines.length >= DUMP_LINES_MAX && !(await flushLines())) return false;
         }
       } else {
         if (options.max !== undefined && printed >= options.max) return false;
@@ -313,7 +323,7 @@ async function dump(dir: string, options: { from: number; max?: number; records?
         );
         printed++;
       }
-      return lines.length < 512 || (await flushLines());
+      return lines.length < DUMP_LINES_MAX || (await flushLines());
     },
   });
   await flushLines();
