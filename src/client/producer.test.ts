@@ -1277,6 +1277,19 @@ describe('Producer buffer, flush and close', () => {
     expect(log.records[1]!.headers).toHaveLength(HEADERS_PER_RECORD_MAX);
   });
 
+  it('fails a record whose header key has a lone UTF-16 surrogate in send(), not the records batched with it', async () => {
+    const { producer, channel } = makeProducer({ t: 1 }, { lingerMs: 0 });
+    const before = producer.send({ topic: 't', value: 'a' });
+    const bad = producer.send({ topic: 't', value: 'b', headers: { 'trace\uD800': 'x' } });
+    const after = producer.send({ topic: 't', value: 'c', headers: [{ key: '\uD83D\uDE00', value: 'x' }] });
+    await expect(bad).rejects.toMatchObject({ reason: 'INVALID_REQUEST', message: expect.stringContaining('lone UTF-16 surrogate') });
+    await settle();
+    const log = new FakePartitionLog();
+    channel.replyNext((sent) => log.append(sent.bytes));
+    expect((await Promise.all([before, after])).map((metadata) => metadata.offset)).toEqual([0, 1]);
+    expect(log.records[1]!.headers[0]!.key).toBe('\uD83D\uDE00');
+  });
+
   it('counts acknowledged and failed records and calls onError once per failed batch, from a microtask', async () => {
     const reports: { reason: string; failed: FailedRecords }[] = [];
     const { producer, channel, transport } = makeProducer(

@@ -76,7 +76,7 @@
 import type { Clock } from '../common/index.js';
 import { KiB, MiB } from '../common/index.js';
 import { BrokerError, isBrokerError, type Reason } from '../errors/index.js';
-import { BATCH_HEADER_BYTES, CHANNEL_OPTIONS, DECOMPRESSED_BYTES_MAX_DEFAULT, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
+import { BATCH_HEADER_BYTES, CHANNEL_OPTIONS, checkHeaderKeyOrThrow, DECOMPRESSED_BYTES_MAX_DEFAULT, encodeBatch, HEADERS_PER_RECORD_MAX, int64ToNumber, type LogRecord, type RecordHeader } from '../protocol/index.js';
 import type { PartitionData } from '../protocol/generated/runnel/v1/PartitionData.js';
 import type { ProduceRequest } from '../protocol/generated/runnel/v1/ProduceRequest.js';
 import type { ProduceResponse__Output } from '../protocol/generated/runnel/v1/ProduceResponse.js';
@@ -1950,6 +1950,7 @@ function toHeaders(headers: NonNullable<ProducerRecord['headers']>): RecordHeade
   if (entries.length > HEADERS_PER_RECORD_MAX) throw new BrokerError('INVALID_REQUEST', `a record has ${entries.length} headers; at most ${HEADERS_PER_RECORD_MAX}`);
   return entries.map(([key, value]) => {
     if (typeof key !== 'string') throw new BrokerError('INVALID_REQUEST', 'header keys must be strings');
+    checkHeaderKeyOrThrow(key, 'a record');
     return { key, value: toBytesOrNull(value, `header ${key}`) };
   });
 }

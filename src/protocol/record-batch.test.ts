@@ -172,6 +172,15 @@ describe('encodeBatch and decodeBatch', () => {
     expectReason(() => encodeBatch({ records: [record], baseOffset: -1 }), 'INVALID_REQUEST', /baseOffset/);
   });
 
+  it('refuse a header key with a lone UTF-16 surrogate, which UTF-8 would store as U+FFFD; a pair is kept', () => {
+    const record = RECORDS[0]!;
+    for (const key of ['\uD800', 'a\uDC00', 'x\uD83D']) {
+      expectReason(() => encodeBatch({ records: [record, { ...record, headers: [{ key, value: null }] }] }), 'INVALID_REQUEST', /record 1 has a header key with a lone UTF-16 surrogate/);
+    }
+    const decoded = decodeBatch(encodeBatch({ records: [{ ...record, headers: [{ key: 'smile \uD83D\uDE00', value: null }] }] }));
+    expect(decoded.records[0]!.headers[0]!.key).toBe('smile \uD83D\uDE00');
+  });
+
   it('report every record of a log-append-time batch at the batch maxTimestamp, as Kafka does', () => {
     const decoded = decodeBatch(encodeBatch({ records: RECORDS, timestampType: 'log-append' }));
     expect(decoded.records.map((record) => record.timestamp)).toEqual([T0 + 10, T0 + 10, T0 + 10, T0 + 10]);

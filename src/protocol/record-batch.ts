@@ -242,6 +242,7 @@ function encodeBatchMeasure(records: readonly LogRecord[], baseTimestamp: number
       encodeBatchBytesFieldSize(record.value) +
       varintSizeBytes(record.headers.length);
     for (const header of record.headers) {
+      checkHeaderKeyOrThrow(header.key, `record ${index}`);
       const keySizeBytes = Buffer.byteLength(header.key, 'utf8');
       headerKeySizes.push(keySizeBytes);
       bodySize += encodeBatchBytesFieldSize(keySizeBytes) + encodeBatchBytesFieldSize(header.value);
@@ -252,6 +253,20 @@ function encodeBatchMeasure(records: readonly LogRecord[], baseTimestamp: number
     if (recordsSizeBytes > RECORDS_BYTES_MAX) throw encodeBatchTooLarge(recordsSizeBytes);
   }
   return { bodySizes, headerKeySizes, recordsSizeBytes, maxTimestamp };
+}
+
+/** A lone UTF-16 surrogate: in `u` mode a well-formed pair is one code point and does not match. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Throws INVALID_REQUEST for a header key with a lone UTF-16 surrogate. UTF-8 cannot encode
+ * one: Buffer's encoder writes U+FFFD in its place, so the key would be stored, and read back by
+ * every consumer, as another string. The broker refuses such bytes too (not valid UTF-8).
+ */
+export function checkHeaderKeyOrThrow(key: string, recordName: string): void {
+  if (LONE_SURROGATE.test(key)) {
+    throw new BrokerError('INVALID_REQUEST', `${recordName} has a header key with a lone UTF-16 surrogate, which UTF-8 cannot encode: header keys must be well-formed strings`);
+  }
 }
 
 function encodeBatchTimestampDelta(timestamp: number, baseTimestamp: number, index: number): number {
