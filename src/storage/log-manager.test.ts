@@ -845,6 +845,49 @@ describe('LogManager', () => {
     await waitFor(() => !existsSync(join(dataDir, 'x-0.123.deleted')), { timeoutMs: 5_000, describe: () => 'x-0.123.deleted still exists' });
   });
 
+  it('removes at start only the directories its deletes renamed away, never other names ending in .deleted', async () => {
+    // Goal: start-up finishes interrupted deletes without taking what an operator put in the
+    // data directory. Before, every name ending in ".deleted" was removed, file or directory.
+    const { dir: dataDir } = makeTempDir();
+    const { writeFileSync } = await import('node:fs');
+    mkdirSync(join(dataDir, 'x-0.1700000000000-3.deleted'));
+    writeFileSync(join(dataDir, 'x-0.1700000000000-3.deleted', '00000000000000000000.log'), 'gone');
+    mkdirSync(join(dataDir, 'y-1.1700000000000.deleted')); // the name brokers before the count used
+    mkdirSync(join(dataDir, 'keep.deleted'));
+    writeFileSync(join(dataDir, 'keep.deleted', 'precious'), 'mine');
+    writeFileSync(join(dataDir, 'notes.deleted'), 'mine');
+    writeFileSync(join(dataDir, 'z-0.1700000000000-0.deleted'), 'a file, not a directory the broker renamed');
+    const logger = recordingLogger();
+    const { manager } = await startManager({ dataDir, logger });
+    const left = (): string[] => readdirSync(dataDir).sort();
+    await waitFor(() => !left().includes('x-0.1700000000000-3.deleted') && !left().includes('y-1.1700000000000.deleted'), { timeoutMs: 5_000, describe: () => `left: ${left().join(', ')}` });
+    await waitFor(() => logger.calls.some((call) => call.level === 'warn' && call.fields.path === join(dataDir, 'z-0.1700000000000-0.deleted')), {
+      timeoutMs: 5_000,
+      describe: () => 'no warning naming the file z-0.1700000000000-0.deleted',
+    });
+    await manager.close();
+    expect(left()).toEqual(['keep.deleted', 'notes.deleted', 'z-0.1700000000000-0.deleted']);
+    expect(readdirSync(join(dataDir, 'keep.deleted'))).toEqual(['precious']);
+    expect(logger.calls.filter((call) => call.message.startsWith('removing a partition directory')).map((call) => call.fields.path)).toHaveLength(2);
+  });
+
+  it('starts beside lost+found, hidden files, stray files and misnamed directories, names them once and leaves them alone', async () => {
+    const { dir: dataDir } = makeTempDir();
+    const { writeFileSync } = await import('node:fs');
+    mkdirSync(join(dataDir, 'lost+found'));
+    writeFileSync(join(dataDir, '.DS_Store'), '');
+    writeFileSync(join(dataDir, 'README.txt'), 'notes');
+    mkdirSync(join(dataDir, 'bad#name-0'));
+    const logger = recordingLogger();
+    const { manager } = await startManager({ dataDir, logger });
+    expect(manager.listPartitions()).toEqual([]);
+    const ignored = logger.calls.filter((call) => call.message.startsWith('ignoring entries of the data directory'));
+    expect(ignored).toHaveLength(1);
+    expect([...(ignored[0]?.fields.names as string[])].sort()).toEqual(['.DS_Store', 'README.txt', 'bad#name-0']);
+    await manager.close();
+    expect(readdirSync(dataDir).sort()).toEqual(['.DS_Store', 'README.txt', 'bad#name-0', 'lost+found']);
+  });
+
   describe('close', () => {
     it('returns only once every segment file it had open is closed', async () => {
       // Goal: no descriptor outlives the manager (a broker or test reopening the data directory

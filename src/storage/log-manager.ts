@@ -97,12 +97,21 @@ const NEW_PARTITION_STATS: PartitionLogStats = Object.freeze({
 /** Renamed partition directories waiting for removal end with this (never a valid partition name). */
 const DELETED_SUFFIX = '.deleted';
 /**
+ * The whole name of a directory `deletePartitions` renamed away: `<topic>-<partition>.<ms>-<n>.deleted`
+ * (the partition name possibly cut short), or `<topic>-<partition>.<ms>.deleted` from brokers
+ * before the count was added. Start-up removes only these: a name that merely ends in
+ * `.deleted` (an operator's `keep.deleted`, a file `notes.deleted`) is not the broker's to remove.
+ */
+const DELETED_NAME = /^.+\.\d+(-\d+)?\.deleted$/;
+/**
  * Longest file name ext4, xfs, btrfs and tmpfs take, in bytes. A partition directory's name
  * fits (a topic name has at most 249 ASCII characters), but with the deletion suffix appended
  * it may not: the rename failed with ENAMETOOLONG, so a topic named with 232 characters or more
  * could never be deleted.
  */
 const FILE_NAME_BYTES_MAX = 255;
+/** Names of the data directory that are expected and not partitions: not reported as ignored. */
+const IGNORED_QUIETLY = new Set(['meta', 'broker.lock', 'lost+found']);
 
 export class LogManager {
   readonly handles: FileHandleCache;
@@ -151,17 +160,44 @@ export class LogManager {
     } catch (error) {
       throw storageError('list', dataDir, error);
     }
+    const ignored: string[] = [];
     for (const name of names) {
-      if (name.endsWith(DELETED_SUFFIX)) {
-        // A deletion that a crash interrupted: finish it.
-        this.removeInBackground(join(dataDir, name));
+      if (DELETED_NAME.test(name)) {
+        await this.discoverDeleted(join(dataDir, name));
         continue;
       }
       const parsed = tryParsePartitionDirName(name);
-      if (parsed === undefined || !isValidTopicName(parsed.topic)) continue;
+      if (parsed === undefined || !isValidTopicName(parsed.topic)) {
+        if (!IGNORED_QUIETLY.has(name)) ignored.push(name);
+        continue;
+      }
       this.register(parsed.topic, parsed.partition);
     }
+    if (ignored.length > 0) {
+      // Kafka ignores them too; one line (ten names at most) so a misnamed directory is noticed.
+      this.options.logger.info(
+        { dataDir, names: ignored.slice(0, 10), count: ignored.length },
+        'ignoring entries of the data directory that are not partition directories (<topic>-<partition>); they are left as they are',
+      );
+    }
     this.options.logger.info({ dataDir, partitions: this.entries.size }, 'storage started');
+  }
+
+  /**
+   * A partition directory a delete renamed away and a crash kept from removing: its removal is
+   * started (in the background), if it is a directory; a file of that name is someone else's
+   * and is left alone. Looked at before start-up returns, so the removal is under way before
+   * anything can close the manager.
+   */
+  private async discoverDeleted(path: string): Promise<void> {
+    try {
+      await this.fileSystem.readdir(path);
+    } catch (error) {
+      this.options.logger.warn({ path, err: String(error) }, 'left alone: named like a deleted partition directory, but not a directory that can be listed; remove it by hand if it is not needed');
+      return;
+    }
+    this.options.logger.info({ path }, 'removing a partition directory whose delete a crash interrupted');
+    this.removeInBackground(path);
   }
 
   private register(topic: string, partition: number): Entry {
