@@ -36,6 +36,20 @@ export function tryParseSegmentFileName(name: string): { baseOffset: number; kin
   return { baseOffset, kind: match[2] as SegmentFileKind };
 }
 
+/**
+ * Whether `name` is the temporary file of an atomic replace (writeFileAtomically) of one of
+ * the files storage replaces that way: partition.state, producer.snapshot, a segment's .index
+ * or .timeindex, each with `.tmp` appended. Only these are storage's to remove at open; any
+ * other `*.tmp` in a partition directory is someone else's.
+ */
+export function isAtomicReplaceTempName(name: string): boolean {
+  if (!name.endsWith(TMP_SUFFIX)) return false;
+  const target = name.slice(0, -TMP_SUFFIX.length);
+  if (target === STATE_FILE_NAME || target === PRODUCER_SNAPSHOT_FILE_NAME) return true;
+  const kind = tryParseSegmentFileName(target)?.kind;
+  return kind === 'index' || kind === 'timeindex';
+}
+
 /** Whether a directory holding `names` is a partition directory: a segment log or partition.state in it. */
 export function isPartitionDirectoryListing(names: readonly string[]): boolean {
   return names.some((name) => name === STATE_FILE_NAME || tryParseSegmentFileName(name)?.kind === 'log');

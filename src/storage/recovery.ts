@@ -38,7 +38,7 @@ import { assert } from '../common/assert.js';
 import type { Logger } from '../observability/index.js';
 import type { BatchHeader } from '../protocol/index.js';
 import { storageError } from './errors.js';
-import { PRODUCER_SNAPSHOT_FILE_NAME, STATE_FILE_NAME, TMP_SUFFIX, tryParseSegmentFileName } from './file-names.js';
+import { PRODUCER_SNAPSHOT_FILE_NAME, STATE_FILE_NAME, isAtomicReplaceTempName, tryParseSegmentFileName } from './file-names.js';
 import { findValidBatchAfter, scanBatches } from './batch-scan.js';
 import { readPartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
 import { OffsetIndex } from './offset-index.js';
@@ -88,8 +88,9 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
   const logBases: number[] = [];
   const otherBases = new Set<number>();
   for (const name of names) {
-    if (name.endsWith(TMP_SUFFIX)) {
-      // An interrupted atomic replace; the real file is intact (writeFileAtomically).
+    if (isAtomicReplaceTempName(name)) {
+      // An interrupted atomic replace; the real file is intact (writeFileAtomically). Any
+      // other name ending in .tmp is not storage's: it is left alone, like every unknown file.
       await fileSystem.unlink(join(dir, name)).catch(() => undefined);
       continue;
     }

@@ -1,0 +1,81 @@
+/**
+ * What opening a partition directory does with files storage did not write there: editor
+ * backups, Kafka's files, unknown names, a partition.state it cannot read. Method: a real log
+ * in a temporary directory is written and closed, the files are added or changed by hand, and
+ * the log is opened again through `PartitionLog.open`; the records must read back unchanged,
+ * every foreign file must still be there, and anything the open cannot use is named, with the
+ * path, in its log line or error.
+ */
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isBrokerError } from '../errors/index.js';
+import { decodeBatches } from '../protocol/index.js';
+import { recordingLogger } from '../../test/support/recording-logger.js';
+import { segmentFileName } from './file-names.js';
+import type { PartitionLog } from './partition-log.js';
+import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A closed log of two segments (offsets 0..5) in a fresh directory. */
+async function writtenLog(): Promise<string> {
+  const temp = makeTempDir();
+  cleanups.push(temp.remove);
+  const log = await openTestLog({ dir: temp.dir, config: { segmentBytes: 400 } });
+  for (let i = 0; i < 3; i++) await log.append(makeBatch({ count: 2, valueBytes: 100, tag: `b${i}` }));
+  await log.close();
+  return temp.dir;
+}
+
+async function reopen(dir: string, logger = recordingLogger()): Promise<PartitionLog> {
+  const log = await openTestLog({ dir, config: { segmentBytes: 400 }, logger });
+  cleanups.push(() => log.close());
+  return log;
+}
+
+/** Every record's offset and value, read through the log. */
+async function readAll(log: PartitionLog): Promise<string[]> {
+  const out: string[] = [];
+  for (let offset = log.logStartOffset; offset < log.logEndOffset; ) {
+    const read = await log.read({ offset, bytesMax: 8192 });
+    for (const record of decodeBatches(read.bytes)) if (record.offset >= offset) out.push(`${record.offset}:${record.value?.toString().slice(0, 5) ?? ''}`);
+    offset = read.nextOffset;
+  }
+  return out;
+}
+
+const ALL_RECORDS = ['0:b0-0:', '1:b0-1:', '2:b1-0:', '3:b1-1:', '4:b2-0:', '5:b2-1:'];
+
+describe('opening a partition directory with files storage did not write', () => {
+  it('leaves editor backups, Kafka files, unknown files and *.tmp files not its own in place, and serves the log unchanged', async () => {
+    const dir = await writtenLog();
+    const first = segmentFileName(0, 'log');
+    const foreign: Record<string, string> = {
+      [`${first}~`]: 'editor backup',
+      [`${first}.bak`]: 'backup',
+      [`${first}.swap`]: 'kafka swap',
+      '00000000000000000000.cleaned': 'kafka cleaned',
+      '00000000000000000000.snapshot': 'kafka producer snapshot',
+      'leader-epoch-checkpoint': '0\n0\n',
+      '0.log': 'not 20 digits',
+      '.DS_Store': '',
+      'notes.tmp': 'an operator\'s scratch file',
+      'copy.log.tmp': 'not a file storage replaces atomically',
+    };
+    for (const [name, body] of Object.entries(foreign)) writeFileSync(join(dir, name), body);
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'partition.state.tmp'), 'torn');
+    const log = await reopen(dir);
+    expect(log.isOnline).toBe(true);
+    expect([log.logStartOffset, log.logEndOffset]).toEqual([0, 6]);
+    expect(await readAll(log)).toEqual(ALL_RECORDS);
+    await log.close();
+    for (const [name, body] of Object.entries(foreign)) expect(readFileSync(join(dir, name), 'utf8'), name).toBe(body);
+    expect(readdirSync(dir)).toContain('sub');
+    expect(readdirSync(dir)).not.toContain('partition.state.tmp'); // an interrupted replace of storage's own: removed
+  });
+});
