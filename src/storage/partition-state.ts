@@ -17,7 +17,10 @@
  * ```
  *
  * A missing or unreadable file is not an error: start-up then scans every segment, which is
- * slow for a large partition but always correct.
+ * slow for a large partition but always correct (an unreadable one is logged with its path).
+ * A file of a newer version is an error: a newer Runnel wrote it, its marks may mean what this
+ * one cannot know, and rewriting it would lose them, so the partition is not opened
+ * (recovery.ts).
  */
 import { join } from 'node:path';
 import { STATE_FILE_NAME } from './file-names.js';
@@ -45,14 +48,36 @@ export interface PartitionState {
 
 const VERSION = 1;
 
+/** What `readPartitionStateFile` found. */
+export type PartitionStateRead =
+  | { kind: 'missing' }
+  | { kind: 'read'; state: PartitionState }
+  /** Empty, not JSON, or fields out of range: no crash leaves one (the replace is atomic). */
+  | { kind: 'unreadable'; detail: string }
+  /** Written by a newer Runnel in a format this one does not know. */
+  | { kind: 'newer'; version: number };
+
+/** The state file, or `undefined` when it is missing, unreadable or of a newer version. */
 export async function readPartitionState(fileSystem: FileSystem, dir: string): Promise<PartitionState | undefined> {
+  const read = await readPartitionStateFile(fileSystem, dir);
+  return read.kind === 'read' ? read.state : undefined;
+}
+
+/** The state file and whether it could be used; I/O errors other than "missing" throw. */
+export async function readPartitionStateFile(fileSystem: FileSystem, dir: string): Promise<PartitionStateRead> {
   const bytes = await fileSystem.tryReadFile(join(dir, STATE_FILE_NAME));
-  if (bytes === undefined) return undefined;
+  if (bytes === undefined) return { kind: 'missing' };
+  if (bytes.length === 0) return { kind: 'unreadable', detail: 'the file is empty' };
+  let value: unknown;
   try {
-    return parsePartitionState(JSON.parse(bytes.toString('utf8')));
-  } catch {
-    return undefined;
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    return { kind: 'unreadable', detail: `not JSON (${(error as Error).message})` };
   }
+  const version = (value as { version?: unknown } | null)?.version;
+  if (typeof version === 'number' && Number.isSafeInteger(version) && version > VERSION) return { kind: 'newer', version };
+  const state = parsePartitionState(value);
+  return state === undefined ? { kind: 'unreadable', detail: `not a version-${VERSION} partition state` } : { kind: 'read', state };
 }
 
 export async function writePartitionState(fileSystem: FileSystem, dir: string, state: PartitionState): Promise<void> {

@@ -78,4 +78,35 @@ describe('opening a partition directory with files storage did not write', () =>
     expect(readdirSync(dir)).toContain('sub');
     expect(readdirSync(dir)).not.toContain('partition.state.tmp'); // an interrupted replace of storage's own: removed
   });
+
+  it.each([
+    ['empty', ''],
+    ['garbage', 'garbage{'],
+    ['valid JSON of the wrong shape', '{"version":1,"recoveryCheckpoint":-4}'],
+  ])('recovers by a full scan when partition.state is %s, naming the file in a warning', async (_what, body) => {
+    const dir = await writtenLog();
+    writeFileSync(join(dir, 'partition.state'), body);
+    const logger = recordingLogger();
+    const log = await reopen(dir, logger);
+    expect(log.isOnline).toBe(true);
+    expect(await readAll(log)).toEqual(ALL_RECORDS);
+    expect(logger.calls.some((call) => call.level === 'warn' && call.fields.path === join(dir, 'partition.state'))).toBe(true);
+  });
+
+  it('refuses to open a partition whose partition.state a newer version wrote, naming the file and leaving it as it was', async () => {
+    const dir = await writtenLog();
+    const newer = '{"version":2,"recoveryCheckpoint":0,"logStartOffset":4}\n';
+    writeFileSync(join(dir, 'partition.state'), newer);
+    const failure = await openTestLog({ dir, config: { segmentBytes: 400 } }).then(
+      async (log) => {
+        await log.close();
+        return undefined;
+      },
+      (error: unknown) => error,
+    );
+    expect(isBrokerError(failure, 'STORAGE_ERROR'), String(failure)).toBe(true);
+    expect((failure as Error).message).toContain(join(dir, 'partition.state'));
+    expect((failure as Error).message).toContain('newer Runnel');
+    expect(readFileSync(join(dir, 'partition.state'), 'utf8')).toBe(newer);
+  });
 });

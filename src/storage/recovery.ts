@@ -34,13 +34,14 @@
  *   so is damage like any other: the partition goes offline.
  */
 import { join } from 'node:path';
-import { assert } from '../common/assert.js';
+import { assert, assertNever } from '../common/assert.js';
+import { BrokerError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import type { BatchHeader } from '../protocol/index.js';
 import { storageError } from './errors.js';
 import { PRODUCER_SNAPSHOT_FILE_NAME, STATE_FILE_NAME, isAtomicReplaceTempName, tryParseSegmentFileName } from './file-names.js';
 import { findValidBatchAfter, scanBatches } from './batch-scan.js';
-import { readPartitionState, type OfflineMark, type PartitionState } from './partition-state.js';
+import { readPartitionStateFile, type OfflineMark, type PartitionState, type PartitionStateRead } from './partition-state.js';
 import { OffsetIndex } from './offset-index.js';
 import { removeProducerSnapshot, tryReadProducerSnapshot, type ProducerSnapshot } from './producer-snapshot.js';
 import type { ProducerBatchMetadata, ProducerState } from './producer-state.js';
@@ -101,7 +102,7 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
   }
   logBases.sort((a, b) => a - b);
   await removeOrphanIndexes(context, logBases, otherBases);
-  const state = names.includes(STATE_FILE_NAME) ? await readPartitionState(fileSystem, dir) : undefined;
+  const state = names.includes(STATE_FILE_NAME) ? await readStateFile(context, options) : undefined;
   const read = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context) : undefined;
   const snapshot = read?.isVersion1 === true ? fromVersion1(read, logBases[0]) : read;
 
@@ -113,6 +114,40 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
   const clean = await tryOpenClean(context, logBases, state);
   if (clean !== undefined) return loadProducers(context, logBases, clean, snapshot, options);
   return recoverFromCheckpoint(context, logBases, state, snapshot, options);
+}
+
+/**
+ * partition.state, or `undefined` when there is none or it is unreadable (logged with its path:
+ * recovery then scans every segment and writes a new one). One a newer Runnel wrote is refused
+ * (STORAGE_ERROR naming the file): its marks (an offline mark, a clean mark, a checkpoint) may
+ * mean what this version cannot know, and the open would overwrite it.
+ */
+async function readStateFile(context: SegmentContext, options: OpenPartitionOptions): Promise<PartitionState | undefined> {
+  const path = join(context.dir, STATE_FILE_NAME);
+  let read: PartitionStateRead;
+  try {
+    read = await readPartitionStateFile(context.fileSystem, context.dir);
+  } catch (error) {
+    throw storageError('read', path, error);
+  }
+  switch (read.kind) {
+    case 'missing':
+      return undefined;
+    case 'read':
+      return read.state;
+    case 'unreadable':
+      options.logger.warn({ path, detail: read.detail }, 'partition.state is unreadable; recovering the partition by scanning every segment, then writing a new one');
+      return undefined;
+    case 'newer':
+      throw new BrokerError(
+        'STORAGE_ERROR',
+        `${path} is version ${read.version}, written by a newer Runnel; this one reads version 1 and does not open the partition (it would overwrite the file): ` +
+          'run the newer Runnel, or, to recover the partition by a full scan, move the file out of the partition directory',
+        { details: { path, version: read.version } },
+      );
+    default:
+      return assertNever(read);
+  }
 }
 
 /**
