@@ -130,3 +130,40 @@ describe('forEachStoredBatch', () => {
     expect(seen).toEqual([96, 112, 128]);
   });
 });
+
+describe('an empty segment file with segments after it', () => {
+  /** Segments 0, 3 and 6 of three records each, and an empty 00000000000000000001.log put among them by hand. */
+  async function partitionWithStrayEmptySegment(): Promise<string> {
+    const temp = makeTempDir('runnel-inspect-');
+    temps.push(temp);
+    const dir = join(temp.dir, 'inspect-0');
+    const log = await openTestLog({ dir, config: { segmentBytes: 100 } });
+    for (let i = 0; i < 3; i++) await log.append(makeBatch({ count: 3, valueBytes: 20 }));
+    await log.close();
+    expect(readdirSync(dir).filter((name) => name.endsWith('.log')).sort()).toEqual([0, 3, 6].map((base) => segmentFileName(base, 'log')));
+    writeFileSync(join(dir, segmentFileName(1, 'log')), '');
+    return dir;
+  }
+
+  it('is reported by name as holding nothing, and repair removes it instead of cutting the records after it', async () => {
+    const dir = await partitionWithStrayEmptySegment();
+    const report = await verifyPartitionDirectory(nodeFileSystem, dir);
+    expect(report.isHealthy).toBe(false);
+    expect(report.segments.map((segment) => [segment.baseOffset, segment.problem?.kind])).toEqual([
+      [0, undefined],
+      [1, 'stray-empty'],
+      [3, undefined],
+      [6, undefined],
+    ]);
+    expect(report.segments[1]?.problem?.detail).toContain(segmentFileName(1, 'log'));
+    // Before, the plan cut segment 0 at its end and deleted segments 3 and 6: six records lost.
+    const plan = await repairPartitionDirectory(nodeFileSystem, dir, { apply: false });
+    expect(plan.cutSegmentBaseOffset).toBeUndefined();
+    expect(plan).toMatchObject({ deletedSegmentBaseOffsets: [], removedEmptySegmentBaseOffsets: [1], lostBytes: 0, newLogEndOffset: 9 });
+    const applied = await repairPartitionDirectory(nodeFileSystem, dir, { apply: true });
+    expect(applied).toMatchObject({ deletedSegmentBaseOffsets: [], removedEmptySegmentBaseOffsets: [1], lostBytes: 0, newLogEndOffset: 9 });
+    expect(readdirSync(dir)).not.toContain(segmentFileName(1, 'log'));
+    expect((await verifyPartitionDirectory(nodeFileSystem, dir)).isHealthy).toBe(true);
+    expect(await isServed(dir)).toEqual({ isOnline: true, logEndOffset: 9 });
+  });
+});

@@ -14,7 +14,7 @@ import type { FileSystem } from './file-system.js';
 import type { BatchHeader } from '../protocol/index.js';
 import { scanBatches, type ScanProblem } from './batch-scan.js';
 import { readPartitionState, writePartitionState, type CleanShutdown } from './partition-state.js';
-import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
+import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFileName, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
 import { tryReadProducerSnapshot } from './producer-snapshot.js';
 import { MiB } from '../common/units.js';
 
@@ -27,7 +27,13 @@ export interface SegmentReport {
   batchCount: number;
   /** Offset after the last valid batch. */
   nextOffset: number;
-  problem?: { kind: ScanProblem | 'segment-gap'; position: number; detail: string };
+  /**
+   * `stray-empty`: an empty .log with segments after it. No roll leaves one (a segment is
+   * created only when its predecessor holds records, and only the last can be empty), and it
+   * holds no record: repair removes it and loses nothing. It is left out of the gap check, so
+   * a segment before it is judged against the next segment that holds records.
+   */
+  problem?: { kind: ScanProblem | 'segment-gap' | 'stray-empty'; position: number; detail: string };
 }
 
 export interface VerifyReport {
@@ -84,9 +90,22 @@ export async function verifyPartitionDirectory(
   const totalBytes = sizes.reduce((sum, size) => sum + size, 0);
   const segments: SegmentReport[] = [];
   let checkedBytes = 0;
+  // The base after index i that is not a stray empty segment (see SegmentReport).
+  const isStrayEmpty = (i: number): boolean => sizes[i] === 0 && i < bases.length - 1;
+  const nextBaseAfter = (i: number): number | undefined => {
+    let next = i + 1;
+    while (next < bases.length - 1 && isStrayEmpty(next)) next++;
+    return bases[next];
+  };
   for (let i = 0; i < bases.length; i++) {
     const base = bases[i] as number;
     const sizeBytes = sizes[i] as number;
+    if (isStrayEmpty(i)) {
+      const name = segmentFileName(base, 'log');
+      const detail = `${name} is empty but segments follow it (no roll leaves that): it holds no records; move it out of the partition directory, or let repair remove it`;
+      segments.push({ baseOffset: base, sizeBytes: 0, batchCount: 0, nextOffset: base, problem: { kind: 'stray-empty', position: 0, detail } });
+      continue;
+    }
     const handle = await fileSystem.open(segmentFilePath(dir, base, 'log'), 'read').catch((error: unknown) => {
       throw storageError('open', segmentFilePath(dir, base, 'log'), error);
     });
@@ -94,7 +113,7 @@ export async function verifyPartitionDirectory(
       const scan = await scanBatches(handle, { fromPosition: 0, toPosition: sizeBytes, expectedBaseOffset: base });
       const report: SegmentReport = { baseOffset: base, sizeBytes, batchCount: scan.batchCount, nextOffset: scan.nextOffset };
       if (scan.problem !== undefined) report.problem = scan.problem;
-      const nextBase = bases[i + 1];
+      const nextBase = nextBaseAfter(i);
       if (report.problem === undefined && nextBase !== undefined && scan.nextOffset !== nextBase) {
         report.problem = { kind: 'segment-gap', position: sizeBytes, detail: `segment ends at offset ${scan.nextOffset} but the next starts at ${nextBase}` };
       }
@@ -106,7 +125,7 @@ export async function verifyPartitionDirectory(
     onProgress?.(checkedBytes, totalBytes);
   }
   const state = await readPartitionState(fileSystem, dir);
-  const logEndOffset = segments[segments.length - 1]?.nextOffset ?? 0;
+  const logEndOffset = segments[segments.length - 1]?.nextOffset ?? 0; // the last is never a stray
   const missing = verifyPartitionDirectoryFindMissing(state?.clean, bases, segments[segments.length - 1], logEndOffset);
   const report: VerifyReport = {
     dir,
@@ -155,6 +174,8 @@ export interface RepairPlan {
   cutPosition?: number;
   /** Segments deleted whole because they come after the damage. */
   deletedSegmentBaseOffsets: number[];
+  /** Empty .log files with segments after them (`stray-empty`), removed: they hold no records. */
+  removedEmptySegmentBaseOffsets: number[];
   /** Offsets from here on are lost (the new log end offset). */
   newLogEndOffset: number;
   lostBytes: number;
@@ -182,6 +203,16 @@ export interface RepairPlan {
  */
 export async function repairPartitionDirectory(fileSystem: FileSystem, dir: string, options: { apply: boolean }): Promise<RepairPlan> {
   const report = await verifyPartitionDirectory(fileSystem, dir);
+  // Stray empty segments hold nothing: they go, and never decide where the log is cut.
+  const strays = report.segments.filter((segment) => segment.problem?.kind === 'stray-empty').map((segment) => segment.baseOffset);
+  if (options.apply && strays.length > 0) {
+    for (const base of strays) await repairPartitionDirectoryRemoveSegment(fileSystem, dir, base);
+    // Crash before this fsync: some strays may come back; the next repair removes them again.
+    await fileSystem.syncDirectory(dir);
+    const rest = await repairPartitionDirectory(fileSystem, dir, options);
+    return { ...rest, removedEmptySegmentBaseOffsets: strays };
+  }
+  report.segments = report.segments.filter((segment) => segment.problem?.kind !== 'stray-empty');
   const damagedIndex = report.segments.findIndex((segment) => segment.problem !== undefined);
   const state = await readPartitionState(fileSystem, dir);
   const marks = { ...(report.offline === undefined ? {} : { offline: report.offline }), ...(report.missing === undefined ? {} : { missing: report.missing }) };
@@ -192,7 +223,7 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
       const { offline: _offline, clean: _clean, ...rest } = state;
       await writePartitionState(fileSystem, dir, { ...rest, recoveryCheckpoint: report.segments[0]?.baseOffset ?? 0 });
     }
-    return { deletedSegmentBaseOffsets: [], newLogEndOffset: report.logEndOffset, lostBytes: 0, ...marks };
+    return { deletedSegmentBaseOffsets: [], removedEmptySegmentBaseOffsets: strays, newLogEndOffset: report.logEndOffset, lostBytes: 0, ...marks };
   }
   const damaged = report.segments[damagedIndex] as SegmentReport;
   const cutPosition = damaged.problem?.kind === 'segment-gap' ? damaged.sizeBytes : (damaged.problem?.position ?? damaged.sizeBytes);
@@ -201,17 +232,14 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
     cutSegmentBaseOffset: damaged.baseOffset,
     cutPosition,
     deletedSegmentBaseOffsets: later.map((segment) => segment.baseOffset),
+    removedEmptySegmentBaseOffsets: strays,
     newLogEndOffset: damaged.nextOffset,
     lostBytes: damaged.sizeBytes - cutPosition + later.reduce((sum, segment) => sum + segment.sizeBytes, 0),
     ...marks,
   };
   if (!options.apply) return plan;
 
-  for (const segment of [...later].reverse()) {
-    await fileSystem.unlink(segmentFilePath(dir, segment.baseOffset, 'log'));
-    await fileSystem.unlink(segmentFilePath(dir, segment.baseOffset, 'index'));
-    await fileSystem.unlink(segmentFilePath(dir, segment.baseOffset, 'timeindex'));
-  }
+  for (const segment of [...later].reverse()) await repairPartitionDirectoryRemoveSegment(fileSystem, dir, segment.baseOffset);
   const handle = await fileSystem.open(segmentFilePath(dir, damaged.baseOffset, 'log'), 'read-write');
   try {
     await handle.truncate(cutPosition);
@@ -230,6 +258,12 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
   // The checkpoint points at the cut segment: the next open scans it (and it is now last).
   await writePartitionState(fileSystem, dir, { recoveryCheckpoint: damaged.baseOffset });
   return plan;
+}
+
+async function repairPartitionDirectoryRemoveSegment(fileSystem: FileSystem, dir: string, baseOffset: number): Promise<void> {
+  await fileSystem.unlink(segmentFilePath(dir, baseOffset, 'log'));
+  await fileSystem.unlink(segmentFilePath(dir, baseOffset, 'index'));
+  await fileSystem.unlink(segmentFilePath(dir, baseOffset, 'timeindex'));
 }
 
 /**

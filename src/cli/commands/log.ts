@@ -27,6 +27,7 @@ import {
   nodeFileSystem,
   parseFlushPolicy,
   repairPartitionDirectory,
+  segmentFileName,
   tryParsePartitionDirName,
   verifyPartitionDirectory,
 } from '../../storage/index.js';
@@ -164,7 +165,8 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
       'after',
       '\nKeeps every batch before the first damage, cuts the damaged segment there, deletes later\n' +
         'segments and clears the offline mark. Copy the directory first; with replicas, prefer\n' +
-        'restoring the partition from another broker.\n\n' +
+        'restoring the partition from another broker. An empty .log with segments after it (no\n' +
+        'roll leaves one; it holds no records) is removed first and never decides the cut.\n\n' +
         'The offsets lost are handed out again: new records take offsets from the new log end,\n' +
         'so a consumer that had read past it reads different records at the same offsets (reset\n' +
         "its position). With --yes it refuses while a live broker holds the data directory's\n" +
@@ -183,6 +185,14 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
       if (options.json === true) {
         process.stdout.write(`${JSON.stringify({ applied: options.yes === true, ...plan })}\n`);
         return;
+      }
+      const strays = plan.removedEmptySegmentBaseOffsets;
+      if (strays.length > 0) {
+        const names = strays.map((base) => segmentFileName(base, 'log')).join(', ');
+        process.stdout.write(
+          `${options.yes === true ? 'removed' : 'would remove'} ${strays.length} empty segment file(s) that segments follow, holding no records: ${names}` +
+            `${options.yes === true ? '' : ' (run again with --yes)'}\n`,
+        );
       }
       if (plan.cutSegmentBaseOffset === undefined && (plan.offline !== undefined || plan.missing !== undefined)) {
         // The files read clean, but a mark says what was found missing or damaged: clearing
@@ -361,10 +371,13 @@ function printVerifyReport(report: Awaited<ReturnType<typeof verifyPartitionDire
     `${report.isHealthy ? 'healthy' : 'DAMAGED'}: ${offsetRange(report.logStartOffset, report.logEndOffset)}, ${report.segments.length} segment(s), ${report.sizeBytes} bytes\n`,
   );
   if (report.isHealthy) return;
-  const isCut = report.segments.some((segment) => segment.problem !== undefined);
+  const isCut = report.segments.some((segment) => segment.problem !== undefined && segment.problem.kind !== 'stray-empty');
+  const hasStrays = report.segments.some((segment) => segment.problem?.kind === 'stray-empty');
   process.stdout.write(
     isCut
       ? `to cut the log back to its last valid batch: runnel log repair ${report.dir}\n`
+      : hasStrays
+        ? `to remove the empty segment files (nothing is lost): runnel log repair ${report.dir}\n`
       : `to accept the log as it is (new records then take offsets from ${report.logEndOffset}): runnel log repair ${report.dir}\n`,
   );
 }
