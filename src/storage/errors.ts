@@ -11,15 +11,34 @@ export function storageError(operation: string, path: string, error: unknown): B
   const code = (error as NodeJS.ErrnoException | undefined)?.code ?? 'UNKNOWN';
   const isFull = code === 'ENOSPC' || code === 'EDQUOT';
   const what = error instanceof Error ? error.message : String(error);
-  return new BrokerError(
-    isFull ? 'DISK_FULL' : 'STORAGE_ERROR',
-    isFull
-      ? `disk full while trying to ${operation} ${path}; free space in the data directory and retry`
-      : code === 'ENOENT'
-        ? `${path} does not exist (while trying to ${operation} it); check the path`
-        : `I/O error while trying to ${operation} ${path}: ${what}`,
-    { cause: error, details: { operation, path, code } },
-  );
+  return new BrokerError(isFull ? 'DISK_FULL' : 'STORAGE_ERROR', isFull ? `disk full while trying to ${operation} ${path}; free space in the data directory and retry` : storageErrorMessage(operation, path, code, what), {
+    cause: error,
+    details: { operation, path, code },
+  });
+}
+
+/** What went wrong and what the operator does about it, for the errno codes they can act on. */
+function storageErrorMessage(operation: string, path: string, code: string, what: string): string {
+  switch (code) {
+    case 'ENOENT':
+      return `${path} does not exist (while trying to ${operation} it); check the path, and that no symbolic link on it points at something missing`;
+    case 'EACCES':
+    case 'EPERM':
+      return (
+        `permission denied while trying to ${operation} ${path} (${code}): the broker needs to read and write everything in its data directory; ` +
+        'fix the owner or mode of the path (or an immutable attribute: lsattr, chattr -i), then retry'
+      );
+    case 'EROFS':
+      return `the file system holding ${path} is read-only (while trying to ${operation} it): remount it read-write, then retry`;
+    case 'EEXIST':
+      // From a recursive mkdir, only when a file holds the name; a rename onto a directory may say it too.
+      if (operation !== 'create') return `I/O error while trying to ${operation} ${path}: ${what}`;
+    // falls through
+    case 'ENOTDIR':
+      return `${path} is, or lies under, a file where a directory belongs (while trying to ${operation} it): move that file out of the data directory, then retry`;
+    default:
+      return `I/O error while trying to ${operation} ${path}: ${what}`;
+  }
 }
 
 /**

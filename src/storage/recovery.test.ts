@@ -110,3 +110,23 @@ describe('opening a partition directory with files storage did not write', () =>
     expect(readFileSync(join(dir, 'partition.state'), 'utf8')).toBe(newer);
   });
 });
+
+describe('opening a partition whose directory is not a directory', () => {
+  it('fails with STORAGE_ERROR naming the path and saying to move the file away, and leaves the file', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const path = join(temp.dir, 'orders-0');
+    writeFileSync(path, 'an operator\'s file');
+    const failure = await openTestLog({ dir: path }).then(
+      async (log) => {
+        await log.close();
+        return undefined;
+      },
+      (error: unknown) => error,
+    );
+    expect(isBrokerError(failure, 'STORAGE_ERROR'), String(failure)).toBe(true);
+    expect((failure as Error).message).toContain(path);
+    expect((failure as Error).message).toMatch(/move that file out of the data directory/);
+    expect(readFileSync(path, 'utf8')).toBe('an operator\'s file');
+  });
+});
