@@ -31,10 +31,9 @@ function storageErrorMessage(operation: string, path: string, code: string, what
     case 'EROFS':
       return `the file system holding ${path} is read-only (while trying to ${operation} it): remount it read-write, then retry`;
     case 'EEXIST':
-      // From a recursive mkdir, only when a file holds the name; a rename onto a directory may say it too.
-      if (operation !== 'create') return `I/O error while trying to ${operation} ${path}: ${what}`;
-    // falls through
     case 'ENOTDIR':
+      // EEXIST from a recursive mkdir ('create') only when a file holds the name; a rename onto a directory may say it too.
+      if (code === 'EEXIST' && operation !== 'create') return `I/O error while trying to ${operation} ${path}: ${what}`;
       return `${path} is, or lies under, a file where a directory belongs (while trying to ${operation} it): move that file out of the data directory, then retry`;
     default:
       return `I/O error while trying to ${operation} ${path}: ${what}`;
