@@ -130,3 +130,15 @@ describe('opening a partition whose directory is not a directory', () => {
     expect(readFileSync(path, 'utf8')).toBe('an operator\'s file');
   });
 });
+
+describe('opening a partition whose producer.snapshot is garbage', () => {
+  it('names the file in a warning, rebuilds the producer state from the log, and serves the log unchanged', async () => {
+    const dir = await writtenLog();
+    writeFileSync(join(dir, 'producer.snapshot'), Buffer.from('RPSN garbage, not a snapshot'));
+    const logger = recordingLogger();
+    const log = await reopen(dir, logger);
+    expect(log.isOnline).toBe(true);
+    expect(await readAll(log)).toEqual(ALL_RECORDS);
+    expect(logger.calls.some((call) => call.level === 'warn' && call.fields.path === join(dir, 'producer.snapshot'))).toBe(true);
+  });
+});

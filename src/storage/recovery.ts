@@ -103,7 +103,7 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
   logBases.sort((a, b) => a - b);
   await removeOrphanIndexes(context, logBases, otherBases);
   const state = names.includes(STATE_FILE_NAME) ? await readStateFile(context, options) : undefined;
-  const read = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context) : undefined;
+  const read = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context, options) : undefined;
   const snapshot = read?.isVersion1 === true ? fromVersion1(read, logBases[0]) : read;
 
   // Before the empty-directory case: a partition of one segment whose .log is gone has no
@@ -168,12 +168,21 @@ function findMissingCleanActiveSegment(logBases: readonly number[], state: Parti
   };
 }
 
-async function readProducerSnapshot(context: SegmentContext): Promise<ProducerSnapshot | undefined> {
+/** The snapshot, or `undefined` when it is unusable: then logged with its path (the state is rebuilt from the log). */
+async function readProducerSnapshot(context: SegmentContext, options: OpenPartitionOptions): Promise<ProducerSnapshot | undefined> {
+  const path = join(context.dir, PRODUCER_SNAPSHOT_FILE_NAME);
+  let snapshot: ProducerSnapshot | undefined;
   try {
-    return await tryReadProducerSnapshot(context.fileSystem, context.dir);
+    snapshot = await tryReadProducerSnapshot(context.fileSystem, context.dir);
   } catch (error) {
-    throw storageError('read', join(context.dir, PRODUCER_SNAPSHOT_FILE_NAME), error);
+    throw storageError('read', path, error);
   }
+  if (snapshot === undefined) {
+    // Listed, so it was there: a bad magic, version, CRC or field (no crash leaves one: it is
+    // replaced atomically). It is replaced at the next roll, retention run or clean close.
+    options.logger.warn({ path }, 'producer.snapshot is unreadable; rebuilding the idempotent producer state from the whole log');
+  }
+  return snapshot;
 }
 
 /**
