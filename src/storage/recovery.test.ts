@@ -142,3 +142,18 @@ describe('opening a partition whose producer.snapshot is garbage', () => {
     expect(logger.calls.some((call) => call.level === 'warn' && call.fields.path === join(dir, 'producer.snapshot'))).toBe(true);
   });
 });
+
+describe('opening a partition with index files whose .log is gone', () => {
+  it('removes them, naming them in a log line, and serves the log unchanged', async () => {
+    const dir = await writtenLog();
+    const { copyFileSync } = await import('node:fs');
+    copyFileSync(join(dir, segmentFileName(0, 'index')), join(dir, segmentFileName(500, 'index')));
+    copyFileSync(join(dir, segmentFileName(0, 'timeindex')), join(dir, segmentFileName(500, 'timeindex')));
+    const logger = recordingLogger();
+    const log = await reopen(dir, logger);
+    expect(await readAll(log)).toEqual(ALL_RECORDS);
+    expect(readdirSync(dir)).not.toContain(segmentFileName(500, 'index'));
+    expect(readdirSync(dir)).not.toContain(segmentFileName(500, 'timeindex'));
+    expect(logger.calls.some((call) => call.fields.indexPath === join(dir, segmentFileName(500, 'index')))).toBe(true);
+  });
+});

@@ -101,7 +101,7 @@ export async function openPartitionDirectory(context: SegmentContext, options: O
     else otherBases.add(parsed.baseOffset);
   }
   logBases.sort((a, b) => a - b);
-  await removeOrphanIndexes(context, logBases, otherBases);
+  await removeOrphanIndexes(context, logBases, otherBases, options.logger);
   const state = names.includes(STATE_FILE_NAME) ? await readStateFile(context, options) : undefined;
   const read = names.includes(PRODUCER_SNAPSHOT_FILE_NAME) ? await readProducerSnapshot(context, options) : undefined;
   const snapshot = read?.isVersion1 === true ? fromVersion1(read, logBases[0]) : read;
@@ -292,12 +292,14 @@ async function replayProducerBatches(segments: readonly Segment[], producers: Pr
   return undefined;
 }
 
-async function removeOrphanIndexes(context: SegmentContext, logBases: readonly number[], otherBases: ReadonlySet<number>): Promise<void> {
+async function removeOrphanIndexes(context: SegmentContext, logBases: readonly number[], otherBases: ReadonlySet<number>, logger: Logger): Promise<void> {
   const known = new Set(logBases);
   for (const base of otherBases) {
     if (known.has(base)) continue;
-    // Index files whose log is gone: retention unlinks the .log first, then its indexes.
+    // Index files whose log is gone: retention unlinks the .log first, then its indexes, so a
+    // crash between leaves them. They hold nothing the log does not (rebuildable), as in Kafka.
     const probe = Segment.sealed(context, base, base);
+    logger.info({ indexPath: probe.indexPath, timeIndexPath: probe.timeIndexPath }, 'removing index files whose .log is gone (left by a retention run a crash interrupted, or put there by hand)');
     await context.fileSystem.unlink(probe.indexPath).catch(() => undefined);
     await context.fileSystem.unlink(probe.timeIndexPath).catch(() => undefined);
   }
