@@ -167,3 +167,20 @@ describe('an empty segment file with segments after it', () => {
     expect(await isServed(dir)).toEqual({ isOnline: true, logEndOffset: 9 });
   });
 });
+
+describe('repair and a partition.state from a newer version', () => {
+  it('refuses, naming the file, and leaves the partition as it was instead of overwriting the state', async () => {
+    const dir = await cleanPartition(3);
+    const newer = '{"version":2,"recoveryCheckpoint":0,"somethingNew":true}\n';
+    writeFileSync(join(dir, 'partition.state'), newer);
+    truncateSync(join(dir, segmentFileName(2, 'log')), 10); // damage a repair would cut
+    const failure = await repairPartitionDirectory(nodeFileSystem, dir, { apply: true }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect((failure as Error | undefined)?.message).toContain(join(dir, 'partition.state'));
+    expect((failure as Error).message).toContain('newer Runnel');
+    expect(readFileSync(join(dir, 'partition.state'), 'utf8')).toBe(newer);
+    expect(readFileSync(join(dir, segmentFileName(2, 'log'))).length).toBe(10);
+  });
+});

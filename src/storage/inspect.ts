@@ -9,12 +9,13 @@
  */
 
 import { join } from 'node:path';
+import { BrokerError } from '../errors/index.js';
 import { storageError } from './errors.js';
 import type { FileSystem } from './file-system.js';
 import type { BatchHeader } from '../protocol/index.js';
 import { scanBatches, type ScanProblem } from './batch-scan.js';
-import { readPartitionState, writePartitionState, type CleanShutdown } from './partition-state.js';
-import { PRODUCER_SNAPSHOT_FILE_NAME, segmentFileName, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
+import { readPartitionState, readPartitionStateFile, writePartitionState, type CleanShutdown } from './partition-state.js';
+import { PRODUCER_SNAPSHOT_FILE_NAME, STATE_FILE_NAME, segmentFileName, segmentFilePath, tryParseSegmentFileName } from './file-names.js';
 import { tryReadProducerSnapshot } from './producer-snapshot.js';
 import { MiB } from '../common/units.js';
 
@@ -202,6 +203,7 @@ export interface RepairPlan {
  * appended again (recovery removes a snapshot it finds past the log end in any case).
  */
 export async function repairPartitionDirectory(fileSystem: FileSystem, dir: string, options: { apply: boolean }): Promise<RepairPlan> {
+  await repairPartitionDirectoryRefuseNewerState(fileSystem, dir);
   const report = await verifyPartitionDirectory(fileSystem, dir);
   // Stray empty segments hold nothing: they go, and never decide where the log is cut.
   const strays = report.segments.filter((segment) => segment.problem?.kind === 'stray-empty').map((segment) => segment.baseOffset);
@@ -258,6 +260,19 @@ export async function repairPartitionDirectory(fileSystem: FileSystem, dir: stri
   // The checkpoint points at the cut segment: the next open scans it (and it is now last).
   await writePartitionState(fileSystem, dir, { recoveryCheckpoint: damaged.baseOffset });
   return plan;
+}
+
+/**
+ * A partition.state a newer Runnel wrote may hold marks this version cannot read (start-up
+ * refuses it too, recovery.ts): a repair would judge the log without them and overwrite them.
+ */
+async function repairPartitionDirectoryRefuseNewerState(fileSystem: FileSystem, dir: string): Promise<void> {
+  const read = await readPartitionStateFile(fileSystem, dir);
+  if (read.kind !== 'newer') return;
+  const path = join(dir, STATE_FILE_NAME);
+  throw new BrokerError('INVALID_REQUEST', `${path} is version ${read.version}, written by a newer Runnel; this one reads version 1 and does not repair the partition (it would overwrite the file): repair it with the newer Runnel`, {
+    details: { path, version: read.version },
+  });
 }
 
 async function repairPartitionDirectoryRemoveSegment(fileSystem: FileSystem, dir: string, baseOffset: number): Promise<void> {
