@@ -316,7 +316,7 @@ export class PartitionLog {
     });
     const log = new PartitionLog(options, context, opened, producers);
     if (opened.offline !== undefined) {
-      options.logger.error({ ...opened.offline }, 'partition is offline: damaged log; repair it before use');
+      options.logger.error({ ...opened.offline, dir: options.dir }, 'partition is offline: damaged log; stop the broker, check it with `runnel log verify <dir>`, then `runnel log repair <dir>` after saving a copy');
       if (opened.isStateStale) await log.persistOffline(opened.offline);
       return log;
     }
@@ -1459,7 +1459,7 @@ export class PartitionLog {
       };
       const failure = this.corruptDataError(mark);
       if (this.status.kind === 'online') {
-        this.logger.error({ ...mark }, 'damaged log found; partition going offline until repaired');
+        this.logger.error({ ...mark, dir: this.dir }, 'damaged log found; partition going offline until repaired: stop the broker, check it with `runnel log verify <dir>`, then `runnel log repair <dir>` after saving a copy');
         this.goOffline(failure);
         await this.persistOffline(mark);
       }

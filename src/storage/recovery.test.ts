@@ -157,3 +157,19 @@ describe('opening a partition with index files whose .log is gone', () => {
     expect(logger.calls.some((call) => call.fields.indexPath === join(dir, segmentFileName(500, 'index')))).toBe(true);
   });
 });
+
+describe('opening a partition with an empty .log among its segments', () => {
+  it('goes offline with a log line that names the partition directory to check and repair', async () => {
+    const dir = await writtenLog();
+    const bases = readdirSync(dir).filter((name) => name.endsWith('.log')).sort();
+    expect(bases.length).toBeGreaterThan(1);
+    writeFileSync(join(dir, segmentFileName(1, 'log')), ''); // between the first segment and the next
+    writeFileSync(join(dir, 'partition.state'), '{"version":1,"recoveryCheckpoint":0}\n'); // unclean: scan everything
+    const logger = recordingLogger();
+    const log = await reopen(dir, logger);
+    expect(log.isOnline).toBe(false);
+    const offline = logger.calls.find((call) => call.level === 'error');
+    expect(offline?.fields.dir).toBe(dir);
+    expect(offline?.message).toMatch(/runnel log verify/);
+  });
+});
