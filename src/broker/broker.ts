@@ -28,7 +28,7 @@ import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, timestampWindowMs, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
 import { isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
-import { LogManager, parseFlushPolicy, type AppendedBatch, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
+import { LogManager, parseFlushPolicy, type AppendedBatch, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { openFilesLimitWarning, readOwnProcLimits } from './open-files-limit.js';
 
@@ -115,6 +115,8 @@ export interface BrokerOpenOptions {
   config: BrokerConfig;
   logger: Logger;
   clock?: Clock;
+  /** Storage's file access; node's by default. Tests put a failing or hanging disk here. */
+  fileSystem?: FileSystem;
 }
 
 export class Broker {
@@ -178,6 +180,7 @@ export class Broker {
     let broker: Broker | undefined;
     const logs = await LogManager.start({
       dataDir: config.dataDir,
+      ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
       clock,
       logger: options.logger.child({ component: 'storage' }),
       configForTopic: (topic) => (broker as Broker).partitionLogConfig(topic),

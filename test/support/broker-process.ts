@@ -21,6 +21,8 @@ export interface BrokerProcess {
   readonly logs: string[];
   /** Settles when the process ends, with its exit code (null when a signal ended it). */
   readonly exited: Promise<number | null>;
+  /** The signal that ended the process, once it has ended by one (else null). */
+  readonly exitSignal: NodeJS.Signals | null;
   /** SIGTERM, then wait for a clean exit; resolves with the exit code (null when a signal ended it, also earlier). */
   stop(): Promise<number | null>;
   /** Sends `signal` (default SIGKILL) and waits for the process to end. */
@@ -38,6 +40,11 @@ export interface BrokerProcessOptions {
   port?: number;
   startTimeoutMs?: number;
   /**
+   * The script run instead of src/cli/run.ts, and the arguments before `broker`: a test
+   * entry that starts the broker over a faulty disk (test/support/hung-disk-broker.ts).
+   */
+  entry?: { script: string; args: string[] };
+  /**
    * Aborting it before the broker has started SIGKILLs the process (by PID) and fails the
    * start: a crash in the middle of start-up and recovery (`test/support/broker-chaos.ts`).
    */
@@ -47,12 +54,14 @@ export interface BrokerProcessOptions {
 export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'src/cli/run.ts'), 'broker', '--data-dir', options.dataDir, '--host', '127.0.0.1', '--port', String(options.port ?? 0), ...(options.args ?? [])],
+    ['--import', 'tsx', options.entry?.script ?? join(REPO_ROOT, 'src/cli/run.ts'), ...(options.entry?.args ?? []), 'broker', '--data-dir', options.dataDir, '--host', '127.0.0.1', '--port', String(options.port ?? 0), ...(options.args ?? [])],
     { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   running.add(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+  let exitSignal: NodeJS.Signals | null = null;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => {
     running.delete(child);
+    exitSignal = signal;
     resolve(code);
   }));
   const logs: string[] = [];
@@ -98,6 +107,9 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
     pid,
     logs,
     exited,
+    get exitSignal() {
+      return exitSignal;
+    },
     async stop() {
       // Already gone (also when a signal ended it): its PID may belong to another process now.
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

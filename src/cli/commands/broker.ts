@@ -10,6 +10,7 @@ import { Broker } from '../../broker/index.js';
 import { isBrokerError } from '../../errors/index.js';
 import { createRootLogger } from '../../observability/index.js';
 import { routeGrpcLogs, startServer } from '../../server/index.js';
+import type { FileSystem } from '../../storage/index.js';
 import { CliError } from '../cli-error.js';
 import { formatTable } from '../table.js';
 
@@ -25,7 +26,12 @@ interface BrokerFlags {
   cluster?: string;
 }
 
-export function registerBrokerCommand(program: Command): void {
+export interface BrokerCommandOptions {
+  /** Storage's file access; node's by default (a test entry script puts a hanging disk here). */
+  fileSystem?: FileSystem;
+}
+
+export function registerBrokerCommand(program: Command, options: BrokerCommandOptions = {}): void {
   program
     .command('broker')
     .description('run a broker (single node: storage under --data-dir, gRPC on --port)')
@@ -63,7 +69,7 @@ broker is taken over).`,
         throw new CliError('clusters (--cluster) are not available yet: this release runs a single broker; start it without --cluster');
       }
       try {
-        await runBroker(loadBrokerConfigFromFlags(flags));
+        await runBroker(loadBrokerConfigFromFlags(flags), options);
       } catch (error) {
         // A setting or data directory refused at start-up: the message already says what to
         // do; the wire reason tag ("[INVALID_REQUEST]") means nothing to an operator.
@@ -101,10 +107,10 @@ function loadBrokerConfigFromFlags(flags: BrokerFlags): Readonly<BrokerConfig> {
   });
 }
 
-async function runBroker(config: BrokerConfig): Promise<void> {
+async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): Promise<void> {
   const rootLogger = createRootLogger({ level: config.logLevel });
   routeGrpcLogs(rootLogger.child({ component: 'grpc' }));
-  const broker = await Broker.open({ config, logger: rootLogger });
+  const broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
   const logger = rootLogger.child({ component: 'broker' }); // start and stop lines
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
