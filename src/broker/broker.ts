@@ -28,7 +28,7 @@ import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, timestampWindowMs, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import type { Logger } from '../observability/index.js';
 import { isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
-import { LogManager, parseFlushPolicy, type AppendedBatch, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../storage/index.js';
+import { LogManager, parseFlushPolicy, type AppendedBatch, type FileSystem, type PartitionLog, type PartitionLogConfig, type TopicPartition } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { openFilesLimitWarning, readOwnProcLimits } from './open-files-limit.js';
 
@@ -655,6 +655,11 @@ export class Broker {
   }
 
   // ---- Lifecycle -----------------------------------------------------------------------------
+
+  /** While `close` runs: the partitions whose clean close has not finished (a hung stop names them). */
+  partitionsNotClosed(): TopicPartition[] {
+    return this.logs.partitionsNotClosed();
+  }
 
   async close(): Promise<void> {
     if (this.isClosed) return;

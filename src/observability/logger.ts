@@ -22,11 +22,58 @@ export interface RootLoggerOptions {
   destinationFd?: number;
 }
 
-export function createRootLogger(options: RootLoggerOptions = {}): Logger {
-  return pino(
-    { level: options.level ?? 'info', base: { service: 'runnel' } },
-    pino.destination({ fd: options.destinationFd ?? 1, sync: false }),
-  );
+/** The root logger of a process, which can also hand out a logger that writes at once. */
+export interface RootLogger extends Logger {
+  /**
+   * A logger (with `bindings`) whose lines are written before each call returns, on the main
+   * thread, after every line buffered before them: for the few lines that must be out even if
+   * the process ends right after (a forced stop). Ordinary lines are written later by libuv's
+   * thread pool, which I/O hung on a dead disk can fill, and whatever is still buffered when
+   * the process is killed is gone. A line whose write is already running in the pool is left
+   * to it. Costs a synchronous write per line: not for the hot path.
+   */
+  synchronous(bindings: Record<string, unknown>): Logger;
+}
+
+export function createRootLogger(options: RootLoggerOptions = {}): RootLogger {
+  const fd = options.destinationFd ?? 1;
+  const settings = { level: options.level ?? 'info', base: { service: 'runnel' } };
+  const destination = pino.destination({ fd, sync: false });
+  let writesAtOnce: Logger | undefined;
+  const synchronous = (bindings: Record<string, unknown>): Logger => {
+    writesAtOnce ??= pino(settings, pino.destination({ fd, sync: true }));
+    return afterBuffered(writesAtOnce.child(bindings), () => {
+      try {
+        destination.flushSync();
+      } catch {
+        // Not open yet, or closed: nothing buffered can be written anyway.
+      }
+    });
+  };
+  return Object.assign(pino(settings, destination), { synchronous });
+}
+
+/** `logger`, with `flushBuffered` run before each line (and in its children). */
+function afterBuffered(logger: Logger, flushBuffered: () => void): Logger {
+  return {
+    error: (fields, message) => {
+      flushBuffered();
+      logger.error(fields, message);
+    },
+    warn: (fields, message) => {
+      flushBuffered();
+      logger.warn(fields, message);
+    },
+    info: (fields, message) => {
+      flushBuffered();
+      logger.info(fields, message);
+    },
+    debug: (fields, message) => {
+      flushBuffered();
+      logger.debug(fields, message);
+    },
+    child: (bindings) => afterBuffered(logger.child(bindings), flushBuffered),
+  };
 }
 
 /** A logger that drops everything, for tests and tools that report in their own way. */

@@ -33,6 +33,8 @@ export interface ServerOptions {
 export interface RunningServer {
   readonly port: number;
   readonly address: string;
+  /** Calls started and not yet answered or ended (all services); a hung stop names it. */
+  readonly callsInFlight: number;
   /** Stops taking calls, lets in-flight ones finish (up to `graceMs`), then cuts the rest. */
   close(graceMs?: number): Promise<void>;
 }
@@ -48,7 +50,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   setMaxListeners(0, stopping.signal); // one listener per open streaming call, removed when it ends
   // Every request is bounded before grpc-js decodes it (request-guard.ts).
   const logService = guardService(proto.runnel.v1.LogService.service, { Produce: checkProduceRequest, ProduceStream: checkProduceRequest });
-  server.addService(logService, createLogService({ ...options, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation);
+  const calls = { inFlight: 0 };
+  server.addService(logService, countCalls(logService, createLogService({ ...options, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation, calls));
   const isWindowSet = widenStreamWindow(server);
   // An IPv6 host (`::`, `::1`) goes in brackets, as gRPC's target syntax needs; given
   // bracketed already, it stays as it is.
@@ -64,13 +67,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const advertised = options.advertise ?? `${options.host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`;
   const portColon = advertised.lastIndexOf(':');
   const [advertisedHost, advertisedPortText] = [advertised.slice(0, portColon), advertised.slice(portColon + 1)];
+  const adminService = guardService(proto.runnel.v1.AdminService.service, {});
   server.addService(
-    guardService(proto.runnel.v1.AdminService.service, {}),
-    createAdminService({
-      broker: options.broker,
-      logger: options.logger,
-      advertised: { host: advertisedHost ?? '127.0.0.1', port: Number(advertisedPortText ?? port) },
-    }) as unknown as grpc.UntypedServiceImplementation,
+    adminService,
+    countCalls(
+      adminService,
+      createAdminService({
+        broker: options.broker,
+        logger: options.logger,
+        advertised: { host: advertisedHost ?? '127.0.0.1', port: Number(advertisedPortText ?? port) },
+      }) as unknown as grpc.UntypedServiceImplementation,
+      calls,
+    ),
   );
   new ReflectionService(definition).addToServer(server);
   const address = `${host}:${port}`;
@@ -78,6 +86,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     port,
     address,
+    get callsInFlight() {
+      return calls.inFlight;
+    },
     close: (graceMs = 5_000) =>
       new Promise<void>((resolve) => {
         stopping.abort();
@@ -92,6 +103,44 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         });
       }),
   };
+}
+
+/**
+ * Wraps every handler of `implementation` so `calls.inFlight` counts the calls started and not
+ * yet over: a unary or client-streaming call until its callback runs, a streaming response
+ * until the call finishes; either until the client cancels. Only for the log lines of a stop
+ * that hangs, so a call counted a moment too long costs nothing.
+ */
+function countCalls(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation, calls: { inFlight: number }): grpc.UntypedServiceImplementation {
+  const counted: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(implementation)) {
+    const method = definition[name];
+    const started = (call: NodeJS.EventEmitter): (() => void) => {
+      calls.inFlight++;
+      let isOver = false;
+      const over = (): void => {
+        if (isOver) return;
+        isOver = true;
+        calls.inFlight--;
+      };
+      for (const event of ['cancelled', 'finish', 'close']) call.once(event, over);
+      return over;
+    };
+    const invoke = handler as (...args: unknown[]) => void;
+    counted[name] = (method?.responseStream === true
+      ? (call: NodeJS.EventEmitter) => {
+          started(call);
+          invoke(call);
+        }
+      : (call: NodeJS.EventEmitter, callback: (...args: unknown[]) => void) => {
+          const over = started(call);
+          invoke(call, (...args: unknown[]) => {
+            over();
+            callback(...args);
+          });
+        }) as grpc.UntypedHandleCall;
+  }
+  return counted;
 }
 
 /**

@@ -721,6 +721,16 @@ export class LogManager {
   }
 
   /**
+   * The partitions whose log is open, opening or closing: during `close`, those whose close
+   * (and clean-shutdown mark) has not finished yet. A stop that hangs names them.
+   */
+  partitionsNotClosed(): TopicPartition[] {
+    return [...this.entries.values()]
+      .filter((entry) => entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined)
+      .map(({ topic, partition }) => ({ topic, partition }));
+  }
+
+  /**
    * Stops background work, closes every log cleanly, then every file (waiting for the closes,
    * and refusing storage any file from then on; `closeFiles`). The order matters: a log's close
    * writes its clean mark, producer snapshot and index files through the short-lived files,

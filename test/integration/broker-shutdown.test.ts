@@ -6,16 +6,18 @@
  * its grace period (no "cutting them" warning). Afterwards a restarted broker serves both
  * clients again.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { createClient, type BrokerError } from '../../src/client/index.js';
 import { systemClock } from '../../src/common/clock.js';
 import { startServer } from '../../src/server/index.js';
 import { startBroker } from '../support/broker.js';
-import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
+import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
 import { pickStablePort } from '../support/ports.js';
 import { rawClients, reasonOf, unary } from '../support/raw-grpc.js';
 import { recordingLogger } from '../support/recording-logger.js';
@@ -23,6 +25,7 @@ import { waitFor } from '../support/wait-for.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-'));
 // A test that fails half-way leaves no broker process running into the next one.
 afterEach(() => stopAllBrokerProcesses());
@@ -108,6 +111,105 @@ it('ends a Subscribe whose client half-closed (as grpcurl does after its last me
     await testBroker.close();
   }
 }, 60_000);
+
+/** A broker process over a disk that hangs every fdatasync from its first stop signal on. */
+async function startHungDiskBroker(ownDir: string, args: string[] = []): Promise<BrokerProcess> {
+  const fifo = join(ownDir, 'disk.fifo'); // outside the data directory, which storage lists
+  execFileSync('mkfifo', [fifo]);
+  return startBrokerProcess({ dataDir: join(ownDir, 'data'), entry: { script: join(REPO_ROOT, 'test/support/hung-disk-broker.ts'), args: [fifo] }, args });
+}
+
+interface LogEntry {
+  msg?: string;
+  stage?: string;
+  partitionsNotClosed?: string[];
+  partitionsNotClosedCount?: number;
+  callsInFlight?: number;
+}
+
+function logEntries(broker: BrokerProcess): LogEntry[] {
+  return broker.logs.map((line) => JSON.parse(line) as LogEntry);
+}
+
+/** Sends `count` records round-robin over the topic's `partitions`; resolves with what was acknowledged. */
+async function produceAcknowledged(address: string, topic: string, partitions: number, count: number): Promise<string[]> {
+  const client = createClient({ brokers: [address], clientId: 'shutdown-acked' });
+  try {
+    await client.admin.createTopic({ name: topic, partitions });
+    const producer = client.producer({});
+    const sent = await Promise.all(Array.from({ length: count }, (_, i) => producer.send({ topic, partition: i % partitions, value: Buffer.from(`r${i}`) }).then((meta) => `${meta.partition}/${meta.offset}/r${i}`)));
+    await producer.close();
+    return sent.sort();
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * A disk that stops answering while the broker stops: every partition's close hangs in its
+ * fdatasync (a real one: a libuv pool thread stays blocked). The stop must still end, at
+ * --shutdown-timeout-ms: it logs what it waits on while it waits, then that the clean marks
+ * were not all written, and exits non-zero even with pool threads stuck (process.exit would
+ * hang there). A call made meanwhile is refused at once with UNAVAILABLE. Every acknowledged
+ * record is read back after a restart, which recovers the two partitions.
+ */
+it('exits non-zero at its shutdown timeout when closing partitions hangs on the disk, naming them, and keeps every acknowledged record', async () => {
+  const ownDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-hung-'));
+  try {
+    const broker = await startHungDiskBroker(ownDir, ['--shutdown-timeout-ms', '6000']);
+    const acknowledged = await produceAcknowledged(broker.address, 'hung', 2, 40);
+    const stopStartedMs = Date.now();
+    process.kill(broker.pid, 'SIGTERM');
+    // A call made while it stops is refused at once (retriable), not left waiting on the disk.
+    await waitFor(() => logEntries(broker).some((entry) => entry.msg === 'shutting down'), { timeoutMs: 5_000, describe: () => 'no "shutting down" line' });
+    const raw = rawClients(broker.address);
+    const callStartedMs = Date.now();
+    const refusal = await unary<Any, Any>(raw.log, 'ListOffsets', { topic: 'hung', spec: 'OFFSET_SPEC_LATEST' }).then(
+      () => 'answered',
+      (error: unknown) => reasonOf(error).code,
+    );
+    raw.close();
+    expect({ refusal, isPrompt: Date.now() - callStartedMs < 2_000 }).toEqual({ refusal: 14, isPrompt: true });
+    const exitCode = await broker.exited;
+    const stopMs = Date.now() - stopStartedMs;
+    expect({ exitCode, exitSignal: broker.exitSignal }).toEqual({ exitCode: null, exitSignal: 'SIGKILL' });
+    expect(stopMs).toBeGreaterThanOrEqual(6_000);
+    expect(stopMs).toBeLessThan(6_000 + 10_000);
+    const entries = logEntries(broker);
+    const progress = entries.filter((entry) => entry.msg === 'shutdown still waiting');
+    expect(progress.map((entry) => ({ stage: entry.stage, partitions: entry.partitionsNotClosed?.sort(), calls: entry.callsInFlight }))).toEqual([
+      { stage: 'closing partitions', partitions: ['hung-0', 'hung-1'], calls: 0 },
+    ]);
+    const timedOut = entries.filter((entry) => entry.msg?.startsWith('shutdown timed out') === true);
+    expect(timedOut.map((entry) => ({ partitions: entry.partitionsNotClosed?.sort(), count: entry.partitionsNotClosedCount }))).toEqual([{ partitions: ['hung-0', 'hung-1'], count: 2 }]);
+    expect(entries.some((entry) => entry.msg === 'broker stopped cleanly')).toBe(false);
+
+    const again = await startBrokerProcess({ dataDir: join(ownDir, 'data') });
+    expect(logEntries(again).some((entry) => entry.msg?.includes('did not stop cleanly') === true)).toBe(true);
+    expect(await readAll(again.address, 'hung', 2, acknowledged.length)).toEqual(acknowledged);
+    expect(await again.stop()).toBe(0);
+  } finally {
+    rmSync(ownDir, { recursive: true, force: true });
+  }
+}, 90_000);
+
+/** Every record of the topic's partitions as `partition/offset/value`, sorted; waits for `count`. */
+async function readAll(address: string, topic: string, partitions: number, count: number): Promise<string[]> {
+  const client = createClient({ brokers: [address], clientId: 'shutdown-read' });
+  const consumer = client.consumer({ autoOffsetReset: 'earliest' });
+  try {
+    consumer.assign(Array.from({ length: partitions }, (_, partition) => ({ topic, partition })));
+    const read: string[] = [];
+    for await (const record of consumer) {
+      read.push(`${record.partition}/${record.offset}/${String(record.value)}`);
+      if (read.length === count) break;
+    }
+    return read.sort();
+  } finally {
+    await consumer.close();
+    await client.close();
+  }
+}
 
 /**
  * Ctrl-C pressed twice, or a supervisor that repeats SIGTERM: the second signal must not cut a

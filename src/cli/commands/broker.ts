@@ -1,15 +1,17 @@
 /**
  * `runnel broker`: runs one broker — storage and metadata under --data-dir, the gRPC API on
  * --port. SIGTERM/SIGINT shut down cleanly: stop taking calls, finish in-flight appends,
- * flush, write clean-shutdown marks. Logs are JSON lines on stdout (pino).
+ * flush, write clean-shutdown marks. The stop is bounded (`shutdownTimeoutMs`): while it
+ * runs long it logs what it waits on, and past the bound the process exits at once, non-zero
+ * (`exitNow`). Logs are JSON lines on stdout (pino).
  */
 import { Option, type Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
 import { isBrokerError } from '../../errors/index.js';
-import { createRootLogger } from '../../observability/index.js';
-import { routeGrpcLogs, startServer } from '../../server/index.js';
+import { createRootLogger, type RootLogger } from '../../observability/index.js';
+import { routeGrpcLogs, startServer, type RunningServer } from '../../server/index.js';
 import type { FileSystem } from '../../storage/index.js';
 import { CliError } from '../cli-error.js';
 import { formatTable } from '../table.js';
@@ -23,6 +25,7 @@ interface BrokerFlags {
   brokerId?: string;
   advertise?: string;
   flush?: string;
+  shutdownTimeoutMs?: string;
   cluster?: string;
 }
 
@@ -30,6 +33,9 @@ export interface BrokerCommandOptions {
   /** Storage's file access; node's by default (a test entry script puts a hanging disk here). */
   fileSystem?: FileSystem;
 }
+
+/** How often a stop that takes long logs what it still waits on. */
+const SHUTDOWN_PROGRESS_INTERVAL_MS = 5_000;
 
 export function registerBrokerCommand(program: Command, options: BrokerCommandOptions = {}): void {
   program
@@ -43,6 +49,7 @@ export function registerBrokerCommand(program: Command, options: BrokerCommandOp
     .option('--broker-id <n>', 'this broker\'s id (default 0)')
     .option('--advertise <host:port>', 'address clients are told to use (default the bound one, with 127.0.0.1 for 0.0.0.0 and [::1] for ::)')
     .option('--flush <policy>', 'default flush policy of topics: always | never | interval:<ms> (default interval:1000)')
+    .option('--shutdown-timeout-ms <ms>', `longest a stop may take before the broker exits without finishing it (default ${brokerConfigDefaults.shutdownTimeoutMs}, env RUNNEL_SHUTDOWN_TIMEOUT_MS)`)
     // In CLI.md for a later release: refused with what to do, not "unknown option".
     .addOption(new Option('--cluster <etcd-urls>').hideHelp())
     .addHelpText(
@@ -58,11 +65,15 @@ Every setting comes from a flag, else its RUNNEL_* variable, else its key in the
 file (a JSON object; unknown keys are refused), else the default:
 ${formatSettings()}
 
-Stop it with Ctrl-C or SIGTERM: in-flight appends finish and every log is closed cleanly,
-so the next start skips recovery. A second Ctrl-C or SIGTERM does not cut that short (the
-log says so); SIGKILL does, and the next start then recovers. One broker uses a data
-directory at a time: it holds <data-dir>/broker.lock while it runs (a lock left by a killed
-broker is taken over).`,
+Stop it with Ctrl-C or SIGTERM: calls in flight are answered (parked fetches and streams
+end), every log is closed cleanly so the next start skips recovery, and the exit code is 0.
+The stop is bounded by --shutdown-timeout-ms (default ${brokerConfigDefaults.shutdownTimeoutMs / 1000} s, under systemd's 90 s):
+every ${SHUTDOWN_PROGRESS_INTERVAL_MS / 1000} s it logs "shutdown still waiting" with the calls in flight and the
+partitions not closed yet (a disk that stopped answering hangs their close); past the bound it logs
+"shutdown timed out" and exits non-zero (killed by its own SIGKILL: status 137). Nothing
+acknowledged is lost then: the partitions it could not close are recovered (scanned) at
+the next start. A second Ctrl-C or SIGTERM does not cut the stop short (the log says so). One broker uses a data directory at a time: it holds
+<data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
     )
     .action(async (flags: BrokerFlags) => {
       if (flags.cluster !== undefined) {
@@ -81,7 +92,7 @@ broker is taken over).`,
 
 /** The settings table of the help: config file key, variable, flag, default. */
 function formatSettings(): string {
-  const flagged = new Set(['dataDir', 'port', 'host', 'logLevel', 'brokerId', 'advertise', 'flush']);
+  const flagged = new Set(['dataDir', 'port', 'host', 'logLevel', 'brokerId', 'advertise', 'flush', 'shutdownTimeoutMs']);
   const rows = brokerSettingNames().map(({ key, env }) => [
     key,
     env,
@@ -103,6 +114,7 @@ function loadBrokerConfigFromFlags(flags: BrokerFlags): Readonly<BrokerConfig> {
       brokerId: flags.brokerId,
       advertise: flags.advertise,
       flush: flags.flush,
+      shutdownTimeoutMs: flags.shutdownTimeoutMs,
     },
   });
 }
@@ -111,7 +123,7 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
   const rootLogger = createRootLogger({ level: config.logLevel });
   routeGrpcLogs(rootLogger.child({ component: 'grpc' }));
   const broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
-  const logger = rootLogger.child({ component: 'broker' }); // start and stop lines
+  const logger = rootLogger.child({ component: 'broker' }); // start-up lines (the stop's are written at once: stopOnSignal)
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -142,32 +154,101 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
     throw new CliError(`cannot listen on ${config.host}:${config.port}: ${message}`);
   }
   logger.info({ port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush }, 'broker started');
+  await stopOnSignal({ config, broker, server, rootLogger });
+}
+
+/**
+ * Waits for SIGTERM or SIGINT, then stops: the server first (calls answered, parked fetches
+ * and streams ended, the rest cut after its grace), then the broker (every log closed with its
+ * clean-shutdown mark, the metadata store, the lock). The stop is bounded by
+ * `shutdownTimeoutMs`, past which it ends through `exitNow`. Tested in test/integration/broker-shutdown.test.ts.
+ */
+async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; server: RunningServer; rootLogger: RootLogger }): Promise<void> {
+  const { config, broker, server } = parts;
+  // The stop's lines are written before the next step: the process may be killed right after.
+  const logger = parts.rootLogger.synchronous({ component: 'broker' });
   await new Promise<void>((resolve) => {
-    let isStopping = false;
+    let stopStartedMs: number | undefined;
+    let stage: 'answering calls' | 'closing partitions' = 'answering calls';
+    // What the stop still waits on: the same fields in every line about it, so one grep shows
+    // the stop's progress. Ten partitions name the problem; the count says how wide it is.
+    const waitingOn = (): Record<string, unknown> => {
+      const partitions = broker.partitionsNotClosed();
+      return {
+        stage,
+        callsInFlight: server.callsInFlight,
+        partitionsNotClosed: partitions.slice(0, 10).map(({ topic, partition }) => `${topic}-${partition}`),
+        partitionsNotClosedCount: partitions.length,
+        elapsedMs: systemClock.nowMs() - (stopStartedMs ?? systemClock.nowMs()),
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+      };
+    };
     const stop = (signal: NodeJS.Signals): void => {
       // Handlers stay installed until the end: with `once`, a second Ctrl-C (or a supervisor's
       // second SIGTERM) met node's default action and killed the broker mid-shutdown, with no
       // log line, leaving its lock and unflushed logs for recovery. SIGKILL still stops it at once.
-      if (isStopping) {
-        logger.warn({ signal }, 'already shutting down (calls get at most 5 s, then every log is closed cleanly); send SIGKILL to stop at once');
+      if (stopStartedMs !== undefined) {
+        logger.warn({ signal, ...waitingOn() }, 'already shutting down (for at most shutdownTimeoutMs); send SIGKILL to stop at once');
         return;
       }
-      isStopping = true;
-      logger.info({ signal }, 'shutting down');
+      stopStartedMs = systemClock.nowMs();
+      logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+      let cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, function logProgress() {
+        logger.warn(waitingOn(), 'shutdown still waiting');
+        cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
+      });
+      const cancelDeadline = systemClock.setTimer(config.shutdownTimeoutMs, () => {
+        logger.error(
+          waitingOn(),
+          'shutdown timed out (shutdownTimeoutMs): exiting without the clean-shutdown marks of the partitions not closed; they are recovered at the next start. Check the disk of the data directory: a hung close is usually a disk that stopped answering',
+        );
+        exitNow();
+      });
       server
         .close()
-        .then(() => broker.close())
         .then(() => {
-          logger.info({}, 'broker stopped cleanly');
-          resolve();
+          stage = 'closing partitions';
+          return broker.close();
         })
-        .catch((error: unknown) => {
-          logger.error({ err: String(error) }, 'shutdown failed; the next start recovers');
-          process.exitCode = 1;
+        .then(
+          () => logger.info({ elapsedMs: systemClock.nowMs() - (stopStartedMs as number) }, 'broker stopped cleanly'),
+          (error: unknown) => {
+            logger.error({ err: String(error) }, 'shutdown failed; the next start recovers');
+            process.exitCode = 1;
+          },
+        )
+        .finally(() => {
+          cancelProgress();
+          cancelDeadline();
           resolve();
         });
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+}
+
+/**
+ * Ends the process at once, non-zero: by its own SIGKILL (exit status 137 in a shell; systemd
+ * and Kubernetes count it a failure). Not `process.exit(1)`: on its way out node joins libuv's
+ * thread-pool threads, and a thread stuck in an fdatasync or write on a dead disk never
+ * returns, so the exit would hang exactly when it is needed (measured on node 20: with a
+ * pool thread blocked in open(2) of a FIFO, `process.exit` never returned). The line saying
+ * why was written before (`RootLogger.synchronous`).
+ *
+ * What a forced exit here leaves behind, and why nothing acknowledged is lost: every append
+ * was acknowledged only once its flush policy's acknowledgement point was reached
+ * (storage/flush-policy.ts): under flush=always after its fdatasync, so it is on disk; under
+ * interval or never once its bytes were written into the page cache, which the kernel keeps
+ * and writes back after the process is gone (a process dying is not a power loss). An append
+ * not acknowledged yet may or may not be in the log; its client got no answer and retries (an
+ * idempotent producer's retry is recognised). What is skipped is the clean close of the
+ * partitions still open: no clean-shutdown mark, producer snapshot or index files for them,
+ * so the next start scans them from their recovery checkpoint (storage/recovery.ts) and takes
+ * over the lock the process leaves (data-dir-lock.ts). The cost is that scan, not data.
+ */
+function exitNow(): never {
+  process.kill(process.pid, 'SIGKILL');
+  // SIGKILL cannot be caught or ignored; the process is gone before this line.
+  throw new Error('SIGKILL did not end the process');
 }
