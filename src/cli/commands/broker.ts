@@ -2,8 +2,8 @@
  * `runnel broker`: runs one broker — storage and metadata under --data-dir, the gRPC API on
  * --port. SIGTERM/SIGINT shut down cleanly: stop taking calls, finish in-flight appends,
  * flush, write clean-shutdown marks. The stop is bounded (`shutdownTimeoutMs`): while it
- * runs long it logs what it waits on, and past the bound the process exits at once, non-zero
- * (`exitNow`). Logs are JSON lines on stdout (pino).
+ * runs long it logs what it waits on, and past the bound, or at a second signal, the process
+ * exits at once, non-zero (`exitNow`). Logs are JSON lines on stdout (pino).
  */
 import { Option, type Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
@@ -70,9 +70,10 @@ end), every log is closed cleanly so the next start skips recovery, and the exit
 The stop is bounded by --shutdown-timeout-ms (default ${brokerConfigDefaults.shutdownTimeoutMs / 1000} s, under systemd's 90 s):
 every ${SHUTDOWN_PROGRESS_INTERVAL_MS / 1000} s it logs "shutdown still waiting" with the calls in flight and the
 partitions not closed yet (a disk that stopped answering hangs their close); past the bound it logs
-"shutdown timed out" and exits non-zero (killed by its own SIGKILL: status 137). Nothing
-acknowledged is lost then: the partitions it could not close are recovered (scanned) at
-the next start. A second Ctrl-C or SIGTERM does not cut the stop short (the log says so). One broker uses a data directory at a time: it holds
+"shutdown timed out" and exits non-zero (killed by its own SIGKILL: status 137), and a
+second Ctrl-C or SIGTERM during the stop does the same at once ("second signal during
+shutdown"). Nothing acknowledged is lost either way: the partitions it could not close are
+recovered (scanned) at the next start. One broker uses a data directory at a time: it holds
 <data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
     )
     .action(async (flags: BrokerFlags) => {
@@ -161,7 +162,8 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
  * Waits for SIGTERM or SIGINT, then stops: the server first (calls answered, parked fetches
  * and streams ended, the rest cut after its grace), then the broker (every log closed with its
  * clean-shutdown mark, the metadata store, the lock). The stop is bounded by
- * `shutdownTimeoutMs`, past which it ends through `exitNow`. Tested in test/integration/broker-shutdown.test.ts.
+ * `shutdownTimeoutMs`; a second signal during it exits at once. Both forced ends go through
+ * `exitNow`. Tested in test/integration/broker-shutdown.test.ts.
  */
 async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; server: RunningServer; rootLogger: RootLogger }): Promise<void> {
   const { config, broker, server } = parts;
@@ -184,12 +186,11 @@ async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; serve
       };
     };
     const stop = (signal: NodeJS.Signals): void => {
-      // Handlers stay installed until the end: with `once`, a second Ctrl-C (or a supervisor's
-      // second SIGTERM) met node's default action and killed the broker mid-shutdown, with no
-      // log line, leaving its lock and unflushed logs for recovery. SIGKILL still stops it at once.
+      // Handlers stay installed until the end: with `once`, a second signal met node's default
+      // action and killed the broker with no line saying why.
       if (stopStartedMs !== undefined) {
-        logger.warn({ signal, ...waitingOn() }, 'already shutting down (for at most shutdownTimeoutMs); send SIGKILL to stop at once');
-        return;
+        logger.error({ signal, ...waitingOn() }, 'second signal during shutdown: exiting now, without waiting for the stop to finish; the partitions not closed are recovered at the next start');
+        exitNow();
       }
       stopStartedMs = systemClock.nowMs();
       logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down');
