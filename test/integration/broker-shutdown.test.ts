@@ -13,10 +13,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { createClient, type BrokerError } from '../../src/client/index.js';
+import { Broker } from '../../src/broker/index.js';
 import { systemClock } from '../../src/common/clock.js';
+import { loadBrokerConfig } from '../../src/config/broker-config.js';
+import { silentLogger } from '../../src/observability/index.js';
 import { startServer } from '../../src/server/index.js';
 import { startBroker } from '../support/broker.js';
 import { startBrokerProcess, stopAllBrokerProcesses, type BrokerProcess } from '../support/broker-process.js';
+import { createFaultyFileSystem } from '../support/faulty-file-system.js';
 import { pickStablePort } from '../support/ports.js';
 import { rawClients, reasonOf, unary } from '../support/raw-grpc.js';
 import { recordingLogger } from '../support/recording-logger.js';
@@ -236,3 +240,38 @@ it('exits at once, non-zero, when a second SIGINT or SIGTERM arrives during a st
     }
   }
 }, 90_000);
+
+/**
+ * A Produce in flight when the stop begins (its fdatasync held, flush=always) is answered with
+ * its offset, not cut: the server waits for it, the broker closes only after it, and the
+ * count of calls in flight the stop logs sees it until its answer goes out.
+ */
+it('answers a produce in flight when the stop begins, and counts it in flight until then', async () => {
+  const ownDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-inflight-'));
+  const { fileSystem, faults } = createFaultyFileSystem();
+  const config = { ...loadBrokerConfig({}), dataDir: ownDir, host: '127.0.0.1', port: 0, logLevel: 'silent' as const, flush: 'always' };
+  const broker = await Broker.open({ config, logger: silentLogger, fileSystem });
+  const logger = recordingLogger();
+  const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 30_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 1 << 28 });
+  const raw = rawClients(server.address);
+  try {
+    await broker.createTopic({ name: 'inflight', partitions: 1, replicationFactor: 1, configs: {} });
+    faults.holdDatasyncs({ path: /\.log$/ });
+    const produced = unary<Any, Any>(raw.log, 'Produce', { acks: 'ACKS_LEADER', topics: [{ topic: 'inflight', partitions: [{ partition: 0, records: { records: [{ value: Buffer.from('held') }] } }] }] });
+    await waitFor(() => faults.heldDatasyncs === 1, { timeoutMs: 5_000, describe: () => 'the produce never reached its fdatasync' });
+    expect(server.callsInFlight).toBe(1);
+    const closing = server.close(20_000);
+    faults.releaseDatasync();
+    const answer = await produced;
+    expect(answer.topics[0].partitions[0]).toMatchObject({ baseOffset: '0', error: null });
+    await closing;
+    expect(server.callsInFlight).toBe(0);
+    expect(logger.calls.filter((call) => call.message.includes('shutdown grace period'))).toEqual([]);
+  } finally {
+    raw.close();
+    faults.clear();
+    await server.close(1_000);
+    await broker.close();
+    rmSync(ownDir, { recursive: true, force: true });
+  }
+}, 60_000);
