@@ -11,6 +11,7 @@ import { MetaStore } from '../meta/index.js';
 import { BrokerError } from '../errors/index.js';
 import { LogManager, nodeFileSystem, PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
+import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -941,5 +942,24 @@ describe('Broker.deleteTopic of a topic with a name of the longest length', () =
     await vi.waitFor(() => expect(readdirSync(dataDir).filter((entry) => entry.startsWith('nnn'))).toEqual([]), { timeout: 10_000 });
     const created = await broker.createTopic({ name, partitions: 11, replicationFactor: 1, configs: {} });
     expect(created.partitions[10]?.logEndOffset).toBe(0);
+  });
+});
+
+describe('Broker.close while a partition close hangs', () => {
+  it('names its stage and the partitions not closed yet, and neither once the close is done', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const { fileSystem, faults } = createFaultyFileSystem();
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger, fileSystem });
+    await broker.createTopic({ name: 'tail', partitions: 2, replicationFactor: 1, configs: {} });
+    await produce(broker, ['a']); // partition 1 stays closed: nothing to wait for
+    expect({ stage: broker.closeStage, partitions: broker.partitionsNotClosed() }).toEqual({ stage: undefined, partitions: [{ topic: 'tail', partition: 0 }] });
+    faults.holdDatasyncs({ path: /\.log$/ });
+    const closing = broker.close();
+    await vi.waitFor(() => expect(faults.heldDatasyncs).toBeGreaterThan(0));
+    expect({ stage: broker.closeStage, partitions: broker.partitionsNotClosed() }).toEqual({ stage: 'closing partitions', partitions: [{ topic: 'tail', partition: 0 }] });
+    faults.clear(); // lets every held fdatasync go
+    await closing;
+    expect({ stage: broker.closeStage, partitions: broker.partitionsNotClosed() }).toEqual({ stage: 'closed', partitions: [] });
   });
 });

@@ -119,6 +119,9 @@ export interface BrokerOpenOptions {
   fileSystem?: FileSystem;
 }
 
+/** Where `Broker.close` is: a stop that hangs names it. */
+export type BrokerCloseStage = 'finishing admin changes' | 'closing partitions' | 'closing the metadata store' | 'closed';
+
 export class Broker {
   readonly brokerId: number;
   readonly clusterId: string;
@@ -133,6 +136,7 @@ export class Broker {
    */
   private readonly adminQueueByTopic = new Map<string, Promise<unknown>>();
   private isClosed = false;
+  private closeStageNow: BrokerCloseStage | undefined;
 
   private constructor(
     private readonly config: BrokerConfig,
@@ -661,6 +665,11 @@ export class Broker {
     return this.logs.partitionsNotClosed();
   }
 
+  /** What `close` is waiting on; undefined before it starts (and 'closed' after it, also after a failure). */
+  get closeStage(): BrokerCloseStage | undefined {
+    return this.closeStageNow;
+  }
+
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
@@ -668,7 +677,9 @@ export class Broker {
       // An admin change in flight still writes partition directories and records: let it
       // finish before the logs, the metadata store and the lock go. Those queued behind it
       // now refuse (SHUTTING_DOWN), and the queue's promises never reject.
+      this.closeStageNow = 'finishing admin changes';
       await Promise.all([...this.adminQueueByTopic.values()]);
+      this.closeStageNow = 'closing partitions';
       // The metadata store closes even when closing the logs failed (its writes are on disk
       // already; closing it releases lmdb's files), and the first failure is the one thrown;
       // a second one is logged (not `finally`, whose own failure would replace the first).
@@ -676,6 +687,7 @@ export class Broker {
       await this.logs.close().catch((error: unknown) => {
         logsFailure = { error };
       });
+      this.closeStageNow = 'closing the metadata store';
       try {
         await this.meta.close();
       } catch (metaError) {
@@ -684,6 +696,7 @@ export class Broker {
       }
       if (logsFailure !== undefined) throw logsFailure.error;
     } finally {
+      this.closeStageNow = 'closed';
       this.lock.release();
     }
   }

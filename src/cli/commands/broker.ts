@@ -171,13 +171,13 @@ async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; serve
   const logger = parts.rootLogger.synchronous({ component: 'broker' });
   await new Promise<void>((resolve) => {
     let stopStartedMs: number | undefined;
-    let stage: 'answering calls' | 'closing partitions' = 'answering calls';
+    let isServerClosed = false;
     // What the stop still waits on: the same fields in every line about it, so one grep shows
     // the stop's progress. Ten partitions name the problem; the count says how wide it is.
     const waitingOn = (): Record<string, unknown> => {
       const partitions = broker.partitionsNotClosed();
       return {
-        stage,
+        stage: isServerClosed ? (broker.closeStage ?? 'closing partitions') : 'answering calls',
         callsInFlight: server.callsInFlight,
         partitionsNotClosed: partitions.slice(0, 10).map(({ topic, partition }) => `${topic}-${partition}`),
         partitionsNotClosedCount: partitions.length,
@@ -208,7 +208,7 @@ async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; serve
       server
         .close()
         .then(() => {
-          stage = 'closing partitions';
+          isServerClosed = true;
           return broker.close();
         })
         .then(
