@@ -246,7 +246,9 @@ async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; serve
  * idempotent producer's retry is recognised). What is skipped is the clean close of the
  * partitions still open: no clean-shutdown mark, producer snapshot or index files for them,
  * so the next start scans them from their recovery checkpoint (storage/recovery.ts) and takes
- * over the lock the process leaves (data-dir-lock.ts). The cost is that scan, not data.
+ * over the lock the process leaves (data-dir-lock.ts). The metadata store keeps its last
+ * committed transaction (lmdb is built to be killed; each of its writes awaited `flushed`
+ * before it was answered). The cost is that scan, not data.
  */
 function exitNow(): never {
   process.kill(process.pid, 'SIGKILL');
