@@ -388,7 +388,7 @@ export class Broker {
       // is what an operator runs then, so show this partition offline with the reason, and
       // the others.
       if (!isBrokerError(error) || (error.reason !== 'STORAGE_ERROR' && error.reason !== 'DISK_FULL')) throw error;
-      this.logger.warn({ topic, partition, err: error.message }, 'describe: partition log cannot be opened; reported offline');
+      // Storage logged the failed open already (once per interval: describe may be repeated).
       return {
         ...replicas,
         isr: [],

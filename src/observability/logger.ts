@@ -4,6 +4,7 @@
  * stay short and an operator can grep by field. JSON lines on stdout by default.
  */
 import { pino } from 'pino';
+import { BrokerError } from '../errors/index.js';
 
 /** The subset of pino's logger that Runnel code uses; a pino logger satisfies it. */
 export interface Logger {
@@ -84,3 +85,13 @@ export const silentLogger: Logger = {
   debug: () => undefined,
   child: () => silentLogger,
 };
+
+/**
+ * The fields a line gives a caught error: `err`, its message, and for a `BrokerError` its
+ * `reason` (STORAGE_ERROR, DISK_FULL, …), so an operator can filter by reason the way a client
+ * does.
+ */
+export function errorFields(error: unknown): { err: string; reason?: string } {
+  if (error instanceof BrokerError) return { reason: error.reason, err: error.message };
+  return { err: String(error) };
+}

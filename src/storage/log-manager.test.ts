@@ -1164,3 +1164,72 @@ describe('LogManager', () => {
     });
   });
 });
+
+describe('log lines a failing disk repeats', () => {
+  /** The node file system, with EIO on every open, read and unlink under `dirPattern` while `failing.now`. */
+  function failingFileSystem(dirPattern: RegExp): { fileSystem: FileSystem; failing: { now: boolean } } {
+    const failing = { now: false };
+    const check = (path: string, syscall: string): void => {
+      if (failing.now && dirPattern.test(path)) throw Object.assign(new Error(`EIO: i/o error, ${syscall} '${path}'`), { code: 'EIO', syscall, path });
+    };
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      async open(path, mode) {
+        check(path, 'open');
+        return nodeFileSystem.open(path, mode);
+      },
+      async tryReadFile(path) {
+        check(path, 'open');
+        return nodeFileSystem.tryReadFile(path);
+      },
+      async unlink(path) {
+        check(path, 'unlink');
+        return nodeFileSystem.unlink(path);
+      },
+    };
+    return { fileSystem, failing };
+  }
+
+  it('logs a partition whose log cannot be opened once per minute however many requests try it, then with the count of the others', async () => {
+    const { fileSystem, failing } = failingFileSystem(/bad-0/);
+    const logger = recordingLogger();
+    const first = await startManager();
+    await first.manager.createPartition('bad', 0);
+    await first.manager.withPartition('bad', 0, (log) => log.append(makeBatch()));
+    await first.manager.close();
+    failing.now = true;
+    const { manager, clock } = await startManager({ dataDir: first.dataDir, fileSystem, logger });
+    const requestCount = 200;
+    for (let i = 0; i < requestCount; i++) {
+      await expect(manager.withPartition('bad', 0, async () => undefined)).rejects.toMatchObject({ reason: 'STORAGE_ERROR' });
+    }
+    const openFailures = () => logger.calls.filter((call) => call.message.startsWith('partition log cannot be opened'));
+    expect(openFailures()).toHaveLength(1);
+    expect(openFailures()[0]).toMatchObject({ level: 'error', fields: { topic: 'bad', partition: 0, reason: 'STORAGE_ERROR' } });
+    expect(logger.calls.filter((call) => call.level !== 'debug').length, logger.calls.map((call) => call.message).join('\n')).toBeLessThan(10);
+    clock.advance(60_000);
+    await expect(manager.withPartition('bad', 0, async () => undefined)).rejects.toMatchObject({ reason: 'STORAGE_ERROR' });
+    expect(openFailures()).toHaveLength(2);
+    expect(openFailures()[1]?.fields).toMatchObject({ suppressed: requestCount - 1 });
+  });
+
+  it('logs an expired segment that cannot be deleted once per minute however often retention runs', async () => {
+    const { fileSystem, failing } = failingFileSystem(/stuck-0\/\d+\.log$/);
+    const logger = recordingLogger();
+    const { manager, clock } = await startManager({ fileSystem, logger, config: { segmentBytes: 2048, retentionBytes: 4096 } });
+    await manager.createPartition('stuck', 0);
+    for (let i = 0; i < 30; i++) await manager.withPartition('stuck', 0, (log) => log.append(makeBatch({ valueBytes: 200 })));
+    failing.now = true;
+    const runCount = 100;
+    for (let i = 0; i < runCount; i++) await manager.runRetention();
+    const deleteFailures = () => logger.calls.filter((call) => call.message.startsWith('could not delete an expired segment'));
+    expect(deleteFailures()).toHaveLength(1);
+    clock.advance(60_000);
+    await manager.runRetention();
+    expect(deleteFailures()).toHaveLength(2);
+    expect(deleteFailures()[1]?.fields).toMatchObject({ suppressed: runCount - 1 });
+    failing.now = false;
+    await manager.runRetention();
+    expect(await manager.withPartition('stuck', 0, async (log) => log.logStartOffset)).toBeGreaterThan(0);
+  });
+});

@@ -23,7 +23,7 @@ import { Slots } from '../common/slots.js';
 import { limits } from '../config/limits.js';
 import { validateTopicName, isValidTopicName } from '../config/topic-name.js';
 import { BrokerError } from '../errors/index.js';
-import type { Logger } from '../observability/index.js';
+import { errorFields, limitRepeats, RepeatLimiter, type Logger } from '../observability/index.js';
 import { storageError } from './errors.js';
 import { FileHandleCache } from './file-handle-cache.js';
 import { partitionDirName, tryParsePartitionDirName, tryParseSegmentFileName } from './file-names.js';
@@ -132,6 +132,13 @@ export class LogManager {
   private cancelTimers: (() => void)[] = [];
   private isClosed = false;
   private backgroundWork: Promise<void> = Promise.resolve();
+  /**
+   * For lines a failing disk repeats on every request, retention run or interval flush of a
+   * partition: one per partition and message per `REPEAT_INTERVAL_MS`, with the count of those
+   * dropped (observability/repeat-limit.ts). Shared by every log, so a log closed and opened
+   * again stays limited.
+   */
+  private readonly repeatLogger: Logger;
 
   private constructor(private readonly options: LogManagerOptions) {
     const fileSystem = options.fileSystem ?? nodeFileSystem;
@@ -140,6 +147,7 @@ export class LogManager {
     this.shortLivedFiles = new ClosableFileSystem(fileSystem);
     this.fileSystem = withDescriptorSlots(this.shortLivedFiles, new Slots(limits.storageFileOpsInFlightMax));
     this.indexCache = new IndexCache(options.indexCacheBytesMax);
+    this.repeatLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['topic', 'partition', 'path', 'segment']);
   }
 
   /** Lists the data directory (creating it if needed) and starts the background timers. */
@@ -529,6 +537,7 @@ export class LogManager {
         indexCache: this.indexCache,
         clock: this.options.clock,
         logger: this.options.logger.child({ topic: entry.topic, partition: entry.partition }), // component: 'storage' is bound already
+        repeatLogger: this.repeatLogger.child({ topic: entry.topic, partition: entry.partition }),
         ...(this.options.producerIdExpirationMs === undefined ? {} : { producerIdExpirationMs: this.options.producerIdExpirationMs }),
       })).then(
         (log) => {
@@ -539,6 +548,8 @@ export class LogManager {
         },
         (error: unknown) => {
           entry.opening = undefined;
+          // Every request to the partition tries the open again: one line per interval.
+          this.repeatLogger.error({ topic: entry.topic, partition: entry.partition, ...errorFields(error) }, 'partition log cannot be opened; requests to it fail until the cause is fixed');
           throw error;
         },
       );
@@ -611,7 +622,7 @@ export class LogManager {
   }
 
   private logCloseFailure(entry: Entry, error: unknown): void {
-    this.options.logger.error({ topic: entry.topic, partition: entry.partition, err: String(error) }, 'closing an idle partition failed');
+    this.repeatLogger.error({ topic: entry.topic, partition: entry.partition, ...errorFields(error) }, 'closing an idle partition failed');
   }
 
   // ---- Background work -----------------------------------------------------------------------
@@ -639,7 +650,8 @@ export class LogManager {
       try {
         await this.runRetentionOn(entry);
       } catch (error) {
-        this.options.logger.error({ topic: entry.topic, partition: entry.partition, err: String(error) }, 'retention failed');
+        // Every run (retentionCheckIntervalMs, 1 s at the least) fails again until the disk is fixed.
+        this.repeatLogger.error({ topic: entry.topic, partition: entry.partition, ...errorFields(error) }, 'retention failed');
       }
     }
   }

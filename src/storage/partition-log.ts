@@ -43,7 +43,7 @@ import { KiB, MiB } from '../common/units.js';
 import { defaults } from '../config/defaults.js';
 import { limits } from '../config/limits.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
-import type { Logger } from '../observability/index.js';
+import { limitRepeats, RepeatLimiter, type Logger } from '../observability/index.js';
 import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, validateBatchRecordsOrThrow, type BatchHeader, type RecordChecks } from '../protocol/index.js';
 import { storageError } from './errors.js';
 import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
@@ -77,6 +77,13 @@ export interface PartitionLogOptions {
   indexCache: IndexCache;
   clock: Clock;
   logger: Logger;
+  /**
+   * For the lines a failing disk repeats on every retention run, interval flush or open (a
+   * `limitRepeats` logger: one line per interval per partition, with a count). The log
+   * manager passes one shared by all its logs, so a log closed and opened again stays
+   * limited; when absent, the log limits its own.
+   */
+  repeatLogger?: Logger;
   /** Test seam: lower roll ceilings so 32-bit overflow rolls can be exercised. */
   rollLimits?: { relativeOffsetMax?: number; segmentPositionMax?: number };
   /** Broker setting; `defaults.producerIdExpirationMs` when absent. */
@@ -234,6 +241,8 @@ export class PartitionLog {
   private readonly context: SegmentContext;
   private readonly clock: Clock;
   private readonly logger: Logger;
+  /** `PartitionLogOptions.repeatLogger`: for lines a failing disk repeats every run or tick. */
+  private readonly repeatLogger: Logger;
   private readonly relativeOffsetMax: number;
   private readonly segmentPositionMax: number;
 
@@ -275,6 +284,7 @@ export class PartitionLog {
     this.context = context;
     this.clock = options.clock;
     this.logger = options.logger;
+    this.repeatLogger = options.repeatLogger ?? options.logger; // set by `open`
     this.relativeOffsetMax = options.rollLimits?.relativeOffsetMax ?? limits.relativeOffsetMax;
     this.segmentPositionMax = options.rollLimits?.segmentPositionMax ?? limits.segmentPositionMax;
     this.segments = opened.segments;
@@ -311,12 +321,16 @@ export class PartitionLog {
     });
     // Any errno error on the way (a state file, an index, a segment that cannot be read) is
     // the partition's STORAGE_ERROR (or DISK_FULL), never a raw Node error.
-    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger, producers }).catch((error: unknown) => {
+    // Recovery's lines go through the repeat logger: an open that fails (EIO on a segment)
+    // is tried again by every request to the partition, and would repeat them each time.
+    const repeatLogger = options.repeatLogger ?? limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['path', 'segment']);
+    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: repeatLogger, producers }).catch((error: unknown) => {
       throw storageError('open the partition log in', options.dir, error);
     });
-    const log = new PartitionLog(options, context, opened, producers);
+    const log = new PartitionLog({ ...options, repeatLogger }, context, opened, producers);
     if (opened.offline !== undefined) {
-      options.logger.error({ ...opened.offline, dir: options.dir }, 'partition is offline: damaged log; stop the broker, check it with `runnel log verify <dir>`, then `runnel log repair <dir>` after saving a copy');
+      // Each open of an offline log says so (it is reopened after an idle close): limited.
+      repeatLogger.error({ ...opened.offline, dir: options.dir }, 'partition is offline: damaged log; stop the broker, check it with `runnel log verify <dir>`, then `runnel log repair <dir>` after saving a copy');
       if (opened.isStateStale) await log.persistOffline(opened.offline);
       return log;
     }
@@ -1123,7 +1137,7 @@ export class PartitionLog {
         // acknowledged bytes still dirty: try again after another interval, or nothing would
         // sync them before the next append, roll or close (io-errors.test.ts "tries again").
         if (this.status.kind !== 'online') return;
-        this.logger.warn({ err: String(error) }, 'interval flush failed; trying again after the interval');
+        this.repeatLogger.warn({ err: String(error) }, 'interval flush failed; trying again after the interval');
         this.maybeScheduleFlush();
       });
     });
@@ -1203,14 +1217,14 @@ export class PartitionLog {
       try {
         await this.context.fileSystem.unlink(segment.logPath);
       } catch (error) {
-        this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
+        this.repeatLogger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
         this.keepSegments(doomed.slice(deletedCount));
         break;
       }
       deletedCount++;
       for (const path of [segment.indexPath, segment.timeIndexPath]) {
         await this.context.fileSystem.unlink(path).catch((error: unknown) => {
-          this.logger.warn({ err: String(error), path }, 'could not delete an index file of a deleted segment; it is removed at the next open');
+          this.repeatLogger.warn({ err: String(error), path }, 'could not delete an index file of a deleted segment; it is removed at the next open');
         });
       }
       // Each .log's removal is made durable before the next one starts. A power cut may keep
@@ -1222,7 +1236,7 @@ export class PartitionLog {
       try {
         await this.context.fileSystem.syncDirectory(this.dir);
       } catch (error) {
-        this.logger.error({ err: String(error), segment: segment.baseOffset }, 'could not make the deletion of an expired segment durable; the later ones stay until the next retention run');
+        this.repeatLogger.error({ err: String(error), segment: segment.baseOffset }, 'could not make the deletion of an expired segment durable; the later ones stay until the next retention run');
         this.keepSegments(doomed.slice(deletedCount));
         break;
       }

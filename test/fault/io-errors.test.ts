@@ -16,7 +16,7 @@
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/common/clock.js';
+import { ManualClock, type Clock } from '../../src/common/clock.js';
 import type { Logger } from '../../src/observability/index.js';
 import { decodeBatches, tryReadBatchHeader, type BatchHeader } from '../../src/protocol/index.js';
 import { FileHandleCache, nodeFileSystem, type FileSystem, type PartitionLog, type PartitionLogConfig } from '../../src/storage/index.js';
@@ -392,6 +392,50 @@ describe('a failed fdatasync', () => {
     );
     expect(log.isOnline).toBe(true);
     expect(logger.calls.some((call) => call.level === 'warn' && /flush/.test(call.message))).toBe(true);
+  });
+
+  it('under flush=interval logs a flush that fails on every interval once a minute, with the count of the failures it did not log', async () => {
+    const manual = new ManualClock();
+    let armedCount = 0; // timers set: a failed interval flush sets the next one
+    const clock: Clock = {
+      nowMs: () => manual.nowMs(),
+      setTimer: (delayMs, callback) => {
+        armedCount++;
+        return manual.setTimer(delayMs, callback);
+      },
+    };
+    const intervalMs = 50;
+    const temp = makeTempDir('runnel-io-');
+    cleanups.push(temp.remove);
+    let isFailingOpens = false;
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      async open(path, mode) {
+        if (isFailingOpens && LOG_FILES.test(path)) throw errnoError('EIO', 'open', path);
+        return nodeFileSystem.open(path, mode);
+      },
+    };
+    const handles = new FileHandleCache(fileSystem, 64);
+    const logger = recordingLogger();
+    const log = await openTestLog({ dir: temp.dir, config: { flush: { kind: 'interval', intervalMs } }, fileSystem, handles, clock, logger });
+    cleanups.push(() => log.close());
+    cleanups.push(() => {
+      isFailingOpens = false;
+    });
+    await appendAcked(log, [], 'before', 3);
+    handles.discard(join(temp.dir, '00000000000000000000.log'));
+    isFailingOpens = true;
+    // 600 failed flushes, 50 ms apart: 30 s, within one minute.
+    const flushLines = () => logger.calls.filter((call) => /interval flush failed/.test(call.message));
+    for (let tick = 1; tick <= 600; tick++) {
+      const armedBefore = armedCount;
+      manual.advance(intervalMs);
+      await waitFor(() => armedCount > armedBefore, { timeoutMs: 5_000, describe: () => `interval flush ${tick} did not fail and set the next one` });
+    }
+    expect(flushLines()).toHaveLength(1);
+    manual.advance(60_000);
+    await waitFor(() => flushLines().length === 2, { timeoutMs: 5_000, describe: () => `${flushLines().length} flush lines a minute later` });
+    expect(flushLines()[1]?.fields).toMatchObject({ suppressed: 599 });
   });
 
   it('under flush=interval makes acknowledged bytes durable when it succeeds', async () => {
