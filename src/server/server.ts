@@ -6,9 +6,9 @@ import { setMaxListeners } from 'node:events';
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import type { Clock } from '../common/clock.js';
+import { systemClock, type Clock } from '../common/clock.js';
 import type { Broker } from '../broker/index.js';
-import type { Logger } from '../observability/index.js';
+import { limitRepeats, RepeatLimiter, type Logger } from '../observability/index.js';
 import { CHANNEL_OPTIONS, loadRunnelProto } from '../protocol/index.js';
 import { ByteBudget } from './byte-budget.js';
 import { checkProduceRequest, guardService } from './request-guard.js';
@@ -51,7 +51,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Every request is bounded before grpc-js decodes it (request-guard.ts).
   const logService = guardService(proto.runnel.v1.LogService.service, { Produce: checkProduceRequest, ProduceStream: checkProduceRequest });
   const calls = { inFlight: 0 };
-  server.addService(logService, countCalls(logService, createLogService({ ...options, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation, calls));
+  // The services log only what fails unexpectedly (status.ts); a bug a client's request hits
+  // would otherwise be logged, stack and all, once per request: once a minute per method.
+  const requestLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['method']);
+  server.addService(logService, countCalls(logService, createLogService({ ...options, logger: requestLogger, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation, calls));
   const isWindowSet = widenStreamWindow(server);
   // An IPv6 host (`::`, `::1`) goes in brackets, as gRPC's target syntax needs; given
   // bracketed already, it stays as it is.
@@ -74,7 +77,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       adminService,
       createAdminService({
         broker: options.broker,
-        logger: options.logger,
+        logger: requestLogger,
         advertised: { host: advertisedHost ?? '127.0.0.1', port: Number(advertisedPortText ?? port) },
       }) as unknown as grpc.UntypedServiceImplementation,
       calls,
@@ -149,13 +152,26 @@ function countCalls(definition: grpc.ServiceDefinition, implementation: grpc.Unt
  * `grpc`, instead of stderr: an operator greps one log, and a failed start leaves stderr to the
  * one line that says what to do. grpc-js's logger is process-wide; its verbosity still follows
  * GRPC_VERBOSITY. grpc-js reports errors there that the broker handles or reports itself, so
- * they are warnings here.
+ * they are warnings here. Its text goes in `detail` under a fixed message.
+ *
+ * Some of its lines come once per request a client sends, e.g. "Metadata key "x!y" contains
+ * illegal characters" for every call with such a header: each kind (its first four words) is
+ * logged once a minute, with the count of the others (observability/repeat-limit.ts).
  */
-export function routeGrpcLogs(logger: Logger): void {
+export function routeGrpcLogs(logger: Logger, clock: Clock = systemClock): void {
+  const limiter = new RepeatLimiter({ clock });
+  const write =
+    (level: 'warn' | 'info' | 'debug', message: string) =>
+    (text?: unknown, ...rest: unknown[]): void => {
+      const detail = format(text, ...rest);
+      // Traces (GRPC_TRACE, at debug) are asked for, and start with a timestamp: not limited.
+      const admitted = level === 'debug' ? {} : limiter.admit(`${level} ${detail.split(/\s+/, 4).join(' ')}`);
+      if (admitted !== undefined) logger[level]({ detail, ...admitted }, message);
+    };
   grpc.setLogger({
-    error: (message?: unknown, ...rest: unknown[]) => logger.warn({}, format(message, ...rest)),
-    info: (message?: unknown, ...rest: unknown[]) => logger.info({}, format(message, ...rest)),
-    debug: (message?: unknown, ...rest: unknown[]) => logger.debug({}, format(message, ...rest)),
+    error: write('warn', 'grpc-js reported an error'),
+    info: write('info', 'grpc-js reported'),
+    debug: write('debug', 'grpc-js trace'),
   });
 }
 
