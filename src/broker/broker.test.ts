@@ -825,8 +825,8 @@ describe('Broker.deleteTopic interrupted part-way', () => {
 
     expect(logger.calls).toContainEqual({
       level: 'error',
-      fields: { topic: 'doomed', err: expect.stringContaining('EIO') },
-      message: expect.stringMatching(/could not finish deleting the topic; it is not served\. Fix the data directory, then run `runnel topic delete doomed` \(or restart\)/),
+      fields: expect.objectContaining({ topic: 'doomed', err: expect.stringContaining('EIO') }),
+      message: 'could not finish deleting the topic; it is not served. Fix the data directory, then run `runnel topic delete <topic>` (or restart)',
     });
     expect((again as unknown as { meta: MetaStore }).meta.getTopic('doomed')?.isDeleting).toBe(true);
     expect(again.listTopics()).toEqual([{ name: 'other', partitions: 1, replicationFactor: 1 }]);

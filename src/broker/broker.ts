@@ -26,7 +26,7 @@ import { limits } from '../config/limits.js';
 import { validateTopicName } from '../config/topic-name.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, timestampWindowMs, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
-import type { Logger } from '../observability/index.js';
+import { errorFields, type Logger } from '../observability/index.js';
 import { isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type FileSystem, type PartitionLog, type PartitionLogConfig, type TopicPartition } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
@@ -252,8 +252,8 @@ export class Broker {
     } catch (error) {
       // The topic stays marked: served to nobody, its remaining directories kept.
       this.logger.error(
-        { topic: topic.name, err: String(error) },
-        `could not finish deleting the topic; it is not served. Fix the data directory, then run \`runnel topic delete ${topic.name}\` (or restart)`,
+        { topic: topic.name, ...errorFields(error) },
+        'could not finish deleting the topic; it is not served. Fix the data directory, then run `runnel topic delete <topic>` (or restart)',
       );
     }
   }
@@ -510,7 +510,7 @@ export class Broker {
     });
     request.onAppending?.(appended.then(noop, noop));
     if (request.acks === 'none') {
-      appended.catch((error: unknown) => this.logger.debug({ topic: request.topic, partition: request.partition, err: String(error) }, 'acks=none produce failed'));
+      appended.catch((error: unknown) => this.logger.debug({ topic: request.topic, partition: request.partition, ...errorFields(error) }, 'acks=none produce failed'));
       return { baseOffset: -1, logStartOffset: -1, logAppendTimeMs, isDuplicate: false };
     }
     const result = await this.withTimeout(appended, request.timeoutMs, () => new BrokerError('ACK_TIMEOUT', `no acknowledgement from ${request.topic}-${request.partition} within ${request.timeoutMs} ms; the records may still be appended`, { topic: request.topic, partition: request.partition }));
@@ -692,7 +692,7 @@ export class Broker {
         await this.meta.close();
       } catch (metaError) {
         if (logsFailure === undefined) throw metaError;
-        this.logger.error({ err: String(metaError) }, 'closing the metadata store failed too, after closing the logs failed');
+        this.logger.error({ ...errorFields(metaError) }, 'closing the metadata store failed too, after closing the logs failed');
       }
       if (logsFailure !== undefined) throw logsFailure.error;
     } finally {
@@ -715,7 +715,7 @@ export class Broker {
       try {
         await undoRecord();
       } catch (undoError) {
-        this.logger.error({ topic, err: String(undoError) }, `could not undo a failed ${what}; the topic keeps the partitions its record names`);
+        this.logger.error({ topic, operation: what, ...errorFields(undoError) }, 'could not undo a failed topic change; the topic keeps the partitions its record names');
       }
       throw error;
     }

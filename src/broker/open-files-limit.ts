@@ -29,17 +29,22 @@ export function parseOpenFilesLimit(procLimits: string): number | undefined {
 }
 
 /** The warning to log at start, or `undefined` when the limit leaves room (or is unknown: not Linux). */
-export function openFilesLimitWarning(openSegmentFilesMax: number, procLimits: string | undefined): { message: string; openFilesLimit: number; storageDescriptorsMax: number } | undefined {
+export function openFilesLimitWarning(
+  openSegmentFilesMax: number,
+  procLimits: string | undefined,
+): { message: string; openFilesLimit: number; storageDescriptorsMax: number; openSegmentFilesMax: number; openFilesLimitMin: number } | undefined {
   const limit = procLimits === undefined ? undefined : parseOpenFilesLimit(procLimits);
   const needed = storageDescriptorsMax(openSegmentFilesMax);
   if (limit === undefined || limit >= needed + CONNECTION_DESCRIPTORS_MIN) return undefined;
+  // A fixed message, so it can be grepped; the figures are fields of the line.
   return {
     openFilesLimit: limit,
     storageDescriptorsMax: needed,
+    openSegmentFilesMax,
+    openFilesLimitMin: needed + CONNECTION_DESCRIPTORS_MIN,
     message:
-      `the open-files limit (ulimit -n) is ${limit}, but storage may hold ${needed} descriptors with openSegmentFilesMax ${openSegmentFilesMax}, ` +
-      `and each client connection takes one more: raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to at least ${needed + CONNECTION_DESCRIPTORS_MIN}, ` +
-      `or lower openSegmentFilesMax (its config file key, or RUNNEL_OPEN_SEGMENT_FILES_MAX)`,
+      'the open-files limit (ulimit -n, openFilesLimit) is below what storage may hold (storageDescriptorsMax, set by openSegmentFilesMax) plus one descriptor per client connection: ' +
+      'raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to at least openFilesLimitMin, or lower openSegmentFilesMax (its config file key, or RUNNEL_OPEN_SEGMENT_FILES_MAX)',
   };
 }
 

@@ -55,7 +55,7 @@ export function toServiceError(error: unknown, logger: Logger, method: string): 
     metadata.set(ErrorMetadata.details, asciiJson(details));
     return { code: statusForReason(error.reason), details: error.message, metadata };
   }
-  logger.error({ method, err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, 'unexpected error in a request');
+  logger.error({ method, err: String(error), stack: error instanceof Error ? error.stack : undefined }, 'unexpected error in a request');
   metadata.set(ErrorMetadata.reason, 'INTERNAL_ERROR');
   metadata.set(ErrorMetadata.retriable, 'false');
   return { code: grpc.status.INTERNAL, details: 'internal broker error; see the broker log', metadata };

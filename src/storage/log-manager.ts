@@ -147,7 +147,7 @@ export class LogManager {
     this.shortLivedFiles = new ClosableFileSystem(fileSystem);
     this.fileSystem = withDescriptorSlots(this.shortLivedFiles, new Slots(limits.storageFileOpsInFlightMax));
     this.indexCache = new IndexCache(options.indexCacheBytesMax);
-    this.repeatLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['topic', 'partition', 'path', 'segment']);
+    this.repeatLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['topic', 'partition', 'path', 'segmentBaseOffset']);
   }
 
   /** Lists the data directory (creating it if needed) and starts the background timers. */
@@ -201,7 +201,7 @@ export class LogManager {
     try {
       await this.fileSystem.readdir(path);
     } catch (error) {
-      this.options.logger.warn({ path, err: String(error) }, 'left alone: named like a deleted partition directory, but not a directory that can be listed; remove it by hand if it is not needed');
+      this.options.logger.warn({ path, ...errorFields(error) }, 'left alone: named like a deleted partition directory, but not a directory that can be listed; remove it by hand if it is not needed');
       return;
     }
     this.options.logger.info({ path }, 'removing a partition directory whose delete a crash interrupted');
@@ -325,15 +325,15 @@ export class LogManager {
       this.entries.delete(entry.key);
       await this.closeEntry(entry).catch(() => undefined); // one used meanwhile
       await this.fileSystem.removeTree(entry.dir).catch((removeError: unknown) => {
-        this.options.logger.error({ topic, partition: entry.partition, err: String(removeError) }, 'could not remove the directory of a partition whose create failed');
+        this.options.logger.error({ topic, partition: entry.partition, ...errorFields(removeError) }, 'could not remove the directory of a partition whose create failed');
       });
     }
     if (made.length === 0) return;
     // Crash before this returns: the directories may come back, empty (see above).
     await this.fileSystem.syncDirectory(this.options.dataDir).catch((syncError: unknown) => {
       this.options.logger.error(
-        { topic, partitions: made.map((entry) => entry.partition), err: String(syncError) },
-        `could not fsync the data directory after removing the partitions of a failed create; after a power cut before its next fsync, their empty directories (${partitionDirName(topic, made[0]!.partition)}, …) may come back and refuse a create of the name: remove them (they hold nothing)`,
+        { topic, partitions: made.map((entry) => entry.partition), paths: made.map((entry) => entry.dir), ...errorFields(syncError) },
+        'could not fsync the data directory after removing the partitions of a failed create; after a power cut before its next fsync, their empty directories (paths) may come back and refuse a create of the name: remove them (they hold nothing)',
       );
     });
   }
@@ -372,7 +372,7 @@ export class LogManager {
       // their removal (it writes files: ENOSPC on a full disk). If the rename below fails, the
       // log is left unclean, and its next open recovers it by a scan, as after a crash.
       await this.closeEntry(entry, { isDiscarding: true }).catch((error: unknown) => {
-        this.options.logger.warn({ topic, partition: entry.partition, err: String(error) }, 'closing a partition being deleted failed; deleting it anyway');
+        this.options.logger.warn({ topic, partition: entry.partition, ...errorFields(error) }, 'closing a partition being deleted failed; deleting it anyway');
       });
       // `<topic>-<partition>.<ms>-<n>.deleted`, the partition name cut short when the whole
       // would not fit in a file name (two cut names differ in their millisecond or count).
@@ -728,7 +728,7 @@ export class LogManager {
 
   private removeInBackground(path: string): void {
     this.fileSystem.removeTree(path).catch((error: unknown) => {
-      this.options.logger.error({ path, err: String(error) }, 'could not remove a deleted partition directory; it is removed at next start');
+      this.options.logger.error({ path, ...errorFields(error) }, 'could not remove a deleted partition directory; it is removed at next start');
     });
   }
 

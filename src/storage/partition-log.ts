@@ -43,7 +43,7 @@ import { KiB, MiB } from '../common/units.js';
 import { defaults } from '../config/defaults.js';
 import { limits } from '../config/limits.js';
 import { BrokerError, isBrokerError } from '../errors/index.js';
-import { limitRepeats, RepeatLimiter, type Logger } from '../observability/index.js';
+import { errorFields, limitRepeats, RepeatLimiter, type Logger } from '../observability/index.js';
 import { setBatchBaseOffset, setBatchLeaderEpoch, validateBatchOrThrow, validateBatchRecordsOrThrow, type BatchHeader, type RecordChecks } from '../protocol/index.js';
 import { storageError } from './errors.js';
 import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
@@ -323,7 +323,7 @@ export class PartitionLog {
     // the partition's STORAGE_ERROR (or DISK_FULL), never a raw Node error.
     // Recovery's lines go through the repeat logger: an open that fails (EIO on a segment)
     // is tried again by every request to the partition, and would repeat them each time.
-    const repeatLogger = options.repeatLogger ?? limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['path', 'segment']);
+    const repeatLogger = options.repeatLogger ?? limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['path', 'segmentBaseOffset']);
     const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: repeatLogger, producers }).catch((error: unknown) => {
       throw storageError('open the partition log in', options.dir, error);
     });
@@ -979,7 +979,7 @@ export class PartitionLog {
   private async undoWrite(handle: { truncate(sizeBytes: number): Promise<void> }, position: number, cause: BrokerError): Promise<void> {
     try {
       await handle.truncate(position);
-      this.logger.warn({ reason: cause.reason, position, err: cause.message }, 'append failed; log cut back to the last acknowledged batch');
+      this.logger.warn({ position, ...errorFields(cause) }, 'append failed; log cut back to the last acknowledged batch');
     } catch (truncateError) {
       this.goOffline(storageError('truncate after a failed append', this.activeSegment.logPath, truncateError));
     }
@@ -1137,7 +1137,7 @@ export class PartitionLog {
         // acknowledged bytes still dirty: try again after another interval, or nothing would
         // sync them before the next append, roll or close (io-errors.test.ts "tries again").
         if (this.status.kind !== 'online') return;
-        this.repeatLogger.warn({ err: String(error) }, 'interval flush failed; trying again after the interval');
+        this.repeatLogger.warn({ ...errorFields(error) }, 'interval flush failed; trying again after the interval');
         this.maybeScheduleFlush();
       });
     });
@@ -1217,14 +1217,14 @@ export class PartitionLog {
       try {
         await this.context.fileSystem.unlink(segment.logPath);
       } catch (error) {
-        this.repeatLogger.error({ err: String(error), segment: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
+        this.repeatLogger.error({ ...errorFields(error), segmentBaseOffset: segment.baseOffset }, 'could not delete an expired segment; it and the later ones stay until the next retention run');
         this.keepSegments(doomed.slice(deletedCount));
         break;
       }
       deletedCount++;
       for (const path of [segment.indexPath, segment.timeIndexPath]) {
         await this.context.fileSystem.unlink(path).catch((error: unknown) => {
-          this.repeatLogger.warn({ err: String(error), path }, 'could not delete an index file of a deleted segment; it is removed at the next open');
+          this.repeatLogger.warn({ ...errorFields(error), path }, 'could not delete an index file of a deleted segment; it is removed at the next open');
         });
       }
       // Each .log's removal is made durable before the next one starts. A power cut may keep
@@ -1236,7 +1236,7 @@ export class PartitionLog {
       try {
         await this.context.fileSystem.syncDirectory(this.dir);
       } catch (error) {
-        this.repeatLogger.error({ err: String(error), segment: segment.baseOffset }, 'could not make the deletion of an expired segment durable; the later ones stay until the next retention run');
+        this.repeatLogger.error({ ...errorFields(error), segmentBaseOffset: segment.baseOffset }, 'could not make the deletion of an expired segment durable; the later ones stay until the next retention run');
         this.keepSegments(doomed.slice(deletedCount));
         break;
       }
@@ -1399,7 +1399,7 @@ export class PartitionLog {
         // The open may still have rebuilt the producer state because the snapshot was missing
         // or behind: write it so the next open need not. Only a saving, so a failure is not one.
         await this.maybeWriteProducerSnapshotAtLogEnd().catch((error: unknown) => {
-          this.logger.warn({ err: String(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
+          this.logger.warn({ ...errorFields(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
         });
       }
       if (this.closingWasOnline && this.shouldSummarizeAtClose) this.summaryAtClose = await this.summarizeForRetentionAtClose();
@@ -1444,7 +1444,7 @@ export class PartitionLog {
       }
       return summarizeForRetention(candidates);
     } catch (error) {
-      this.logger.debug({ err: String(error) }, 'no retention summary at close; the next retention run opens the log');
+      this.logger.debug({ ...errorFields(error) }, 'no retention summary at close; the next retention run opens the log');
       return undefined;
     }
   }
@@ -1486,7 +1486,7 @@ export class PartitionLog {
     this.state = { ...rest, offline: mark };
     this.isMarkedClean = false;
     await this.writeState(this.state).catch((error: unknown) => {
-      this.logger.error({ err: String(error) }, 'could not persist the offline mark; the damage will be found again');
+      this.logger.error({ ...errorFields(error) }, 'could not persist the offline mark; the damage will be found again');
     });
   }
 
@@ -1495,7 +1495,7 @@ export class PartitionLog {
     this.status = { kind: 'offline', error };
     this.cancelFlushTimer?.();
     this.cancelFlushTimer = undefined;
-    if (error.reason !== 'CORRUPT_DATA') this.logger.error({ reason: error.reason, err: error.message }, 'partition going offline');
+    if (error.reason !== 'CORRUPT_DATA') this.logger.error({ ...errorFields(error) }, 'partition going offline');
     this.syncWhileOffline();
     const pending = this.queue.splice(0).filter((task) => task.kind !== 'close');
     this.queuedBytes = 0;
@@ -1529,7 +1529,7 @@ export class PartitionLog {
       this.flushed = Math.max(this.flushed, target);
     };
     sync().catch((error: unknown) => {
-      this.logger.error({ err: String(error) }, 'could not fdatasync the acknowledged batches of an offline partition; a power loss may take them');
+      this.logger.error({ ...errorFields(error) }, 'could not fdatasync the acknowledged batches of an offline partition; a power loss may take them');
     });
   }
 

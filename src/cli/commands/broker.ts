@@ -10,7 +10,7 @@ import { systemClock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
 import { isBrokerError } from '../../errors/index.js';
-import { createRootLogger, type RootLogger } from '../../observability/index.js';
+import { createRootLogger, errorFields, type RootLogger } from '../../observability/index.js';
 import { routeGrpcLogs, startServer, type RunningServer } from '../../server/index.js';
 import type { FileSystem } from '../../storage/index.js';
 import { CliError } from '../cli-error.js';
@@ -214,7 +214,7 @@ async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; serve
         .then(
           () => logger.info({ elapsedMs: systemClock.nowMs() - (stopStartedMs as number) }, 'broker stopped cleanly'),
           (error: unknown) => {
-            logger.error({ err: String(error) }, 'shutdown failed; the next start recovers');
+            logger.error({ ...errorFields(error) }, 'shutdown failed; the next start recovers');
             process.exitCode = 1;
           },
         )
