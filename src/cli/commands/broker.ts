@@ -5,10 +5,12 @@
  * runs long it logs what it waits on, and past the bound, or at a second signal, the process
  * exits at once, non-zero (`exitNow`). Logs are JSON lines on stdout (pino).
  */
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
+import { defaults } from '../../config/defaults.js';
 import { isBrokerError } from '../../errors/index.js';
 import { createRootLogger, errorFields, type RootLogger } from '../../observability/index.js';
 import { routeGrpcLogs, startServer, type RunningServer } from '../../server/index.js';
@@ -121,10 +123,27 @@ function loadBrokerConfigFromFlags(flags: BrokerFlags): Readonly<BrokerConfig> {
 }
 
 async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): Promise<void> {
+  const startedAtMs = systemClock.nowMs();
   const rootLogger = createRootLogger({ level: config.logLevel });
   routeGrpcLogs(rootLogger.child({ component: 'grpc' }));
-  const broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
   const logger = rootLogger.child({ component: 'broker' }); // start-up lines (the stop's are written at once: stopOnSignal)
+  // Before anything is opened: what this broker runs with, also when the start then fails.
+  logger.info(
+    {
+      version: packageVersion(),
+      host: config.host,
+      port: config.port,
+      dataDir: config.dataDir,
+      brokerId: config.brokerId,
+      flush: config.flush,
+      retentionMs: defaults.retentionMs,
+      retentionBytes: defaults.retentionBytes,
+      segmentBytes: defaults.segmentBytes,
+      overridden: overriddenSettings(config),
+    },
+    'broker starting',
+  );
+  const broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -154,7 +173,11 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
     }
     throw new CliError(`cannot listen on ${config.host}:${config.port}: ${message}`);
   }
-  logger.info({ port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush }, 'broker started');
+  // The ready line (tools read `port` from it: test/support/broker-process.ts, bench/).
+  logger.info(
+    { address: server.address, port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush, startMs: systemClock.nowMs() - startedAtMs },
+    'broker started',
+  );
   await stopOnSignal({ config, broker, server, rootLogger });
 }
 
@@ -212,9 +235,9 @@ async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; serve
           return broker.close();
         })
         .then(
-          () => logger.info({ elapsedMs: systemClock.nowMs() - (stopStartedMs as number) }, 'broker stopped cleanly'),
+          () => logger.info({ stopMs: systemClock.nowMs() - (stopStartedMs as number) }, 'broker stopped cleanly'),
           (error: unknown) => {
-            logger.error({ ...errorFields(error) }, 'shutdown failed; the next start recovers');
+            logger.error({ stopMs: systemClock.nowMs() - (stopStartedMs as number), ...errorFields(error) }, 'shutdown failed; the next start recovers');
             process.exitCode = 1;
           },
         )
@@ -254,4 +277,25 @@ function exitNow(): never {
   process.kill(process.pid, 'SIGKILL');
   // SIGKILL cannot be caught or ignored; the process is gone before this line.
   throw new Error('SIGKILL did not end the process');
+}
+
+/** Settings not at their default, other than those the start line names anyway. */
+function overriddenSettings(config: BrokerConfig): Record<string, unknown> {
+  const named = new Set<keyof BrokerConfig>(['dataDir', 'host', 'port', 'brokerId', 'flush']);
+  return Object.fromEntries(
+    brokerSettingNames()
+      .map(({ key }) => key)
+      .filter((key) => !named.has(key) && config[key] !== brokerConfigDefaults[key])
+      .map((key) => [key, config[key]]),
+  );
+}
+
+/** This package's version, from its package.json (next to src/ and dist/ alike). */
+function packageVersion(): string {
+  try {
+    const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8');
+    return String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
 }
