@@ -51,9 +51,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Every request is bounded before grpc-js decodes it (request-guard.ts).
   const logService = guardService(proto.runnel.v1.LogService.service, { Produce: checkProduceRequest, ProduceStream: checkProduceRequest });
   const calls = { inFlight: 0 };
-  // The services log only what fails unexpectedly (status.ts); a bug a client's request hits
-  // would otherwise be logged, stack and all, once per request: once a minute per method.
-  const requestLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['method']);
+  // The services log what a request's failure was (status.ts): a refusal at debug, anything
+  // unexpected at error with its stack. Either may come with every request a client sends:
+  // once a minute per method and reason, with the count of the others.
+  const requestLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['method', 'reason']);
   server.addService(logService, countCalls(logService, createLogService({ ...options, logger: requestLogger, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation, calls));
   const isWindowSet = widenStreamWindow(server);
   // An IPv6 host (`::`, `::1`) goes in brackets, as gRPC's target syntax needs; given

@@ -41,8 +41,9 @@ export function statusForReason(reason: Reason): grpc.status {
 }
 
 /**
- * What to send for `error`. A BrokerError keeps its reason and message; anything else is a
- * bug or an unexpected failure: INTERNAL, logged once here with its stack.
+ * What to send for `error`. A BrokerError keeps its reason and message (logged at debug as
+ * 'request refused'); anything else is a bug or an unexpected failure: INTERNAL, logged here
+ * at error with its stack. `logger` is the server's repeat-limited one (server.ts).
  */
 export function toServiceError(error: unknown, logger: Logger, method: string): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
@@ -53,6 +54,9 @@ export function toServiceError(error: unknown, logger: Logger, method: string): 
     if (error.topic !== undefined) details.topic = error.topic;
     if (error.partition !== undefined) details.partition = error.partition;
     metadata.set(ErrorMetadata.details, asciiJson(details));
+    // A refusal is the client's business (a bad request, an unknown topic, a retry to make):
+    // debug, never above, so a client cannot raise the broker's log volume at info.
+    logger.debug({ method, reason: error.reason, topic: error.topic, partition: error.partition, err: error.message }, 'request refused');
     return { code: statusForReason(error.reason), details: error.message, metadata };
   }
   logger.error({ method, err: String(error), stack: error instanceof Error ? error.stack : undefined }, 'unexpected error in a request');

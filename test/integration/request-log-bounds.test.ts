@@ -63,6 +63,29 @@ describe('log lines a client can repeat', () => {
     expect(lines[0]).toMatchObject({ level: 'error', fields: { method: 'ListTopics' } });
   });
 
+  it('logs a refused request at debug, once per method and reason however many requests a client repeats', async () => {
+    const dataDir = tempDir('runnel-log-bounds-');
+    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
+    const broker = await Broker.open({ config, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    const logger = recordingLogger();
+    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
+    cleanups.push(() => server.close(1_000));
+    const clients = rawClients(`127.0.0.1:${server.port}`);
+    cleanups.push(() => clients.close());
+    for (let i = 0; i < REQUEST_COUNT; i++) {
+      const failure = await unary(clients.admin, 'DescribeTopic', { name: 'no-such-topic' }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(reasonOf(failure).reason).toBe('TOPIC_NOT_FOUND');
+    }
+    expect(logger.calls.filter((call) => call.level !== 'debug' && call.message !== 'gRPC server listening')).toEqual([]);
+    const refused = logger.calls.filter((call) => call.message === 'request refused');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]?.fields).toMatchObject({ method: 'DescribeTopic', reason: 'TOPIC_NOT_FOUND' });
+  });
+
   it('logs what grpc-js says of a header it cannot parse once, however many calls carry it', async () => {
     const dataDir = tempDir('runnel-log-bounds-');
     const broker = await startBrokerProcess({ dataDir });
