@@ -84,9 +84,17 @@ export function endWithError(call: EndableStream, status: Partial<grpc.StatusObj
   call.emit('error', Object.assign(new Error(status.details ?? 'request failed'), status));
 }
 
-/** The per-partition `Error` message of a Produce or ListOffsets result. */
-export function toErrorMessage(error: unknown): { reason: string; message: string; retriable: boolean } {
-  if (error instanceof BrokerError) return { reason: error.reason, message: error.message, retriable: error.retriable };
+/**
+ * The per-partition `Error` message of a Produce or ListOffsets result, logged as
+ * `toServiceError` logs a whole call's failure: a refusal at debug, anything else at error
+ * with its stack (the client is told to see the broker log).
+ */
+export function toErrorMessage(error: unknown, logger: Logger, method: string): { reason: string; message: string; retriable: boolean } {
+  if (error instanceof BrokerError) {
+    logger.debug({ method, reason: error.reason, topic: error.topic, partition: error.partition, err: error.message }, 'request refused');
+    return { reason: error.reason, message: error.message, retriable: error.retriable };
+  }
+  logger.error({ method, err: String(error), stack: error instanceof Error ? error.stack : undefined }, 'unexpected error in a request');
   return { reason: 'INTERNAL_ERROR', message: 'internal broker error; see the broker log', retriable: false };
 }
 

@@ -20,6 +20,7 @@ import { silentLogger } from '../../src/observability/index.js';
 import { startServer } from '../../src/server/index.js';
 import { startBrokerProcess, stopAllBrokerProcesses } from '../support/broker-process.js';
 import { rawClients, reasonOf, unary } from '../support/raw-grpc.js';
+import { makeBatch } from '../../src/storage/test-helpers.js';
 import { recordingLogger } from '../support/recording-logger.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -35,6 +36,8 @@ function tempDir(prefix: string): string {
 }
 
 const REQUEST_COUNT = 300;
+
+type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 describe('log lines a client can repeat', () => {
   it('logs an unexpected error that every request hits once, not once per request', async () => {
@@ -84,6 +87,37 @@ describe('log lines a client can repeat', () => {
     const refused = logger.calls.filter((call) => call.message === 'request refused');
     expect(refused).toHaveLength(1);
     expect(refused[0]?.fields).toMatchObject({ method: 'DescribeTopic', reason: 'TOPIC_NOT_FOUND' });
+  });
+
+  it('logs a partition of a Produce refused, or failing unexpectedly, as a whole call is: once per reason, however many requests repeat it', async () => {
+    const dataDir = tempDir('runnel-log-bounds-');
+    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
+    const broker = await Broker.open({ config, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    await broker.createTopic({ name: 'one', partitions: 1, replicationFactor: 1, configs: {} });
+    const logger = recordingLogger();
+    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
+    cleanups.push(() => server.close(1_000));
+    const clients = rawClients(`127.0.0.1:${server.port}`);
+    cleanups.push(() => clients.close());
+    const produceReasons = async (partition: number): Promise<string[]> => {
+      const reasons: string[] = [];
+      for (let i = 0; i < REQUEST_COUNT; i++) {
+        const response = await unary<unknown, Any>(clients.log, 'Produce', { acks: 'ACKS_ALL', topics: [{ topic: 'one', partitions: [{ partition, recordBatch: makeBatch() }] }] });
+        reasons.push(String(response.topics[0].partitions[0].error?.reason));
+      }
+      return [...new Set(reasons)];
+    };
+    expect(await produceReasons(7)).toEqual(['PARTITION_NOT_FOUND']);
+    const refused = logger.calls.filter((call) => call.message === 'request refused');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: 'debug', fields: { method: 'Produce', reason: 'PARTITION_NOT_FOUND' } });
+    // As a bug would: a plain Error, answered INTERNAL_ERROR with "see the broker log".
+    broker.produce = () => Promise.reject(new TypeError('cannot read properties of undefined'));
+    expect(await produceReasons(0)).toEqual(['INTERNAL_ERROR']);
+    const unexpected = logger.calls.filter((call) => call.message === 'unexpected error in a request');
+    expect(unexpected).toHaveLength(1);
+    expect(unexpected[0]).toMatchObject({ level: 'error', fields: { method: 'Produce', err: 'TypeError: cannot read properties of undefined' } });
   });
 
   it('logs what grpc-js says of a header it cannot parse once, however many calls carry it', async () => {

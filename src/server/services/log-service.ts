@@ -165,7 +165,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
                 error: null,
               };
             } catch (error) {
-              return { partition: data.partition, baseOffset: '-1', logAppendTimeMs: '-1', logStartOffset: '-1', error: toErrorMessage(error) };
+              return { partition: data.partition, baseOffset: '-1', logAppendTimeMs: '-1', logStartOffset: '-1', error: toErrorMessage(error, logger, 'Produce') };
             }
           }),
         ),
@@ -581,7 +581,7 @@ export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
               return { partition, offset: numberToInt64(found.offset), timestampMs: numberToInt64(found.timestampMs), error: null };
             } catch (error) {
               if (error instanceof BrokerError && error.reason === 'TOPIC_NOT_FOUND') throw error;
-              return { partition, offset: '-1', timestampMs: '-1', error: toErrorMessage(error) };
+              return { partition, offset: '-1', timestampMs: '-1', error: toErrorMessage(error, logger, 'ListOffsets') };
             }
           }),
         );
