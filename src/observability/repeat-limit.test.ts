@@ -45,4 +45,21 @@ describe('limitRepeats', () => {
     expect(sink.calls.length).toBeLessThanOrEqual(9 + 9);
     expect(sink.calls.slice(9).some((call) => typeof call.fields.suppressed === 'number')).toBe(true);
   });
+
+  it('keeps new keys apart once the keys that filled the map have gone quiet, even those that dropped lines', () => {
+    const clock = new ManualClock();
+    const sink = recordingLogger();
+    const logger = limitRepeats(sink, new RepeatLimiter({ clock, keysMax: 4 }), ['partition']);
+    // A burst over four partitions, each repeating (so each key has a count not reported yet).
+    for (let partition = 0; partition < 4; partition++) {
+      for (let i = 0; i < 3; i++) logger.error({ partition }, 'retention failed');
+    }
+    expect(sink.calls).toHaveLength(4);
+    // The burst is over; a minute later two other partitions fail once each: both are lines of
+    // their own, not one line under a key shared with every later newcomer.
+    clock.advance(60_000);
+    logger.error({ partition: 10 }, 'partition log cannot be opened');
+    logger.error({ partition: 11 }, 'partition log cannot be opened');
+    expect(sink.calls.slice(4).map((call) => call.fields.partition)).toEqual([10, 11]);
+  });
 });

@@ -13,7 +13,11 @@
  *
  * The key map is bounded (`keysMax`): when it is full, keys whose interval is over are
  * forgotten first, and a new key that still does not fit shares one overflow key, so at most
- * `keysMax + 1` lines per level are logged per interval, however many partitions fail.
+ * `keysMax + 1` lines per level are logged per interval, however many partitions fail. A key
+ * forgotten with lines dropped and not yet counted on a line loses that count: it has been
+ * quiet for a whole interval, and keeping it would keep its slot for good (the burst that
+ * filled the map would then push every later new key into the overflow key, one line a
+ * minute for all of them, for the life of the process).
  */
 import type { Clock } from '../common/clock.js';
 import type { Logger } from './logger.js';
@@ -52,7 +56,7 @@ export class RepeatLimiter {
     const nowMs = this.clock.nowMs();
     let slot = this.byKey.get(key);
     if (slot === undefined && this.byKey.size >= this.keysMax) {
-      this.forgetQuietKeys(nowMs);
+      this.forgetExpiredKeys(nowMs);
       if (this.byKey.size >= this.keysMax) {
         key = OVERFLOW_KEY;
         slot = this.byKey.get(key);
@@ -67,10 +71,14 @@ export class RepeatLimiter {
     return suppressedCount > 0 ? { suppressed: suppressedCount } : {};
   }
 
-  /** Drops keys whose interval is over and that dropped nothing (their next line is logged anyway). */
-  private forgetQuietKeys(nowMs: number): void {
+  /**
+   * Drops keys whose interval is over: their next line is logged anyway. Those that dropped
+   * lines since their last one go too (that count is lost; see the file header): kept, they
+   * would hold their slots until the same line came again, maybe never.
+   */
+  private forgetExpiredKeys(nowMs: number): void {
     for (const [key, slot] of this.byKey) {
-      if (key !== OVERFLOW_KEY && nowMs - slot.sinceMs >= this.intervalMs && slot.suppressedCount === 0) this.byKey.delete(key);
+      if (key !== OVERFLOW_KEY && nowMs - slot.sinceMs >= this.intervalMs) this.byKey.delete(key);
     }
   }
 }
