@@ -321,16 +321,19 @@ export class PartitionLog {
     });
     // Any errno error on the way (a state file, an index, a segment that cannot be read) is
     // the partition's STORAGE_ERROR (or DISK_FULL), never a raw Node error.
-    // Recovery's lines go through the repeat logger: an open that fails (EIO on a segment)
-    // is tried again by every request to the partition, and would repeat them each time.
+    // Recovery's lines of what it found unusable go through the repeat logger: an open that
+    // fails (EIO on a segment) is tried again by every request to the partition, and would
+    // repeat them each time. What it changed on disk is said once, on the plain logger.
     const repeatLogger = options.repeatLogger ?? limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['path', 'segmentBaseOffset']);
-    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: repeatLogger, producers }).catch((error: unknown) => {
+    const opened = await openPartitionDirectory(context, { nowMs: options.clock.nowMs(), logger: options.logger, repeatLogger, producers }).catch((error: unknown) => {
       throw storageError('open the partition log in', options.dir, error);
     });
     const log = new PartitionLog({ ...options, repeatLogger }, context, opened, producers);
     if (opened.offline !== undefined) {
-      // Each open of an offline log says so (it is reopened after an idle close): limited.
-      repeatLogger.error({ ...opened.offline, dir: options.dir }, 'partition is offline: damaged log; stop the broker, check it with `runnel log verify <dir>`, then `runnel log repair <dir>` after saving a copy');
+      // Each open of an offline log says so (it is reopened after an idle close, at most once
+      // per partitionIdleMs): never through the repeat logger, whose overflow key would let
+      // one partition's line stand for another's, and the operator miss a partition offline.
+      options.logger.error({ ...opened.offline, dir: options.dir }, 'partition is offline: damaged log; stop the broker, check it with `runnel log verify <dir>`, then `runnel log repair <dir>` after saving a copy');
       if (opened.isStateStale) await log.persistOffline(opened.offline);
       return log;
     }

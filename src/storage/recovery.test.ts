@@ -6,10 +6,12 @@
  * every foreign file must still be there, and anything the open cannot use is named, with the
  * path, in its log line or error.
  */
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../common/clock.js';
 import { isBrokerError } from '../errors/index.js';
+import { limitRepeats, RepeatLimiter } from '../observability/index.js';
 import { decodeBatches } from '../protocol/index.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 import { segmentFileName } from './file-names.js';
@@ -171,5 +173,48 @@ describe('opening a partition with an empty .log among its segments', () => {
     const offline = logger.calls.find((call) => call.level === 'error');
     expect(offline?.fields.dir).toBe(dir);
     expect(offline?.message).toMatch(/runnel log verify/);
+  });
+});
+
+describe('the lines of an open that changed the disk or took the partition offline', () => {
+  // The log manager shares one repeat-limited logger among its logs (log-manager.ts); with
+  // more partitions opened in a minute than it has keys (a start after a crash, thousands of
+  // partitions), new keys share one overflow key. These lines must each be logged anyway.
+  const crowdedRepeatLogger = (sink: ReturnType<typeof recordingLogger>) =>
+    limitRepeats(sink, new RepeatLimiter({ clock: new ManualClock(), keysMax: 1 }), ['topic', 'partition', 'path', 'segmentBaseOffset']);
+
+  it('logs every torn tail it cut and every orphan index it removed, however many partitions share the repeat logger', async () => {
+    const sink = recordingLogger();
+    const repeatLogger = crowdedRepeatLogger(sink);
+    const dirs: string[] = [];
+    for (let partition = 0; partition < 3; partition++) {
+      const dir = await writtenLog();
+      const active = readdirSync(dir).filter((name) => name.endsWith('.log')).sort().at(-1) as string;
+      appendFileSync(join(dir, active), Buffer.alloc(30, 7)); // a torn tail: part of a batch header
+      writeFileSync(join(dir, 'partition.state'), '{"version":1,"recoveryCheckpoint":0}\n'); // unclean
+      writeFileSync(join(dir, segmentFileName(500, 'index')), '');
+      const log = await openTestLog({ dir, config: { segmentBytes: 400 }, logger: sink.child({ partition }), repeatLogger: repeatLogger.child({ topic: 'test', partition }) });
+      cleanups.push(() => log.close());
+      expect(await readAll(log)).toEqual(ALL_RECORDS);
+      dirs.push(dir);
+    }
+    expect(sink.calls.filter((call) => call.message === 'truncated torn tail after unclean shutdown').map((call) => call.fields.truncatedBytes)).toEqual([30, 30, 30]);
+    expect(sink.calls.filter((call) => String(call.message).startsWith('removing index files whose .log is gone')).map((call) => call.fields.indexPath)).toEqual(dirs.map((dir) => join(dir, segmentFileName(500, 'index'))));
+  });
+
+  it('logs every partition found offline at open, however many partitions share the repeat logger', async () => {
+    const sink = recordingLogger();
+    const repeatLogger = crowdedRepeatLogger(sink);
+    const dirs: string[] = [];
+    for (let partition = 0; partition < 3; partition++) {
+      const dir = await writtenLog();
+      writeFileSync(join(dir, segmentFileName(1, 'log')), ''); // a gap: damage, not a torn tail
+      writeFileSync(join(dir, 'partition.state'), '{"version":1,"recoveryCheckpoint":0}\n');
+      const log = await openTestLog({ dir, config: { segmentBytes: 400 }, logger: sink.child({ partition }), repeatLogger: repeatLogger.child({ topic: 'test', partition }) });
+      cleanups.push(() => log.close());
+      expect(log.isOnline).toBe(false);
+      dirs.push(dir);
+    }
+    expect(sink.calls.filter((call) => String(call.message).startsWith('partition is offline')).map((call) => call.fields.dir)).toEqual(dirs);
   });
 });

@@ -72,7 +72,18 @@ export interface ProducerRecovery {
 
 export interface OpenPartitionOptions {
   nowMs: number;
+  /**
+   * For the lines of what the open changed on disk (a torn tail cut, orphan index files or a
+   * snapshot past the log end removed): said once, since the change is made once, and never
+   * dropped by a repeat limit.
+   */
   logger: Logger;
+  /**
+   * For the lines that an open failing later on (EIO on a segment) says again at every retry,
+   * which every request to the partition makes: what it found unusable and rebuilds. A
+   * repeat-limited logger (log-manager.ts); `logger` when absent.
+   */
+  repeatLogger?: Logger;
   /** Empty; filled with the producer state as of the log end (left empty when offline). */
   producers: ProducerState;
 }
@@ -136,7 +147,7 @@ async function readStateFile(context: SegmentContext, options: OpenPartitionOpti
     case 'read':
       return read.state;
     case 'unreadable':
-      options.logger.warn({ path, detail: read.detail }, 'partition.state is unreadable; recovering the partition by scanning every segment, then writing a new one');
+      (options.repeatLogger ?? options.logger).warn({ path, detail: read.detail }, 'partition.state is unreadable; recovering the partition by scanning every segment, then writing a new one');
       return undefined;
     case 'newer':
       throw new BrokerError(
@@ -180,7 +191,7 @@ async function readProducerSnapshot(context: SegmentContext, options: OpenPartit
   if (snapshot === undefined) {
     // Listed, so it was there: a bad magic, version, CRC or field (no crash leaves one: it is
     // replaced atomically). It is replaced at the next roll, retention run or clean close.
-    options.logger.warn({ path }, 'producer.snapshot is unreadable; rebuilding the idempotent producer state from the whole log');
+    (options.repeatLogger ?? options.logger).warn({ path }, 'producer.snapshot is unreadable; rebuilding the idempotent producer state from the whole log');
   }
   return snapshot;
 }
@@ -253,7 +264,7 @@ async function loadProducers(
   }
   if (replayedFromOffset === logEndOffset) return { ...opened, producerRecovery: { snapshotOffset, replayedFromOffset: undefined } };
   assert(logBases.length > 0, 'a new partition has nothing to replay');
-  options.logger.warn({ snapshotOffset, replayedFromOffset, logEndOffset }, 'producer snapshot missing or behind the log end; replaying batches into producer state');
+  (options.repeatLogger ?? options.logger).warn({ snapshotOffset, replayedFromOffset, logEndOffset }, 'producer snapshot missing or behind the log end; replaying batches into producer state');
   const damage = await replayProducerBatches(segments, options.producers, replayedFromOffset, options.nowMs);
   if (damage !== undefined) {
     options.producers.clear();
@@ -550,7 +561,7 @@ async function recoverFromCheckpointStartProducers(
   if (loaded !== undefined) options.producers.load(loaded.producers, options.nowMs);
   const replayFrom = loaded?.offset ?? logStartOffset;
   if (replayFrom < firstScannedBaseOffset) {
-    options.logger.warn({ snapshotOffset: loaded?.offset, replayFrom, firstScannedBaseOffset }, 'rebuilding producer state from segments before the recovery checkpoint');
+    (options.repeatLogger ?? options.logger).warn({ snapshotOffset: loaded?.offset, replayFrom, firstScannedBaseOffset }, 'rebuilding producer state from segments before the recovery checkpoint');
     const damage = await replayProducerBatches(segmentsBeforeScan, options.producers, replayFrom, options.nowMs);
     if (damage !== undefined) return { damage };
   }

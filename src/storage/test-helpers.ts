@@ -41,6 +41,8 @@ export interface TestLogOptions {
   /** A cache shared with other logs or inspected by the test; `indexCacheBytesMax` is then unused. */
   indexCache?: IndexCache;
   rollLimits?: PartitionLogOptions['rollLimits'];
+  /** The repeat-limited logger a log manager shares among its logs (`PartitionLogOptions.repeatLogger`). */
+  repeatLogger?: Logger;
 }
 
 export function openTestLog(options: TestLogOptions): Promise<PartitionLog> {
@@ -56,6 +58,7 @@ export function openTestLog(options: TestLogOptions): Promise<PartitionLog> {
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silentLogger,
     ...(options.rollLimits === undefined ? {} : { rollLimits: options.rollLimits }),
+    ...(options.repeatLogger === undefined ? {} : { repeatLogger: options.repeatLogger }),
   });
 }
 
