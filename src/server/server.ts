@@ -53,8 +53,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const calls = { inFlight: 0 };
   // The services log what a request's failure was (status.ts): a refusal at debug, anything
   // unexpected at error with its stack. Either may come with every request a client sends:
-  // once a minute per method and reason, with the count of the others.
-  const requestLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['method', 'reason']);
+  // once a minute per method and reason (a refusal) or per method and the stack frame that
+  // threw (`thrownAt`, an unexpected error), with the count of the others.
+  const requestLogger = limitRepeats(options.logger, new RepeatLimiter({ clock: options.clock }), ['method', 'reason', 'thrownAt']);
   server.addService(logService, countCalls(logService, createLogService({ ...options, logger: requestLogger, stopping: stopping.signal, produceBudget: new ByteBudget(options.produceBytesInFlightMax) }) as unknown as grpc.UntypedServiceImplementation, calls));
   const isWindowSet = widenStreamWindow(server);
   // An IPv6 host (`::`, `::1`) goes in brackets, as gRPC's target syntax needs; given

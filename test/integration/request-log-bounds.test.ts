@@ -66,6 +66,36 @@ describe('log lines a client can repeat', () => {
     expect(lines[0]).toMatchObject({ level: 'error', fields: { method: 'ListTopics' } });
   });
 
+  it('keeps two different unexpected errors of one method apart, so a rare one is not hidden behind a frequent one', async () => {
+    const dataDir = tempDir('runnel-log-bounds-');
+    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
+    const broker = await Broker.open({ config, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    // Two bugs behind one method: one hit by every request but the last, one by the last only.
+    let calls = 0;
+    const frequentBug = (): never => {
+      throw new TypeError('cannot read properties of undefined');
+    };
+    const rareBug = (): never => {
+      throw new RangeError('invalid array length');
+    };
+    broker.listTopics = () => (++calls < REQUEST_COUNT ? frequentBug() : rareBug());
+    const logger = recordingLogger();
+    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
+    cleanups.push(() => server.close(1_000));
+    const clients = rawClients(`127.0.0.1:${server.port}`);
+    cleanups.push(() => clients.close());
+    for (let i = 0; i < REQUEST_COUNT; i++) {
+      const failure = await unary(clients.admin, 'ListTopics', {}).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(reasonOf(failure).reason).toBe('INTERNAL_ERROR');
+    }
+    const lines = logger.calls.filter((call) => call.message === 'unexpected error in a request');
+    expect(lines.map((line) => line.fields.err)).toEqual(['TypeError: cannot read properties of undefined', 'RangeError: invalid array length']);
+  });
+
   it('logs a refused request at debug, once per method and reason however many requests a client repeats', async () => {
     const dataDir = tempDir('runnel-log-bounds-');
     const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
