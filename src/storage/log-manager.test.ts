@@ -871,6 +871,29 @@ describe('LogManager', () => {
     expect(logger.calls.filter((call) => call.message.startsWith('removing a partition directory')).map((call) => call.fields.path)).toHaveLength(2);
   });
 
+  it('leaves an operator\'s directory named <name>.<number>.deleted alone unless <name> is a partition directory name (or one cut short)', async () => {
+    // Goal: `backup.2024.deleted` is not a name a delete of the broker gives: it is kept with
+    // what it holds. Only `<topic>-<partition>.<ms>[-<n>].deleted` is the broker's, the
+    // partition name cut short when the whole would pass 255 bytes.
+    const { dir: dataDir } = makeTempDir();
+    const { writeFileSync } = await import('node:fs');
+    for (const name of ['backup.2024.deleted', 'old-data.1700000000000-2.deleted', 'photos.1.deleted']) {
+      mkdirSync(join(dataDir, name));
+      writeFileSync(join(dataDir, name, 'precious'), 'mine');
+    }
+    const suffix = '.1700000000000-9.deleted';
+    const cut = `${'t'.repeat(249)}-7`.slice(0, 255 - suffix.length) + suffix; // as deletePartitions names it
+    mkdirSync(join(dataDir, cut));
+    mkdirSync(join(dataDir, 'x-0.1700000000000-3.deleted'));
+    const logger = recordingLogger();
+    const { manager } = await startManager({ dataDir, logger });
+    const left = (): string[] => readdirSync(dataDir).sort();
+    await waitFor(() => !left().includes(cut) && !left().includes('x-0.1700000000000-3.deleted'), { timeoutMs: 5_000, describe: () => `left: ${left().join(', ')}` });
+    await manager.close();
+    expect(left()).toEqual(['backup.2024.deleted', 'old-data.1700000000000-2.deleted', 'photos.1.deleted']);
+    for (const name of left()) expect(readdirSync(join(dataDir, name))).toEqual(['precious']);
+  });
+
   it('starts beside lost+found, hidden files, stray files and misnamed directories, names them once and leaves them alone', async () => {
     const { dir: dataDir } = makeTempDir();
     const { writeFileSync } = await import('node:fs');

@@ -97,12 +97,11 @@ const NEW_PARTITION_STATS: PartitionLogStats = Object.freeze({
 /** Renamed partition directories waiting for removal end with this (never a valid partition name). */
 const DELETED_SUFFIX = '.deleted';
 /**
- * The whole name of a directory `deletePartitions` renamed away: `<topic>-<partition>.<ms>-<n>.deleted`
+ * The name of a directory `deletePartitions` renamed away: `<topic>-<partition>.<ms>-<n>.deleted`
  * (the partition name possibly cut short), or `<topic>-<partition>.<ms>.deleted` from brokers
- * before the count was added. Start-up removes only these: a name that merely ends in
- * `.deleted` (an operator's `keep.deleted`, a file `notes.deleted`) is not the broker's to remove.
+ * before the count was added; group 1 is the partition name. See `isDeletedPartitionDirName`.
  */
-const DELETED_NAME = /^.+\.\d+(-\d+)?\.deleted$/;
+const DELETED_NAME = /^(.+)\.\d+(-\d+)?\.deleted$/;
 /**
  * Longest file name ext4, xfs, btrfs and tmpfs take, in bytes. A partition directory's name
  * fits (a topic name has at most 249 ASCII characters), but with the deletion suffix appended
@@ -110,6 +109,21 @@ const DELETED_NAME = /^.+\.\d+(-\d+)?\.deleted$/;
  * could never be deleted.
  */
 const FILE_NAME_BYTES_MAX = 255;
+/**
+ * Whether start-up removes `name`, a directory of the data directory: only a name
+ * `deletePartitions` gives, a partition directory name (valid topic, `-<partition>`) and the
+ * deletion suffix, or, when the partition name was cut short to fit, a name of exactly
+ * `FILE_NAME_BYTES_MAX` bytes whose cut part holds only topic characters. A name that merely
+ * ends in `.deleted` (an operator's `keep.deleted`, `backup.2024.deleted`) is not the broker's.
+ */
+function isDeletedPartitionDirName(name: string): boolean {
+  const partitionName = DELETED_NAME.exec(name)?.[1];
+  if (partitionName === undefined) return false;
+  const parsed = tryParsePartitionDirName(partitionName);
+  if (parsed !== undefined && isValidTopicName(parsed.topic)) return true;
+  return Buffer.byteLength(name) === FILE_NAME_BYTES_MAX && /^[a-zA-Z0-9._-]+$/.test(partitionName);
+}
+
 /** Names of the data directory that are expected and not partitions: not reported as ignored. */
 const IGNORED_QUIETLY = new Set(['meta', 'broker.lock', 'lost+found']);
 
@@ -170,7 +184,7 @@ export class LogManager {
     }
     const ignored: string[] = [];
     for (const name of names) {
-      if (DELETED_NAME.test(name)) {
+      if (isDeletedPartitionDirName(name)) {
         await this.discoverDeleted(join(dataDir, name));
         continue;
       }
