@@ -148,6 +148,18 @@ function countCalls(definition: grpc.ServiceDefinition, implementation: grpc.Unt
   return counted;
 }
 
+/** How grpc-js's `trace` starts a line: `2026-11-22T16:25:17.123Z | v1.12.0 4242 | tracer | …`. */
+const GRPC_TRACE_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z \| /;
+
+/** The kind of a grpc-js line for the repeat limit: its first six words, quoted text and numbers blanked. */
+function routeGrpcLogsKind(detail: string): string {
+  return detail
+    .replace(/"[^"]*"|'[^']*'/g, '""')
+    .replace(/\d+/g, '0')
+    .split(/\s+/, 6)
+    .join(' ');
+}
+
 /**
  * Sends what grpc-js itself logs (by default `console.error` lines such as "E No address added
  * out of total 1 resolved" when the port is taken) into the broker's JSON log, component
@@ -157,8 +169,11 @@ function countCalls(definition: grpc.ServiceDefinition, implementation: grpc.Unt
  * they are warnings here. Its text goes in `detail` under a fixed message.
  *
  * Some of its lines come once per request a client sends, e.g. "Metadata key "x!y" contains
- * illegal characters" for every call with such a header: each kind (its first four words) is
- * logged once a minute, with the count of the others (observability/repeat-limit.ts).
+ * illegal characters" for every call with such a header: each kind (its first six words, with
+ * quoted text and numbers blanked, so a client varying the key makes no new kind) is logged
+ * once a minute, with the count of the others (observability/repeat-limit.ts). Traces an
+ * operator turned on (GRPC_TRACE) are never limited, whatever their severity: grpc-js's
+ * `trace` writes them at debug, info or error, each starting with its ISO time.
  */
 export function routeGrpcLogs(logger: Logger, clock: Clock = systemClock): void {
   const limiter = new RepeatLimiter({ clock });
@@ -166,9 +181,9 @@ export function routeGrpcLogs(logger: Logger, clock: Clock = systemClock): void 
     (level: 'warn' | 'info' | 'debug', message: string) =>
     (text?: unknown, ...rest: unknown[]): void => {
       const detail = format(text, ...rest);
-      // Traces (GRPC_TRACE, at debug) are asked for, and start with a timestamp: not limited.
-      const admitted = level === 'debug' ? {} : limiter.admit(`${level} ${detail.split(/\s+/, 4).join(' ')}`);
-      if (admitted !== undefined) logger[level]({ detail, ...admitted }, message);
+      const isTrace = level === 'debug' || GRPC_TRACE_LINE.test(detail);
+      const admitted = isTrace ? {} : limiter.admit(`${level} ${routeGrpcLogsKind(detail)}`);
+      if (admitted !== undefined) logger[level]({ detail, ...admitted }, isTrace ? 'grpc-js trace' : message);
     };
   grpc.setLogger({
     error: write('warn', 'grpc-js reported an error'),
