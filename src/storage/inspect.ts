@@ -275,6 +275,11 @@ async function repairPartitionDirectoryRefuseNewerState(fileSystem: FileSystem, 
   });
 }
 
+/**
+ * The .log first, then its indexes. Crash between: index files whose .log is gone, which the
+ * broker's next open removes (recovery.ts, removeOrphanIndexes); they hold nothing the log does
+ * not. Durable only after the caller's directory fsync.
+ */
 async function repairPartitionDirectoryRemoveSegment(fileSystem: FileSystem, dir: string, baseOffset: number): Promise<void> {
   await fileSystem.unlink(segmentFilePath(dir, baseOffset, 'log'));
   await fileSystem.unlink(segmentFilePath(dir, baseOffset, 'index'));

@@ -219,6 +219,8 @@ export class LogManager {
       return;
     }
     this.options.logger.info({ path }, 'removing a partition directory whose delete a crash interrupted');
+    // Crash during the removal: part of the tree is left under the same name, which the next
+    // start removes again. Nothing in it is served: its topic's record is gone or marked.
     this.removeInBackground(path);
   }
 
