@@ -199,6 +199,9 @@ describe('the lines of an open that changed the disk or took the partition offli
       dirs.push(dir);
     }
     expect(sink.calls.filter((call) => call.message === 'truncated torn tail after unclean shutdown').map((call) => call.fields.truncatedBytes)).toEqual([30, 30, 30]);
+    // The segment under the field name every other line uses (README, Logs).
+    const tornTail = sink.calls.find((call) => call.message === 'truncated torn tail after unclean shutdown');
+    expect(typeof tornTail?.fields.segmentBaseOffset).toBe('number');
     expect(sink.calls.filter((call) => String(call.message).startsWith('removing index files whose .log is gone')).map((call) => call.fields.indexPath)).toEqual(dirs.map((dir) => join(dir, segmentFileName(500, 'index'))));
   });
 

@@ -496,7 +496,7 @@ async function recoverFromCheckpoint(
       await lease.handle.truncate(built.scan.validEndPosition);
       await lease.handle.datasync();
       options.logger.warn(
-        { segment: activeBase, position: problem.position, truncatedBytes, problem: problem.kind, detail: problem.detail },
+        { segmentBaseOffset: activeBase, position: problem.position, truncatedBytes, problem: problem.kind, detail: problem.detail },
         'truncated torn tail after unclean shutdown',
       );
     } else {
