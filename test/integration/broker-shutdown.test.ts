@@ -6,9 +6,10 @@
  * its grace period (no "cutting them" warning). Afterwards a restarted broker serves both
  * clients again.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, expect, it } from 'vitest';
@@ -31,7 +32,10 @@ type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-'));
 // A test that fails half-way leaves no broker process running into the next one.
-afterEach(() => stopAllBrokerProcesses());
+afterEach(async () => {
+  await stopAllBrokerProcesses();
+  await Promise.all([...heldStartBrokers].map((broker) => killIfRunning(broker)));
+});
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 it('ends its streams and parked fetches at a clean stop instead of waiting out the grace period', async () => {
@@ -273,5 +277,105 @@ it('answers a produce in flight when the stop begins, and counts it in flight un
     await server.close(1_000);
     await broker.close();
     rmSync(ownDir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+interface HeldStartBroker {
+  readonly pid: number;
+  readonly logs: LogEntry[];
+  /** The exit code and signal, once it has ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * A broker process whose start-up waits at its listing of the data directory
+ * (test/support/held-start-broker.ts): until its first signal, or for good. Spawned here, not
+ * with startBrokerProcess, which waits for "broker started"; the caller kills it by PID.
+ */
+function spawnHeldStartBroker(mode: 'until-signal' | 'forever', dataDir: string, args: string[] = []): HeldStartBroker {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'test/support/held-start-broker.ts'), mode, 'broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...args],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const logs: LogEntry[] = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as LogEntry);
+    } catch {
+      // not a log line
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const broker = { pid: child.pid as number, logs, exited };
+  heldStartBrokers.add(broker);
+  void exited.then(() => heldStartBrokers.delete(broker));
+  return broker;
+}
+
+/** Held-start brokers still running: killed (by PID) after each test, also one that timed out. */
+const heldStartBrokers = new Set<HeldStartBroker>();
+
+async function killIfRunning(broker: HeldStartBroker): Promise<void> {
+  const ended = await Promise.race([broker.exited, Promise.resolve(undefined)]);
+  if (ended !== undefined) return;
+  process.kill(broker.pid, 'SIGKILL');
+  await broker.exited;
+}
+
+/**
+ * Ctrl-C while a broker is still opening its data directory (recovering after a crash, say):
+ * the signal is kept and the broker stops as soon as it serves, cleanly, exit 0. Before, node's
+ * default action killed it mid-start with no line saying why.
+ */
+it('stops cleanly when SIGINT arrives while it is still starting', async () => {
+  const ownDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-starting-'));
+  const broker = spawnHeldStartBroker('until-signal', join(ownDir, 'data'));
+  try {
+    await waitFor(() => broker.logs.some((entry) => entry.msg === 'broker starting'), { timeoutMs: 20_000, describe: () => 'no "broker starting" line' });
+    process.kill(broker.pid, 'SIGINT');
+    expect(await broker.exited).toEqual({ code: 0, signal: null });
+    const milestones = new Set(['broker starting', 'broker started', 'shutting down', 'broker stopped cleanly']);
+    expect(broker.logs.map((entry) => entry.msg).filter((msg) => msg !== undefined && (milestones.has(msg) || msg.startsWith('stop requested')))).toEqual([
+      'broker starting',
+      'stop requested while starting: stopping as soon as start-up has finished',
+      'broker started',
+      'shutting down',
+      'broker stopped cleanly',
+    ]);
+  } finally {
+    await killIfRunning(broker);
+    rmSync(ownDir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+/**
+ * A start-up stuck on a slow disk: a second signal ends it at once, and without one the bound
+ * counted from the first signal ends it, each non-zero with a line saying so.
+ */
+it('exits at a second signal, or at its shutdown timeout, when start-up does not finish', async () => {
+  for (const ending of ['second signal', 'timeout'] as const) {
+    const ownDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-stuck-start-'));
+    const broker = spawnHeldStartBroker('forever', join(ownDir, 'data'), ['--shutdown-timeout-ms', ending === 'timeout' ? '2000' : '60000']);
+    try {
+      await waitFor(() => broker.logs.some((entry) => entry.msg === 'broker starting'), { timeoutMs: 20_000, describe: () => 'no "broker starting" line' });
+      const firstSentMs = Date.now();
+      process.kill(broker.pid, 'SIGTERM');
+      await waitFor(() => broker.logs.some((entry) => entry.msg?.startsWith('stop requested while starting') === true), { timeoutMs: 5_000, describe: () => 'the signal was not taken' });
+      if (ending === 'second signal') process.kill(broker.pid, 'SIGTERM');
+      expect(await broker.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      const last = broker.logs.at(-1);
+      if (ending === 'second signal') {
+        expect(last?.msg).toMatch(/^second signal during start-up/);
+        expect(Date.now() - firstSentMs).toBeLessThan(5_000);
+      } else {
+        expect({ msg: last?.msg?.split(':')[0], stage: last?.stage }).toEqual({ msg: 'shutdown timed out (shutdownTimeoutMs)', stage: 'starting' });
+        expect(Date.now() - firstSentMs).toBeGreaterThanOrEqual(2_000);
+      }
+      expect(broker.logs.some((entry) => entry.msg === 'broker started')).toBe(false);
+    } finally {
+      await killIfRunning(broker);
+      rmSync(ownDir, { recursive: true, force: true });
+    }
   }
 }, 60_000);

@@ -12,7 +12,7 @@ import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type Broker
 import { Broker } from '../../broker/index.js';
 import { defaults } from '../../config/defaults.js';
 import { isBrokerError } from '../../errors/index.js';
-import { createRootLogger, errorFields, type RootLogger } from '../../observability/index.js';
+import { createRootLogger, errorFields, type Logger } from '../../observability/index.js';
 import { routeGrpcLogs, startServer, type RunningServer } from '../../server/index.js';
 import type { FileSystem } from '../../storage/index.js';
 import { CliError } from '../cli-error.js';
@@ -38,6 +38,8 @@ export interface BrokerCommandOptions {
 
 /** How often a stop that takes long logs what it still waits on. */
 const SHUTDOWN_PROGRESS_INTERVAL_MS = 5_000;
+/** Longest the server waits for calls in flight at a stop before cutting them (at most half the bound). */
+const SERVER_GRACE_MS_MAX = 5_000;
 
 export function registerBrokerCommand(program: Command, options: BrokerCommandOptions = {}): void {
   program
@@ -74,7 +76,8 @@ every ${SHUTDOWN_PROGRESS_INTERVAL_MS / 1000} s it logs "shutdown still waiting"
 partitions not closed yet (a disk that stopped answering hangs their close); past the bound it logs
 "shutdown timed out" and exits non-zero (killed by its own SIGKILL: status 137), and a
 second Ctrl-C or SIGTERM during the stop does the same at once ("second signal during
-shutdown"). Nothing acknowledged is lost either way: the partitions it could not close are
+shutdown"). A signal while the broker is still starting stops it as soon as it serves.
+Nothing acknowledged is lost either way: the partitions it could not close are
 recovered (scanned) at the next start. One broker uses a data directory at a time: it holds
 <data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
     )
@@ -143,7 +146,15 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
     },
     'broker starting',
   );
-  const broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
+  // Signals are handled from here on: one during start-up stops the broker once it serves.
+  const signals = new SignalStop(config, rootLogger.synchronous({ component: 'broker' }));
+  let broker: Broker;
+  try {
+    broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
+  } catch (error) {
+    signals.abandon();
+    throw error;
+  }
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -159,6 +170,7 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
     });
   } catch (error) {
     // Nothing was served: close what was opened (and release the data directory) first.
+    signals.abandon();
     await broker.close().catch(() => undefined);
     const message = String((error as Error).message ?? error);
     logger.error({ host: config.host, port: config.port, err: message }, 'broker failed to start: cannot listen');
@@ -178,78 +190,149 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
     { address: server.address, port: server.port, dataDir: config.dataDir, brokerId: config.brokerId, clusterId: broker.clusterId, flush: config.flush, startMs: systemClock.nowMs() - startedAtMs },
     'broker started',
   );
-  await stopOnSignal({ config, broker, server, rootLogger });
+  await signals.serve(broker, server);
 }
 
 /**
- * Waits for SIGTERM or SIGINT, then stops: the server first (calls answered, parked fetches
- * and streams ended, the rest cut after its grace), then the broker (every log closed with its
- * clean-shutdown mark, the metadata store, the lock). The stop is bounded by
- * `shutdownTimeoutMs`; a second signal during it exits at once. Both forced ends go through
- * `exitNow`. Tested in test/integration/broker-shutdown.test.ts.
+ * SIGTERM and SIGINT for the broker's whole life, from before anything is opened. A signal
+ * while it serves stops it: the server first (calls answered, parked fetches and streams
+ * ended, the rest cut after a grace of at most 5 s and half the bound), then the broker (every
+ * log closed with its clean-shutdown mark, the metadata store, the lock). A signal while it
+ * starts is kept, and the stop begins as soon as it serves (start-up is never cut in the
+ * middle by node's default action, which logged nothing). The stop is bounded by
+ * `shutdownTimeoutMs` from the first signal; a second signal before the stop has finished
+ * exits at once; one after it has finished is ignored. Both forced ends go through `exitNow`.
+ * Tested in test/integration/broker-shutdown.test.ts.
  */
-async function stopOnSignal(parts: { config: BrokerConfig; broker: Broker; server: RunningServer; rootLogger: RootLogger }): Promise<void> {
-  const { config, broker, server } = parts;
-  // The stop's lines are written before the next step: the process may be killed right after.
-  const logger = parts.rootLogger.synchronous({ component: 'broker' });
-  await new Promise<void>((resolve) => {
-    let stopStartedMs: number | undefined;
-    let isServerClosed = false;
-    // What the stop still waits on: the same fields in every line about it, so one grep shows
-    // the stop's progress. Ten partitions name the problem; the count says how wide it is.
-    const waitingOn = (): Record<string, unknown> => {
-      const partitions = broker.partitionsNotClosed();
-      return {
-        stage: isServerClosed ? (broker.closeStage ?? 'closing partitions') : 'answering calls',
-        callsInFlight: server.callsInFlight,
-        partitionsNotClosed: partitions.slice(0, 10).map(({ topic, partition }) => `${topic}-${partition}`),
-        partitionsNotClosedCount: partitions.length,
-        elapsedMs: systemClock.nowMs() - (stopStartedMs ?? systemClock.nowMs()),
-        shutdownTimeoutMs: config.shutdownTimeoutMs,
-      };
-    };
-    const stop = (signal: NodeJS.Signals): void => {
-      // Handlers stay installed until the end: with `once`, a second signal met node's default
-      // action and killed the broker with no line saying why.
-      if (stopStartedMs !== undefined) {
-        logger.error({ signal, ...waitingOn() }, 'second signal during shutdown: exiting now, without waiting for the stop to finish; the partitions not closed are recovered at the next start');
-        exitNow();
-      }
-      stopStartedMs = systemClock.nowMs();
-      logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down');
-      let cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, function logProgress() {
-        logger.warn(waitingOn(), 'shutdown still waiting');
-        cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
+class SignalStop {
+  private phase: 'starting' | 'serving' | 'stopping' | 'stopped' = 'starting';
+  private pendingSignal: NodeJS.Signals | undefined;
+  private stopStartedMs: number | undefined;
+  private parts: { broker: Broker; server: RunningServer } | undefined;
+  private isServerClosed = false;
+  private readonly cancelTimers: (() => void)[] = [];
+  private resolveStopped: (() => void) | undefined;
+  private readonly onSignal = (signal: NodeJS.Signals): void => this.handle(signal);
+
+  /** `logger` writes each line before the next step: the process may be killed right after. */
+  constructor(
+    private readonly config: BrokerConfig,
+    private readonly logger: Logger,
+  ) {
+    // Handlers stay installed until the process ends: with `once`, a second signal met node's
+    // default action and killed the broker with no line saying why.
+    process.on('SIGTERM', this.onSignal);
+    process.on('SIGINT', this.onSignal);
+  }
+
+  /** The broker serves: stops at the next signal (or now, for one that came while it started), then resolves. */
+  serve(broker: Broker, server: RunningServer): Promise<void> {
+    this.parts = { broker, server };
+    return new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+      this.phase = 'serving';
+      if (this.pendingSignal !== undefined) this.beginStop(this.pendingSignal);
+    });
+  }
+
+  /** The start failed and the command reports it: signals get node's default action again. */
+  abandon(): void {
+    for (const cancel of this.cancelTimers.splice(0)) cancel();
+    process.off('SIGTERM', this.onSignal);
+    process.off('SIGINT', this.onSignal);
+  }
+
+  private handle(signal: NodeJS.Signals): void {
+    switch (this.phase) {
+      case 'stopped':
+        return; // the stop finished; the process is on its way out
+      case 'stopping':
+        this.logger.error({ signal, ...this.waitingOn() }, 'second signal during shutdown: exiting now, without waiting for the stop to finish; the partitions not closed are recovered at the next start');
+        return exitNow();
+      case 'starting':
+        if (this.pendingSignal !== undefined) {
+          this.logger.error({ signal, ...this.waitingOn() }, 'second signal during start-up: exiting now; what start-up had not finished is done again at the next start');
+          return exitNow();
+        }
+        this.pendingSignal = signal;
+        this.stopStartedMs = systemClock.nowMs();
+        this.logger.info({ signal, shutdownTimeoutMs: this.config.shutdownTimeoutMs }, 'stop requested while starting: stopping as soon as start-up has finished');
+        this.armDeadline();
+        return;
+      case 'serving':
+        return this.beginStop(signal);
+    }
+  }
+
+  private beginStop(signal: NodeJS.Signals): void {
+    const { broker, server } = this.parts as { broker: Broker; server: RunningServer };
+    this.phase = 'stopping';
+    if (this.stopStartedMs === undefined) {
+      this.stopStartedMs = systemClock.nowMs();
+      this.armDeadline();
+    }
+    this.logger.info({ signal, shutdownTimeoutMs: this.config.shutdownTimeoutMs }, 'shutting down');
+    // The grace leaves at least half the bound to close the partitions.
+    const graceMs = Math.min(SERVER_GRACE_MS_MAX, Math.floor(this.config.shutdownTimeoutMs / 2));
+    server
+      .close(graceMs)
+      .then(() => {
+        this.isServerClosed = true;
+        return broker.close();
+      })
+      .then(
+        () => this.logger.info({ stopMs: this.elapsedMs() }, 'broker stopped cleanly'),
+        (error: unknown) => {
+          this.logger.error({ stopMs: this.elapsedMs(), ...errorFields(error) }, 'shutdown failed; the next start recovers');
+          process.exitCode = 1;
+        },
+      )
+      .finally(() => {
+        this.phase = 'stopped';
+        for (const cancel of this.cancelTimers.splice(0)) cancel();
+        this.resolveStopped?.();
       });
-      const cancelDeadline = systemClock.setTimer(config.shutdownTimeoutMs, () => {
-        logger.error(
-          waitingOn(),
+  }
+
+  /** The bound on the stop, from its first signal, and a progress line every 5 s until then. */
+  private armDeadline(): void {
+    let cancelProgress: () => void;
+    const logProgress = (): void => {
+      this.logger.warn(this.waitingOn(), 'shutdown still waiting');
+      cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
+    };
+    cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
+    this.cancelTimers.push(() => cancelProgress());
+    this.cancelTimers.push(
+      systemClock.setTimer(this.config.shutdownTimeoutMs, () => {
+        this.logger.error(
+          this.waitingOn(),
           'shutdown timed out (shutdownTimeoutMs): exiting without the clean-shutdown marks of the partitions not closed; they are recovered at the next start. Check the disk of the data directory: a hung close is usually a disk that stopped answering',
         );
         exitNow();
-      });
-      server
-        .close()
-        .then(() => {
-          isServerClosed = true;
-          return broker.close();
-        })
-        .then(
-          () => logger.info({ stopMs: systemClock.nowMs() - (stopStartedMs as number) }, 'broker stopped cleanly'),
-          (error: unknown) => {
-            logger.error({ stopMs: systemClock.nowMs() - (stopStartedMs as number), ...errorFields(error) }, 'shutdown failed; the next start recovers');
-            process.exitCode = 1;
-          },
-        )
-        .finally(() => {
-          cancelProgress();
-          cancelDeadline();
-          resolve();
-        });
+      }),
+    );
+  }
+
+  private elapsedMs(): number {
+    return systemClock.nowMs() - (this.stopStartedMs ?? systemClock.nowMs());
+  }
+
+  /**
+   * What the stop still waits on: the same fields in every line about it, so one grep shows
+   * the stop's progress. Ten partitions name the problem; the count says how wide it is.
+   */
+  private waitingOn(): Record<string, unknown> {
+    const partitions = this.parts?.broker.partitionsNotClosed() ?? [];
+    return {
+      stage: this.phase === 'starting' ? 'starting' : this.isServerClosed ? (this.parts?.broker.closeStage ?? 'closing partitions') : 'answering calls',
+      callsInFlight: this.parts?.server.callsInFlight ?? 0,
+      partitionsNotClosed: partitions.slice(0, 10).map(({ topic, partition }) => `${topic}-${partition}`),
+      partitionsNotClosedCount: partitions.length,
+      elapsedMs: this.elapsedMs(),
+      shutdownTimeoutMs: this.config.shutdownTimeoutMs,
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  }
 }
 
 /**
