@@ -23,7 +23,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('runnel')
     .description('Runnel: a Kafka-style partitioned commit log.')
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
       `
@@ -53,12 +52,13 @@ Run \`runnel <command> --help\` for each command's options and examples.`,
   registerPerfCommands(program);
   registerLogCommands(program, setExitCode);
   registerNotYetCommands(program);
+  configureUsageErrors(program);
   if (argv.length <= 2) {
     program.outputHelp();
     return 0;
   }
   try {
-    await program.parseAsync([...argv]);
+    await program.parseAsync(helpAsOption(argv));
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
@@ -66,6 +66,43 @@ Run \`runnel <command> --help\` for each command's options and examples.`,
     if (process.env.RUNNEL_DEBUG === '1' && error instanceof Error) process.stderr.write(`${debugStack(error)}\n`);
     return error instanceof CliError ? error.exitCode : 1;
   }
+}
+
+/**
+ * `runnel help topic create` as `runnel topic create --help`: commander's own help command
+ * looks one word deep only, and printed the help of `topic` instead.
+ */
+function helpAsOption(argv: readonly string[]): string[] {
+  if (argv[2] !== 'help' || argv.length <= 3) return [...argv];
+  return [...argv.slice(0, 2), ...argv.slice(3), '--help'];
+}
+
+/**
+ * A usage error (a bad flag value, a missing argument, an unknown option or command) is one
+ * line, as every other failure (CLI.md): `runnel: <what> (see \`runnel topic create --help\`)`.
+ * Commander's own form was two lines, "error: …" and "(run with --help for usage)", without
+ * saying which command's help. Set on every command, since each keeps its own output settings.
+ */
+function configureUsageErrors(command: Command): void {
+  command.showHelpAfterError(false).configureOutput({
+    outputError: (text, write) => write(`runnel: ${usageErrorLine(text)} (see \`${commandPath(command)} --help\`)\n`),
+  });
+  for (const subcommand of command.commands) configureUsageErrors(subcommand);
+}
+
+/** "error: option '--n <n>' argument '0' is invalid. expected …\n" → "option '--n <n>' argument '0' is invalid: expected …". */
+function usageErrorLine(text: string): string {
+  return text
+    .replace(/^error: /, '')
+    .replace(/ is invalid\. /, ' is invalid: ')
+    .trim()
+    .replace(/\s*\n\s*/g, ' ');
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at !== null; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
 }
 
 function describeError(error: unknown): string {

@@ -15,10 +15,10 @@ export function parseCount(text: string): number {
   return value;
 }
 
-/** A whole number ≥ 1. */
+/** A whole number ≥ 1; the message says ≥ 1 for '-1' and 'abc' too, not parseCount's ≥ 0. */
 export function parsePositiveCount(text: string): number {
-  const value = parseCount(text);
-  if (value < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError('expected a whole number ≥ 1 in decimal digits');
   return value;
 }
 

@@ -651,7 +651,38 @@ describe('runnel errors', () => {
   });
 });
 
+describe('runnel usage errors', () => {
+  it('refuses a bad flag value, a missing argument or an unknown option in one line that names the command\'s --help', async () => {
+    for (const args of [
+      ['topic', 'create', 'cli-bad-flag', '--partitions', '0'],
+      ['topic', 'create', 'cli-bad-flag', '--partitions', '-1'],
+      ['topic', 'create', 'cli-bad-flag', '--partitions', 'abc'],
+      ['topic', 'alter', 'cli-bad-flag', '--partitions', '-3'],
+    ]) {
+      const line = expectOneLineFailure(await runCli(args));
+      // A count that must be positive says so whatever was wrong with it.
+      expect(line, args.join(' ')).toMatch(/^runnel: option '--partitions <n>' argument '[^']+' is invalid: expected a whole number ≥ 1/);
+      expect(line, args.join(' ')).toContain(`see \`runnel topic ${args[1]} --help\``);
+    }
+    expect(expectOneLineFailure(await runCli(['perf', 'produce', 'cli-bad-flag', '--size', '10']))).toMatch(
+      /^runnel: required option '--records <n>' not specified \(see `runnel perf produce --help`\)$/,
+    );
+    expect(expectOneLineFailure(await runCli(['topic', 'create']))).toMatch(/^runnel: missing required argument 'name' \(see `runnel topic create --help`\)$/);
+    expect(expectOneLineFailure(await runCli(['offsets', 't', '--bogus']))).toMatch(/^runnel: unknown option '--bogus' \(see `runnel offsets --help`\)$/);
+    expect(expectOneLineFailure(await runCli(['topic', 'frobnicate']))).toMatch(/^runnel: unknown command 'frobnicate' \(see `runnel topic --help`\)$/);
+    expect(expectOneLineFailure(await runCli(['perf', 'consume', 't', '--records', '1e3']))).toContain("argument '1e3' is invalid: expected a whole number ≥ 1 in decimal digits");
+  });
+});
+
 describe('runnel --help of topic and perf commands', () => {
+  it('prints the same for `runnel help CMD SUB` as for `runnel CMD SUB --help`', async () => {
+    for (const command of [['topic'], ['topic', 'create'], ['topic', 'describe'], ['perf', 'produce'], ['perf', 'consume'], ['offsets'], ['log', 'dump']]) {
+      const viaHelp = await runOk(['help', ...command]);
+      expect(viaHelp, command.join(' ')).toContain(`Usage: runnel ${command.join(' ')} `);
+      expect(viaHelp, command.join(' ')).toBe(await runOk([...command, '--help']));
+    }
+  });
+
   it('teaches each command with examples that name the command itself', async () => {
     const commands = [['topic', 'create'], ['topic', 'list'], ['topic', 'describe'], ['topic', 'alter'], ['topic', 'delete'], ['perf', 'produce'], ['perf', 'consume'], ['broker']];
     const helps = await Promise.all(commands.map((command) => runOk([...command, '--help'])));
