@@ -902,6 +902,22 @@ describe('runnel perf', () => {
     expect(short).toContain('only 3,500 of 5,000 records arrived');
   });
 
+  it('reports what a short consume run read, timed to its last record, before exiting 1', async () => {
+    await runOk(['topic', 'create', 'cli-perf-short', '--partitions', '2']);
+    await runOk(['perf', 'produce', 'cli-perf-short', '--records', '1000', '--size', '10', '--json']);
+    const short = await runCli(['perf', 'consume', 'cli-perf-short', '--records', '1500', '--timeout-ms', '3000', '--json']);
+    expect(expectOneLineFailure(short)).toContain('only 1,000 of 1,500 records arrived (none for 3000 ms)');
+    const report = JSON.parse(short.stdout) as Any;
+    expect(report).toMatchObject({ topic: 'cli-perf-short', records: 1000, bytes: 10_000 });
+    // The wait for records that never came is not reading time: it would dilute the rate.
+    expect(report.elapsedMs).toBeLessThan(3000);
+    const expectedRate = (1000 * 1000) / report.elapsedMs; // elapsedMs is rounded to 0.1 ms
+    expect(Math.abs(report.recordsPerSec - expectedRate) / expectedRate).toBeLessThan(0.01);
+    const text = await runCli(['perf', 'consume', 'cli-perf-short', '--records', '1500', '--timeout-ms', '1000']);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^perf consume cli-perf-short: 1,000 records, 10,000 bytes in [\d.]+ s\nthroughput /);
+  });
+
   it('counts only acknowledged records in the produce rates: a run the broker refuses reports no throughput and exits 1', async () => {
     await runOk(['topic', 'create', 'cli-perf-refused', '--config', 'max.message.bytes=1024']);
     const refused = await runCli(['perf', 'produce', 'cli-perf-refused', '--records', '20', '--size', '5000', '--json'], { timeoutMs: 60_000 });

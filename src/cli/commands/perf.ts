@@ -198,8 +198,8 @@ Examples:
   runnel perf consume perf --records 1000000 --json
   runnel perf consume perf --records 1000000 --api-timeout-ms 300000   # wait up to 5 min for the broker
 
-Reads every partition from its first offset. Exits 1 if fewer than --records records arrive
-(no new record for --timeout-ms). A broker that goes away mid-run is reported on stderr and
+Reads every partition from its first offset. If fewer than --records records arrive (no new
+record for --timeout-ms), prints the report of those (timed to the last one), then exits 1. A broker that goes away mid-run is reported on stderr and
 waited for up to 60 s; --timeout-ms does not run meanwhile:
   runnel perf consume: cannot reach broker 127.0.0.1:7070 (connection refused); retrying until 12:35:56, then exits 1, reading resumes where it stopped
   runnel perf consume: broker 127.0.0.1:7070 is back; reading perf again after 4 s
@@ -219,13 +219,14 @@ key plus value bytes; MB is 10^6 bytes.`,
         const outage = new ConsumerOutage('perf consume', topic, brokers, (line) => process.stderr.write(`${line}\n`));
         const earliest = await perfConsumeWaitForBroker(client, topic, flags, outage);
         const report = await perfConsume(client, topic, flags, earliest, outage);
+        // A short run still reports what it read (as perf produce reports a run with failures).
+        process.stdout.write(flags.json === true ? `${JSON.stringify(report)}\n` : formatConsumeReport(report));
         if (report.records < flags.records) {
           throw new CliError(
             `only ${formatCount(report.records)} of ${formatCount(flags.records)} records arrived (none for ${flags.timeoutMs} ms): ` +
               `produce more (\`runnel perf produce ${topic} …\`) or lower --records`,
           );
         }
-        process.stdout.write(flags.json === true ? `${JSON.stringify(report)}\n` : formatConsumeReport(report));
       });
     });
 }
@@ -498,17 +499,16 @@ async function perfConsume(client: RunnelClient, topic: string, flags: PerfConsu
       window.records += takeCount;
       window.bytes += chunkBytes;
       counts.lastProgressMs = Date.now();
-      if (counts.records >= flags.records) {
-        finishedMs = performance.now();
-        break;
-      }
+      // A short run (no record for --timeout-ms) is timed to its last record: the wait for
+      // records that never came is not reading, and would dilute the rate.
+      finishedMs = performance.now();
+      if (counts.records >= flags.records) break;
     }
   } finally {
     cancelStallTimer?.();
     progress.stop();
     await consumer.close();
   }
-  if (counts.records < flags.records) finishedMs = performance.now();
   const elapsedMs = finishedMs - startedMs;
   return {
     topic,
