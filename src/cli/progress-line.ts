@@ -41,6 +41,11 @@ export class ProgressLine {
     this.schedule();
   }
 
+  /** Draws the line now (a step of known work finished), besides the timed updates; nothing when not a terminal. */
+  update(): void {
+    if (this.isEnabled) this.write();
+  }
+
   /** Stops updating; a rewritten line is finished with a newline (after one last update). */
   stop(): void {
     this.cancelTimer?.();

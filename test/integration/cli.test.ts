@@ -9,6 +9,7 @@
  * unknown topic, an unreachable broker and a broker host name that does not resolve, the exit
  * status of `produce` when a record is refused, and the figures `perf` reports.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -648,6 +649,57 @@ describe('runnel errors', () => {
     const badFrom = await runCli(['consume', 'cli-any', '--from', 'yesterday']);
     expect(badFrom.code).toBe(1);
     expect(badFrom.stderr).toContain("option '--from <position>' argument 'yesterday' is invalid");
+  });
+});
+
+/**
+ * Runs `runnel …` with stderr on a terminal (a pseudo-terminal from util-linux's `script`) and
+ * stdout into a file, as a person at a prompt redirecting the output; killed (its process
+ * group, by PID) after `timeoutMs`. Returns what the terminal showed and what stdout got.
+ */
+async function runCliOnTerminal(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; terminal: string; stdout: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'runnel-cli-tty-'));
+  try {
+    const stdoutPath = join(dir, 'stdout');
+    const quote = (text: string): string => `'${text.replaceAll("'", "'\\''")}'`;
+    const command = [process.execPath, '--import', 'tsx', 'src/cli/run.ts', ...args].map(quote).join(' ');
+    const child = spawn('script', ['-qec', `${command} > ${quote(stdoutPath)}`, '/dev/null'], {
+      cwd: join(import.meta.dirname, '..', '..'),
+      env: { ...process.env, RUNNEL_DEBUG: '', RUNNEL_BROKER: broker.address },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let terminal = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (terminal += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (terminal += text));
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
+    const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
+    clearTimeout(timer);
+    return { code, terminal, stdout: readFileSync(stdoutPath, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+describe('runnel progress on a terminal', () => {
+  it.skipIf(!hasScript)('shows topic create of many partitions, and offsets partition by partition, on a terminal, and nothing on a pipe', async () => {
+    const created = await runCliOnTerminal(['topic', 'create', 'cli-tty-many', '--partitions', '2500']);
+    expect(created.code, created.terminal).toBe(0);
+    expect(created.stdout).toContain('created topic cli-tty-many: 2500 partition(s)');
+    expect(created.terminal).toContain('creating topic cli-tty-many: 2,500 partitions');
+
+    const offsets = await runCliOnTerminal(['offsets', 'cli-tty-many']);
+    expect(offsets.code, offsets.terminal).toBe(0);
+    expect(offsets.stdout.trimEnd().split('\n')).toHaveLength(2501);
+    expect(offsets.terminal).toContain('offsets of cli-tty-many: 1,000 of 2,500 partitions');
+    expect(offsets.terminal).toContain('offsets of cli-tty-many: 2,500 of 2,500 partitions');
+
+    // On a pipe: no progress, and one JSON document with every partition once, in order.
+    const report = JSON.parse(await runOk(['offsets', 'cli-tty-many', '--json'])) as Any;
+    expect((report.partitions as Any[]).map((partition) => partition.partition)).toEqual([...Array(2500).keys()]);
+    await runOk(['topic', 'delete', 'cli-tty-many']);
   });
 });
 

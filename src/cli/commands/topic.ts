@@ -9,7 +9,14 @@ import { limits } from '../../config/limits.js';
 import { CliError, isLeftoverDirectory } from '../cli-error.js';
 import { addClientOptions, withClient, type ClientFlags } from '../client-command.js';
 import { collectConfig, collectString, parsePositiveCount } from '../option-parsers.js';
+import { formatCount, ProgressLine } from '../progress-line.js';
 import { formatTable } from '../table.js';
+
+/**
+ * From this many partitions a create says on a terminal that it is at work: the broker makes a
+ * directory per partition and a create of 10,000 takes seconds (about 2 s on a laptop).
+ */
+const CREATE_PROGRESS_PARTITIONS_MIN = 1_000;
 
 interface CreateFlags extends ClientFlags {
   partitions?: number;
@@ -53,11 +60,15 @@ export function registerTopicCommands(program: Command): void {
 Examples:
   runnel topic create app-logs --partitions 6
   runnel topic create audit --config retention.ms=604800000 --config flush=always
+
+With ${formatCount(CREATE_PROGRESS_PARTITIONS_MIN)} partitions or more, a terminal shows on stderr that the create is at work,
+and for how long (seconds for 10,000 partitions); nothing is added when stderr is not one.
 ${CONFIG_HELP}`,
     )
     .action(async (name: string, flags: CreateFlags) => {
       await withClient(flags, name, async ({ client }) => {
         let created: TopicDescription;
+        const progress = topicCreateProgress(name, flags.partitions ?? 1);
         try {
           created = await client.admin.createTopic({
             name,
@@ -66,12 +77,14 @@ ${CONFIG_HELP}`,
             ...(flags.config === undefined ? {} : { configs: flags.config }),
           });
         } catch (error) {
+          progress.stop(); // before any output, which would otherwise land on the status line
           if (flags.ifNotExists === true && isBrokerError(error, 'TOPIC_ALREADY_EXISTS') && !isLeftoverDirectory(error)) {
             process.stdout.write(`topic ${name} already exists; nothing changed\n`);
             return;
           }
           throw error;
         }
+        progress.stop();
         const overrides = Object.entries(created.overrides).map(([key, value]) => `${key}=${value}`);
         process.stdout.write(
           `created topic ${name}: ${created.partitions.length} partition(s), replication factor ${created.replicationFactor}` +
@@ -230,6 +243,27 @@ The records cannot be recovered: the partition directories are removed from the 
       process.stdout.write(`deleted topic ${name}\n`);
     });
   });
+}
+
+/**
+ * On a terminal, for a create of many partitions: "creating topic big: 10,000 partitions…",
+ * then the seconds it has taken, every second, until the broker answers. Started here.
+ */
+function topicCreateProgress(name: string, partitionCount: number): ProgressLine {
+  const startedMs = performance.now();
+  const progress = new ProgressLine({
+    mode: 'rewrite',
+    intervalMs: 1_000,
+    render: () => {
+      const elapsedSec = Math.floor((performance.now() - startedMs) / 1000);
+      return `creating topic ${name}: ${formatCount(partitionCount)} partitions…${elapsedSec < 1 ? '' : ` ${elapsedSec} s`}`;
+    },
+  });
+  if (partitionCount >= CREATE_PROGRESS_PARTITIONS_MIN) {
+    progress.update();
+    progress.start();
+  }
+  return progress;
 }
 
 /** The topic's partition count, once `partitionCount` is known to be one it may grow to. */
