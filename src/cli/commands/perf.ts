@@ -162,7 +162,9 @@ still holds only the report, whose time and latencies include the outage):
 --json prints {"topic","records","acknowledgedRecords","failedRecords","recordBytes","bytes",
 "elapsedMs","recordsPerSec","mbPerSec","latencyMsAvg","latencyMsP50","latencyMsP95",
 "latencyMsP99","latencyMsP999","latencyMsMax"}; bytes and the rates count acknowledged
-records only; MB is 10^6 bytes.`,
+records only, and their value bytes only (the records have no key or headers; the record
+batch framing, 61 bytes per batch plus a few per record, is not counted); elapsedMs runs from
+the first send until every record was acknowledged or failed; MB is 10^6 bytes.`,
     )
     .action(async (topic: string, flags: PerfProduceFlags) => {
       await withClient(flags, topic, async ({ client, brokers }) => {
@@ -212,7 +214,8 @@ starts; stderr says so (then every 10 s, later every minute), and exits 1 if it 
 An unknown topic fails at once.
 
 --json prints {"topic","records","bytes","elapsedMs","recordsPerSec","mbPerSec"}; bytes are
-key plus value bytes; MB is 10^6 bytes.`,
+key plus value bytes of the records counted (not headers, not the batch framing); elapsedMs
+runs from the start of reading to the last record counted; MB is 10^6 bytes.`,
     )
     .action(async (topic: string, flags: PerfConsumeFlags) => {
       await withClient(flags, topic, async ({ client, brokers }) => {
