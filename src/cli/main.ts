@@ -58,7 +58,7 @@ Run \`runnel <command> --help\` for each command's options and examples.`,
     return 0;
   }
   try {
-    await program.parseAsync(helpAsOption(argv));
+    await program.parseAsync(helpAsOption(program, argv));
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
@@ -70,11 +70,20 @@ Run \`runnel <command> --help\` for each command's options and examples.`,
 
 /**
  * `runnel help topic create` as `runnel topic create --help`: commander's own help command
- * looks one word deep only, and printed the help of `topic` instead.
+ * looks one word deep only, and printed the help of `topic` instead. A word that names no
+ * command is refused as `runnel topic frobnicate` is (`--help` after it would print the help
+ * of the last command that matched, and exit 0).
  */
-function helpAsOption(argv: readonly string[]): string[] {
+function helpAsOption(program: Command, argv: readonly string[]): string[] {
   if (argv[2] !== 'help' || argv.length <= 3) return [...argv];
-  return [...argv.slice(0, 2), ...argv.slice(3), '--help'];
+  const words = argv.slice(3);
+  let command = program;
+  for (const word of words) {
+    const subcommand = command.commands.find((candidate) => candidate.name() === word || candidate.aliases().includes(word));
+    if (subcommand === undefined) throw new CliError(`unknown command '${word}' (see \`${commandPath(command)} --help\`)`);
+    command = subcommand;
+  }
+  return [...argv.slice(0, 2), ...words, '--help'];
 }
 
 /**

@@ -733,6 +733,11 @@ describe('runnel --help of topic and perf commands', () => {
       expect(viaHelp, command.join(' ')).toContain(`Usage: runnel ${command.join(' ')} `);
       expect(viaHelp, command.join(' ')).toBe(await runOk([...command, '--help']));
     }
+    for (const words of [['frobnicate'], ['topic', 'frobnicate']]) {
+      const result = await runCli(['help', ...words]);
+      expect(result.code, words.join(' ')).toBe(1);
+      expect(result.stdout, words.join(' ')).toBe('');
+    }
   });
 
   it('teaches each command with examples that name the command itself', async () => {
