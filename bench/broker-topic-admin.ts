@@ -6,7 +6,9 @@
  * Method: a Broker in this process (meta and storage as `runnel broker` opens them, no gRPC),
  * a fresh data directory; per round: createTopic, describeTopic, then produce one record to
  * each of 100 partitions and describe again (opened partitions are described from their
- * logs), then deleteTopic. Baseline in the same round: a bare loop that makes 10,000
+ * logs), then one record to every partition and describe again (most logs closed by then,
+ * past openPartitionsMax: described from what their clean close left), then reopen the
+ * broker and describe (every log closed and unknown: each is opened), then deleteTopic. Baseline in the same round: a bare loop that makes 10,000
  * directories and fsyncs their parent once, then renames them all away and fsyncs once (the
  * least any create and delete must do), and removes them. Medians of the rounds.
  *
@@ -59,7 +61,7 @@ async function baseline(dataDir: string): Promise<{ createSeconds: number; delet
 
 async function round(dataDir: string): Promise<Record<string, number>> {
   const config = { ...loadBrokerConfig({}), dataDir: join(dataDir, 'broker'), logLevel: 'silent' as const };
-  const broker = await Broker.open({ config, logger: silentLogger });
+  let broker = await Broker.open({ config, logger: silentLogger });
   try {
     let start = process.hrtime.bigint();
     await broker.createTopic({ name: 'big', partitions: PARTITIONS, replicationFactor: 1, configs: {} });
@@ -74,6 +76,22 @@ async function round(dataDir: string): Promise<Record<string, number>> {
     const describeUsedSeconds = seconds(start);
     const records = described.partitions.reduce((sum, partition) => sum + partition.logEndOffset, 0);
     if (records !== USED_PARTITIONS) throw new Error(`described ${records} records, expected ${USED_PARTITIONS}`);
+    for (let p = USED_PARTITIONS; p < PARTITIONS; p += 64) {
+      const partitions = Array.from({ length: Math.min(64, PARTITIONS - p) }, (_, i) => p + i);
+      await Promise.all(partitions.map((partition) => broker.produce({ topic: 'big', partition, batch: Buffer.from(batch), acks: 'leader', timeoutMs: 30_000 })));
+    }
+    const describeAll = async (): Promise<number> => {
+      const begin = process.hrtime.bigint();
+      const all = await broker.describeTopic('big');
+      const took = seconds(begin);
+      const total = all.partitions.reduce((sum, partition) => sum + partition.logEndOffset, 0);
+      if (total !== PARTITIONS) throw new Error(`described ${total} records, expected ${PARTITIONS}`);
+      return took;
+    };
+    const describeAllUsedSeconds = await describeAll();
+    await broker.close();
+    broker = await Broker.open({ config, logger: silentLogger });
+    const describeAfterRestartSeconds = await describeAll();
     start = process.hrtime.bigint();
     await broker.deleteTopic('big');
     const deleteSeconds = seconds(start);
@@ -81,6 +99,8 @@ async function round(dataDir: string): Promise<Record<string, number>> {
       'broker create': createSeconds,
       'broker describe, all new': describeNewSeconds,
       [`broker describe, ${USED_PARTITIONS} used`]: describeUsedSeconds,
+      'broker describe, all used': describeAllUsedSeconds,
+      'broker describe, all used, restarted': describeAfterRestartSeconds,
       'broker delete': deleteSeconds,
     };
   } finally {
@@ -91,7 +111,7 @@ async function round(dataDir: string): Promise<Record<string, number>> {
 const dataDir = freshDataDir('topic-admin');
 printHeader(
   'broker-topic-admin',
-  `create, describe and delete a topic of ${fmt(PARTITIONS)} partitions (${USED_PARTITIONS} of them used before the second describe)`,
+  `create, describe and delete a topic of ${fmt(PARTITIONS)} partitions (${USED_PARTITIONS} of them used before the second describe, all before the third and fourth, a restart before the fourth)`,
   dataDir,
   { partitions: PARTITIONS, rounds: ROUNDS, usedPartitions: USED_PARTITIONS },
 );

@@ -1368,6 +1368,8 @@ export class PartitionLog {
   private shouldSummarizeAtClose = true;
   /** Set by a clean close (`summarizeForRetentionAtClose`); see `retentionSummary`. */
   private summaryAtClose: RetentionSummary | undefined;
+  /** Set by a clean close (`statsOfClosingLog`); see `statsAtCleanClose`. */
+  private statsAtClose: PartitionLogStats | undefined;
 
   private async closeNow(): Promise<void> {
     this.cancelFlushTimer?.();
@@ -1405,7 +1407,10 @@ export class PartitionLog {
           this.logger.warn({ ...errorFields(error) }, 'could not write the producer snapshot at close; the next open rebuilds it');
         });
       }
-      if (this.closingWasOnline && this.shouldSummarizeAtClose) this.summaryAtClose = await this.summarizeForRetentionAtClose();
+      if (this.closingWasOnline && this.shouldSummarizeAtClose) {
+        this.summaryAtClose = await this.summarizeForRetentionAtClose();
+        this.statsAtClose = await this.statsOfClosingLog();
+      }
     } catch (error) {
       // A failed sync or file write (ENOSPC, EIO): the log stays unclean and is recovered at
       // its next open. Typed, so the caller's log line says DISK_FULL and what to do.
@@ -1428,6 +1433,36 @@ export class PartitionLog {
    */
   get retentionSummary(): RetentionSummary | undefined {
     return this.status.kind === 'closed' ? this.summaryAtClose : undefined;
+  }
+
+  /**
+   * `stats()` as the log was when a clean close took the retention summary (same conditions),
+   * status online: nothing changes the files after it until the log is opened again, so the
+   * manager describes a closed partition from it without opening it (`LogManager.partitionStats`).
+   */
+  get statsAtCleanClose(): PartitionLogStats | undefined {
+    return this.status.kind === 'closed' ? this.statsAtClose : undefined;
+  }
+
+  /** `stats()` of a log being closed cleanly, after its writer's last task. Only a saving: a failure gives none. */
+  private async statsOfClosingLog(): Promise<PartitionLogStats | undefined> {
+    try {
+      let sizeBytes = 0;
+      for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
+      return {
+        logStartOffset: this.logStartOffset,
+        logEndOffset: this.logEndOffset,
+        flushedOffset: this.flushed,
+        segmentCount: this.segments.length,
+        sizeBytes,
+        pendingAppends: 0,
+        producerCount: this.producers.producerCount,
+        status: 'online',
+        offlineReason: undefined,
+      };
+    } catch {
+      return undefined;
+    }
   }
 
   /**
