@@ -11,6 +11,7 @@
 import { Command, CommanderError } from 'commander';
 import { isBrokerError } from '../errors/index.js';
 import { CliError } from './cli-error.js';
+import { packageVersion } from './package-version.js';
 import { registerBrokerCommand } from './commands/broker.js';
 import { registerConsumeCommand } from './commands/consume.js';
 import { registerLogCommands } from './commands/log.js';
@@ -22,6 +23,7 @@ import { registerTopicCommands } from './commands/topic.js';
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('runnel')
     .description('Runnel: a Kafka-style partitioned commit log.')
+    .version(packageVersion(), '-V, --version', 'print the version of runnel and exit')
     .exitOverride()
     .addHelpText(
       'after',

@@ -726,6 +726,13 @@ describe('runnel usage errors', () => {
   });
 });
 
+describe('runnel --version', () => {
+  it('prints the version of the package and exits 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) expect(await runOk([flag])).toBe(`${version}\n`);
+  });
+});
+
 describe('runnel --help of topic and perf commands', () => {
   it('prints the same for `runnel help CMD SUB` as for `runnel CMD SUB --help`', async () => {
     for (const command of [['topic'], ['topic', 'create'], ['topic', 'describe'], ['perf', 'produce'], ['perf', 'consume'], ['offsets'], ['log', 'dump']]) {

@@ -5,7 +5,6 @@
  * runs long it logs what it waits on, and past the bound, or at a second signal, the process
  * exits at once, non-zero (`exitNow`). Logs are JSON lines on stdout (pino).
  */
-import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
@@ -16,6 +15,7 @@ import { createRootLogger, errorFields, type Logger } from '../../observability/
 import { routeGrpcLogs, startServer, type RunningServer } from '../../server/index.js';
 import type { FileSystem } from '../../storage/index.js';
 import { CliError } from '../cli-error.js';
+import { packageVersion } from '../package-version.js';
 import { formatTable } from '../table.js';
 
 interface BrokerFlags {
@@ -371,14 +371,4 @@ function overriddenSettings(config: BrokerConfig): Record<string, unknown> {
       .filter((key) => !named.has(key) && config[key] !== brokerConfigDefaults[key])
       .map((key) => [key, config[key]]),
   );
-}
-
-/** This package's version, from its package.json (next to src/ and dist/ alike). */
-function packageVersion(): string {
-  try {
-    const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8');
-    return String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
-  } catch {
-    return 'unknown';
-  }
 }
