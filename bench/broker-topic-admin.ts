@@ -4,13 +4,15 @@
  * API)? No target is set; `runnel topic create` gives a call 15 s before it reports a timeout.
  *
  * Method: a Broker in this process (meta and storage as `runnel broker` opens them, no gRPC),
- * a fresh data directory; per round: createTopic, describeTopic, then produce one record to
- * each of 100 partitions and describe again (opened partitions are described from their
- * logs), then one record to every partition and describe again (most logs closed by then,
- * past openPartitionsMax: described from what their clean close left), then reopen the
- * broker and describe (every log closed and unknown: each is opened), then deleteTopic. Baseline in the same round: a bare loop that makes 10,000
- * directories and fsyncs their parent once, then renames them all away and fsyncs once (the
- * least any create and delete must do), and removes them. Medians of the rounds.
+ * a fresh data directory; per round: createTopic, describeTopic, ListOffsets (latest) of every
+ * partition at once as the service asks it, then produce one record to each of 100 partitions
+ * and describe again (opened partitions are described from their logs), then one record to
+ * every partition, describe and ListOffsets again (most logs closed by then, past
+ * openPartitionsMax: answered from what their clean close left), then reopen the broker and
+ * describe (every log closed and unknown: each is opened), then deleteTopic. Baseline in the
+ * same round: a bare loop that makes 10,000 directories and fsyncs their parent once, then
+ * renames them all away and fsyncs once (the least any create and delete must do), and
+ * removes them. Medians of the rounds.
  *
  * Run: node --import tsx bench/broker-topic-admin.ts [--partitions N] [--rounds N]
  */
@@ -69,6 +71,13 @@ async function round(dataDir: string): Promise<Record<string, number>> {
     start = process.hrtime.bigint();
     await broker.describeTopic('big');
     const describeNewSeconds = seconds(start);
+    // ListOffsets of every partition, as the service runs it (all partitions at once).
+    const listLatest = async (): Promise<number> => {
+      const begin = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: PARTITIONS }, (_, partition) => broker.listOffset('big', partition, { kind: 'latest' })));
+      return seconds(begin);
+    };
+    const listNewSeconds = await listLatest();
     const batch = encodeBatch({ records: [{ key: null, value: Buffer.from('x'), headers: [], timestamp: Date.now() }] });
     for (let p = 0; p < USED_PARTITIONS; p++) await broker.produce({ topic: 'big', partition: p, batch: Buffer.from(batch), acks: 'leader', timeoutMs: 30_000 });
     start = process.hrtime.bigint();
@@ -89,6 +98,7 @@ async function round(dataDir: string): Promise<Record<string, number>> {
       return took;
     };
     const describeAllUsedSeconds = await describeAll();
+    const listUsedSeconds = await listLatest();
     await broker.close();
     broker = await Broker.open({ config, logger: silentLogger });
     const describeAfterRestartSeconds = await describeAll();
@@ -98,9 +108,11 @@ async function round(dataDir: string): Promise<Record<string, number>> {
     return {
       'broker create': createSeconds,
       'broker describe, all new': describeNewSeconds,
+      'broker list offsets (latest), all new': listNewSeconds,
       [`broker describe, ${USED_PARTITIONS} used`]: describeUsedSeconds,
       'broker describe, all used': describeAllUsedSeconds,
       'broker describe, all used, restarted': describeAfterRestartSeconds,
+      'broker list offsets (latest), all used': listUsedSeconds,
       'broker delete': deleteSeconds,
     };
   } finally {

@@ -630,6 +630,11 @@ export class Broker {
   async listOffset(topic: string, partition: number, query: OffsetQuery): Promise<{ offset: number; timestampMs: number }> {
     this.throwIfClosed();
     this.partitionOrThrow(topic, partition);
+    if (query.kind !== 'timestamp') {
+      // A partition never used, or closed cleanly since its last use, is not opened for this.
+      const known = await this.logs.offsetRangeIfClosed(topic, partition);
+      if (known !== undefined) return { offset: query.kind === 'earliest' ? known.logStartOffset : known.logEndOffset, timestampMs: -1 };
+    }
     return this.logs.withPartition(topic, partition, async (log) => {
       switch (query.kind) {
         // An offline partition answers with its reason, as a fetch or a timestamp query does

@@ -437,6 +437,7 @@ describe('LogManager', () => {
     expect(readdirSync(join(dataDir, 'many-7'))).toEqual([]);
     calls.length = 0;
     expect(await manager.partitionStats('many', 7)).toMatchObject({ logStartOffset: 0, logEndOffset: 0, sizeBytes: 0, status: 'online' });
+    expect(await manager.offsetRangeIfClosed('many', 7)).toEqual({ logStartOffset: 0, logEndOffset: 0 });
     expect(calls).toEqual([]);
 
     // Used, the partition is the new log that stats described.
@@ -516,10 +517,12 @@ describe('LogManager', () => {
     // sizes stat'ed): a topic of 10,000 used partitions took 9–16 s to describe.
     expect(await manager.partitionStats('used', 1)).toEqual({ ...whileOpen, pendingAppends: 0, flushedOffset: 4 }); // the close made all 4 durable
     expect(await manager.partitionStats('used', 0)).toMatchObject({ logEndOffset: 3, segmentCount: 1, status: 'online' });
+    expect(await manager.offsetRangeIfClosed('used', 1)).toEqual({ logStartOffset: 0, logEndOffset: 4 });
     expect(recording.calls).toEqual([]);
     expect(manager.openPartitionCount).toBe(0);
     // Used again, it is described from the open log, with what was appended since.
     await manager.withPartition('used', 1, (log) => log.append(makeBatch({ count: 2 })));
+    expect(await manager.offsetRangeIfClosed('used', 1)).toBeUndefined(); // open: ask the log
     const after = await manager.partitionStats('used', 1);
     expect(after).toMatchObject({ logEndOffset: 6 });
     expect(after.sizeBytes).toBeGreaterThan(whileOpen.sizeBytes);
