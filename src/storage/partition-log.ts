@@ -441,16 +441,18 @@ export class PartitionLog {
     // Offline, the files stay whole for repair: report what they hold (as far as they can be
     // stat'ed), not 0, which would read as an empty partition.
     if (statusKind === 'offline') for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes().catch(() => 0);
+    const status = this.status.kind === 'online' ? 'online' : this.status.kind === 'offline' ? 'offline' : 'closed';
+    return this.statsWith({ sizeBytes, pendingAppends: this.queue.length, status, offlineReason: this.status.kind === 'offline' ? this.status.error.reason : undefined });
+  }
+
+  private statsWith(rest: Pick<PartitionLogStats, 'sizeBytes' | 'pendingAppends' | 'status' | 'offlineReason'>): PartitionLogStats {
     return {
       logStartOffset: this.logStartOffset,
       logEndOffset: this.logEndOffset,
       flushedOffset: this.flushed,
       segmentCount: this.segments.length,
-      sizeBytes,
-      pendingAppends: this.queue.length,
       producerCount: this.producers.producerCount,
-      status: this.status.kind === 'online' ? 'online' : this.status.kind === 'offline' ? 'offline' : 'closed',
-      offlineReason: this.status.kind === 'offline' ? this.status.error.reason : undefined,
+      ...rest,
     };
   }
 
@@ -1449,17 +1451,7 @@ export class PartitionLog {
     try {
       let sizeBytes = 0;
       for (const segment of this.segments) sizeBytes += await segment.knownSizeBytes();
-      return {
-        logStartOffset: this.logStartOffset,
-        logEndOffset: this.logEndOffset,
-        flushedOffset: this.flushed,
-        segmentCount: this.segments.length,
-        sizeBytes,
-        pendingAppends: 0,
-        producerCount: this.producers.producerCount,
-        status: 'online',
-        offlineReason: undefined,
-      };
+      return this.statsWith({ sizeBytes, pendingAppends: 0, status: 'online', offlineReason: undefined });
     } catch {
       return undefined;
     }

@@ -37,23 +37,28 @@ function tempDir(prefix: string): string {
 
 const REQUEST_COUNT = 300;
 
+/** A broker and its gRPC server whose log lines are recorded, and raw clients of it; all closed after the test. */
+async function startRecordedServer(): Promise<{ broker: Broker; logger: ReturnType<typeof recordingLogger>; clients: ReturnType<typeof rawClients> }> {
+  const config = { ...loadBrokerConfig({}), dataDir: tempDir('runnel-log-bounds-'), host: '127.0.0.1', port: 0 };
+  const broker = await Broker.open({ config, logger: silentLogger });
+  cleanups.push(() => broker.close());
+  const logger = recordingLogger();
+  const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
+  cleanups.push(() => server.close(1_000));
+  const clients = rawClients(`127.0.0.1:${server.port}`);
+  cleanups.push(() => clients.close());
+  return { broker, logger, clients };
+}
+
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 describe('log lines a client can repeat', () => {
   it('logs an unexpected error that every request hits once, not once per request', async () => {
-    const dataDir = tempDir('runnel-log-bounds-');
-    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
-    const broker = await Broker.open({ config, logger: silentLogger });
-    cleanups.push(() => broker.close());
+    const { broker, logger, clients } = await startRecordedServer();
     // As a bug would: a plain Error, not a BrokerError.
     broker.listTopics = () => {
       throw new TypeError('cannot read properties of undefined');
     };
-    const logger = recordingLogger();
-    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
-    cleanups.push(() => server.close(1_000));
-    const clients = rawClients(`127.0.0.1:${server.port}`);
-    cleanups.push(() => clients.close());
     for (let i = 0; i < REQUEST_COUNT; i++) {
       const failure = await unary(clients.admin, 'ListTopics', {}).then(
         () => undefined,
@@ -67,10 +72,7 @@ describe('log lines a client can repeat', () => {
   });
 
   it('keeps two different unexpected errors of one method apart, so a rare one is not hidden behind a frequent one', async () => {
-    const dataDir = tempDir('runnel-log-bounds-');
-    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
-    const broker = await Broker.open({ config, logger: silentLogger });
-    cleanups.push(() => broker.close());
+    const { broker, logger, clients } = await startRecordedServer();
     // Two bugs behind one method: one hit by every request but the last, one by the last only.
     let calls = 0;
     const frequentBug = (): never => {
@@ -80,11 +82,6 @@ describe('log lines a client can repeat', () => {
       throw new RangeError('invalid array length');
     };
     broker.listTopics = () => (++calls < REQUEST_COUNT ? frequentBug() : rareBug());
-    const logger = recordingLogger();
-    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
-    cleanups.push(() => server.close(1_000));
-    const clients = rawClients(`127.0.0.1:${server.port}`);
-    cleanups.push(() => clients.close());
     for (let i = 0; i < REQUEST_COUNT; i++) {
       const failure = await unary(clients.admin, 'ListTopics', {}).then(
         () => undefined,
@@ -97,15 +94,7 @@ describe('log lines a client can repeat', () => {
   });
 
   it('logs a refused request at debug, once per method and reason however many requests a client repeats', async () => {
-    const dataDir = tempDir('runnel-log-bounds-');
-    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
-    const broker = await Broker.open({ config, logger: silentLogger });
-    cleanups.push(() => broker.close());
-    const logger = recordingLogger();
-    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
-    cleanups.push(() => server.close(1_000));
-    const clients = rawClients(`127.0.0.1:${server.port}`);
-    cleanups.push(() => clients.close());
+    const { broker, logger, clients } = await startRecordedServer();
     for (let i = 0; i < REQUEST_COUNT; i++) {
       const failure = await unary(clients.admin, 'DescribeTopic', { name: 'no-such-topic' }).then(
         () => undefined,
@@ -120,16 +109,8 @@ describe('log lines a client can repeat', () => {
   });
 
   it('logs a partition of a Produce refused, or failing unexpectedly, as a whole call is: once per reason, however many requests repeat it', async () => {
-    const dataDir = tempDir('runnel-log-bounds-');
-    const config = { ...loadBrokerConfig({}), dataDir, host: '127.0.0.1', port: 0 };
-    const broker = await Broker.open({ config, logger: silentLogger });
-    cleanups.push(() => broker.close());
+    const { broker, logger, clients } = await startRecordedServer();
     await broker.createTopic({ name: 'one', partitions: 1, replicationFactor: 1, configs: {} });
-    const logger = recordingLogger();
-    const server = await startServer({ broker, host: '127.0.0.1', port: 0, logger, clock: systemClock, produceTimeoutMs: 5_000, inFlightRequestsPerConnectionMax: 100, produceBytesInFlightMax: 64 << 20 });
-    cleanups.push(() => server.close(1_000));
-    const clients = rawClients(`127.0.0.1:${server.port}`);
-    cleanups.push(() => clients.close());
     const produceReasons = async (partition: number): Promise<string[]> => {
       const reasons: string[] = [];
       for (let i = 0; i < REQUEST_COUNT; i++) {
