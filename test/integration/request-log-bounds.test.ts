@@ -52,6 +52,17 @@ async function startRecordedServer(): Promise<{ broker: Broker; logger: ReturnTy
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** Sends REQUEST_COUNT ListTopics, one after another, each expected to fail with `reason`. */
+async function expectListTopicsFailing(clients: ReturnType<typeof rawClients>, reason: string): Promise<void> {
+  for (let i = 0; i < REQUEST_COUNT; i++) {
+    const failure = await unary(clients.admin, 'ListTopics', {}).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(reasonOf(failure).reason).toBe(reason);
+  }
+}
+
 describe('log lines a client can repeat', () => {
   it('logs an unexpected error that every request hits once, not once per request', async () => {
     const { broker, logger, clients } = await startRecordedServer();
@@ -59,13 +70,7 @@ describe('log lines a client can repeat', () => {
     broker.listTopics = () => {
       throw new TypeError('cannot read properties of undefined');
     };
-    for (let i = 0; i < REQUEST_COUNT; i++) {
-      const failure = await unary(clients.admin, 'ListTopics', {}).then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-      expect(reasonOf(failure).reason).toBe('INTERNAL_ERROR');
-    }
+    await expectListTopicsFailing(clients, 'INTERNAL_ERROR');
     const lines = logger.calls.filter((call) => call.message === 'unexpected error in a request');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 'error', fields: { method: 'ListTopics' } });
@@ -82,13 +87,7 @@ describe('log lines a client can repeat', () => {
       throw new RangeError('invalid array length');
     };
     broker.listTopics = () => (++calls < REQUEST_COUNT ? frequentBug() : rareBug());
-    for (let i = 0; i < REQUEST_COUNT; i++) {
-      const failure = await unary(clients.admin, 'ListTopics', {}).then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-      expect(reasonOf(failure).reason).toBe('INTERNAL_ERROR');
-    }
+    await expectListTopicsFailing(clients, 'INTERNAL_ERROR');
     const lines = logger.calls.filter((call) => call.message === 'unexpected error in a request');
     expect(lines.map((line) => line.fields.err)).toEqual(['TypeError: cannot read properties of undefined', 'RangeError: invalid array length']);
   });
