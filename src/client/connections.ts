@@ -18,7 +18,7 @@ import type { LogServiceClient } from '../protocol/generated/runnel/v1/LogServic
 import { BrokerError } from '../errors/index.js';
 import { checkBrokerAddressesOrThrow } from './broker-address.js';
 import { errorFromGrpc, isTransportFailure } from './errors.js';
-import { abortReasonOr, anySignal, withRetry, type RandomSource, type RetryOptions } from './retry.js';
+import { abortReasonOr, anySignal, closingController, withRetry, type RandomSource, type RetryOptions } from './retry.js';
 
 export interface ConnectionsOptions {
   /** Bootstrap brokers, `host:port` each (port 1-65535); checked here, INVALID_REQUEST otherwise. */
@@ -74,7 +74,7 @@ export class Connections {
   private readonly streamCounts = new Map<string, number[]>();
   private readonly channelOptions: grpc.ChannelOptions;
   /** Aborted by close(): ends every retry wait so pending calls settle promptly. */
-  private readonly closing = new AbortController();
+  private readonly closing = closingController();
   private bootstrapIndex = 0;
 
   constructor(options: ConnectionsOptions) {

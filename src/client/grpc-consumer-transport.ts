@@ -22,6 +22,7 @@ import type { Connections } from './connections.js';
 import { asSubscriptionStream, type ConsumerTransport, type ListedOffset, type SubscriptionStream } from './consumer.js';
 import type { MetadataCache } from './metadata-cache.js';
 import type { OffsetSpec } from './types.js';
+import { closingController } from './retry.js';
 
 export class GrpcConsumerTransport implements ConsumerTransport {
   private readonly connections: Connections;
@@ -30,7 +31,7 @@ export class GrpcConsumerTransport implements ConsumerTransport {
   /** Told once when the consumer closes (the client then forgets it). */
   private onClose: (() => void) | undefined;
   /** Aborted by close(): a metadata refresh this consumer joined stops unless another part of the client waits for it. */
-  private readonly closing = new AbortController();
+  private readonly closing = closingController();
   /** The address each open stream went to (`reportNotTaken`); weak, so ended streams drop out. */
   private readonly streamAddresses = new WeakMap<SubscriptionStream, string>();
 

@@ -15,6 +15,7 @@ import type { Connections } from './connections.js';
 import type { MetadataCache } from './metadata-cache.js';
 import { GrpcProduceChannel, type ProduceChannel } from './produce-channel.js';
 import type { ProducerTransport } from './producer.js';
+import { closingController } from './retry.js';
 
 export class GrpcProducerTransport implements ProducerTransport {
   private readonly connections: Connections;
@@ -23,7 +24,7 @@ export class GrpcProducerTransport implements ProducerTransport {
   private readonly channels = new Map<string, GrpcProduceChannel>();
   private isClosed = false;
   /** Aborted by close(): the InitProducerId and metadata loads this producer started stop. */
-  private readonly closing = new AbortController();
+  private readonly closing = closingController();
   /** Told once when the producer closes (the client then forgets it). */
   private onClose: (() => void) | undefined;
 

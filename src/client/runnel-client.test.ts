@@ -45,3 +45,28 @@ describe('RunnelClient close', () => {
     }
   });
 });
+
+describe('RunnelClient signals', () => {
+  it('seeks many partitions at once without a listener-leak warning on stderr', async () => {
+    // Every seek's ListOffsets (and every call of the client) links to the client's closing
+    // signal while it runs; a replay job seeking 100 partitions at once holds 100 such links.
+    // Node warned "MaxListenersExceededWarning: Possible EventTarget memory leak" past 10 of
+    // them, on the job's stderr, though each is removed when its call ends. Nothing listens
+    // on port 1, so the seeks wait in their retries until close.
+    const client = createClient({ brokers: ['127.0.0.1:1'], clock: new ManualClock() });
+    const warnings = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const consumer = client.consumer({ autoOffsetReset: 'none' });
+      const partitions = Array.from({ length: 100 }, (_, partition) => ({ topic: 'replay', partition }));
+      consumer.assign(partitions);
+      const seeks = partitions.map((tp) => consumer.seek(tp, { timestamp: 1_000 }));
+      await settle();
+      await client.close();
+      await Promise.allSettled(seeks);
+      const leakWarnings = warnings.mock.calls.filter((call) => String(call[0]).includes('MaxListeners') || (call[0] as Error).name === 'MaxListenersExceededWarning');
+      expect(leakWarnings).toEqual([]);
+    } finally {
+      warnings.mockRestore();
+    }
+  });
+});
