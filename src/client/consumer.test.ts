@@ -807,3 +807,95 @@ describe('Consumer options', () => {
     expect(() => makeConsumer({ partitionBufferBytes: 256 * 1024 * 1024, bufferBytes: 1024 * 1024 * 1024 })).not.toThrow();
   });
 });
+
+describe('Consumer stopAt', () => {
+  /** Reads until the iterator ends, failing the test if it is still waiting after `settle()`. */
+  async function readToEnd(consumer: Consumer): Promise<ConsumerRecord[]> {
+    const records: ConsumerRecord[] = [];
+    const reading = (async () => {
+      for await (const record of consumer) records.push(record);
+    })();
+    let isDone = false;
+    void reading.then(() => (isDone = true));
+    await settle();
+    if (!isDone) {
+      await consumer.close();
+      throw new Error(`the iterator was still waiting after ${records.length} records: ${records.map((record) => `${record.partition}@${record.offset}`).join(' ')}`);
+    }
+    await reading;
+    return records;
+  }
+
+  it('ends the iterator once every partition has read up to its stop offset, handing out nothing at or past it', async () => {
+    // A replay to the end offsets taken first: partition 0 holds more than that by now,
+    // partition 1 had nothing at or after the replay's start. Before, nothing could bound the
+    // read, and a loop waiting for each partition's last record waited for ever on partition 1.
+    const { consumer, transport } = makeConsumer();
+    const tp1 = { topic: 't', partition: 1 };
+    consumer.assign([tp, tp1]);
+    await consumer.seek(tp, 0);
+    await consumer.seek(tp1, 3);
+    consumer.stopAt([
+      { ...tp, offset: 5 },
+      { ...tp1, offset: 3 },
+    ]);
+    transport.subscriptions[0]!.stream.reply(storedBatch(0, 8), 8);
+    const records = await readToEnd(consumer);
+    expect(records.map((record) => `${record.partition}@${record.offset}`)).toEqual(['0@0', '0@1', '0@2', '0@3', '0@4']);
+    expect(consumer.position(tp)).toBe(5);
+    expect(transport.subscriptions.map((entry) => entry.stream.isCancelled)).toEqual([true, true]); // both stopped at their bounds
+  });
+
+  it('finishes a partition an offset reset moved past its stop offset, so the replay ends and onOffsetReset says what was skipped', async () => {
+    const resets: OffsetReset[] = [];
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'latest', onOffsetReset: (reset) => resets.push(reset) });
+    transport.offsets = () => 50;
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    consumer.stopAt([{ ...tp, offset: 10 }]);
+    transport.latest.reply(storedBatch(0, 2), 2);
+    const metadata = new grpc.Metadata();
+    metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+    transport.latest.emit('error', Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'gone', metadata }));
+    const records = await readToEnd(consumer);
+    expect(records.map((record) => record.offset)).toEqual([0, 1]);
+    expect(resets).toMatchObject([{ fromOffset: 2, toOffset: 50, resetTo: 'latest' }]);
+    expect(transport.subscriptions).toHaveLength(1); // no stream opened past the bound
+  });
+
+  it('streams a finished partition again from its position when a later stopAt raises its bound', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    consumer.stopAt([{ ...tp, offset: 2 }]);
+    transport.latest.reply(storedBatch(0, 4), 4);
+    expect((await readToEnd(consumer)).map((record) => record.offset)).toEqual([0, 1]);
+    consumer.stopAt([{ ...tp, offset: 4 }]);
+    expect(transport.subscriptions).toHaveLength(2);
+    expect(transport.latest.writes[0]!.start!.offset).toBe('2');
+    transport.latest.reply(storedBatch(2, 2), 4);
+    expect((await readToEnd(consumer)).map((record) => record.offset)).toEqual([2, 3]);
+  });
+
+  it('does not hand out records an iterator holds at or past a bound lowered under them', async () => {
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 6), 6);
+    const taken: number[] = [];
+    for await (const record of consumer) {
+      taken.push(record.offset);
+      if (record.offset === 1) consumer.stopAt([{ ...tp, offset: 3 }]);
+    }
+    expect(taken).toEqual([0, 1, 2]);
+    expect(consumer.position(tp)).toBe(3);
+  });
+
+  it('refuses a partition not assigned and an offset that is not a non-negative integer', () => {
+    const { consumer } = makeConsumer();
+    consumer.assign([tp]);
+    expect(() => consumer.stopAt([{ topic: 't', partition: 9, offset: 1 }])).toThrow(/t-9 is not assigned/);
+    expect(() => consumer.stopAt([{ ...tp, offset: -1 }])).toThrow(/non-negative integer/);
+    expect(() => consumer.stopAt([{ ...tp, offset: 1.5 }])).toThrow(/non-negative integer/);
+  });
+});

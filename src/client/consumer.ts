@@ -1,7 +1,9 @@
 /**
  * A consumer with manual assignment: the application names the partitions (`assign`),
  * positions them (`seek`), and reads records with `for await (const record of consumer)`
- * (or whole chunks with `batches()`), in offset order per partition.
+ * (or whole chunks with `batches()`), in offset order per partition. `stopAt` bounds
+ * partitions (a replay up to the end offsets taken first); the iterator ends once every one
+ * has reached its bound, and otherwise waits for records for ever (a tail).
  *
  * Transport: one `Subscribe` stream per assigned partition, not long-poll `Fetch`. The
  * broker pushes record batches as they exist (replay at disk speed, tailing without a poll
@@ -236,6 +238,11 @@ class AssignedPartition {
    * failure) applies (`afterBufferedRecords`).
    */
   outOfRangeAfterBuffered: BrokerError | undefined;
+  /**
+   * `stopAt`: no record at or after it is handed out, and the partition is finished once its
+   * position reaches it (`isFinished`). Undefined: no bound, the partition is read for ever.
+   */
+  stopOffset: number | undefined;
 
   /** Decodes straight into `ConsumerRecord`s of this partition (no second object per record). */
   readonly makeRecord: RecordFactory<ConsumerRecord>;
@@ -244,6 +251,11 @@ class AssignedPartition {
     this.topic = topic;
     this.partition = partition;
     this.makeRecord = (offset, timestamp, key, value, headers) => ({ topic, partition, offset, key, value, headers, timestamp });
+  }
+
+  /** Whether the partition has reached its `stopOffset` and handed out all it holds below it. */
+  isFinished(): boolean {
+    return this.stopOffset !== undefined && this.position >= 0 && this.position >= this.stopOffset && !this.hasUndecoded() && this.state.kind !== 'failed';
   }
 
   /** Whether records fetched are still to be decoded: whole replies, or the rest of one. */
@@ -433,6 +445,45 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   /**
+   * Bounds the reading of assigned partitions, each at its `offset` (exclusive): no record at
+   * or after it is handed out, and a partition whose position reaches it (by reading, a seek, or
+   * an offset reset past it) is finished: its stream stops. Once every assigned partition is
+   * finished, the iterator and `batches()` end (done) instead of waiting for records: how a job
+   * reads up to the end offsets it took first (`admin.listOffsets({ spec: 'latest' })`, the
+   * "snapshot" end) and knows when it is done, also for a partition with nothing to read from
+   * its start, or one moved past its bound by an offset reset (which `onOffsetReset` reports).
+   * Without it, a loop waiting for each partition's last record waited for ever there.
+   * The bound stays through seeks; a later call replaces it, and a partition finished below
+   * the new bound streams again from its position. Records already decoded at or past a
+   * lowered bound are not handed out. No I/O, not retried. Throws INVALID_REQUEST for a
+   * partition not assigned, an offset that is not a non-negative integer, or when closed.
+   * Test: consumer.test.ts, "stopAt".
+   */
+  stopAt(offsets: { topic: string; partition: number; offset: number }[]): void {
+    this.ensureOpen();
+    const bounded: { assigned: AssignedPartition; offset: number }[] = [];
+    for (const { topic, partition, offset } of offsets) {
+      const assigned = this.byKey.get(keyOf(topic, partition));
+      if (assigned === undefined) throw new BrokerError('INVALID_REQUEST', `${topic}-${partition} is not assigned: assign it before stopAt`, { topic, partition });
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new BrokerError('INVALID_REQUEST', `stopAt offset must be a non-negative integer, got ${offset}`);
+      bounded.push({ assigned, offset });
+    }
+    this.controlVersion++; // an iterator gives back what it decoded; takeLeftover applies the bound to it
+    for (const { assigned, offset } of bounded) {
+      const wasFinished = assigned.isFinished();
+      assigned.stopOffset = offset;
+      if (assigned.position < 0) continue; // still resolving, or waiting for a seek: checked when positioned
+      if (assigned.position >= offset) {
+        this.finishPartition(assigned);
+      } else if (wasFinished && assigned.state.kind === 'idle') {
+        assigned.fetchOffset = assigned.position;
+        this.startStream(assigned);
+      }
+    }
+    this.wake();
+  }
+
+  /**
    * The next offset the iterator yields for `tp`: right after the last record it handed out,
    * also in the middle of a fetched chunk (after a whole chunk with `batches()`), so it is
    * the offset to resume from once those records are processed. Undefined if unknown.
@@ -471,7 +522,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /**
    * Records in offset order per partition, partitions interleaved chunk by chunk. Waits for
-   * data; ends when the consumer closes; throws a partition's non-retried failure once.
+   * data; ends when the consumer closes, or once every assigned partition has reached its
+   * `stopAt` bound; throws a partition's non-retried failure once.
    */
   [Symbol.asyncIterator](): AsyncIterator<ConsumerRecord> {
     return new RecordIterator(this);
@@ -526,6 +578,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         }
         continue;
       }
+      if (this.partitions.length > 0 && this.partitions.every((partition) => partition.isFinished())) return undefined;
       if (this.wakeup === undefined) {
         let resolve!: () => void;
         const promise = new Promise<void>((settle) => {
@@ -573,6 +626,20 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
       if (leftover.assigned.isPaused) continue;
       this.leftovers.splice(index, 1);
+      const stopOffset = leftover.assigned.stopOffset;
+      if (stopOffset !== undefined && leftover.records.at(-1)!.offset >= stopOffset) {
+        // Given back, then bounded below them (`stopAt`): what is at or past the bound never comes out.
+        const records = leftover.records.filter((record) => record.offset < stopOffset);
+        leftover.assigned.position = stopOffset;
+        this.finishPartition(leftover.assigned);
+        if (records.length === 0) {
+          index--;
+          continue;
+        }
+        this.handingOut.assigned = undefined;
+        this.lastChunkStamp = { version: this.controlVersion, assigned: leftover.assigned, generation: leftover.generation };
+        return records;
+      }
       leftover.assigned.position = leftover.positionAfter;
       this.handingOut.assigned = undefined;
       this.lastChunkStamp = { version: this.controlVersion, assigned: leftover.assigned, generation: leftover.generation };
@@ -624,7 +691,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     // A seek ends an outage (see the onRecovered option); an offset reset after a reopen
     // found the log moved does not: the stream opened next tells onRecovered when it works.
     if (isCallerWaiting) assigned.failedAttempts = 0;
-    this.startStream(assigned);
+    if (assigned.stopOffset !== undefined && offset >= assigned.stopOffset) assigned.state = { kind: 'idle' }; // finished: nothing below its bound to read
+    else this.startStream(assigned);
     this.wake();
     const onOffsetReset = this.onOffsetReset;
     if (outOfRange !== undefined && onOffsetReset !== undefined && (spec === 'earliest' || spec === 'latest')) {
@@ -813,6 +881,17 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
   }
 
+  /**
+   * The partition reached its `stopOffset`: its stream stops, and what it fetched past the bound
+   * is dropped (a later `stopAt` above it streams again from the position). Keeps the position.
+   */
+  private finishPartition(assigned: AssignedPartition): void {
+    this.stopStream(assigned);
+    assigned.dropUndecoded();
+    assigned.outOfRangeAfterBuffered = undefined;
+    this.wake();
+  }
+
   private failPartition(assigned: AssignedPartition, error: BrokerError): void {
     this.stopStream(assigned);
     assigned.state = { kind: 'failed', error, isReported: false };
@@ -896,6 +975,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     assigned.position = cursor.nextOffset;
     if (cursor.isDone) assigned.decoding = undefined;
+    const stopOffset = assigned.stopOffset;
+    if (stopOffset !== undefined && assigned.position >= stopOffset) {
+      let keptCount = records.length;
+      while (keptCount > 0 && records[keptCount - 1]!.offset >= stopOffset) keptCount--;
+      if (keptCount < records.length) assigned.position = stopOffset; // the records from it on were not handed out
+      records.length = keptCount;
+      this.finishPartition(assigned);
+      return records;
+    }
     if (!assigned.hasUndecoded() && assigned.outOfRangeAfterBuffered !== undefined) this.afterBufferedRecords(assigned, assigned.outOfRangeAfterBuffered);
     return records;
   }

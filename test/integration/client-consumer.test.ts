@@ -11,6 +11,7 @@ import { startBroker, type TestBroker } from '../support/broker.js';
 import { manyTinyRecordsBatch, produceRawBatch } from '../support/many-records-batch.js';
 import { rawClients } from '../support/raw-grpc.js';
 import { readEachWithin } from '../support/read-within.js';
+import { waitFor } from '../support/wait-for.js';
 
 let broker: TestBroker | undefined;
 let client: RunnelClient | undefined;
@@ -143,6 +144,65 @@ describe('consumer against a real broker', () => {
     const tail = await readToEnd(150_001);
     expect(tail.wrong).toEqual([]);
     expect(consumer.position(tp)).toBe(recordCount);
+    await consumer.close();
+  });
+
+  it('replays 100 partitions from a time up to the end offsets taken first, every record at or after it once, and ends by itself', async () => {
+    // Goal: the analytics job's replay. It takes every partition's end offset first (its
+    // snapshot), seeks each partition to a time in the middle, bounds it with stopAt, and
+    // reads until the iterator ends. Method: 100 partitions of 60 records in runs of 10 equal
+    // timestamps, written 7 records per partition per round so equal timestamps span
+    // batches; a time on a run's timestamp; partitions 90..99 get nothing at or after it; then
+    // more records are written after the snapshot, which the replay must not read.
+    broker = await startBroker();
+    client = createClient({ brokers: [broker.address] });
+    const topic = 'replay-window';
+    const partitionCount = 100;
+    const recordCount = 60;
+    const timestampOf = (index: number): number => 1_700_000_000_000 + Math.floor(index / 10) * 10;
+    const fromMs = timestampOf(30);
+    const countOf = (partition: number): number => (partition >= 90 ? 25 : recordCount); // 25: all before fromMs
+    await client.admin.createTopic({ name: topic, partitions: partitionCount });
+    const producer = client.producer({ lingerMs: 1 });
+    for (let start = 0; start < recordCount; start += 7) {
+      const sends = [];
+      for (let partition = 0; partition < partitionCount; partition++) {
+        for (let index = start; index < Math.min(countOf(partition), start + 7); index++) sends.push(producer.send({ topic, partition, value: `${partition}:${index}`, timestamp: timestampOf(index) }));
+      }
+      await Promise.all(sends);
+    }
+    const ends = await client.admin.listOffsets({ topic, spec: 'latest' });
+    await Promise.all(Array.from({ length: partitionCount }, (_, partition) => producer.send({ topic, partition, value: 'after the snapshot', timestamp: timestampOf(recordCount) })));
+
+    const consumer = client.consumer({ autoOffsetReset: 'none' });
+    const partitions = Array.from({ length: partitionCount }, (_, partition) => ({ topic, partition }));
+    consumer.assign(partitions);
+    await Promise.all(partitions.map((tp) => consumer.seek(tp, { timestamp: fromMs })));
+    consumer.stopAt(ends.map((end) => ({ topic, partition: end.partition, offset: end.offset })));
+    const read = new Map<number, number[]>();
+    const reading = (async () => {
+      for await (const record of consumer) {
+        expect(record.timestamp).toBeGreaterThanOrEqual(fromMs);
+        const offsets = read.get(record.partition) ?? [];
+        offsets.push(record.offset);
+        read.set(record.partition, offsets);
+      }
+    })();
+    let ended: { error: unknown } | undefined;
+    reading.then(
+      () => (ended = { error: undefined }),
+      (error: unknown) => (ended = { error }),
+    );
+    await waitFor(() => ended, {
+      timeoutMs: 20_000,
+      describe: () => `the replay has not ended: ${[...read.values()].reduce((sum, offsets) => sum + offsets.length, 0)} records read`,
+    });
+    if (ended?.error !== undefined) throw ended.error;
+    for (let partition = 0; partition < partitionCount; partition++) {
+      const expected = partition >= 90 ? [] : Array.from({ length: recordCount - 30 }, (_, index) => 30 + index);
+      expect(read.get(partition) ?? [], `partition ${partition}`).toEqual(expected);
+    }
+    await producer.close();
     await consumer.close();
   });
 });
