@@ -450,6 +450,35 @@ describe('Consumer', () => {
     expect(resets).toMatchObject([{ topic: 't', partition: 0, fromOffset: 2, toOffset: 10, resetTo: 'earliest', error: { reason: 'OFFSET_OUT_OF_RANGE' } }]);
   });
 
+  it('with autoOffsetReset none, fails a partition retention passed with an error that says why and what to do, keeping the range', async () => {
+    // Before, the job saw only the broker's "offset 2 is outside t-0's range [40, 90]": not
+    // that records were deleted unread, nor that a seek lets it go on.
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'none' });
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 2), 2);
+    const metadata = new grpc.Metadata();
+    metadata.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+    metadata.set('runnel-details', JSON.stringify({ topic: 't', partition: 0, offset: '2', logStartOffset: 40, logEndOffset: 90 }));
+    transport.latest.emit('error', Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: "offset 2 is outside t-0's range [40, 90]", metadata }));
+    const seen: number[] = [];
+    const failure = await (async () => {
+      for await (const record of consumer) seen.push(record.offset);
+    })().catch((error: unknown) => error);
+    expect(seen).toEqual([0, 1]);
+    expect(failure).toMatchObject({ reason: 'OFFSET_OUT_OF_RANGE', topic: 't', partition: 0, details: { offset: '2', logStartOffset: 40, logEndOffset: 90 } });
+    expect((failure as Error).message).toMatch(/^records of t-0 from offset 2 up to 40 were deleted \(retention\) before this consumer read them; autoOffsetReset is 'none'.*seek it/);
+    // The other way out of range: the log is now shorter than where the consumer was.
+    const shorter = makeConsumer({ autoOffsetReset: 'none' });
+    shorter.consumer.assign([tp]);
+    await shorter.consumer.seek(tp, 70);
+    const behind = new grpc.Metadata();
+    behind.set('runnel-reason', 'OFFSET_OUT_OF_RANGE');
+    behind.set('runnel-details', JSON.stringify({ topic: 't', partition: 0, offset: '70', logStartOffset: 0, logEndOffset: 5 }));
+    shorter.transport.latest.emit('error', Object.assign(new Error('11 OUT_OF_RANGE'), { code: grpc.status.OUT_OF_RANGE, details: 'out of range', metadata: behind }));
+    await expect(take(shorter.consumer, 1)).rejects.toThrow(/^t-0 now ends at offset 5, before offset 70 this consumer had reached/);
+  });
+
   it('hands out what it fetched before an OFFSET_OUT_OF_RANGE, then resets (or fails with autoOffsetReset none)', async () => {
     const outOfRange = () => {
       const metadata = new grpc.Metadata();

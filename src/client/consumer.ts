@@ -830,8 +830,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       assigned.outOfRangeAfterBuffered = error;
       return;
     }
-    if (error.reason === 'OFFSET_OUT_OF_RANGE' && this.autoOffsetReset !== 'none') {
-      this.resolveAndStart(assigned, this.autoOffsetReset, false, { error, fromOffset: assigned.fetchOffset }).catch(() => undefined);
+    if (error.reason === 'OFFSET_OUT_OF_RANGE') {
+      if (this.autoOffsetReset !== 'none') this.resolveAndStart(assigned, this.autoOffsetReset, false, { error, fromOffset: assigned.fetchOffset }).catch(() => undefined);
+      else this.failPartition(assigned, outOfRangeWithoutReset(assigned, error));
       return;
     }
     if ((error.reason === 'TOPIC_NOT_FOUND' || error.reason === 'PARTITION_NOT_FOUND') && !assigned.hasRefreshedMetadata) {
@@ -1003,7 +1004,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** The last buffered record is decoded: now the OFFSET_OUT_OF_RANGE that waited for it applies. */
   private afterBufferedRecords(assigned: AssignedPartition, error: BrokerError): void {
     assigned.outOfRangeAfterBuffered = undefined;
-    if (this.autoOffsetReset === 'none') this.failPartition(assigned, error);
+    if (this.autoOffsetReset === 'none') this.failPartition(assigned, outOfRangeWithoutReset(assigned, error));
     else this.resolveAndStart(assigned, this.autoOffsetReset, false, { error, fromOffset: assigned.fetchOffset }).catch(() => undefined);
   }
 
@@ -1107,6 +1108,30 @@ function transportError(error: unknown): BrokerError {
   const mapped = errorFromGrpc(error);
   if (mapped.reason === 'BROKER_UNAVAILABLE') return mapped;
   return new BrokerError('BROKER_UNAVAILABLE', `subscription failed: ${mapped.message}`, { cause: error });
+}
+
+/**
+ * OFFSET_OUT_OF_RANGE as the iterator throws it with autoOffsetReset 'none': the broker's
+ * message ("offset 62 is outside t-0's range [225, 400]") said what, not why nor what to do.
+ * Keeps the reason, topic, partition and details (the offset and the log's range, which
+ * `runnel consume` reads), with the broker's error as `cause`.
+ */
+function outOfRangeWithoutReset(assigned: AssignedPartition, error: BrokerError): BrokerError {
+  const where = `${assigned.topic}-${assigned.partition}`;
+  const offset = Number(error.details.offset ?? assigned.fetchOffset);
+  const logStartOffset = Number(error.details.logStartOffset);
+  const logEndOffset = Number(error.details.logEndOffset);
+  const why =
+    Number.isSafeInteger(logEndOffset) && offset > logEndOffset
+      ? `${where} now ends at offset ${logEndOffset}, before offset ${offset} this consumer had reached (the topic was deleted and created again, or records were lost)`
+      : Number.isSafeInteger(logStartOffset)
+        ? `records of ${where} from offset ${offset} up to ${logStartOffset} were deleted (retention) before this consumer read them`
+        : `offset ${offset} of ${where} is no longer in its log`;
+  return new BrokerError(
+    'OFFSET_OUT_OF_RANGE',
+    `${why}; autoOffsetReset is 'none', so the partition stops here: seek it ('earliest', an offset or a time) to go on (${error.message})`,
+    { topic: assigned.topic, partition: assigned.partition, details: error.details, cause: error },
+  );
 }
 
 function keyOf(topic: string, partition: number): string {

@@ -23,6 +23,19 @@ describe('translateConsumeError', () => {
     expect((error as CliError).message).not.toMatch(/retention/);
   });
 
+  it("quotes the broker's message, not the consumer's advice to seek, when the consumer wraps it", () => {
+    const broker = outOfRange(5, 100, 200);
+    const wrapped = new BrokerError('OFFSET_OUT_OF_RANGE', "records of logs-0 from offset 5 up to 100 were deleted (retention) before this consumer read them; autoOffsetReset is 'none', so the partition stops here: seek it", {
+      topic: 'logs',
+      partition: 0,
+      details: broker.details,
+      cause: broker,
+    });
+    expect((translateConsumeError(wrapped, 'logs') as CliError).message).toBe(
+      "records of logs-0 were deleted by retention before they were read (offset 5 is outside logs-0's range [100, 200]): start again with --from beginning",
+    );
+  });
+
   it('passes other errors through', () => {
     const other = new BrokerError('TOPIC_NOT_FOUND', 'no topic logs', { topic: 'logs' });
     expect(translateConsumeError(other, 'logs')).toBe(other);

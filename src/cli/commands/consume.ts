@@ -443,16 +443,19 @@ async function writeOut(data: string | Buffer): Promise<void> {
 export function translateConsumeError(error: unknown, topic: string): unknown {
   if (isBrokerError(error, 'OFFSET_OUT_OF_RANGE')) {
     const where = error.partition === undefined ? topic : `${topic}-${error.partition}`;
+    // The consumer's own message (autoOffsetReset 'none') tells a program to seek; the command's
+    // advice is --from, so only the broker's message it wraps is quoted.
+    const brokerMessage = error.cause instanceof Error ? error.cause.message : error.message;
     const offset = Number(error.details.offset);
     const logEndOffset = Number(error.details.logEndOffset);
     if (Number.isSafeInteger(offset) && Number.isSafeInteger(logEndOffset) && offset > logEndOffset) {
       // Past the end, not before the start: the log is shorter than what was read already.
       return new CliError(
         `${where} now ends at offset ${logEndOffset}, before offset ${offset} this consumer had reached: the topic was deleted and created again, ` +
-          `or its records were lost (${error.message}); start again with --from beginning or --from end`,
+          `or its records were lost (${brokerMessage}); start again with --from beginning or --from end`,
       );
     }
-    return new CliError(`records of ${where} were deleted by retention before they were read (${error.message}): start again with --from beginning`);
+    return new CliError(`records of ${where} were deleted by retention before they were read (${brokerMessage}): start again with --from beginning`);
   }
   return error;
 }
