@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BrokerError } from '../../errors/index.js';
 import { CliError } from '../cli-error.js';
-import { translateConsumeError } from './consume.js';
+import { consumeSummary, translateConsumeError } from './consume.js';
 
 describe('translateConsumeError', () => {
   const outOfRange = (offset: number, logStartOffset: number, logEndOffset: number) =>
@@ -39,5 +39,12 @@ describe('translateConsumeError', () => {
   it('passes other errors through', () => {
     const other = new BrokerError('TOPIC_NOT_FOUND', 'no topic logs', { topic: 'logs' });
     expect(translateConsumeError(other, 'logs')).toBe(other);
+  });
+});
+
+describe('consumeSummary', () => {
+  it('reports the reading time and the rate beside the count, also for a replay shorter than a second', () => {
+    expect(consumeSummary('app-logs', 400_000, 800)).toBe('consumed 400,000 records from app-logs in 0.8 s (500,000 records/s)');
+    expect(consumeSummary('app-logs', 0, 0)).toBe('consumed 0 records from app-logs in 0.0 s (0 records/s)');
   });
 });

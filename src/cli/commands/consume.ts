@@ -240,8 +240,17 @@ async function consumeTopic(client: RunnelClient, topic: string, flags: ConsumeF
     progress.stop();
     await consumer.close();
   }
-  if (process.stderr.isTTY === true && process.stdout.isTTY !== true) process.stderr.write(`consumed ${formatCount(state.printed)} records from ${topic}\n`);
+  if (process.stderr.isTTY === true && process.stdout.isTTY !== true) process.stderr.write(`${consumeSummary(topic, state.printed, Date.now() - startedMs)}\n`);
   return state.exitCode;
+}
+
+/**
+ * The last line on a terminal's stderr (stdout redirected): the count, the reading time and the
+ * rate, so a replay shorter than the progress line's first update (1 s) reports its throughput
+ * too; before, it said only the count.
+ */
+export function consumeSummary(topic: string, printedCount: number, elapsedMs: number): string {
+  return `consumed ${formatCount(printedCount)} records from ${topic} in ${(elapsedMs / 1000).toFixed(1)} s (${formatCount(ratePerSec(printedCount, elapsedMs))} records/s)`;
 }
 
 /**
