@@ -594,6 +594,8 @@ export class LogManager {
           entry.log = log;
           entry.opening = undefined;
           this.openEntries.set(entry.key, entry);
+          // One line per open and close (debug): opens per second say whether the LRU thrashes.
+          this.options.logger.debug({ topic: entry.topic, partition: entry.partition, openPartitions: this.openEntries.size }, 'partition log opened');
           return log;
         },
         (error: unknown) => {
@@ -663,6 +665,7 @@ export class LogManager {
     const shouldSummarizeForRetention = !this.isClosed && !entry.isDeleted;
     const isDiscarding = options.isDiscarding === true;
     entry.closing = this.lifecycleSlots.run(() => log.close({ shouldSummarizeForRetention, isDiscarding })).finally(() => {
+      this.options.logger.debug({ topic: entry.topic, partition: entry.partition, openPartitions: this.openEntries.size }, 'partition log closed');
       entry.log = undefined;
       entry.closing = undefined;
       // Undefined after a failed close: the next open recovers the log and may change it.
