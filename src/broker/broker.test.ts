@@ -134,6 +134,58 @@ describe('Broker.fetch parked at the log end', () => {
   });
 });
 
+describe('Broker.fetch parked on more partitions than openPartitionsMax', () => {
+  /**
+   * Goal: a reader parked at the log end (a tailing consumer's Fetch or Subscribe) must not
+   * keep its partition's log open. Method: park a fetch on each of 40 used partitions with
+   * openPartitionsMax 16, and count logs opened minus logs closed. Before, each parked fetch
+   * waited inside `withPartition`, pinning its log: 40 open, and 10,000 tailing readers kept
+   * 10,000 logs open.
+   */
+  it('lets the logs of parked readers close down to openPartitionsMax, and still wakes a reader whose log was closed when an append lands', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', openPartitionsMax: 16 }, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    const partitionCount = 40;
+    await broker.createTopic({ name: 'many', partitions: partitionCount, replicationFactor: 1, configs: {} });
+    const produceTo = (partition: number, value: string) => broker.produce({ topic: 'many', partition, batch: batch([value]), acks: 'leader', timeoutMs: 10_000 });
+    for (let partition = 0; partition < partitionCount; partition++) await produceTo(partition, `first-${partition}`);
+    // Logs opened minus logs closed from here on; 16 are open now (openPartitionsMax).
+    let openLogs = 0;
+    const realOpen = PartitionLog.open.bind(PartitionLog);
+    vi.spyOn(PartitionLog, 'open').mockImplementation(async (options) => {
+      const log = await realOpen(options);
+      openLogs++;
+      return log;
+    });
+    const realClose = PartitionLog.prototype.close;
+    vi.spyOn(PartitionLog.prototype, 'close').mockImplementation(async function (this: PartitionLog, ...args) {
+      try {
+        return await realClose.apply(this, args);
+      } finally {
+        openLogs--;
+      }
+    });
+    const reads = vi.spyOn(PartitionLog.prototype, 'read');
+    const abort = new AbortController();
+    cleanups.push(() => abort.abort());
+    const parked = Array.from({ length: partitionCount }, (_, partition) =>
+      broker.fetch({ topic: 'many', partition, offset: 1, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 20_000, signal: abort.signal }),
+    );
+    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(partitionCount), { timeout: 10_000 }); // every fetch read nothing and parked
+    await vi.waitFor(() => expect(16 + openLogs).toBeLessThanOrEqual(16), { timeout: 5_000 });
+
+    // Partition 0 was used first: its log is among those closed. An append reopens it and wakes its reader.
+    await produceTo(0, 'second-0');
+    const woken = await parked[0];
+    expect([...decodeBatches(woken!.bytes)].map((record) => record.value?.toString())).toEqual(['second-0']);
+    abort.abort();
+    const rest = await Promise.all(parked.slice(1));
+    expect(rest.every((result) => result.bytes.length === 0)).toBe(true);
+  });
+});
+
 describe('Broker.fetch with minBytes at a segment boundary', () => {
   // A read never crosses a segment boundary, so a fetch whose offset is near the end of a
   // segment reads fewer bytes than it would from the log as a whole. Waiting cannot make that

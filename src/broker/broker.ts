@@ -550,25 +550,32 @@ export class Broker {
     this.throwIfClosed();
     this.partitionOrThrow(options.topic, options.partition);
     const deadlineMs = this.clock.nowMs() + Math.min(Math.max(options.maxWaitMs, 0), limits.fetchWaitMsMax);
-    return this.logs.withPartition(options.topic, options.partition, async (log) => {
-      let appended: readonly AppendedBatch[] | undefined;
-      for (;;) {
+    let appended: readonly AppendedBatch[] | undefined;
+    for (;;) {
+      const handedBatches = appended;
+      const step = await this.logs.withPartition(options.topic, options.partition, async (log) => {
         // A reader parked at the log end takes the batches that woke it straight from the
         // append (the same whole batches a read would return), not back through the disk: one
         // thread-pool hop and a pread fewer per delivery to a tailing consumer.
-        const handed = appended?.[0]?.baseOffset === options.offset ? fromAppended(appended, options.maxBytes, log) : undefined;
+        const handed = handedBatches?.[0]?.baseOffset === options.offset ? fromAppended(handedBatches, options.maxBytes, log) : undefined;
         const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
         const remainingMs = deadlineMs - this.clock.nowMs();
         const isCutBeforeLogEnd = result.nextOffset < result.highWatermark;
-        if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return result;
-        appended = await this.waitForAppend(log, `${options.topic}-${options.partition}`, { logEndOffset: result.highWatermark, offset: options.offset }, remainingMs, options.signal);
-        if (log.isClosed && !this.isClosed) {
-          // Woken by the close of a partition in use: only a delete closes one (idle closing
-          // skips logs in use), so the topic is going.
-          throw new BrokerError('TOPIC_NOT_FOUND', `topic ${options.topic} was deleted while this fetch waited`, { topic: options.topic, partition: options.partition });
-        }
+        if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return { result, parked: undefined };
+        // Listens while the log is still in use, so no append lands unseen, and then lets go
+        // of it: the wait (up to fetchWaitMsMax) does not keep the log open (LogManager.onAppend).
+        return { result, parked: this.waitForAppend(log, { offset: options.offset, logEndOffset: result.highWatermark }, remainingMs, options.signal) };
+      });
+      if (step.parked === undefined) return step.result;
+      appended = await step.parked;
+      // Woken by a broker stop: the reader is answered (with nothing) rather than refused.
+      if (this.isClosed) return step.result;
+      // Woken by a delete of the topic (it is marked deleting before its partitions go).
+      const topic = this.meta.getTopic(options.topic);
+      if (topic === undefined || topic.isDeleting === true) {
+        throw new BrokerError('TOPIC_NOT_FOUND', `topic ${options.topic} was deleted while this fetch waited`, { topic: options.topic, partition: options.partition });
       }
-    });
+    }
   }
 
   private async readAt(log: PartitionLog, offset: number, maxBytes: number): Promise<FetchResult> {
@@ -589,26 +596,30 @@ export class Broker {
 
   /**
    * Resolves on the next append past `seen.logEndOffset` with the batches it wrote, with no
-   * batches when the log closes or goes offline or retention deletes segments, or with
+   * batches when the partition is deleted, the log goes offline, retention deletes segments or
+   * the broker stops (not when the log is closed as idle: LogManager.onAppend), or with
    * `undefined` after `timeoutMs`, on abort, or when an append landed, the log went offline,
    * or retention passed `seen.offset` before it listened.
    */
   private waitForAppend(
     log: PartitionLog,
-    key: string,
     seen: { logEndOffset: number; offset: number },
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<readonly AppendedBatch[] | undefined> {
+    const key = `${log.topic}-${log.partition}`;
     const waiting = this.waitersByPartition.get(key) ?? 0;
     if (waiting >= limits.waitersPerPartitionMax) {
       return Promise.reject(new BrokerError('LIMIT_REACHED', `too many readers waiting on ${key}; retry later`));
     }
     this.waitersByPartition.set(key, waiting + 1);
     return new Promise<readonly AppendedBatch[] | undefined>((resolve) => {
+      let isFinished = false;
       let unsubscribe: () => void = () => undefined;
       let cancelTimer: () => void = () => undefined;
       const finish = (appended?: readonly AppendedBatch[]): void => {
+        if (isFinished) return; // a delete or stop may wake a reader its timer or abort woke already
+        isFinished = true;
         unsubscribe();
         cancelTimer();
         signal?.removeEventListener('abort', onAbort);
@@ -618,7 +629,7 @@ export class Broker {
         resolve(appended);
       };
       const onAbort = (): void => finish();
-      unsubscribe = log.onAppend((_end, appended) => finish(appended));
+      unsubscribe = this.logs.onAppend(log.topic, log.partition, (_end, appended) => finish(appended));
       cancelTimer = this.clock.setTimer(timeoutMs, onAbort);
       signal?.addEventListener('abort', onAbort, { once: true });
       // An append may have landed between the read and subscribing, the log gone offline, or

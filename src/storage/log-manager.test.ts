@@ -568,6 +568,37 @@ describe('LogManager', () => {
     }
   });
 
+  it('keeps a reader listening (onAppend) through an idle close of the log, without holding it open, and wakes it on the append that reopens it', async () => {
+    const { manager, clock } = await startManager({ openPartitionsMax: 4, partitionIdleMs: 60_000 });
+    await manager.createPartition('t', 0);
+    const heard: number[][] = [];
+    await manager.withPartition('t', 0, async (log) => {
+      await log.append(makeBatch({ tag: 'a' }));
+      manager.onAppend('t', 0, (logEndOffset, appended) => heard.push([logEndOffset, appended.length]));
+    });
+    await closeAllIdle(manager, clock, 60_000); // the listener kept nothing open
+    expect(heard).toEqual([]); // the idle close woke nobody: nothing was appended
+    await manager.withPartition('t', 0, (log) => log.append(makeBatch({ tag: 'b' })));
+    expect(heard.at(-1)?.[1]).toBe(1); // told of the batch by the reopened log
+  });
+
+  it('wakes readers listening on a closed log when its partition is deleted or the manager closes', async () => {
+    const { manager, clock } = await startManager({ openPartitionsMax: 4, partitionIdleMs: 60_000 });
+    await manager.createPartitions('t', [0, 1]);
+    const woken: number[] = [];
+    for (const partition of [0, 1]) {
+      await manager.withPartition('t', partition, async (log) => {
+        await log.append(makeBatch({ tag: `p${partition}` }));
+        manager.onAppend('t', partition, () => woken.push(partition));
+      });
+    }
+    await closeAllIdle(manager, clock, 60_000);
+    await manager.deletePartition('t', 0);
+    expect(woken).toEqual([0]);
+    await manager.close();
+    expect(woken).toEqual([0, 1]);
+  });
+
   it('never closes a log while work on it is in progress', async () => {
     const { manager } = await startManager({ openPartitionsMax: 1 });
     await manager.createPartition('t', 0);

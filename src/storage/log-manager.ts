@@ -15,7 +15,8 @@
  * (retention.ts `RetentionSummary`), so a check over quiet partitions costs no I/O.
  *
  * Owner of mutable state: this object — the entry map, each entry's open/opening/closing
- * promise, pin count and retention summary, the timers. A log is never closed while pinned (`withPartition`).
+ * promise, pin count, retention summary and parked readers (`onAppend`), the timers. A log is
+ * never closed while pinned (`withPartition`); a parked reader does not pin it.
  */
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.js';
@@ -29,7 +30,7 @@ import { FileHandleCache } from './file-handle-cache.js';
 import { partitionDirName, tryParsePartitionDirName, tryParseSegmentFileName } from './file-names.js';
 import { ClosableFileSystem, nodeFileSystem, withDescriptorSlots, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
-import { PartitionLog, type PartitionLogConfig, type PartitionLogStats } from './partition-log.js';
+import { PartitionLog, type AppendedBatch, type AppendListener, type PartitionLogConfig, type PartitionLogStats } from './partition-log.js';
 import { isRetentionDue, type RetentionSummary } from './retention.js';
 
 export interface LogManagerOptions {
@@ -85,6 +86,12 @@ interface Entry extends TopicPartition {
    * partition answers from it instead of opening the log.
    */
   statsAtClose: PartitionLogStats | undefined;
+  /**
+   * Readers parked on the partition (`onAppend`). Kept here, not on the log, so a parked reader
+   * does not keep the log open: an idle close leaves them parked, and the next append (which
+   * opens the log again) wakes them. Bounded by the caller (Broker: `waitersPerPartitionMax`).
+   */
+  readonly appendListeners: Set<AppendListener>;
 }
 
 /** What `PartitionLog.stats` says of a new log after its first open (recovery.ts `createFirstSegment`). */
@@ -246,6 +253,7 @@ export class LogManager {
       isUnopenedNew: undefined,
       retentionSummary: undefined,
       statsAtClose: undefined,
+      appendListeners: new Set(),
     };
     this.entries.set(key, entry);
     return entry;
@@ -347,6 +355,7 @@ export class LogManager {
       entry.isDeleted = true;
       this.entries.delete(entry.key);
       await this.closeEntry(entry).catch(() => undefined); // one used meanwhile
+      this.wakeParked(entry);
       await this.fileSystem.removeTree(entry.dir).catch((removeError: unknown) => {
         this.options.logger.error({ topic, partition: entry.partition, ...errorFields(removeError) }, 'could not remove the directory of a partition whose create failed');
       });
@@ -397,6 +406,8 @@ export class LogManager {
       await this.closeEntry(entry, { isDiscarding: true }).catch((error: unknown) => {
         this.options.logger.warn({ topic, partition: entry.partition, ...errorFields(error) }, 'closing a partition being deleted failed; deleting it anyway');
       });
+      // Readers parked while its log was closed (an open log's close woke those already).
+      this.wakeParked(entry);
       // `<topic>-<partition>.<ms>-<n>.deleted`, the partition name cut short when the whole
       // would not fit in a file name (two cut names differ in their millisecond or count).
       const suffix = `.${this.options.clock.nowMs()}-${this.deletionCount++}${DELETED_SUFFIX}`;
@@ -470,6 +481,40 @@ export class LogManager {
     } finally {
       entry.pins--;
     }
+  }
+
+  /**
+   * Calls `listener` as `PartitionLog.onAppend` does (after each append, when retention moves
+   * the log start, when the log goes offline), and once with no batches when the partition is
+   * deleted or the manager closes, without keeping the log open: a log closed as idle (past
+   * `openPartitionsMax` or `partitionIdleMs`) leaves its listeners waiting, and the append that
+   * opens it again wakes them. Before, a parked Fetch or Subscribe listened on the log inside
+   * `withPartition`, pinning it for its whole wait (up to `limits.fetchWaitMsMax`): 10,000
+   * tailing readers kept all 10,000 logs open, five times `openPartitionsMax`. Call it while
+   * the log is in use (inside `withPartition`) after reading, so no append lands unseen
+   * between the read and listening. Returns the function that stops listening.
+   */
+  onAppend(topic: string, partition: number, listener: AppendListener): () => void {
+    const entry = this.entryOrThrow(topic, partition);
+    entry.appendListeners.add(listener);
+    return () => entry.appendListeners.delete(listener);
+  }
+
+  private onLogAppend(entry: Entry, log: PartitionLog, logEndOffset: number, appended: readonly AppendedBatch[]): void {
+    if (log.isClosed) {
+      // An idle close: nothing a reader waits for has happened, and the log opens again for
+      // the next append. Otherwise the partition is going or the manager is closing.
+      if (entry.isDeleted || this.isClosed) this.wakeParked(entry, logEndOffset);
+      return;
+    }
+    for (const listener of [...entry.appendListeners]) listener(logEndOffset, appended);
+  }
+
+  /** Wakes (with no batches) and forgets every reader parked on the partition: it is going, or the manager is closing. */
+  private wakeParked(entry: Entry, logEndOffset = entry.log?.logEndOffset ?? entry.statsAtClose?.logEndOffset ?? 0): void {
+    const listeners = [...entry.appendListeners];
+    entry.appendListeners.clear();
+    for (const listener of listeners) listener(logEndOffset, []);
   }
 
   /**
@@ -594,6 +639,7 @@ export class LogManager {
           entry.log = log;
           entry.opening = undefined;
           this.openEntries.set(entry.key, entry);
+          log.onAppend((logEndOffset, appended) => this.onLogAppend(entry, log, logEndOffset, appended));
           // One line per open and close (debug): opens per second say whether the LRU thrashes.
           this.options.logger.debug({ topic: entry.topic, partition: entry.partition, openPartitions: this.openEntries.size }, 'partition log opened');
           return log;
@@ -806,6 +852,9 @@ export class LogManager {
     if (this.isClosed) return;
     this.isClosed = true;
     for (const cancel of this.cancelTimers.splice(0)) cancel();
+    // Parked readers answer now rather than at the end of their wait (up to fetchWaitMsMax),
+    // those on closed logs too, which no log close would wake.
+    for (const entry of this.entries.values()) this.wakeParked(entry);
     await this.backgroundWork.catch(() => undefined);
     const results = await Promise.allSettled([...this.entries.values()].map((entry) => this.closeEntry(entry)));
     await this.closeFiles();
