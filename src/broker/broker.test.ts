@@ -167,13 +167,13 @@ describe('Broker.fetch parked on more partitions than openPartitionsMax', () => 
         openLogs--;
       }
     });
-    const reads = vi.spyOn(PartitionLog.prototype, 'read');
+    const listens = vi.spyOn(LogManager.prototype, 'onAppend');
     const abort = new AbortController();
     cleanups.push(() => abort.abort());
     const parked = Array.from({ length: partitionCount }, (_, partition) =>
       broker.fetch({ topic: 'many', partition, offset: 1, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 20_000, signal: abort.signal }),
     );
-    await vi.waitFor(() => expect(reads).toHaveBeenCalledTimes(partitionCount), { timeout: 10_000 }); // every fetch read nothing and parked
+    await vi.waitFor(() => expect(listens).toHaveBeenCalledTimes(partitionCount), { timeout: 10_000 }); // every fetch found nothing and parked
     await vi.waitFor(() => expect(16 + openLogs).toBeLessThanOrEqual(16), { timeout: 5_000 });
 
     // Partition 0 was used first: its log is among those closed. An append reopens it and wakes its reader.
@@ -183,6 +183,38 @@ describe('Broker.fetch parked on more partitions than openPartitionsMax', () => 
     abort.abort();
     const rest = await Promise.all(parked.slice(1));
     expect(rest.every((result) => result.bytes.length === 0)).toBe(true);
+  });
+  it('answers a fetch at the log end of a closed log when its wait runs out without opening the log, so tailing readers re-fetching do not reopen logs', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent', openPartitionsMax: 16 }, logger: silentLogger });
+    cleanups.push(() => broker.close());
+    await broker.createTopic({ name: 'many', partitions: 40, replicationFactor: 1, configs: {} });
+    await broker.createTopic({ name: 'unused', partitions: 4, replicationFactor: 1, configs: {} });
+    const closes = vi.spyOn(PartitionLog.prototype, 'close');
+    for (let partition = 0; partition < 40; partition++) {
+      await broker.produce({ topic: 'many', partition, batch: batch([`first-${partition}`]), acks: 'leader', timeoutMs: 10_000 });
+    }
+    // Partitions 0–23, used first, are closed once 24 closes have finished.
+    await vi.waitFor(async () => {
+      expect(closes).toHaveBeenCalledTimes(24);
+      await Promise.all(closes.mock.results.map((result) => result.value));
+    });
+    const opens = vi.spyOn(PartitionLog, 'open');
+    // A Subscribe re-fetches at its position each time its wait runs out: three rounds here.
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(Array.from({ length: 24 }, (_, partition) => broker.fetch({ topic: 'many', partition, offset: 1, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 50 })));
+      expect(answers.map((answer) => [answer.bytes.length, answer.nextOffset, answer.highWatermark, answer.logStartOffset])).toEqual(Array.from({ length: 24 }, () => [0, 1, 1, 0]));
+      const unused = await Promise.all(Array.from({ length: 4 }, (_, partition) => broker.fetch({ topic: 'unused', partition, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 50 })));
+      expect(unused.map((answer) => [answer.bytes.length, answer.highWatermark])).toEqual(Array.from({ length: 4 }, () => [0, 0]));
+    }
+    expect(opens).not.toHaveBeenCalled();
+    // Below the log end it reads (opening the log), and an append to a closed log wakes its parked reader.
+    const parked = broker.fetch({ topic: 'many', partition: 0, offset: 1, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 10_000 });
+    await broker.produce({ topic: 'many', partition: 0, batch: batch(['second-0']), acks: 'leader', timeoutMs: 10_000 });
+    expect([...decodeBatches((await parked).bytes)].map((record) => record.value?.toString())).toEqual(['second-0']);
+    const read = await broker.fetch({ topic: 'many', partition: 1, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 50 });
+    expect([...decodeBatches(read.bytes)].map((record) => record.value?.toString())).toEqual(['first-1']);
   });
 });
 

@@ -28,7 +28,7 @@ import { BrokerError, isBrokerError } from '../errors/index.js';
 import { MetaStore, checkTopicConfigKey, describeEffectiveConfig, effectiveTopicConfig, timestampWindowMs, validateTopicOverrides, type TopicRecord } from '../meta/index.js';
 import { errorFields, type Logger } from '../observability/index.js';
 import { isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
-import { LogManager, parseFlushPolicy, type AppendedBatch, type FileSystem, type PartitionLog, type PartitionLogConfig, type TopicPartition } from '../storage/index.js';
+import { LogManager, parseFlushPolicy, type AppendedBatch, type AppendListener, type FileSystem, type PartitionLog, type PartitionLogConfig, type TopicPartition } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { openFilesLimitWarning, readOwnProcLimits } from './open-files-limit.js';
 
@@ -550,22 +550,26 @@ export class Broker {
     this.throwIfClosed();
     this.partitionOrThrow(options.topic, options.partition);
     const deadlineMs = this.clock.nowMs() + Math.min(Math.max(options.maxWaitMs, 0), limits.fetchWaitMsMax);
+    const key = `${options.topic}-${options.partition}`;
     let appended: readonly AppendedBatch[] | undefined;
     for (;;) {
       const handedBatches = appended;
-      const step = await this.logs.withPartition(options.topic, options.partition, async (log) => {
-        // A reader parked at the log end takes the batches that woke it straight from the
-        // append (the same whole batches a read would return), not back through the disk: one
-        // thread-pool hop and a pread fewer per delivery to a tailing consumer.
-        const handed = handedBatches?.[0]?.baseOffset === options.offset ? fromAppended(handedBatches, options.maxBytes, log) : undefined;
-        const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
-        const remainingMs = deadlineMs - this.clock.nowMs();
-        const isCutBeforeLogEnd = result.nextOffset < result.highWatermark;
-        if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return { result, parked: undefined };
-        // Listens while the log is still in use, so no append lands unseen, and then lets go
-        // of it: the wait (up to fetchWaitMsMax) does not keep the log open (LogManager.onAppend).
-        return { result, parked: this.waitForAppend(log, { offset: options.offset, logEndOffset: result.highWatermark }, remainingMs, options.signal) };
-      });
+      const step =
+        (handedBatches === undefined ? this.parkAtClosedLogEnd(options, key, deadlineMs) : undefined) ??
+        (await this.logs.withPartition(options.topic, options.partition, async (log) => {
+          // A reader parked at the log end takes the batches that woke it straight from the
+          // append (the same whole batches a read would return), not back through the disk: one
+          // thread-pool hop and a pread fewer per delivery to a tailing consumer.
+          const handed = handedBatches?.[0]?.baseOffset === options.offset ? fromAppended(handedBatches, options.maxBytes, log) : undefined;
+          const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
+          const remainingMs = deadlineMs - this.clock.nowMs();
+          const isCutBeforeLogEnd = result.nextOffset < result.highWatermark;
+          if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return { result, parked: undefined };
+          // Listens while the log is still in use, so no append lands unseen, and then lets go
+          // of it: the wait (up to fetchWaitMsMax) does not keep the log open (LogManager.onAppend).
+          const isStale = log.logEndOffset > result.highWatermark || !log.isOnline || log.logStartOffset > options.offset;
+          return { result, parked: this.waitForAppend(key, (listener) => this.logs.onAppend(options.topic, options.partition, listener), isStale, remainingMs, options.signal) };
+        }));
       if (step.parked === undefined) return step.result;
       appended = await step.parked;
       // Woken by a broker stop: the reader is answered (with nothing) rather than refused.
@@ -575,7 +579,33 @@ export class Broker {
       if (topic === undefined || topic.isDeleting === true) {
         throw new BrokerError('TOPIC_NOT_FOUND', `topic ${options.topic} was deleted while this fetch waited`, { topic: options.topic, partition: options.partition });
       }
+      // The wait ran out or was given up: answered with what it had, without reading again
+      // (which would open a log closed meanwhile, only to find nothing new).
+      if (appended === undefined && (this.clock.nowMs() >= deadlineMs || options.signal?.aborted === true)) return step.result;
     }
+  }
+
+  /**
+   * A fetch at the log end of a closed log parks without opening it (LogManager
+   * `onAppendAtClosedLogEnd`), answering the empty read it would have made; undefined when
+   * that does not apply (the log is open, the offset is not its known end, nothing to wait
+   * for, or the partition has its most waiting readers: the read then refuses with
+   * LIMIT_REACHED). Before, a Subscribe whose 30 s wait ran out opened its closed log again:
+   * 10,000 idle tailing readers kept about 700 logs a second opening and closing.
+   */
+  private parkAtClosedLogEnd(options: FetchOptions, key: string, deadlineMs: number): { result: FetchResult; parked: Promise<readonly AppendedBatch[] | undefined> } | undefined {
+    const remainingMs = deadlineMs - this.clock.nowMs();
+    if (options.minBytes <= 0 || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return undefined;
+    if ((this.waitersByPartition.get(key) ?? 0) >= limits.waitersPerPartitionMax) return undefined;
+    let wake: AppendListener = noop;
+    const atEnd = this.logs.onAppendAtClosedLogEnd(options.topic, options.partition, options.offset, (logEndOffset, appended) => wake(logEndOffset, appended));
+    if (atEnd === undefined) return undefined;
+    const result: FetchResult = { bytes: EMPTY_BYTES, nextOffset: options.offset, highWatermark: atEnd.logEndOffset, logStartOffset: atEnd.logStartOffset };
+    const listen = (listener: AppendListener): (() => void) => {
+      wake = listener;
+      return atEnd.stopListening;
+    };
+    return { result, parked: this.waitForAppend(key, listen, false, remainingMs, options.signal) };
   }
 
   private async readAt(log: PartitionLog, offset: number, maxBytes: number): Promise<FetchResult> {
@@ -602,12 +632,12 @@ export class Broker {
    * or retention passed `seen.offset` before it listened.
    */
   private waitForAppend(
-    log: PartitionLog,
-    seen: { logEndOffset: number; offset: number },
+    key: string,
+    listen: (listener: AppendListener) => () => void,
+    isStale: boolean,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<readonly AppendedBatch[] | undefined> {
-    const key = `${log.topic}-${log.partition}`;
     const waiting = this.waitersByPartition.get(key) ?? 0;
     if (waiting >= limits.waitersPerPartitionMax) {
       return Promise.reject(new BrokerError('LIMIT_REACHED', `too many readers waiting on ${key}; retry later`));
@@ -629,12 +659,12 @@ export class Broker {
         resolve(appended);
       };
       const onAbort = (): void => finish();
-      unsubscribe = this.logs.onAppend(log.topic, log.partition, (_end, appended) => finish(appended));
+      unsubscribe = listen((_end, appended) => finish(appended));
       cancelTimer = this.clock.setTimer(timeoutMs, onAbort);
       signal?.addEventListener('abort', onAbort, { once: true });
       // An append may have landed between the read and subscribing, the log gone offline, or
       // retention deleted the offset (each told its listeners then, before this one listened).
-      if (log.logEndOffset > seen.logEndOffset || !log.isOnline || log.logStartOffset > seen.offset) finish();
+      if (isStale) finish();
     });
   }
 
@@ -836,6 +866,9 @@ function fromAppended(appended: readonly AppendedBatch[], maxBytes: number, log:
 }
 
 function noop(): void {}
+
+/** The bytes of a fetch that found nothing (shared: never written to). */
+const EMPTY_BYTES = Buffer.alloc(0);
 
 /**
  * A delete that failed on the disk after the topic was marked `isDeleting`: the same error,

@@ -500,6 +500,31 @@ export class LogManager {
     return () => entry.appendListeners.delete(listener);
   }
 
+  /**
+   * `onAppend` for a reader at the log end of a closed log, without opening it: when the log
+   * is closed (no open or close under way) and `offset` is its log end as known without an
+   * open (0 for a partition never used; what its last clean close left otherwise), starts
+   * listening and returns the log's offsets with the function that stops listening.
+   * Undefined otherwise: the caller reads through `withPartition`. Nothing can append to the
+   * log before it is opened again, and that open's append tells the listener, so no append
+   * is missed. Before, a tailing reader whose wait ran out (a Subscribe waits 30 s at a time)
+   * opened its closed log only to find nothing new: 10,000 idle tailing readers past
+   * `openPartitionsMax` opened and closed about 700 logs a second, for ever.
+   */
+  onAppendAtClosedLogEnd(
+    topic: string,
+    partition: number,
+    offset: number,
+    listener: AppendListener,
+  ): { logStartOffset: number; logEndOffset: number; stopListening: () => void } | undefined {
+    this.throwIfClosed();
+    const entry = this.entryOrThrow(topic, partition);
+    if (entry.isDeleted || entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined) return undefined;
+    const known = entry.isUnopenedNew === true ? NEW_PARTITION_STATS : entry.statsAtClose;
+    if (known === undefined || known.status !== 'online' || known.logEndOffset !== offset || known.logStartOffset > offset) return undefined;
+    return { logStartOffset: known.logStartOffset, logEndOffset: known.logEndOffset, stopListening: this.onAppend(topic, partition, listener) };
+  }
+
   private onLogAppend(entry: Entry, log: PartitionLog, logEndOffset: number, appended: readonly AppendedBatch[]): void {
     if (log.isClosed) {
       // An idle close: nothing a reader waits for has happened, and the log opens again for
