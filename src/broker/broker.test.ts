@@ -826,6 +826,32 @@ describe('Broker.fetch racing a topic delete', () => {
     expect((failure as BrokerError).reason).toBe('TOPIC_NOT_FOUND');
     expect((failure as BrokerError).message).toMatch(/tail.*deleted/);
   });
+
+  /**
+   * Goal: a fetch whose read found nothing and whose topic was deleted before it could park
+   * is told TOPIC_NOT_FOUND and leaves no waiter counted. Method: the read returns (at the log
+   * end) only after the delete has finished, then the fetch goes to park. Before, it listened
+   * on a partition the log manager no longer knew: PARTITION_NOT_FOUND was thrown inside the
+   * wait after the partition's waiter count was raised, and nothing lowered it again, so each
+   * such race left one count behind for good (for a re-created topic of the name too), and
+   * waitersPerPartitionMax of them refused every parked read with LIMIT_REACHED.
+   */
+  it('fails with TOPIC_NOT_FOUND, and counts no waiter, when the topic is deleted between its read and its wait', async () => {
+    const broker = await openBroker();
+    await produce(broker, ['d0']);
+    const read = PartitionLog.prototype.read;
+    let deleting: Promise<void> | undefined;
+    vi.spyOn(PartitionLog.prototype, 'read').mockImplementation(async function (this: PartitionLog, options) {
+      const result = await read.call(this, options);
+      deleting ??= broker.deleteTopic('tail');
+      await deleting;
+      return result;
+    });
+    const failure = await fetchAt(broker, 1).catch((error: unknown) => error);
+    await deleting;
+    expect((broker as unknown as { waitersByPartition: Map<string, number> }).waitersByPartition.get('tail-0')).toBeUndefined();
+    expect((failure as BrokerError).reason).toBe('TOPIC_NOT_FOUND');
+  });
 });
 
 describe('Broker.deleteTopic interrupted part-way', () => {

@@ -659,12 +659,26 @@ export class Broker {
         resolve(appended);
       };
       const onAbort = (): void => finish();
-      unsubscribe = listen((_end, appended) => finish(appended));
+      // An append may have landed between the read and subscribing, the log gone offline or
+      // closed, or retention deleted the offset (each told its listeners then): the caller
+      // reads again, without listening. A log closed under the read (by a delete) may belong
+      // to a partition the log manager no longer knows, on which listening throws.
+      if (isStale) {
+        finish();
+        return;
+      }
+      try {
+        unsubscribe = listen((_end, appended) => finish(appended));
+      } catch {
+        // The partition went meanwhile (a delete, or the undo of a failed create): woken at
+        // once, the caller finds the topic gone or its read fails. Before, the throw rejected
+        // this promise without `finish`, so the partition's waiter count stayed one too high
+        // for good, and enough such races refused every parked read with LIMIT_REACHED.
+        finish();
+        return;
+      }
       cancelTimer = this.clock.setTimer(timeoutMs, onAbort);
       signal?.addEventListener('abort', onAbort, { once: true });
-      // An append may have landed between the read and subscribing, the log gone offline, or
-      // retention deleted the offset (each told its listeners then, before this one listened).
-      if (isStale) finish();
     });
   }
 
