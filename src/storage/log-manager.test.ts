@@ -582,6 +582,28 @@ describe('LogManager', () => {
     expect(heard.at(-1)?.[1]).toBe(1); // told of the batch by the reopened log
   });
 
+  /**
+   * Goal: a reader parked on a closed log (onAppend) learns at once when the log's next open
+   * finds it damaged, as it does when an open log goes offline. Method: close the log as
+   * idle, remove its active segment file, and open it again. Before, the log went offline
+   * inside its open, before the manager listened to it, so nobody told the parked reader: it
+   * waited out its whole wait (a Subscribe 30 s) and was answered with nothing, not the error.
+   */
+  it('wakes readers listening on a closed log when its next open finds it offline', async () => {
+    const { manager, clock, dataDir } = await startManager({ openPartitionsMax: 4, partitionIdleMs: 60_000 });
+    await manager.createPartition('t', 0);
+    const heard: number[] = [];
+    await manager.withPartition('t', 0, async (log) => {
+      await log.append(makeBatch({ tag: 'a' }));
+      manager.onAppend('t', 0, (_logEndOffset, appended) => heard.push(appended.length));
+    });
+    await closeAllIdle(manager, clock, 60_000);
+    await waitFor(() => manager.partitionsNotClosed().length === 0, { timeoutMs: 10_000, describe: () => 'the idle close did not finish' });
+    rmSync(join(dataDir, 't-0', '00000000000000000000.log'));
+    expect(await manager.withPartition('t', 0, async (log) => log.isOnline)).toBe(false);
+    expect(heard).toEqual([0]);
+  });
+
   it('wakes readers listening on a closed log when its partition is deleted or the manager closes', async () => {
     const { manager, clock } = await startManager({ openPartitionsMax: 4, partitionIdleMs: 60_000 });
     await manager.createPartitions('t', [0, 1]);

@@ -665,6 +665,10 @@ export class LogManager {
           entry.opening = undefined;
           this.openEntries.set(entry.key, entry);
           log.onAppend((logEndOffset, appended) => this.onLogAppend(entry, log, logEndOffset, appended));
+          // Opened offline (damage found by recovery): the log told no one, as nobody listened
+          // yet. Readers parked while it was closed read again and get the error now. Before,
+          // they waited out their whole wait (a Subscribe 30 s) and were answered with nothing.
+          if (!log.isOnline) this.onLogAppend(entry, log, log.logEndOffset, []);
           // One line per open and close (debug): opens per second say whether the LRU thrashes.
           this.options.logger.debug({ topic: entry.topic, partition: entry.partition, openPartitions: this.openEntries.size }, 'partition log opened');
           return log;
