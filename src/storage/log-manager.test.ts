@@ -1315,6 +1315,28 @@ describe('log lines a failing disk repeats', () => {
     expect(openFailures()[1]?.fields).toMatchObject({ suppressed: requestCount - 1 });
   });
 
+  /**
+   * Goal: a reader parked on a closed log (onAppend) learns at once when the log cannot be
+   * opened again, as requests to the partition do. Method: close the log as idle, make its
+   * files fail, and use the partition. Before, the failed open told nobody: the reader waited
+   * out its whole wait (a Subscribe 30 s) and was answered with nothing, not the error.
+   */
+  it('wakes readers listening on a closed log when its next open fails', async () => {
+    const { fileSystem, failing } = failingFileSystem(/bad-0/);
+    const { manager, clock } = await startManager({ fileSystem, partitionIdleMs: 60_000 });
+    await manager.createPartition('bad', 0);
+    const heard: number[] = [];
+    await manager.withPartition('bad', 0, async (log) => {
+      await log.append(makeBatch());
+      manager.onAppend('bad', 0, (_logEndOffset, appended) => heard.push(appended.length));
+    });
+    await closeAllIdle(manager, clock, 60_000);
+    await waitFor(() => manager.partitionsNotClosed().length === 0, { timeoutMs: 10_000, describe: () => 'the idle close did not finish' });
+    failing.now = true;
+    await expect(manager.withPartition('bad', 0, async () => undefined)).rejects.toMatchObject({ reason: 'STORAGE_ERROR' });
+    expect(heard).toEqual([0]);
+  });
+
   it('logs an expired segment that cannot be deleted once per minute however often retention runs', async () => {
     const { fileSystem, failing } = failingFileSystem(/stuck-0\/\d+\.log$/);
     const logger = recordingLogger();

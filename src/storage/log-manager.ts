@@ -485,7 +485,8 @@ export class LogManager {
 
   /**
    * Calls `listener` as `PartitionLog.onAppend` does (after each append, when retention moves
-   * the log start, when the log goes offline), and once with no batches when the partition is
+   * the log start, when the log goes offline, also when it opens offline), with no batches
+   * when an open of the log fails, and once with no batches when the partition is
    * deleted or the manager closes, without keeping the log open: a log closed as idle (past
    * `openPartitionsMax` or `partitionIdleMs`) leaves its listeners waiting, and the append that
    * opens it again wakes them. Before, a parked Fetch or Subscribe listened on the log inside
@@ -643,6 +644,7 @@ export class LogManager {
     if (entry.opening === undefined) {
       const config = this.options.configForTopic(entry.topic);
       if (config === undefined) throw this.notFound(entry.topic, entry.partition);
+      const knownLogEndOffset = entry.statsAtClose?.logEndOffset ?? 0; // told to readers if the open fails
       // From here on the log may change its files: the summary of the last close is stale.
       entry.retentionSummary = undefined;
       entry.statsAtClose = undefined;
@@ -675,6 +677,10 @@ export class LogManager {
         },
         (error: unknown) => {
           entry.opening = undefined;
+          // Readers parked while the log was closed read again and get the error (their read
+          // tries the open again). Before, nobody told them: they waited out their whole wait
+          // (a Subscribe 30 s) and were answered with nothing.
+          for (const listener of [...entry.appendListeners]) listener(knownLogEndOffset, []);
           // Every request to the partition tries the open again: one line per interval.
           this.repeatLogger.error({ topic: entry.topic, partition: entry.partition, ...errorFields(error) }, 'partition log cannot be opened; requests to it fail until the cause is fixed');
           throw error;
