@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ManualClock } from '../common/clock.js';
 import { loadBrokerConfig } from '../config/broker-config.js';
 import { limits } from '../config/limits.js';
 import { silentLogger } from '../observability/index.js';
@@ -131,6 +132,49 @@ describe('Broker.fetch parked at the log end', () => {
     const result = await parked;
     expect([...decodeBatches(result.bytes)].map((record) => record.offset)).toEqual([0, 1]);
     expect(result.nextOffset).toBe(2);
+  });
+});
+
+describe('Broker.fetch whose read went stale as its wait ran out', () => {
+  /**
+   * Goal: a fetch that saw an append land between its read and its listening reads again, even
+   * when its deadline passes meanwhile, rather than answering the read it knows is stale.
+   * Method: a ManualClock; an append lands while the fetch's read runs, and the clock passes
+   * the deadline just after the fetch found its read stale. Before, a stale read woke the wait
+   * with nothing, which the fetch took for a wait that ran out: it answered the empty read,
+   * though the record at its offset had been there since before its deadline.
+   */
+  it('answers with the record that landed before its deadline', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runnel-broker-unit-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const clock = new ManualClock(Date.now());
+    const broker = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir, logLevel: 'silent' }, logger: silentLogger, clock });
+    cleanups.push(() => broker.close());
+    await broker.createTopic({ name: 'tail', partitions: 1, replicationFactor: 1, configs: {} });
+    await produce(broker, ['a0']);
+    const read = PartitionLog.prototype.read;
+    let stage: 'reading' | 'stale' | 'done' = 'reading';
+    vi.spyOn(PartitionLog.prototype, 'read').mockImplementation(async function (this: PartitionLog, options) {
+      const result = await read.call(this, options);
+      if (stage === 'reading') {
+        await produce(broker, ['a1']); // lands between the read and the fetch's listening
+        stage = 'stale';
+      }
+      return result;
+    });
+    // Runs as the fetch lets go of the log, after it found its read stale and before it looks at the time.
+    const manager = LogManager.prototype as unknown as { closeLeastRecentlyUsed(): void };
+    const closeLeastRecentlyUsed = manager.closeLeastRecentlyUsed;
+    vi.spyOn(manager, 'closeLeastRecentlyUsed').mockImplementation(function (this: LogManager) {
+      if (stage === 'stale') {
+        stage = 'done';
+        clock.advance(20_000);
+      }
+      closeLeastRecentlyUsed.call(this);
+    });
+    const answer = await fetchAt(broker, 1);
+    expect(stage).toBe('done');
+    expect([...decodeBatches(answer.bytes)].map((record) => record.value?.toString())).toEqual(['a1']);
   });
 });
 

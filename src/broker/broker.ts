@@ -564,11 +564,11 @@ export class Broker {
           const result = handed ?? (await this.readAt(log, options.offset, options.maxBytes));
           const remainingMs = deadlineMs - this.clock.nowMs();
           const isCutBeforeLogEnd = result.nextOffset < result.highWatermark;
-          if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return { result, parked: undefined };
+          if (result.bytes.length >= options.minBytes || isCutBeforeLogEnd || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return { result, isStale: false, parked: undefined };
           // Listens while the log is still in use, so no append lands unseen, and then lets go
           // of it: the wait (up to fetchWaitMsMax) does not keep the log open (LogManager.onAppend).
           const isStale = log.logEndOffset > result.highWatermark || !log.isOnline || log.logStartOffset > options.offset;
-          return { result, parked: this.waitForAppend(key, (listener) => this.logs.onAppend(options.topic, options.partition, listener), isStale, remainingMs, options.signal) };
+          return { result, isStale, parked: this.waitForAppend(key, (listener) => this.logs.onAppend(options.topic, options.partition, listener), isStale, remainingMs, options.signal) };
         }));
       if (step.parked === undefined) return step.result;
       appended = await step.parked;
@@ -580,8 +580,11 @@ export class Broker {
         throw new BrokerError('TOPIC_NOT_FOUND', `topic ${options.topic} was deleted while this fetch waited`, { topic: options.topic, partition: options.partition });
       }
       // The wait ran out or was given up: answered with what it had, without reading again
-      // (which would open a log closed meanwhile, only to find nothing new).
-      if (appended === undefined && (this.clock.nowMs() >= deadlineMs || options.signal?.aborted === true)) return step.result;
+      // (which would open a log closed meanwhile, only to find nothing new). Not a read found
+      // stale (an append, retention or the log going offline came first): that one reads
+      // again, even past the deadline. Before, a deadline passing just then answered the
+      // stale read, empty though a record stood at its offset since before the deadline.
+      if (appended === undefined && !step.isStale && (this.clock.nowMs() >= deadlineMs || options.signal?.aborted === true)) return step.result;
     }
   }
 
@@ -593,7 +596,7 @@ export class Broker {
    * LIMIT_REACHED). Before, a Subscribe whose 30 s wait ran out opened its closed log again:
    * 10,000 idle tailing readers kept about 700 logs a second opening and closing.
    */
-  private parkAtClosedLogEnd(options: FetchOptions, key: string, deadlineMs: number): { result: FetchResult; parked: Promise<readonly AppendedBatch[] | undefined> } | undefined {
+  private parkAtClosedLogEnd(options: FetchOptions, key: string, deadlineMs: number): { result: FetchResult; isStale: false; parked: Promise<readonly AppendedBatch[] | undefined> } | undefined {
     const remainingMs = deadlineMs - this.clock.nowMs();
     if (options.minBytes <= 0 || remainingMs <= 0 || options.signal?.aborted === true || this.isClosed) return undefined;
     if ((this.waitersByPartition.get(key) ?? 0) >= limits.waitersPerPartitionMax) return undefined;
@@ -605,7 +608,7 @@ export class Broker {
       wake = listener;
       return atEnd.stopListening;
     };
-    return { result, parked: this.waitForAppend(key, listen, false, remainingMs, options.signal) };
+    return { result, isStale: false, parked: this.waitForAppend(key, listen, false, remainingMs, options.signal) };
   }
 
   private async readAt(log: PartitionLog, offset: number, maxBytes: number): Promise<FetchResult> {
