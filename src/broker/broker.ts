@@ -21,6 +21,7 @@
 import { join } from 'node:path';
 import { mkdirSync, statSync } from 'node:fs';
 import { systemClock, type Clock } from '../common/clock.js';
+import { Slots } from '../common/slots.js';
 import type { BrokerConfig } from '../config/broker-config.js';
 import { limits } from '../config/limits.js';
 import { validateTopicName } from '../config/topic-name.js';
@@ -362,21 +363,8 @@ export class Broker {
     // Several partitions at a time: one whose log is closed and not known from its last clean
     // close (after a restart) is opened to be described, and opens take turns in storage (at
     // most limits.logOpensClosesInFlightMax at once); one after another, 10,000 of them took ~10 s.
-    const partitions = new Array<PartitionInfo>(topic.partitionCount);
-    let next = 0;
-    let failed = false;
-    const describeSome = async (): Promise<void> => {
-      while (!failed && next < topic.partitionCount) {
-        const partition = next++;
-        try {
-          partitions[partition] = await this.describePartition(name, partition);
-        } catch (error) {
-          failed = true;
-          throw error;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DESCRIBE_PARTITIONS_IN_FLIGHT, topic.partitionCount) }, describeSome));
+    const slots = new Slots(DESCRIBE_PARTITIONS_IN_FLIGHT);
+    const partitions = await Promise.all(Array.from({ length: topic.partitionCount }, (_, partition) => slots.run(() => this.describePartition(name, partition))));
     return {
       name,
       replicationFactor: topic.replicationFactor,

@@ -56,25 +56,13 @@ export function createRootLogger(options: RootLoggerOptions = {}): RootLogger {
 
 /** `logger`, with `flushBuffered` run before each line (and in its children). */
 function afterBuffered(logger: Logger, flushBuffered: () => void): Logger {
-  return {
-    error: (fields, message) => {
+  const at =
+    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (fields: object, message: string): void => {
       flushBuffered();
-      logger.error(fields, message);
-    },
-    warn: (fields, message) => {
-      flushBuffered();
-      logger.warn(fields, message);
-    },
-    info: (fields, message) => {
-      flushBuffered();
-      logger.info(fields, message);
-    },
-    debug: (fields, message) => {
-      flushBuffered();
-      logger.debug(fields, message);
-    },
-    child: (bindings) => afterBuffered(logger.child(bindings), flushBuffered),
-  };
+      logger[level](fields, message);
+    };
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (bindings) => afterBuffered(logger.child(bindings), flushBuffered) };
 }
 
 /** A logger that drops everything, for tests and tools that report in their own way. */

@@ -520,8 +520,9 @@ export class LogManager {
   ): { logStartOffset: number; logEndOffset: number; stopListening: () => void } | undefined {
     this.throwIfClosed();
     const entry = this.entryOrThrow(topic, partition);
-    if (entry.isDeleted || entry.log !== undefined || entry.opening !== undefined || entry.closing !== undefined) return undefined;
-    const known = entry.isUnopenedNew === true ? NEW_PARTITION_STATS : entry.statsAtClose;
+    if (entry.isDeleted) return undefined;
+    // Never opened since made or found empty (an open clears the mark as it starts), or closed.
+    const known = entry.isUnopenedNew === true ? NEW_PARTITION_STATS : this.statsWhileClosed(entry);
     if (known === undefined || known.status !== 'online' || known.logEndOffset !== offset || known.logStartOffset > offset) return undefined;
     return { logStartOffset: known.logStartOffset, logEndOffset: known.logEndOffset, stopListening: this.onAppend(topic, partition, listener) };
   }
@@ -533,14 +534,19 @@ export class LogManager {
       if (entry.isDeleted || this.isClosed) this.wakeParked(entry, logEndOffset);
       return;
     }
+    this.tellParked(entry, logEndOffset, appended);
+  }
+
+  /** Calls every reader parked on the partition (a copy of the set: a listener may stop listening). */
+  private tellParked(entry: Entry, logEndOffset: number, appended: readonly AppendedBatch[]): void {
     for (const listener of [...entry.appendListeners]) listener(logEndOffset, appended);
   }
 
   /** Wakes (with no batches) and forgets every reader parked on the partition: it is going, or the manager is closing. */
   private wakeParked(entry: Entry, logEndOffset = entry.log?.logEndOffset ?? entry.statsAtClose?.logEndOffset ?? 0): void {
-    const listeners = [...entry.appendListeners];
+    const parked = [...entry.appendListeners];
     entry.appendListeners.clear();
-    for (const listener of listeners) listener(logEndOffset, []);
+    for (const listener of parked) listener(logEndOffset, []);
   }
 
   /**
@@ -551,11 +557,10 @@ export class LogManager {
   async partitionStats(topic: string, partition: number): Promise<PartitionLogStats> {
     this.throwIfClosed();
     const entry = this.entryOrThrow(topic, partition);
-    if (await this.isUnopenedEmpty(entry)) return { ...NEW_PARTITION_STATS };
-    // Closed cleanly since it was last opened: its stats are known without opening it. Before,
-    // describing a topic of 10,000 used partitions opened each one (and closed most again past
-    // openPartitionsMax), 9–16 s a call, past the CLI's 15 s deadline.
-    const known = this.statsWhileClosed(entry);
+    // Closed cleanly since it was last opened, or never used: its stats are known without
+    // opening it. Before, describing a topic of 10,000 used partitions opened each one (and
+    // closed most again past openPartitionsMax), 9–16 s a call, past the CLI's 15 s deadline.
+    const known = await this.statsKnownWithoutOpening(entry);
     if (known !== undefined) return { ...known };
     return this.withEntry(entry, (log) => log.stats());
   }
@@ -570,10 +575,13 @@ export class LogManager {
    */
   async offsetRangeIfClosed(topic: string, partition: number): Promise<{ logStartOffset: number; logEndOffset: number } | undefined> {
     this.throwIfClosed();
-    const entry = this.entryOrThrow(topic, partition);
-    if (await this.isUnopenedEmpty(entry)) return { logStartOffset: NEW_PARTITION_STATS.logStartOffset, logEndOffset: NEW_PARTITION_STATS.logEndOffset };
-    const known = this.statsWhileClosed(entry);
+    const known = await this.statsKnownWithoutOpening(this.entryOrThrow(topic, partition));
     return known === undefined ? undefined : { logStartOffset: known.logStartOffset, logEndOffset: known.logEndOffset };
+  }
+
+  /** The stats of a partition never used (`isUnopenedEmpty`), or of one closed cleanly since its last use (`statsWhileClosed`). */
+  private async statsKnownWithoutOpening(entry: Entry): Promise<PartitionLogStats | undefined> {
+    return (await this.isUnopenedEmpty(entry)) ? NEW_PARTITION_STATS : this.statsWhileClosed(entry);
   }
 
   /** What the last clean close left of the log, while it stays closed (no open or close under way). */
@@ -680,7 +688,7 @@ export class LogManager {
           // Readers parked while the log was closed read again and get the error (their read
           // tries the open again). Before, nobody told them: they waited out their whole wait
           // (a Subscribe 30 s) and were answered with nothing.
-          for (const listener of [...entry.appendListeners]) listener(knownLogEndOffset, []);
+          this.tellParked(entry, knownLogEndOffset, []);
           // Every request to the partition tries the open again: one line per interval.
           this.repeatLogger.error({ topic: entry.topic, partition: entry.partition, ...errorFields(error) }, 'partition log cannot be opened; requests to it fail until the cause is fixed');
           throw error;
