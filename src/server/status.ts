@@ -54,9 +54,7 @@ export function toServiceError(error: unknown, logger: Logger, method: string): 
     if (error.topic !== undefined) details.topic = error.topic;
     if (error.partition !== undefined) details.partition = error.partition;
     metadata.set(ErrorMetadata.details, asciiJson(details));
-    // A refusal is the client's business (a bad request, an unknown topic, a retry to make):
-    // debug, never above, so a client cannot raise the broker's log volume at info.
-    logger.debug({ method, reason: error.reason, topic: error.topic, partition: error.partition, err: error.message }, 'request refused');
+    logRefused(logger, method, error);
     return { code: statusForReason(error.reason), details: error.message, metadata };
   }
   logger.error(unexpectedErrorFields(method, error), 'unexpected error in a request');
@@ -91,7 +89,7 @@ export function endWithError(call: EndableStream, status: Partial<grpc.StatusObj
  */
 export function toErrorMessage(error: unknown, logger: Logger, method: string): { reason: string; message: string; retriable: boolean } {
   if (error instanceof BrokerError) {
-    logger.debug({ method, reason: error.reason, topic: error.topic, partition: error.partition, err: error.message }, 'request refused');
+    logRefused(logger, method, error);
     return { reason: error.reason, message: error.message, retriable: error.retriable };
   }
   logger.error(unexpectedErrorFields(method, error), 'unexpected error in a request');
@@ -120,4 +118,12 @@ function unexpectedErrorFields(method: string, error: unknown): { method: string
     .find((line) => line.trimStart().startsWith('at '))
     ?.trim();
   return { method, err: String(error), ...(stack === undefined ? {} : { stack }), ...(thrownAt === undefined ? {} : { thrownAt }) };
+}
+
+/**
+ * A refusal is the client's business (a bad request, an unknown topic, a retry to make):
+ * logged at debug, never above, so a client cannot raise the broker's log volume at info.
+ */
+function logRefused(logger: Logger, method: string, error: BrokerError): void {
+  logger.debug({ method, reason: error.reason, topic: error.topic, partition: error.partition, err: error.message }, 'request refused');
 }
