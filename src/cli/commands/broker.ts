@@ -129,7 +129,11 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
   const startedAtMs = systemClock.nowMs();
   const rootLogger = createRootLogger({ level: config.logLevel });
   routeGrpcLogs(rootLogger.child({ component: 'grpc' }));
-  const logger = rootLogger.child({ component: 'broker' }); // start-up lines (the stop's are written at once: stopOnSignal)
+  const logger = rootLogger.child({ component: 'broker' }); // start-up lines (the stop's are written at once: SignalStop)
+  // Signals are handled from here on, before the first line says the broker is starting (a
+  // supervisor or a test may signal as soon as it sees that line): one during start-up stops
+  // the broker once it serves.
+  const signals = new SignalStop(config, rootLogger.synchronous({ component: 'broker' }));
   // Before anything is opened: what this broker runs with, also when the start then fails.
   logger.info(
     {
@@ -146,8 +150,6 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
     },
     'broker starting',
   );
-  // Signals are handled from here on: one during start-up stops the broker once it serves.
-  const signals = new SignalStop(config, rootLogger.synchronous({ component: 'broker' }));
   let broker: Broker;
   try {
     broker = await Broker.open({ config, logger: rootLogger, ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }) });
