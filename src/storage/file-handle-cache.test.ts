@@ -296,6 +296,34 @@ describe('FileHandleCache', () => {
     expect(cache.hasWaiters).toBe(false);
   });
 
+  it('serves thousands of waiters first come first served, those of a file opened meanwhile sharing it', async () => {
+    // Past the waiter queue's compaction size (1,024), with waiters taken out of its middle: every
+    // second file is asked for twice, and the second asker shares the handle the first one opens.
+    const { counting, cache, paths } = setUp(2, 3000);
+    const blocker = await cache.acquire(paths[0] as string, 'read');
+    const served: number[] = [];
+    const asked = Array.from({ length: 3000 }, (_, i) => i + 1).flatMap((i) => (i % 2 === 0 ? [i % 3000, i % 3000] : [i % 3000]));
+    const pending = asked.map(async (index) => {
+      const lease = await cache.acquire(paths[index] as string, 'read');
+      served.push(index);
+      expect(cache.descriptorCount).toBeLessThanOrEqual(2);
+      // Held a moment, so the waiters behind it queue up.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lease.release();
+    });
+    await counting.settled();
+    expect(cache.hasWaiters).toBe(true);
+    blocker.release();
+    await Promise.all(pending);
+    expect([...served].sort((x, y) => x - y)).toEqual([...asked].sort((x, y) => x - y));
+    expect(cache.hasWaiters).toBe(false);
+    // First come first served: descriptors went to the files in the order they were asked for,
+    // and the second asker of a file shared its handle (file 0 opened twice: the blocker's handle
+    // was given up for the waiters).
+    const firstAsks = asked.filter((index, position) => asked[position - 1] !== index);
+    expect(counting.openCalls).toEqual([paths[0], ...firstAsks.map((index) => paths[index])]);
+  });
+
   it('does not close a handle discarded while leased until its lease is released', async () => {
     const { counting, cache, paths } = setUp(4, 1);
     const path = paths[0] as string;
