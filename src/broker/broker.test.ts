@@ -12,6 +12,7 @@ import { MetaStore } from '../meta/index.js';
 import { BrokerError } from '../errors/index.js';
 import { LogManager, nodeFileSystem, PartitionLog } from '../storage/index.js';
 import { Broker } from './broker.js';
+import { autoOpenSegmentFilesMax, readOwnProcLimits } from './open-files-limit.js';
 import { createFaultyFileSystem } from '../../test/support/faulty-file-system.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 
@@ -446,6 +447,20 @@ describe('topic lifecycle against leftover directories', () => {
     expect(logger.calls).toContainEqual(expect.objectContaining({ level: 'error', fields: { err: expect.stringContaining('close of meta/') } }));
     vi.restoreAllMocks();
     await (broker as unknown as { logs: LogManager }).logs.close(); // the close that 'failed'
+  });
+
+  it('sizes the segment-file cache from the open-files limit unless openSegmentFilesMax is set', async () => {
+    const expected = autoOpenSegmentFilesMax(readOwnProcLimits());
+    const logger = recordingLogger();
+    const derived = await Broker.open({ config: { ...loadBrokerConfig({}), dataDir: freshDataDir(), logLevel: 'silent' }, logger });
+    cleanups.push(() => derived.close());
+    expect((derived as unknown as { logs: LogManager }).logs.handles.openFilesMax).toBe(expected);
+    expect(logger.calls).toContainEqual(
+      expect.objectContaining({ level: 'info', message: 'segment files open at once: openSegmentFilesMax set from the open-files limit', fields: expect.objectContaining({ openSegmentFilesMax: expected }) }),
+    );
+    const set = await Broker.open({ config: { ...loadBrokerConfig({ env: { RUNNEL_OPEN_SEGMENT_FILES_MAX: '77' } }), dataDir: freshDataDir(), logLevel: 'silent' }, logger: silentLogger });
+    cleanups.push(() => set.close());
+    expect((set as unknown as { logs: LogManager }).logs.handles.openFilesMax).toBe(77);
   });
 
   it('refuses a broker flush default no topic could have, before creating anything', async () => {

@@ -31,7 +31,7 @@ import { errorFields, type Logger } from '../observability/index.js';
 import { isBatchCrcValid, stampLogAppendTime, tryReadBatchHeader, visitRecords, type RecordChecks } from '../protocol/index.js';
 import { LogManager, parseFlushPolicy, type AppendedBatch, type AppendListener, type FileSystem, type PartitionLog, type PartitionLogConfig, type TopicPartition } from '../storage/index.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
-import { openFilesLimitWarning, readOwnProcLimits } from './open-files-limit.js';
+import { autoOpenSegmentFilesMax, openFilesLimitWarning, parseOpenFilesLimit, readOwnProcLimits } from './open-files-limit.js';
 
 export type Acks = 'none' | 'leader' | 'all';
 
@@ -176,7 +176,12 @@ export class Broker {
         'the previous broker on this data directory did not stop cleanly (its lock was left behind); each partition is recovered when first used',
       );
     }
-    const openFilesWarning = openFilesLimitWarning(config.openSegmentFilesMax, readOwnProcLimits());
+    const procLimits = readOwnProcLimits();
+    const openSegmentFilesMax = config.openSegmentFilesMax ?? autoOpenSegmentFilesMax(procLimits);
+    if (config.openSegmentFilesMax === undefined) {
+      logger.info({ openSegmentFilesMax, openFilesLimit: procLimits === undefined ? null : (parseOpenFilesLimit(procLimits) ?? null) }, 'segment files open at once: openSegmentFilesMax set from the open-files limit');
+    }
+    const openFilesWarning = openFilesLimitWarning(openSegmentFilesMax, procLimits);
     if (openFilesWarning !== undefined) {
       const { message, ...figures } = openFilesWarning;
       logger.warn(figures, message);
@@ -192,7 +197,7 @@ export class Broker {
       clock,
       logger: options.logger.child({ component: 'storage' }),
       configForTopic: (topic) => (broker as Broker).partitionLogConfig(topic),
-      openFilesMax: config.openSegmentFilesMax,
+      openFilesMax: openSegmentFilesMax,
       indexCacheBytesMax: config.indexCacheBytesMax,
       openPartitionsMax: config.openPartitionsMax,
       partitionIdleMs: config.partitionIdleMs,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { limits } from '../config/limits.js';
-import { CONNECTION_DESCRIPTORS_MIN, openFilesLimitWarning, parseOpenFilesLimit, storageDescriptorsMax } from './open-files-limit.js';
+import { autoOpenSegmentFilesMax, CONNECTION_DESCRIPTORS_MIN, openFilesLimitWarning, parseOpenFilesLimit, storageDescriptorsMax } from './open-files-limit.js';
 
 function procLimits(openFiles: string): string {
   return [
@@ -44,5 +44,25 @@ describe('open-files limit at start', () => {
     expect(openFilesLimitWarning(1024, procLimits(`${enough - 1}                 ${enough}       `))).toBeDefined();
     expect(openFilesLimitWarning(1024, procLimits('unlimited            unlimited  '))).toBeUndefined();
     expect(openFilesLimitWarning(1024, undefined)).toBeUndefined();
+  });
+
+  it('sizes the segment-file cache at half the limit, from 1,024 to 65,536, when it is not set', () => {
+    expect(autoOpenSegmentFilesMax(procLimits('20000                20000      '))).toBe(10_000);
+    // Node raised the soft limit to systemd's hard one, or Docker's.
+    expect(autoOpenSegmentFilesMax(procLimits('524288               524288     '))).toBe(65_536);
+    expect(autoOpenSegmentFilesMax(procLimits('1048576              1048576    '))).toBe(65_536);
+    // A small limit keeps the old fixed cap, and the warning above says what to do.
+    expect(autoOpenSegmentFilesMax(procLimits('1024                 1024       '))).toBe(1024);
+    expect(openFilesLimitWarning(autoOpenSegmentFilesMax(procLimits('1024                 1024       ')), procLimits('1024                 1024       '))).toBeDefined();
+    // Unknown (not Linux) or reported unlimited: the old fixed cap.
+    expect(autoOpenSegmentFilesMax(undefined)).toBe(1024);
+    expect(autoOpenSegmentFilesMax(procLimits('unlimited            unlimited  '))).toBe(1024);
+  });
+
+  it('leaves room for connections with the cap it picks, whatever the limit', () => {
+    for (const limit of [2048, 4096, 20_000, 65_536, 200_000]) {
+      const text = procLimits(`${limit}                 ${limit}       `);
+      expect(openFilesLimitWarning(autoOpenSegmentFilesMax(text), text)).toBeUndefined();
+    }
   });
 });

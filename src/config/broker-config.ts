@@ -20,7 +20,11 @@ export interface BrokerConfig {
   defaultPartitions: number;
   /** Broker-wide default of the topic config `flush`. */
   flush: string;
-  openSegmentFilesMax: number;
+  /**
+   * Segment files storage holds open at once (a hard bound). Unset: half the process's
+   * open-files limit, from 1,024 to 65,536 (`autoOpenSegmentFilesMax`, decided at start).
+   */
+  openSegmentFilesMax: number | undefined;
   indexCacheBytesMax: number;
   openPartitionsMax: number;
   partitionIdleMs: number;
@@ -80,7 +84,7 @@ export const brokerConfigDefaults: BrokerConfig = {
   advertise: undefined,
   defaultPartitions: 1,
   flush: defaults.flush,
-  openSegmentFilesMax: defaults.openSegmentFilesMax,
+  openSegmentFilesMax: undefined,
   indexCacheBytesMax: defaults.indexCacheBytesMax,
   openPartitionsMax: defaults.openPartitionsMax,
   partitionIdleMs: defaults.partitionIdleMs,

@@ -25,7 +25,11 @@ export const defaults = {
    * loses nothing (the bytes are in the page cache). See storage/flush-policy.ts.
    */
   flush: 'interval:1000',
-  /** Segment log files open at once across all partitions of a broker (a hard bound: more users wait). */
+  /**
+   * Segment log files open at once across all partitions of a storage user that does not say
+   * (benches, tools). The broker sizes its own from the open-files limit unless set: half of
+   * it, from this to 65,536 (broker/open-files-limit.ts `autoOpenSegmentFilesMax`).
+   */
   openSegmentFilesMax: 1024,
   /** Memory for loaded indexes of sealed segments, across all partitions. */
   indexCacheBytesMax: 64 * MiB,

@@ -9,6 +9,7 @@ import { Option, type Command } from 'commander';
 import { systemClock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
+import { AUTO_OPEN_SEGMENT_FILES_MAX, AUTO_OPEN_SEGMENT_FILES_MIN } from '../../broker/index.js';
 import { defaults } from '../../config/defaults.js';
 import { isBrokerError } from '../../errors/index.js';
 import { createRootLogger, errorFields, type Logger } from '../../observability/index.js';
@@ -96,6 +97,12 @@ recovered (scanned) at the next start. One broker uses a data directory at a tim
     });
 }
 
+/** The help's default of a setting whose default is not a value of its own. */
+const DEFAULT_TEXTS: Partial<Record<keyof BrokerConfig, string>> = {
+  advertise: 'the bound address',
+  openSegmentFilesMax: `half of ulimit -n (${AUTO_OPEN_SEGMENT_FILES_MIN}–${AUTO_OPEN_SEGMENT_FILES_MAX})`,
+};
+
 /** The settings table of the help: config file key, variable, flag, default. */
 function formatSettings(): string {
   const flagged = new Set(['dataDir', 'port', 'host', 'logLevel', 'brokerId', 'advertise', 'flush', 'shutdownTimeoutMs']);
@@ -103,7 +110,7 @@ function formatSettings(): string {
     key,
     env,
     flagged.has(key) ? `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}` : '',
-    String(brokerConfigDefaults[key] ?? 'the bound address'),
+    DEFAULT_TEXTS[key] ?? String(brokerConfigDefaults[key]),
   ]);
   return formatTable(['  FILE KEY', 'VARIABLE', 'FLAG', 'DEFAULT'], rows.map(([key, ...rest]) => [`  ${key}`, ...rest])).trimEnd();
 }
