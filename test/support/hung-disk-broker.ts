@@ -20,8 +20,8 @@ const [fifoPath, ...argv] = process.argv.slice(2);
 if (fifoPath === undefined) throw new Error('usage: hung-disk-broker.ts <fifo> broker [flags]');
 
 let isDiskHung = false;
-// Registered before the broker's own handlers (it installs them once it serves), so the disk
-// is hung by the time the stop begins.
+// Registered before the broker's own handlers (it installs them as the command starts), so
+// the disk is hung by the time the stop begins.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => (isDiskHung = true));
 
 /** Never settles: open(2) of a FIFO with no writer blocks its pool thread for good. */

@@ -6,7 +6,7 @@
  * exits at once, non-zero (`exitNow`). Logs are JSON lines on stdout (pino).
  */
 import { Option, type Command } from 'commander';
-import { systemClock } from '../../common/clock.js';
+import { systemClock, type Clock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
 import { Broker } from '../../broker/index.js';
 import { AUTO_OPEN_SEGMENT_FILES_MAX, AUTO_OPEN_SEGMENT_FILES_MIN } from '../../broker/index.js';
@@ -39,7 +39,7 @@ export interface BrokerCommandOptions {
 
 /** How often a stop that takes long logs what it still waits on. */
 const SHUTDOWN_PROGRESS_INTERVAL_MS = 5_000;
-/** Longest the server waits for calls in flight at a stop before cutting them (at most half the bound). */
+/** Longest the server waits for calls in flight at a stop before cutting them (at most half of what is left of the bound). */
 const SERVER_GRACE_MS_MAX = 5_000;
 
 export function registerBrokerCommand(program: Command, options: BrokerCommandOptions = {}): void {
@@ -77,7 +77,8 @@ every ${SHUTDOWN_PROGRESS_INTERVAL_MS / 1000} s it logs "shutdown still waiting"
 partitions not closed yet (a disk that stopped answering hangs their close); past the bound it logs
 "shutdown timed out" and exits non-zero (killed by its own SIGKILL: status 137), and a
 second Ctrl-C or SIGTERM during the stop does the same at once ("second signal during
-shutdown"). A signal while the broker is still starting stops it as soon as it serves.
+shutdown"); one after the stop has finished is ignored (the exit code stays 0). A signal
+while the broker is still starting stops it as soon as it serves.
 Nothing acknowledged is lost either way: the partitions it could not close are
 recovered (scanned) at the next start. One broker uses a data directory at a time: it holds
 <data-dir>/broker.lock while it runs (a lock left by a killed broker is taken over).`,
@@ -140,7 +141,7 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
   // Signals are handled from here on, before the first line says the broker is starting (a
   // supervisor or a test may signal as soon as it sees that line): one during start-up stops
   // the broker once it serves.
-  const signals = new SignalStop(config, rootLogger.synchronous({ component: 'broker' }));
+  const signals = new SignalStop({ config, logger: rootLogger.synchronous({ component: 'broker' }) });
   // Before anything is opened: what this broker runs with, also when the start then fails.
   logger.info(
     {
@@ -202,40 +203,73 @@ async function runBroker(config: BrokerConfig, options: BrokerCommandOptions): P
   await signals.serve(broker, server);
 }
 
+/** Where SIGTERM and SIGINT come from: the process, or a unit test's emitter. */
+export interface SignalSource {
+  on(signal: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown;
+  off(signal: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown;
+}
+
+export interface SignalStopOptions {
+  config: Pick<BrokerConfig, 'shutdownTimeoutMs'>;
+  /** Writes each line before the next step: the process may be killed right after. */
+  logger: Logger;
+  /** The bound, the progress lines and the elapsed times; the system's by default. */
+  clock?: Clock;
+  /** The process by default. */
+  signals?: SignalSource;
+  /** How a forced end ends the process: `exitNow` by default (a unit test records it instead). */
+  exit?: () => void;
+}
+
+/** What a stop closes: the gRPC server first, then the broker. */
+export interface StoppableParts {
+  broker: Pick<Broker, 'close' | 'partitionsNotClosed' | 'closeStage'>;
+  server: Pick<RunningServer, 'close' | 'callsInFlight'>;
+}
+
 /**
  * SIGTERM and SIGINT for the broker's whole life, from before anything is opened. A signal
  * while it serves stops it: the server first (calls answered, parked fetches and streams
- * ended, the rest cut after a grace of at most 5 s and half the bound), then the broker (every
- * log closed with its clean-shutdown mark, the metadata store, the lock). A signal while it
- * starts is kept, and the stop begins as soon as it serves (start-up is never cut in the
- * middle by node's default action, which logged nothing). The stop is bounded by
- * `shutdownTimeoutMs` from the first signal; a second signal before the stop has finished
- * exits at once; one after it has finished is ignored. Both forced ends go through `exitNow`.
- * Tested in test/integration/broker-shutdown.test.ts.
+ * ended, the rest cut after a grace of at most 5 s and half of what is left of the bound, so
+ * the logs' closes get the other half), then the broker (every log closed with its
+ * clean-shutdown mark, the metadata store, the lock). A signal while it starts is kept, and
+ * the stop begins as soon as it serves (start-up is never cut in the middle by node's default
+ * action, which logged nothing). The stop is bounded by `shutdownTimeoutMs` from the first
+ * signal; a second signal before the stop has finished exits at once; one after it has
+ * finished is ignored (logged: the process is on its way out, and its exit status stays the
+ * stop's). Both forced ends go through `exitNow`. Tested in
+ * test/integration/broker-shutdown.test.ts and broker.test.ts (the grace).
  */
-class SignalStop {
+export class SignalStop {
   private phase: 'starting' | 'serving' | 'stopping' | 'stopped' = 'starting';
   private pendingSignal: NodeJS.Signals | undefined;
   private stopStartedMs: number | undefined;
-  private parts: { broker: Broker; server: RunningServer } | undefined;
+  private parts: StoppableParts | undefined;
   private isServerClosed = false;
   private readonly cancelTimers: (() => void)[] = [];
   private resolveStopped: (() => void) | undefined;
   private readonly onSignal = (signal: NodeJS.Signals): void => this.handle(signal);
+  private readonly config: Pick<BrokerConfig, 'shutdownTimeoutMs'>;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly signals: SignalSource;
+  private readonly exit: () => void;
 
-  /** `logger` writes each line before the next step: the process may be killed right after. */
-  constructor(
-    private readonly config: BrokerConfig,
-    private readonly logger: Logger,
-  ) {
+  constructor(options: SignalStopOptions) {
+    this.config = options.config;
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.signals = options.signals ?? process;
+    this.exit = options.exit ?? exitNow;
     // Handlers stay installed until the process ends: with `once`, a second signal met node's
-    // default action and killed the broker with no line saying why.
-    process.on('SIGTERM', this.onSignal);
-    process.on('SIGINT', this.onSignal);
+    // default action and killed the broker with no line saying why (and one after the stop
+    // had finished, while the process was still on its way out, turned a clean 0 into 143).
+    this.signals.on('SIGTERM', this.onSignal);
+    this.signals.on('SIGINT', this.onSignal);
   }
 
   /** The broker serves: stops at the next signal (or now, for one that came while it started), then resolves. */
-  serve(broker: Broker, server: RunningServer): Promise<void> {
+  serve(broker: StoppableParts['broker'], server: StoppableParts['server']): Promise<void> {
     this.parts = { broker, server };
     return new Promise<void>((resolve) => {
       this.resolveStopped = resolve;
@@ -247,24 +281,27 @@ class SignalStop {
   /** The start failed and the command reports it: signals get node's default action again. */
   abandon(): void {
     for (const cancel of this.cancelTimers.splice(0)) cancel();
-    process.off('SIGTERM', this.onSignal);
-    process.off('SIGINT', this.onSignal);
+    this.signals.off('SIGTERM', this.onSignal);
+    this.signals.off('SIGINT', this.onSignal);
   }
 
   private handle(signal: NodeJS.Signals): void {
     switch (this.phase) {
       case 'stopped':
-        return; // the stop finished; the process is on its way out
+        // The stop finished (its line is out) and the process is on its way out, flushing
+        // what it still holds: its exit status stays the stop's.
+        this.logger.info({ signal }, 'signal after the stop had finished: ignored, the process is exiting');
+        return;
       case 'stopping':
         this.logger.error({ signal, ...this.waitingOn() }, 'second signal during shutdown: exiting now, without waiting for the stop to finish; the partitions not closed are recovered at the next start');
-        return exitNow();
+        return this.exit();
       case 'starting':
         if (this.pendingSignal !== undefined) {
           this.logger.error({ signal, ...this.waitingOn() }, 'second signal during start-up: exiting now; what start-up had not finished is done again at the next start');
-          return exitNow();
+          return this.exit();
         }
         this.pendingSignal = signal;
-        this.stopStartedMs = systemClock.nowMs();
+        this.stopStartedMs = this.clock.nowMs();
         this.logger.info({ signal, shutdownTimeoutMs: this.config.shutdownTimeoutMs }, 'stop requested while starting: stopping as soon as start-up has finished');
         this.armDeadline();
         return;
@@ -274,15 +311,18 @@ class SignalStop {
   }
 
   private beginStop(signal: NodeJS.Signals): void {
-    const { broker, server } = this.parts as { broker: Broker; server: RunningServer };
+    const { broker, server } = this.parts as StoppableParts;
     this.phase = 'stopping';
     if (this.stopStartedMs === undefined) {
-      this.stopStartedMs = systemClock.nowMs();
+      this.stopStartedMs = this.clock.nowMs();
       this.armDeadline();
     }
     this.logger.info({ signal, shutdownTimeoutMs: this.config.shutdownTimeoutMs }, 'shutting down');
-    // The grace leaves at least half the bound to close the partitions.
-    const graceMs = Math.min(SERVER_GRACE_MS_MAX, Math.floor(this.config.shutdownTimeoutMs / 2));
+    // The grace leaves at least half of what is left of the bound to close the partitions:
+    // of all of it for a signal while serving, of what start-up left for one while starting
+    // (the bound counts from that signal).
+    const leftMs = Math.max(0, this.config.shutdownTimeoutMs - this.elapsedMs());
+    const graceMs = Math.min(SERVER_GRACE_MS_MAX, Math.floor(leftMs / 2));
     server
       .close(graceMs)
       .then(() => {
@@ -308,23 +348,23 @@ class SignalStop {
     let cancelProgress: () => void;
     const logProgress = (): void => {
       this.logger.warn(this.waitingOn(), 'shutdown still waiting');
-      cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
+      cancelProgress = this.clock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
     };
-    cancelProgress = systemClock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
+    cancelProgress = this.clock.setTimer(SHUTDOWN_PROGRESS_INTERVAL_MS, logProgress);
     this.cancelTimers.push(() => cancelProgress());
     this.cancelTimers.push(
-      systemClock.setTimer(this.config.shutdownTimeoutMs, () => {
+      this.clock.setTimer(this.config.shutdownTimeoutMs, () => {
         this.logger.error(
           this.waitingOn(),
           'shutdown timed out (shutdownTimeoutMs): exiting without the clean-shutdown marks of the partitions not closed; they are recovered at the next start. Check the disk of the data directory: a hung close is usually a disk that stopped answering',
         );
-        exitNow();
+        this.exit();
       }),
     );
   }
 
   private elapsedMs(): number {
-    return systemClock.nowMs() - (this.stopStartedMs ?? systemClock.nowMs());
+    return this.clock.nowMs() - (this.stopStartedMs ?? this.clock.nowMs());
   }
 
   /**
