@@ -285,6 +285,8 @@ interface HeldStartBroker {
   readonly logs: LogEntry[];
   /** The exit code and signal, once it has ended. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Its stdin (test/support/held-exit-broker.ts holds the process until it ends). */
+  readonly stdin: NodeJS.WritableStream;
 }
 
 /**
@@ -293,10 +295,16 @@ interface HeldStartBroker {
  * with startBrokerProcess, which waits for "broker started"; the caller kills it by PID.
  */
 function spawnHeldStartBroker(mode: 'until-signal' | 'forever', dataDir: string, args: string[] = []): HeldStartBroker {
+  return spawnEntryBroker(['test/support/held-start-broker.ts', mode], dataDir, args);
+}
+
+/** `runnel broker` run by the test entry `entry` (its script, then its arguments); tracked for afterEach. */
+function spawnEntryBroker(entry: [string, ...string[]], dataDir: string, args: string[] = []): HeldStartBroker {
+  const [script, ...entryArgs] = entry;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'test/support/held-start-broker.ts'), mode, 'broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...args],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    ['--import', 'tsx', join(REPO_ROOT, script), ...entryArgs, 'broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...args],
+    { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const logs: LogEntry[] = [];
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -307,7 +315,7 @@ function spawnHeldStartBroker(mode: 'until-signal' | 'forever', dataDir: string,
     }
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const broker = { pid: child.pid as number, logs, exited };
+  const broker = { pid: child.pid as number, logs, exited, stdin: child.stdin as NodeJS.WritableStream };
   heldStartBrokers.add(broker);
   void exited.then(() => heldStartBrokers.delete(broker));
   return broker;
@@ -379,3 +387,37 @@ it('exits at a second signal, or at its shutdown timeout, when start-up does not
     }
   }
 }, 60_000);
+
+/**
+ * A supervisor that repeats SIGTERM, or Ctrl-C pressed again, after the stop has finished
+ * while the process is still on its way out (test/support/held-exit-broker.ts holds it there):
+ * the signal is ignored, with a line saying so, and the clean stop's exit status 0 stays.
+ * Neither the forced exit of a second signal during the stop (137) nor node's default action
+ * (143, were the handlers gone by then).
+ */
+it('keeps a clean exit, status 0, when a signal arrives after the stop has finished', async () => {
+  for (const [first, late] of [['SIGTERM', 'SIGTERM'], ['SIGINT', 'SIGINT']] as const) {
+    const ownDir = mkdtempSync(join(tmpdir(), 'runnel-shutdown-late-'));
+    const broker = spawnEntryBroker(['test/support/held-exit-broker.ts'], join(ownDir, 'data'));
+    try {
+      const seen = (msg: string) => (): boolean => broker.logs.some((entry) => entry.msg === msg);
+      await waitFor(seen('broker started'), { timeoutMs: 20_000, describe: () => 'no "broker started" line' });
+      process.kill(broker.pid, first);
+      await waitFor(seen('held after the stop'), { timeoutMs: 20_000, describe: () => `the stop did not finish: ${JSON.stringify(broker.logs)}` });
+      let hasExited = false;
+      void broker.exited.then(() => (hasExited = true));
+      process.kill(broker.pid, late);
+      // Its line, or the process gone (killed by it): the exit status below says which.
+      await waitFor(() => seen('signal after the stop had finished: ignored, the process is exiting')() || hasExited, {
+        timeoutMs: 10_000,
+        describe: () => `the late ${late} was not taken: ${JSON.stringify(broker.logs.slice(-3))}`,
+      });
+      broker.stdin.end();
+      expect(await broker.exited).toEqual({ code: 0, signal: null });
+      expect(broker.logs.map((entry) => entry.msg).filter((msg) => msg === 'broker stopped cleanly' || msg?.startsWith('second signal') === true)).toEqual(['broker stopped cleanly']);
+    } finally {
+      await killIfRunning(broker);
+      rmSync(ownDir, { recursive: true, force: true });
+    }
+  }
+}, 90_000);
