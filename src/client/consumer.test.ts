@@ -920,6 +920,27 @@ describe('Consumer stopAt', () => {
     expect(consumer.position(tp)).toBe(3);
   });
 
+  it('stops the stream of a partition whose given-back records take its position to its bound', async () => {
+    // Record 1 is given back with the position after it past a control batch (3), then the
+    // bound goes to 2: handing out record 1 finishes the partition, so its stream stops too,
+    // as it does when the same records are handed out straight from a reply.
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    const control = storedBatch(2, 1);
+    control.writeInt16BE(control.readInt16BE(BatchField.attributes) | CONTROL_BIT, BatchField.attributes);
+    control.writeUInt32BE(crc32c(control.subarray(BATCH_CRC_START)), BatchField.crc);
+    transport.latest.reply(Buffer.concat([storedBatch(0, 2), control]), 3);
+    for await (const record of consumer) {
+      expect(record.offset).toBe(0);
+      break;
+    }
+    consumer.stopAt([{ ...tp, offset: 2 }]);
+    expect((await readToEnd(consumer)).map((record) => record.offset)).toEqual([1]);
+    expect(consumer.position(tp)).toBe(3);
+    expect(transport.latest.isCancelled).toBe(true);
+  });
+
   it('refuses a partition not assigned and an offset that is not a non-negative integer', () => {
     const { consumer } = makeConsumer();
     consumer.assign([tp]);

@@ -626,26 +626,38 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
       if (leftover.assigned.isPaused) continue;
       this.leftovers.splice(index, 1);
-      const stopOffset = leftover.assigned.stopOffset;
-      if (stopOffset !== undefined && leftover.records.at(-1)!.offset >= stopOffset) {
-        // Given back, then bounded below them (`stopAt`): what is at or past the bound never comes out.
-        const records = leftover.records.filter((record) => record.offset < stopOffset);
-        leftover.assigned.position = stopOffset;
-        this.finishPartition(leftover.assigned);
-        if (records.length === 0) {
-          index--;
-          continue;
-        }
-        this.handingOut.assigned = undefined;
-        this.lastChunkStamp = { version: this.controlVersion, assigned: leftover.assigned, generation: leftover.generation };
-        return records;
+      // Given back, then perhaps bounded below them (a `stopAt` since): what is at or past the bound never comes out.
+      const records = this.takeBelowStop(leftover.assigned, leftover.records, leftover.positionAfter);
+      if (records.length === 0) {
+        index--;
+        continue;
       }
-      leftover.assigned.position = leftover.positionAfter;
       this.handingOut.assigned = undefined;
       this.lastChunkStamp = { version: this.controlVersion, assigned: leftover.assigned, generation: leftover.generation };
-      return leftover.records;
+      return records;
     }
     return undefined;
+  }
+
+  /**
+   * `records`, taken in order from the partition's position on, end at `positionAfter` (past
+   * them, and past any control batch after them): moves the position there, and when that
+   * reaches the partition's `stopAt` bound, drops the records at or past it (the position
+   * then stays at the bound) and finishes the partition. Returns the records to hand out.
+   * The one place a `stopAt` bound cuts records: a reply's slice as it is decoded, and the
+   * records an iterator gave back (`takeLeftover`).
+   */
+  private takeBelowStop(assigned: AssignedPartition, records: ConsumerRecord[], positionAfter: number): ConsumerRecord[] {
+    const stopOffset = assigned.stopOffset;
+    if (stopOffset === undefined || positionAfter < stopOffset) {
+      assigned.position = positionAfter;
+      return records;
+    }
+    let keptCount = records.length;
+    while (keptCount > 0 && records[keptCount - 1]!.offset >= stopOffset) keptCount--;
+    assigned.position = keptCount < records.length ? stopOffset : positionAfter; // the records from the bound on were not handed out
+    this.finishPartition(assigned);
+    return keptCount < records.length ? records.slice(0, keptCount) : records;
   }
 
   // ---- Positioning and streams --------------------------------------------------------------
@@ -974,19 +986,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         return records;
       }
     }
-    assigned.position = cursor.nextOffset;
     if (cursor.isDone) assigned.decoding = undefined;
-    const stopOffset = assigned.stopOffset;
-    if (stopOffset !== undefined && assigned.position >= stopOffset) {
-      let keptCount = records.length;
-      while (keptCount > 0 && records[keptCount - 1]!.offset >= stopOffset) keptCount--;
-      if (keptCount < records.length) assigned.position = stopOffset; // the records from it on were not handed out
-      records.length = keptCount;
-      this.finishPartition(assigned);
-      return records;
-    }
+    const kept = this.takeBelowStop(assigned, records, cursor.nextOffset);
     if (!assigned.hasUndecoded() && assigned.outOfRangeAfterBuffered !== undefined) this.afterBufferedRecords(assigned, assigned.outOfRangeAfterBuffered);
-    return records;
+    return kept;
   }
 
   /** Takes the oldest buffered reply off the window (granting its credit back) to decode it. */
