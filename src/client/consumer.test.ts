@@ -920,6 +920,24 @@ describe('Consumer stopAt', () => {
     expect(consumer.position(tp)).toBe(3);
   });
 
+  it('keeps the position after the records handed out when a bound is lowered under them', async () => {
+    // Records 3 and 4 were handed out before the bound went down to 3: the position must not
+    // go back to 3 (resuming or committing there would hand them out again); it stays at 5,
+    // the first record not handed out.
+    const { consumer, transport } = makeConsumer();
+    consumer.assign([tp]);
+    await consumer.seek(tp, 0);
+    transport.latest.reply(storedBatch(0, 8), 8);
+    const taken: number[] = [];
+    for await (const record of consumer) {
+      taken.push(record.offset);
+      if (record.offset === 4) consumer.stopAt([{ ...tp, offset: 3 }]);
+    }
+    expect(taken).toEqual([0, 1, 2, 3, 4]);
+    expect(consumer.position(tp)).toBe(5);
+    expect(transport.latest.isCancelled).toBe(true);
+  });
+
   it('stops the stream of a partition whose given-back records take its position to its bound', async () => {
     // Record 1 is given back with the position after it past a control batch (3), then the
     // bound goes to 2: handing out record 1 finishes the partition, so its stream stops too,

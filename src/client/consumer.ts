@@ -455,7 +455,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * Without it, a loop waiting for each partition's last record waited for ever there.
    * The bound stays through seeks; a later call replaces it, and a partition finished below
    * the new bound streams again from its position. Records already decoded at or past a
-   * lowered bound are not handed out. No I/O, not retried. Throws INVALID_REQUEST for a
+   * lowered bound are not handed out; one lowered under records already handed out leaves the
+   * position after them. No I/O, not retried. Throws INVALID_REQUEST for a
    * partition not assigned, an offset that is not a non-negative integer, or when closed.
    * Test: consumer.test.ts, "stopAt".
    */
@@ -642,8 +643,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /**
    * `records`, taken in order from the partition's position on, end at `positionAfter` (past
    * them, and past any control batch after them): moves the position there, and when that
-   * reaches the partition's `stopAt` bound, drops the records at or past it (the position
-   * then stays at the bound) and finishes the partition. Returns the records to hand out.
+   * reaches the partition's `stopAt` bound, drops the records at or past it and finishes the
+   * partition. The position then stays at the bound, or at the first record dropped when the
+   * bound was lowered under records already handed out: never back before those (a commit or
+   * resume there would hand them out again). Returns the records to hand out.
    * The one place a `stopAt` bound cuts records: a reply's slice as it is decoded, and the
    * records an iterator gave back (`takeLeftover`).
    */
@@ -655,7 +658,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     let keptCount = records.length;
     while (keptCount > 0 && records[keptCount - 1]!.offset >= stopOffset) keptCount--;
-    assigned.position = keptCount < records.length ? stopOffset : positionAfter; // the records from the bound on were not handed out
+    // The records from the bound on were not handed out; `assigned.position` is where `records` start.
+    assigned.position = keptCount < records.length ? Math.max(assigned.position, stopOffset) : positionAfter;
     this.finishPartition(assigned);
     return keptCount < records.length ? records.slice(0, keptCount) : records;
   }
