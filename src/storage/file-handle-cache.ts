@@ -67,6 +67,39 @@ interface Entry {
   isDraining: boolean;
 }
 
+/** `FileHandleCache.internalsForTests`: a copy of the cache's bookkeeping. */
+export interface FileHandleCacheInternals {
+  /** In LRU order. */
+  readonly entries: readonly EntryInternals[];
+  /** In the order they became idle. */
+  readonly idle: readonly EntryInternals[];
+  readonly slotsHeld: number;
+  readonly closesRunning: number;
+  readonly draining: number;
+  readonly waiters: WaiterQueueInternals;
+}
+
+export interface EntryInternals {
+  readonly path: string;
+  readonly users: number;
+  readonly isDiscarded: boolean;
+  /** It is the one `entries` holds for its path. */
+  readonly isCurrent: boolean;
+}
+
+export interface WaiterQueueInternals {
+  /** `length`: the waiters counted as waiting. */
+  readonly waiting: number;
+  /** Slots of the array, gone and already shifted ones included. */
+  readonly slots: number;
+  /** The waiters not gone from `head` on, in queue order. */
+  readonly queued: readonly { readonly path: string; readonly ticket: number }[];
+  /** Waiters per path in `byPath`, an empty set included. */
+  readonly byPath: readonly { readonly path: string; readonly count: number; readonly goneCount: number }[];
+  /** Waiters before `head` not marked gone (lost: never woken, never failed). */
+  readonly liveBeforeHead: number;
+}
+
 interface Waiter {
   readonly path: string;
   /** Taken out of the queue (woken or failed); it may still sit in `WaiterQueue.items`, skipped. */
@@ -117,6 +150,32 @@ export class FileHandleCache {
   /** Whether an acquire is waiting for a descriptor: a holder of a lease it could give back should. */
   get hasWaiters(): boolean {
     return this.waiters.length > 0;
+  }
+
+  /** For tests only: tickets handed out so far (the next acquire that has to wait gets this one). */
+  get ticketsIssuedForTests(): number {
+    return this.nextTicket;
+  }
+
+  /**
+   * For tests only (file-handle-cache.property.test.ts checks its invariants after every step):
+   * a copy of the bookkeeping. Walks everything, so never call it on a hot path.
+   */
+  internalsForTests(): FileHandleCacheInternals {
+    const describe = (entry: Entry): EntryInternals => ({
+      path: entry.path,
+      users: entry.users,
+      isDiscarded: entry.isDiscarded,
+      isCurrent: this.entries.get(entry.path) === entry,
+    });
+    return {
+      entries: [...this.entries.values()].map(describe),
+      idle: [...this.idle.values()].map(describe),
+      slotsHeld: this.slotsHeld,
+      closesRunning: this.closesRunning,
+      draining: this.draining,
+      waiters: this.waiters.internalsForTests(),
+    };
   }
 
   /**
@@ -420,6 +479,24 @@ class WaiterQueue {
     this.items = [];
     this.head = 0;
     return taken;
+  }
+
+  /** For tests only: see `FileHandleCache.internalsForTests`. */
+  internalsForTests(): WaiterQueueInternals {
+    return {
+      waiting: this.waiting,
+      slots: this.items.length,
+      queued: this.items
+        .slice(this.head)
+        .filter((waiter) => !waiter.isGone)
+        .map((waiter) => ({ path: waiter.path, ticket: waiter.ticket })),
+      byPath: [...this.byPath].map(([path, waiters]) => ({
+        path,
+        count: waiters.size,
+        goneCount: [...waiters].filter((waiter) => waiter.isGone || waiter.path !== path).length,
+      })),
+      liveBeforeHead: this.items.slice(0, this.head).filter((waiter) => !waiter.isGone).length,
+    };
   }
 
   private remove(waiter: Waiter): void {
