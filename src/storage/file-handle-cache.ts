@@ -30,12 +30,13 @@
  * it, or waiting when it is called, fails with SHUTTING_DOWN, so nothing opens a descriptor that
  * nobody would close.
  *
- * Every step costs O(1) (amortized) however many files are open or acquires wait: a broker
- * writing 10,000 partitions round robin with 1,024 descriptors has thousands of waiters, and a
- * scan of them (or of the open handles) per open or release made the cache itself the
- * bottleneck (22,000 acquires/s against 150,000 with room for every file). Waiters are kept in
- * ticket order with those of each file at hand (`WaiterQueue`), and idle handles in a list of
- * their own, oldest release first (`idle`), so giving room never walks the handles in use.
+ * Every step costs O(1) (amortized; a waiter that comes back is the exception, see
+ * `WaiterQueue.add`) however many files are open or acquires wait: a broker writing 10,000
+ * partitions round robin with 1,024 descriptors has thousands of waiters, and a scan of them
+ * (or of the open handles) per open or release made the cache itself the bottleneck (22,000
+ * acquires/s against 150,000 with room for every file). Waiters are kept in ticket order with
+ * those of each file at hand (`WaiterQueue`), and idle handles in a list of their own, oldest
+ * release first (`idle`), so giving room never walks the handles in use.
  *
  * Owner of mutable state: this object alone (the maps, the waiters, each entry's count).
  */
@@ -425,7 +426,12 @@ class WaiterQueue {
     return this.waiting;
   }
 
-  /** Queues `waiter` in ticket order: at the end, unless it comes back with an older ticket. */
+  /**
+   * Queues `waiter` in ticket order: at the end, unless it comes back with an older ticket (woken
+   * to share a file given up before it ran). That one is put in its place by a binary search and
+   * one splice, which moves the slots behind it: the one step here that is not O(1), rare, and
+   * a memmove even with thousands waiting.
+   */
   add(waiter: Waiter): void {
     const last = this.items[this.items.length - 1];
     if (this.items.length === this.head || (last as Waiter).ticket < waiter.ticket) {
