@@ -515,6 +515,12 @@ class WaiterQueue {
 
   /** Drops the skipped and gone slots once they are most of the array. */
   private compact(): void {
+    if (this.waiting === 0) {
+      // Empty: drop the finished waiters at once rather than keep up to 1,023 until the next wave.
+      this.items = [];
+      this.head = 0;
+      return;
+    }
     if (this.items.length < 1024 || this.items.length < 2 * this.waiting) return;
     this.items = this.items.slice(this.head).filter((waiter) => !waiter.isGone);
     this.head = 0;
