@@ -12,7 +12,7 @@
  * positions and batches to damage are picked by seeded random numbers so several shapes of the
  * same damage are covered.
  */
-import { cpSync, existsSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, appendFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, appendFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Reason } from '../../src/errors/index.js';
@@ -419,13 +419,22 @@ describe('a .log whose name does not match the base offsets of its batches', () 
   for (const isStateKept of [true, false]) {
     it(`as the only segment: offline with CORRUPT_DATA and nothing cut (${isStateKept ? 'after an unclean stop' : 'no partition.state'})`, async () => {
       const liveDir = tempDir();
-      const live = await openTestLog({ dir: liveDir, config: { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 } });
+      const config = { ...DAMAGE_CONFIG, segmentBytes: 1024 * 1024 };
+      let live = await openTestLog({ dir: liveDir, config });
       await appendBatches(live, { count: 20, tag: 'before', seed: 81 });
+      if (isStateKept) {
+        // A new log has no partition.state until its first roll or close: close, then append
+        // again, so the copy holds a state without a clean mark, as any unclean stop leaves.
+        await live.close();
+        live = await openTestLog({ dir: liveDir, config });
+        await appendBatches(live, { count: 1, tag: 'again', seed: 82 });
+      }
       const dir = copyUncleanly(liveDir);
       await live.close();
       expect(logFileBases(dir)).toEqual([0]);
       renameSync(logPath(dir, 0), logPath(dir, 1000));
-      if (!isStateKept) unlinkSync(join(dir, 'partition.state'));
+      if (!isStateKept) rmSync(join(dir, 'partition.state'), { force: true });
+      expect(existsSync(join(dir, 'partition.state'))).toBe(isStateKept);
       const sizesBefore = logFileSizes(dir);
 
       const logger = recordingLogger();
