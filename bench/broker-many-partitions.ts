@@ -85,9 +85,8 @@ async function oneRun(partitionCount: number, label: string): Promise<Run> {
   const stoppedLine = new Promise<void>((resolve) => (stopped = resolve));
   const broker: BrokerHandle = await startBroker({
     dataDir,
-    flush: 'never',
-    // The default policy: the last --flush wins.
-    extraArgs: ['--flush', 'interval:1000', '--shutdown-timeout-ms', '300000'],
+    flush: 'interval:1000', // the broker's default
+    extraArgs: ['--shutdown-timeout-ms', '300000'],
     onLine: (line) => {
       if (!line.includes('"broker stopped cleanly"')) return;
       stopMs = Number((JSON.parse(line) as { stopMs?: number }).stopMs);
@@ -164,7 +163,6 @@ async function oneRun(partitionCount: number, label: string): Promise<Run> {
     await client.close();
     process.kill(broker.pid, 'SIGTERM');
     await stoppedLine;
-    await broker.stop();
     return { createMs, firstRecordMs, secondRecordMs, windows, steadyPerSecond, acked: ackedAtEnd, errors, stopMs, rssMaxMb, fdsMax };
   } finally {
     clearInterval(sampler);

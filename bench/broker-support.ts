@@ -106,7 +106,7 @@ export const BIN_NODE_FLAGS: readonly string[] = (() => {
 /** Starts the compiled broker on 127.0.0.1, port 0; resolves when it logs "broker started". */
 export async function startBroker(options: {
   dataDir: string;
-  flush: 'never' | 'always';
+  flush: 'never' | 'always' | `interval:${number}`;
   nodeArgs?: string[];
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;

@@ -7,6 +7,7 @@
  * instead of letting an operator find out under load.
  */
 import { readFileSync } from 'node:fs';
+import { defaults } from '../config/defaults.js';
 import { limits } from '../config/limits.js';
 
 /** Descriptors a log open or close holds besides its segment file (state, index, snapshot, directory). */
@@ -28,18 +29,19 @@ export function parseOpenFilesLimit(procLimits: string): number | undefined {
   return soft !== undefined && /^\d+$/.test(soft) ? Number(soft) : undefined;
 }
 
-/** The segment-file cache when `openSegmentFilesMax` is not set: never below this (the old fixed default). */
-export const AUTO_OPEN_SEGMENT_FILES_MIN = 1024;
+/** The segment-file cache when `openSegmentFilesMax` is not set: never below what storage's other users get. */
+export const AUTO_OPEN_SEGMENT_FILES_MIN = defaults.openSegmentFilesMax;
 /** …and never above this: 64 Ki descriptors cost the kernel about 64 MiB at most. */
 export const AUTO_OPEN_SEGMENT_FILES_MAX = 65_536;
 
 /**
  * `openSegmentFilesMax` when it is not set: half the process's open-files limit (Node raises
- * the soft limit to the hard one at start: 524,288 under systemd, 1,048,576 in Docker), between
- * 1,024 and 65,536; 1,024 when the limit is unknown (or reported unlimited). The other half stays for client
- * connections and the short-lived files. A cap below the partitions written at once makes
- * every append reopen its segment file: with 10,000 partitions written round robin and 1,024
- * files, appends ran at 67 % of their speed with room for every file (bench/RESULTS.md).
+ * the soft limit to the hard one at start: 524,288 under systemd, 1,048,576 in Docker),
+ * between 1,024 and 65,536; 1,024 when the limit is unknown (or reported unlimited). The other
+ * half stays for client connections and the short-lived files. A cap below the partitions
+ * written at once makes every append reopen its segment file: with 10,000 partitions written
+ * round robin and 1,024 files, appends ran at 67 % of their speed with room for every file
+ * (bench/RESULTS.md).
  */
 export function autoOpenSegmentFilesMax(procLimits: string | undefined): number {
   const limit = procLimits === undefined ? undefined : parseOpenFilesLimit(procLimits);

@@ -103,8 +103,6 @@ export interface WaiterQueueInternals {
 
 interface Waiter {
   readonly path: string;
-  /** Taken out of the queue (woken or failed); it may still sit in `WaiterQueue.items`, skipped. */
-  isGone: boolean;
   readonly mode: OpenMode;
   /** Order of arrival: the queue is kept sorted by it, also when a waiter comes back. */
   readonly ticket: number;
@@ -112,6 +110,8 @@ interface Waiter {
   wake(hasSlot: boolean): void;
   /** The cache closed (`closeAll`). */
   fail(error: BrokerError): void;
+  /** Taken out of the queue (woken or failed); it may still sit in `WaiterQueue.items`, skipped. */
+  isGone: boolean;
 }
 
 export class FileHandleCache {

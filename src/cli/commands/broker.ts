@@ -8,8 +8,7 @@
 import { Option, type Command } from 'commander';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { brokerConfigDefaults, brokerSettingNames, loadBrokerConfig, type BrokerConfig } from '../../config/broker-config.js';
-import { Broker } from '../../broker/index.js';
-import { AUTO_OPEN_SEGMENT_FILES_MAX, AUTO_OPEN_SEGMENT_FILES_MIN } from '../../broker/index.js';
+import { AUTO_OPEN_SEGMENT_FILES_MAX, AUTO_OPEN_SEGMENT_FILES_MIN, Broker } from '../../broker/index.js';
 import { defaults } from '../../config/defaults.js';
 import { isBrokerError } from '../../errors/index.js';
 import { createRootLogger, errorFields, type Logger } from '../../observability/index.js';
