@@ -17,7 +17,7 @@
  * same load to 100 partitions on another fresh broker. Medians of the rounds.
  *
  * Run: npm run build && node --import tsx bench/broker-many-partitions.ts [--partitions 10000]
- *      [--seconds 30] [--in-flight 20000] [--rounds 2]
+ *      [--seconds 30] [--in-flight 20000] [--rounds 2] [--flush interval:1000|never|always]
  */
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -31,8 +31,12 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '30' },
     'in-flight': { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '2' },
+    flush: { type: 'string', default: 'interval:1000' },
   },
 });
+const flushArg = args.flush;
+if (flushArg !== 'never' && flushArg !== 'always' && !/^interval:\d+$/.test(flushArg)) throw new Error('--flush must be never, always or interval:<ms>');
+const flush = flushArg as 'never' | 'always' | `interval:${number}`;
 const partitions = Number(args.partitions);
 const runSeconds = Number(args.seconds);
 const inFlightMax = Number(args['in-flight']);
@@ -52,7 +56,7 @@ printHeader('broker-many-partitions', 'Q: records/s a producer gets writing P pa
   rounds,
   recordBytes: '~20 (a timestamp and a counter)',
   producer: 'acks=leader, idempotent, default batching',
-  broker: 'bin/runnel.js broker, default settings (flush interval:1000)',
+  broker: `bin/runnel.js broker, default settings${flush === 'interval:1000' ? ' (flush interval:1000)' : ` but flush ${flush}`}`,
   openFilesLimit: fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((line) => line.startsWith('Max open files'))?.replace(/\s+/g, ' '),
 });
 
@@ -85,7 +89,7 @@ async function oneRun(partitionCount: number, label: string): Promise<Run> {
   const stoppedLine = new Promise<void>((resolve) => (stopped = resolve));
   const broker: BrokerHandle = await startBroker({
     dataDir,
-    flush: 'interval:1000', // the broker's default
+    flush, // interval:1000 unless --flush: the broker's default
     extraArgs: ['--shutdown-timeout-ms', '300000'],
     onLine: (line) => {
       if (!line.includes('"broker stopped cleanly"')) return;
