@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Slots } from '../common/slots.js';
 import { isBrokerError } from '../errors/index.js';
-import { ClosableFileSystem, nodeFileSystem, withDescriptorSlots, writeAll, WRITE_CALL_BYTES_MAX, type FileHandle, type FileSystem } from './file-system.js';
+import { ClosableFileSystem, ForwardingFileHandle, nodeFileSystem, withDescriptorSlots, writeAll, writeFilesAtomically, WRITE_CALL_BYTES_MAX, type FileHandle, type FileSystem } from './file-system.js';
 import { makeTempDir } from './test-helpers.js';
 import { waitFor } from '../../test/support/wait-for.js';
 
@@ -97,6 +97,88 @@ async function stateOf(promise: Promise<unknown>): Promise<'pending' | 'settled'
   for (let round = 0; round < 3; round++) await new Promise<void>((resolve) => setImmediate(resolve));
   return state;
 }
+
+describe('writeFilesAtomically', () => {
+  /** The node file system, its calls recorded by kind and file name, and a failing open when asked. */
+  function recordingFileSystem(options: { failOpenOf?: string } = {}): { fileSystem: FileSystem; calls: string[] } {
+    const calls: string[] = [];
+    const fileSystem: FileSystem = {
+      ...nodeFileSystem,
+      async open(path, mode) {
+        if (basename(path) === options.failOpenOf) {
+          calls.push(`open ${basename(path)} failed`);
+          throw Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' });
+        }
+        const inner = await nodeFileSystem.open(path, mode);
+        return new (class extends ForwardingFileHandle {
+          override async datasync(): Promise<void> {
+            await super.datasync();
+            calls.push(`datasync ${basename(path)}`);
+          }
+        })(inner);
+      },
+      async rename(from, to) {
+        calls.push(`rename ${basename(from)}`);
+        return nodeFileSystem.rename(from, to);
+      },
+      async syncDirectory(path) {
+        calls.push('fsync dir');
+        return nodeFileSystem.syncDirectory(path);
+      },
+    };
+    return { fileSystem, calls };
+  }
+
+  it('replaces each file, both temporary files synced before the first rename, with one directory fsync after the last', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const a = join(temp.dir, 'a.index');
+    const b = join(temp.dir, 'a.timeindex');
+    writeFileSync(a, 'old a');
+    writeFileSync(b, 'old b');
+    const { fileSystem, calls } = recordingFileSystem();
+    await writeFilesAtomically(fileSystem, [
+      { path: a, data: patterned(10_000, 1) },
+      { path: b, data: patterned(3_000, 2) },
+    ]);
+    expect(readFileSync(a).equals(patterned(10_000, 1))).toBe(true);
+    expect(readFileSync(b).equals(patterned(3_000, 2))).toBe(true);
+    expect(readdirSync(temp.dir).sort()).toEqual(['a.index', 'a.timeindex']);
+    const firstRename = calls.findIndex((call) => call.startsWith('rename'));
+    expect(calls.slice(0, firstRename).sort()).toEqual(['datasync a.index.tmp', 'datasync a.timeindex.tmp']);
+    expect(calls.slice(firstRename)).toEqual(['rename a.index.tmp', 'rename a.timeindex.tmp', 'fsync dir']);
+  });
+
+  it('renames nothing when one temporary file cannot be written, and throws only once the other has settled', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const a = join(temp.dir, 'a.index');
+    const b = join(temp.dir, 'a.timeindex');
+    writeFileSync(a, 'old a');
+    writeFileSync(b, 'old b');
+    const { fileSystem, calls } = recordingFileSystem({ failOpenOf: 'a.index.tmp' });
+    await expect(writeFilesAtomically(fileSystem, [
+      { path: a, data: patterned(10_000, 1) },
+      { path: b, data: patterned(3_000, 2) },
+    ])).rejects.toMatchObject({ code: 'ENOSPC' });
+    // Both old files stand; the other temporary file was finished (a leftover .tmp, which a
+    // log's open removes), so no write of it runs on after the failure was reported.
+    expect(readFileSync(a, 'utf8')).toBe('old a');
+    expect(readFileSync(b, 'utf8')).toBe('old b');
+    expect(calls).toContain('datasync a.timeindex.tmp');
+    expect(calls.some((call) => call.startsWith('rename') || call === 'fsync dir')).toBe(false);
+  });
+
+  it('refuses files of different directories, whose renames one directory fsync would not cover', async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    await expect(writeFilesAtomically(nodeFileSystem, [
+      { path: join(temp.dir, 'a'), data: Buffer.from('a') },
+      { path: join(temp.dir, 'sub', 'b'), data: Buffer.from('b') },
+    ])).rejects.toThrow(/one directory/);
+    expect(readdirSync(temp.dir)).toEqual([]);
+  });
+});
 
 describe('ClosableFileSystem', () => {
   it('refuses every call after closeAll with SHUTTING_DOWN, touching no file', async () => {

@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { assert } from '../common/assert.js';
 import type { Slots } from '../common/slots.js';
 import { storageClosedError } from './errors.js';
 
@@ -356,8 +357,39 @@ export class ClosableFileSystem implements FileSystem {
  * old one, fsync the directory.
  */
 export async function writeFileAtomically(fileSystem: FileSystem, path: string, data: Buffer): Promise<void> {
-  const tmpPath = `${path}.tmp`;
-  const handle = await fileSystem.open(tmpPath, 'create');
+  await writeFilesAtomically(fileSystem, [{ path, data }]);
+}
+
+/**
+ * `writeFileAtomically` for several files of one directory, sharing its directory fsync: each
+ * file is replaced atomically on its own (a crash leaves each one old or new, whole), not the
+ * set as one. The temporary files are written and fdatasynced side by side, so a segment's two
+ * index files cost three fsyncs, two of them at once, instead of four one after another.
+ */
+export async function writeFilesAtomically(fileSystem: FileSystem, files: readonly { path: string; data: Buffer }[]): Promise<void> {
+  const first = files[0];
+  if (first === undefined) return;
+  const dir = dirname(first.path);
+  assert(
+    files.every((file) => dirname(file.path) === dir),
+    'one directory fsync makes the renames durable only in one directory',
+  );
+  // Every temporary file settles before anything is renamed or thrown, so no write runs on
+  // after the caller has been told of a failure.
+  const written = await Promise.allSettled(files.map((file) => writeSyncedTemp(fileSystem, file.path, file.data)));
+  for (const result of written) if (result.status === 'rejected') throw result.reason;
+  // Crash before a rename: that file's old version is intact. After the renames but before
+  // the directory fsync: each name may hold its old or its new file, each complete.
+  for (const file of files) await fileSystem.rename(tempPathOf(file.path), file.path);
+  await fileSystem.syncDirectory(dir);
+}
+
+function tempPathOf(path: string): string {
+  return `${path}.tmp`;
+}
+
+async function writeSyncedTemp(fileSystem: FileSystem, path: string, data: Buffer): Promise<void> {
+  const handle = await fileSystem.open(tempPathOf(path), 'create');
   try {
     await writeAll(handle, [data], 0);
     // Crash before this fdatasync: the .tmp may be torn; it is never read, only removed.
@@ -365,10 +397,6 @@ export async function writeFileAtomically(fileSystem: FileSystem, path: string, 
   } finally {
     await handle.close();
   }
-  // Crash before the rename: the old file is intact. After it but before the directory
-  // fsync: either name may survive, and each holds a complete file.
-  await fileSystem.rename(tmpPath, path);
-  await fileSystem.syncDirectory(dirname(path));
 }
 
 /**

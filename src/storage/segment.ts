@@ -24,7 +24,7 @@ import type { BrokerError } from '../errors/index.js';
 import { storageClosedError, storageError } from './errors.js';
 import type { FileHandleCache, HandleLease } from './file-handle-cache.js';
 import { segmentFilePath } from './file-names.js';
-import { writeFileAtomically, type FileSystem } from './file-system.js';
+import { writeFilesAtomically, type FileSystem } from './file-system.js';
 import type { IndexCache, SegmentIndexes } from './index-cache.js';
 import { OffsetIndex } from './offset-index.js';
 import { TimeIndex } from './time-index.js';
@@ -611,8 +611,15 @@ export class Segment {
 
   private async writeIndexBytes(indexes: SegmentIndexes): Promise<void> {
     try {
-      await writeFileAtomically(this.context.fileSystem, this.indexPath, indexes.offsetIndex.toBytes());
-      await writeFileAtomically(this.context.fileSystem, this.timeIndexPath, indexes.timeIndex.toBytes());
+      // A crash leaves each file old or new, whole, but maybe one of each (as two replaces one
+      // after the other did). At a roll or close nothing trusts the pair before partition.state
+      // says so, written after this returns (a checkpoint past this segment, a clean mark):
+      // until then recovery scans the segment and writes both again. A pair rewritten after a
+      // rebuild keeps the old file's defect, which the checks that found it find again.
+      await writeFilesAtomically(this.context.fileSystem, [
+        { path: this.indexPath, data: indexes.offsetIndex.toBytes() },
+        { path: this.timeIndexPath, data: indexes.timeIndex.toBytes() },
+      ]);
     } catch (error) {
       throw storageError('write the index files of', this.logPath, error);
     }
