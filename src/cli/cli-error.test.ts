@@ -1,6 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { BrokerError } from '../client/index.js';
+import { BROKER_STOPPING_MESSAGE } from '../errors/index.js';
 import { describeBrokerTrouble, toCliError } from './cli-error.js';
+
+describe('toCliError and describeBrokerTrouble for a broker that is stopping', () => {
+  it('say the broker is shutting down, not that it cannot be reached or may not run', () => {
+    // What a stopping broker answers (log-service.ts), as the client receives it.
+    const error = new BrokerError('BROKER_UNAVAILABLE', BROKER_STOPPING_MESSAGE);
+    expect(toCliError(error, { brokers: ['127.0.0.1:7070'] }).message).toBe('broker 127.0.0.1:7070 is shutting down: try again once it is back');
+    expect(describeBrokerTrouble(error, ['127.0.0.1:7070'])).toBe('broker 127.0.0.1:7070 is shutting down');
+    // A refused connection is still "cannot reach".
+    const refused = new BrokerError('BROKER_UNAVAILABLE', 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7070');
+    expect(describeBrokerTrouble(refused, ['127.0.0.1:7070'])).toBe('cannot reach broker 127.0.0.1:7070 (connection refused)');
+  });
+});
 
 describe('toCliError for a broker host name that does not resolve', () => {
   it('names the host and says to check --broker / RUNNEL_BROKER, not whether the broker runs', () => {

@@ -7,7 +7,7 @@
  * the broker addresses and topic involved, so every client command words the common
  * failures (no broker, no topic) the same way.
  */
-import { isBrokerError } from '../client/index.js';
+import { isBrokerError, isBrokerStoppingError } from '../client/index.js';
 
 export class CliError extends Error {
   readonly exitCode: number;
@@ -42,6 +42,7 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
           { cause: error },
         );
       }
+      if (isBrokerStoppingError(error)) return new CliError(`broker ${brokers} is shutting down: try again once it is back`, { cause: error });
       return new CliError(
         `cannot reach broker ${brokers} (${shortTransportDetail(error.message)}): is \`runnel broker\` running? ` +
           'Point at another with --broker HOST:PORT or RUNNEL_BROKER',
@@ -92,6 +93,7 @@ export function describeBrokerTrouble(error: unknown, brokers: readonly string[]
     case 'BROKER_UNAVAILABLE': {
       const host = unresolvedHost(error.message);
       if (host !== undefined) return `the broker host name ${host} could not be resolved (brokers ${addresses})`;
+      if (isBrokerStoppingError(error)) return `broker ${addresses} is shutting down`;
       return `cannot reach broker ${addresses} (${shortTransportDetail(error.message)})`;
     }
     case 'REQUEST_TIMED_OUT':

@@ -50,4 +50,4 @@ export type {
   RecordMetadata,
   TopicPartition,
 } from './types.js';
-export { BrokerError, isBrokerError, type Reason } from '../errors/index.js';
+export { BrokerError, isBrokerError, isBrokerStoppingError, type Reason } from '../errors/index.js';

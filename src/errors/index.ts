@@ -36,6 +36,19 @@ export const REASONS = {
 
 export type Reason = keyof typeof REASONS;
 
+/**
+ * The text of the BROKER_UNAVAILABLE a stopping broker answers with (a call that arrives, or is
+ * still parked, during its stop). BROKER_UNAVAILABLE, not SHUTTING_DOWN, so a client treats it
+ * as a broker it cannot reach now; the text lets a CLI say "is shutting down" instead of
+ * "cannot reach" (`isBrokerStoppingError`).
+ */
+export const BROKER_STOPPING_MESSAGE = 'the broker is shutting down; retry, it or another broker will answer';
+
+/** Whether `error` is a broker's answer during its stop (`BROKER_STOPPING_MESSAGE`). */
+export function isBrokerStoppingError(error: unknown): boolean {
+  return isBrokerError(error, 'BROKER_UNAVAILABLE') && error.message.startsWith(BROKER_STOPPING_MESSAGE);
+}
+
 export interface BrokerErrorFields {
   topic?: string;
   partition?: number;

@@ -8,7 +8,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { KiB, MiB } from '../../common/units.js';
 import type { Clock } from '../../common/clock.js';
 import { limits } from '../../config/limits.js';
-import { BrokerError } from '../../errors/index.js';
+import { BROKER_STOPPING_MESSAGE, BrokerError } from '../../errors/index.js';
 import type { Logger } from '../../observability/index.js';
 import { fetchedRecordFieldSizeBytes, int64ToNumber, numberToInt64, subscribeResponseSizeBytes, visitRecords, type BatchHeader } from '../../protocol/index.js';
 import type { Acks, Broker, FetchResult, OffsetQuery } from '../../broker/index.js';
@@ -92,7 +92,7 @@ function releaseWhenAppended(budget: ByteBudget, bytes: number, appends: readonl
 function noop(): void {}
 
 function shuttingDown(): BrokerError {
-  return new BrokerError('BROKER_UNAVAILABLE', 'the broker is shutting down; retry, it or another broker will answer');
+  return new BrokerError('BROKER_UNAVAILABLE', BROKER_STOPPING_MESSAGE);
 }
 
 export function createLogService(deps: LogServiceDeps): LogServiceHandlers {
