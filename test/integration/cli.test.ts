@@ -914,6 +914,27 @@ describe('runnel log append', () => {
       rmSync(scratch, { recursive: true, force: true });
     }
   });
+
+  it('says on stderr, as the broker logs it (a JSON line with its component), what opening the log changed: a torn tail cut', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'runnel-cli-log-'));
+    try {
+      const dir = join(scratch, 'torn-0');
+      await runOk(['log', 'append', dir], { input: 'one\ntwo\n' });
+      // What a crash mid-write leaves: a dirty state and half a batch after the last whole one.
+      const statePath = join(dir, 'partition.state');
+      const { clean: _clean, ...dirty } = JSON.parse(readFileSync(statePath, 'utf8')) as Any;
+      writeFileSync(statePath, `${JSON.stringify(dirty)}\n`);
+      const logPath = join(dir, segmentFileName(0, 'log'));
+      writeFileSync(logPath, Buffer.concat([readFileSync(logPath), encodeBatch({ records: [{ key: null, value: Buffer.from('torn'), headers: [], timestamp: 1 }] }).subarray(0, 30)]));
+      const result = await runCli(['log', 'append', dir], { input: 'three\n' });
+      expect(result.code, result.stderr).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ records: 1, firstOffset: 2, logEndOffset: 3 });
+      const lines = result.stderr.trimEnd().split('\n').map((line) => JSON.parse(line) as Any);
+      expect(lines).toEqual([expect.objectContaining({ component: 'storage', msg: 'truncated torn tail after unclean shutdown', truncatedBytes: 30 })]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('runnel log repair', () => {

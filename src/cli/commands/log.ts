@@ -225,7 +225,8 @@ export function registerLogCommands(program: Command, setExitCode: SetExitCode):
 
 async function appendLines(dir: string, options: { keySeparator?: string; batchRecords: number; flush: string }) {
   const flush = asUsageError(() => parseFlushPolicy(options.flush));
-  const logger = createRootLogger({ level: 'warn', destinationFd: 2 });
+  // The storage engine's own lines (a torn tail cut, damage found), as the broker would log them.
+  const logger = createRootLogger({ level: 'warn', destinationFd: 2 }).child({ component: 'storage' });
   const { topic, partition } = identityOf(dir);
   const partitionLog = await PartitionLog.open({
     dir,
