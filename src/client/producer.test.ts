@@ -126,6 +126,51 @@ describe('Producer batching', () => {
   });
 });
 
+describe('Producer with many partitions and a full channel', () => {
+  it('does not walk the partitions waiting for room on the channel at every drain, and sends each of them once room comes', async () => {
+    const PARTITIONS = 2_000;
+    const { producer, channel, transport } = makeProducer({ t: PARTITIONS }, { lingerMs: 0 });
+    let channelLookups = 0;
+    const channelFor = transport.channelFor.bind(transport);
+    transport.channelFor = () => (channelLookups++, channelFor());
+    const handles: Promise<RecordMetadata>[] = [];
+    // 32 requests in flight, unanswered: the channel's cap (CHANNEL_IN_FLIGHT_MAX).
+    for (let index = 0; channel.inFlightCount < 32; index++) {
+      handles.push(producer.send({ topic: 't', partition: index, value: value(index) }));
+      await settle();
+    }
+    const requestsBefore = channel.sent.length;
+    // A record for every partition: each batch waits for room.
+    for (let partition = 0; partition < PARTITIONS; partition++) handles.push(producer.send({ topic: 't', partition, value: value(partition) }));
+    await settle();
+    expect(channel.sent.length).toBe(requestsBefore);
+    // 200 more bursts of sends, each drained on its own, while the channel stays full. Each
+    // drain used to look up the channel of all 2,000 waiting partitions (400,000 lookups).
+    channelLookups = 0;
+    for (let burst = 0; burst < 200; burst++) {
+      handles.push(producer.send({ topic: 't', partition: burst, value: value(burst) }));
+      await settle();
+    }
+    expect(channel.sent.length).toBe(requestsBefore);
+    expect(channelLookups).toBeLessThan(PARTITIONS);
+    // Room comes with each answer: every record is sent and acknowledged once, in order per partition.
+    const logs = new Map<string, FakePartitionLog>();
+    for (let round = 0; round < 1_000 && channel.pending.length > 0; round++) {
+      channel.replyNext((sent) => logFor(logs, sent).append(sent.bytes));
+      await settle();
+    }
+    const results = await Promise.all(handles);
+    expect(results).toHaveLength(32 + PARTITIONS + 200);
+    expect(channel.pending).toHaveLength(0);
+    for (const [key, log] of logs) {
+      const partition = Number(key.slice('t-'.length));
+      const expected = [...(partition < 32 ? [value(partition)] : []), value(partition), ...(partition < 200 ? [value(partition)] : [])];
+      expect(log.records.map((record) => record.value), key).toEqual(expected);
+    }
+    expect(logs.size).toBe(PARTITIONS);
+  });
+});
+
 describe('Producer partitioning', () => {
   it('puts a keyed record on the partition Kafka would (murmur2 of the key)', async () => {
     const { producer, channel } = makeProducer({ t: 7 }, { lingerMs: 0 });
