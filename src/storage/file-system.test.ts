@@ -129,38 +129,33 @@ describe('writeFilesAtomically', () => {
     return { fileSystem, calls };
   }
 
-  it('replaces each file, both temporary files synced before the first rename, with one directory fsync after the last', async () => {
+  /** A directory holding a.index and a.timeindex ("old a", "old b"), and new contents for both. */
+  function twoOldFiles(): { dir: string; a: string; b: string; replacements: { path: string; data: Buffer }[] } {
     const temp = makeTempDir();
     cleanups.push(temp.remove);
     const a = join(temp.dir, 'a.index');
     const b = join(temp.dir, 'a.timeindex');
     writeFileSync(a, 'old a');
     writeFileSync(b, 'old b');
+    return { dir: temp.dir, a, b, replacements: [{ path: a, data: patterned(10_000, 1) }, { path: b, data: patterned(3_000, 2) }] };
+  }
+
+  it('replaces each file, both temporary files synced before the first rename, with one directory fsync after the last', async () => {
+    const { dir, a, b, replacements } = twoOldFiles();
     const { fileSystem, calls } = recordingFileSystem();
-    await writeFilesAtomically(fileSystem, [
-      { path: a, data: patterned(10_000, 1) },
-      { path: b, data: patterned(3_000, 2) },
-    ]);
+    await writeFilesAtomically(fileSystem, replacements);
     expect(readFileSync(a).equals(patterned(10_000, 1))).toBe(true);
     expect(readFileSync(b).equals(patterned(3_000, 2))).toBe(true);
-    expect(readdirSync(temp.dir).sort()).toEqual(['a.index', 'a.timeindex']);
+    expect(readdirSync(dir).sort()).toEqual(['a.index', 'a.timeindex']);
     const firstRename = calls.findIndex((call) => call.startsWith('rename'));
     expect(calls.slice(0, firstRename).sort()).toEqual(['datasync a.index.tmp', 'datasync a.timeindex.tmp']);
     expect(calls.slice(firstRename)).toEqual(['rename a.index.tmp', 'rename a.timeindex.tmp', 'fsync dir']);
   });
 
   it('renames nothing when one temporary file cannot be written, and throws only once the other has settled', async () => {
-    const temp = makeTempDir();
-    cleanups.push(temp.remove);
-    const a = join(temp.dir, 'a.index');
-    const b = join(temp.dir, 'a.timeindex');
-    writeFileSync(a, 'old a');
-    writeFileSync(b, 'old b');
+    const { dir, a, b, replacements } = twoOldFiles();
     const { fileSystem, calls } = recordingFileSystem({ failOpenOf: 'a.index.tmp' });
-    await expect(writeFilesAtomically(fileSystem, [
-      { path: a, data: patterned(10_000, 1) },
-      { path: b, data: patterned(3_000, 2) },
-    ])).rejects.toMatchObject({ code: 'ENOSPC' });
+    await expect(writeFilesAtomically(fileSystem, replacements)).rejects.toMatchObject({ code: 'ENOSPC' });
     // Both old files stand; the other temporary file was finished (a leftover .tmp, which a
     // log's open removes), so no write of it runs on after the failure was reported.
     expect(readFileSync(a, 'utf8')).toBe('old a');
