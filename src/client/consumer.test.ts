@@ -671,6 +671,112 @@ function offsetRange(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, index) => from + index);
 }
 
+/**
+ * Counts the consumer's visits to its assigned partitions: every element read of its private
+ * `partitions` array (an index, or a step of a `for of` or `every`) from now until the next
+ * `assign`. What costs O(partitions) per record shows here as thousands of visits per record.
+ */
+function countPartitionVisits(consumer: Consumer): { count: number } {
+  const visits = { count: 0 };
+  const internals = consumer as unknown as { partitions: unknown[] };
+  internals.partitions = new Proxy(internals.partitions, {
+    get(target, property, receiver) {
+      if (typeof property === 'string' && /^\d+$/.test(property)) visits.count++;
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
+  return visits;
+}
+
+function corruptDataError(): Error {
+  const metadata = new grpc.Metadata();
+  metadata.set('runnel-reason', 'CORRUPT_DATA');
+  return Object.assign(new Error('15 DATA_LOSS'), { code: grpc.status.DATA_LOSS, details: 'segment damaged', metadata });
+}
+
+describe('Consumer with many partitions', () => {
+  it('hands out each reply of a tail of 2,000 partitions without walking the assigned partitions, and their failures once each', async () => {
+    // A tail: the iterator waits, one partition replies, the iterator hands out its record.
+    // Each of those used to walk all assigned partitions twice (one walk for a failure to
+    // throw, one for a partition with records): 4,000 records here made 24 million visits, and
+    // 10,000 partitions tailed at 5,000 records/s took 75 % of a core.
+    const PARTITIONS = 2_000;
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+    const all = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: 't', partition }));
+    consumer.assign(all);
+    await settle();
+    const streams = new Map(transport.subscriptions.map((entry) => [entry.partition, entry.stream]));
+    expect(streams.size).toBe(PARTITIONS);
+    const visits = countPartitionVisits(consumer);
+    const iterator = consumer[Symbol.asyncIterator]();
+    for (let offset = 0; offset < 2; offset++) {
+      for (let partition = 0; partition < PARTITIONS; partition++) {
+        const next = iterator.next();
+        streams.get(partition)!.reply(storedBatch(offset, 1), offset + 1);
+        const { value } = await next;
+        expect(value).toMatchObject({ partition, offset });
+      }
+    }
+    expect(visits.count).toBeLessThan(2 * PARTITIONS * 2);
+
+    // Failures among them: each thrown once, a paused partition's only after its resume.
+    visits.count = 0;
+    consumer.pause([all[1_500]!]);
+    streams.get(1_500)!.emit('error', corruptDataError());
+    streams.get(700)!.emit('error', corruptDataError());
+    await expect(iterator.next()).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+    const waiting = iterator.next();
+    streams.get(3)!.reply(storedBatch(2, 1), 3);
+    expect((await waiting).value).toMatchObject({ partition: 3, offset: 2 });
+    consumer.resume([all[1_500]!]);
+    await expect(iterator.next()).rejects.toMatchObject({ reason: 'CORRUPT_DATA' });
+    const after = iterator.next();
+    streams.get(4)!.reply(storedBatch(2, 1), 3);
+    expect((await after).value).toMatchObject({ partition: 4, offset: 2 });
+    expect(visits.count).toBeLessThan(100);
+  });
+
+  it('ends a stopAt replay of 2,000 partitions without walking the finished ones at every wait', async () => {
+    // Each wait for a reply also checked whether every partition was finished, from the first
+    // one on, past all those finished already: with the two walks above, 14 million visits here.
+    const PARTITIONS = 2_000;
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+    const all = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: 't', partition }));
+    consumer.assign(all);
+    await settle();
+    const streams = new Map(transport.subscriptions.map((entry) => [entry.partition, entry.stream]));
+    consumer.stopAt(all.map((tp) => ({ ...tp, offset: 1 })));
+    const visits = countPartitionVisits(consumer);
+    const iterator = consumer[Symbol.asyncIterator]();
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      const next = iterator.next();
+      streams.get(partition)!.reply(storedBatch(0, 2), 2);
+      expect((await next).value).toMatchObject({ partition, offset: 0 });
+    }
+    expect(await iterator.next()).toMatchObject({ done: true });
+    expect(visits.count).toBeLessThan(4 * PARTITIONS);
+  });
+
+  it('takes the partitions with buffered replies in turn, a reply each, paused ones after their resume', async () => {
+    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+    const four = Array.from({ length: 4 }, (_, partition) => ({ topic: 't', partition }));
+    consumer.assign(four);
+    await settle();
+    const streams = new Map(transport.subscriptions.map((entry) => [entry.partition, entry.stream]));
+    // Partition 0 replied three times, 1 twice, 2 once, 3 (paused) once: no partition's
+    // second reply before every other's first.
+    consumer.pause([four[3]!]);
+    for (let offset = 0; offset < 3; offset++) streams.get(0)!.reply(storedBatch(offset, 1), offset + 1);
+    for (let offset = 0; offset < 2; offset++) streams.get(1)!.reply(storedBatch(offset, 1), offset + 1);
+    streams.get(2)!.reply(storedBatch(0, 1), 1);
+    streams.get(3)!.reply(storedBatch(0, 1), 1);
+    const taken = await take(consumer, 6);
+    expect(taken.map((record) => `${record.partition}@${record.offset}`)).toEqual(['0@0', '1@0', '2@0', '0@1', '1@1', '0@2']);
+    consumer.resume([four[3]!]);
+    expect((await take(consumer, 1)).map((record) => `${record.partition}@${record.offset}`)).toEqual(['3@0']);
+  });
+});
+
 describe('Consumer decoding a batch of many records', () => {
   it('decodes a batch of 200,000 tiny records a slice at a time: after the first record is out, at most SLICE_RECORD_COUNT_MAX are decoded', async () => {
     // Every record decoded is held in the slice the iterator hands out from; a loop that

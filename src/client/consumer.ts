@@ -42,7 +42,8 @@
  * `seek`.
  *
  * Owns (single writer: this class, on the event loop): per partition the position, the fetch
- * offset, the buffered chunks and the stream. Callbacks of a stream or ListOffsets that
+ * offset, the buffered chunks and the stream; the queues of partitions with records to hand out
+ * and of failures to throw, so that no step of reading walks every assigned partition. Callbacks of a stream or ListOffsets that
  * resolve after a seek, an unassign or close carry an older `generation` and are ignored; a
  * ListOffsets still retried then is cancelled (`stopStream`), since its retries would
  * otherwise hold timers and calls for the client's whole retry budget after close.
@@ -228,6 +229,8 @@ class AssignedPartition {
    */
   brokerCreditBytes = 0;
   isPaused = false;
+  /** In the consumer's `ready` queue (at most once there). */
+  isQueuedReady = false;
   /** Consecutive failed stream attempts, and when the first of them failed. */
   failedAttempts = 0;
   firstFailureMs = 0;
@@ -278,6 +281,40 @@ interface ChunkStamp {
   generation: number;
 }
 
+/**
+ * First in, first out, with an O(1) amortized `shift` (an array's moves every element): the
+ * consumer's queues of partitions with records to decode and of failures to report.
+ */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head === this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    // Drops the taken front once it is half the array: copying the rest costs no more than
+    // the shifts since the last copy.
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
 /** Credit below which a reopened stream still starts (the broker sends a batch at least). */
 const CREDIT_BYTES_MIN = 64 * KiB;
 
@@ -318,7 +355,22 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** Assigned partitions in assignment order; bounded by what the application assigns. */
   private partitions: AssignedPartition[] = [];
   private readonly byKey = new Map<string, AssignedPartition>();
-  private nextPartitionIndex = 0;
+  /**
+   * Partitions that may have records to decode, each once (`isQueuedReady`), in the order the
+   * iterator takes them: one slice each, then to the back if it still has some (round robin).
+   * Joined when a reply is buffered or the partition resumed; one that is paused, failed or
+   * unassigned when its turn comes leaves it. So handing out a slice costs the same however
+   * many partitions are assigned: it used to walk every assigned partition, twice (one for
+   * failures), which with 10,000 partitions tailed at 5,000 records/s took 75 % of a core.
+   */
+  private readonly ready = new Fifo<AssignedPartition>();
+  /** Failures the iterator has not thrown yet, oldest first, with the partition's generation then. */
+  private readonly unreportedFailures = new Fifo<{ assigned: AssignedPartition; generation: number }>();
+  /**
+   * Index in `partitions` of one found not finished (`isEveryPartitionFinished`), checked first:
+   * the walk past finished ones is paid once per partition finishing, not at every wait.
+   */
+  private unfinishedIndex = 0;
   /**
    * Records an iterator had decoded but not handed out when the loop over it ended (a
    * `break`); the next read hands them out first, so leaving a loop loses nothing.
@@ -410,7 +462,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     // Streams already open keep the credit they hold; from their next grant on, they fill
     // only up to the new window.
     this.windowBytes = Math.max(CREDIT_BYTES_MIN, Math.min(this.partitionBufferBytes, Math.floor(this.bufferBytes / Math.max(1, next.length))));
-    this.nextPartitionIndex = 0;
+    this.unfinishedIndex = 0;
     this.wake();
   }
 
@@ -516,7 +568,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   resume(partitions: TopicPartition[]): void {
     for (const tp of partitions) {
       const assigned = this.byKey.get(keyOf(tp.topic, tp.partition));
-      if (assigned !== undefined) assigned.isPaused = false;
+      if (assigned === undefined || !assigned.isPaused) continue;
+      assigned.isPaused = false;
+      this.markReady(assigned);
+      // Its failure left the queue when its turn came while paused.
+      if (assigned.state.kind === 'failed' && !assigned.state.isReported) this.unreportedFailures.push({ assigned, generation: assigned.generation });
     }
     this.wake();
   }
@@ -555,6 +611,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const assigned of this.partitions) this.stop(assigned);
     this.partitions = [];
     this.byKey.clear();
+    this.ready.clear();
+    this.unreportedFailures.clear();
     this.leftovers = [];
     this.transport.close();
     this.wake();
@@ -569,9 +627,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (leftover !== undefined) return leftover;
       const failed = this.takeUnreportedFailure();
       if (failed !== undefined) throw failed;
-      const assigned = this.pickReadyPartition();
+      const assigned = this.takeReadyPartition();
       if (assigned !== undefined) {
         const records = this.decodeNextSlice(assigned);
+        this.markReady(assigned); // to the back, if it has more
         if (records.length > 0) {
           this.handingOut.assigned = undefined;
           this.lastChunkStamp = { version: this.controlVersion, assigned, generation: assigned.generation };
@@ -579,7 +638,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         }
         continue;
       }
-      if (this.partitions.length > 0 && this.partitions.every((partition) => partition.isFinished())) return undefined;
+      if (this.isEveryPartitionFinished()) return undefined;
       if (this.wakeup === undefined) {
         let resolve!: () => void;
         const promise = new Promise<void>((settle) => {
@@ -694,6 +753,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (assigned.generation !== generation) return;
       const brokerError = errorFromGrpc(error);
       assigned.state = { kind: 'failed', error: brokerError, isReported: isCallerWaiting };
+      if (!isCallerWaiting) this.unreportedFailures.push({ assigned, generation });
       this.wake();
       throw brokerError;
     }
@@ -795,6 +855,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       assigned.chunks.push(response.recordBatches);
       assigned.bufferedBytes += response.recordBatches.length;
       assigned.brokerCreditBytes -= response.recordBatches.length;
+      this.markReady(assigned);
     }
     if (nextOffset > assigned.fetchOffset) assigned.fetchOffset = nextOffset;
     if (assigned.failedAttempts > 0) this.startStreamRecovered(assigned);
@@ -912,6 +973,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private failPartition(assigned: AssignedPartition, error: BrokerError): void {
     this.stopStream(assigned);
     assigned.state = { kind: 'failed', error, isReported: false };
+    this.unreportedFailures.push({ assigned, generation: assigned.generation });
     this.wake();
   }
 
@@ -941,27 +1003,54 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   // ---- Handing out records ------------------------------------------------------------------
 
-  private pickReadyPartition(): AssignedPartition | undefined {
-    const count = this.partitions.length;
-    for (let step = 0; step < count; step++) {
-      const index = (this.nextPartitionIndex + step) % count;
-      const assigned = this.partitions[index]!;
-      if (assigned.hasUndecoded() && !assigned.isPaused && assigned.state.kind !== 'failed') {
-        this.nextPartitionIndex = (index + 1) % count;
-        return assigned;
-      }
+  /** The next partition in `ready` with records to decode, not paused nor failed; the others leave the queue. */
+  private takeReadyPartition(): AssignedPartition | undefined {
+    for (;;) {
+      const assigned = this.ready.shift();
+      if (assigned === undefined) return undefined;
+      assigned.isQueuedReady = false;
+      if (isReady(assigned)) return assigned;
     }
-    return undefined;
   }
 
+  /** Queues the partition (at the back) if it has records to decode and is not there yet. */
+  private markReady(assigned: AssignedPartition): void {
+    if (assigned.isQueuedReady || !isReady(assigned)) return;
+    assigned.isQueuedReady = true;
+    this.ready.push(assigned);
+  }
+
+  /**
+   * The oldest failure not thrown yet of a partition not paused (a paused one's failure leaves
+   * the queue and comes back on `resume`), marked thrown. Failures of an older generation (the
+   * partition was sought or unassigned since) are dropped.
+   */
   private takeUnreportedFailure(): BrokerError | undefined {
-    for (const assigned of this.partitions) {
-      if (assigned.state.kind === 'failed' && !assigned.state.isReported && !assigned.isPaused) {
-        assigned.state.isReported = true;
-        return assigned.state.error;
+    for (;;) {
+      const failure = this.unreportedFailures.shift();
+      if (failure === undefined) return undefined;
+      const { assigned, generation } = failure;
+      if (assigned.generation !== generation || assigned.state.kind !== 'failed' || assigned.state.isReported || assigned.isPaused) continue;
+      assigned.state.isReported = true;
+      return assigned.state.error;
+    }
+  }
+
+  /**
+   * Whether there are assigned partitions and every one is finished (`stopAt`). Starts at one
+   * found unfinished before, usually still so; a full walk happens only as partitions finish.
+   */
+  private isEveryPartitionFinished(): boolean {
+    const count = this.partitions.length;
+    if (count === 0) return false;
+    for (let step = 0; step < count; step++) {
+      const index = (this.unfinishedIndex + step) % count;
+      if (!this.partitions[index]!.isFinished()) {
+        this.unfinishedIndex = index;
+        return false;
       }
     }
-    return undefined;
+    return true;
   }
 
   /**
@@ -1139,6 +1228,11 @@ function outOfRangeWithoutReset(assigned: AssignedPartition, error: BrokerError)
     `${why}; autoOffsetReset is 'none', so the partition stops here: seek it ('earliest', an offset or a time) to go on (${error.message})`,
     { topic: assigned.topic, partition: assigned.partition, details: error.details, cause: error },
   );
+}
+
+/** Whether the iterator may decode the partition's next slice now. */
+function isReady(assigned: AssignedPartition): boolean {
+  return assigned.hasUndecoded() && !assigned.isPaused && assigned.state.kind !== 'failed';
 }
 
 function keyOf(topic: string, partition: number): string {
