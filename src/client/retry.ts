@@ -133,9 +133,9 @@ export function abortReasonOr(signal: AbortSignal, fallback: BrokerError): Broke
 
 /**
  * The controller of a long-lived closing signal (a client's, a consumer's, a producer's close)
- * that every call of its owner links to while it runs (`anySignal`, a metadata load). Each call
- * removes its listener when it ends, so the listeners are the calls in flight, bounded by what
- * the application has running: a job seeking 100 partitions at once holds 100. Node warns
+ * that every call of its owner links to while it runs (`anySignal`, whose links share one
+ * listener; a metadata load, which adds its own). Each removes itself when it ends, so what the
+ * signal holds is the calls in flight, bounded by what the application has running. Node warns
  * ("MaxListenersExceededWarning: Possible EventTarget memory leak") past 10 listeners on one
  * signal, which such a job used to print on stderr as if the client leaked; so the warning is
  * turned off for these signals only.
@@ -148,33 +148,58 @@ export function closingController(): AbortController {
 
 /**
  * A signal that aborts when any of `signals` does, with that one's reason, and `dispose`, which
- * removes its listeners (call it once the work it guards is over). Hand-rolled rather than
+ * unlinks it (call it once the work it guards is over). Hand-rolled rather than
  * `AbortSignal.any`: every call of a client links to the client's closing signal, which lives as
- * long as the client, and removing the listener at the end of each call keeps that signal's
- * listener list at the calls in flight.
+ * long as the client, and unlinking at the end of each call keeps what that signal holds at the
+ * calls in flight.
+ *
+ * Each signal gets one 'abort' listener of ours for its life, which calls the links it holds
+ * then (`abortFanOut`): linking and unlinking a call is a Set add and delete. Node's EventTarget
+ * checks a new listener against every listener already there, and a consumer assigning 10,000
+ * partitions runs 10,000 ListOffsets linked to its client at once (about 0.4 s of its start-up).
  */
 export function anySignal(signals: readonly (AbortSignal | undefined)[]): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
-  const linked: { signal: AbortSignal; onAbort: () => void }[] = [];
+  const linked: Set<() => void>[] = [];
+  let onAbort: (() => void) | undefined;
   const dispose = (): void => {
-    for (const { signal, onAbort } of linked) signal.removeEventListener('abort', onAbort);
+    if (onAbort !== undefined) for (const links of linked) links.delete(onAbort);
     linked.length = 0;
+  };
+  const aborted = signals.find((signal) => signal?.aborted === true);
+  if (aborted !== undefined) {
+    controller.abort(aborted.reason);
+    return { signal: controller.signal, dispose };
+  }
+  onAbort = (): void => {
+    dispose();
+    const reason = signals.find((signal) => signal?.aborted === true)?.reason;
+    controller.abort(reason);
   };
   for (const signal of signals) {
     if (signal === undefined) continue;
-    if (signal.aborted) {
-      dispose();
-      controller.abort(signal.reason);
-      break;
-    }
-    const onAbort = (): void => {
-      dispose();
-      controller.abort(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    linked.push({ signal, onAbort });
+    const links = abortFanOut(signal);
+    links.add(onAbort);
+    linked.push(links);
   }
   return { signal: controller.signal, dispose };
+}
+
+/** Per signal, the `anySignal` links its one listener calls when it aborts. */
+const fanOuts = new WeakMap<AbortSignal, Set<() => void>>();
+
+function abortFanOut(signal: AbortSignal): Set<() => void> {
+  let links = fanOuts.get(signal);
+  if (links === undefined) {
+    const created = new Set<() => void>();
+    links = created;
+    fanOuts.set(signal, created);
+    // A copy: each link unlinks itself (dispose) as it runs.
+    signal.addEventListener('abort', () => {
+      for (const link of [...created]) link();
+    }, { once: true });
+  }
+  return links;
 }
 
 /** Resolves true after `delayMs`, or false at once when `signal` aborts first. */
