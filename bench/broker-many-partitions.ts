@@ -1,6 +1,7 @@
 /**
  * Question: what does a producer get from one broker when it writes 10,000 partitions at
- * once, round robin, against the same producer writing 100 partitions in the same round?
+ * once, round robin, against the same producer writing 100 partitions in the same round, and
+ * what does one consumer reading all of them back get?
  * And how long do the first record to each new partition and the broker's stop take then?
  * No target is set: this is the storage engine's "10,000 partitions per broker" seen from a
  * producer, with the broker's default settings (flush interval:1000, openSegmentFilesMax
@@ -12,7 +13,9 @@
  * every partition at once and time until all are acknowledged (each partition's first
  * open), then a second record to each; then send round robin for `--seconds` with at most
  * `--in-flight` records unacknowledged, reporting acknowledged records/s per 5 s window and
- * over the last half of the run (steady state); then SIGTERM and the broker's own `stopMs`.
+ * over the last half of the run (steady state); then one consumer (the TypeScript consumer)
+ * assigned every partition reads them all from offset 0 (replay records/s, from its assign to
+ * the last record); then SIGTERM and the broker's own `stopMs`.
  * The broker's RSS and descriptors are sampled from /proc. Baseline in the same round: the
  * same load to 100 partitions on another fresh broker. Medians of the rounds.
  *
@@ -42,6 +45,8 @@ const runSeconds = Number(args.seconds);
 const inFlightMax = Number(args['in-flight']);
 const rounds = Number(args.rounds);
 const BASELINE_PARTITIONS = 100;
+/** The replay gives up (and the bench fails) after this long. */
+const REPLAY_MS_MAX = 300_000;
 if (![partitions, runSeconds, inFlightMax, rounds].every((n) => Number.isInteger(n) && n >= 1)) {
   throw new Error('--partitions, --seconds, --in-flight and --rounds must be positive integers');
 }
@@ -68,6 +73,8 @@ interface Run {
   steadyPerSecond: number;
   acked: number;
   errors: number;
+  /** One consumer assigned every partition, from offset 0 to the last record written. */
+  replayPerSecond: number;
   stopMs: number;
   rssMaxMb: number;
   fdsMax: number;
@@ -164,10 +171,27 @@ async function oneRun(partitionCount: number, label: string): Promise<Run> {
     const steadyPerSecond = (ackedAtEnd - (ackedAtHalf ?? 0)) / (runSeconds / 2);
     await producer.flush();
     await producer.close();
+    // Replay: one consumer assigned every partition, from offset 0, until it has every record
+    // written (the two per partition, and the run's).
+    const consumer = client.consumer({ autoOffsetReset: 'none' });
+    const assignment = Array.from({ length: partitionCount }, (_, partition) => ({ topic, partition }));
+    const recordsWritten = 2 * partitionCount + ackedAtEnd;
+    const replayStart = performance.now();
+    consumer.assign(assignment);
+    await Promise.all(assignment.map((tp) => consumer.seek(tp, 0)));
+    let replayed = 0;
+    const replayDeadline = replayStart + REPLAY_MS_MAX;
+    for await (const chunk of consumer.batches()) {
+      replayed += chunk.length;
+      if (replayed >= recordsWritten || performance.now() > replayDeadline) break;
+    }
+    const replayMs = performance.now() - replayStart;
+    await consumer.close();
+    if (replayed < recordsWritten) throw new Error(`replay read ${replayed} of ${recordsWritten} records in ${Math.round(replayMs)} ms`);
     await client.close();
     process.kill(broker.pid, 'SIGTERM');
     await stoppedLine;
-    return { createMs, firstRecordMs, secondRecordMs, windows, steadyPerSecond, acked: ackedAtEnd, errors, stopMs, rssMaxMb, fdsMax };
+    return { createMs, firstRecordMs, secondRecordMs, windows, steadyPerSecond, acked: ackedAtEnd, errors, replayPerSecond: replayed / (replayMs / 1000), stopMs, rssMaxMb, fdsMax };
   } finally {
     clearInterval(sampler);
     await broker.stop();
@@ -181,11 +205,11 @@ for (let round = 0; round < rounds; round++) {
   const manyRun = await oneRun(partitions, `p${partitions}-r${round}`);
   many.push(manyRun);
   console.log(
-    `round ${round + 1} ${partitions} partitions: create ${fmt(manyRun.createMs)} ms, first record to each ${fmt(manyRun.firstRecordMs)} ms, second ${fmt(manyRun.secondRecordMs)} ms, records/s per 5 s [${manyRun.windows.map((w) => fmt(w)).join(', ')}], steady ${fmt(manyRun.steadyPerSecond)}/s, errors ${manyRun.errors}, stop ${fmt(manyRun.stopMs)} ms, RSS max ${fmt(manyRun.rssMaxMb)} MB, fds max ${manyRun.fdsMax}`,
+    `round ${round + 1} ${partitions} partitions: create ${fmt(manyRun.createMs)} ms, first record to each ${fmt(manyRun.firstRecordMs)} ms, second ${fmt(manyRun.secondRecordMs)} ms, records/s per 5 s [${manyRun.windows.map((w) => fmt(w)).join(', ')}], steady ${fmt(manyRun.steadyPerSecond)}/s, errors ${manyRun.errors}, replay ${fmt(manyRun.replayPerSecond)}/s, stop ${fmt(manyRun.stopMs)} ms, RSS max ${fmt(manyRun.rssMaxMb)} MB, fds max ${manyRun.fdsMax}`,
   );
   const fewRun = await oneRun(BASELINE_PARTITIONS, `p${BASELINE_PARTITIONS}-r${round}`);
   few.push(fewRun);
-  console.log(`round ${round + 1} ${BASELINE_PARTITIONS} partitions (baseline): records/s per 5 s [${fewRun.windows.map((w) => fmt(w)).join(', ')}], steady ${fmt(fewRun.steadyPerSecond)}/s, errors ${fewRun.errors}, stop ${fmt(fewRun.stopMs)} ms`);
+  console.log(`round ${round + 1} ${BASELINE_PARTITIONS} partitions (baseline): records/s per 5 s [${fewRun.windows.map((w) => fmt(w)).join(', ')}], steady ${fmt(fewRun.steadyPerSecond)}/s, errors ${fewRun.errors}, replay ${fmt(fewRun.replayPerSecond)}/s, stop ${fmt(fewRun.stopMs)} ms`);
 }
 
 const steadyMany = median(many.map((run) => run.steadyPerSecond));
@@ -195,6 +219,9 @@ console.log(`create topic                   ${fmt(median(many.map((run) => run.c
 console.log(`first record to each (opens)   ${fmt(median(many.map((run) => run.firstRecordMs)))} ms  runs ${runsText(many.map((run) => run.firstRecordMs))}`);
 console.log(`second record to each          ${fmt(median(many.map((run) => run.secondRecordMs)))} ms  runs ${runsText(many.map((run) => run.secondRecordMs))}`);
 console.log(`steady records/s (last half)   ${fmt(steadyMany)}  runs ${runsText(many.map((run) => run.steadyPerSecond))}; ${BASELINE_PARTITIONS} partitions ${fmt(steadyFew)} (${fmt((steadyMany / steadyFew) * 100)} %)`);
+const replayMany = median(many.map((run) => run.replayPerSecond));
+const replayFew = median(few.map((run) => run.replayPerSecond));
+console.log(`replay records/s (1 consumer)  ${fmt(replayMany)}  runs ${runsText(many.map((run) => run.replayPerSecond))}; ${BASELINE_PARTITIONS} partitions ${fmt(replayFew)} (${fmt((replayMany / replayFew) * 100)} %)`);
 console.log(`stop (broker's stopMs)         ${fmt(median(many.map((run) => run.stopMs)))} ms  runs ${runsText(many.map((run) => run.stopMs))}; ${BASELINE_PARTITIONS} partitions ${fmt(median(few.map((run) => run.stopMs)))} ms`);
 console.log(`broker RSS max / fds max       ${fmt(median(many.map((run) => run.rssMaxMb)))} MB / ${fmt(median(many.map((run) => run.fdsMax)))}`);
 console.log(`errors                         ${many.reduce((sum, run) => sum + run.errors, 0)} (${BASELINE_PARTITIONS} partitions: ${few.reduce((sum, run) => sum + run.errors, 0)})`);
