@@ -694,6 +694,17 @@ function corruptDataError(): Error {
   return Object.assign(new Error('15 DATA_LOSS'), { code: grpc.status.DATA_LOSS, details: 'segment damaged', metadata });
 }
 
+/** A consumer assigned partitions 0..count-1 of topic t from earliest, with each one's open stream. */
+async function assignedFromEarliest(count: number) {
+  const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
+  const all = Array.from({ length: count }, (_, partition) => ({ topic: 't', partition }));
+  consumer.assign(all);
+  await settle();
+  const streams = new Map(transport.subscriptions.map((entry) => [entry.partition, entry.stream]));
+  expect(streams.size).toBe(count);
+  return { consumer, all, streams };
+}
+
 describe('Consumer with many partitions', () => {
   it('hands out each reply of a tail of 2,000 partitions without walking the assigned partitions, and their failures once each', async () => {
     // A tail: the iterator waits, one partition replies, the iterator hands out its record.
@@ -701,12 +712,7 @@ describe('Consumer with many partitions', () => {
     // throw, one for a partition with records): 4,000 records here made 24 million visits, and
     // 10,000 partitions tailed at 5,000 records/s took 75 % of a core.
     const PARTITIONS = 2_000;
-    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
-    const all = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: 't', partition }));
-    consumer.assign(all);
-    await settle();
-    const streams = new Map(transport.subscriptions.map((entry) => [entry.partition, entry.stream]));
-    expect(streams.size).toBe(PARTITIONS);
+    const { consumer, all, streams } = await assignedFromEarliest(PARTITIONS);
     const visits = countPartitionVisits(consumer);
     const iterator = consumer[Symbol.asyncIterator]();
     for (let offset = 0; offset < 2; offset++) {
@@ -740,11 +746,7 @@ describe('Consumer with many partitions', () => {
     // Each wait for a reply also checked whether every partition was finished, from the first
     // one on, past all those finished already: with the two walks above, 14 million visits here.
     const PARTITIONS = 2_000;
-    const { consumer, transport } = makeConsumer({ autoOffsetReset: 'earliest' });
-    const all = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: 't', partition }));
-    consumer.assign(all);
-    await settle();
-    const streams = new Map(transport.subscriptions.map((entry) => [entry.partition, entry.stream]));
+    const { consumer, all, streams } = await assignedFromEarliest(PARTITIONS);
     consumer.stopAt(all.map((tp) => ({ ...tp, offset: 1 })));
     const visits = countPartitionVisits(consumer);
     const iterator = consumer[Symbol.asyncIterator]();
