@@ -7,7 +7,7 @@
  * the broker addresses and topic involved, so every client command words the common
  * failures (no broker, no topic) the same way.
  */
-import { isBrokerError, isBrokerStoppingError } from '../client/index.js';
+import { isBrokerError, isBrokerStoppingError, type BrokerError, type Reason } from '../client/index.js';
 
 export class CliError extends Error {
   readonly exitCode: number;
@@ -32,7 +32,7 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
   if (!isBrokerError(error)) return new CliError(error instanceof Error ? error.message : String(error), { cause: error });
   const topic = error.topic ?? context.topic ?? '?';
   const brokers = context.brokers.join(',');
-  switch (error.reason) {
+  switch (troubleReason(error)) {
     case 'BROKER_UNAVAILABLE': {
       // A host name that does not resolve is a typo or a DNS problem, not a stopped broker.
       const host = unresolvedHost(error.message);
@@ -42,7 +42,6 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
           { cause: error },
         );
       }
-      if (isBrokerStoppingError(error)) return new CliError(`broker ${brokers} is shutting down: try again once it is back`, { cause: error });
       return new CliError(
         `cannot reach broker ${brokers} (${shortTransportDetail(error.message)}): is \`runnel broker\` running? ` +
           'Point at another with --broker HOST:PORT or RUNNEL_BROKER',
@@ -76,6 +75,14 @@ export function toCliError(error: unknown, context: CliErrorContext): CliError {
   }
 }
 
+/**
+ * `error.reason`, except that a stopping broker's BROKER_UNAVAILABLE (`isBrokerStoppingError`)
+ * reads as SHUTTING_DOWN: "is shutting down", not "cannot reach … is it running?".
+ */
+function troubleReason(error: BrokerError): Reason {
+  return isBrokerStoppingError(error) ? 'SHUTTING_DOWN' : error.reason;
+}
+
 /** Whether a TOPIC_ALREADY_EXISTS is about a partition directory with no topic record, not a topic. */
 export function isLeftoverDirectory(error: unknown): boolean {
   return isBrokerError(error, 'TOPIC_ALREADY_EXISTS') && typeof error.details.leftoverDirectory === 'string';
@@ -89,11 +96,10 @@ export function isLeftoverDirectory(error: unknown): boolean {
 export function describeBrokerTrouble(error: unknown, brokers: readonly string[]): string {
   const addresses = brokers.join(',');
   if (!isBrokerError(error)) return `broker ${addresses} failed (${error instanceof Error ? error.message : String(error)})`;
-  switch (error.reason) {
+  switch (troubleReason(error)) {
     case 'BROKER_UNAVAILABLE': {
       const host = unresolvedHost(error.message);
       if (host !== undefined) return `the broker host name ${host} could not be resolved (brokers ${addresses})`;
-      if (isBrokerStoppingError(error)) return `broker ${addresses} is shutting down`;
       return `cannot reach broker ${addresses} (${shortTransportDetail(error.message)})`;
     }
     case 'REQUEST_TIMED_OUT':

@@ -43,10 +43,11 @@
  *
  * Owns (single writer: this class, on the event loop): per partition the position, the fetch
  * offset, the buffered chunks and the stream; the queues of partitions with records to hand out
- * and of failures to throw, so that no step of reading walks every assigned partition. Callbacks of a stream or ListOffsets that
- * resolve after a seek, an unassign or close carry an older `generation` and are ignored; a
- * ListOffsets still retried then is cancelled (`stopStream`), since its retries would
- * otherwise hold timers and calls for the client's whole retry budget after close.
+ * and of failures to throw, so that no step of reading walks every assigned partition.
+ * Callbacks of a stream or ListOffsets that resolve after a seek, an unassign or close carry
+ * an older `generation` and are ignored; a ListOffsets still retried then is cancelled
+ * (`stopStream`), since its retries would otherwise hold timers and calls for the client's
+ * whole retry budget after close.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../common/index.js';

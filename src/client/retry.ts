@@ -161,26 +161,24 @@ export function closingController(): AbortController {
 export function anySignal(signals: readonly (AbortSignal | undefined)[]): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const linked: Set<() => void>[] = [];
-  let onAbort: (() => void) | undefined;
   const dispose = (): void => {
-    if (onAbort !== undefined) for (const links of linked) links.delete(onAbort);
+    for (const links of linked) links.delete(onAbort);
     linked.length = 0;
   };
-  const aborted = signals.find((signal) => signal?.aborted === true);
-  if (aborted !== undefined) {
-    controller.abort(aborted.reason);
-    return { signal: controller.signal, dispose };
-  }
-  onAbort = (): void => {
+  // With the reason of the one that aborted (the first of them, when several already have).
+  const onAbort = (): void => {
     dispose();
-    const reason = signals.find((signal) => signal?.aborted === true)?.reason;
-    controller.abort(reason);
+    controller.abort(signals.find((signal) => signal?.aborted === true)?.reason);
   };
-  for (const signal of signals) {
-    if (signal === undefined) continue;
-    const links = abortFanOut(signal);
-    links.add(onAbort);
-    linked.push(links);
+  if (signals.some((signal) => signal?.aborted === true)) {
+    controller.abort(signals.find((signal) => signal?.aborted === true)?.reason);
+  } else {
+    for (const signal of signals) {
+      if (signal === undefined) continue;
+      const links = abortFanOut(signal);
+      links.add(onAbort);
+      linked.push(links);
+    }
   }
   return { signal: controller.signal, dispose };
 }

@@ -3,8 +3,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Slots } from '../common/slots.js';
 import { isBrokerError } from '../errors/index.js';
-import { ClosableFileSystem, ForwardingFileHandle, nodeFileSystem, withDescriptorSlots, writeAll, writeFilesAtomically, WRITE_CALL_BYTES_MAX, type FileHandle, type FileSystem } from './file-system.js';
-import { makeTempDir } from './test-helpers.js';
+import { ClosableFileSystem, nodeFileSystem, withDescriptorSlots, writeAll, writeFilesAtomically, WRITE_CALL_BYTES_MAX, type FileHandle, type FileSystem } from './file-system.js';
+import { makeTempDir, syncRecordingFileSystem } from './test-helpers.js';
 import { waitFor } from '../../test/support/wait-for.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -99,31 +99,16 @@ async function stateOf(promise: Promise<unknown>): Promise<'pending' | 'settled'
 }
 
 describe('writeFilesAtomically', () => {
-  /** The node file system, its calls recorded by kind and file name, and a failing open when asked. */
+  /** The node file system, its durability calls recorded, and a failing open of one file when asked. */
   function recordingFileSystem(options: { failOpenOf?: string } = {}): { fileSystem: FileSystem; calls: string[] } {
     const calls: string[] = [];
+    const recording = syncRecordingFileSystem(calls);
     const fileSystem: FileSystem = {
-      ...nodeFileSystem,
+      ...recording,
       async open(path, mode) {
-        if (basename(path) === options.failOpenOf) {
-          calls.push(`open ${basename(path)} failed`);
-          throw Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' });
-        }
-        const inner = await nodeFileSystem.open(path, mode);
-        return new (class extends ForwardingFileHandle {
-          override async datasync(): Promise<void> {
-            await super.datasync();
-            calls.push(`datasync ${basename(path)}`);
-          }
-        })(inner);
-      },
-      async rename(from, to) {
-        calls.push(`rename ${basename(from)}`);
-        return nodeFileSystem.rename(from, to);
-      },
-      async syncDirectory(path) {
-        calls.push('fsync dir');
-        return nodeFileSystem.syncDirectory(path);
+        if (basename(path) !== options.failOpenOf) return recording.open(path, mode);
+        calls.push(`open ${basename(path)} failed`);
+        throw Object.assign(new Error(`ENOSPC: no space left on device, open '${path}'`), { code: 'ENOSPC' });
       },
     };
     return { fileSystem, calls };
@@ -149,11 +134,11 @@ describe('writeFilesAtomically', () => {
     expect(readdirSync(dir).sort()).toEqual(['a.index', 'a.timeindex']);
     const firstRename = calls.findIndex((call) => call.startsWith('rename'));
     expect(calls.slice(0, firstRename).sort()).toEqual(['datasync a.index.tmp', 'datasync a.timeindex.tmp']);
-    expect(calls.slice(firstRename)).toEqual(['rename a.index.tmp', 'rename a.timeindex.tmp', 'fsync dir']);
+    expect(calls.slice(firstRename)).toEqual(['rename a.index.tmp', 'rename a.timeindex.tmp', `syncDirectory ${basename(dir)}`]);
   });
 
   it('renames nothing when one temporary file cannot be written, and throws only once the other has settled', async () => {
-    const { dir, a, b, replacements } = twoOldFiles();
+    const { a, b, replacements } = twoOldFiles();
     const { fileSystem, calls } = recordingFileSystem({ failOpenOf: 'a.index.tmp' });
     await expect(writeFilesAtomically(fileSystem, replacements)).rejects.toMatchObject({ code: 'ENOSPC' });
     // Both old files stand; the other temporary file was finished (a leftover .tmp, which a
@@ -161,7 +146,7 @@ describe('writeFilesAtomically', () => {
     expect(readFileSync(a, 'utf8')).toBe('old a');
     expect(readFileSync(b, 'utf8')).toBe('old b');
     expect(calls).toContain('datasync a.timeindex.tmp');
-    expect(calls.some((call) => call.startsWith('rename') || call === 'fsync dir')).toBe(false);
+    expect(calls.some((call) => call.startsWith('rename') || call.startsWith('syncDirectory'))).toBe(false);
   });
 
   it('refuses files of different directories, whose renames one directory fsync would not cover', async () => {

@@ -13,6 +13,7 @@ import { dirname } from 'node:path';
 import { assert } from '../common/assert.js';
 import type { Slots } from '../common/slots.js';
 import { storageClosedError } from './errors.js';
+import { TMP_SUFFIX } from './file-names.js';
 
 export type OpenMode =
   /** Existing file, read only. */
@@ -385,7 +386,7 @@ export async function writeFilesAtomically(fileSystem: FileSystem, files: readon
 }
 
 function tempPathOf(path: string): string {
-  return `${path}.tmp`;
+  return `${path}${TMP_SUFFIX}`; // what recovery removes (file-names.ts `isAtomicReplaceTempName`)
 }
 
 async function writeSyncedTemp(fileSystem: FileSystem, path: string, data: Buffer): Promise<void> {

@@ -15,9 +15,8 @@ import { limitRepeats, RepeatLimiter } from '../observability/index.js';
 import { decodeBatches } from '../protocol/index.js';
 import { recordingLogger } from '../../test/support/recording-logger.js';
 import { segmentFileName } from './file-names.js';
-import { ForwardingFileHandle, nodeFileSystem, type FileSystem } from './file-system.js';
 import type { PartitionLog } from './partition-log.js';
-import { makeBatch, makeTempDir, openTestLog } from './test-helpers.js';
+import { makeBatch, makeTempDir, openTestLog, syncRecordingFileSystem } from './test-helpers.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -119,18 +118,7 @@ describe('the first open of a new partition', () => {
     const temp = makeTempDir();
     cleanups.push(temp.remove);
     const syncs: string[] = [];
-    const fileSystem: FileSystem = {
-      ...nodeFileSystem,
-      syncDirectory: async (path) => (syncs.push(`syncDirectory ${basename(path)}`), nodeFileSystem.syncDirectory(path)),
-      open: async (path, mode) => {
-        return new (class extends ForwardingFileHandle {
-          override datasync(): Promise<void> {
-            syncs.push(`datasync ${basename(path)}`);
-            return super.datasync();
-          }
-        })(await nodeFileSystem.open(path, mode));
-      },
-    };
+    const fileSystem = syncRecordingFileSystem(syncs);
     const log = await openTestLog({ dir: temp.dir, config: { flush: { kind: 'always' } }, fileSystem });
     // Before, partition.state was written too (a file fdatasync and a second directory fsync):
     // three fsyncs per partition, 30,000 before a first produce to a new topic of 10,000.

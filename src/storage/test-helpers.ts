@@ -4,12 +4,12 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
 import { silentLogger, type Logger } from '../observability/index.js';
 import { encodeBatch, type LogRecord } from '../protocol/index.js';
 import { FileHandleCache } from './file-handle-cache.js';
-import { nodeFileSystem, type FileSystem } from './file-system.js';
+import { ForwardingFileHandle, nodeFileSystem, type FileSystem } from './file-system.js';
 import { IndexCache } from './index-cache.js';
 import { PartitionLog, type PartitionLogConfig, type PartitionLogOptions } from './partition-log.js';
 
@@ -103,4 +103,30 @@ export function propertyRunSettings(defaultRuns: number, msPerRun: number): Prop
   const path = process.env.RUNNEL_PROPERTY_PATH;
   const replay = seed === undefined ? {} : { seed: Number(seed), ...(path === undefined ? {} : { path }) };
   return { runs, testTimeoutMs, interruptAfterMs: testTimeoutMs - 10_000, replay };
+}
+
+/**
+ * `base` (the node file system by default) with its durability calls recorded in `calls` as
+ * they complete, by file name: `datasync <file>`, `rename <from>`, `syncDirectory <dir>`.
+ */
+export function syncRecordingFileSystem(calls: string[], base: FileSystem = nodeFileSystem): FileSystem {
+  return {
+    ...base,
+    async open(path, mode) {
+      return new (class extends ForwardingFileHandle {
+        override async datasync(): Promise<void> {
+          await super.datasync();
+          calls.push(`datasync ${basename(path)}`);
+        }
+      })(await base.open(path, mode));
+    },
+    async rename(from, to) {
+      await base.rename(from, to);
+      calls.push(`rename ${basename(from)}`);
+    },
+    async syncDirectory(path) {
+      await base.syncDirectory(path);
+      calls.push(`syncDirectory ${basename(path)}`);
+    },
+  };
 }
